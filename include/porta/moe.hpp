@@ -1,0 +1,68 @@
+// Attributes of porta's Mixture-of-Experts ops and the presets of real checkpoints.
+//
+// The router covers every routing variant of DeepSeek-V2/V3, Mixtral, Qwen-MoE, OLMoE and Switch
+// with one op and exact semantics; ../shared/specs/moe-router.md (docs/moe-router.md) is the
+// specification. The presets return the attributes each model family uses, so
+// `g.moe_router(logits, porta::moe::deepseek_v3())` routes as DeepSeek-V3 does.
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+
+namespace porta::moe {
+
+enum class Score { Softmax, Sigmoid, SqrtSoftplus, Identity };
+enum class SelectOn { Score, Logit };
+enum class GroupScore { Max, Top2Sum };
+enum class Mode { TokenChoice, Hash, ExpertChoice };
+
+struct RouterAttrs {
+  std::int64_t num_experts = 0;  // E
+  std::int64_t top_k = 1;        // K
+  Score score = Score::Softmax;
+  SelectOn select_on = SelectOn::Score;
+  std::int64_t num_groups = 1;   // G
+  std::int64_t topk_groups = 1;  // TG
+  GroupScore group_score = GroupScore::Max;
+  Mode mode = Mode::TokenChoice;
+  bool renormalize = false;
+  float renorm_eps = 1e-20f;
+  float scale = 1.0f;
+  float capacity_factor = 0.0f;  // 0: no capacity limit
+  std::int64_t block_size = 1;   // pad each expert's block of `perm` to a multiple of this
+  bool use_bias = false;         // a selection bias input [E] is expected (DeepSeek-V3)
+  friend bool operator==(const RouterAttrs&, const RouterAttrs&) = default;
+};
+
+// Presets. E and K are the model's; the rest is what the family's reference code does.
+RouterAttrs deepseek_v2_lite(std::int64_t num_experts = 64, std::int64_t top_k = 6);
+RouterAttrs deepseek_v2(std::int64_t num_experts = 160, std::int64_t top_k = 6);
+RouterAttrs deepseek_v3(std::int64_t num_experts = 256, std::int64_t top_k = 8);
+RouterAttrs mixtral(std::int64_t num_experts = 8, std::int64_t top_k = 2);
+RouterAttrs qwen2_moe(std::int64_t num_experts = 60, std::int64_t top_k = 4);
+RouterAttrs qwen3_moe(std::int64_t num_experts = 128, std::int64_t top_k = 8);
+RouterAttrs olmoe(std::int64_t num_experts = 64, std::int64_t top_k = 8);
+RouterAttrs switch_capacity(float capacity_factor, std::int64_t num_experts = 128);
+
+// Attribute values from their names in configs and on the command line ("softmax", "sigmoid",
+// "sqrt_softplus", "identity"; "score", "logit"; "max", "top2_sum"; "token_choice", "hash",
+// "expert_choice"). Unknown names throw porta::Error listing the accepted ones.
+Score parse_score(std::string_view name);
+SelectOn parse_select_on(std::string_view name);
+GroupScore parse_group_score(std::string_view name);
+Mode parse_mode(std::string_view name);
+std::string_view to_string(Score value) noexcept;
+std::string_view to_string(SelectOn value) noexcept;
+std::string_view to_string(GroupScore value) noexcept;
+std::string_view to_string(Mode value) noexcept;
+
+// How shared experts of moe_experts are gated.
+enum class SharedGate { None, Sigmoid };
+
+struct ExpertsAttrs {
+  bool has_shared = false;
+  SharedGate shared_gate = SharedGate::None;  // Qwen2-MoE: sigmoid(x · w_gate_shared)
+  friend bool operator==(const ExpertsAttrs&, const ExpertsAttrs&) = default;
+};
+
+}  // namespace porta::moe

@@ -1,0 +1,140 @@
+#include <porta/tensor.hpp>
+
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#include <fmt/format.h>
+
+namespace porta {
+
+namespace {
+
+constexpr std::size_t kAlignment = 64;
+
+std::shared_ptr<void> allocate_aligned(std::size_t bytes) {
+  const std::size_t rounded = ((bytes + kAlignment - 1) / kAlignment) * kAlignment;
+  void* p = std::aligned_alloc(kAlignment, rounded == 0 ? kAlignment : rounded);
+  if (p == nullptr)
+    throw Error(ErrorCode::OutOfMemory, fmt::format("cannot allocate {} bytes for a tensor", bytes));
+  std::memset(p, 0, rounded == 0 ? kAlignment : rounded);
+  return std::shared_ptr<void>(p, [](void* q) { std::free(q); });
+}
+
+void check_dims(const Shape& shape) {
+  for (auto d : shape.dims())
+    if (d < 0)
+      throw Error(ErrorCode::InvalidArgument,
+                  fmt::format("tensor shape {} has a negative dimension", shape.to_string()));
+}
+
+}  // namespace
+
+Tensor Tensor::zeros(Shape shape, DType dtype) {
+  check_dims(shape);
+  Tensor t;
+  t.shape_ = std::move(shape);
+  t.dtype_ = dtype;
+  auto storage = allocate_aligned(t.nbytes());
+  t.data_ = storage.get();
+  t.owner_ = std::move(storage);
+  return t;
+}
+
+Tensor Tensor::copy_of(Shape shape, DType dtype, const void* data, std::size_t bytes) {
+  Tensor t = zeros(std::move(shape), dtype);
+  if (bytes != t.nbytes())
+    throw Error(ErrorCode::ShapeMismatch,
+                fmt::format("{} bytes given for a {} tensor of shape {} ({} bytes expected)", bytes,
+                            dtype_name(dtype), t.shape_.to_string(), t.nbytes()));
+  if (bytes > 0) std::memcpy(t.data_, data, bytes);
+  return t;
+}
+
+Tensor Tensor::from_f32(Shape shape, DType dtype, std::span<const float> values) {
+  Tensor t = zeros(std::move(shape), dtype);
+  if (values.size() != static_cast<std::size_t>(t.numel()))
+    throw Error(ErrorCode::ShapeMismatch,
+                fmt::format("{} values given for a tensor of shape {} ({} elements)", values.size(),
+                            t.shape_.to_string(), t.numel()));
+  convert(values.data(), DType::F32, t.data_, dtype, values.size());
+  return t;
+}
+
+Tensor Tensor::view(void* data, Shape shape, DType dtype) { return view(data, std::move(shape), dtype, nullptr); }
+
+Tensor Tensor::view(void* data, Shape shape, DType dtype, std::shared_ptr<const void> owner) {
+  check_dims(shape);
+  if (data == nullptr && shape.numel() != 0)
+    throw Error(ErrorCode::InvalidArgument,
+                fmt::format("null data pointer for a non-empty tensor of shape {}", shape.to_string()));
+  Tensor t;
+  t.shape_ = std::move(shape);
+  t.dtype_ = dtype;
+  t.data_ = data;
+  t.owner_ = std::move(owner);
+  return t;
+}
+
+Tensor Tensor::reshape(Shape shape) const {
+  std::int64_t known = 1;
+  int inferred = -1;
+  auto dims = shape.dims();
+  for (std::size_t i = 0; i < dims.size(); ++i) {
+    if (dims[i] == -1 && inferred < 0) {
+      inferred = static_cast<int>(i);
+    } else if (dims[i] < 0) {
+      throw Error(ErrorCode::InvalidArgument, fmt::format("cannot reshape {} to {}: bad dimension",
+                                                          shape_.to_string(), shape.to_string()));
+    } else {
+      known *= dims[i];
+    }
+  }
+  if (inferred >= 0) {
+    if (known == 0 || numel() % known != 0)
+      throw Error(ErrorCode::ShapeMismatch, fmt::format("cannot reshape {} to {}", shape_.to_string(),
+                                                        shape.to_string()));
+    dims[static_cast<std::size_t>(inferred)] = numel() / known;
+    known *= dims[static_cast<std::size_t>(inferred)];
+  }
+  if (known != numel())
+    throw Error(ErrorCode::ShapeMismatch,
+                fmt::format("cannot reshape {} ({} elements) to {}", shape_.to_string(), numel(),
+                            shape.to_string()));
+  Tensor t = *this;
+  t.shape_ = Shape(std::move(dims));
+  return t;
+}
+
+Tensor Tensor::clone() const { return copy_of(shape_, dtype_, data_, nbytes()); }
+
+Tensor Tensor::to(DType dtype) const {
+  Tensor t = zeros(shape_, dtype);
+  convert(data_, dtype_, t.data_, dtype, static_cast<std::size_t>(numel()));
+  return t;
+}
+
+std::vector<float> Tensor::to_f32() const {
+  std::vector<float> out(static_cast<std::size_t>(numel()));
+  convert(data_, dtype_, out.data(), DType::F32, out.size());
+  return out;
+}
+
+float Tensor::at_f32(std::int64_t i) const {
+  if (i < 0 || i >= numel())
+    throw Error(ErrorCode::InvalidArgument,
+                fmt::format("element {} is out of range for a tensor of {} elements", i, numel()));
+  return load_as_f32(data_, dtype_, static_cast<std::size_t>(i));
+}
+
+std::string Tensor::description() const {
+  return fmt::format("{}{}", dtype_name(dtype_), shape_.to_string());
+}
+
+void Tensor::check_element_type(DType requested) const {
+  if (requested != dtype_)
+    throw Error(ErrorCode::DTypeMismatch,
+                fmt::format("tensor {} accessed as {}", description(), dtype_name(requested)));
+}
+
+}  // namespace porta

@@ -1,0 +1,462 @@
+// compile() and Executable::run(): dead-node removal, placement, segmentation, transfers at
+// memory-domain edges, the memory plan, lowering each segment once; then cheap runs.
+#include <porta/executable.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <mutex>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "graph/catalogue.hpp"
+#include "runtime/backend.hpp"
+#include "runtime/memory_plan.hpp"
+#include "runtime/placement.hpp"
+
+namespace porta {
+
+namespace detail {
+
+namespace {
+
+constexpr int kHostDomain = 0;
+
+struct Domain {
+  std::string name;
+  std::shared_ptr<Backend> owner;  // allocates and copies; null for the host domain
+  std::unique_ptr<Buffer> arena;
+  std::vector<std::unique_ptr<Buffer>> constant_buffers;
+  std::vector<TensorRef> refs;  // by ValueId; entries without a buffer are not present here
+  std::size_t arena_bytes = 0;
+  std::size_t unplanned_bytes = 0;
+
+  void copy_in(const TensorRef& dst, const void* src, std::size_t bytes) const {
+    if (owner) {
+      owner->copy_in(*dst.buffer, dst.offset, src, bytes);
+    } else if (bytes > 0) {
+      std::memcpy(dst.host(), src, bytes);
+    }
+  }
+  void copy_out(const TensorRef& src, void* dst, std::size_t bytes) const {
+    if (owner) {
+      owner->copy_out(*src.buffer, src.offset, dst, bytes);
+    } else if (bytes > 0) {
+      std::memcpy(dst, src.host(), bytes);
+    }
+  }
+};
+
+struct Step {
+  enum class Kind { Segment, Transfer } kind = Kind::Segment;
+  // Segment
+  std::shared_ptr<Backend> backend;
+  std::unique_ptr<Plan> plan;
+  std::vector<NodeId> nodes;
+  // Segment (its domain) or Transfer (the destination)
+  int domain = kHostDomain;
+  // Transfer
+  ValueId value = 0;
+  int from_domain = kHostDomain;
+};
+
+class RunRecorder final : public OpRecorder {
+ public:
+  RunRecorder(const GraphState& g, const std::vector<OpCost>& costs,
+              const std::vector<std::string>& backend_of_node, Profile& profile)
+      : g_(g), costs_(costs), backend_of_node_(backend_of_node), profile_(profile),
+        start_(std::chrono::steady_clock::now()) {}
+
+  void record(NodeId node, double start_us, double end_us, double device_us) override {
+    OpProfile op;
+    op.node = g_.nodes[node].name;
+    op.op = std::string(op_name(g_.nodes[node].op));
+    op.backend = backend_of_node_[node];
+    op.start_us = start_us;
+    op.time_us = end_us - start_us;
+    op.device_us = device_us;
+    op.flops = costs_[node].flops;
+    op.bytes = costs_[node].bytes;
+    profile_.ops.push_back(std::move(op));
+  }
+  double now_us() const override {
+    return std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start_).count();
+  }
+
+ private:
+  const GraphState& g_;
+  const std::vector<OpCost>& costs_;
+  const std::vector<std::string>& backend_of_node_;
+  Profile& profile_;
+  std::chrono::steady_clock::time_point start_;
+};
+
+}  // namespace
+
+struct ExecutableImpl {
+  GraphState graph;
+  CompileOptions options;
+  std::vector<NodePlacement> placement;
+  std::vector<std::string> backend_of_node;  // by NodeId, empty for dead nodes
+  std::vector<OpCost> costs;                  // by NodeId
+  std::vector<int> home;                      // by ValueId: the domain that holds the value
+  std::vector<Domain> domains;                // [0] is the host
+  std::vector<Step> steps;
+  Profile profile;
+  std::mutex run_mutex;
+
+  int domain_index(const std::shared_ptr<Backend>& backend) {
+    const std::string name = backend->memory_domain();
+    if (name == "host") return kHostDomain;
+    for (std::size_t i = 0; i < domains.size(); ++i)
+      if (domains[i].name == name) return static_cast<int>(i);
+    Domain d;
+    d.name = name;
+    d.owner = backend;
+    d.refs.resize(graph.values.size());
+    domains.push_back(std::move(d));
+    return static_cast<int>(domains.size() - 1);
+  }
+};
+
+namespace {
+
+std::vector<bool> live_nodes(const GraphState& g) {
+  std::vector<bool> live(g.nodes.size(), false);
+  std::vector<ValueId> stack;
+  for (const auto& [name, id] : g.outputs) stack.push_back(id);
+  while (!stack.empty()) {
+    const ValueId v = stack.back();
+    stack.pop_back();
+    const auto producer = g.values[v].producer;
+    if (producer == kNoNode || live[producer]) continue;
+    live[producer] = true;
+    for (auto in : g.nodes[producer].inputs) stack.push_back(in);
+  }
+  return live;
+}
+
+void build(ExecutableImpl& x) {
+  GraphState& g = x.graph;
+  if (g.outputs.empty()) throw Error(ErrorCode::InvalidArgument, "the graph has no outputs to compute");
+  const auto live = live_nodes(g);
+  x.domains.resize(1);
+  x.domains[kHostDomain].name = "host";
+  x.domains[kHostDomain].refs.resize(g.values.size());
+  x.home.assign(g.values.size(), kHostDomain);
+  x.backend_of_node.assign(g.nodes.size(), std::string());
+  x.costs.resize(g.nodes.size());
+
+  // Placement, then segments of consecutive nodes on one backend.
+  const auto placed = place_nodes(g, live, x.options);
+  for (const auto& n : g.nodes) {
+    if (!live[n.id]) continue;
+    const auto& p = placed[n.id];
+    x.placement.push_back({n.name, std::string(op_name(n.op)), p.backend->name(), p.reason});
+    x.backend_of_node[n.id] = p.backend->name();
+    x.costs[n.id] = op_cost(g, n);
+    const int domain = x.domain_index(p.backend);
+    for (auto out : n.outputs) x.home[out] = domain;
+    if (x.steps.empty() || x.steps.back().kind != Step::Kind::Segment || x.steps.back().backend != p.backend) {
+      Step s;
+      s.backend = p.backend;
+      s.domain = domain;
+      x.steps.push_back(std::move(s));
+    }
+    x.steps.back().nodes.push_back(n.id);
+  }
+
+  // Transfers: a value read in a domain other than its home is copied there once, right before
+  // the first segment that needs it. Constants are uploaded now instead of on every run.
+  std::vector<std::vector<bool>> present(x.domains.size(), std::vector<bool>(g.values.size(), false));
+  for (ValueId v = 0; v < g.values.size(); ++v) present[static_cast<std::size_t>(x.home[v])][v] = true;
+  std::vector<Step> scheduled;
+  for (auto& segment : x.steps) {
+    for (auto node : segment.nodes) {
+      for (auto in : g.nodes[node].inputs) {
+        auto& here = present[static_cast<std::size_t>(segment.domain)];
+        if (here[in]) continue;
+        here[in] = true;
+        if (g.values[in].kind == ValueKind::Constant) continue;  // uploaded below
+        Step t;
+        t.kind = Step::Kind::Transfer;
+        t.value = in;
+        t.from_domain = x.home[in];
+        t.domain = segment.domain;
+        scheduled.push_back(std::move(t));
+      }
+    }
+    scheduled.push_back(std::move(segment));
+  }
+  x.steps = std::move(scheduled);
+
+  // Lifetimes in steps (each node is a step of its own, so values are reused within a segment).
+  const int end_of_run = 1 << 30;
+  std::vector<std::map<ValueId, BufferRequest>> requests(x.domains.size());
+  int step_index = 0;
+  for (const auto& s : x.steps) {
+    if (s.kind == Step::Kind::Transfer) {
+      requests[static_cast<std::size_t>(s.domain)][s.value] = {g.values[s.value].shape.numel() > 0
+                                                                   ? static_cast<std::size_t>(g.values[s.value].shape.numel()) * dtype_size(g.values[s.value].dtype)
+                                                                   : 0,
+                                                               step_index, step_index};
+      auto& src = requests[static_cast<std::size_t>(s.from_domain)];
+      if (auto it = src.find(s.value); it != src.end()) it->second.last_step = step_index;
+      ++step_index;
+      continue;
+    }
+    auto& reqs = requests[static_cast<std::size_t>(s.domain)];
+    for (auto node : s.nodes) {
+      for (auto in : g.nodes[node].inputs)
+        if (auto it = reqs.find(in); it != reqs.end()) it->second.last_step = std::max(it->second.last_step, step_index);
+      for (auto out : g.nodes[node].outputs) {
+        const auto& info = g.values[out];
+        reqs[out] = {static_cast<std::size_t>(info.shape.numel()) * dtype_size(info.dtype), step_index, step_index};
+      }
+      ++step_index;
+    }
+  }
+  for (const auto& [name, v] : g.outputs) {
+    auto& reqs = requests[static_cast<std::size_t>(x.home[v])];
+    if (auto it = reqs.find(v); it != reqs.end()) it->second.last_step = end_of_run;
+  }
+
+  // One arena per domain.
+  for (std::size_t d = 0; d < x.domains.size(); ++d) {
+    auto& domain = x.domains[d];
+    std::vector<ValueId> ids;
+    std::vector<BufferRequest> reqs;
+    for (const auto& [v, r] : requests[d]) {
+      ids.push_back(v);
+      reqs.push_back(r);
+    }
+    const auto plan = plan_memory(reqs);
+    domain.arena_bytes = plan.arena_bytes;
+    domain.unplanned_bytes = plan.unplanned_bytes;
+    domain.arena = domain.owner ? domain.owner->allocate(plan.arena_bytes) : std::make_unique<HostBuffer>(plan.arena_bytes);
+    for (std::size_t i = 0; i < ids.size(); ++i)
+      domain.refs[ids[i]] = {domain.arena.get(), plan.offsets[i], &g.values[ids[i]]};
+  }
+
+  // Constants: host views of the user's tensors; uploads to every other domain that reads them.
+  for (ValueId v = 0; v < g.values.size(); ++v) {
+    const auto& info = g.values[v];
+    if (info.kind != ValueKind::Constant) continue;
+    for (std::size_t d = 0; d < x.domains.size(); ++d) {
+      if (!present[d][v]) continue;
+      auto& domain = x.domains[d];
+      std::unique_ptr<Buffer> buffer;
+      if (domain.owner) {
+        buffer = domain.owner->allocate(info.constant.nbytes());
+        domain.owner->copy_in(*buffer, 0, info.constant.data(), info.constant.nbytes());
+      } else {
+        buffer = std::make_unique<HostBuffer>(info.constant.data(), info.constant.nbytes());
+      }
+      domain.refs[v] = {buffer.get(), 0, &info};
+      domain.constant_buffers.push_back(std::move(buffer));
+    }
+  }
+
+  // Lowering, once per segment.
+  for (auto& s : x.steps) {
+    if (s.kind != Step::Kind::Segment) continue;
+    try {
+      s.plan = s.backend->compile(g, s.nodes);
+    } catch (const Error&) {
+      throw;
+    } catch (const std::exception& e) {
+      throw Error(ErrorCode::Backend, fmt::format("backend '{}' failed to compile {}: {}", s.backend->name(),
+                                                  describe_node(g, g.nodes[s.nodes.front()]), e.what()));
+    }
+  }
+}
+
+void check_inputs(const ExecutableImpl& x, const std::map<std::string, Tensor>& inputs) {
+  const auto& g = x.graph;
+  for (const auto& [name, tensor] : inputs) {
+    const bool known = std::any_of(g.inputs.begin(), g.inputs.end(), [&](const auto& in) { return in.first == name; });
+    if (!known) {
+      std::vector<std::string> names;
+      for (const auto& in : g.inputs) names.push_back(in.first);
+      throw Error(ErrorCode::InvalidArgument, fmt::format("'{}' is not an input of the graph (inputs: {})", name,
+                                                          names.empty() ? "none" : fmt::format("{}", fmt::join(names, ", "))));
+    }
+  }
+  for (const auto& [name, id] : g.inputs) {
+    auto it = inputs.find(name);
+    if (it == inputs.end())
+      throw Error(ErrorCode::InvalidArgument, fmt::format("missing graph input '{}'", name));
+    const auto& info = g.values[id];
+    const Tensor& t = it->second;
+    if (t.shape() != info.shape)
+      throw Error(ErrorCode::ShapeMismatch, fmt::format("input '{}' has shape {} but the graph declares {}", name,
+                                                        t.shape().to_string(), info.shape.to_string()));
+    if (t.dtype() != info.dtype)
+      throw Error(ErrorCode::DTypeMismatch, fmt::format("input '{}' has dtype {} but the graph declares {}", name,
+                                                        dtype_name(t.dtype()), dtype_name(info.dtype)));
+    if (t.data() == nullptr && t.numel() > 0)
+      throw Error(ErrorCode::InvalidArgument, fmt::format("input '{}' has no data", name));
+    if (x.options.check_finite_inputs && is_floating(t.dtype())) {
+      for (std::int64_t i = 0; i < t.numel(); ++i) {
+        const float value = load_as_f32(t.data(), t.dtype(), static_cast<std::size_t>(i));
+        if (!std::isfinite(value))
+          throw Error(ErrorCode::InvalidArgument,
+                      fmt::format("input '{}' holds a non-finite value ({}) at element {}", name, value, i));
+      }
+    }
+  }
+}
+
+}  // namespace
+
+}  // namespace detail
+
+// ---- Executable ---------------------------------------------------------------------------------
+
+Executable::Executable() = default;
+Executable::~Executable() = default;
+Executable::Executable(Executable&&) noexcept = default;
+Executable& Executable::operator=(Executable&&) noexcept = default;
+
+Executable compile(const Graph& graph, const CompileOptions& options) {
+  auto impl = std::make_unique<detail::ExecutableImpl>();
+  impl->graph.nodes.assign(graph.nodes().begin(), graph.nodes().end());
+  for (std::size_t v = 0; v < graph.num_values(); ++v) impl->graph.values.push_back(graph.value(static_cast<ValueId>(v)));
+  impl->graph.inputs = graph.inputs();
+  impl->graph.outputs = graph.outputs();
+  impl->options = options;
+  detail::build(*impl);
+  Executable exe;
+  exe.impl_ = std::move(impl);
+  return exe;
+}
+
+std::map<std::string, Tensor> Executable::run(const std::map<std::string, Tensor>& inputs) {
+  using namespace detail;
+  if (!impl_) throw Error(ErrorCode::InvalidArgument, "run() on an empty Executable (use porta::compile)");
+  auto& x = *impl_;
+  std::lock_guard lock(x.run_mutex);
+  const auto& g = x.graph;
+  check_inputs(x, inputs);
+
+  // Graph inputs are read in place from the caller's tensors.
+  auto& host = x.domains[kHostDomain];
+  std::vector<std::unique_ptr<Buffer>> input_views;
+  for (const auto& [name, id] : g.inputs) {
+    const Tensor& t = inputs.at(name);
+    input_views.push_back(std::make_unique<HostBuffer>(t.data(), t.nbytes()));
+    host.refs[id] = {input_views.back().get(), 0, &g.values[id]};
+  }
+
+  x.profile = Profile{};
+  RunRecorder recorder(g, x.costs, x.backend_of_node, x.profile);
+  std::vector<char> staging;
+  for (auto& s : x.steps) {
+    if (s.kind == Step::Kind::Transfer) {
+      const auto& from = x.domains[static_cast<std::size_t>(s.from_domain)];
+      const auto& to = x.domains[static_cast<std::size_t>(s.domain)];
+      const auto& src = from.refs[s.value];
+      const auto& dst = to.refs[s.value];
+      const std::size_t bytes = src.nbytes();
+      const double start = recorder.now_us();
+      if (s.from_domain == kHostDomain) {
+        to.copy_in(dst, src.host(), bytes);
+      } else if (s.domain == kHostDomain) {
+        from.copy_out(src, dst.host(), bytes);
+      } else {
+        staging.resize(bytes);
+        from.copy_out(src, staging.data(), bytes);
+        to.copy_in(dst, staging.data(), bytes);
+      }
+      x.profile.transfers.push_back({g.values[s.value].name, from.name, to.name, start, recorder.now_us() - start, bytes});
+      continue;
+    }
+    ExecContext ctx{x.domains[static_cast<std::size_t>(s.domain)].refs, x.options.profile ? &recorder : nullptr};
+    try {
+      s.backend->execute(*s.plan, g, ctx);
+    } catch (const Error&) {
+      throw;
+    } catch (const std::exception& e) {
+      throw Error(ErrorCode::Backend, fmt::format("backend '{}' failed while running {}: {}", s.backend->name(),
+                                                  describe_node(g, g.nodes[s.nodes.front()]), e.what()));
+    }
+  }
+  for (std::size_t d = 1; d < x.domains.size(); ++d) x.domains[d].owner->synchronize();
+
+  std::map<std::string, Tensor> outputs;
+  for (const auto& [name, id] : g.outputs) {
+    const auto& info = g.values[id];
+    if (info.kind == ValueKind::Constant) {
+      outputs[name] = info.constant.clone();
+    } else if (info.kind == ValueKind::Input) {
+      outputs[name] = inputs.at(info.name).clone();
+    } else {
+      Tensor t = Tensor::zeros(info.shape, info.dtype);
+      const auto& domain = x.domains[static_cast<std::size_t>(x.home[id])];
+      domain.copy_out(domain.refs[id], t.data(), t.nbytes());
+      outputs[name] = std::move(t);
+    }
+  }
+  for (const auto& [name, id] : g.inputs) host.refs[id] = {};
+  x.profile.total_us = recorder.now_us();
+  return outputs;
+}
+
+const Profile& Executable::profile() const {
+  static const Profile empty;
+  return impl_ ? impl_->profile : empty;
+}
+
+void Executable::write_trace(const std::string& path) const {
+  std::ofstream out(path, std::ios::binary);
+  if (!out) throw Error(ErrorCode::Io, fmt::format("cannot open '{}' to write a trace", path));
+  out << profile().to_chrome_trace();
+  if (!out) throw Error(ErrorCode::Io, fmt::format("failed writing the trace to '{}'", path));
+}
+
+const std::vector<NodePlacement>& Executable::placement() const {
+  static const std::vector<NodePlacement> empty;
+  return impl_ ? impl_->placement : empty;
+}
+
+std::uint64_t Executable::arena_bytes() const {
+  std::uint64_t total = 0;
+  if (impl_)
+    for (const auto& d : impl_->domains) total += d.arena_bytes;
+  return total;
+}
+
+std::uint64_t Executable::unplanned_bytes() const {
+  std::uint64_t total = 0;
+  if (impl_)
+    for (const auto& d : impl_->domains) total += d.unplanned_bytes;
+  return total;
+}
+
+std::string Executable::summary() const {
+  if (!impl_) return "empty executable\n";
+  const auto& x = *impl_;
+  std::string out = fmt::format("{} nodes placed, {} steps\n", x.placement.size(), x.steps.size());
+  for (const auto& s : x.steps) {
+    if (s.kind == detail::Step::Kind::Transfer) {
+      out += fmt::format("  transfer {} : {} -> {}\n", x.graph.values[s.value].name,
+                         x.domains[static_cast<std::size_t>(s.from_domain)].name,
+                         x.domains[static_cast<std::size_t>(s.domain)].name);
+      continue;
+    }
+    std::vector<std::string> names;
+    for (auto n : s.nodes) names.push_back(x.graph.nodes[n].name);
+    out += fmt::format("  segment on {}: {}\n", s.backend->name(), fmt::join(names, ", "));
+  }
+  for (const auto& p : x.placement)
+    if (!p.reason.empty()) out += fmt::format("  {} ({}) on {}: {}\n", p.node, p.op, p.backend, p.reason);
+  for (const auto& d : x.domains)
+    out += fmt::format("  arena {}: {} bytes planned ({} without reuse)\n", d.name, d.arena_bytes, d.unplanned_bytes);
+  return out;
+}
+
+}  // namespace porta
