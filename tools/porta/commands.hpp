@@ -1,0 +1,22 @@
+// The subcommands of the porta program. Each registers its options on the CLI11 app and returns
+// the function that runs it; the function returns the process exit code.
+#pragma once
+
+#include <functional>
+
+#include <CLI/CLI.hpp>
+
+namespace porta::cli {
+
+using Command = std::function<int()>;
+
+Command add_devices_command(CLI::App& app);
+Command add_check_command(CLI::App& app);
+Command add_inspect_command(CLI::App& app);
+Command add_bench_command(CLI::App& app);
+
+// Exit codes: 0 success, 1 a failure (an error, a failing check), 2 bad usage.
+inline constexpr int kExitFailure = 1;
+inline constexpr int kExitUsage = 2;
+
+}  // namespace porta::cli

@@ -1,0 +1,45 @@
+// porta: list devices, check every op on every backend against the reference, inspect tensor
+// files, and benchmark backends side by side. Every error is reported as a message and a non-zero
+// exit status, never a crash.
+#include <cstdio>
+#include <map>
+#include <string>
+
+#include <fmt/format.h>
+
+#include <porta/error.hpp>
+#include <porta/version.hpp>
+
+#include "commands.hpp"
+
+int main(int argc, char** argv) {
+  CLI::App app{"porta: a hardware-portable tensor runtime for Mixture-of-Experts models"};
+  app.set_version_flag("--version", std::string("porta ") + PORTA_VERSION_STRING);
+  app.require_subcommand(1);
+  std::map<CLI::App*, porta::cli::Command> commands;
+  auto register_command = [&](const char* name, const char* help, auto add) {
+    CLI::App* sub = app.add_subcommand(name, help);
+    commands[sub] = add(*sub);
+  };
+  register_command("devices", "List backends and devices with their capabilities", porta::cli::add_devices_command);
+  register_command("check", "Run every op on backends against the reference backend", porta::cli::add_check_command);
+  register_command("inspect", "List the tensors of a safetensors, .npy or checkpoint", porta::cli::add_inspect_command);
+  register_command("bench", "Benchmark backends side by side on an MoE-style graph", porta::cli::add_bench_command);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);
+    return code == 0 ? 0 : porta::cli::kExitUsage;
+  }
+  try {
+    for (const auto& [sub, run] : commands)
+      if (sub->parsed()) return run();
+  } catch (const porta::Error& e) {
+    fmt::print(stderr, "porta: error ({}): {}\n", porta::error_code_name(e.code()), e.what());
+    return porta::cli::kExitFailure;
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "porta: error: {}\n", e.what());
+    return porta::cli::kExitFailure;
+  }
+  return porta::cli::kExitUsage;
+}
