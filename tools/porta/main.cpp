@@ -15,7 +15,7 @@
 int main(int argc, char** argv) {
   CLI::App app{"porta: a hardware-portable tensor runtime for Mixture-of-Experts models"};
   app.set_version_flag("--version", std::string("porta ") + PORTA_VERSION_STRING);
-  app.require_subcommand(1);
+  app.require_subcommand(0, 1);
   std::map<CLI::App*, porta::cli::Command> commands;
   auto register_command = [&](const char* name, const char* help, auto add) {
     CLI::App* sub = app.add_subcommand(name, help);
@@ -41,5 +41,6 @@ int main(int argc, char** argv) {
     fmt::print(stderr, "porta: error: {}\n", e.what());
     return porta::cli::kExitFailure;
   }
+  fmt::print(stderr, "porta: a subcommand is required (devices, check, inspect, bench); see porta --help\n");
   return porta::cli::kExitUsage;
 }
