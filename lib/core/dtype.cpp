@@ -71,52 +71,71 @@ Int saturate_from_i64(std::int64_t value) {
                                                    std::numeric_limits<Int>::max()));
 }
 
-std::int64_t load_as_i64(const void* data, DType t, std::size_t i) {
-  switch (t) {
-    case DType::I8: return static_cast<const std::int8_t*>(data)[i];
-    case DType::I32: return static_cast<const std::int32_t*>(data)[i];
-    case DType::I64: return static_cast<const std::int64_t*>(data)[i];
-    default: return 0;
-  }
+// Elements are read and written with memcpy: tensors viewed in a safetensors mapping may sit at
+// any byte offset, and memcpy of a known size compiles to a plain (unaligned-safe) load.
+template <class T>
+T read_element(const void* data, std::size_t i) noexcept {
+  T value;
+  std::memcpy(&value, static_cast<const char*>(data) + i * sizeof(T), sizeof(T));
+  return value;
 }
 
-void store_from_i64(void* data, DType t, std::size_t i, std::int64_t value) {
-  switch (t) {
-    case DType::I8: static_cast<std::int8_t*>(data)[i] = saturate_from_i64<std::int8_t>(value); break;
-    case DType::I32: static_cast<std::int32_t*>(data)[i] = saturate_from_i64<std::int32_t>(value); break;
-    case DType::I64: static_cast<std::int64_t*>(data)[i] = value; break;
-    default: break;
-  }
+template <class T>
+void write_element(void* data, std::size_t i, T value) noexcept {
+  std::memcpy(static_cast<char*>(data) + i * sizeof(T), &value, sizeof(T));
 }
 
 }  // namespace
 
 float load_as_f32(const void* data, DType t, std::size_t i) noexcept {
   switch (t) {
-    case DType::F32: return static_cast<const float*>(data)[i];
-    case DType::F16: return f16_bits_to_f32(static_cast<const std::uint16_t*>(data)[i]);
-    case DType::BF16: return bf16_bits_to_f32(static_cast<const std::uint16_t*>(data)[i]);
-    case DType::F8E4M3: return f8e4m3_bits_to_f32(static_cast<const std::uint8_t*>(data)[i]);
-    case DType::I8: return static_cast<const std::int8_t*>(data)[i];
-    case DType::I32: return static_cast<float>(static_cast<const std::int32_t*>(data)[i]);
-    case DType::I64: return static_cast<float>(static_cast<const std::int64_t*>(data)[i]);
+    case DType::F32: return read_element<float>(data, i);
+    case DType::F16: return f16_bits_to_f32(read_element<std::uint16_t>(data, i));
+    case DType::BF16: return bf16_bits_to_f32(read_element<std::uint16_t>(data, i));
+    case DType::F8E4M3: return f8e4m3_bits_to_f32(read_element<std::uint8_t>(data, i));
+    case DType::I8: return read_element<std::int8_t>(data, i);
+    case DType::I32: return static_cast<float>(read_element<std::int32_t>(data, i));
+    case DType::I64: return static_cast<float>(read_element<std::int64_t>(data, i));
   }
   return 0.0f;
 }
 
 void store_from_f32(void* data, DType t, std::size_t i, float value) noexcept {
   switch (t) {
-    case DType::F32: static_cast<float*>(data)[i] = value; break;
-    case DType::F16: static_cast<std::uint16_t*>(data)[i] = f32_to_f16_bits(value); break;
-    case DType::BF16: static_cast<std::uint16_t*>(data)[i] = f32_to_bf16_bits(value); break;
-    case DType::F8E4M3: static_cast<std::uint8_t*>(data)[i] = f32_to_f8e4m3_bits(value); break;
-    case DType::I8: static_cast<std::int8_t*>(data)[i] = saturate_from_f32<std::int8_t>(value); break;
-    case DType::I32: static_cast<std::int32_t*>(data)[i] = saturate_from_f32<std::int32_t>(value); break;
-    case DType::I64: static_cast<std::int64_t*>(data)[i] = saturate_from_f32<std::int64_t>(value); break;
+    case DType::F32: write_element(data, i, value); break;
+    case DType::F16: write_element(data, i, f32_to_f16_bits(value)); break;
+    case DType::BF16: write_element(data, i, f32_to_bf16_bits(value)); break;
+    case DType::F8E4M3: write_element(data, i, f32_to_f8e4m3_bits(value)); break;
+    case DType::I8: write_element(data, i, saturate_from_f32<std::int8_t>(value)); break;
+    case DType::I32: write_element(data, i, saturate_from_f32<std::int32_t>(value)); break;
+    case DType::I64: write_element(data, i, saturate_from_f32<std::int64_t>(value)); break;
   }
 }
 
+namespace {
+
+std::int64_t load_as_i64(const void* data, DType t, std::size_t i) noexcept {
+  switch (t) {
+    case DType::I8: return read_element<std::int8_t>(data, i);
+    case DType::I32: return read_element<std::int32_t>(data, i);
+    case DType::I64: return read_element<std::int64_t>(data, i);
+    default: return 0;
+  }
+}
+
+void store_from_i64(void* data, DType t, std::size_t i, std::int64_t value) noexcept {
+  switch (t) {
+    case DType::I8: write_element(data, i, saturate_from_i64<std::int8_t>(value)); break;
+    case DType::I32: write_element(data, i, saturate_from_i64<std::int32_t>(value)); break;
+    case DType::I64: write_element(data, i, value); break;
+    default: break;
+  }
+}
+
+}  // namespace
+
 void convert(const void* src, DType src_type, void* dst, DType dst_type, std::size_t count) {
+  if (count == 0) return;  // empty tensors may have null data
   if (src_type == dst_type) {
     std::memcpy(dst, src, count * dtype_size(src_type));
     return;

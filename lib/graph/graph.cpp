@@ -280,11 +280,12 @@ Value Graph::moe_experts(Value x, const MoeRoute& route, const MoeExpertWeights&
       throw Error(ErrorCode::InvalidArgument,
                   "moe_experts: shared experts need shared_gate, shared_up and shared_down");
     inputs.insert(inputs.end(), {*w.shared_gate, *w.shared_up, *w.shared_down});
+    if (attrs.shared_gate == moe::SharedGate::Sigmoid && !w.shared_gate_weight)
+      throw Error(ErrorCode::InvalidArgument,
+                  "moe_experts: a sigmoid-gated shared expert needs shared_gate_weight [1, H]");
     if (w.shared_gate_weight) {
       attrs.shared_gate = moe::SharedGate::Sigmoid;
       inputs.push_back(*w.shared_gate_weight);
-    } else {
-      attrs.shared_gate = moe::SharedGate::None;
     }
   }
   return add_op(OpKind::MoeExperts, inputs, attrs)[0];

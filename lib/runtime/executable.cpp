@@ -325,7 +325,15 @@ Executable& Executable::operator=(Executable&&) noexcept = default;
 Executable compile(const Graph& graph, const CompileOptions& options) {
   auto impl = std::make_unique<detail::ExecutableImpl>();
   impl->graph.nodes.assign(graph.nodes().begin(), graph.nodes().end());
-  for (std::size_t v = 0; v < graph.num_values(); ++v) impl->graph.values.push_back(graph.value(static_cast<ValueId>(v)));
+  for (std::size_t v = 0; v < graph.num_values(); ++v) {
+    impl->graph.values.push_back(graph.value(static_cast<ValueId>(v)));
+    // Kernels may read elements through typed pointers; a weight viewed at an odd offset of a
+    // safetensors mapping gets one aligned copy here rather than a misaligned access per run.
+    auto& info = impl->graph.values.back();
+    if (info.kind == ValueKind::Constant &&
+        reinterpret_cast<std::uintptr_t>(info.constant.data()) % dtype_size(info.dtype) != 0)
+      info.constant = info.constant.clone();
+  }
   impl->graph.inputs = graph.inputs();
   impl->graph.outputs = graph.outputs();
   impl->options = options;
@@ -346,8 +354,15 @@ std::map<std::string, Tensor> Executable::run(const std::map<std::string, Tensor
   // Graph inputs are read in place from the caller's tensors.
   auto& host = x.domains[kHostDomain];
   std::vector<std::unique_ptr<Buffer>> input_views;
+  std::vector<Tensor> aligned_inputs;  // copies of inputs given at misaligned addresses
+  aligned_inputs.reserve(g.inputs.size());
   for (const auto& [name, id] : g.inputs) {
-    const Tensor& t = inputs.at(name);
+    const Tensor* given = &inputs.at(name);
+    if (reinterpret_cast<std::uintptr_t>(given->data()) % dtype_size(given->dtype()) != 0) {
+      aligned_inputs.push_back(given->clone());
+      given = &aligned_inputs.back();
+    }
+    const Tensor& t = *given;
     input_views.push_back(std::make_unique<HostBuffer>(t.data(), t.nbytes()));
     host.refs[id] = {input_views.back().get(), 0, &g.values[id]};
   }
