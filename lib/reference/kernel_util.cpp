@@ -95,4 +95,16 @@ std::int64_t dims_product(const Shape& s, int begin, int end) {
   return n;
 }
 
+void matmul_nt(const float* a, const float* b, std::int64_t m, std::int64_t k, std::int64_t n, float* out) {
+  for (std::int64_t i = 0; i < m; ++i) {
+    const float* a_row = a + i * k;
+    for (std::int64_t j = 0; j < n; ++j) {
+      const float* b_row = b + j * k;
+      double sum = 0.0;
+      for (std::int64_t p = 0; p < k; ++p) sum += static_cast<double>(a_row[p]) * b_row[p];
+      out[i * n + j] = static_cast<float>(sum);
+    }
+  }
+}
+
 }  // namespace porta::detail::reference

@@ -35,20 +35,6 @@ void matmul_nn(const float* a, const float* b, std::int64_t m, std::int64_t k, s
   }
 }
 
-// out[M, N] = a[M, K] · b[N, K]ᵀ: each output is a dot product of two contiguous rows.
-void matmul_nt(const float* a, const float* b, std::int64_t m, std::int64_t k, std::int64_t n,
-               float* out) {
-  for (std::int64_t i = 0; i < m; ++i) {
-    const float* a_row = a + i * k;
-    for (std::int64_t j = 0; j < n; ++j) {
-      const float* b_row = b + j * k;
-      double sum = 0.0;
-      for (std::int64_t p = 0; p < k; ++p) sum += static_cast<double>(a_row[p]) * b_row[p];
-      out[i * n + j] = static_cast<float>(sum);
-    }
-  }
-}
-
 // [rows, cols] -> [cols, rows]
 void transpose_into(const float* src, std::int64_t rows, std::int64_t cols, float* dst) {
   for (std::int64_t r = 0; r < rows; ++r)

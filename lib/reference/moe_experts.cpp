@@ -16,19 +16,10 @@
 namespace porta::detail::reference {
 namespace {
 
-// a [M, K] · b[N, K]^T -> [M, N] (b in nn.Linear layout), double accumulators.
-std::vector<float> matmul_nt(const float* a, std::int64_t m, std::int64_t k, const float* b,
-                             std::int64_t n) {
-  const auto mm = static_cast<std::size_t>(m), kk = static_cast<std::size_t>(k),
-             nn = static_cast<std::size_t>(n);
-  std::vector<float> out(mm * nn);
-  for (std::size_t i = 0; i < mm; ++i)
-    for (std::size_t j = 0; j < nn; ++j) {
-      double acc = 0.0;
-      for (std::size_t p = 0; p < kk; ++p)
-        acc += static_cast<double>(a[i * kk + p]) * static_cast<double>(b[j * kk + p]);
-      out[i * nn + j] = static_cast<float>(acc);
-    }
+// a [M, K] · b[N, K]^T -> [M, N]: an nn.Linear without bias.
+std::vector<float> linear(const float* a, std::int64_t m, std::int64_t k, const float* b, std::int64_t n) {
+  std::vector<float> out(static_cast<std::size_t>(m * n));
+  matmul_nt(a, b, m, k, n, out.data());
   return out;
 }
 
@@ -39,13 +30,13 @@ std::vector<float> shared_expert(const Node& n, const ExecContext& ctx, const fl
   const TensorRef& gate_ref = ctx.input(n, 8);
   const std::int64_t inner = gate_ref.shape()[0];
   const F32Input gate_w(gate_ref), up_w(ctx.input(n, 9)), down_w(ctx.input(n, 10));
-  const auto gate = matmul_nt(x, tokens, hidden, gate_w.data(), inner);
-  const auto up = matmul_nt(x, tokens, hidden, up_w.data(), inner);
+  const auto gate = linear(x, tokens, hidden, gate_w.data(), inner);
+  const auto up = linear(x, tokens, hidden, up_w.data(), inner);
   const auto act = swiglu_values(gate, up);
-  auto out = matmul_nt(act.data(), tokens, inner, down_w.data(), hidden);
+  auto out = linear(act.data(), tokens, inner, down_w.data(), hidden);
   if (attrs.shared_gate == moe::SharedGate::Sigmoid) {
     const F32Input gate_vector(ctx.input(n, 11));
-    const auto logit = matmul_nt(x, tokens, hidden, gate_vector.data(), 1);
+    const auto logit = linear(x, tokens, hidden, gate_vector.data(), 1);
     const auto h = static_cast<std::size_t>(hidden);
     for (std::size_t t = 0; t < static_cast<std::size_t>(tokens); ++t) {
       const double factor = 1.0 / (1.0 + std::exp(-static_cast<double>(logit[t])));

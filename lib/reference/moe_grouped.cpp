@@ -76,15 +76,9 @@ std::vector<float> grouped_matmul_rows(const float* rows, std::int64_t num_rows,
   const auto n_out = static_cast<std::size_t>(out_features);
   std::vector<float> out(static_cast<std::size_t>(num_rows) * n_out, 0.0f);
   for (std::size_t e = 0; e < static_cast<std::size_t>(experts); ++e) {
-    const float* w_e = w + e * n_out * h;
-    for (auto r = static_cast<std::size_t>(offsets[e]); r < static_cast<std::size_t>(offsets[e + 1]);
-         ++r)
-      for (std::size_t o = 0; o < n_out; ++o) {
-        double acc = 0.0;
-        for (std::size_t j = 0; j < h; ++j)
-          acc += static_cast<double>(rows[r * h + j]) * static_cast<double>(w_e[o * h + j]);
-        out[r * n_out + o] = static_cast<float>(acc);
-      }
+    const auto first = static_cast<std::size_t>(offsets[e]);
+    matmul_nt(rows + first * h, w + e * n_out * h, offsets[e + 1] - offsets[e], hidden, out_features,
+              out.data() + first * n_out);
   }
   return out;
 }
