@@ -21,8 +21,8 @@ struct DeviceInfo {
   bool available = true;
   std::string unavailable_reason;
   std::uint64_t memory_bytes = 0;
-  double peak_gflops = 0;   // f32 (or the device's main dtype), 0 when unknown
-  double peak_gbps = 0;     // memory bandwidth, 0 when unknown
+  double peak_gflops = 0;  // f32 (or the device's main dtype), 0 when unknown
+  double peak_gbps = 0;    // memory bandwidth, 0 when unknown
   std::vector<DType> dtypes;
   std::vector<std::pair<std::string, std::string>> properties;  // free-form details
 };

@@ -7,9 +7,9 @@
 #pragma once
 
 #include <bit>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
-#include <cmath>
 #include <limits>
 #include <string>
 #include <string_view>
@@ -26,7 +26,7 @@ enum class DType : std::uint8_t {
   F8E4M3,  // e4m3fn: no infinities, NaN is S.1111.111, largest finite value 448
 };
 
-inline constexpr DType kAllDTypes[] = {DType::F32, DType::F16, DType::BF16, DType::I8,
+inline constexpr DType kAllDTypes[] = {DType::F32, DType::F16, DType::BF16,  DType::I8,
                                        DType::I32, DType::I64, DType::F8E4M3};
 
 constexpr std::size_t dtype_size(DType t) noexcept {
@@ -76,8 +76,8 @@ constexpr std::uint16_t f32_to_f16_bits(float value) noexcept {
   if (x > 0x7f800000u)  // NaN: keep it quiet, keep the top payload bits
     return static_cast<std::uint16_t>(sign | 0x7e00u | ((x >> 13) & 0x3ffu));
   if (x >= 0x477ff000u) return sign | 0x7c00u;  // >= 65520 rounds to infinity
-  if (x < 0x38800000u) {                         // below 2^-14: f16 subnormal or zero
-    if (x < 0x33000000u) return sign;            // below 2^-25: rounds to zero
+  if (x < 0x38800000u) {                        // below 2^-14: f16 subnormal or zero
+    if (x < 0x33000000u) return sign;           // below 2^-25: rounds to zero
     const std::uint32_t exponent = x >> 23;
     const std::uint32_t mantissa = (x & 0x7fffffu) | 0x800000u;
     return static_cast<std::uint16_t>(
@@ -164,15 +164,38 @@ struct Float8E4M3 {
 };
 
 // The C++ storage type of each dtype, and back.
-template <class T> struct dtype_of;
-template <> struct dtype_of<float> { static constexpr DType value = DType::F32; };
-template <> struct dtype_of<Half> { static constexpr DType value = DType::F16; };
-template <> struct dtype_of<BFloat16> { static constexpr DType value = DType::BF16; };
-template <> struct dtype_of<std::int8_t> { static constexpr DType value = DType::I8; };
-template <> struct dtype_of<std::int32_t> { static constexpr DType value = DType::I32; };
-template <> struct dtype_of<std::int64_t> { static constexpr DType value = DType::I64; };
-template <> struct dtype_of<Float8E4M3> { static constexpr DType value = DType::F8E4M3; };
-template <class T> inline constexpr DType dtype_of_v = dtype_of<T>::value;
+template <class T>
+struct dtype_of;
+template <>
+struct dtype_of<float> {
+  static constexpr DType value = DType::F32;
+};
+template <>
+struct dtype_of<Half> {
+  static constexpr DType value = DType::F16;
+};
+template <>
+struct dtype_of<BFloat16> {
+  static constexpr DType value = DType::BF16;
+};
+template <>
+struct dtype_of<std::int8_t> {
+  static constexpr DType value = DType::I8;
+};
+template <>
+struct dtype_of<std::int32_t> {
+  static constexpr DType value = DType::I32;
+};
+template <>
+struct dtype_of<std::int64_t> {
+  static constexpr DType value = DType::I64;
+};
+template <>
+struct dtype_of<Float8E4M3> {
+  static constexpr DType value = DType::F8E4M3;
+};
+template <class T>
+inline constexpr DType dtype_of_v = dtype_of<T>::value;
 
 // Read element `i` of a buffer of dtype `t` as f32 (integers convert exactly up to 2^24).
 float load_as_f32(const void* data, DType t, std::size_t i) noexcept;

@@ -42,11 +42,11 @@ struct OpProfile {
   std::string node;
   std::string op;
   std::string backend;
-  double start_us = 0;      // from the start of run()
-  double time_us = 0;       // measured wall time on the host
-  double device_us = -1;    // modelled device time (npu-sim), -1 when not modelled
+  double start_us = 0;    // from the start of run()
+  double time_us = 0;     // measured wall time on the host
+  double device_us = -1;  // modelled device time (npu-sim), -1 when not modelled
   double flops = 0;
-  double bytes = 0;         // bytes read and written by the op
+  double bytes = 0;  // bytes read and written by the op
 };
 
 struct TransferProfile {

@@ -32,7 +32,7 @@ struct ValueInfo {
   std::string name;           // inputs and constants: their name; outputs: "<node>:<index>"
   NodeId producer = kNoNode;  // NodeOutput only
   int output_index = 0;
-  Tensor constant;            // Constant only
+  Tensor constant;  // Constant only
 };
 
 struct Node {
@@ -74,15 +74,15 @@ class Value {
 
 // The outputs of moe_router (see docs/moe-router.md for each one's meaning).
 struct MoeRoute {
-  Value ids;          // [T, K] int32
-  Value weights;      // [T, K] f32
-  Value counts;       // [E] int32
-  Value offsets;      // [E + 1] int32
-  Value perm;         // [P] int32, P = T·K (plus block padding)
-  Value inv;          // [T·K] int32
-  Value dropped;      // [E] int32
-  Value nonfinite;    // [T] int32
-  Value mean_score;   // [E] f32
+  Value ids;         // [T, K] int32
+  Value weights;     // [T, K] f32
+  Value counts;      // [E] int32
+  Value offsets;     // [E + 1] int32
+  Value perm;        // [P] int32, P = T·K (plus block padding)
+  Value inv;         // [T·K] int32
+  Value dropped;     // [E] int32
+  Value nonfinite;   // [T] int32
+  Value mean_score;  // [E] f32
   std::int64_t top_k = 0;
 };
 
@@ -105,7 +105,7 @@ class Graph {
 
   // ---- sources and sinks ----
   Value input(std::string name, Shape shape, DType dtype);
-  Value weight(std::string name, Tensor value);  // shares the tensor's memory
+  Value weight(std::string name, Tensor value);         // shares the tensor's memory
   Value scalar(float value, DType dtype = DType::F32);  // a rank-0 constant
   void output(std::string name, Value value);
 
@@ -134,8 +134,7 @@ class Graph {
   Value attention(Value q, Value k, Value v, AttentionAttrs attrs = {});
   Value attention(Value q, Value k, Value v, Value k_cache, Value v_cache, Value cache_len,
                   AttentionAttrs attrs = {});
-  MoeRoute moe_router(Value logits, const moe::RouterAttrs& attrs,
-                      std::optional<Value> bias = {});
+  MoeRoute moe_router(Value logits, const moe::RouterAttrs& attrs, std::optional<Value> bias = {});
   Value moe_permute(Value x, const MoeRoute& route);
   Value grouped_matmul(Value rows, Value weights, Value offsets);
   Value moe_experts(Value x, const MoeRoute& route, const MoeExpertWeights& weights,

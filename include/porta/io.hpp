@@ -31,8 +31,8 @@ struct TensorEntry {
   DType dtype = DType::F32;
   Shape shape;
   std::size_t nbytes = 0;
-  std::string file;         // the file holding the data
-  std::size_t offset = 0;   // byte offset of the data inside `file`
+  std::string file;        // the file holding the data
+  std::size_t offset = 0;  // byte offset of the data inside `file`
 };
 
 class SafeTensorsFile {
@@ -46,7 +46,7 @@ class SafeTensorsFile {
   const std::vector<TensorEntry>& entries() const;  // in data-offset order
   bool contains(const std::string& name) const;
   const TensorEntry& entry(const std::string& name) const;  // throws NotFound naming `name`
-  Tensor get(const std::string& name) const;                 // a view into the mapping
+  Tensor get(const std::string& name) const;                // a view into the mapping
   const std::map<std::string, std::string>& metadata() const;
 
  private:

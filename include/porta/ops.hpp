@@ -18,20 +18,20 @@
 namespace porta {
 
 enum class OpKind : std::uint8_t {
-  Matmul,         // a[..., M, K] · b[..., K, N] (optional transposes), batch dims broadcast
-  Add,            // elementwise with NumPy broadcasting
+  Matmul,  // a[..., M, K] · b[..., K, N] (optional transposes), batch dims broadcast
+  Add,     // elementwise with NumPy broadcasting
   Sub,
   Mul,
   Div,
-  Silu,           // x · sigmoid(x)
-  Gelu,           // exact (erf) or tanh approximation
+  Silu,  // x · sigmoid(x)
+  Gelu,  // exact (erf) or tanh approximation
   Sigmoid,
   Exp,
-  Softmax,        // along any axis
-  RmsNorm,        // x / sqrt(mean(x²) + eps) · weight, over the last axis
-  LayerNorm,      // (x - mean) / sqrt(var + eps) · weight (+ bias), over the last axis
-  Rope,           // rotary position embedding of x[T, H, D] at positions[T]
-  Embedding,      // rows of table[V, H] gathered by integer ids
+  Softmax,    // along any axis
+  RmsNorm,    // x / sqrt(mean(x²) + eps) · weight, over the last axis
+  LayerNorm,  // (x - mean) / sqrt(var + eps) · weight (+ bias), over the last axis
+  Rope,       // rotary position embedding of x[T, H, D] at positions[T]
+  Embedding,  // rows of table[V, H] gathered by integer ids
   Reshape,
   Permute,        // transpose axes
   Slice,          // start:end:step along one axis
@@ -159,9 +159,9 @@ using OpAttrs = std::variant<NoAttrs, MatmulAttrs, GeluAttrs, AxisAttrs, NormAtt
 
 struct OpInfo {
   OpKind kind;
-  std::string_view name;         // "matmul", "rms_norm", "moe_router", ...
+  std::string_view name;  // "matmul", "rms_norm", "moe_router", ...
   int min_inputs;
-  int max_inputs;                // -1: variadic
+  int max_inputs;  // -1: variadic
   std::string_view summary;
 };
 
@@ -172,7 +172,7 @@ OpKind parse_op(std::string_view name);
 std::span<const OpInfo> all_ops();
 
 // Named attribute values, as configs and the command line spell them.
-RopeLayout parse_rope_layout(std::string_view name);          // "neox", "interleaved"
+RopeLayout parse_rope_layout(std::string_view name);                // "neox", "interleaved"
 GeluApproximation parse_gelu_approximation(std::string_view name);  // "none", "tanh"
 
 }  // namespace porta

@@ -18,8 +18,12 @@ class Shape {
 
   int rank() const noexcept { return static_cast<int>(dims_.size()); }
   // Dimension `axis`; negative axes count from the end (-1 is the innermost).
-  std::int64_t operator[](int axis) const { return dims_.at(static_cast<std::size_t>(normalize_axis(axis))); }
-  std::int64_t& operator[](int axis) { return dims_.at(static_cast<std::size_t>(normalize_axis(axis))); }
+  std::int64_t operator[](int axis) const {
+    return dims_.at(static_cast<std::size_t>(normalize_axis(axis)));
+  }
+  std::int64_t& operator[](int axis) {
+    return dims_.at(static_cast<std::size_t>(normalize_axis(axis)));
+  }
   const std::vector<std::int64_t>& dims() const noexcept { return dims_; }
   std::int64_t numel() const noexcept {
     std::int64_t n = 1;

@@ -51,20 +51,23 @@ std::int64_t CaseBuilder::uniform_int(std::int64_t lo, std::int64_t hi) {
   return std::uniform_int_distribution<std::int64_t>(lo, hi)(rng);
 }
 
-RandomRouting random_routing(std::mt19937_64& rng, std::int64_t tokens, std::int64_t experts, std::int64_t k) {
+RandomRouting random_routing(std::mt19937_64& rng, std::int64_t tokens, std::int64_t experts,
+                             std::int64_t k) {
   RandomRouting r;
   std::vector<std::int32_t> ids(static_cast<std::size_t>(tokens * k));
   std::vector<std::int32_t> order(static_cast<std::size_t>(experts));
   std::iota(order.begin(), order.end(), 0);
   for (std::int64_t t = 0; t < tokens; ++t) {
     std::shuffle(order.begin(), order.end(), rng);
-    for (std::int64_t j = 0; j < k; ++j) ids[static_cast<std::size_t>(t * k + j)] = order[static_cast<std::size_t>(j)];
+    for (std::int64_t j = 0; j < k; ++j)
+      ids[static_cast<std::size_t>(t * k + j)] = order[static_cast<std::size_t>(j)];
   }
   std::vector<std::int32_t> counts(static_cast<std::size_t>(experts), 0);
   for (auto id : ids) ++counts[static_cast<std::size_t>(id)];
   std::vector<std::int32_t> offsets(static_cast<std::size_t>(experts + 1), 0);
   for (std::int64_t e = 0; e < experts; ++e)
-    offsets[static_cast<std::size_t>(e + 1)] = offsets[static_cast<std::size_t>(e)] + counts[static_cast<std::size_t>(e)];
+    offsets[static_cast<std::size_t>(e + 1)] =
+        offsets[static_cast<std::size_t>(e)] + counts[static_cast<std::size_t>(e)];
   std::vector<std::int32_t> perm(ids.size());
   std::vector<std::int32_t> inv(ids.size());
   auto cursor = offsets;
@@ -88,7 +91,8 @@ namespace {
 
 using Outs = std::vector<Value>;
 
-void add(std::vector<CaseDef>& cases, OpKind op, std::string label, std::function<Outs(CaseBuilder&)> build) {
+void add(std::vector<CaseDef>& cases, OpKind op, std::string label,
+         std::function<Outs(CaseBuilder&)> build) {
   cases.push_back({op, std::move(label), std::move(build)});
 }
 
@@ -111,10 +115,16 @@ void elementwise_cases(std::vector<CaseDef>& c) {
     });
   }
   for (OpKind op : {OpKind::Silu, OpKind::Sigmoid, OpKind::Exp}) {
-    add(c, op, "[7, 65]", [op](CaseBuilder& b) -> Outs { return {b.graph.add_op(op, {b.input("x", {7, 65}, -4, 4)})[0]}; });
-    add(c, op, "[0, 8] (empty)", [op](CaseBuilder& b) -> Outs { return {b.graph.add_op(op, {b.input("x", {0, 8})})[0]}; });
+    add(c, op, "[7, 65]", [op](CaseBuilder& b) -> Outs {
+      return {b.graph.add_op(op, {b.input("x", {7, 65}, -4, 4)})[0]};
+    });
+    add(c, op, "[0, 8] (empty)", [op](CaseBuilder& b) -> Outs {
+      return {b.graph.add_op(op, {b.input("x", {0, 8})})[0]};
+    });
   }
-  add(c, OpKind::Gelu, "[5, 40] exact", [](CaseBuilder& b) -> Outs { return {b.graph.gelu(b.input("x", {5, 40}, -4, 4))}; });
+  add(c, OpKind::Gelu, "[5, 40] exact", [](CaseBuilder& b) -> Outs {
+    return {b.graph.gelu(b.input("x", {5, 40}, -4, 4))};
+  });
   add(c, OpKind::Gelu, "[5, 40] tanh", [](CaseBuilder& b) -> Outs {
     return {b.graph.gelu(b.input("x", {5, 40}, -4, 4), {GeluApproximation::Tanh})};
   });
@@ -124,8 +134,12 @@ void elementwise_cases(std::vector<CaseDef>& c) {
 }
 
 void reduction_cases(std::vector<CaseDef>& c) {
-  add(c, OpKind::Softmax, "[6, 100] axis -1", [](CaseBuilder& b) -> Outs { return {b.graph.softmax(b.input("x", {6, 100}, -5, 5))}; });
-  add(c, OpKind::Softmax, "[4, 9, 5] axis 1", [](CaseBuilder& b) -> Outs { return {b.graph.softmax(b.input("x", {4, 9, 5}, -5, 5), 1)}; });
+  add(c, OpKind::Softmax, "[6, 100] axis -1", [](CaseBuilder& b) -> Outs {
+    return {b.graph.softmax(b.input("x", {6, 100}, -5, 5))};
+  });
+  add(c, OpKind::Softmax, "[4, 9, 5] axis 1", [](CaseBuilder& b) -> Outs {
+    return {b.graph.softmax(b.input("x", {4, 9, 5}, -5, 5), 1)};
+  });
   add(c, OpKind::RmsNorm, "[5, 64]", [](CaseBuilder& b) -> Outs {
     return {b.graph.rms_norm(b.input("x", {5, 64}), b.weight("w", {64}, 0.5f, 1.5f), 1e-6f)};
   });
@@ -133,10 +147,12 @@ void reduction_cases(std::vector<CaseDef>& c) {
     return {b.graph.rms_norm(b.input("x", {2, 3, 130}), b.weight("w", {130}, 0.5f, 1.5f), 1e-5f)};
   });
   add(c, OpKind::LayerNorm, "[5, 64] with bias", [](CaseBuilder& b) -> Outs {
-    return {b.graph.layer_norm(b.input("x", {5, 64}, -2, 3), b.weight("w", {64}, 0.5f, 1.5f), b.weight("b", {64}), 1e-5f)};
+    return {b.graph.layer_norm(b.input("x", {5, 64}, -2, 3), b.weight("w", {64}, 0.5f, 1.5f),
+                               b.weight("b", {64}), 1e-5f)};
   });
   add(c, OpKind::LayerNorm, "[3, 31] no bias", [](CaseBuilder& b) -> Outs {
-    return {b.graph.layer_norm(b.input("x", {3, 31}), b.weight("w", {31}, 0.5f, 1.5f), std::nullopt, 1e-5f)};
+    return {b.graph.layer_norm(b.input("x", {3, 31}), b.weight("w", {31}, 0.5f, 1.5f), std::nullopt,
+                               1e-5f)};
   });
   add(c, OpKind::TopK, "[5, 64] k=6 largest", [](CaseBuilder& b) -> Outs {
     auto [values, indices] = b.graph.top_k(b.input("x", {5, 64}), 6);
@@ -173,55 +189,80 @@ void position_cases(std::vector<CaseDef>& c) {
     return b.exact_input("positions", Tensor::from_vector<std::int32_t>({tokens}, p));
   };
   add(c, OpKind::Rope, "[5, 4, 32] neox", [positions](CaseBuilder& b) -> Outs {
-    return {b.graph.rope(b.input("x", {5, 4, 32}), positions(b, 5, 3), {10000.0f, 0, RopeLayout::NeoX, {}})};
+    return {b.graph.rope(b.input("x", {5, 4, 32}), positions(b, 5, 3),
+                         {10000.0f, 0, RopeLayout::NeoX, {}})};
   });
   add(c, OpKind::Rope, "[6, 2, 64] interleaved", [positions](CaseBuilder& b) -> Outs {
-    return {b.graph.rope(b.input("x", {6, 2, 64}), positions(b, 6, 100), {10000.0f, 0, RopeLayout::Interleaved, {}})};
+    return {b.graph.rope(b.input("x", {6, 2, 64}), positions(b, 6, 100),
+                         {10000.0f, 0, RopeLayout::Interleaved, {}})};
   });
   add(c, OpKind::Rope, "[4, 3, 48] neox, rotary 16", [positions](CaseBuilder& b) -> Outs {
-    return {b.graph.rope(b.input("x", {4, 3, 48}), positions(b, 4, 7), {500000.0f, 16, RopeLayout::NeoX, {}})};
+    return {b.graph.rope(b.input("x", {4, 3, 48}), positions(b, 4, 7),
+                         {500000.0f, 16, RopeLayout::NeoX, {}})};
   });
-  add(c, OpKind::Rope, "[3, 2, 64] interleaved YaRN (DeepSeek-V3)", [positions](CaseBuilder& b) -> Outs {
-    RopeAttrs a;
-    a.layout = RopeLayout::Interleaved;
-    a.scaling = {RopeScalingType::Yarn, 40.0f, 4096, 32.0f, 1.0f, 1.0f, 1.0f};
-    return {b.graph.rope(b.input("x", {3, 2, 64}), positions(b, 3, 5000), a)};
-  });
+  add(c, OpKind::Rope, "[3, 2, 64] interleaved YaRN (DeepSeek-V3)",
+      [positions](CaseBuilder& b) -> Outs {
+        RopeAttrs a;
+        a.layout = RopeLayout::Interleaved;
+        a.scaling = {RopeScalingType::Yarn, 40.0f, 4096, 32.0f, 1.0f, 1.0f, 1.0f};
+        return {b.graph.rope(b.input("x", {3, 2, 64}), positions(b, 3, 5000), a)};
+      });
   add(c, OpKind::Embedding, "[50, 24] by [7] ids", [](CaseBuilder& b) -> Outs {
     std::vector<std::int32_t> ids{0, 49, 3, 3, 17, 25, 1};
-    return {b.graph.embedding(b.weight("table", {50, 24}), b.exact_input("ids", Tensor::from_vector<std::int32_t>({7}, ids)))};
+    return {b.graph.embedding(b.weight("table", {50, 24}),
+                              b.exact_input("ids", Tensor::from_vector<std::int32_t>({7}, ids)))};
   });
   add(c, OpKind::Embedding, "[10, 8] by [2, 3] i64 ids", [](CaseBuilder& b) -> Outs {
     std::vector<std::int64_t> ids{9, 0, 4, 4, 2, 7};
-    return {b.graph.embedding(b.weight("table", {10, 8}), b.exact_input("ids", Tensor::from_vector<std::int64_t>({2, 3}, ids)))};
+    return {
+        b.graph.embedding(b.weight("table", {10, 8}),
+                          b.exact_input("ids", Tensor::from_vector<std::int64_t>({2, 3}, ids)))};
   });
   add(c, OpKind::Attention, "q[5, 4, 32] kv[5, 2, 32] causal GQA", [](CaseBuilder& b) -> Outs {
-    return {b.graph.attention(b.input("q", {5, 4, 32}), b.input("k", {5, 2, 32}), b.input("v", {5, 2, 32}))};
+    return {b.graph.attention(b.input("q", {5, 4, 32}), b.input("k", {5, 2, 32}),
+                              b.input("v", {5, 2, 32}))};
   });
-  add(c, OpKind::Attention, "q[3, 2, 48] k[7, 2, 48] v[7, 2, 32] not causal", [](CaseBuilder& b) -> Outs {
-    return {b.graph.attention(b.input("q", {3, 2, 48}), b.input("k", {7, 2, 48}), b.input("v", {7, 2, 32}), {false, 0.1f, false})};
-  });
+  add(c, OpKind::Attention, "q[3, 2, 48] k[7, 2, 48] v[7, 2, 32] not causal",
+      [](CaseBuilder& b) -> Outs {
+        return {b.graph.attention(b.input("q", {3, 2, 48}), b.input("k", {7, 2, 48}),
+                                  b.input("v", {7, 2, 32}), {false, 0.1f, false})};
+      });
   add(c, OpKind::Attention, "MLA-like Dk=192 Dv=128, KV cache 6 of 10", [](CaseBuilder& b) -> Outs {
     auto len = b.exact_input("cache_len", Tensor::from_vector<std::int32_t>({1}, {6}));
-    return {b.graph.attention(b.input("q", {2, 2, 192}), b.input("k", {2, 2, 192}), b.input("v", {2, 2, 128}),
-                              b.input("k_cache", {10, 2, 192}), b.input("v_cache", {10, 2, 128}), len)};
+    return {b.graph.attention(b.input("q", {2, 2, 192}), b.input("k", {2, 2, 192}),
+                              b.input("v", {2, 2, 128}), b.input("k_cache", {10, 2, 192}),
+                              b.input("v_cache", {10, 2, 128}), len)};
   });
 }
 
 void layout_cases(std::vector<CaseDef>& c) {
-  add(c, OpKind::Reshape, "[4, 6] -> [2, -1, 3]", [](CaseBuilder& b) -> Outs { return {b.graph.reshape(b.input("x", {4, 6}), {2, -1, 3})}; });
-  add(c, OpKind::Permute, "[2, 3, 5] perm (2, 0, 1)", [](CaseBuilder& b) -> Outs { return {b.graph.permute(b.input("x", {2, 3, 5}), {2, 0, 1})}; });
-  add(c, OpKind::Permute, "[7, 9] transpose", [](CaseBuilder& b) -> Outs { return {b.graph.permute(b.input("x", {7, 9}), {1, 0})}; });
-  add(c, OpKind::Slice, "[6, 10] axis 1, 2:9:3", [](CaseBuilder& b) -> Outs { return {b.graph.slice(b.input("x", {6, 10}), 1, 2, 9, 3)}; });
-  add(c, OpKind::Slice, "[8, 4] axis 0, -5:-1", [](CaseBuilder& b) -> Outs { return {b.graph.slice(b.input("x", {8, 4}), 0, -5, -1)}; });
+  add(c, OpKind::Reshape, "[4, 6] -> [2, -1, 3]", [](CaseBuilder& b) -> Outs {
+    return {b.graph.reshape(b.input("x", {4, 6}), {2, -1, 3})};
+  });
+  add(c, OpKind::Permute, "[2, 3, 5] perm (2, 0, 1)", [](CaseBuilder& b) -> Outs {
+    return {b.graph.permute(b.input("x", {2, 3, 5}), {2, 0, 1})};
+  });
+  add(c, OpKind::Permute, "[7, 9] transpose", [](CaseBuilder& b) -> Outs {
+    return {b.graph.permute(b.input("x", {7, 9}), {1, 0})};
+  });
+  add(c, OpKind::Slice, "[6, 10] axis 1, 2:9:3", [](CaseBuilder& b) -> Outs {
+    return {b.graph.slice(b.input("x", {6, 10}), 1, 2, 9, 3)};
+  });
+  add(c, OpKind::Slice, "[8, 4] axis 0, -5:-1", [](CaseBuilder& b) -> Outs {
+    return {b.graph.slice(b.input("x", {8, 4}), 0, -5, -1)};
+  });
   add(c, OpKind::Concat, "[2, 3] [2, 5] [2, 1] axis 1", [](CaseBuilder& b) -> Outs {
     return {b.graph.concat({b.input("a", {2, 3}), b.input("b", {2, 5}), b.input("c", {2, 1})}, 1)};
   });
   add(c, OpKind::Concat, "[1, 4] [3, 4] axis 0", [](CaseBuilder& b) -> Outs {
     return {b.graph.concat({b.input("a", {1, 4}), b.input("b", {3, 4})}, 0)};
   });
-  add(c, OpKind::Cast, "[5, 7] to f32", [](CaseBuilder& b) -> Outs { return {b.graph.cast(b.input("x", {5, 7}, -100, 100), DType::F32)}; });
-  add(c, OpKind::Cast, "[5, 7] to bf16", [](CaseBuilder& b) -> Outs { return {b.graph.cast(b.input("x", {5, 7}, -100, 100), DType::BF16)}; });
+  add(c, OpKind::Cast, "[5, 7] to f32", [](CaseBuilder& b) -> Outs {
+    return {b.graph.cast(b.input("x", {5, 7}, -100, 100), DType::F32)};
+  });
+  add(c, OpKind::Cast, "[5, 7] to bf16", [](CaseBuilder& b) -> Outs {
+    return {b.graph.cast(b.input("x", {5, 7}, -100, 100), DType::BF16)};
+  });
 }
 
 void moe_cases(std::vector<CaseDef>& c) {
@@ -229,10 +270,12 @@ void moe_cases(std::vector<CaseDef>& c) {
     auto r = b.graph.moe_router(b.input("logits", {9, 16}, -3, 3), moe::deepseek_v2_lite(16, 4));
     return {r.ids, r.weights, r.counts, r.offsets, r.perm, r.inv};
   });
-  add(c, OpKind::MoeRouter, "T=7 E=32 K=4 DeepSeek-V3 groups 8/4, bias", [](CaseBuilder& b) -> Outs {
-    auto r = b.graph.moe_router(b.input("logits", {7, 32}, -3, 3), moe::deepseek_v3(32, 4), b.input_f32("bias", {32}, -0.5f, 0.5f));
-    return {r.ids, r.weights, r.counts, r.offsets, r.perm, r.inv};
-  });
+  add(c, OpKind::MoeRouter, "T=7 E=32 K=4 DeepSeek-V3 groups 8/4, bias",
+      [](CaseBuilder& b) -> Outs {
+        auto r = b.graph.moe_router(b.input("logits", {7, 32}, -3, 3), moe::deepseek_v3(32, 4),
+                                    b.input_f32("bias", {32}, -0.5f, 0.5f));
+        return {r.ids, r.weights, r.counts, r.offsets, r.perm, r.inv};
+      });
   add(c, OpKind::MoeRouter, "T=12 E=8 K=1 Switch capacity 1.0", [](CaseBuilder& b) -> Outs {
     auto r = b.graph.moe_router(b.input("logits", {12, 8}, -3, 3), moe::switch_capacity(1.0f, 8));
     return {r.ids, r.weights, r.counts, r.offsets, r.perm, r.inv, r.dropped};
@@ -240,29 +283,38 @@ void moe_cases(std::vector<CaseDef>& c) {
   add(c, OpKind::MoePermute, "T=6 H=20 E=4 K=2", [](CaseBuilder& b) -> Outs {
     auto routing = random_routing(b.rng, 6, 4, 2);
     auto x = b.input("x", {6, 20});
-    return {b.graph.add_op(OpKind::MoePermute, {x, b.exact_input("perm", routing.perm)}, MoePermuteAttrs{2})[0]};
+    return {b.graph.add_op(OpKind::MoePermute, {x, b.exact_input("perm", routing.perm)},
+                           MoePermuteAttrs{2})[0]};
   });
-  add(c, OpKind::GroupedMatmul, "P=24 H=32 N=16 E=6 (ragged, some empty)", [](CaseBuilder& b) -> Outs {
-    auto offsets = Tensor::from_vector<std::int32_t>({7}, {0, 5, 5, 12, 20, 20, 24});
-    return {b.graph.grouped_matmul(b.input("rows", {24, 32}), b.weight("w", {6, 16, 32}), b.exact_input("offsets", offsets))};
-  });
+  add(c, OpKind::GroupedMatmul, "P=24 H=32 N=16 E=6 (ragged, some empty)",
+      [](CaseBuilder& b) -> Outs {
+        auto offsets = Tensor::from_vector<std::int32_t>({7}, {0, 5, 5, 12, 20, 20, 24});
+        return {b.graph.grouped_matmul(b.input("rows", {24, 32}), b.weight("w", {6, 16, 32}),
+                                       b.exact_input("offsets", offsets))};
+      });
   add(c, OpKind::MoeCombine, "T=5 K=3 H=24 E=6", [](CaseBuilder& b) -> Outs {
     auto routing = random_routing(b.rng, 5, 6, 3);
     auto yp = b.input("yp", {15, 24});
-    return {b.graph.add_op(OpKind::MoeCombine, {yp, b.exact_input("weights", routing.weights), b.exact_input("inv", routing.inv)})[0]};
+    return {b.graph.add_op(OpKind::MoeCombine, {yp, b.exact_input("weights", routing.weights),
+                                                b.exact_input("inv", routing.inv)})[0]};
   });
   for (bool shared : {false, true}) {
-    add(c, OpKind::MoeExperts, shared ? "T=6 H=32 I=16 E=8 K=2, gated shared expert" : "T=6 H=32 I=16 E=8 K=2",
+    add(c, OpKind::MoeExperts,
+        shared ? "T=6 H=32 I=16 E=8 K=2, gated shared expert" : "T=6 H=32 I=16 E=8 K=2",
         [shared](CaseBuilder& b) -> Outs {
           auto routing = random_routing(b.rng, 6, 8, 2);
-          std::vector<Value> in{b.input("x", {6, 32}), b.exact_input("weights", routing.weights),
-                                b.exact_input("offsets", routing.offsets), b.exact_input("perm", routing.perm),
-                                b.exact_input("inv", routing.inv), b.weight("gate", {8, 16, 32}),
-                                b.weight("up", {8, 16, 32}), b.weight("down", {8, 32, 16})};
+          std::vector<Value> in{b.input("x", {6, 32}),
+                                b.exact_input("weights", routing.weights),
+                                b.exact_input("offsets", routing.offsets),
+                                b.exact_input("perm", routing.perm),
+                                b.exact_input("inv", routing.inv),
+                                b.weight("gate", {8, 16, 32}),
+                                b.weight("up", {8, 16, 32}),
+                                b.weight("down", {8, 32, 16})};
           moe::ExpertsAttrs attrs;
           if (shared) {
-            in.insert(in.end(), {b.weight("s_gate", {24, 32}), b.weight("s_up", {24, 32}), b.weight("s_down", {32, 24}),
-                                 b.weight("s_gate_w", {1, 32})});
+            in.insert(in.end(), {b.weight("s_gate", {24, 32}), b.weight("s_up", {24, 32}),
+                                 b.weight("s_down", {32, 24}), b.weight("s_gate_w", {1, 32})});
             attrs.has_shared = true;
             attrs.shared_gate = moe::SharedGate::Sigmoid;
           }

@@ -24,7 +24,8 @@ struct CaseBuilder {
 
   Value input(const std::string& name, Shape shape, float lo = -1.0f, float hi = 1.0f);
   Value weight(const std::string& name, Shape shape, float lo = -1.0f, float hi = 1.0f);
-  Value input_f32(const std::string& name, Shape shape, float lo = -1.0f, float hi = 1.0f);  // always f32
+  Value input_f32(const std::string& name, Shape shape, float lo = -1.0f,
+                  float hi = 1.0f);                          // always f32
   Value exact_input(const std::string& name, Tensor value);  // integers and fixed tables
   Tensor random_tensor(Shape shape, float lo, float hi, DType store);
   std::int64_t uniform_int(std::int64_t lo, std::int64_t hi);
@@ -43,6 +44,7 @@ const std::vector<CaseDef>& all_cases();
 struct RandomRouting {
   Tensor weights, offsets, perm, inv;
 };
-RandomRouting random_routing(std::mt19937_64& rng, std::int64_t tokens, std::int64_t experts, std::int64_t k);
+RandomRouting random_routing(std::mt19937_64& rng, std::int64_t tokens, std::int64_t experts,
+                             std::int64_t k);
 
 }  // namespace porta::check::detail

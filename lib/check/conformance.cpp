@@ -24,7 +24,8 @@ using detail::CaseDef;
 // Integer outputs must match exactly: any difference is an error of 1 (100 %).
 double compare(const Tensor& test, const Tensor& reference, std::string& why) {
   if (test.shape() != reference.shape()) {
-    why = fmt::format("shape {} instead of {}", test.shape().to_string(), reference.shape().to_string());
+    why = fmt::format("shape {} instead of {}", test.shape().to_string(),
+                      reference.shape().to_string());
     return INFINITY;
   }
   const auto a = test.to_f32();
@@ -57,7 +58,8 @@ std::uint64_t case_seed(std::uint64_t seed, std::size_t index, DType dtype) {
   return seed * 1000003u + index * 7919u + static_cast<std::uint64_t>(dtype);
 }
 
-CaseBuilder build_case(const CaseDef& def, std::uint64_t seed, DType store, DType values, std::vector<Value>& outs) {
+CaseBuilder build_case(const CaseDef& def, std::uint64_t seed, DType store, DType values,
+                       std::vector<Value>& outs) {
   CaseBuilder b;
   b.dtype = store;
   b.value_dtype = values;
@@ -67,7 +69,8 @@ CaseBuilder build_case(const CaseDef& def, std::uint64_t seed, DType store, DTyp
   return b;
 }
 
-CaseResult run_case(const CaseDef& def, std::size_t index, const std::string& backend, DType dtype, std::uint64_t seed) {
+CaseResult run_case(const CaseDef& def, std::size_t index, const std::string& backend, DType dtype,
+                    std::uint64_t seed) {
   CaseResult r;
   r.backend = backend;
   r.op = std::string(op_name(def.op));
@@ -101,7 +104,8 @@ CaseResult run_case(const CaseDef& def, std::size_t index, const std::string& ba
     }
     r.status = r.error <= r.tolerance ? Status::Pass : Status::Fail;
     if (r.status == Status::Fail && r.message.empty())
-      r.message = fmt::format("normalised error {:.3g} exceeds the tolerance {:.3g}", r.error, r.tolerance);
+      r.message =
+          fmt::format("normalised error {:.3g} exceeds the tolerance {:.3g}", r.error, r.tolerance);
   } catch (const std::exception& e) {
     r.status = Status::Error;
     r.message = e.what();
@@ -141,15 +145,18 @@ std::vector<OpKind> covered_ops() {
   return {ops.begin(), ops.end()};
 }
 
-std::vector<CaseResult> run_conformance(const CheckOptions& options, const std::function<void(const CaseResult&)>& progress) {
+std::vector<CaseResult> run_conformance(const CheckOptions& options,
+                                        const std::function<void(const CaseResult&)>& progress) {
   std::set<OpKind> wanted;
   for (const auto& name : options.ops) wanted.insert(parse_op(name));
-  const std::vector<DType> dtypes =
-      options.dtypes.empty() ? std::vector<DType>{DType::F32, DType::F16, DType::BF16} : options.dtypes;
+  const std::vector<DType> dtypes = options.dtypes.empty()
+                                        ? std::vector<DType>{DType::F32, DType::F16, DType::BF16}
+                                        : options.dtypes;
   for (DType t : dtypes)
     if (!is_floating(t))
-      throw Error(ErrorCode::InvalidArgument,
-                  fmt::format("conformance cases run in floating-point dtypes, not {}", dtype_name(t)));
+      throw Error(
+          ErrorCode::InvalidArgument,
+          fmt::format("conformance cases run in floating-point dtypes, not {}", dtype_name(t)));
   std::vector<CaseResult> results;
   const auto& cases = detail::all_cases();
   for (const auto& backend : options.backends) {
@@ -172,7 +179,8 @@ std::string format_matrix(const std::vector<CaseResult>& results) {
   std::set<std::string> ops;
   for (const auto& r : results) {
     const std::string column = fmt::format("{} {}", r.backend, dtype_name(r.dtype));
-    if (std::find(columns.begin(), columns.end(), column) == columns.end()) columns.push_back(column);
+    if (std::find(columns.begin(), columns.end(), column) == columns.end())
+      columns.push_back(column);
     cells[{r.op, column}].push_back(&r);
     ops.insert(r.op);
   }
@@ -190,14 +198,20 @@ std::string format_matrix(const std::vector<CaseResult>& results) {
         int pass = 0, fail = 0, unsupported = 0;
         double worst = 0;
         for (const auto* r : it->second) {
-          if (r->status == Status::Pass) ++pass;
-          else if (r->status == Status::Unsupported) ++unsupported;
-          else ++fail;
+          if (r->status == Status::Pass)
+            ++pass;
+          else if (r->status == Status::Unsupported)
+            ++unsupported;
+          else
+            ++fail;
           if (r->status != Status::Unsupported) worst = std::max(worst, r->error);
         }
-        if (fail > 0) cell = fmt::format("FAIL {}/{}", fail, it->second.size());
-        else if (pass == 0) cell = "unsupported";
-        else cell = fmt::format("ok {:.1e}{}", worst, unsupported > 0 ? "*" : "");
+        if (fail > 0)
+          cell = fmt::format("FAIL {}/{}", fail, it->second.size());
+        else if (pass == 0)
+          cell = "unsupported";
+        else
+          cell = fmt::format("ok {:.1e}{}", worst, unsupported > 0 ? "*" : "");
       }
       out += fmt::format(" {:>20}", cell);
     }

@@ -22,22 +22,22 @@ struct CaseResult {
   std::string label;  // shapes and attributes of the case
   DType dtype = DType::F32;
   Status status = Status::Pass;
-  double error = 0;      // the worst normalised error over the case's outputs
+  double error = 0;  // the worst normalised error over the case's outputs
   double tolerance = 0;
-  std::string message;   // why it failed, was unsupported or raised an error
+  std::string message;  // why it failed, was unsupported or raised an error
 };
 
 struct CheckOptions {
   std::vector<std::string> backends{"reference"};
-  std::vector<std::string> ops;      // empty: every op
-  std::vector<DType> dtypes;         // empty: f32, f16 and bf16
+  std::vector<std::string> ops;  // empty: every op
+  std::vector<DType> dtypes;     // empty: f32, f16 and bf16
   std::uint64_t seed = 42;
 };
 
 // Runs the cases; `progress` (optional) sees each result as it completes. Never throws for a
 // failing case: failures are results. Throws porta::Error for an unknown op or backend name.
-std::vector<CaseResult> run_conformance(const CheckOptions& options,
-                                        const std::function<void(const CaseResult&)>& progress = {});
+std::vector<CaseResult> run_conformance(
+    const CheckOptions& options, const std::function<void(const CaseResult&)>& progress = {});
 
 // The ops the harness has cases for (every op of the catalogue).
 std::vector<OpKind> covered_ops();

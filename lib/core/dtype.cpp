@@ -35,19 +35,34 @@ DType parse_dtype(std::string_view name) {
     DType type;
   };
   static constexpr std::array<Spelling, 21> kSpellings{{
-      {"f32", DType::F32},        {"float32", DType::F32},     {"float", DType::F32},
-      {"fp32", DType::F32},       {"f16", DType::F16},         {"float16", DType::F16},
-      {"half", DType::F16},       {"fp16", DType::F16},        {"bf16", DType::BF16},
-      {"bfloat16", DType::BF16},  {"i8", DType::I8},           {"int8", DType::I8},
-      {"i32", DType::I32},        {"int32", DType::I32},       {"i64", DType::I64},
-      {"int64", DType::I64},      {"f8_e4m3", DType::F8E4M3},  {"fp8_e4m3", DType::F8E4M3},
-      {"float8_e4m3fn", DType::F8E4M3}, {"f8e4m3", DType::F8E4M3}, {"e4m3", DType::F8E4M3},
+      {"f32", DType::F32},
+      {"float32", DType::F32},
+      {"float", DType::F32},
+      {"fp32", DType::F32},
+      {"f16", DType::F16},
+      {"float16", DType::F16},
+      {"half", DType::F16},
+      {"fp16", DType::F16},
+      {"bf16", DType::BF16},
+      {"bfloat16", DType::BF16},
+      {"i8", DType::I8},
+      {"int8", DType::I8},
+      {"i32", DType::I32},
+      {"int32", DType::I32},
+      {"i64", DType::I64},
+      {"int64", DType::I64},
+      {"f8_e4m3", DType::F8E4M3},
+      {"fp8_e4m3", DType::F8E4M3},
+      {"float8_e4m3fn", DType::F8E4M3},
+      {"f8e4m3", DType::F8E4M3},
+      {"e4m3", DType::F8E4M3},
   }};
   for (const auto& s : kSpellings)
     if (s.text == lower) return s.type;
-  throw Error(ErrorCode::InvalidArgument,
-              fmt::format("unknown dtype '{}' (expected one of f32, f16, bf16, i8, i32, i64, f8_e4m3)",
-                          name));
+  throw Error(
+      ErrorCode::InvalidArgument,
+      fmt::format("unknown dtype '{}' (expected one of f32, f16, bf16, i8, i32, i64, f8_e4m3)",
+                  name));
 }
 
 namespace {
@@ -141,10 +156,12 @@ void convert(const void* src, DType src_type, void* dst, DType dst_type, std::si
     return;
   }
   if (is_integer(src_type) && is_integer(dst_type)) {
-    for (std::size_t i = 0; i < count; ++i) store_from_i64(dst, dst_type, i, load_as_i64(src, src_type, i));
+    for (std::size_t i = 0; i < count; ++i)
+      store_from_i64(dst, dst_type, i, load_as_i64(src, src_type, i));
     return;
   }
-  for (std::size_t i = 0; i < count; ++i) store_from_f32(dst, dst_type, i, load_as_f32(src, src_type, i));
+  for (std::size_t i = 0; i < count; ++i)
+    store_from_f32(dst, dst_type, i, load_as_f32(src, src_type, i));
 }
 
 }  // namespace porta

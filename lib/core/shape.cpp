@@ -10,15 +10,17 @@ namespace porta {
 std::vector<std::int64_t> Shape::strides() const {
   std::vector<std::int64_t> result(dims_.size(), 1);
   for (int i = rank() - 2; i >= 0; --i)
-    result[static_cast<std::size_t>(i)] = result[static_cast<std::size_t>(i) + 1] * dims_[static_cast<std::size_t>(i) + 1];
+    result[static_cast<std::size_t>(i)] =
+        result[static_cast<std::size_t>(i) + 1] * dims_[static_cast<std::size_t>(i) + 1];
   return result;
 }
 
 int Shape::normalize_axis(int axis) const {
   const int r = rank();
   if (axis < -r || axis >= r)
-    throw Error(ErrorCode::InvalidArgument,
-                fmt::format("axis {} is out of range for a rank-{} shape {}", axis, r, to_string()));
+    throw Error(
+        ErrorCode::InvalidArgument,
+        fmt::format("axis {} is out of range for a rank-{} shape {}", axis, r, to_string()));
   return axis < 0 ? axis + r : axis;
 }
 

@@ -16,7 +16,8 @@ std::shared_ptr<void> allocate_aligned(std::size_t bytes) {
   const std::size_t rounded = ((bytes + kAlignment - 1) / kAlignment) * kAlignment;
   void* p = std::aligned_alloc(kAlignment, rounded == 0 ? kAlignment : rounded);
   if (p == nullptr)
-    throw Error(ErrorCode::OutOfMemory, fmt::format("cannot allocate {} bytes for a tensor", bytes));
+    throw Error(ErrorCode::OutOfMemory,
+                fmt::format("cannot allocate {} bytes for a tensor", bytes));
   std::memset(p, 0, rounded == 0 ? kAlignment : rounded);
   return std::shared_ptr<void>(p, [](void* q) { std::free(q); });
 }
@@ -61,13 +62,16 @@ Tensor Tensor::from_f32(Shape shape, DType dtype, std::span<const float> values)
   return t;
 }
 
-Tensor Tensor::view(void* data, Shape shape, DType dtype) { return view(data, std::move(shape), dtype, nullptr); }
+Tensor Tensor::view(void* data, Shape shape, DType dtype) {
+  return view(data, std::move(shape), dtype, nullptr);
+}
 
 Tensor Tensor::view(void* data, Shape shape, DType dtype, std::shared_ptr<const void> owner) {
   check_dims(shape);
   if (data == nullptr && shape.numel() != 0)
-    throw Error(ErrorCode::InvalidArgument,
-                fmt::format("null data pointer for a non-empty tensor of shape {}", shape.to_string()));
+    throw Error(
+        ErrorCode::InvalidArgument,
+        fmt::format("null data pointer for a non-empty tensor of shape {}", shape.to_string()));
   Tensor t;
   t.shape_ = std::move(shape);
   t.dtype_ = dtype;
@@ -92,8 +96,8 @@ Tensor Tensor::reshape(Shape shape) const {
   }
   if (inferred >= 0) {
     if (known == 0 || numel() % known != 0)
-      throw Error(ErrorCode::ShapeMismatch, fmt::format("cannot reshape {} to {}", shape_.to_string(),
-                                                        shape.to_string()));
+      throw Error(ErrorCode::ShapeMismatch,
+                  fmt::format("cannot reshape {} to {}", shape_.to_string(), shape.to_string()));
     dims[static_cast<std::size_t>(inferred)] = numel() / known;
     known *= dims[static_cast<std::size_t>(inferred)];
   }

@@ -14,7 +14,8 @@ namespace porta {
 namespace {
 
 constexpr std::array<OpInfo, kOpKindCount> kOps{{
-    {OpKind::Matmul, "matmul", 2, 2, "a[..., M, K] · b[..., K, N], optional transposes, batch broadcast"},
+    {OpKind::Matmul, "matmul", 2, 2,
+     "a[..., M, K] · b[..., K, N], optional transposes, batch broadcast"},
     {OpKind::Add, "add", 2, 2, "a + b with broadcasting"},
     {OpKind::Sub, "sub", 2, 2, "a - b with broadcasting"},
     {OpKind::Mul, "mul", 2, 2, "a · b with broadcasting"},
@@ -36,10 +37,12 @@ constexpr std::array<OpInfo, kOpKindCount> kOps{{
     {OpKind::TopK, "top_k", 1, 1, "k largest (or smallest) values and indices, last axis"},
     {OpKind::Swiglu, "swiglu", 2, 2, "silu(gate) · up"},
     {OpKind::Attention, "attention", 3, 6, "scaled-dot-product attention, causal, GQA, KV cache"},
-    {OpKind::MoeRouter, "moe_router", 1, 2, "MoE routing: ids, weights, counts, offsets, perm, inv"},
+    {OpKind::MoeRouter, "moe_router", 1, 2,
+     "MoE routing: ids, weights, counts, offsets, perm, inv"},
     {OpKind::MoePermute, "moe_permute", 2, 2, "token rows grouped by expert"},
     {OpKind::GroupedMatmul, "grouped_matmul", 3, 3, "ragged per-expert matmul"},
-    {OpKind::MoeExperts, "moe_experts", 8, 12, "routed SwiGLU experts plus optional shared experts"},
+    {OpKind::MoeExperts, "moe_experts", 8, 12,
+     "routed SwiGLU experts plus optional shared experts"},
     {OpKind::MoeCombine, "moe_combine", 3, 3, "weighted sum of each token's expert rows"},
 }};
 
@@ -51,8 +54,8 @@ E parse_named(std::string_view name, std::initializer_list<std::pair<std::string
     if (text == name) return value;
     known.push_back(text);
   }
-  throw Error(ErrorCode::InvalidArgument,
-              fmt::format("unknown {} '{}' (expected one of: {})", what, name, fmt::join(known, ", ")));
+  throw Error(ErrorCode::InvalidArgument, fmt::format("unknown {} '{}' (expected one of: {})", what,
+                                                      name, fmt::join(known, ", ")));
 }
 
 }  // namespace
@@ -78,13 +81,14 @@ OpKind parse_op(std::string_view name) {
 std::span<const OpInfo> all_ops() { return kOps; }
 
 RopeLayout parse_rope_layout(std::string_view name) {
-  return parse_named<RopeLayout>(name, {{"neox", RopeLayout::NeoX}, {"interleaved", RopeLayout::Interleaved}},
-                                 "rope layout");
+  return parse_named<RopeLayout>(
+      name, {{"neox", RopeLayout::NeoX}, {"interleaved", RopeLayout::Interleaved}}, "rope layout");
 }
 
 GeluApproximation parse_gelu_approximation(std::string_view name) {
   return parse_named<GeluApproximation>(
-      name, {{"none", GeluApproximation::None}, {"tanh", GeluApproximation::Tanh}}, "gelu approximation");
+      name, {{"none", GeluApproximation::None}, {"tanh", GeluApproximation::Tanh}},
+      "gelu approximation");
 }
 
 }  // namespace porta
@@ -107,16 +111,19 @@ class Rule {
   [[noreturn]] void fail(ErrorCode code, const std::string& why) const {
     std::vector<std::string> operands;
     for (std::size_t i = 0; i < inputs_.size(); ++i)
-      operands.push_back(fmt::format("{} {}{}", in(i).name, dtype_name(dtype(i)), shape(i).to_string()));
+      operands.push_back(
+          fmt::format("{} {}{}", in(i).name, dtype_name(dtype(i)), shape(i).to_string()));
     throw Error(code, fmt::format("{} '{}': {} (operands: {})", op_name(op_), node_, why,
-                                  operands.empty() ? "none" : fmt::format("{}", fmt::join(operands, ", "))));
+                                  operands.empty() ? "none"
+                                                   : fmt::format("{}", fmt::join(operands, ", "))));
   }
   void require(bool ok, ErrorCode code, const std::string& why) const {
     if (!ok) fail(code, why);
   }
   void require_float(std::size_t i) const {
-    require(is_floating(dtype(i)), ErrorCode::DTypeMismatch,
-            fmt::format("input {} must be a floating-point tensor, not {}", i, dtype_name(dtype(i))));
+    require(
+        is_floating(dtype(i)), ErrorCode::DTypeMismatch,
+        fmt::format("input {} must be a floating-point tensor, not {}", i, dtype_name(dtype(i))));
   }
   void require_integer(std::size_t i) const {
     require(dtype(i) == DType::I32 || dtype(i) == DType::I64, ErrorCode::DTypeMismatch,
@@ -150,7 +157,8 @@ Outputs matmul_rule(const Rule& r, const MatmulAttrs& a) {
   r.require_float(1);
   const Shape& sa = r.shape(0);
   const Shape& sb = r.shape(1);
-  r.require(sa.rank() >= 2 && sb.rank() >= 2, ErrorCode::ShapeMismatch, "both operands need rank >= 2");
+  r.require(sa.rank() >= 2 && sb.rank() >= 2, ErrorCode::ShapeMismatch,
+            "both operands need rank >= 2");
   const auto m = a.transpose_a ? sa[-1] : sa[-2];
   const auto ka = a.transpose_a ? sa[-2] : sa[-1];
   const auto kb = a.transpose_b ? sb[-1] : sb[-2];
@@ -202,7 +210,8 @@ Outputs rope_rule(const Rule& r, const RopeAttrs& a) {
   r.require_float(0);
   r.require_integer(1);
   const Shape& x = r.shape(0);
-  r.require(x.rank() == 2 || x.rank() == 3, ErrorCode::ShapeMismatch, "x must be [T, H, D] or [T, D]");
+  r.require(x.rank() == 2 || x.rank() == 3, ErrorCode::ShapeMismatch,
+            "x must be [T, H, D] or [T, D]");
   r.require(r.shape(1) == Shape{x[0]}, ErrorCode::ShapeMismatch,
             fmt::format("positions must have shape [{}] (one per token)", x[0]));
   const auto d = x[-1];
@@ -275,9 +284,12 @@ Outputs permute_rule(const Rule& r, const PermuteAttrs& a) {
 Outputs slice_rule(const Rule& r, const SliceAttrs& a) {
   const Shape& x = r.shape(0);
   const int axis = r.axis(a.axis, x.rank());
-  r.require(a.step >= 1, ErrorCode::InvalidArgument, fmt::format("step must be >= 1, not {}", a.step));
+  r.require(a.step >= 1, ErrorCode::InvalidArgument,
+            fmt::format("step must be >= 1, not {}", a.step));
   const auto n = x[axis];
-  auto clamp_index = [n](std::int64_t i) { return std::clamp<std::int64_t>(i < 0 ? i + n : i, 0, n); };
+  auto clamp_index = [n](std::int64_t i) {
+    return std::clamp<std::int64_t>(i < 0 ? i + n : i, 0, n);
+  };
   const auto start = clamp_index(a.start);
   const auto end = clamp_index(a.end);
   const auto len = end > start ? (end - start + a.step - 1) / a.step : 0;
@@ -292,7 +304,8 @@ Outputs concat_rule(const Rule& r, const AxisAttrs& a) {
   auto dims = first.dims();
   for (std::size_t i = 1; i < r.count(); ++i) {
     r.require(r.dtype(i) == r.dtype(0), ErrorCode::DTypeMismatch, "inputs have different dtypes");
-    r.require(r.shape(i).rank() == first.rank(), ErrorCode::ShapeMismatch, "inputs have different ranks");
+    r.require(r.shape(i).rank() == first.rank(), ErrorCode::ShapeMismatch,
+              "inputs have different ranks");
     for (int d = 0; d < first.rank(); ++d)
       if (d != axis)
         r.require(r.shape(i)[d] == first[d], ErrorCode::ShapeMismatch,
@@ -320,8 +333,10 @@ Outputs topk_rule(const Rule& r, const TopKAttrs& a) {
 
 Outputs swiglu_rule(const Rule& r) {
   r.require_float(0);
-  r.require(r.dtype(0) == r.dtype(1), ErrorCode::DTypeMismatch, "gate and up have different dtypes");
-  r.require(r.shape(0) == r.shape(1), ErrorCode::ShapeMismatch, "gate and up have different shapes");
+  r.require(r.dtype(0) == r.dtype(1), ErrorCode::DTypeMismatch,
+            "gate and up have different dtypes");
+  r.require(r.shape(0) == r.shape(1), ErrorCode::ShapeMismatch,
+            "gate and up have different shapes");
   return {{r.shape(0), r.dtype(0)}};
 }
 
@@ -373,15 +388,18 @@ Outputs router_rule(const Rule& r, const moe::RouterAttrs& a) {
             fmt::format("top_k = {} must be in [1, num_experts = {}]", k, e));
   r.require(a.num_groups >= 1 && e % a.num_groups == 0, ErrorCode::InvalidArgument,
             fmt::format("num_experts {} is not divisible by num_groups {}", e, a.num_groups));
-  r.require(a.topk_groups >= 1 && a.topk_groups <= a.num_groups, ErrorCode::InvalidArgument,
-            fmt::format("topk_groups {} must be in [1, num_groups = {}]", a.topk_groups, a.num_groups));
+  r.require(
+      a.topk_groups >= 1 && a.topk_groups <= a.num_groups, ErrorCode::InvalidArgument,
+      fmt::format("topk_groups {} must be in [1, num_groups = {}]", a.topk_groups, a.num_groups));
   r.require(k <= a.topk_groups * (e / a.num_groups), ErrorCode::InvalidArgument,
             fmt::format("top_k {} exceeds the {} experts of the {} kept groups", k,
                         a.topk_groups * (e / a.num_groups), a.topk_groups));
-  r.require(!(a.group_score == moe::GroupScore::Top2Sum && a.num_groups > 1 && e / a.num_groups < 2),
-            ErrorCode::InvalidArgument, "group_score top2_sum needs at least 2 experts per group");
+  r.require(
+      !(a.group_score == moe::GroupScore::Top2Sum && a.num_groups > 1 && e / a.num_groups < 2),
+      ErrorCode::InvalidArgument, "group_score top2_sum needs at least 2 experts per group");
   r.require(a.renorm_eps >= 0 && a.capacity_factor >= 0 && a.block_size >= 1,
-            ErrorCode::InvalidArgument, "renorm_eps and capacity_factor must be >= 0, block_size >= 1");
+            ErrorCode::InvalidArgument,
+            "renorm_eps and capacity_factor must be >= 0, block_size >= 1");
   const auto check_enum = [&](int value, int count, const char* name) {
     r.require(value >= 0 && value < count, ErrorCode::InvalidArgument,
               fmt::format("unknown {} value {}", name, value));
@@ -397,7 +415,7 @@ Outputs router_rule(const Rule& r, const moe::RouterAttrs& a) {
   }
   const auto t = r.shape(0)[0];
   const auto padded = t * k + (a.block_size > 1 ? e * (a.block_size - 1) : 0);
-  return {{Shape{t, k}, DType::I32}, {Shape{t, k}, DType::F32}, {Shape{e}, DType::I32},
+  return {{Shape{t, k}, DType::I32},  {Shape{t, k}, DType::F32},   {Shape{e}, DType::I32},
           {Shape{e + 1}, DType::I32}, {Shape{padded}, DType::I32}, {Shape{t * k}, DType::I32},
           {Shape{e}, DType::I32},     {Shape{t}, DType::I32},      {Shape{e}, DType::F32}};
 }
@@ -440,8 +458,8 @@ Outputs moe_combine_rule(const Rule& r) {
 
 Outputs moe_experts_rule(const Rule& r, const moe::ExpertsAttrs& a) {
   // x, weights, offsets, perm, inv, w_gate, w_up, w_down [, s_gate, s_up, s_down [, s_gate_w]]
-  const std::size_t expected =
-      8 + (a.has_shared ? 3 : 0) + (a.has_shared && a.shared_gate == moe::SharedGate::Sigmoid ? 1 : 0);
+  const std::size_t expected = 8 + (a.has_shared ? 3 : 0) +
+                               (a.has_shared && a.shared_gate == moe::SharedGate::Sigmoid ? 1 : 0);
   r.require(r.count() == expected, ErrorCode::InvalidArgument,
             fmt::format("expected {} inputs for these attributes, got {}", expected, r.count()));
   r.require_float(0);
@@ -477,7 +495,8 @@ Outputs moe_experts_rule(const Rule& r, const moe::ExpertsAttrs& a) {
                   r.shape(10) == (Shape{h, shared}),
               ErrorCode::ShapeMismatch, "shared expert weights must be [Is, H], [Is, H], [H, Is]");
     if (r.count() == 12)
-      r.require(r.shape(11) == (Shape{1, h}), ErrorCode::ShapeMismatch, "shared gate weight must be [1, H]");
+      r.require(r.shape(11) == (Shape{1, h}), ErrorCode::ShapeMismatch,
+                "shared gate weight must be [1, H]");
   }
   return {{r.shape(0), r.dtype(0)}};
 }
@@ -506,17 +525,19 @@ bool broadcast_shapes(const Shape& a, const Shape& b, Shape& out) {
   return true;
 }
 
-std::vector<OutputSpec> infer_outputs(const GraphState& g, OpKind op, const std::vector<ValueId>& inputs,
-                                      const OpAttrs& attrs, const std::string& node_name) {
+std::vector<OutputSpec> infer_outputs(const GraphState& g, OpKind op,
+                                      const std::vector<ValueId>& inputs, const OpAttrs& attrs,
+                                      const std::string& node_name) {
   const Rule r(g, op, inputs, node_name);
   const OpInfo& info = op_info(op);
   const auto n = static_cast<int>(inputs.size());
   if (n < info.min_inputs || (info.max_inputs >= 0 && n > info.max_inputs))
-    r.fail(ErrorCode::InvalidArgument,
-           info.max_inputs < 0 ? fmt::format("expects at least {} inputs, got {}", info.min_inputs, n)
-           : info.min_inputs == info.max_inputs
-               ? fmt::format("expects {} inputs, got {}", info.min_inputs, n)
-               : fmt::format("expects {} to {} inputs, got {}", info.min_inputs, info.max_inputs, n));
+    r.fail(
+        ErrorCode::InvalidArgument,
+        info.max_inputs < 0 ? fmt::format("expects at least {} inputs, got {}", info.min_inputs, n)
+        : info.min_inputs == info.max_inputs
+            ? fmt::format("expects {} inputs, got {}", info.min_inputs, n)
+            : fmt::format("expects {} to {} inputs, got {}", info.min_inputs, info.max_inputs, n));
   switch (op) {
     case OpKind::Matmul: return matmul_rule(r, attrs_as<MatmulAttrs>(r, attrs));
     case OpKind::Add:
@@ -525,8 +546,9 @@ std::vector<OutputSpec> infer_outputs(const GraphState& g, OpKind op, const std:
     case OpKind::Div: return binary_rule(r, op);
     case OpKind::Gelu: {
       const auto& a = attrs_as<GeluAttrs>(r, attrs);
-      r.require(a.approximation == GeluApproximation::None || a.approximation == GeluApproximation::Tanh,
-                ErrorCode::InvalidArgument, "unknown gelu approximation");
+      r.require(
+          a.approximation == GeluApproximation::None || a.approximation == GeluApproximation::Tanh,
+          ErrorCode::InvalidArgument, "unknown gelu approximation");
       return unary_float_rule(r);
     }
     case OpKind::Silu:

@@ -49,7 +49,8 @@ OpCost op_cost(const GraphState& g, const Node& n) {
       const double rows = static_cast<double>(w[0] * w[1]);
       cost.flops = 2.0 * rows * static_cast<double>(x[1]) * static_cast<double>(gate[1]) * 3.0;
       if (n.inputs.size() > 8)
-        cost.flops += 2.0 * static_cast<double>(x[0] * x[1]) * static_cast<double>(g.input_of(n, 8).shape[0]) * 3.0;
+        cost.flops += 2.0 * static_cast<double>(x[0] * x[1]) *
+                      static_cast<double>(g.input_of(n, 8).shape[0]) * 3.0;
       // Routed expert weights are read only for experts that receive tokens; count them all.
       break;
     }

@@ -68,7 +68,8 @@ Graph& Graph::operator=(Graph&&) noexcept = default;
 
 Value Graph::check_owned(Value v, const char* what) const {
   if (!v.valid())
-    throw Error(ErrorCode::InvalidArgument, fmt::format("{}: an empty porta::Value was passed", what));
+    throw Error(ErrorCode::InvalidArgument,
+                fmt::format("{}: an empty porta::Value was passed", what));
   if (v.state_ != state_.get())
     throw Error(ErrorCode::InvalidArgument,
                 fmt::format("{}: value '{}' belongs to another graph", what, v.info().name));
@@ -78,11 +79,13 @@ Value Graph::check_owned(Value v, const char* what) const {
 Value Graph::input(std::string name, Shape shape, DType dtype) {
   for (const auto& [existing, id] : state_->inputs)
     if (existing == name)
-      throw Error(ErrorCode::InvalidArgument, fmt::format("graph input '{}' is declared twice", name));
+      throw Error(ErrorCode::InvalidArgument,
+                  fmt::format("graph input '{}' is declared twice", name));
   for (auto d : shape.dims())
     if (d < 0)
-      throw Error(ErrorCode::InvalidArgument,
-                  fmt::format("graph input '{}' has a negative dimension in {}", name, shape.to_string()));
+      throw Error(
+          ErrorCode::InvalidArgument,
+          fmt::format("graph input '{}' has a negative dimension in {}", name, shape.to_string()));
   ValueInfo info;
   info.kind = ValueKind::Input;
   info.shape = std::move(shape);
@@ -96,7 +99,8 @@ Value Graph::input(std::string name, Shape shape, DType dtype) {
 
 Value Graph::weight(std::string name, Tensor value) {
   if (!value.defined())
-    throw Error(ErrorCode::InvalidArgument, fmt::format("weight '{}' is an undefined tensor", name));
+    throw Error(ErrorCode::InvalidArgument,
+                fmt::format("weight '{}' is an undefined tensor", name));
   ValueInfo info;
   info.kind = ValueKind::Constant;
   info.shape = value.shape();
@@ -110,21 +114,23 @@ Value Graph::weight(std::string name, Tensor value) {
 
 Value Graph::scalar(float value, DType dtype) {
   const float values[] = {value};
-  return weight(fmt::format("scalar_{}", state_->values.size()), Tensor::from_f32(Shape{}, dtype, values));
+  return weight(fmt::format("scalar_{}", state_->values.size()),
+                Tensor::from_f32(Shape{}, dtype, values));
 }
 
 void Graph::output(std::string name, Value value) {
   check_owned(value, "output");
   for (const auto& [existing, id] : state_->outputs)
     if (existing == name)
-      throw Error(ErrorCode::InvalidArgument, fmt::format("graph output '{}' is declared twice", name));
+      throw Error(ErrorCode::InvalidArgument,
+                  fmt::format("graph output '{}' is declared twice", name));
   state_->outputs.emplace_back(std::move(name), value.id());
 }
 
 namespace {
 
-std::vector<ValueId> append_node(detail::GraphState& state, OpKind op, std::vector<ValueId> input_ids,
-                                 OpAttrs attrs) {
+std::vector<ValueId> append_node(detail::GraphState& state, OpKind op,
+                                 std::vector<ValueId> input_ids, OpAttrs attrs) {
   const auto& info = op_info(op);
   if (std::holds_alternative<NoAttrs>(attrs)) attrs = default_attrs(op);
   const auto id = static_cast<NodeId>(state.nodes.size());
@@ -169,12 +175,14 @@ Value Graph::name(Value v, std::string node_name) {
   check_owned(v, "name");
   const auto& info = v.info();
   if (info.kind != ValueKind::NodeOutput)
-    throw Error(ErrorCode::InvalidArgument,
-                fmt::format("'{}' is a graph input or weight, not the output of a node", info.name));
+    throw Error(
+        ErrorCode::InvalidArgument,
+        fmt::format("'{}' is a graph input or weight, not the output of a node", info.name));
   Node& node = state_->nodes[info.producer];
   if (node.name == node_name) return v;
   if (state_->node_names.contains(node_name))
-    throw Error(ErrorCode::InvalidArgument, fmt::format("node name '{}' is already used", node_name));
+    throw Error(ErrorCode::InvalidArgument,
+                fmt::format("node name '{}' is already used", node_name));
   state_->node_names.erase(node.name);
   state_->node_names.insert(node_name);
   node.name = std::move(node_name);
@@ -188,15 +196,18 @@ Value Graph::pin(Value v, std::string backend) {
   check_owned(v, "pin");
   const auto& info = v.info();
   if (info.kind != ValueKind::NodeOutput)
-    throw Error(ErrorCode::InvalidArgument,
-                fmt::format("cannot pin '{}': it is a graph input or weight, not a node", info.name));
+    throw Error(
+        ErrorCode::InvalidArgument,
+        fmt::format("cannot pin '{}': it is a graph input or weight, not a node", info.name));
   state_->nodes[info.producer].backend_pin = std::move(backend);
   return v;
 }
 
 // ---- the ops ----------------------------------------------------------------------------------
 
-Value Graph::matmul(Value a, Value b, MatmulAttrs attrs) { return add_op(OpKind::Matmul, {a, b}, attrs)[0]; }
+Value Graph::matmul(Value a, Value b, MatmulAttrs attrs) {
+  return add_op(OpKind::Matmul, {a, b}, attrs)[0];
+}
 Value Graph::add(Value a, Value b) { return add_op(OpKind::Add, {a, b})[0]; }
 Value Graph::sub(Value a, Value b) { return add_op(OpKind::Sub, {a, b})[0]; }
 Value Graph::mul(Value a, Value b) { return add_op(OpKind::Mul, {a, b})[0]; }
@@ -217,7 +228,9 @@ Value Graph::layer_norm(Value x, Value weight, std::optional<Value> bias, float 
 Value Graph::rope(Value x, Value positions, RopeAttrs attrs) {
   return add_op(OpKind::Rope, {x, positions}, attrs)[0];
 }
-Value Graph::embedding(Value table, Value ids) { return add_op(OpKind::Embedding, {table, ids})[0]; }
+Value Graph::embedding(Value table, Value ids) {
+  return add_op(OpKind::Embedding, {table, ids})[0];
+}
 Value Graph::reshape(Value x, std::vector<std::int64_t> shape) {
   return add_op(OpKind::Reshape, {x}, ReshapeAttrs{std::move(shape)})[0];
 }
@@ -272,8 +285,10 @@ Value Graph::grouped_matmul(Value rows, Value weights, Value offsets) {
   return add_op(OpKind::GroupedMatmul, {rows, weights, offsets})[0];
 }
 
-Value Graph::moe_experts(Value x, const MoeRoute& route, const MoeExpertWeights& w, moe::ExpertsAttrs attrs) {
-  std::vector<Value> inputs{x, route.weights, route.offsets, route.perm, route.inv, w.gate, w.up, w.down};
+Value Graph::moe_experts(Value x, const MoeRoute& route, const MoeExpertWeights& w,
+                         moe::ExpertsAttrs attrs) {
+  std::vector<Value> inputs{x,         route.weights, route.offsets, route.perm,
+                            route.inv, w.gate,        w.up,          w.down};
   attrs.has_shared = w.shared_gate.has_value();
   if (attrs.has_shared) {
     if (!w.shared_up || !w.shared_down)
@@ -314,7 +329,9 @@ Value Graph::handle(ValueId id) const {
   return Value(state_.get(), id);
 }
 const std::vector<std::pair<std::string, ValueId>>& Graph::inputs() const { return state_->inputs; }
-const std::vector<std::pair<std::string, ValueId>>& Graph::outputs() const { return state_->outputs; }
+const std::vector<std::pair<std::string, ValueId>>& Graph::outputs() const {
+  return state_->outputs;
+}
 
 std::string Graph::to_string() const {
   std::string out;
@@ -325,24 +342,26 @@ std::string Graph::to_string() const {
   for (const auto& n : state_->nodes) {
     std::vector<std::string> outs;
     for (auto id : n.outputs)
-      outs.push_back(fmt::format("{}{}", dtype_name(state_->values[id].dtype), state_->values[id].shape.to_string()));
+      outs.push_back(fmt::format("{}{}", dtype_name(state_->values[id].dtype),
+                                 state_->values[id].shape.to_string()));
     out += fmt::format("{} -> {}{}\n", detail::describe_node(*state_, n), fmt::join(outs, ", "),
                        n.backend_pin.empty() ? "" : fmt::format("  @{}", n.backend_pin));
   }
-  for (const auto& [name, id] : state_->outputs) out += fmt::format("output {} = {}\n", name, state_->values[id].name);
+  for (const auto& [name, id] : state_->outputs)
+    out += fmt::format("output {} = {}\n", name, state_->values[id].name);
   return out;
 }
 
 // Operands of the operators must be non-empty values of one graph; the node goes on that graph.
-#define PORTA_VALUE_OPERATOR(symbol, kind)                                                         \
-  Value operator symbol(Value a, Value b) {                                                       \
-    if (a.state_ == nullptr || b.state_ == nullptr)                                               \
-      throw Error(ErrorCode::InvalidArgument,                                                     \
-                  fmt::format("{}: an empty porta::Value was passed", op_name(kind)));            \
-    if (a.state_ != b.state_)                                                                     \
-      throw Error(ErrorCode::InvalidArgument,                                                     \
-                  fmt::format("{}: operands belong to different graphs", op_name(kind)));         \
-    return Value(a.state_, append_node(*a.state_, kind, {a.id(), b.id()}, NoAttrs{})[0]);         \
+#define PORTA_VALUE_OPERATOR(symbol, kind)                                                \
+  Value operator symbol(Value a, Value b) {                                               \
+    if (a.state_ == nullptr || b.state_ == nullptr)                                       \
+      throw Error(ErrorCode::InvalidArgument,                                             \
+                  fmt::format("{}: an empty porta::Value was passed", op_name(kind)));    \
+    if (a.state_ != b.state_)                                                             \
+      throw Error(ErrorCode::InvalidArgument,                                             \
+                  fmt::format("{}: operands belong to different graphs", op_name(kind))); \
+    return Value(a.state_, append_node(*a.state_, kind, {a.id(), b.id()}, NoAttrs{})[0]); \
   }
 PORTA_VALUE_OPERATOR(+, OpKind::Add)
 PORTA_VALUE_OPERATOR(-, OpKind::Sub)

@@ -103,9 +103,9 @@ void Checkpoint::Impl::load_index(const std::string& index_file) {
   try {
     index = nlohmann::json::parse(read_whole_file(index_file));
   } catch (const nlohmann::json::exception& e) {
-    throw Error(ErrorCode::CorruptFile,
-                fmt::format("'{}': the checkpoint index is not valid JSON: {}", index_file,
-                            e.what()));
+    throw Error(
+        ErrorCode::CorruptFile,
+        fmt::format("'{}': the checkpoint index is not valid JSON: {}", index_file, e.what()));
   }
   const auto weight_map = index.is_object() ? index.find("weight_map") : index.end();
   if (!index.is_object() || weight_map == index.end() || !weight_map->is_object())
@@ -152,8 +152,8 @@ Checkpoint Checkpoint::open(const std::string& path) {
         if (has_extension(item.path(), ".safetensors") && item.is_regular_file(error))
           files.push_back(item.path().string());
       if (error)
-        throw Error(ErrorCode::Io,
-                    fmt::format("cannot list checkpoint directory '{}': {}", path, error.message()));
+        throw Error(ErrorCode::Io, fmt::format("cannot list checkpoint directory '{}': {}", path,
+                                               error.message()));
       if (files.empty())
         throw Error(ErrorCode::NotFound,
                     fmt::format("checkpoint directory '{}' holds neither {} nor any .safetensors "

@@ -299,7 +299,8 @@ NpyLayout read_npy_layout(const InputFile& file) {
   std::size_t expected = dtype_size(layout.dtype);
   bool overflow = false;
   for (auto dim : layout.shape.dims())
-    overflow = overflow || __builtin_mul_overflow(expected, static_cast<std::size_t>(dim), &expected);
+    overflow =
+        overflow || __builtin_mul_overflow(expected, static_cast<std::size_t>(dim), &expected);
   if (overflow || expected != available)
     throw Error(ErrorCode::CorruptFile,
                 fmt::format("'{}': .npy {} array of shape {} needs {} bytes of data but the file "
@@ -336,9 +337,8 @@ void write_npy(const std::string& path, const Tensor& tensor) {
   }
   if (stored.shape().rank() == 1) shape_text += ',';
   shape_text += ')';
-  std::string header =
-      fmt::format("{{'descr': '{}', 'fortran_order': False, 'shape': {}, }}",
-                  detail::descr_for(stored.dtype()), shape_text);
+  std::string header = fmt::format("{{'descr': '{}', 'fortran_order': False, 'shape': {}, }}",
+                                   detail::descr_for(stored.dtype()), shape_text);
 
   // Version 1.0 stores the header length in 16 bits; longer headers (only absurdly high ranks)
   // need version 2.0. The padding puts the first element on a 64-byte boundary, as NumPy does.

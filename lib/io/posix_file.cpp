@@ -60,8 +60,7 @@ void InputFile::read_at(std::size_t offset, void* buffer, std::size_t bytes) con
   auto* out = static_cast<char*>(buffer);
   std::size_t done = 0;
   while (done < bytes) {
-    const ::ssize_t got =
-        ::pread(fd_, out + done, bytes - done, static_cast<off_t>(offset + done));
+    const ::ssize_t got = ::pread(fd_, out + done, bytes - done, static_cast<off_t>(offset + done));
     if (got < 0) {
       if (errno == EINTR) continue;
       throw_os_error("read", path_);

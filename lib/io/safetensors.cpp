@@ -115,9 +115,8 @@ TensorEntry parse_tensor(const std::string& name, const json& tensor, std::size_
   entry.name = name;
   entry.file = path;
   if (!dtype_json.is_string())
-    throw Error(ErrorCode::CorruptFile,
-                fmt::format("'{}': tensor '{}' has a non-string dtype ({})", path, name,
-                            dtype_json.type_name()));
+    throw Error(ErrorCode::CorruptFile, fmt::format("'{}': tensor '{}' has a non-string dtype ({})",
+                                                    path, name, dtype_json.type_name()));
   const auto& dtype_text = dtype_json.get_ref<const std::string&>();
   const auto dtype = detail::safetensors_dtype(dtype_text);
   if (!dtype)
@@ -173,11 +172,12 @@ TensorEntry parse_tensor(const std::string& name, const json& tensor, std::size_
                             "section ({} bytes)",
                             path, name, begin, end, data_section));
   if (end - begin != bytes)
-    throw Error(ErrorCode::CorruptFile,
-                fmt::format("'{}': tensor '{}' ({} {}) needs {} bytes but its data_offsets [{}, {}] "
-                            "span {}",
-                            path, name, dtype_text, entry.shape.to_string(), bytes, begin, end,
-                            end - begin));
+    throw Error(
+        ErrorCode::CorruptFile,
+        fmt::format("'{}': tensor '{}' ({} {}) needs {} bytes but its data_offsets [{}, {}] "
+                    "span {}",
+                    path, name, dtype_text, entry.shape.to_string(), bytes, begin, end,
+                    end - begin));
   entry.nbytes = static_cast<std::size_t>(bytes);
   entry.offset = data_start + static_cast<std::size_t>(begin);
   offsets = {begin, end};

@@ -34,9 +34,9 @@ void write_safetensors(const std::string& path,
   std::size_t offset = 0;
   for (const auto& [name, tensor] : tensors) {
     if (name.empty() || name == detail::kMetadataKey)
-      throw Error(ErrorCode::InvalidArgument,
-                  fmt::format("write_safetensors('{}'): '{}' is not a valid tensor name", path,
-                              name));
+      throw Error(
+          ErrorCode::InvalidArgument,
+          fmt::format("write_safetensors('{}'): '{}' is not a valid tensor name", path, name));
     if (!names.insert(name).second)
       throw Error(ErrorCode::InvalidArgument,
                   fmt::format("write_safetensors('{}'): tensor '{}' given twice", path, name));
@@ -65,8 +65,8 @@ void write_safetensors(const std::string& path,
 
   unsigned char length[detail::kSafetensorsLengthBytes];
   for (std::size_t i = 0; i < detail::kSafetensorsLengthBytes; ++i)
-    length[i] = static_cast<unsigned char>((static_cast<std::uint64_t>(text.size()) >> (8 * i)) &
-                                           0xffu);
+    length[i] =
+        static_cast<unsigned char>((static_cast<std::uint64_t>(text.size()) >> (8 * i)) & 0xffu);
   detail::OutputFile out(path);
   out.write(length, sizeof length);
   out.write(text.data(), text.size());

@@ -19,10 +19,10 @@ constexpr NameTable<Score, 4> kScoreNames{{{Score::Softmax, "softmax"},
                                            {Score::Sigmoid, "sigmoid"},
                                            {Score::SqrtSoftplus, "sqrt_softplus"},
                                            {Score::Identity, "identity"}}};
-constexpr NameTable<SelectOn, 2> kSelectOnNames{{{SelectOn::Score, "score"},
-                                                 {SelectOn::Logit, "logit"}}};
-constexpr NameTable<GroupScore, 2> kGroupScoreNames{{{GroupScore::Max, "max"},
-                                                     {GroupScore::Top2Sum, "top2_sum"}}};
+constexpr NameTable<SelectOn, 2> kSelectOnNames{
+    {{SelectOn::Score, "score"}, {SelectOn::Logit, "logit"}}};
+constexpr NameTable<GroupScore, 2> kGroupScoreNames{
+    {{GroupScore::Max, "max"}, {GroupScore::Top2Sum, "top2_sum"}}};
 constexpr NameTable<Mode, 3> kModeNames{{{Mode::TokenChoice, "token_choice"},
                                          {Mode::Hash, "hash"},
                                          {Mode::ExpertChoice, "expert_choice"}}};

@@ -56,7 +56,8 @@ std::int64_t read_cache_len(const Node& n, const ExecContext& ctx, std::int64_t 
   const auto values = load_i64(ctx.input(n, 5));
   if (values.size() != 1)
     throw Error(ErrorCode::ShapeMismatch,
-                fmt::format("{}: cache_len must hold one value, it holds {}", node_label(n), values.size()));
+                fmt::format("{}: cache_len must hold one value, it holds {}", node_label(n),
+                            values.size()));
   const std::int64_t len = values[0];
   if (len < 0 || len > capacity)
     throw Error(ErrorCode::InvalidArgument,
@@ -126,10 +127,12 @@ void run_attention(const GraphState&, const Node& n, const ExecContext& ctx) {
       for (std::int64_t j = 0; j < visible; ++j) {
         const float* value = value_row(j, g);
         const double w = weights[static_cast<std::size_t>(j)] / sum;
-        for (std::int64_t c = 0; c < d.value_dim; ++c) accumulator[static_cast<std::size_t>(c)] += w * value[c];
+        for (std::int64_t c = 0; c < d.value_dim; ++c)
+          accumulator[static_cast<std::size_t>(c)] += w * value[c];
       }
       float* out = result.data() + (i * d.q_heads + h) * d.value_dim;
-      for (std::int64_t c = 0; c < d.value_dim; ++c) out[c] = static_cast<float>(accumulator[static_cast<std::size_t>(c)]);
+      for (std::int64_t c = 0; c < d.value_dim; ++c)
+        out[c] = static_cast<float>(accumulator[static_cast<std::size_t>(c)]);
     }
   }
   store_f32(ctx.output(n, 0), result);

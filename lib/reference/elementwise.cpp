@@ -87,8 +87,8 @@ void run_binary(const GraphState&, const Node& n, const ExecContext& ctx) {
 void run_unary(const GraphState&, const Node& n, const ExecContext& ctx) {
   const F32Input x(ctx.input(n, 0));
   std::vector<float> result(x.size());
-  const auto approximation = n.op == OpKind::Gelu ? std::get<GeluAttrs>(n.attrs).approximation
-                                                  : GeluApproximation::None;
+  const auto approximation =
+      n.op == OpKind::Gelu ? std::get<GeluAttrs>(n.attrs).approximation : GeluApproximation::None;
   for (std::size_t i = 0; i < x.size(); ++i) {
     switch (n.op) {
       case OpKind::Silu: result[i] = silu(x[i]); break;
@@ -107,9 +107,8 @@ void run_swiglu(const GraphState&, const Node& n, const ExecContext& ctx) {
   const F32Input gate(ctx.input(n, 0));
   const F32Input up(ctx.input(n, 1));
   if (gate.size() != up.size())
-    throw Error(ErrorCode::ShapeMismatch,
-                fmt::format("{}: gate has {} elements but up has {}", node_label(n), gate.size(),
-                            up.size()));
+    throw Error(ErrorCode::ShapeMismatch, fmt::format("{}: gate has {} elements but up has {}",
+                                                      node_label(n), gate.size(), up.size()));
   std::vector<float> result(gate.size());
   for (std::size_t i = 0; i < gate.size(); ++i) result[i] = silu(gate[i]) * up[i];
   store_f32(ctx.output(n, 0), result);

@@ -17,16 +17,18 @@ void run_embedding(const GraphState&, const Node& n, const ExecContext& ctx) {
   const TensorRef& table = ctx.input(n, 0);
   const TensorRef& out = ctx.output(n, 0);
   if (table.shape().rank() != 2)
-    throw Error(ErrorCode::ShapeMismatch,
-                fmt::format("{}: table must be [V, H], got {}", node_label(n), table.shape().to_string()));
+    throw Error(ErrorCode::ShapeMismatch, fmt::format("{}: table must be [V, H], got {}",
+                                                      node_label(n), table.shape().to_string()));
   if (out.dtype() != table.dtype())
     throw Error(ErrorCode::Internal,
                 fmt::format("{}: output dtype {} differs from the table's {}", node_label(n),
                             dtype_name(out.dtype()), dtype_name(table.dtype())));
   const std::int64_t vocab = table.shape()[0];
   const auto ids = load_i64(ctx.input(n, 1));
-  const std::size_t row_bytes = static_cast<std::size_t>(table.shape()[1]) * dtype_size(table.dtype());
-  if (static_cast<std::size_t>(out.shape().numel()) * dtype_size(out.dtype()) != ids.size() * row_bytes)
+  const std::size_t row_bytes =
+      static_cast<std::size_t>(table.shape()[1]) * dtype_size(table.dtype());
+  if (static_cast<std::size_t>(out.shape().numel()) * dtype_size(out.dtype()) !=
+      ids.size() * row_bytes)
     throw Error(ErrorCode::Internal,
                 fmt::format("{}: output {} does not hold {} rows of the table {}", node_label(n),
                             out.shape().to_string(), ids.size(), table.shape().to_string()));

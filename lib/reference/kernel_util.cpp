@@ -10,15 +10,17 @@ namespace porta::detail::reference {
 std::string node_label(const Node& n) { return fmt::format("{} '{}'", op_name(n.op), n.name); }
 
 namespace {
-std::size_t element_count(const TensorRef& t) { return static_cast<std::size_t>(t.shape().numel()); }
+std::size_t element_count(const TensorRef& t) {
+  return static_cast<std::size_t>(t.shape().numel());
+}
 
 void* checked_host(const TensorRef& t) {
   if (element_count(t) == 0) return nullptr;
   void* p = t.host();
   if (p == nullptr)
     throw Error(ErrorCode::Internal,
-                fmt::format("reference backend: value '{}' ({}{}) has no host memory",
-                            t.info->name, dtype_name(t.dtype()), t.shape().to_string()));
+                fmt::format("reference backend: value '{}' ({}{}) has no host memory", t.info->name,
+                            dtype_name(t.dtype()), t.shape().to_string()));
   return p;
 }
 }  // namespace
@@ -84,7 +86,8 @@ void BroadcastWalker::next() noexcept {
     ++counter_[axis];
     for (std::size_t k = 0; k < offsets_.size(); ++k) offsets_[k] += strides_[k][axis];
     if (counter_[axis] < dims_[axis]) return;
-    for (std::size_t k = 0; k < offsets_.size(); ++k) offsets_[k] -= strides_[k][axis] * dims_[axis];
+    for (std::size_t k = 0; k < offsets_.size(); ++k)
+      offsets_[k] -= strides_[k][axis] * dims_[axis];
     counter_[axis] = 0;
   }
 }
@@ -95,7 +98,8 @@ std::int64_t dims_product(const Shape& s, int begin, int end) {
   return n;
 }
 
-void matmul_nt(const float* a, const float* b, std::int64_t m, std::int64_t k, std::int64_t n, float* out) {
+void matmul_nt(const float* a, const float* b, std::int64_t m, std::int64_t k, std::int64_t n,
+               float* out) {
   for (std::int64_t i = 0; i < m; ++i) {
     const float* a_row = a + i * k;
     for (std::int64_t j = 0; j < n; ++j) {

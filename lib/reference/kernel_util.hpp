@@ -77,6 +77,7 @@ std::int64_t dims_product(const Shape& s, int begin, int end);
 // out[m, n] = a[m, k] · b[n, k]ᵀ, row-major, double accumulators: each output is the dot product
 // of two contiguous rows. The kernel of matmul with transpose_b, of grouped_matmul and of the MoE
 // experts (weights in nn.Linear's out × in layout).
-void matmul_nt(const float* a, const float* b, std::int64_t m, std::int64_t k, std::int64_t n, float* out);
+void matmul_nt(const float* a, const float* b, std::int64_t m, std::int64_t k, std::int64_t n,
+               float* out);
 
 }  // namespace porta::detail::reference

@@ -14,7 +14,8 @@ namespace porta::detail::reference {
 
 // elementwise.cpp
 void run_binary(const GraphState& g, const Node& n, const ExecContext& ctx);  // add sub mul div
-void run_unary(const GraphState& g, const Node& n, const ExecContext& ctx);   // silu gelu sigmoid exp
+void run_unary(const GraphState& g, const Node& n,
+               const ExecContext& ctx);  // silu gelu sigmoid exp
 void run_swiglu(const GraphState& g, const Node& n, const ExecContext& ctx);
 
 // matmul.cpp

@@ -18,7 +18,9 @@ namespace porta::detail::reference {
 
 namespace {
 
-const std::byte* bytes_in(const TensorRef& t) { return static_cast<const std::byte*>(input_bytes(t)); }
+const std::byte* bytes_in(const TensorRef& t) {
+  return static_cast<const std::byte*>(input_bytes(t));
+}
 std::byte* bytes_out(const TensorRef& t) { return static_cast<std::byte*>(output_bytes(t)); }
 
 // Python's slice-bound rule: negative counts from the end, then clamp into [0, dim].
@@ -100,8 +102,8 @@ void run_slice(const GraphState&, const Node& n, const ExecContext& ctx) {
                             shape.to_string(), count, out.shape().to_string()));
   if (out.shape().numel() == 0) return;
 
-  const std::size_t inner = static_cast<std::size_t>(dims_product(shape, axis + 1, shape.rank())) *
-                            dtype_size(x.dtype());
+  const std::size_t inner =
+      static_cast<std::size_t>(dims_product(shape, axis + 1, shape.rank())) * dtype_size(x.dtype());
   const std::int64_t outer = dims_product(shape, 0, axis);
   const std::byte* src = bytes_in(x);
   std::byte* dst = bytes_out(out);
@@ -127,9 +129,10 @@ void run_concat(const GraphState&, const Node& n, const ExecContext& ctx) {
     const TensorRef& x = ctx.input(n, k);
     const std::int64_t part = x.shape()[axis];
     if (x.shape().numel() != outer * part * inner || axis_offset + part > out_shape[axis])
-      throw Error(ErrorCode::ShapeMismatch,
-                  fmt::format("{}: input {} {} does not fit the output {} along axis {}",
-                              node_label(n), k, x.shape().to_string(), out_shape.to_string(), axis));
+      throw Error(
+          ErrorCode::ShapeMismatch,
+          fmt::format("{}: input {} {} does not fit the output {} along axis {}", node_label(n), k,
+                      x.shape().to_string(), out_shape.to_string(), axis));
     if (part > 0) {
       const std::byte* src = bytes_in(x);
       const std::size_t block = static_cast<std::size_t>(part * inner);

@@ -31,7 +31,8 @@ void matmul_nn(const float* a, const float* b, std::int64_t m, std::int64_t k, s
       const float* b_row = b + p * n;
       for (std::int64_t j = 0; j < n; ++j) row[static_cast<std::size_t>(j)] += a_ip * b_row[j];
     }
-    for (std::int64_t j = 0; j < n; ++j) out[i * n + j] = static_cast<float>(row[static_cast<std::size_t>(j)]);
+    for (std::int64_t j = 0; j < n; ++j)
+      out[i * n + j] = static_cast<float>(row[static_cast<std::size_t>(j)]);
   }
 }
 

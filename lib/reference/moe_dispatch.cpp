@@ -33,10 +33,11 @@ SupportResult router_support(const GraphState& g, const Node& n) {
   const std::int64_t E = attrs->num_experts, K = attrs->top_k, G = attrs->num_groups,
                      TG = attrs->topk_groups;
   if (E < 1 || K < 1 || K > E)
-    return SupportResult::no(fmt::format("moe_router needs 1 <= top_k ({}) <= num_experts ({})", K, E));
+    return SupportResult::no(
+        fmt::format("moe_router needs 1 <= top_k ({}) <= num_experts ({})", K, E));
   if (G < 1 || E % G != 0 || TG < 1 || TG > G || K > TG * (E / G))
-    return SupportResult::no(fmt::format(
-        "moe_router groups do not fit: E = {}, G = {}, TG = {}, K = {}", E, G, TG, K));
+    return SupportResult::no(
+        fmt::format("moe_router groups do not fit: E = {}, G = {}, TG = {}, K = {}", E, G, TG, K));
   if (G > 1 && attrs->group_score == moe::GroupScore::Top2Sum && E / G < 2)
     return SupportResult::no("moe_router group_score top2_sum needs at least 2 experts per group");
   if (attrs->block_size < 1)
@@ -46,12 +47,13 @@ SupportResult router_support(const GraphState& g, const Node& n) {
         fmt::format("moe_router capacity_factor {} is not >= 0", attrs->capacity_factor));
   const std::size_t expected_inputs = attrs->use_bias ? 2 : 1;
   if (n.inputs.size() != expected_inputs || n.outputs.size() != 9)
-    return SupportResult::no(fmt::format("moe_router with {} inputs and {} outputs (expected {} and 9)",
-                                         n.inputs.size(), n.outputs.size(), expected_inputs));
+    return SupportResult::no(
+        fmt::format("moe_router with {} inputs and {} outputs (expected {} and 9)", n.inputs.size(),
+                    n.outputs.size(), expected_inputs));
   const ValueInfo& logits = g.input_of(n, 0);
   if (logits.dtype != DType::F32 && logits.dtype != DType::BF16 && logits.dtype != DType::F16)
-    return SupportResult::no(
-        fmt::format("moe_router logits of dtype {} (f32, bf16 or f16 only)", dtype_name(logits.dtype)));
+    return SupportResult::no(fmt::format("moe_router logits of dtype {} (f32, bf16 or f16 only)",
+                                         dtype_name(logits.dtype)));
   if (logits.shape.rank() != 2 || logits.shape[1] != E)
     return SupportResult::no(fmt::format("moe_router logits {} do not match num_experts {}",
                                          logits.shape.to_string(), E));
@@ -96,8 +98,7 @@ SupportResult moe_supports(const GraphState& g, const Node& n) {
       if (!is_index(g.input_of(n, 2))) return SupportResult::no("moe_combine inv must be i32");
       return SupportResult::yes();
     case OpKind::MoeExperts: return experts_support(g, n);
-    default:
-      return SupportResult::no(fmt::format("{} is not an MoE op", op_name(n.op)));
+    default: return SupportResult::no(fmt::format("{} is not an MoE op", op_name(n.op)));
   }
 }
 

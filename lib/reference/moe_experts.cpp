@@ -17,7 +17,8 @@ namespace porta::detail::reference {
 namespace {
 
 // a [M, K] · b[N, K]^T -> [M, N]: an nn.Linear without bias.
-std::vector<float> linear(const float* a, std::int64_t m, std::int64_t k, const float* b, std::int64_t n) {
+std::vector<float> linear(const float* a, std::int64_t m, std::int64_t k, const float* b,
+                          std::int64_t n) {
   std::vector<float> out(static_cast<std::size_t>(m * n));
   matmul_nt(a, b, m, k, n, out.data());
   return out;
@@ -78,13 +79,13 @@ void run_moe_experts(const GraphState& g, const Node& n, const ExecContext& ctx)
     const F32Input x(x_ref), weights(weights_ref);
     const F32Input w_gate(gate_ref), w_up(ctx.input(n, 6)), w_down(ctx.input(n, 7));
     const auto xp = permute_rows(x.data(), tokens, hidden, perm, top_k);
-    const auto gate = grouped_matmul_rows(xp.data(), rows, hidden, w_gate.data(), experts, inner,
-                                          offsets);
-    const auto up = grouped_matmul_rows(xp.data(), rows, hidden, w_up.data(), experts, inner,
-                                        offsets);
+    const auto gate =
+        grouped_matmul_rows(xp.data(), rows, hidden, w_gate.data(), experts, inner, offsets);
+    const auto up =
+        grouped_matmul_rows(xp.data(), rows, hidden, w_up.data(), experts, inner, offsets);
     const auto act = swiglu_values(gate, up);
-    const auto down = grouped_matmul_rows(act.data(), rows, inner, w_down.data(), experts, hidden,
-                                          offsets);
+    const auto down =
+        grouped_matmul_rows(act.data(), rows, inner, w_down.data(), experts, hidden, offsets);
     auto out = combine_rows(down.data(), hidden, weights.data(), inv, tokens, top_k);
     if (attrs.has_shared) {
       const auto shared = shared_expert(n, ctx, x.data(), tokens, hidden);

@@ -35,8 +35,8 @@ void check_offsets(const std::string& label, std::span<const std::int64_t> offse
                               label, e, offsets[e], e - 1, offsets[e - 1]));
   if (offsets.back() > rows)
     throw Error(ErrorCode::InvalidArgument,
-                fmt::format("{}: offsets[{}] = {} exceeds the {} rows", label,
-                            offsets.size() - 1, offsets.back(), rows));
+                fmt::format("{}: offsets[{}] = {} exceeds the {} rows", label, offsets.size() - 1,
+                            offsets.back(), rows));
 }
 
 void check_perm(const std::string& label, std::span<const std::int64_t> perm) {
@@ -77,8 +77,8 @@ std::vector<float> grouped_matmul_rows(const float* rows, std::int64_t num_rows,
   std::vector<float> out(static_cast<std::size_t>(num_rows) * n_out, 0.0f);
   for (std::size_t e = 0; e < static_cast<std::size_t>(experts); ++e) {
     const auto first = static_cast<std::size_t>(offsets[e]);
-    matmul_nt(rows + first * h, w + e * n_out * h, offsets[e + 1] - offsets[e], hidden, out_features,
-              out.data() + first * n_out);
+    matmul_nt(rows + first * h, w + e * n_out * h, offsets[e + 1] - offsets[e], hidden,
+              out_features, out.data() + first * n_out);
   }
   return out;
 }
@@ -130,8 +130,8 @@ void run_moe_permute(const GraphState& g, const Node& n, const ExecContext& ctx)
       if (perm[i] >= tokens * top_k)
         std::memset(dst + i * row_bytes, 0, row_bytes);
       else
-        std::memcpy(dst + i * row_bytes, src + static_cast<std::size_t>(perm[i] / top_k) * row_bytes,
-                    row_bytes);
+        std::memcpy(dst + i * row_bytes,
+                    src + static_cast<std::size_t>(perm[i] / top_k) * row_bytes, row_bytes);
     }
   });
 }

@@ -21,15 +21,15 @@ namespace porta::detail::reference {
 
 // The nine outputs of moe_router, in output order (see docs/moe-router.md).
 struct RouterTables {
-  std::vector<std::int64_t> ids;         // [T, K], -1 for dropped assignments
-  std::vector<float> weights;            // [T, K], 0 for dropped assignments
-  std::vector<std::int64_t> counts;      // [E] kept assignments per expert
-  std::vector<std::int64_t> offsets;     // [E + 1] padded block starts
-  std::vector<std::int64_t> perm;        // [P] assignment indices, sentinel T*K in padding
-  std::vector<std::int64_t> inv;         // [T*K] slot of each assignment in perm, -1 if dropped
-  std::vector<std::int64_t> dropped;     // [E] assignments refused for capacity
-  std::vector<std::int64_t> nonfinite;   // [T] 1 when the row's selection values had a NaN
-  std::vector<float> mean_score;         // [E] mean over rows of the score s
+  std::vector<std::int64_t> ids;        // [T, K], -1 for dropped assignments
+  std::vector<float> weights;           // [T, K], 0 for dropped assignments
+  std::vector<std::int64_t> counts;     // [E] kept assignments per expert
+  std::vector<std::int64_t> offsets;    // [E + 1] padded block starts
+  std::vector<std::int64_t> perm;       // [P] assignment indices, sentinel T*K in padding
+  std::vector<std::int64_t> inv;        // [T*K] slot of each assignment in perm, -1 if dropped
+  std::vector<std::int64_t> dropped;    // [E] assignments refused for capacity
+  std::vector<std::int64_t> nonfinite;  // [T] 1 when the row's selection values had a NaN
+  std::vector<float> mean_score;        // [E] mean over rows of the score s
 };
 
 // P, the number of rows of perm: T*K plus room to pad every expert's block to `block_size`.

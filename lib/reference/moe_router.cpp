@@ -54,9 +54,7 @@ void score_row(moe::Score score, std::span<const float> x, std::span<float> s) {
       for (std::size_t i = 0; i < x.size(); ++i)
         s[i] = static_cast<float>(std::sqrt(softplus(x[i])));
       return;
-    case moe::Score::Identity:
-      std::copy(x.begin(), x.end(), s.begin());
-      return;
+    case moe::Score::Identity: std::copy(x.begin(), x.end(), s.begin()); return;
   }
 }
 
@@ -222,8 +220,8 @@ void run_moe_router(const GraphState& g, const Node& n, const ExecContext& ctx) 
       bias_values.emplace(ctx.input(n, 1));
       bias = std::span<const float>(bias_values->data(), bias_values->size());
     }
-    const RouterTables r = route_tokens(std::span<const float>(logits.data(), logits.size()),
-                                        tokens, bias, attrs);
+    const RouterTables r =
+        route_tokens(std::span<const float>(logits.data(), logits.size()), tokens, bias, attrs);
     store_i64(ctx.output(n, 0), r.ids);
     store_f32(ctx.output(n, 1), r.weights);
     store_i64(ctx.output(n, 2), r.counts);

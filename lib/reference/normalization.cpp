@@ -42,7 +42,9 @@ void run_softmax(const GraphState&, const Node& n, const ExecContext& ctx) {
 
   for (std::int64_t o = 0; o < outer; ++o) {
     for (std::int64_t i = 0; i < inner; ++i) {
-      const auto at = [&](std::int64_t j) { return static_cast<std::size_t>((o * length + j) * inner + i); };
+      const auto at = [&](std::int64_t j) {
+        return static_cast<std::size_t>((o * length + j) * inner + i);
+      };
       // Subtracting the maximum keeps exp() from overflowing; a NaN is never the maximum, so it
       // reaches exp() and (through the sum) turns the whole row into NaN, as PyTorch does.
       float max_value = -std::numeric_limits<float>::infinity();
@@ -75,9 +77,11 @@ void run_rms_norm(const GraphState&, const Node& n, const ExecContext& ctx) {
     double sum_squares = 0.0;
     for (std::int64_t h = 0; h < hidden; ++h) sum_squares += static_cast<double>(row[h]) * row[h];
     const double mean_square = sum_squares / static_cast<double>(hidden);
-    const auto inv_rms = static_cast<float>(1.0 / std::sqrt(mean_square + static_cast<double>(eps)));
+    const auto inv_rms =
+        static_cast<float>(1.0 / std::sqrt(mean_square + static_cast<double>(eps)));
     for (std::int64_t h = 0; h < hidden; ++h)
-      result[static_cast<std::size_t>(r * hidden + h)] = row[h] * inv_rms * weight[static_cast<std::size_t>(h)];
+      result[static_cast<std::size_t>(r * hidden + h)] =
+          row[h] * inv_rms * weight[static_cast<std::size_t>(h)];
   }
   store_f32(ctx.output(n, 0), result);
 }

@@ -47,9 +47,10 @@ SupportResult need_float(const GraphState& g, const Node& n, std::size_t first, 
   for (std::size_t i = first; i < last && i < n.inputs.size(); ++i) {
     const DType t = g.input_of(n, i).dtype;
     if (!is_floating(t))
-      return SupportResult::no(fmt::format("{} input {} is {}; the reference kernel takes f32, f16, "
-                                           "bf16 or f8_e4m3",
-                                           node_label(n), i, dtype_name(t)));
+      return SupportResult::no(
+          fmt::format("{} input {} is {}; the reference kernel takes f32, f16, "
+                      "bf16 or f8_e4m3",
+                      node_label(n), i, dtype_name(t)));
   }
   return SupportResult::yes();
 }
@@ -71,10 +72,9 @@ SupportResult binary_support(const GraphState& g, const Node& n) {
   const DType b = g.input_of(n, 1).dtype;
   if (is_floating(a) && is_floating(b)) return SupportResult::yes();
   if (is_integer(a) && is_integer(b) && n.op != OpKind::Div) return SupportResult::yes();
-  return SupportResult::no(
-      fmt::format("{} of {} and {}: the reference kernel takes two floating-point inputs{}",
-                  node_label(n), dtype_name(a), dtype_name(b),
-                  n.op == OpKind::Div ? "" : " or two integer inputs"));
+  return SupportResult::no(fmt::format(
+      "{} of {} and {}: the reference kernel takes two floating-point inputs{}", node_label(n),
+      dtype_name(a), dtype_name(b), n.op == OpKind::Div ? "" : " or two integer inputs"));
 }
 
 SupportResult dense_support(const GraphState& g, const Node& n) {
@@ -145,8 +145,8 @@ void run_node(const GraphState& g, const Node& n, const ExecContext& ctx) {
     case OpKind::MoeExperts:
     case OpKind::MoeCombine: return run_moe_op(g, n, ctx);
   }
-  throw Error(ErrorCode::Internal, fmt::format("{}: unknown op kind {}", node_label(n),
-                                               static_cast<int>(n.op)));
+  throw Error(ErrorCode::Internal,
+              fmt::format("{}: unknown op kind {}", node_label(n), static_cast<int>(n.op)));
 }
 
 struct ReferencePlan final : Plan {
@@ -180,9 +180,8 @@ class ReferenceBackend final : public Backend {
     for (NodeId id : nodes) {
       const Node& n = g.nodes.at(id);
       if (auto verdict = supports(g, n); !verdict.supported)
-        throw Error(ErrorCode::Unsupported,
-                    fmt::format("reference backend cannot run {}: {}", describe_node(g, n),
-                                verdict.reason));
+        throw Error(ErrorCode::Unsupported, fmt::format("reference backend cannot run {}: {}",
+                                                        describe_node(g, n), verdict.reason));
       plan->nodes.push_back(id);
     }
     return plan;

@@ -63,8 +63,8 @@ void run_rope(const GraphState&, const Node& n, const ExecContext& ctx) {
   const TensorRef& x_ref = ctx.input(n, 0);
   const Shape& shape = x_ref.shape();
   if (shape.rank() != 2 && shape.rank() != 3)
-    throw Error(ErrorCode::ShapeMismatch,
-                fmt::format("{}: x must be [T, H, D] or [T, D], got {}", node_label(n), shape.to_string()));
+    throw Error(ErrorCode::ShapeMismatch, fmt::format("{}: x must be [T, H, D] or [T, D], got {}",
+                                                      node_label(n), shape.to_string()));
   const std::int64_t tokens = shape[0];
   const std::int64_t heads = shape.rank() == 3 ? shape[1] : 1;
   const std::int64_t head_dim = shape[-1];
@@ -75,24 +75,24 @@ void run_rope(const GraphState&, const Node& n, const ExecContext& ctx) {
                             node_label(n), rotary_dim, head_dim));
   const auto positions = load_i64(ctx.input(n, 1));
   if (static_cast<std::int64_t>(positions.size()) != tokens)
-    throw Error(ErrorCode::ShapeMismatch,
-                fmt::format("{}: {} positions for {} tokens", node_label(n), positions.size(), tokens));
+    throw Error(ErrorCode::ShapeMismatch, fmt::format("{}: {} positions for {} tokens",
+                                                      node_label(n), positions.size(), tokens));
 
   const F32Input x(x_ref);
   std::vector<float> result(x.data(), x.data() + x.size());  // dims >= rotary_dim pass through
   const std::vector<double> inv_freq = inverse_frequencies(attrs, rotary_dim);
   const auto& scaling = attrs.scaling;
   const double position_divisor = scaling.type == RopeScalingType::Linear ? scaling.factor : 1.0;
-  const double magnitude =
-      scaling.type == RopeScalingType::Yarn
-          ? yarn_get_mscale(scaling.factor, scaling.mscale) /
-                yarn_get_mscale(scaling.factor, scaling.mscale_all_dim)
-          : 1.0;
+  const double magnitude = scaling.type == RopeScalingType::Yarn
+                               ? yarn_get_mscale(scaling.factor, scaling.mscale) /
+                                     yarn_get_mscale(scaling.factor, scaling.mscale_all_dim)
+                               : 1.0;
   const std::int64_t half = rotary_dim / 2;
   const bool neox = attrs.layout == RopeLayout::NeoX;
 
   for (std::int64_t t = 0; t < tokens; ++t) {
-    const double position = static_cast<double>(positions[static_cast<std::size_t>(t)]) / position_divisor;
+    const double position =
+        static_cast<double>(positions[static_cast<std::size_t>(t)]) / position_divisor;
     for (std::int64_t i = 0; i < half; ++i) {
       const double angle = position * inv_freq[static_cast<std::size_t>(i)];
       const double c = std::cos(angle) * magnitude;

@@ -60,17 +60,17 @@ void run_top_k(const GraphState&, const Node& n, const ExecContext& ctx) {
   const std::int64_t k = attrs.k;
   if (k < 0 || k > length)
     throw Error(ErrorCode::InvalidArgument,
-                fmt::format("{}: k = {} is outside [0, {}] (the last axis of {})", node_label(n),
-                            k, length, shape.to_string()));
+                fmt::format("{}: k = {} is outside [0, {}] (the last axis of {})", node_label(n), k,
+                            length, shape.to_string()));
   if (values_ref.dtype() != x_ref.dtype())
     throw Error(ErrorCode::Internal,
                 fmt::format("{}: values dtype {} differs from the input's {}", node_label(n),
                             dtype_name(values_ref.dtype()), dtype_name(x_ref.dtype())));
   const std::int64_t rows = length == 0 ? 0 : shape.numel() / length;
   if (values_ref.shape().numel() != rows * k || indices_ref.shape().numel() != rows * k)
-    throw Error(ErrorCode::Internal,
-                fmt::format("{}: outputs {} / {} do not hold {} rows of {}", node_label(n),
-                            values_ref.shape().to_string(), indices_ref.shape().to_string(), rows, k));
+    throw Error(ErrorCode::Internal, fmt::format("{}: outputs {} / {} do not hold {} rows of {}",
+                                                 node_label(n), values_ref.shape().to_string(),
+                                                 indices_ref.shape().to_string(), rows, k));
 
   std::vector<std::int64_t> indices(static_cast<std::size_t>(rows * k));
   if (is_floating(x_ref.dtype())) {

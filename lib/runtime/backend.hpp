@@ -46,10 +46,14 @@ struct TensorRef {
     return base == nullptr ? nullptr : base + offset;
   }
   template <class T>
-  T* host_as() const { return static_cast<T*>(host()); }
+  T* host_as() const {
+    return static_cast<T*>(host());
+  }
   const Shape& shape() const { return info->shape; }
   DType dtype() const { return info->dtype; }
-  std::size_t nbytes() const { return static_cast<std::size_t>(info->shape.numel()) * dtype_size(info->dtype); }
+  std::size_t nbytes() const {
+    return static_cast<std::size_t>(info->shape.numel()) * dtype_size(info->dtype);
+  }
 };
 
 struct SupportResult {
@@ -123,8 +127,8 @@ class Backend {
 // Plain host memory, 64-byte aligned; also wraps memory someone else owns.
 class HostBuffer final : public Buffer {
  public:
-  explicit HostBuffer(std::size_t bytes);                         // owning, zero-filled
-  HostBuffer(void* borrowed, std::size_t bytes) noexcept;          // non-owning
+  explicit HostBuffer(std::size_t bytes);                  // owning, zero-filled
+  HostBuffer(void* borrowed, std::size_t bytes) noexcept;  // non-owning
   ~HostBuffer() override;
   HostBuffer(const HostBuffer&) = delete;
   HostBuffer& operator=(const HostBuffer&) = delete;

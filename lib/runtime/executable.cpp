@@ -68,7 +68,10 @@ class RunRecorder final : public OpRecorder {
  public:
   RunRecorder(const GraphState& g, const std::vector<OpCost>& costs,
               const std::vector<std::string>& backend_of_node, Profile& profile)
-      : g_(g), costs_(costs), backend_of_node_(backend_of_node), profile_(profile),
+      : g_(g),
+        costs_(costs),
+        backend_of_node_(backend_of_node),
+        profile_(profile),
         start_(std::chrono::steady_clock::now()) {}
 
   void record(NodeId node, double start_us, double end_us, double device_us) override {
@@ -84,7 +87,8 @@ class RunRecorder final : public OpRecorder {
     profile_.ops.push_back(std::move(op));
   }
   double now_us() const override {
-    return std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start_).count();
+    return std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start_)
+        .count();
   }
 
  private:
@@ -102,9 +106,9 @@ struct ExecutableImpl {
   CompileOptions options;
   std::vector<NodePlacement> placement;
   std::vector<std::string> backend_of_node;  // by NodeId, empty for dead nodes
-  std::vector<OpCost> costs;                  // by NodeId
-  std::vector<int> home;                      // by ValueId: the domain that holds the value
-  std::vector<Domain> domains;                // [0] is the host
+  std::vector<OpCost> costs;                 // by NodeId
+  std::vector<int> home;                     // by ValueId: the domain that holds the value
+  std::vector<Domain> domains;               // [0] is the host
   std::vector<Step> steps;
   Profile profile;
   std::mutex run_mutex;
@@ -142,7 +146,8 @@ std::vector<bool> live_nodes(const GraphState& g) {
 
 void build(ExecutableImpl& x) {
   GraphState& g = x.graph;
-  if (g.outputs.empty()) throw Error(ErrorCode::InvalidArgument, "the graph has no outputs to compute");
+  if (g.outputs.empty())
+    throw Error(ErrorCode::InvalidArgument, "the graph has no outputs to compute");
   const auto live = live_nodes(g);
   x.domains.resize(1);
   x.domains[kHostDomain].name = "host";
@@ -161,7 +166,8 @@ void build(ExecutableImpl& x) {
     x.costs[n.id] = op_cost(g, n);
     const int domain = x.domain_index(p.backend);
     for (auto out : n.outputs) x.home[out] = domain;
-    if (x.steps.empty() || x.steps.back().kind != Step::Kind::Segment || x.steps.back().backend != p.backend) {
+    if (x.steps.empty() || x.steps.back().kind != Step::Kind::Segment ||
+        x.steps.back().backend != p.backend) {
       Step s;
       s.backend = p.backend;
       s.domain = domain;
@@ -172,8 +178,10 @@ void build(ExecutableImpl& x) {
 
   // Transfers: a value read in a domain other than its home is copied there once, right before
   // the first segment that needs it. Constants are uploaded now instead of on every run.
-  std::vector<std::vector<bool>> present(x.domains.size(), std::vector<bool>(g.values.size(), false));
-  for (ValueId v = 0; v < g.values.size(); ++v) present[static_cast<std::size_t>(x.home[v])][v] = true;
+  std::vector<std::vector<bool>> present(x.domains.size(),
+                                         std::vector<bool>(g.values.size(), false));
+  for (ValueId v = 0; v < g.values.size(); ++v)
+    present[static_cast<std::size_t>(x.home[v])][v] = true;
   std::vector<Step> scheduled;
   for (auto& segment : x.steps) {
     for (auto node : segment.nodes) {
@@ -200,10 +208,12 @@ void build(ExecutableImpl& x) {
   int step_index = 0;
   for (const auto& s : x.steps) {
     if (s.kind == Step::Kind::Transfer) {
-      requests[static_cast<std::size_t>(s.domain)][s.value] = {g.values[s.value].shape.numel() > 0
-                                                                   ? static_cast<std::size_t>(g.values[s.value].shape.numel()) * dtype_size(g.values[s.value].dtype)
-                                                                   : 0,
-                                                               step_index, step_index};
+      requests[static_cast<std::size_t>(s.domain)][s.value] = {
+          g.values[s.value].shape.numel() > 0
+              ? static_cast<std::size_t>(g.values[s.value].shape.numel()) *
+                    dtype_size(g.values[s.value].dtype)
+              : 0,
+          step_index, step_index};
       auto& src = requests[static_cast<std::size_t>(s.from_domain)];
       if (auto it = src.find(s.value); it != src.end()) it->second.last_step = step_index;
       ++step_index;
@@ -212,10 +222,12 @@ void build(ExecutableImpl& x) {
     auto& reqs = requests[static_cast<std::size_t>(s.domain)];
     for (auto node : s.nodes) {
       for (auto in : g.nodes[node].inputs)
-        if (auto it = reqs.find(in); it != reqs.end()) it->second.last_step = std::max(it->second.last_step, step_index);
+        if (auto it = reqs.find(in); it != reqs.end())
+          it->second.last_step = std::max(it->second.last_step, step_index);
       for (auto out : g.nodes[node].outputs) {
         const auto& info = g.values[out];
-        reqs[out] = {static_cast<std::size_t>(info.shape.numel()) * dtype_size(info.dtype), step_index, step_index};
+        reqs[out] = {static_cast<std::size_t>(info.shape.numel()) * dtype_size(info.dtype),
+                     step_index, step_index};
       }
       ++step_index;
     }
@@ -237,7 +249,8 @@ void build(ExecutableImpl& x) {
     const auto plan = plan_memory(reqs);
     domain.arena_bytes = plan.arena_bytes;
     domain.unplanned_bytes = plan.unplanned_bytes;
-    domain.arena = domain.owner ? domain.owner->allocate(plan.arena_bytes) : std::make_unique<HostBuffer>(plan.arena_bytes);
+    domain.arena = domain.owner ? domain.owner->allocate(plan.arena_bytes)
+                                : std::make_unique<HostBuffer>(plan.arena_bytes);
     for (std::size_t i = 0; i < ids.size(); ++i)
       domain.refs[ids[i]] = {domain.arena.get(), plan.offsets[i], &g.values[ids[i]]};
   }
@@ -269,8 +282,9 @@ void build(ExecutableImpl& x) {
     } catch (const Error&) {
       throw;
     } catch (const std::exception& e) {
-      throw Error(ErrorCode::Backend, fmt::format("backend '{}' failed to compile {}: {}", s.backend->name(),
-                                                  describe_node(g, g.nodes[s.nodes.front()]), e.what()));
+      throw Error(ErrorCode::Backend,
+                  fmt::format("backend '{}' failed to compile {}: {}", s.backend->name(),
+                              describe_node(g, g.nodes[s.nodes.front()]), e.what()));
     }
   }
 }
@@ -278,12 +292,14 @@ void build(ExecutableImpl& x) {
 void check_inputs(const ExecutableImpl& x, const std::map<std::string, Tensor>& inputs) {
   const auto& g = x.graph;
   for (const auto& [name, tensor] : inputs) {
-    const bool known = std::any_of(g.inputs.begin(), g.inputs.end(), [&](const auto& in) { return in.first == name; });
+    const bool known = std::any_of(g.inputs.begin(), g.inputs.end(),
+                                   [&](const auto& in) { return in.first == name; });
     if (!known) {
       std::vector<std::string> names;
       for (const auto& in : g.inputs) names.push_back(in.first);
-      throw Error(ErrorCode::InvalidArgument, fmt::format("'{}' is not an input of the graph (inputs: {})", name,
-                                                          names.empty() ? "none" : fmt::format("{}", fmt::join(names, ", "))));
+      throw Error(ErrorCode::InvalidArgument,
+                  fmt::format("'{}' is not an input of the graph (inputs: {})", name,
+                              names.empty() ? "none" : fmt::format("{}", fmt::join(names, ", "))));
     }
   }
   for (const auto& [name, id] : g.inputs) {
@@ -293,11 +309,13 @@ void check_inputs(const ExecutableImpl& x, const std::map<std::string, Tensor>& 
     const auto& info = g.values[id];
     const Tensor& t = it->second;
     if (t.shape() != info.shape)
-      throw Error(ErrorCode::ShapeMismatch, fmt::format("input '{}' has shape {} but the graph declares {}", name,
-                                                        t.shape().to_string(), info.shape.to_string()));
+      throw Error(ErrorCode::ShapeMismatch,
+                  fmt::format("input '{}' has shape {} but the graph declares {}", name,
+                              t.shape().to_string(), info.shape.to_string()));
     if (t.dtype() != info.dtype)
-      throw Error(ErrorCode::DTypeMismatch, fmt::format("input '{}' has dtype {} but the graph declares {}", name,
-                                                        dtype_name(t.dtype()), dtype_name(info.dtype)));
+      throw Error(ErrorCode::DTypeMismatch,
+                  fmt::format("input '{}' has dtype {} but the graph declares {}", name,
+                              dtype_name(t.dtype()), dtype_name(info.dtype)));
     if (t.data() == nullptr && t.numel() > 0)
       throw Error(ErrorCode::InvalidArgument, fmt::format("input '{}' has no data", name));
     if (x.options.check_finite_inputs && is_floating(t.dtype())) {
@@ -305,7 +323,8 @@ void check_inputs(const ExecutableImpl& x, const std::map<std::string, Tensor>& 
         const float value = load_as_f32(t.data(), t.dtype(), static_cast<std::size_t>(i));
         if (!std::isfinite(value))
           throw Error(ErrorCode::InvalidArgument,
-                      fmt::format("input '{}' holds a non-finite value ({}) at element {}", name, value, i));
+                      fmt::format("input '{}' holds a non-finite value ({}) at element {}", name,
+                                  value, i));
       }
     }
   }
@@ -345,7 +364,8 @@ Executable compile(const Graph& graph, const CompileOptions& options) {
 
 std::map<std::string, Tensor> Executable::run(const std::map<std::string, Tensor>& inputs) {
   using namespace detail;
-  if (!impl_) throw Error(ErrorCode::InvalidArgument, "run() on an empty Executable (use porta::compile)");
+  if (!impl_)
+    throw Error(ErrorCode::InvalidArgument, "run() on an empty Executable (use porta::compile)");
   auto& x = *impl_;
   std::lock_guard lock(x.run_mutex);
   const auto& g = x.graph;
@@ -387,17 +407,20 @@ std::map<std::string, Tensor> Executable::run(const std::map<std::string, Tensor
         from.copy_out(src, staging.data(), bytes);
         to.copy_in(dst, staging.data(), bytes);
       }
-      x.profile.transfers.push_back({g.values[s.value].name, from.name, to.name, start, recorder.now_us() - start, bytes});
+      x.profile.transfers.push_back(
+          {g.values[s.value].name, from.name, to.name, start, recorder.now_us() - start, bytes});
       continue;
     }
-    ExecContext ctx{x.domains[static_cast<std::size_t>(s.domain)].refs, x.options.profile ? &recorder : nullptr};
+    ExecContext ctx{x.domains[static_cast<std::size_t>(s.domain)].refs,
+                    x.options.profile ? &recorder : nullptr};
     try {
       s.backend->execute(*s.plan, g, ctx);
     } catch (const Error&) {
       throw;
     } catch (const std::exception& e) {
-      throw Error(ErrorCode::Backend, fmt::format("backend '{}' failed while running {}: {}", s.backend->name(),
-                                                  describe_node(g, g.nodes[s.nodes.front()]), e.what()));
+      throw Error(ErrorCode::Backend,
+                  fmt::format("backend '{}' failed while running {}: {}", s.backend->name(),
+                              describe_node(g, g.nodes[s.nodes.front()]), e.what()));
     }
   }
   for (std::size_t d = 1; d < x.domains.size(); ++d) x.domains[d].owner->synchronize();
@@ -468,9 +491,11 @@ std::string Executable::summary() const {
     out += fmt::format("  segment on {}: {}\n", s.backend->name(), fmt::join(names, ", "));
   }
   for (const auto& p : x.placement)
-    if (!p.reason.empty()) out += fmt::format("  {} ({}) on {}: {}\n", p.node, p.op, p.backend, p.reason);
+    if (!p.reason.empty())
+      out += fmt::format("  {} ({}) on {}: {}\n", p.node, p.op, p.backend, p.reason);
   for (const auto& d : x.domains)
-    out += fmt::format("  arena {}: {} bytes planned ({} without reuse)\n", d.name, d.arena_bytes, d.unplanned_bytes);
+    out += fmt::format("  arena {}: {} bytes planned ({} without reuse)\n", d.name, d.arena_bytes,
+                       d.unplanned_bytes);
   return out;
 }
 

@@ -8,7 +8,9 @@ namespace porta::detail {
 MemoryPlan plan_memory(std::span<const BufferRequest> requests, std::size_t alignment) {
   MemoryPlan plan;
   plan.offsets.assign(requests.size(), 0);
-  auto aligned = [alignment](std::size_t bytes) { return (bytes + alignment - 1) / alignment * alignment; };
+  auto aligned = [alignment](std::size_t bytes) {
+    return (bytes + alignment - 1) / alignment * alignment;
+  };
 
   std::vector<std::size_t> order(requests.size());
   std::iota(order.begin(), order.end(), 0);

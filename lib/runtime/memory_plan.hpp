@@ -18,7 +18,7 @@ struct BufferRequest {
 struct MemoryPlan {
   std::vector<std::size_t> offsets;  // one per request, aligned
   std::size_t arena_bytes = 0;
-  std::size_t unplanned_bytes = 0;   // the sum of all (aligned) requests: no reuse
+  std::size_t unplanned_bytes = 0;  // the sum of all (aligned) requests: no reuse
 };
 
 // Greedy by size: the largest values are placed first, each at the lowest offset that does not

@@ -26,7 +26,8 @@ std::string wanted_backend(const Node& n, const CompileOptions& options) {
 
 }  // namespace
 
-std::vector<PlacedNode> place_nodes(const GraphState& g, const std::vector<bool>& live, const CompileOptions& options) {
+std::vector<PlacedNode> place_nodes(const GraphState& g, const std::vector<bool>& live,
+                                    const CompileOptions& options) {
   std::vector<PlacedNode> placed(g.nodes.size());
   std::shared_ptr<Backend> fallback;
   for (const auto& n : g.nodes) {
@@ -40,15 +41,17 @@ std::vector<PlacedNode> place_nodes(const GraphState& g, const std::vector<bool>
     }
     const std::string why = verdict.reason.empty() ? "not supported" : verdict.reason;
     if (options.fallback.empty() || options.fallback == wanted)
-      throw Error(ErrorCode::Unsupported,
-                  fmt::format("{} cannot run on '{}': {}{}", describe_node(g, n), backend->name(), why,
-                              options.fallback.empty() ? " (and no fallback backend is set)" : ""));
+      throw Error(
+          ErrorCode::Unsupported,
+          fmt::format("{} cannot run on '{}': {}{}", describe_node(g, n), backend->name(), why,
+                      options.fallback.empty() ? " (and no fallback backend is set)" : ""));
     if (!fallback) fallback = get_backend(options.fallback);
     const auto fallback_verdict = fallback->supports(g, n);
     if (!fallback_verdict.supported)
       throw Error(ErrorCode::Unsupported,
-                  fmt::format("{} cannot run on '{}' ({}) nor on the fallback '{}' ({})", describe_node(g, n),
-                              backend->name(), why, fallback->name(), fallback_verdict.reason));
+                  fmt::format("{} cannot run on '{}' ({}) nor on the fallback '{}' ({})",
+                              describe_node(g, n), backend->name(), why, fallback->name(),
+                              fallback_verdict.reason));
     placed[n.id] = {fallback, fmt::format("{} does not support it: {}", backend->name(), why)};
   }
   return placed;

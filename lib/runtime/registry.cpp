@@ -70,8 +70,8 @@ std::shared_ptr<Backend> get_backend(const std::string& name) {
   auto family = std::find_if(r.families.begin(), r.families.end(),
                              [&](const BackendFamily& f) { return f.name == family_name; });
   if (family == r.families.end())
-    throw Error(ErrorCode::NotFound, fmt::format("unknown backend '{}' (backends built in: {})", name,
-                                                 fmt::join(r.names(), ", ")));
+    throw Error(ErrorCode::NotFound, fmt::format("unknown backend '{}' (backends built in: {})",
+                                                 name, fmt::join(r.names(), ", ")));
   auto backend = family->create(device);
   r.backends[name] = backend;
   r.backends.emplace(backend->name(), backend);

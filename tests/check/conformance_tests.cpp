@@ -3,8 +3,8 @@
 #include <cmath>
 #include <set>
 
-#include <catch2/catch.hpp>
 #include <fmt/format.h>
+#include <catch2/catch.hpp>
 
 #include <porta/porta.hpp>
 
@@ -24,12 +24,15 @@ TEST_CASE("every available backend passes the conformance cases", "[check]") {
   options.backends.clear();
   for (const auto& d : porta::list_devices())
     if (d.available) options.backends.push_back(d.name);
-  REQUIRE(std::find(options.backends.begin(), options.backends.end(), "reference") != options.backends.end());
+  REQUIRE(std::find(options.backends.begin(), options.backends.end(), "reference") !=
+          options.backends.end());
   const auto results = porta::check::run_conformance(options);
   std::set<std::string> ops_run;
   for (const auto& r : results) {
-    INFO(fmt::format("{} {} {} on {}: {}", r.op, r.label, porta::dtype_name(r.dtype), r.backend, r.message));
-    CHECK((r.status == porta::check::Status::Pass || r.status == porta::check::Status::Unsupported));
+    INFO(fmt::format("{} {} {} on {}: {}", r.op, r.label, porta::dtype_name(r.dtype), r.backend,
+                     r.message));
+    CHECK(
+        (r.status == porta::check::Status::Pass || r.status == porta::check::Status::Unsupported));
     if (r.backend == "reference") {
       CHECK(r.status == porta::check::Status::Pass);  // the oracle supports everything
       ops_run.insert(r.op);
@@ -50,7 +53,8 @@ class WrongSiluBackend final : public porta::detail::Backend {
     d.kind = "test";
     return d;
   }
-  porta::detail::SupportResult supports(const porta::detail::GraphState& g, const porta::Node& n) const override {
+  porta::detail::SupportResult supports(const porta::detail::GraphState& g,
+                                        const porta::Node& n) const override {
     if (n.op == porta::OpKind::Silu && g.input_of(n, 0).dtype == porta::DType::F32)
       return porta::detail::SupportResult::yes();
     return porta::detail::SupportResult::no("only f32 silu");
@@ -80,9 +84,10 @@ class WrongSiluBackend final : public porta::detail::Backend {
 
 TEST_CASE("the harness detects a wrong result and reports unsupported ops", "[check]") {
   porta::detail::register_backend_family(
-      {"check-wrong-silu",
-       [] { return std::vector<porta::DeviceInfo>{}; },
-       [](std::string_view) -> std::shared_ptr<porta::detail::Backend> { return std::make_shared<WrongSiluBackend>(); }});
+      {"check-wrong-silu", [] { return std::vector<porta::DeviceInfo>{}; },
+       [](std::string_view) -> std::shared_ptr<porta::detail::Backend> {
+         return std::make_shared<WrongSiluBackend>();
+       }});
   porta::check::CheckOptions options;
   options.backends = {"check-wrong-silu"};
   options.ops = {"silu", "add"};
@@ -95,7 +100,8 @@ TEST_CASE("the harness detects a wrong result and reports unsupported ops", "[ch
       CHECK(r.error > r.tolerance);
       ++silu_failures;
     }
-    if (r.op == "silu" && r.dtype == porta::DType::BF16) bf16_unsupported += r.status == porta::check::Status::Unsupported;
+    if (r.op == "silu" && r.dtype == porta::DType::BF16)
+      bf16_unsupported += r.status == porta::check::Status::Unsupported;
     if (r.op == "add") add_unsupported += r.status == porta::check::Status::Unsupported;
   }
   CHECK(silu_failures == 1);

@@ -28,7 +28,8 @@ CliResult run_cli(const std::string& args) {
   REQUIRE(pipe != nullptr);
   std::array<char, 4096> chunk{};
   std::size_t n = 0;
-  while ((n = fread(chunk.data(), 1, chunk.size(), pipe)) > 0) result.output.append(chunk.data(), n);
+  while ((n = fread(chunk.data(), 1, chunk.size(), pipe)) > 0)
+    result.output.append(chunk.data(), n);
   const int status = pclose(pipe);
   result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return result;
@@ -42,7 +43,8 @@ std::string scratch(const std::string& name) {
 
 std::string write_file(const std::string& name, const std::string& bytes) {
   const auto path = scratch(name);
-  std::ofstream(path, std::ios::binary | std::ios::trunc).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  std::ofstream(path, std::ios::binary | std::ios::trunc)
+      .write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
   return path;
 }
 
@@ -76,62 +78,82 @@ TEST_CASE("porta check passes every op on the reference backend", "[cli]") {
   const auto r = run_cli("check --backend reference");
   INFO(r.output);
   CHECK(r.exit_code == 0);
-  for (const auto& op : porta::all_ops()) CHECK_THAT(r.output, Catch::Contains(std::string(op.name)));
+  for (const auto& op : porta::all_ops())
+    CHECK_THAT(r.output, Catch::Contains(std::string(op.name)));
   CHECK_THAT(r.output, Catch::Contains("0 failed"));
 }
 
 TEST_CASE("porta inspect lists the tensors of a file", "[cli]") {
   const auto path = scratch("good.safetensors");
-  porta::io::write_safetensors(path, {{"w", porta::Tensor::from_vector<float>({2, 3}, {1, 2, 3, 4, 5, 6})}});
+  porta::io::write_safetensors(
+      path, {{"w", porta::Tensor::from_vector<float>({2, 3}, {1, 2, 3, 4, 5, 6})}});
   const auto r = run_cli("inspect " + path);
   CHECK(r.exit_code == 0);
-  CHECK_THAT(r.output, Catch::Contains("w") && Catch::Contains("f32") && Catch::Contains("[2, 3]") &&
-                           Catch::Contains("24"));
+  CHECK_THAT(r.output, Catch::Contains("w") && Catch::Contains("f32") &&
+                           Catch::Contains("[2, 3]") && Catch::Contains("24"));
 }
 
 TEST_CASE("porta rejects each kind of bad input with a message and a non-zero exit", "[cli]") {
-  SECTION("a file that does not exist") { expect_failure("inspect " + scratch("missing.safetensors"), "does not exist"); }
+  SECTION("a file that does not exist") {
+    expect_failure("inspect " + scratch("missing.safetensors"), "does not exist");
+  }
   SECTION("a safetensors file shorter than its length field") {
     expect_failure("inspect " + write_file("short.safetensors", "abc"), "short.safetensors");
   }
   SECTION("a header length past the end of the file") {
-    expect_failure("inspect " + write_file("long.safetensors", u64le(1000) + "{}"), "long.safetensors");
+    expect_failure("inspect " + write_file("long.safetensors", u64le(1000) + "{}"),
+                   "long.safetensors");
   }
   SECTION("a header that is not JSON") {
-    expect_failure("inspect " + write_file("json.safetensors", safetensors("{not json!", 0)), "json.safetensors");
+    expect_failure("inspect " + write_file("json.safetensors", safetensors("{not json!", 0)),
+                   "json.safetensors");
   }
   SECTION("an unknown dtype string") {
-    expect_failure("inspect " + write_file("dtype.safetensors",
-                                           safetensors(R"({"t":{"dtype":"Q7","shape":[1],"data_offsets":[0,4]}})", 4)),
-                   "Q7");
+    expect_failure(
+        "inspect " +
+            write_file("dtype.safetensors",
+                       safetensors(R"({"t":{"dtype":"Q7","shape":[1],"data_offsets":[0,4]}})", 4)),
+        "Q7");
   }
   SECTION("data offsets past the data section") {
-    expect_failure("inspect " + write_file("range.safetensors",
-                                           safetensors(R"({"t":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})", 8)),
-                   "t");
+    expect_failure(
+        "inspect " +
+            write_file(
+                "range.safetensors",
+                safetensors(R"({"t":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})", 8)),
+        "t");
   }
   SECTION("overlapping data offsets") {
     expect_failure(
-        "inspect " + write_file("overlap.safetensors",
-                                safetensors(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
-                                            R"("b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
-                                            12)),
+        "inspect " +
+            write_file("overlap.safetensors",
+                       safetensors(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
+                                   R"("b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
+                                   12)),
         "overlap");
   }
   SECTION("offsets that disagree with the shape") {
-    expect_failure("inspect " + write_file("size.safetensors",
-                                           safetensors(R"({"t":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", 8)),
-                   "t");
+    expect_failure(
+        "inspect " +
+            write_file("size.safetensors",
+                       safetensors(R"({"t":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", 8)),
+        "t");
   }
   SECTION("an .npy file with a bad magic string") {
     expect_failure("inspect " + write_file("bad.npy", "NOTNUMPY-------------"), "bad.npy");
   }
-  SECTION("a file of an unknown kind") { expect_failure("inspect " + write_file("notes.txt", "hello"), "notes.txt"); }
+  SECTION("a file of an unknown kind") {
+    expect_failure("inspect " + write_file("notes.txt", "hello"), "notes.txt");
+  }
   SECTION("an unknown op") { expect_failure("check --op frobnicate", "frobnicate"); }
   SECTION("an unknown backend") { expect_failure("check --backend warp-drive", "warp-drive"); }
   SECTION("an unknown dtype") { expect_failure("check --dtype f13", "f13"); }
-  SECTION("a benchmark dtype that cannot hold weights") { expect_failure("bench --dtype i32 -t 1", "i32"); }
-  SECTION("an unknown backend for bench") { expect_failure("bench -b warp-drive -t 1", "warp-drive"); }
+  SECTION("a benchmark dtype that cannot hold weights") {
+    expect_failure("bench --dtype i32 -t 1", "i32");
+  }
+  SECTION("an unknown backend for bench") {
+    expect_failure("bench -b warp-drive -t 1", "warp-drive");
+  }
   SECTION("a non-positive token count") { expect_failure("bench -t 0", "tokens"); }
   SECTION("no subcommand") { expect_failure("", "subcommand"); }
   SECTION("an unknown subcommand") { expect_failure("frobnicate", "frobnicate"); }
@@ -141,7 +163,8 @@ TEST_CASE("porta bench prints a side-by-side table", "[cli]") {
   const auto r = run_cli("bench -t 2 -r 1 --hidden 32 --experts 4 --top-k 2 --inter 16");
   INFO(r.output);
   CHECK(r.exit_code == 0);
-  CHECK_THAT(r.output, Catch::Contains("| reference") && Catch::Contains("median ms") && Catch::Contains("max err"));
+  CHECK_THAT(r.output, Catch::Contains("| reference") && Catch::Contains("median ms") &&
+                           Catch::Contains("max err"));
 }
 
 #endif  // PORTA_CLI_PATH

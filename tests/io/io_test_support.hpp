@@ -73,17 +73,17 @@ T load_unaligned(const void* data, std::size_t i) {
 
 // Asserts that `expression` throws porta::Error with `error_code` and a message containing
 // `fragment`.
-#define REQUIRE_PORTA_ERROR(expression, error_code, fragment)                                 \
-  do {                                                                                        \
-    bool porta_threw_ = false;                                                                \
-    try {                                                                                     \
-      (void)(expression);                                                                     \
-    } catch (const porta::Error& porta_error_) {                                              \
-      porta_threw_ = true;                                                                    \
-      INFO("message: " << porta_error_.what());                                               \
-      CHECK(std::string(porta::error_code_name(porta_error_.code())) ==                       \
-            std::string(porta::error_code_name(error_code)));                                 \
-      CHECK_THAT(std::string(porta_error_.what()), Catch::Contains(std::string(fragment)));   \
-    }                                                                                         \
-    if (!porta_threw_) FAIL("expected porta::Error from " #expression);                       \
+#define REQUIRE_PORTA_ERROR(expression, error_code, fragment)                               \
+  do {                                                                                      \
+    bool porta_threw_ = false;                                                              \
+    try {                                                                                   \
+      (void)(expression);                                                                   \
+    } catch (const porta::Error& porta_error_) {                                            \
+      porta_threw_ = true;                                                                  \
+      INFO("message: " << porta_error_.what());                                             \
+      CHECK(std::string(porta::error_code_name(porta_error_.code())) ==                     \
+            std::string(porta::error_code_name(error_code)));                               \
+      CHECK_THAT(std::string(porta_error_.what()), Catch::Contains(std::string(fragment))); \
+    }                                                                                       \
+    if (!porta_threw_) FAIL("expected porta::Error from " #expression);                     \
   } while (false)

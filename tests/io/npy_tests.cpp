@@ -48,8 +48,8 @@ TEST_CASE("npy round trip keeps every supported dtype and shape", "[io][npy]") {
           {2, 3}, {std::numeric_limits<std::int32_t>::min(), 2147483647, 0, -1, 7, 65536}),
       Tensor::from_vector<std::int32_t>({}, {-5}),
       Tensor::from_vector<std::int64_t>(
-          {2, 3}, {std::numeric_limits<std::int64_t>::min(), std::numeric_limits<std::int64_t>::max(),
-                   0, -1, 1LL << 40, 3}),
+          {2, 3}, {std::numeric_limits<std::int64_t>::min(),
+                   std::numeric_limits<std::int64_t>::max(), 0, -1, 1LL << 40, 3}),
       Tensor::from_vector<std::int64_t>({0}, {}),
   };
   for (std::size_t i = 0; i < originals.size(); ++i) {
@@ -70,7 +70,8 @@ TEST_CASE("npy round trip keeps every supported dtype and shape", "[io][npy]") {
 TEST_CASE("npy write widens bf16 and f8_e4m3 to float32", "[io][npy]") {
   const std::string dir = fresh_dir("npy_widen");
   // bf16 0x3fc0 = 1.5, 0xc010 = -2.25; e4m3 0x38 = 1.0, 0xc0 = -2.0, 0x7e = 448.
-  io::write_npy(dir + "/b.npy", Tensor::from_vector<BFloat16>({2}, {BFloat16{0x3fc0}, BFloat16{0xc010}}));
+  io::write_npy(dir + "/b.npy",
+                Tensor::from_vector<BFloat16>({2}, {BFloat16{0x3fc0}, BFloat16{0xc010}}));
   io::write_npy(dir + "/f8.npy", Tensor::from_vector<Float8E4M3>(
                                      {3}, {Float8E4M3{0x38}, Float8E4M3{0xc0}, Float8E4M3{0x7e}}));
   const Tensor b = io::read_npy(dir + "/b.npy");
@@ -173,8 +174,8 @@ TEST_CASE("npy: non-existent file is NotFound naming the path", "[io][npy][bad]"
 
 TEST_CASE("npy: bad magic", "[io][npy][bad]") {
   const std::string path = fresh_dir("npy_magic") + "/a.npy";
-  std::string bytes = npy_bytes(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }",
-                                raw<float>({1}));
+  std::string bytes =
+      npy_bytes(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }", raw<float>({1}));
   bytes[1] = 'X';
   write_bytes(path, bytes);
   REQUIRE_PORTA_ERROR(io::read_npy(path), ErrorCode::CorruptFile, "bad magic");
@@ -203,8 +204,9 @@ TEST_CASE("npy: big-endian dtype is refused naming the descr and file", "[io][np
 
 TEST_CASE("npy: other dtypes are refused naming the descr", "[io][npy][bad]") {
   const std::string dir = fresh_dir("npy_other_dtype");
-  write_bytes(dir + "/f8.npy", npy_bytes(1, "{'descr': '<f8', 'fortran_order': False, 'shape': (1,), }",
-                                         raw<double>({1})));
+  write_bytes(
+      dir + "/f8.npy",
+      npy_bytes(1, "{'descr': '<f8', 'fortran_order': False, 'shape': (1,), }", raw<double>({1})));
   REQUIRE_PORTA_ERROR(io::read_npy(dir + "/f8.npy"), ErrorCode::Unsupported, "'<f8'");
   write_bytes(dir + "/rec.npy",
               npy_bytes(1, "{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (1,), }",
@@ -246,14 +248,13 @@ TEST_CASE("npy: malformed header dicts are CorruptFile", "[io][npy][bad]") {
         "repeats the key 'descr'");
   check("{'descr': '<f4', 'fortran_order': False, 'shape': (2,), } junk", "after the closing");
   check("{'descr': '<f4', 'fortran_order': False, 'shape': (2,)", "'}'");
-  check("{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999,), }",
-        "64 bits");
+  check("{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999,), }", "64 bits");
 }
 
 TEST_CASE("npy: unsupported format version", "[io][npy][bad]") {
   const std::string path = fresh_dir("npy_version") + "/v.npy";
-  std::string bytes = npy_bytes(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }",
-                                raw<float>({1}));
+  std::string bytes =
+      npy_bytes(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }", raw<float>({1}));
   bytes[6] = 4;
   write_bytes(path, bytes);
   REQUIRE_PORTA_ERROR(io::read_npy(path), ErrorCode::Unsupported, "version 4.0");

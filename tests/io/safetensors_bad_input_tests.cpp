@@ -60,17 +60,17 @@ TEST_CASE("safetensors bad input: header is not an object", "[io][safetensors][b
 }
 
 TEST_CASE("safetensors bad input: missing dtype", "[io][safetensors][bad]") {
-  const std::string path = bad_file(
-      "st_bad_no_dtype",
-      safetensors_bytes(R"({"w":{"shape":[2],"data_offsets":[0,8]}})", kTwoFloats));
+  const std::string path =
+      bad_file("st_bad_no_dtype",
+               safetensors_bytes(R"({"w":{"shape":[2],"data_offsets":[0,8]}})", kTwoFloats));
   REQUIRE_PORTA_ERROR(io::SafeTensorsFile::open(path), ErrorCode::CorruptFile,
                       "tensor 'w' lacks \"dtype\"");
 }
 
 TEST_CASE("safetensors bad input: missing shape", "[io][safetensors][bad]") {
-  const std::string path = bad_file(
-      "st_bad_no_shape",
-      safetensors_bytes(R"({"w":{"dtype":"F32","data_offsets":[0,8]}})", kTwoFloats));
+  const std::string path =
+      bad_file("st_bad_no_shape",
+               safetensors_bytes(R"({"w":{"dtype":"F32","data_offsets":[0,8]}})", kTwoFloats));
   REQUIRE_PORTA_ERROR(io::SafeTensorsFile::open(path), ErrorCode::CorruptFile,
                       "tensor 'w' lacks \"shape\"");
 }
@@ -88,10 +88,10 @@ TEST_CASE("safetensors bad input: unsupported or unknown dtype", "[io][safetenso
       safetensors_bytes(R"({"w":{"dtype":"F64","shape":[1],"data_offsets":[0,8]}})", kTwoFloats));
   REQUIRE_PORTA_ERROR(io::SafeTensorsFile::open(f64), ErrorCode::Unsupported,
                       "tensor 'w' has dtype 'F64'");
-  const std::string bogus = bad_file(
-      "st_bad_bogus_dtype",
-      safetensors_bytes(R"({"w":{"dtype":"FLOAT99","shape":[2],"data_offsets":[0,8]}})",
-                        kTwoFloats));
+  const std::string bogus =
+      bad_file("st_bad_bogus_dtype",
+               safetensors_bytes(R"({"w":{"dtype":"FLOAT99","shape":[2],"data_offsets":[0,8]}})",
+                                 kTwoFloats));
   REQUIRE_PORTA_ERROR(io::SafeTensorsFile::open(bogus), ErrorCode::Unsupported, "'FLOAT99'");
   const std::string number = bad_file(
       "st_bad_numeric_dtype",
@@ -111,8 +111,7 @@ TEST_CASE("safetensors bad input: negative shape", "[io][safetensors][bad]") {
 TEST_CASE("safetensors bad input: non-integer shape", "[io][safetensors][bad]") {
   const std::string path = bad_file(
       "st_bad_float_shape",
-      safetensors_bytes(R"({"w":{"dtype":"F32","shape":[2.0],"data_offsets":[0,8]}})",
-                        kTwoFloats));
+      safetensors_bytes(R"({"w":{"dtype":"F32","shape":[2.0],"data_offsets":[0,8]}})", kTwoFloats));
   REQUIRE_PORTA_ERROR(io::SafeTensorsFile::open(path), ErrorCode::CorruptFile, "tensor 'w'");
 }
 
@@ -133,44 +132,42 @@ TEST_CASE("safetensors bad input: offsets reversed or malformed", "[io][safetens
                       "begin after they end");
   const std::string three = bad_file(
       "st_bad_three_offsets",
-      safetensors_bytes(R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8,8]}})",
-                        kTwoFloats));
+      safetensors_bytes(R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8,8]}})", kTwoFloats));
   REQUIRE_PORTA_ERROR(io::SafeTensorsFile::open(three), ErrorCode::CorruptFile, "[begin, end]");
   const std::string negative = bad_file(
       "st_bad_negative_offset",
-      safetensors_bytes(R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[-8,0]}})",
-                        kTwoFloats));
+      safetensors_bytes(R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[-8,0]}})", kTwoFloats));
   REQUIRE_PORTA_ERROR(io::SafeTensorsFile::open(negative), ErrorCode::CorruptFile,
                       "tensor 'w' data_offsets");
 }
 
 TEST_CASE("safetensors bad input: overlapping offsets", "[io][safetensors][bad]") {
-  const std::string path = bad_file(
-      "st_bad_overlap",
-      safetensors_bytes(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
-                        R"("b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
-                        raw<float>({1, 2, 3})));
+  const std::string path =
+      bad_file("st_bad_overlap",
+               safetensors_bytes(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
+                                 R"("b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
+                                 raw<float>({1, 2, 3})));
   REQUIRE_PORTA_ERROR(io::SafeTensorsFile::open(path), ErrorCode::CorruptFile,
                       "tensors 'a' [0, 8] and 'b' [4, 12] overlap");
 }
 
 TEST_CASE("safetensors bad input: a tensor nested inside another", "[io][safetensors][bad]") {
   // Sorted by begin, 'inner' follows 'outer' and ends before it: still an overlap.
-  const std::string path = bad_file(
-      "st_bad_nested",
-      safetensors_bytes(R"({"outer":{"dtype":"F32","shape":[4],"data_offsets":[0,16]},)"
-                        R"("inner":{"dtype":"F32","shape":[1],"data_offsets":[4,8]},)"
-                        R"("after":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}})",
-                        raw<float>({1, 2, 3, 4})));
+  const std::string path =
+      bad_file("st_bad_nested",
+               safetensors_bytes(R"({"outer":{"dtype":"F32","shape":[4],"data_offsets":[0,16]},)"
+                                 R"("inner":{"dtype":"F32","shape":[1],"data_offsets":[4,8]},)"
+                                 R"("after":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}})",
+                                 raw<float>({1, 2, 3, 4})));
   REQUIRE_PORTA_ERROR(io::SafeTensorsFile::open(path), ErrorCode::CorruptFile, "'outer'");
   REQUIRE_PORTA_ERROR(io::SafeTensorsFile::open(path), ErrorCode::CorruptFile, "overlap");
 }
 
 TEST_CASE("safetensors bad input: shape and offsets disagree on size", "[io][safetensors][bad]") {
-  const std::string path = bad_file(
-      "st_bad_size_mismatch",
-      safetensors_bytes(R"({"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})",
-                        raw<float>({1, 2, 3})));
+  const std::string path =
+      bad_file("st_bad_size_mismatch",
+               safetensors_bytes(R"({"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})",
+                                 raw<float>({1, 2, 3})));
   REQUIRE_PORTA_ERROR(io::SafeTensorsFile::open(path), ErrorCode::CorruptFile,
                       "tensor 'w' (F32 [3]) needs 12 bytes but its data_offsets [0, 8] span 8");
 }
@@ -188,21 +185,21 @@ TEST_CASE("safetensors bad input: truncated data", "[io][safetensors][bad]") {
 }
 
 TEST_CASE("safetensors bad input: metadata that is not a string map", "[io][safetensors][bad]") {
-  const std::string path = bad_file(
-      "st_bad_metadata", safetensors_bytes(R"({"__metadata__":{"epochs":3}})", ""));
+  const std::string path =
+      bad_file("st_bad_metadata", safetensors_bytes(R"({"__metadata__":{"epochs":3}})", ""));
   REQUIRE_PORTA_ERROR(io::SafeTensorsFile::open(path), ErrorCode::CorruptFile,
                       "\"__metadata__\" key 'epochs' must map to a string");
-  const std::string list = bad_file(
-      "st_bad_metadata_list", safetensors_bytes(R"({"__metadata__":["a"]})", ""));
+  const std::string list =
+      bad_file("st_bad_metadata_list", safetensors_bytes(R"({"__metadata__":["a"]})", ""));
   REQUIRE_PORTA_ERROR(io::SafeTensorsFile::open(list), ErrorCode::CorruptFile, "__metadata__");
 }
 
 TEST_CASE("safetensors bad input: a tensor named twice", "[io][safetensors][bad]") {
-  const std::string path = bad_file(
-      "st_bad_duplicate",
-      safetensors_bytes(R"({"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},)"
-                        R"("w":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
-                        kTwoFloats));
+  const std::string path =
+      bad_file("st_bad_duplicate",
+               safetensors_bytes(R"({"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},)"
+                                 R"("w":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
+                                 kTwoFloats));
   REQUIRE_PORTA_ERROR(io::SafeTensorsFile::open(path), ErrorCode::CorruptFile, "names 'w' twice");
 }
 

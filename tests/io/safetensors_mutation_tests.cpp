@@ -17,7 +17,8 @@ TEST_CASE("mutated safetensors files load or raise porta::Error, never crash", "
                                 {"b", porta::Tensor::from_vector<std::int32_t>({3}, {5, 6, 7})}},
                                {{"format", "pt"}});
   std::ifstream in(original_path, std::ios::binary);
-  const std::string original((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string original((std::istreambuf_iterator<char>(in)),
+                             std::istreambuf_iterator<char>());
   std::mt19937_64 rng(1234);
   const auto mutated_path = (dir / "mutated.safetensors").string();
   int loaded = 0, rejected = 0;
@@ -27,10 +28,10 @@ TEST_CASE("mutated safetensors files load or raise porta::Error, never crash", "
     for (int e = 0; e < edits; ++e) {
       const auto at = rng() % bytes.size();
       switch (rng() % 4) {
-        case 0: bytes[at] = static_cast<char>(rng() & 0xff); break;                      // flip a byte
-        case 1: bytes[at] = "{}[]\",:0123456789-e"[rng() % 19]; break;                   // JSON-ish byte
-        case 2: bytes.resize(at); break;                                                // truncate
-        default: bytes.insert(at, 1, static_cast<char>(rng() & 0xff)); break;           // insert
+        case 0: bytes[at] = static_cast<char>(rng() & 0xff); break;            // flip a byte
+        case 1: bytes[at] = "{}[]\",:0123456789-e"[rng() % 19]; break;         // JSON-ish byte
+        case 2: bytes.resize(at); break;                                       // truncate
+        default: bytes.insert(at, 1, static_cast<char>(rng() & 0xff)); break;  // insert
       }
       if (bytes.empty()) break;
     }
@@ -41,7 +42,8 @@ TEST_CASE("mutated safetensors files load or raise porta::Error, never crash", "
       for (const auto& entry : file.entries()) {
         const auto t = file.get(entry.name);
         CHECK(t.nbytes() == entry.nbytes);
-        volatile float sink = t.numel() > 0 ? t.at_f32(t.numel() - 1) : 0.0f;  // touch the last byte
+        volatile float sink =
+            t.numel() > 0 ? t.at_f32(t.numel() - 1) : 0.0f;  // touch the last byte
         (void)sink;
       }
       ++loaded;

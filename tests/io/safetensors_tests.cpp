@@ -17,8 +17,8 @@ TEST_CASE("safetensors round trip keeps every dtype and the metadata", "[io][saf
       {"f32", Tensor::from_vector<float>({2, 3}, {1.5f, -2.25f, 0.0f, 3e-5f, 1e10f, -7.0f})},
       {"f16", Tensor::from_vector<Half>({3}, {Half{0x3c00}, Half{0xc000}, Half{0x0001}})},
       {"bf16", Tensor::from_vector<BFloat16>({1, 2}, {BFloat16{0x3fc0}, BFloat16{0xc010}})},
-      {"f8", Tensor::from_vector<Float8E4M3>({3}, {Float8E4M3{0x38}, Float8E4M3{0xc0},
-                                                   Float8E4M3{0x7e}})},
+      {"f8", Tensor::from_vector<Float8E4M3>(
+                 {3}, {Float8E4M3{0x38}, Float8E4M3{0xc0}, Float8E4M3{0x7e}})},
       {"i8", Tensor::from_vector<std::int8_t>({5}, {-128, 127, 0, 1, -1})},
       {"i32", Tensor::from_vector<std::int32_t>({}, {-123456})},
       {"i64", Tensor::from_vector<std::int64_t>({2}, {-(1LL << 62), (1LL << 62) + 5})},
@@ -60,10 +60,9 @@ TEST_CASE("safetensors file built byte by byte", "[io][safetensors]") {
   const std::string path = fresh_dir("st_by_hand") + "/hand.safetensors";
   // Deliberately unsorted keys, an I32 tensor that is not 4-byte aligned in the file (N = 141),
   // and the trailing spaces the format allows after the JSON.
-  const std::string header =
-      R"({"b":{"dtype":"I32","shape":[2],"data_offsets":[4,12]},)"
-      R"("a":{"dtype":"F16","shape":[2],"data_offsets":[0,4]},)"
-      R"("__metadata__":{"format":"pt"}}  )";
+  const std::string header = R"({"b":{"dtype":"I32","shape":[2],"data_offsets":[4,12]},)"
+                             R"("a":{"dtype":"F16","shape":[2],"data_offsets":[0,4]},)"
+                             R"("__metadata__":{"format":"pt"}}  )";
   // f16 1.0 = 0x3c00, -2.0 = 0xc000; i32 7 and -1.
   const std::string data = std::string("\x00\x3c\x00\xc0", 4) + le(7, 4) + le(0xffffffffu, 4);
   REQUIRE((8 + header.size() + 4) % 4 != 0);
@@ -130,8 +129,8 @@ TEST_CASE("safetensors views outlive the SafeTensorsFile and never write the fil
 TEST_CASE("write_safetensors refuses bad names", "[io][safetensors][bad]") {
   const std::string path = fresh_dir("st_write_bad") + "/x.safetensors";
   const Tensor t = Tensor::from_vector<float>({1}, {1});
-  REQUIRE_PORTA_ERROR(io::write_safetensors(path, {{"a", t}, {"a", t}}),
-                      ErrorCode::InvalidArgument, "'a' given twice");
+  REQUIRE_PORTA_ERROR(io::write_safetensors(path, {{"a", t}, {"a", t}}), ErrorCode::InvalidArgument,
+                      "'a' given twice");
   REQUIRE_PORTA_ERROR(io::write_safetensors(path, {{"__metadata__", t}}),
                       ErrorCode::InvalidArgument, "__metadata__");
   REQUIRE_PORTA_ERROR(io::write_safetensors(path, {{"", t}}), ErrorCode::InvalidArgument,

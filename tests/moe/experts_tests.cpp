@@ -19,7 +19,7 @@ namespace {
 
 struct Problem {
   std::int64_t T, H, I, E, K;
-  std::vector<float> x, logits, gate, up, down;  // gate/up [E, I, H], down [E, H, I]
+  std::vector<float> x, logits, gate, up, down;       // gate/up [E, I, H], down [E, H, I]
   std::vector<float> s_gate, s_up, s_down, s_gate_w;  // [Is, H], [Is, H], [H, Is], [1, H]
   std::int64_t Is = 0;
 };
@@ -31,8 +31,8 @@ std::vector<float> random_values(std::mt19937& rng, std::size_t n, float scale) 
   return v;
 }
 
-Problem make_problem(std::int64_t T, std::int64_t H, std::int64_t I, std::int64_t E,
-                     std::int64_t K, std::int64_t Is, unsigned seed) {
+Problem make_problem(std::int64_t T, std::int64_t H, std::int64_t I, std::int64_t E, std::int64_t K,
+                     std::int64_t Is, unsigned seed) {
   std::mt19937 rng(seed);
   const auto n = [](std::int64_t a, std::int64_t b, std::int64_t c = 1) {
     return static_cast<std::size_t>(a * b * c);
@@ -71,8 +71,8 @@ std::vector<double> swiglu_mlp(const float* gate, const float* up, const float* 
 }
 
 struct Routing {
-  std::vector<int> ids;          // [T, K], -1 when dropped
-  std::vector<double> weights;   // [T, K]
+  std::vector<int> ids;         // [T, K], -1 when dropped
+  std::vector<double> weights;  // [T, K]
 };
 
 // Softmax top-k (optionally renormalized over the top-k) with an optional capacity walk.
@@ -85,7 +85,8 @@ Routing softmax_routing(const Problem& p, bool renormalize, float capacity_facto
     std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return row[a] > row[b]; });
     double all = 0, top = 0;
     for (std::int64_t e = 0; e < p.E; ++e) all += std::exp(double{row[e]});
-    for (std::int64_t k = 0; k < p.K; ++k) top += std::exp(double{row[order[static_cast<std::size_t>(k)]]});
+    for (std::int64_t k = 0; k < p.K; ++k)
+      top += std::exp(double{row[order[static_cast<std::size_t>(k)]]});
     for (std::int64_t k = 0; k < p.K; ++k) {
       const int e = order[static_cast<std::size_t>(k)];
       r.ids.push_back(e);

@@ -41,8 +41,9 @@ inline RouterOutputs run_router(const std::vector<float>& logits, std::int64_t t
   std::optional<porta::Value> bias_value;
   // An empty batch is built with zeros(): from_f32 would hand convert() a null pointer.
   std::map<std::string, porta::Tensor> inputs{
-      {"logits", logits.empty() ? porta::Tensor::zeros({tokens, attrs.num_experts}, dtype)
-                                : porta::Tensor::from_f32({tokens, attrs.num_experts}, dtype, logits)}};
+      {"logits", logits.empty()
+                     ? porta::Tensor::zeros({tokens, attrs.num_experts}, dtype)
+                     : porta::Tensor::from_f32({tokens, attrs.num_experts}, dtype, logits)}};
   if (attrs.use_bias) {
     bias_value = g.input("bias", {attrs.num_experts}, porta::DType::F32);
     inputs["bias"] = porta::Tensor::from_vector<float>({attrs.num_experts}, bias);

@@ -53,8 +53,8 @@ std::map<std::string, Tensor> run_grouped(const std::vector<std::int32_t>& offse
   g.output("y", g.name(g.grouped_matmul(rows, w, off), "experts_gm"));
   auto exe = porta::compile(g);
   return exe.run({{"rows", Tensor::from_vector<float>({4, 2}, {1, 2, 3, 4, 5, 6, 7, 8})},
-                  {"w", Tensor::from_vector<float>({3, 2, 2}, {1, 0, 0, 1,     // identity
-                                                               9, 9, 9, 9,     // never used
+                  {"w", Tensor::from_vector<float>({3, 2, 2}, {1, 0, 0, 1,      // identity
+                                                               9, 9, 9, 9,      // never used
                                                                1, 1, 2, -1})},  // [x0+x1, 2x0-x1]
                   {"offsets", Tensor::from_vector<std::int32_t>({4}, offsets)}});
 }
@@ -69,9 +69,9 @@ TEST_CASE("grouped_matmul multiplies each expert's rows by its weight", "[moe]")
 }
 
 TEST_CASE("grouped_matmul refuses bad offsets at run time, naming the node", "[moe]") {
-  for (const auto& offsets : {std::vector<std::int32_t>{0, 3, 2, 4},
-                              std::vector<std::int32_t>{0, 1, 2, 5},
-                              std::vector<std::int32_t>{-1, 1, 2, 3}}) {
+  for (const auto& offsets :
+       {std::vector<std::int32_t>{0, 3, 2, 4}, std::vector<std::int32_t>{0, 1, 2, 5},
+        std::vector<std::int32_t>{-1, 1, 2, 3}}) {
     try {
       run_grouped(offsets);
       FAIL("offsets accepted: " << offsets[0] << offsets[1] << offsets[2] << offsets[3]);

@@ -36,7 +36,7 @@ TEST_CASE("moe router with T = 0 tokens", "[moe]") {
 TEST_CASE("moe router NaN rows raise nonfinite and still give valid distinct ids", "[moe]") {
   SECTION("sigmoid: the NaN expert ranks last") {
     const std::vector<float> logits{1, kNaN, 3, 2,  //
-                                    0, 1, 2, 3};
+                                    0, 1,    2, 3};
     const auto r = run_router(logits, 2, router(4, 2, Score::Sigmoid));
     CHECK(r.nonfinite == std::vector<std::int32_t>{1, 0});
     CHECK(r.ids == std::vector<std::int32_t>{2, 3, 3, 2});
@@ -166,10 +166,10 @@ TEST_CASE("moe router capacity drops assignments in token order", "[moe]") {
   }
   SECTION("K = 2: the walk is over a = t·K + k") {
     auto a = router(3, 2, Score::Identity);
-    a.capacity_factor = 1.0f;  // C = ceil(3 · 2 / 3) = 2
-    const std::vector<float> logits{3, 2, 0,  //  ids [0, 1]
-                                    2, 3, 0,  //  ids [1, 0]
-                                    3, 0, 2}; //  ids [0, 2]: expert 0 is full by then
+    a.capacity_factor = 1.0f;                  // C = ceil(3 · 2 / 3) = 2
+    const std::vector<float> logits{3, 2, 0,   //  ids [0, 1]
+                                    2, 3, 0,   //  ids [1, 0]
+                                    3, 0, 2};  //  ids [0, 2]: expert 0 is full by then
     const auto r = run_router(logits, 3, a);
     CHECK(r.ids == std::vector<std::int32_t>{0, 1, 1, 0, -1, 2});
     CHECK(r.weights == std::vector<float>{3, 2, 3, 2, 0, 2});

@@ -79,8 +79,8 @@ TEST_CASE("moe router case 4: DeepSeek-V2-Lite softmax top-2, no renormalize", "
   CHECK(r.weights[1] == Approx(0.2225).margin(1e-4));
 
   SECTION("bf16 logits (exactly representable) route identically") {
-    const auto b = run_router(logits, 1, porta::moe::deepseek_v2_lite(6, 2), {},
-                              porta::DType::BF16);
+    const auto b =
+        run_router(logits, 1, porta::moe::deepseek_v2_lite(6, 2), {}, porta::DType::BF16);
     CHECK(b.ids == r.ids);
     CHECK(b.weights == r.weights);
   }
@@ -109,10 +109,10 @@ TEST_CASE("moe router case 5: Mixtral equals softmax over the top-k logits", "[m
 
 namespace {
 // Logits whose top-3 (in this order) are the spec's case 6 ids [[2,3,4],[1,2,4],[1,3,4],[1,2,3]].
-const std::vector<float> kCase6Logits{-5, -5, 3, 2, 1,   //
-                                      -5, 3, 2, -5, 1,   //
-                                      -5, 3, -5, 2, 1,   //
-                                      -5, 3, 2, 1, -5};
+const std::vector<float> kCase6Logits{-5, -5, 3,  2,  1,  //
+                                      -5, 3,  2,  -5, 1,  //
+                                      -5, 3,  -5, 2,  1,  //
+                                      -5, 3,  2,  1,  -5};
 }  // namespace
 
 TEST_CASE("moe router case 6: counts, offsets, perm and inv", "[moe]") {
@@ -123,7 +123,8 @@ TEST_CASE("moe router case 6: counts, offsets, perm and inv", "[moe]") {
   const std::vector<std::int32_t> perm{3, 6, 9, 0, 4, 10, 1, 7, 11, 2, 5, 8};
   CHECK(r.perm == perm);
   std::vector<std::int32_t> inv(12);
-  for (std::int32_t i = 0; i < 12; ++i) inv[static_cast<std::size_t>(perm[static_cast<std::size_t>(i)])] = i;
+  for (std::int32_t i = 0; i < 12; ++i)
+    inv[static_cast<std::size_t>(perm[static_cast<std::size_t>(i)])] = i;
   CHECK(r.inv == inv);
   CHECK(r.dropped == std::vector<std::int32_t>(5, 0));
   CHECK(r.nonfinite == std::vector<std::int32_t>(4, 0));
@@ -142,7 +143,8 @@ TEST_CASE("moe router block padding pads each expert's block with the sentinel",
   CHECK(r.perm == perm);
   std::vector<std::int32_t> inv(12);
   for (std::int32_t i = 0; i < 16; ++i)
-    if (perm[static_cast<std::size_t>(i)] != S) inv[static_cast<std::size_t>(perm[static_cast<std::size_t>(i)])] = i;
+    if (perm[static_cast<std::size_t>(i)] != S)
+      inv[static_cast<std::size_t>(perm[static_cast<std::size_t>(i)])] = i;
   CHECK(r.inv == inv);
 }
 
@@ -159,8 +161,9 @@ TEST_CASE("moe router perm is stably sorted by expert on random routing", "[moe]
     std::vector<std::int32_t> expected;  // assignments of e in ascending order
     for (std::int32_t a = 0; a < T * K; ++a)
       if (r.ids[static_cast<std::size_t>(a)] == e) expected.push_back(a);
-    const std::vector<std::int32_t> block(r.perm.begin() + r.offsets[static_cast<std::size_t>(e)],
-                                          r.perm.begin() + r.offsets[static_cast<std::size_t>(e) + 1]);
+    const std::vector<std::int32_t> block(
+        r.perm.begin() + r.offsets[static_cast<std::size_t>(e)],
+        r.perm.begin() + r.offsets[static_cast<std::size_t>(e) + 1]);
     CHECK(block == expected);
     CHECK(r.counts[static_cast<std::size_t>(e)] == static_cast<std::int32_t>(expected.size()));
   }
@@ -168,13 +171,14 @@ TEST_CASE("moe router perm is stably sorted by expert on random routing", "[moe]
     CHECK(r.perm[static_cast<std::size_t>(r.inv[static_cast<std::size_t>(a)])] == a);
 }
 
-TEST_CASE("moe router with the deepseek_v3 preset routes on biased, group-limited scores", "[moe]") {
+TEST_CASE("moe router with the deepseek_v3 preset routes on biased, group-limited scores",
+          "[moe]") {
   // E = 16 in 8 groups of 2. s = sigmoid(0) = 0.5 everywhere, so c = 0.5 + bias:
   //   [.6 .7 | .5 .5 | .8 .4 | .3 .55 | .75 .75 | .2 .2 | .5 .65 | 0 .95]
   // Top-2 sums 1.3, 1.0, 1.2, .85, 1.5, .4, 1.15, .95 keep groups 4, 0, 2, 6, which drops
   // expert 15 (the best single c, .95). Best three left: 4 (.8), then 8 and 9 (.75, tied).
   // Weights: 0.5 each (the bias never enters them), renormalized to 1/3 and scaled by 2.5.
-  const std::vector<float> bias{0.1f, 0.2f,  0.0f,  0.0f,  0.3f,  -0.1f, -0.2f, 0.05f,
+  const std::vector<float> bias{0.1f,  0.2f,  0.0f,  0.0f,  0.3f, -0.1f, -0.2f, 0.05f,
                                 0.25f, 0.25f, -0.3f, -0.3f, 0.0f, 0.15f, -0.5f, 0.45f};
   const auto r = run_router(std::vector<float>(16, 0.0f), 1, porta::moe::deepseek_v3(16, 3), bias);
   CHECK(r.ids == std::vector<std::int32_t>{4, 8, 9});

@@ -24,8 +24,9 @@ porta::Tensor attend(const QKV& in, porta::AttentionAttrs attrs) {
   auto q = g.input("q", in.q_shape, porta::DType::F32);
   auto k = g.input("k", in.k_shape, porta::DType::F32);
   auto v = g.input("v", in.v_shape, porta::DType::F32);
-  return run_single(g, g.attention(q, k, v, attrs),
-                    {{"q", f32(in.q_shape, in.q)}, {"k", f32(in.k_shape, in.k)}, {"v", f32(in.v_shape, in.v)}});
+  return run_single(
+      g, g.attention(q, k, v, attrs),
+      {{"q", f32(in.q_shape, in.q)}, {"k", f32(in.k_shape, in.k)}, {"v", f32(in.v_shape, in.v)}});
 }
 
 }  // namespace
@@ -62,7 +63,8 @@ TEST_CASE("a causal query that sees no key outputs zeros", "[ops][attention]") {
   check_close(attend(in, {.causal = true}).to_f32(), {0, 0, 3, 4}, 0.0);
 }
 
-TEST_CASE("grouped-query attention maps query head h to kv head h / (Hq / Hkv)", "[ops][attention]") {
+TEST_CASE("grouped-query attention maps query head h to kv head h / (Hq / Hkv)",
+          "[ops][attention]") {
   // Hq = 4, Hkv = 2, one key: heads 0, 1 read kv head 0's value, heads 2, 3 kv head 1's.
   const QKV in{{1, 4, 1}, {1, 2, 1}, {1, 2, 2}, {1, 2, 3, 4}, {1, 1}, {10, 20, 30, 40}};
   check_close(attend(in, {}).to_f32(), {10, 20, 10, 20, 30, 40, 30, 40});
@@ -85,7 +87,8 @@ porta::Tensor attend_cached(std::int64_t cache_len, bool causal, const std::stri
   auto kc = g.input("k_cache", {4, 1, 2}, porta::DType::F32);
   auto vc = g.input("v_cache", {4, 1, 1}, porta::DType::F32);
   auto len = g.input("len", {1}, porta::DType::I64);
-  auto y = g.name(g.attention(q, k, v, kc, vc, len, {.causal = causal, .scale = 1.0f, .kv_cache = true}), node);
+  auto y = g.name(
+      g.attention(q, k, v, kc, vc, len, {.causal = causal, .scale = 1.0f, .kv_cache = true}), node);
   // Rows 2 and 3 of the cache are garbage that must never be read when cache_len = 2.
   return run_single(g, y,
                     {{"q", f32({2, 1, 2}, {1, 0, 1, 0})},
@@ -98,13 +101,15 @@ porta::Tensor attend_cached(std::int64_t cache_len, bool causal, const std::stri
 
 }  // namespace
 
-TEST_CASE("attention with a KV cache equals attention over the concatenated keys", "[ops][attention]") {
+TEST_CASE("attention with a KV cache equals attention over the concatenated keys",
+          "[ops][attention]") {
   // Keys: cache rows 0, 1 then the new k rows: scores for q = (1, 0) are [0, 0, 0, ln3].
   // Causal (N = 4, Tq = 2): query 0 sees keys 0..2 (uniform over values 1, 3, 2 -> 2);
   // query 1 sees all four, weights [1, 1, 1, 3] / 6 over values [1, 3, 2, 6] -> 24 / 6 = 4.
   check_close(attend_cached(2, true).to_f32(), {2, 4}, 1e-6);
   // The same keys built by concatenation and fed to the cache-free op.
-  const QKV concatenated{{2, 1, 2}, {4, 1, 2}, {4, 1, 1}, {1, 0, 1, 0}, {0, 0, 0, 0, 0, 0, kLn3, 0}, {1, 3, 2, 6}};
+  const QKV concatenated{
+      {2, 1, 2}, {4, 1, 2}, {4, 1, 1}, {1, 0, 1, 0}, {0, 0, 0, 0, 0, 0, kLn3, 0}, {1, 3, 2, 6}};
   check_close(attend(concatenated, {.causal = true, .scale = 1.0f}).to_f32(), {2, 4}, 1e-6);
   // Non-causal: both queries see all four keys.
   check_close(attend_cached(2, false).to_f32(), {4, 4}, 1e-6);

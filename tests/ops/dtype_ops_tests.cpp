@@ -18,8 +18,9 @@ TEST_CASE("bf16 add rounds the f32 sum once, ties to even", "[ops][dtype]") {
   auto b = g.input("b", {2}, porta::DType::BF16);
   // 1 + 2^-8: halfway between 1 and 1 + 2^-7 -> 1. 1 + 3·2^-8: halfway between 1 + 2^-7 and
   // 1 + 2^-6 -> 1 + 2^-6 (the even mantissa). Both addends are exact in bf16.
-  const auto out = run_single(g, g.add(a, b), {{"a", as(porta::DType::BF16, {2}, {1, 1})},
-                                               {"b", as(porta::DType::BF16, {2}, {0.00390625f, 0.01171875f})}});
+  const auto out = run_single(g, g.add(a, b),
+                              {{"a", as(porta::DType::BF16, {2}, {1, 1})},
+                               {"b", as(porta::DType::BF16, {2}, {0.00390625f, 0.01171875f})}});
   CHECK(out.dtype() == porta::DType::BF16);
   check_close(out.to_f32(), {1.0, 1.015625}, 0.0);
 }
@@ -29,8 +30,10 @@ TEST_CASE("f16 add rounds the f32 sum once, ties to even", "[ops][dtype]") {
   auto a = g.input("a", {2}, porta::DType::F16);
   auto b = g.input("b", {2}, porta::DType::F16);
   // f16 spacing at 1 is 2^-10: 1 + 2^-11 -> 1, 1 + 3·2^-11 -> 1 + 2^-9.
-  const auto out = run_single(g, g.add(a, b), {{"a", as(porta::DType::F16, {2}, {1, 1})},
-                                               {"b", as(porta::DType::F16, {2}, {0.00048828125f, 0.00146484375f})}});
+  const auto out =
+      run_single(g, g.add(a, b),
+                 {{"a", as(porta::DType::F16, {2}, {1, 1})},
+                  {"b", as(porta::DType::F16, {2}, {0.00048828125f, 0.00146484375f})}});
   CHECK(out.dtype() == porta::DType::F16);
   check_close(out.to_f32(), {1.0, 1.001953125}, 0.0);
 }
@@ -38,7 +41,8 @@ TEST_CASE("f16 add rounds the f32 sum once, ties to even", "[ops][dtype]") {
 TEST_CASE("silu of bf16 and f16 inputs is the rounded f32 result", "[ops][dtype]") {
   // silu(1) = 0.7310585786 = 1.4621171572 · 2^-1. Its mantissa rounded to 7 bits is 59/128
   // (0.4621·128 = 59.15): bf16 0.73046875; to 10 bits 473/1024 (473.21): f16 0.73095703125.
-  for (auto [dtype, want] : {std::pair{porta::DType::BF16, 0.73046875}, std::pair{porta::DType::F16, 0.73095703125}}) {
+  for (auto [dtype, want] :
+       {std::pair{porta::DType::BF16, 0.73046875}, std::pair{porta::DType::F16, 0.73095703125}}) {
     porta::Graph g;
     auto x = g.input("x", {1}, dtype);
     const auto out = run_single(g, g.silu(x), {{"x", as(dtype, {1}, {1.0f})}});
@@ -53,8 +57,10 @@ TEST_CASE("bf16 matmul accumulates beyond bf16 precision before rounding", "[ops
   porta::Graph g;
   auto a = g.input("a", {1, 256}, porta::DType::BF16);
   auto b = g.input("b", {256, 1}, porta::DType::BF16);
-  const auto out = run_single(g, g.matmul(a, b), {{"a", as(porta::DType::BF16, {1, 256}, std::vector<float>(256, 1.0f))},
-                                                  {"b", as(porta::DType::BF16, {256, 1}, std::vector<float>(256, 1.0078125f))}});
+  const auto out =
+      run_single(g, g.matmul(a, b),
+                 {{"a", as(porta::DType::BF16, {1, 256}, std::vector<float>(256, 1.0f))},
+                  {"b", as(porta::DType::BF16, {256, 1}, std::vector<float>(256, 1.0078125f))}});
   CHECK(out.dtype() == porta::DType::BF16);
   check_close(out.to_f32(), {258.0}, 0.0);
 }

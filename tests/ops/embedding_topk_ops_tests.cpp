@@ -67,7 +67,8 @@ TopK top_k_of(const porta::Tensor& x, std::int64_t k, bool largest) {
   REQUIRE(idx.dtype() == porta::DType::I32);
   REQUIRE(out.at("values").dtype() == x.dtype());
   return {out.at("values").to_f32(),
-          std::vector<std::int32_t>(idx.data_as<std::int32_t>(), idx.data_as<std::int32_t>() + idx.numel())};
+          std::vector<std::int32_t>(idx.data_as<std::int32_t>(),
+                                    idx.data_as<std::int32_t>() + idx.numel())};
 }
 
 }  // namespace

@@ -69,7 +69,8 @@ TEST_CASE("concat along the last and the first axis", "[ops][layout]") {
     porta::Graph g;
     auto a = g.input("a", {2, 1}, porta::DType::F32);
     auto b = g.input("b", {2, 2}, porta::DType::F32);
-    const auto out = run_single(g, g.concat({a, b}, 1), {{"a", f32({2, 1}, {1, 2})}, {"b", f32({2, 2}, {10, 11, 20, 21})}});
+    const auto out = run_single(g, g.concat({a, b}, 1),
+                                {{"a", f32({2, 1}, {1, 2})}, {"b", f32({2, 2}, {10, 11, 20, 21})}});
     CHECK(out.shape() == porta::Shape{2, 3});
     check_close(out.to_f32(), {1, 10, 11, 2, 20, 21}, 0.0);
   }
@@ -78,8 +79,9 @@ TEST_CASE("concat along the last and the first axis", "[ops][layout]") {
     auto a = g.input("a", {1, 2}, porta::DType::I32);
     auto b = g.input("b", {2, 2}, porta::DType::I32);
     auto c = g.input("c", {1, 2}, porta::DType::I32);
-    const auto out = run_single(g, g.concat({a, b, c}, 0),
-                                {{"a", i32({1, 2}, {1, 2})}, {"b", i32({2, 2}, {3, 4, 5, 6})}, {"c", i32({1, 2}, {7, 8})}});
+    const auto out = run_single(
+        g, g.concat({a, b, c}, 0),
+        {{"a", i32({1, 2}, {1, 2})}, {"b", i32({2, 2}, {3, 4, 5, 6})}, {"c", i32({1, 2}, {7, 8})}});
     CHECK(out.shape() == porta::Shape{4, 2});
     REQUIRE(out.dtype() == porta::DType::I32);
     const auto* v = out.data_as<std::int32_t>();
@@ -91,7 +93,8 @@ TEST_CASE("cast rounds to nearest even and converts exactly", "[ops][layout]") {
   SECTION("f32 to i32") {
     porta::Graph g;
     auto x = g.input("x", {4}, porta::DType::F32);
-    const auto out = run_single(g, g.cast(x, porta::DType::I32), {{"x", f32({4}, {1.5f, -2.5f, 300.7f, -0.2f})}});
+    const auto out = run_single(g, g.cast(x, porta::DType::I32),
+                                {{"x", f32({4}, {1.5f, -2.5f, 300.7f, -0.2f})}});
     REQUIRE(out.dtype() == porta::DType::I32);
     const auto* v = out.data_as<std::int32_t>();
     CHECK(std::vector<std::int32_t>(v, v + 4) == std::vector<std::int32_t>{2, -2, 301, 0});
@@ -129,7 +132,8 @@ TEST_CASE("ops run on zero-token inputs", "[ops][layout]") {
   g.output("values", values);
   g.output("indices", indices);
   g.output("rows", g.embedding(table, pos));
-  g.output("attn", g.attention(g.reshape(x, {0, 1, 4}), g.reshape(x, {0, 1, 4}), g.reshape(x, {0, 1, 4})));
+  g.output("attn",
+           g.attention(g.reshape(x, {0, 1, 4}), g.reshape(x, {0, 1, 4}), g.reshape(x, {0, 1, 4})));
   auto exe = porta::compile(g);
   auto out = exe.run({{"x", porta::Tensor::zeros({0, 4}, porta::DType::F32)},
                       {"pos", porta::Tensor::zeros({0}, porta::DType::I32)}});

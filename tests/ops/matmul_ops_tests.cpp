@@ -7,10 +7,10 @@ using namespace ops_test;
 namespace {
 // [[1,2,3],[4,5,6]] · [[7,8],[9,10],[11,12]] = [[58,64],[139,154]], worked by hand:
 // 1·7+2·9+3·11 = 58, 1·8+2·10+3·12 = 64, 4·7+5·9+6·11 = 139, 4·8+5·10+6·12 = 154.
-const std::vector<float> kA = {1, 2, 3, 4, 5, 6};          // [2, 3]
-const std::vector<float> kAT = {1, 4, 2, 5, 3, 6};         // its transpose, [3, 2]
-const std::vector<float> kB = {7, 8, 9, 10, 11, 12};       // [3, 2]
-const std::vector<float> kBT = {7, 9, 11, 8, 10, 12};      // its transpose, [2, 3]
+const std::vector<float> kA = {1, 2, 3, 4, 5, 6};      // [2, 3]
+const std::vector<float> kAT = {1, 4, 2, 5, 3, 6};     // its transpose, [3, 2]
+const std::vector<float> kB = {7, 8, 9, 10, 11, 12};   // [3, 2]
+const std::vector<float> kBT = {7, 9, 11, 8, 10, 12};  // its transpose, [2, 3]
 const std::vector<double> kProduct = {58, 64, 139, 154};
 
 porta::Tensor matmul_of(const porta::Shape& as, const std::vector<float>& a, const porta::Shape& bs,
@@ -36,8 +36,9 @@ TEST_CASE("matmul with transposed operands gives the same product", "[ops][matmu
     check_close(matmul_of({3, 2}, kAT, {3, 2}, kB, {.transpose_a = true}).to_f32(), kProduct);
   }
   SECTION("both") {
-    check_close(matmul_of({3, 2}, kAT, {2, 3}, kBT, {.transpose_a = true, .transpose_b = true}).to_f32(),
-                kProduct);
+    check_close(
+        matmul_of({3, 2}, kAT, {2, 3}, kBT, {.transpose_a = true, .transpose_b = true}).to_f32(),
+        kProduct);
   }
 }
 

@@ -52,7 +52,8 @@ inline void check_close(const std::vector<float>& got, const std::vector<double>
     } else if (std::isinf(want[i])) {
       CHECK(static_cast<double>(got[i]) == want[i]);
     } else {
-      CHECK(std::abs(static_cast<double>(got[i]) - want[i]) <= tolerance * (1.0 + std::abs(want[i])));
+      CHECK(std::abs(static_cast<double>(got[i]) - want[i]) <=
+            tolerance * (1.0 + std::abs(want[i])));
     }
   }
 }

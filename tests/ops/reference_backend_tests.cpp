@@ -37,7 +37,8 @@ struct OneNode {
   }
 };
 
-bool supported(porta::OpKind op, std::vector<porta::DType> inputs, porta::OpAttrs attrs = porta::NoAttrs{}) {
+bool supported(porta::OpKind op, std::vector<porta::DType> inputs,
+               porta::OpAttrs attrs = porta::NoAttrs{}) {
   const OneNode one(op, std::move(inputs), std::move(attrs));
   return porta::detail::make_reference_backend()->supports(one.state, one.node).supported;
 }
@@ -104,7 +105,8 @@ TEST_CASE("the reference backend times each op it runs", "[ops][reference]") {
   const auto& ops = exe.profile().ops;
   for (const char* name : {"act", "expo"}) {
     INFO(name);
-    const auto it = std::find_if(ops.begin(), ops.end(), [&](const auto& op) { return op.node == name; });
+    const auto it =
+        std::find_if(ops.begin(), ops.end(), [&](const auto& op) { return op.node == name; });
     REQUIRE(it != ops.end());
     CHECK(it->backend == "reference");
     CHECK(it->time_us >= 0);

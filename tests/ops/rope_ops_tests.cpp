@@ -84,10 +84,11 @@ TEST_CASE("rope uses theta^(-2i/d) frequencies at large positions", "[ops][rope]
   porta::Graph g;
   auto x = g.input("x", {1, 4}, porta::DType::F32);
   auto pos = g.input("pos", {1}, porta::DType::I64);
-  const auto out = run_single(g, g.rope(x, pos), {{"x", f32({1, 4}, {1, 0, 0, 1})},
-                                                  {"pos", i64({1}, {1000})}});
+  const auto out =
+      run_single(g, g.rope(x, pos), {{"x", f32({1, 4}, {1, 0, 0, 1})}, {"pos", i64({1}, {1000})}});
   // NeoX pairs (x0, x2) = (1, 0) at angle 1000 and (x1, x3) = (0, 1) at angle 10.
-  check_close(out.to_f32(), {std::cos(1000.0), -std::sin(10.0), std::sin(1000.0), std::cos(10.0)}, 1e-5);
+  check_close(out.to_f32(), {std::cos(1000.0), -std::sin(10.0), std::sin(1000.0), std::cos(10.0)},
+              1e-5);
 }
 
 TEST_CASE("rope YaRN blends frequencies and scales by mscale", "[ops][rope]") {
@@ -101,8 +102,13 @@ TEST_CASE("rope YaRN blends frequencies and scales by mscale", "[ops][rope]") {
   const double inv_freq[4] = {1.0, 0.0625, 0.0025, 0.00025};
   const double m = 0.1 * std::log(4.0) + 1.0;
   porta::RopeAttrs attrs;
-  attrs.scaling = {.type = porta::RopeScalingType::Yarn, .factor = 4.0f, .original_max_position = 64,
-                   .beta_fast = 32.0f, .beta_slow = 1.0f, .mscale = 1.0f, .mscale_all_dim = 0.0f};
+  attrs.scaling = {.type = porta::RopeScalingType::Yarn,
+                   .factor = 4.0f,
+                   .original_max_position = 64,
+                   .beta_fast = 32.0f,
+                   .beta_slow = 1.0f,
+                   .mscale = 1.0f,
+                   .mscale_all_dim = 0.0f};
   const std::vector<float> ones(16, 1.0f);
 
   SECTION("position 0 only scales by m") {
@@ -120,7 +126,8 @@ TEST_CASE("rope YaRN blends frequencies and scales by mscale", "[ops][rope]") {
     }
     check_close(rope_of({1, 8}, std::vector<float>(8, 1.0f), {10}, attrs).to_f32(), neox, 1e-6);
     attrs.layout = porta::RopeLayout::Interleaved;
-    check_close(rope_of({1, 8}, std::vector<float>(8, 1.0f), {10}, attrs).to_f32(), interleaved, 1e-6);
+    check_close(rope_of({1, 8}, std::vector<float>(8, 1.0f), {10}, attrs).to_f32(), interleaved,
+                1e-6);
   }
   SECTION("equal mscale and mscale_all_dim cancel") {
     attrs.scaling.mscale_all_dim = 1.0f;

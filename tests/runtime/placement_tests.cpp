@@ -39,7 +39,8 @@ struct AddSiluAdd {
     g.output("z", add_out);
   }
   static std::map<std::string, Tensor> inputs() {
-    return {{"x", f32({2, 3}, {-2, -1, 0, 1, 2, 3})}, {"y", f32({2, 3}, {0.5f, 0.25f, 1, -1, 0, 2})}};
+    return {{"x", f32({2, 3}, {-2, -1, 0, 1, 2, 3})},
+            {"y", f32({2, 3}, {0.5f, 0.25f, 1, -1, 0, 2})}};
   }
   static std::vector<double> expected() {
     const double x[] = {-2, -1, 0, 1, 2, 3};
@@ -103,10 +104,12 @@ TEST_CASE("nodes a backend lacks fall back to reference, with a reason", "[runti
   CHECK(exe.profile().transfers.empty());  // one memory domain: nothing to copy
 
   options.fallback = "";
-  REQUIRE_PORTA_ERROR(porta::compile(graph.g, options), ErrorCode::Unsupported, "act", "silu", "test-add");
+  REQUIRE_PORTA_ERROR(porta::compile(graph.g, options), ErrorCode::Unsupported, "act", "silu",
+                      "test-add");
 }
 
-TEST_CASE("a backend's honest 'no' for one shape sends only that node elsewhere", "[runtime][placement]") {
+TEST_CASE("a backend's honest 'no' for one shape sends only that node elsewhere",
+          "[runtime][placement]") {
   runtime_test::install(std::make_shared<runtime_test::TestAddBackend>());
   Graph g;
   auto x = g.input("x", {2, 3}, DType::F32);
@@ -118,7 +121,8 @@ TEST_CASE("a backend's honest 'no' for one shape sends only that node elsewhere"
   CHECK(where.at("broadcast_add") == "reference");
   CHECK(where.at("plain_add") == "test-add");
   CHECK(exe.placement()[0].reason.find("[3]") != std::string::npos);
-  const auto y = exe.run({{"x", f32({2, 3}, {1, 2, 3, 4, 5, 6})}, {"row", f32({3}, {10, 20, 30})}}).at("y");
+  const auto y =
+      exe.run({{"x", f32({2, 3}, {1, 2, 3, 4, 5, 6})}, {"row", f32({3}, {10, 20, 30})}}).at("y");
   CHECK(y.to_f32() == std::vector<float>{12, 24, 36, 18, 30, 42});
 }
 
@@ -145,7 +149,8 @@ TEST_CASE("pins route nodes: graph pins, exact and prefix option pins", "[runtim
   }
   SECTION("the more specific option pin wins") {
     AddSiluAdd graph;
-    auto exe = porta::compile(graph.g, {.backend = "test-add", .pins = {{"add*", "reference"}, {"add_o*", "test-add"}}});
+    auto exe = porta::compile(
+        graph.g, {.backend = "test-add", .pins = {{"add*", "reference"}, {"add_o*", "test-add"}}});
     const auto where = backend_by_node(exe);
     CHECK(where.at("add_in") == "reference");
     CHECK(where.at("add_out") == "test-add");
@@ -169,11 +174,13 @@ TEST_CASE("pins route nodes: graph pins, exact and prefix option pins", "[runtim
     auto exe = porta::compile(graph.g);
     CHECK(backend_by_node(exe).at("act") == "reference");
     CHECK_FALSE(exe.placement()[1].reason.empty());
-    REQUIRE_PORTA_ERROR(porta::compile(graph.g, {.fallback = ""}), ErrorCode::Unsupported, "act", "test-add");
+    REQUIRE_PORTA_ERROR(porta::compile(graph.g, {.fallback = ""}), ErrorCode::Unsupported, "act",
+                        "test-add");
   }
   SECTION("pins to unknown backends, and pinning what is not a node") {
     AddSiluAdd graph;
-    REQUIRE_PORTA_ERROR(porta::compile(graph.g, {.pins = {{"act", "nope"}}}), ErrorCode::NotFound, "nope");
+    REQUIRE_PORTA_ERROR(porta::compile(graph.g, {.pins = {{"act", "nope"}}}), ErrorCode::NotFound,
+                        "nope");
     auto x = graph.g.handle(graph.g.inputs()[0].second);
     REQUIRE_PORTA_ERROR(graph.g.pin(x, "test-add"), ErrorCode::InvalidArgument, "x");
   }
@@ -244,7 +251,8 @@ TEST_CASE("values cross memory domains only at backend edges", "[runtime][placem
   CHECK(exe.summary().find("test-dev") != std::string::npos);
 }
 
-TEST_CASE("a value going back and forth, and outputs living on the device", "[runtime][placement][transfer]") {
+TEST_CASE("a value going back and forth, and outputs living on the device",
+          "[runtime][placement][transfer]") {
   auto device = runtime_test::install(std::make_shared<runtime_test::TestDeviceBackend>());
   // scale (device) -> act (host) -> back (device) reads act and x; `scale` is also an output.
   Graph g;
@@ -269,15 +277,20 @@ TEST_CASE("a value going back and forth, and outputs living on the device", "[ru
 
   const auto& transfers = exe.profile().transfers;
   REQUIRE(transfers.size() == 3);
-  CHECK((transfers[0].value == "x" && transfers[0].from == "host" && transfers[0].to == "test-dev"));
-  CHECK((transfers[1].value == "scale" && transfers[1].from == "test-dev" && transfers[1].to == "host"));
-  CHECK((transfers[2].value == "act" && transfers[2].from == "host" && transfers[2].to == "test-dev"));
+  CHECK(
+      (transfers[0].value == "x" && transfers[0].from == "host" && transfers[0].to == "test-dev"));
+  CHECK((transfers[1].value == "scale" && transfers[1].from == "test-dev" &&
+         transfers[1].to == "host"));
+  CHECK((transfers[2].value == "act" && transfers[2].from == "host" &&
+         transfers[2].to == "test-dev"));
   CHECK(device->out_of_range == 0);
 }
 
 TEST_CASE("values move between two devices through the host", "[runtime][placement][transfer]") {
-  auto first = runtime_test::install(std::make_shared<runtime_test::TestDeviceBackend>("test-dev-a"));
-  auto second = runtime_test::install(std::make_shared<runtime_test::TestDeviceBackend>("test-dev-b"));
+  auto first =
+      runtime_test::install(std::make_shared<runtime_test::TestDeviceBackend>("test-dev-a"));
+  auto second =
+      runtime_test::install(std::make_shared<runtime_test::TestDeviceBackend>("test-dev-b"));
   // product = x * x on device a; total = product + x on device b.
   Graph g;
   auto x = g.input("x", {4}, DType::F32);
@@ -293,7 +306,8 @@ TEST_CASE("values move between two devices through the host", "[runtime][placeme
   CHECK(out.at("total").to_f32() == std::vector<float>{2, 6, 6, 0.75f});
 
   std::vector<std::string> moves;
-  for (const auto& t : exe.profile().transfers) moves.push_back(t.value + ":" + t.from + "->" + t.to);
+  for (const auto& t : exe.profile().transfers)
+    moves.push_back(t.value + ":" + t.from + "->" + t.to);
   CHECK(moves == std::vector<std::string>{"x:host->test-dev-a", "product:test-dev-a->test-dev-b",
                                           "x:host->test-dev-b"});
   CHECK(first->executed == 1);

@@ -31,7 +31,9 @@ struct ProfiledGraph {
     auto act = g.name(g.silu(mm), "act");
     g.output("y", g.name(act + b, "bias"));
   }
-  static std::map<std::string, Tensor> inputs() { return {{"x", Tensor::zeros({4, 8}, DType::F32)}}; }
+  static std::map<std::string, Tensor> inputs() {
+    return {{"x", Tensor::zeros({4, 8}, DType::F32)}};
+  }
 };
 
 const porta::OpProfile* find_op(const porta::Profile& p, const std::string& node) {
@@ -68,7 +70,8 @@ TEST_CASE("the profile has one entry per op with FLOPs and bytes", "[runtime][pr
   CHECK(profile.ops[1].node == "act");
   CHECK(profile.ops[2].node == "bias");
   for (std::size_t i = 1; i < profile.ops.size(); ++i)
-    CHECK(profile.ops[i].start_us >= profile.ops[i - 1].start_us + profile.ops[i - 1].time_us - 1e-3);
+    CHECK(profile.ops[i].start_us >=
+          profile.ops[i - 1].start_us + profile.ops[i - 1].time_us - 1e-3);
   const auto& last = profile.ops.back();
   CHECK(profile.total_us >= last.start_us + last.time_us - 1e-3);
 
@@ -91,13 +94,15 @@ TEST_CASE("Profile::to_table lists every op", "[runtime][profile]") {
   auto exe = porta::compile(graph.g);
   exe.run(ProfiledGraph::inputs());
   const std::string table = exe.profile().to_table();
-  for (const char* mention : {"proj", "act", "bias", "matmul", "silu", "add", "reference", "3 ops"}) {
+  for (const char* mention :
+       {"proj", "act", "bias", "matmul", "silu", "add", "reference", "3 ops"}) {
     INFO("the table should mention " << mention << ":\n" << table);
     CHECK(table.find(mention) != std::string::npos);
   }
 }
 
-TEST_CASE("Profile::to_chrome_trace is trace-event JSON with one complete event per op", "[runtime][profile]") {
+TEST_CASE("Profile::to_chrome_trace is trace-event JSON with one complete event per op",
+          "[runtime][profile]") {
   ProfiledGraph graph;
   auto exe = porta::compile(graph.g);
   exe.run(ProfiledGraph::inputs());

@@ -23,7 +23,9 @@ using porta::Tensor;
 
 namespace {
 
-Tensor f32(Shape shape, std::vector<float> values) { return Tensor::from_vector<float>(std::move(shape), values); }
+Tensor f32(Shape shape, std::vector<float> values) {
+  return Tensor::from_vector<float>(std::move(shape), values);
+}
 
 // y = x + b, both [2, 3].
 struct AddGraph {
@@ -47,12 +49,15 @@ TEST_CASE("run() checks its inputs by name, shape and dtype", "[runtime]") {
   CHECK(out.at("y").to_f32() == std::vector<float>{11, 22, 33, 44, 55, 66});
 
   REQUIRE_PORTA_ERROR(exe.run({{"x", x}}), ErrorCode::InvalidArgument, "'b'");
-  REQUIRE_PORTA_ERROR(exe.run({{"x", x}, {"b", b}, {"extra", x}}), ErrorCode::InvalidArgument, "'extra'");
-  REQUIRE_PORTA_ERROR(exe.run({{"x", f32({3, 2}, {1, 2, 3, 4, 5, 6})}, {"b", b}}), ErrorCode::ShapeMismatch,
-                      "'x'", "[3, 2]", "[2, 3]");
-  REQUIRE_PORTA_ERROR(exe.run({{"x", x}, {"b", x.to(DType::F16)}}), ErrorCode::DTypeMismatch, "'b'", "f16", "f32");
+  REQUIRE_PORTA_ERROR(exe.run({{"x", x}, {"b", b}, {"extra", x}}), ErrorCode::InvalidArgument,
+                      "'extra'");
+  REQUIRE_PORTA_ERROR(exe.run({{"x", f32({3, 2}, {1, 2, 3, 4, 5, 6})}, {"b", b}}),
+                      ErrorCode::ShapeMismatch, "'x'", "[3, 2]", "[2, 3]");
+  REQUIRE_PORTA_ERROR(exe.run({{"x", x}, {"b", x.to(DType::F16)}}), ErrorCode::DTypeMismatch, "'b'",
+                      "f16", "f32");
   // A failed run leaves the executable usable.
-  CHECK(exe.run({{"x", b}, {"b", x}}).at("y").to_f32() == std::vector<float>{11, 22, 33, 44, 55, 66});
+  CHECK(exe.run({{"x", b}, {"b", x}}).at("y").to_f32() ==
+        std::vector<float>{11, 22, 33, 44, 55, 66});
 }
 
 TEST_CASE("non-finite inputs are rejected only when check_finite_inputs is set", "[runtime]") {
@@ -70,9 +75,10 @@ TEST_CASE("non-finite inputs are rejected only when check_finite_inputs is set",
   porta::CompileOptions options;
   options.check_finite_inputs = true;
   auto strict = porta::compile(graph.g, options);
-  REQUIRE_PORTA_ERROR(strict.run({{"x", x}, {"b", b}}), ErrorCode::InvalidArgument, "'x'", "element 2");
-  REQUIRE_PORTA_ERROR(strict.run({{"x", b}, {"b", f32({2, 3}, {0, 0, 0, 0, 0, -inf})}}), ErrorCode::InvalidArgument,
-                      "'b'", "element 5");
+  REQUIRE_PORTA_ERROR(strict.run({{"x", x}, {"b", b}}), ErrorCode::InvalidArgument, "'x'",
+                      "element 2");
+  REQUIRE_PORTA_ERROR(strict.run({{"x", b}, {"b", f32({2, 3}, {0, 0, 0, 0, 0, -inf})}}),
+                      ErrorCode::InvalidArgument, "'b'", "element 5");
   CHECK(strict.run({{"x", b}, {"b", b}}).at("y").to_f32() == std::vector<float>(6, 0.0f));
 
   // Also for narrow floats: an f16 infinity.
@@ -98,7 +104,8 @@ TEST_CASE("compile() rejects a graph without outputs and unknown backends", "[ru
   options.pins["add_0"] = "nope:3";
   REQUIRE_PORTA_ERROR(porta::compile(graph.g, options), ErrorCode::NotFound, "nope:3", "reference");
   REQUIRE_PORTA_ERROR(porta::device_info("nope"), ErrorCode::NotFound, "nope");
-  REQUIRE_PORTA_ERROR(porta::compile(graph.g, {.backend = "reference:7"}), ErrorCode::NotFound, "7");
+  REQUIRE_PORTA_ERROR(porta::compile(graph.g, {.backend = "reference:7"}), ErrorCode::NotFound,
+                      "7");
 
   REQUIRE_PORTA_ERROR(porta::Executable{}.run({}), ErrorCode::InvalidArgument, "empty");
 }
@@ -153,11 +160,14 @@ TEST_CASE("an executable runs many times with fresh inputs", "[runtime]") {
   auto exe = porta::compile(graph.g);
   for (int i = 0; i < 5; ++i) {
     const auto fi = static_cast<float>(i);
-    const auto out = exe.run({{"x", f32({2, 3}, {fi, fi, fi, fi, fi, fi})}, {"b", f32({2, 3}, {1, 2, 3, 4, 5, 6})}});
-    CHECK(out.at("y").to_f32() == std::vector<float>{fi + 1, fi + 2, fi + 3, fi + 4, fi + 5, fi + 6});
+    const auto out = exe.run(
+        {{"x", f32({2, 3}, {fi, fi, fi, fi, fi, fi})}, {"b", f32({2, 3}, {1, 2, 3, 4, 5, 6})}});
+    CHECK(out.at("y").to_f32() ==
+          std::vector<float>{fi + 1, fi + 2, fi + 3, fi + 4, fi + 5, fi + 6});
   }
   // Moving an executable keeps it working.
   porta::Executable moved = std::move(exe);
-  CHECK(moved.run({{"x", f32({2, 3}, {0, 0, 0, 0, 0, 0})}, {"b", f32({2, 3}, {1, 1, 1, 1, 1, 1})}}).at("y").to_f32() ==
-        std::vector<float>(6, 1.0f));
+  CHECK(moved.run({{"x", f32({2, 3}, {0, 0, 0, 0, 0, 0})}, {"b", f32({2, 3}, {1, 1, 1, 1, 1, 1})}})
+            .at("y")
+            .to_f32() == std::vector<float>(6, 1.0f));
 }

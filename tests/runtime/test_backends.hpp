@@ -29,16 +29,19 @@ using porta::detail::SupportResult;
 
 // Both test backends run elementwise ops on two f32 operands of one shape, and nothing else.
 inline SupportResult same_shape_f32_binary(const GraphState& g, const porta::Node& n,
-                                           std::initializer_list<porta::OpKind> ops, const std::string& who) {
+                                           std::initializer_list<porta::OpKind> ops,
+                                           const std::string& who) {
   bool known = false;
   for (auto op : ops) known = known || n.op == op;
-  if (!known) return SupportResult::no(fmt::format("{} does not implement {}", who, porta::op_name(n.op)));
+  if (!known)
+    return SupportResult::no(fmt::format("{} does not implement {}", who, porta::op_name(n.op)));
   const auto& a = g.input_of(n, 0);
   const auto& b = g.input_of(n, 1);
   if (a.dtype != porta::DType::F32 || b.dtype != porta::DType::F32)
     return SupportResult::no(fmt::format("{} takes only f32", who));
   if (a.shape != b.shape)
-    return SupportResult::no(fmt::format("{} cannot broadcast {} with {}", who, a.shape.to_string(), b.shape.to_string()));
+    return SupportResult::no(fmt::format("{} cannot broadcast {} with {}", who, a.shape.to_string(),
+                                         b.shape.to_string()));
   return SupportResult::yes();
 }
 
@@ -46,8 +49,10 @@ struct NodeListPlan final : Plan {
   std::vector<porta::NodeId> nodes;
 };
 
-inline void apply_binary(porta::OpKind op, const float* a, const float* b, float* out, std::size_t count) {
-  for (std::size_t i = 0; i < count; ++i) out[i] = op == porta::OpKind::Add ? a[i] + b[i] : a[i] * b[i];
+inline void apply_binary(porta::OpKind op, const float* a, const float* b, float* out,
+                         std::size_t count) {
+  for (std::size_t i = 0; i < count; ++i)
+    out[i] = op == porta::OpKind::Add ? a[i] + b[i] : a[i] * b[i];
 }
 
 class TestAddBackend final : public Backend {
@@ -72,8 +77,8 @@ class TestAddBackend final : public Backend {
       const porta::Node& n = g.nodes[id];
       ctx.timed(id, [&] {
         const auto& out = ctx.output(n, 0);
-        apply_binary(n.op, ctx.input(n, 0).host_as<float>(), ctx.input(n, 1).host_as<float>(), out.host_as<float>(),
-                     static_cast<std::size_t>(out.shape().numel()));
+        apply_binary(n.op, ctx.input(n, 0).host_as<float>(), ctx.input(n, 1).host_as<float>(),
+                     out.host_as<float>(), static_cast<std::size_t>(out.shape().numel()));
       });
       ++executed;
     }
@@ -156,7 +161,9 @@ class TestDeviceBackend final : public Backend {
 
  private:
   std::string name_;
-  static std::byte* device(Buffer& buffer) { return dynamic_cast<DeviceBuffer&>(buffer).device_bytes(); }
+  static std::byte* device(Buffer& buffer) {
+    return dynamic_cast<DeviceBuffer&>(buffer).device_bytes();
+  }
   void check_range(const Buffer& buffer, std::size_t offset, std::size_t bytes) {
     if (offset > buffer.size() || bytes > buffer.size() - offset) {
       ++out_of_range;
@@ -175,7 +182,8 @@ std::shared_ptr<B> install(std::shared_ptr<B> backend) {
   family.enumerate = [] { return std::vector<porta::DeviceInfo>{}; };
   family.create = [backend](std::string_view device) -> std::shared_ptr<Backend> {
     if (!device.empty())
-      throw porta::Error(porta::ErrorCode::NotFound, fmt::format("{} has no device '{}'", backend->name(), device));
+      throw porta::Error(porta::ErrorCode::NotFound,
+                         fmt::format("{} has no device '{}'", backend->name(), device));
     return backend;
   };
   porta::detail::register_backend_family(std::move(family));

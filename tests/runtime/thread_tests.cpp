@@ -34,7 +34,8 @@ std::vector<float> pattern(std::size_t count, int seed) {
 porta::Graph small_mlp() {
   porta::Graph g;
   auto x = g.input("x", {kTokens, kHidden}, DType::F32);
-  auto w1 = g.weight("w1", Tensor::from_vector<float>({kHidden, kInner}, pattern(kHidden * kInner, 1)));
+  auto w1 =
+      g.weight("w1", Tensor::from_vector<float>({kHidden, kInner}, pattern(kHidden * kInner, 1)));
   auto norm = g.weight("norm", Tensor::from_vector<float>({kInner}, pattern(kInner, 2)));
   auto w2 = g.weight("w2", Tensor::from_vector<float>({kInner, kOut}, pattern(kInner * kOut, 3)));
   auto h = g.silu(g.rms_norm(g.matmul(x, w1), norm));
@@ -43,16 +44,19 @@ porta::Graph small_mlp() {
 }
 
 Tensor input_for(int thread, int run) {
-  return Tensor::from_vector<float>({kTokens, kHidden}, pattern(kTokens * kHidden, 100 + thread * kRuns + run));
+  return Tensor::from_vector<float>({kTokens, kHidden},
+                                    pattern(kTokens * kHidden, 100 + thread * kRuns + run));
 }
 
 bool bitwise_equal(const Tensor& a, const Tensor& b) {
-  return a.shape() == b.shape() && a.dtype() == b.dtype() && std::memcmp(a.data(), b.data(), a.nbytes()) == 0;
+  return a.shape() == b.shape() && a.dtype() == b.dtype() &&
+         std::memcmp(a.data(), b.data(), a.nbytes()) == 0;
 }
 
 }  // namespace
 
-TEST_CASE("two threads with their own Executables match a single-threaded run bitwise", "[runtime][threads]") {
+TEST_CASE("two threads with their own Executables match a single-threaded run bitwise",
+          "[runtime][threads]") {
   const porta::Graph g = small_mlp();
 
   // The single-threaded answers, first.
@@ -60,7 +64,8 @@ TEST_CASE("two threads with their own Executables match a single-threaded run bi
   {
     auto exe = porta::compile(g);
     for (int t = 0; t < 2; ++t)
-      for (int r = 0; r < kRuns; ++r) expected[static_cast<std::size_t>(t)].push_back(exe.run({{"x", input_for(t, r)}}).at("y"));
+      for (int r = 0; r < kRuns; ++r)
+        expected[static_cast<std::size_t>(t)].push_back(exe.run({{"x", input_for(t, r)}}).at("y"));
   }
   // The runs differ from one another (so equality below means something).
   CHECK_FALSE(bitwise_equal(expected[0][0], expected[0][1]));
@@ -71,7 +76,8 @@ TEST_CASE("two threads with their own Executables match a single-threaded run bi
   auto work = [&](int t) {
     try {
       auto exe = porta::compile(g);  // compiled on this thread, concurrently with the other
-      for (int r = 0; r < kRuns; ++r) got[static_cast<std::size_t>(t)].push_back(exe.run({{"x", input_for(t, r)}}).at("y"));
+      for (int r = 0; r < kRuns; ++r)
+        got[static_cast<std::size_t>(t)].push_back(exe.run({{"x", input_for(t, r)}}).at("y"));
     } catch (const std::exception& e) {
       failures[static_cast<std::size_t>(t)] = e.what();
     }
@@ -104,7 +110,8 @@ TEST_CASE("one Executable shared by two threads serialises its runs", "[runtime]
     const Tensor& want = t == 0 ? expected_a : expected_b;
     for (int r = 0; r < kRuns; ++r) {
       try {
-        if (!bitwise_equal(exe.run({{"x", input}}).at("y"), want)) ++mismatches[static_cast<std::size_t>(t)];
+        if (!bitwise_equal(exe.run({{"x", input}}).at("y"), want))
+          ++mismatches[static_cast<std::size_t>(t)];
       } catch (const std::exception&) {
         ++mismatches[static_cast<std::size_t>(t)];
       }

@@ -25,14 +25,16 @@ constexpr Format kE4M3{3, 7};
 // The value of a finite bit pattern from the definition: subnormals when the exponent field is 0.
 double decode(Format f, std::uint32_t sign, std::uint32_t exponent, std::uint32_t mantissa) {
   const double fraction = static_cast<double>(mantissa) / std::ldexp(1.0, f.mantissa_bits);
-  const double magnitude = exponent == 0 ? std::ldexp(fraction, 1 - f.bias)
-                                         : std::ldexp(1.0 + fraction, static_cast<int>(exponent) - f.bias);
+  const double magnitude = exponent == 0
+                               ? std::ldexp(fraction, 1 - f.bias)
+                               : std::ldexp(1.0 + fraction, static_cast<int>(exponent) - f.bias);
   return sign ? -magnitude : magnitude;
 }
 
 // Rounds `x` (finite) to the grid of format `f` with unbounded exponent range above: the spacing
-// is 2^(e - mantissa_bits) for |x| in [2^e, 2^(e+1)), floored at the subnormal spacing. std::nearbyint
-// in the default rounding mode rounds halfway cases to even, which is the rule under test.
+// is 2^(e - mantissa_bits) for |x| in [2^e, 2^(e+1)), floored at the subnormal spacing.
+// std::nearbyint in the default rounding mode rounds halfway cases to even, which is the rule under
+// test.
 double round_to_format(Format f, double x) {
   if (x == 0) return x;
   int e = 0;
@@ -79,7 +81,8 @@ double expected_e4m3(float x) {
 
 }  // namespace
 
-TEST_CASE("every f16 bit pattern decodes to its defined value and re-encodes to itself", "[unit][dtype]") {
+TEST_CASE("every f16 bit pattern decodes to its defined value and re-encodes to itself",
+          "[unit][dtype]") {
   int mismatches = 0;
   for (std::uint32_t bits = 0; bits < 0x10000u; ++bits) {
     const auto h = static_cast<std::uint16_t>(bits);
@@ -96,19 +99,21 @@ TEST_CASE("every f16 bit pattern decodes to its defined value and re-encodes to 
       }
       continue;
     }
-    const double want = exponent == 31 ? (sign ? -1.0 : 1.0) * std::numeric_limits<double>::infinity()
-                                       : decode(kF16, sign, exponent, mantissa);
+    const double want = exponent == 31
+                            ? (sign ? -1.0 : 1.0) * std::numeric_limits<double>::infinity()
+                            : decode(kF16, sign, exponent, mantissa);
     if (!same_value(value, want) || again != h) {
       ++mismatches;
-      UNSCOPED_INFO("pattern 0x" << std::hex << bits << std::dec << ": decoded " << value << ", want "
-                                 << want << ", re-encoded 0x" << std::hex << again);
+      UNSCOPED_INFO("pattern 0x" << std::hex << bits << std::dec << ": decoded " << value
+                                 << ", want " << want << ", re-encoded 0x" << std::hex << again);
     }
     if (mismatches > 10) break;
   }
   CHECK(mismatches == 0);
 }
 
-TEST_CASE("every bf16 bit pattern decodes to its defined value and re-encodes to itself", "[unit][dtype]") {
+TEST_CASE("every bf16 bit pattern decodes to its defined value and re-encodes to itself",
+          "[unit][dtype]") {
   int mismatches = 0;
   for (std::uint32_t bits = 0; bits < 0x10000u; ++bits) {
     const auto b = static_cast<std::uint16_t>(bits);
@@ -118,14 +123,16 @@ TEST_CASE("every bf16 bit pattern decodes to its defined value and re-encodes to
     const float value = porta::bf16_bits_to_f32(b);
     const std::uint16_t again = porta::f32_to_bf16_bits(value);
     if (exponent == 255 && mantissa != 0) {
-      if (!std::isnan(value) || !std::isnan(porta::bf16_bits_to_f32(again)) || (again >> 15) != sign) {
+      if (!std::isnan(value) || !std::isnan(porta::bf16_bits_to_f32(again)) ||
+          (again >> 15) != sign) {
         ++mismatches;
         UNSCOPED_INFO("NaN pattern 0x" << std::hex << bits);
       }
       continue;
     }
-    const double want = exponent == 255 ? (sign ? -1.0 : 1.0) * std::numeric_limits<double>::infinity()
-                                        : decode(kBF16, sign, exponent, mantissa);
+    const double want = exponent == 255
+                            ? (sign ? -1.0 : 1.0) * std::numeric_limits<double>::infinity()
+                            : decode(kBF16, sign, exponent, mantissa);
     if (!same_value(value, want) || again != b) {
       ++mismatches;
       UNSCOPED_INFO("pattern 0x" << std::hex << bits);
@@ -135,7 +142,8 @@ TEST_CASE("every bf16 bit pattern decodes to its defined value and re-encodes to
   CHECK(mismatches == 0);
 }
 
-TEST_CASE("every e4m3 bit pattern decodes to its defined value and re-encodes to itself", "[unit][dtype]") {
+TEST_CASE("every e4m3 bit pattern decodes to its defined value and re-encodes to itself",
+          "[unit][dtype]") {
   for (std::uint32_t bits = 0; bits < 0x100u; ++bits) {
     const auto b = static_cast<std::uint8_t>(bits);
     const std::uint32_t sign = bits >> 7;
@@ -200,11 +208,13 @@ TEST_CASE("midpoints between adjacent bf16 values round to the even one", "[unit
       const float away = std::numeric_limits<float>::infinity();
       const float above = std::nextafter(mid_f, sign ? -away : away);
       const float below = std::nextafter(mid_f, 0.0f);
-      const bool ok = static_cast<double>(mid_f) == mid && porta::f32_to_bf16_bits(mid_f) == (sign | even) &&
+      const bool ok = static_cast<double>(mid_f) == mid &&
+                      porta::f32_to_bf16_bits(mid_f) == (sign | even) &&
                       porta::f32_to_bf16_bits(above) == (sign | high) &&
                       porta::f32_to_bf16_bits(below) == (sign | low);
       if (!ok && ++failures <= 5)
-        UNSCOPED_INFO("bf16 midpoint of 0x" << std::hex << (sign | low) << " and 0x" << (sign | high));
+        UNSCOPED_INFO("bf16 midpoint of 0x" << std::hex << (sign | low) << " and 0x"
+                                            << (sign | high));
     }
   }
   CHECK(failures == 0);
@@ -218,7 +228,8 @@ TEST_CASE("midpoints between adjacent e4m3 values round to the even one", "[unit
       const double b = decode(kE4M3, sign >> 7, (high >> 3) & 0xf, high & 0x7);
       const auto mid = static_cast<float>((a + b) / 2);
       const std::uint32_t even = (low & 1u) == 0 ? low : high;
-      INFO("midpoint " << mid << " of 0x" << std::hex << (sign | low) << " and 0x" << (sign | high));
+      INFO("midpoint " << mid << " of 0x" << std::hex << (sign | low) << " and 0x"
+                       << (sign | high));
       CHECK(porta::f32_to_f8e4m3_bits(mid) == (sign | even));
       CHECK(porta::f32_to_f8e4m3_bits(std::nextafter(mid, sign ? -1e9f : 1e9f)) == (sign | high));
       CHECK(porta::f32_to_f8e4m3_bits(std::nextafter(mid, 0.0f)) == (sign | low));
@@ -256,7 +267,8 @@ TEST_CASE("f16 overflow, subnormals, zeros, infinities and NaN", "[unit][dtype]"
   const std::uint16_t qnan = porta::f32_to_f16_bits(std::numeric_limits<float>::quiet_NaN());
   CHECK((qnan & 0x7c00u) == 0x7c00u);
   CHECK((qnan & 0x3ffu) != 0);
-  const std::uint16_t snan = porta::f32_to_f16_bits(std::bit_cast<float>(0x7f800001u));  // low payload
+  const std::uint16_t snan =
+      porta::f32_to_f16_bits(std::bit_cast<float>(0x7f800001u));  // low payload
   CHECK((snan & 0x7c00u) == 0x7c00u);
   CHECK((snan & 0x3ffu) != 0);
   const std::uint16_t nnan = porta::f32_to_f16_bits(-std::numeric_limits<float>::quiet_NaN());
@@ -270,7 +282,8 @@ TEST_CASE("bf16 overflow, subnormals, zeros and NaN", "[unit][dtype]") {
   CHECK(porta::f32_to_bf16_bits(std::numeric_limits<float>::infinity()) == 0x7f80u);
   CHECK(porta::f32_to_bf16_bits(-std::numeric_limits<float>::infinity()) == 0xff80u);
   CHECK(porta::f32_to_bf16_bits(-0.0f) == 0x8000u);
-  CHECK(porta::f32_to_bf16_bits(std::numeric_limits<float>::denorm_min()) == 0x0000u);  // tie-free: below half
+  CHECK(porta::f32_to_bf16_bits(std::numeric_limits<float>::denorm_min()) ==
+        0x0000u);  // tie-free: below half
   // A NaN whose payload lives only in the low 16 bits must not collapse to infinity.
   const std::uint16_t low_payload_nan = porta::f32_to_bf16_bits(std::bit_cast<float>(0x7f800001u));
   CHECK(std::isnan(porta::bf16_bits_to_f32(low_payload_nan)));

@@ -51,8 +51,10 @@ TEST_CASE("float to integer rounds half to even and saturates", "[unit][dtype]")
     CHECK(stored<std::int32_t>(DType::I32, 16777216.0f) == 16777216);
     CHECK(stored<std::int32_t>(DType::I32, 3e9f) == std::numeric_limits<std::int32_t>::max());
     CHECK(stored<std::int32_t>(DType::I32, -3e9f) == std::numeric_limits<std::int32_t>::min());
-    CHECK(stored<std::int32_t>(DType::I32, 2147483648.0f) == std::numeric_limits<std::int32_t>::max());
-    CHECK(stored<std::int32_t>(DType::I32, -2147483648.0f) == std::numeric_limits<std::int32_t>::min());
+    CHECK(stored<std::int32_t>(DType::I32, 2147483648.0f) ==
+          std::numeric_limits<std::int32_t>::max());
+    CHECK(stored<std::int32_t>(DType::I32, -2147483648.0f) ==
+          std::numeric_limits<std::int32_t>::min());
     CHECK(stored<std::int32_t>(DType::I32, inf) == std::numeric_limits<std::int32_t>::max());
     CHECK(stored<std::int32_t>(DType::I32, nan) == 0);
   }
@@ -68,7 +70,8 @@ TEST_CASE("float to integer rounds half to even and saturates", "[unit][dtype]")
 
 TEST_CASE("integers load as f32 exactly up to 2^24", "[unit][dtype]") {
   const std::int32_t i32[] = {-16777216, 16777215, 0, -1};
-  for (std::size_t i = 0; i < 4; ++i) CHECK(porta::load_as_f32(i32, DType::I32, i) == static_cast<float>(i32[i]));
+  for (std::size_t i = 0; i < 4; ++i)
+    CHECK(porta::load_as_f32(i32, DType::I32, i) == static_cast<float>(i32[i]));
   CHECK(porta::load_as_f32(i32, DType::I32, 0) == -16777216.0f);
   const std::int64_t i64[] = {-(std::int64_t{1} << 24), 123456};
   CHECK(porta::load_as_f32(i64, DType::I64, 0) == -16777216.0f);
@@ -78,19 +81,31 @@ TEST_CASE("integers load as f32 exactly up to 2^24", "[unit][dtype]") {
   CHECK(porta::load_as_f32(i8, DType::I8, 1) == 127.0f);
 }
 
-TEST_CASE("convert between integer dtypes is exact where it fits and saturates where not", "[unit][dtype]") {
-  const std::vector<std::int64_t> wide = {0, 1, -1, 127, 128, -128, -129, 300, -300,
-                                          (std::int64_t{1} << 40), -(std::int64_t{1} << 40),
+TEST_CASE("convert between integer dtypes is exact where it fits and saturates where not",
+          "[unit][dtype]") {
+  const std::vector<std::int64_t> wide = {0,
+                                          1,
+                                          -1,
+                                          127,
+                                          128,
+                                          -128,
+                                          -129,
+                                          300,
+                                          -300,
+                                          (std::int64_t{1} << 40),
+                                          -(std::int64_t{1} << 40),
                                           std::numeric_limits<std::int64_t>::max()};
   std::vector<std::int8_t> narrow(wide.size());
   porta::convert(wide.data(), DType::I64, narrow.data(), DType::I8, wide.size());
-  CHECK(narrow == std::vector<std::int8_t>{0, 1, -1, 127, 127, -128, -128, 127, -128, 127, -128, 127});
+  CHECK(narrow ==
+        std::vector<std::int8_t>{0, 1, -1, 127, 127, -128, -128, 127, -128, 127, -128, 127});
 
   std::vector<std::int32_t> mid(wide.size());
   porta::convert(wide.data(), DType::I64, mid.data(), DType::I32, wide.size());
   const std::int32_t max32 = std::numeric_limits<std::int32_t>::max();
   const std::int32_t min32 = std::numeric_limits<std::int32_t>::min();
-  CHECK(mid == std::vector<std::int32_t>{0, 1, -1, 127, 128, -128, -129, 300, -300, max32, min32, max32});
+  CHECK(mid ==
+        std::vector<std::int32_t>{0, 1, -1, 127, 128, -128, -129, 300, -300, max32, min32, max32});
 
   // Widening keeps values above 2^24 exactly (no detour through f32).
   const std::vector<std::int32_t> big = {16777217, -16777217, max32, min32};
@@ -147,12 +162,12 @@ TEST_CASE("dtype names and sizes", "[unit][dtype]") {
 
 TEST_CASE("parse_dtype accepts the documented spellings", "[unit][dtype]") {
   const std::vector<std::pair<std::string, DType>> spellings = {
-      {"f32", DType::F32},       {"float32", DType::F32},      {"F32", DType::F32},
-      {"f16", DType::F16},       {"float16", DType::F16},      {"F16", DType::F16},
-      {"bf16", DType::BF16},     {"bfloat16", DType::BF16},    {"BF16", DType::BF16},
-      {"i8", DType::I8},         {"int8", DType::I8},          {"I8", DType::I8},
-      {"i32", DType::I32},       {"int32", DType::I32},        {"I32", DType::I32},
-      {"i64", DType::I64},       {"int64", DType::I64},        {"I64", DType::I64},
+      {"f32", DType::F32},        {"float32", DType::F32},     {"F32", DType::F32},
+      {"f16", DType::F16},        {"float16", DType::F16},     {"F16", DType::F16},
+      {"bf16", DType::BF16},      {"bfloat16", DType::BF16},   {"BF16", DType::BF16},
+      {"i8", DType::I8},          {"int8", DType::I8},         {"I8", DType::I8},
+      {"i32", DType::I32},        {"int32", DType::I32},       {"I32", DType::I32},
+      {"i64", DType::I64},        {"int64", DType::I64},       {"I64", DType::I64},
       {"f8_e4m3", DType::F8E4M3}, {"fp8_e4m3", DType::F8E4M3}, {"F8_E4M3", DType::F8E4M3},
   };
   for (const auto& [text, type] : spellings) {
@@ -163,7 +178,8 @@ TEST_CASE("parse_dtype accepts the documented spellings", "[unit][dtype]") {
 
 TEST_CASE("parse_dtype rejects unknown spellings naming them", "[unit][dtype]") {
   REQUIRE_PORTA_ERROR(porta::parse_dtype("f64"), porta::ErrorCode::InvalidArgument, "'f64'");
-  REQUIRE_PORTA_ERROR(porta::parse_dtype("bogus_type"), porta::ErrorCode::InvalidArgument, "bogus_type");
+  REQUIRE_PORTA_ERROR(porta::parse_dtype("bogus_type"), porta::ErrorCode::InvalidArgument,
+                      "bogus_type");
   REQUIRE_PORTA_ERROR(porta::parse_dtype(""), porta::ErrorCode::InvalidArgument, "''");
   REQUIRE_PORTA_ERROR(porta::parse_dtype("f32 "), porta::ErrorCode::InvalidArgument, "'f32 '");
   REQUIRE_PORTA_ERROR(porta::parse_dtype("F8_E5M2"), porta::ErrorCode::InvalidArgument, "F8_E5M2");

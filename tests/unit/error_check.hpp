@@ -14,8 +14,8 @@ namespace unit_test {
 
 // Runs `call`; it must throw porta::Error with `code` and a message containing every `mention`.
 template <class Call>
-void check_error(Call&& call, porta::ErrorCode code, std::initializer_list<std::string_view> mentions,
-                 const char* file, int line) {
+void check_error(Call&& call, porta::ErrorCode code,
+                 std::initializer_list<std::string_view> mentions, const char* file, int line) {
   INFO("expected a porta::Error from the call at " << file << ":" << line);
   bool thrown = false;
   try {
@@ -37,6 +37,5 @@ void check_error(Call&& call, porta::ErrorCode code, std::initializer_list<std::
 
 // REQUIRE_PORTA_ERROR(expression, ErrorCode::X, "mention", ...): the expression throws a
 // porta::Error with code X whose message contains each mention.
-#define REQUIRE_PORTA_ERROR(expression, code, ...)                                         \
-  ::unit_test::check_error([&] { (void)(expression); }, (code), {__VA_ARGS__}, __FILE__, \
-                           __LINE__)
+#define REQUIRE_PORTA_ERROR(expression, code, ...) \
+  ::unit_test::check_error([&] { (void)(expression); }, (code), {__VA_ARGS__}, __FILE__, __LINE__)

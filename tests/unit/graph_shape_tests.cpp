@@ -21,11 +21,12 @@ TEST_CASE("matmul broadcasts batch dimensions and honours transposes", "[unit][g
   CHECK(y.shape() == Shape{2, 5, 4, 6});
   CHECK(y.dtype() == DType::F32);
 
-  auto at = g.input("at", {3, 4}, DType::BF16);   // [K, M]
-  auto bt = g.input("bt", {5, 3}, DType::BF16);   // [N, K]
+  auto at = g.input("at", {3, 4}, DType::BF16);  // [K, M]
+  auto bt = g.input("bt", {5, 3}, DType::BF16);  // [N, K]
   auto plain_b = g.input("pb", {3, 5}, DType::BF16);
   CHECK(g.matmul(at, plain_b, {.transpose_a = true}).shape() == Shape{4, 5});
-  CHECK(g.matmul(g.input("m", {4, 3}, DType::BF16), bt, {.transpose_b = true}).shape() == Shape{4, 5});
+  CHECK(g.matmul(g.input("m", {4, 3}, DType::BF16), bt, {.transpose_b = true}).shape() ==
+        Shape{4, 5});
   const auto both = g.matmul(at, bt, {.transpose_a = true, .transpose_b = true});
   CHECK(both.shape() == Shape{4, 5});
   CHECK(both.dtype() == DType::BF16);
@@ -39,7 +40,8 @@ TEST_CASE("elementwise ops broadcast NumPy-style", "[unit][graph]") {
   auto y = g.input("y", {5, 1}, DType::F32);
   CHECK((x + y).shape() == Shape{4, 5, 3});
   CHECK(g.mul(x, g.scalar(2.0f)).shape() == Shape{4, 1, 3});
-  CHECK(g.sub(g.input("i", {2}, DType::I64), g.input("j", {3, 1}, DType::I64)).shape() == Shape{3, 2});
+  CHECK(g.sub(g.input("i", {2}, DType::I64), g.input("j", {3, 1}, DType::I64)).shape() ==
+        Shape{3, 2});
   CHECK(g.silu(x).shape() == Shape{4, 1, 3});
   CHECK(g.cast(x, DType::F8E4M3).dtype() == DType::F8E4M3);
 }
@@ -47,12 +49,12 @@ TEST_CASE("elementwise ops broadcast NumPy-style", "[unit][graph]") {
 TEST_CASE("slice handles negative indices, steps, clamping and empty results", "[unit][graph]") {
   Graph g;
   auto x = g.input("x", {10, 6}, DType::F32);
-  CHECK(g.slice(x, 0, -2, 10).shape() == Shape{2, 6});           // rows 8, 9
-  CHECK(g.slice(x, 0, 1, -1, 3).shape() == Shape{3, 6});         // rows 1, 4, 7
-  CHECK(g.slice(x, 0, 8, 2).shape() == Shape{0, 6});             // empty
-  CHECK(g.slice(x, -1, 0, 100, 4).shape() == Shape{10, 2});      // columns 0, 4 (end clamped)
-  CHECK(g.slice(x, 1, -100, 3).shape() == Shape{10, 3});         // start clamped to 0
-  CHECK(g.slice(x, 0, 0, 10, 20).shape() == Shape{1, 6});        // a step past the end: row 0
+  CHECK(g.slice(x, 0, -2, 10).shape() == Shape{2, 6});       // rows 8, 9
+  CHECK(g.slice(x, 0, 1, -1, 3).shape() == Shape{3, 6});     // rows 1, 4, 7
+  CHECK(g.slice(x, 0, 8, 2).shape() == Shape{0, 6});         // empty
+  CHECK(g.slice(x, -1, 0, 100, 4).shape() == Shape{10, 2});  // columns 0, 4 (end clamped)
+  CHECK(g.slice(x, 1, -100, 3).shape() == Shape{10, 3});     // start clamped to 0
+  CHECK(g.slice(x, 0, 0, 10, 20).shape() == Shape{1, 6});    // a step past the end: row 0
 }
 
 TEST_CASE("reshape, permute and concat shapes", "[unit][graph]") {
@@ -83,7 +85,8 @@ TEST_CASE("top_k gives values in the input dtype and int32 indices", "[unit][gra
   CHECK(g.top_k(x, 7, false).first.shape() == Shape{3, 7});
 }
 
-TEST_CASE("norms, rope, embedding and swiglu keep or build the documented shapes", "[unit][graph]") {
+TEST_CASE("norms, rope, embedding and swiglu keep or build the documented shapes",
+          "[unit][graph]") {
   Graph g;
   auto x = g.input("x", {5, 16}, DType::F32);
   CHECK(g.rms_norm(x, g.weight("w", Tensor::zeros({16}, DType::F32))).shape() == Shape{5, 16});

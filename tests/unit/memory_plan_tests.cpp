@@ -25,8 +25,8 @@ bool lifetimes_overlap(const BufferRequest& a, const BufferRequest& b) {
 }
 
 // Every pair alive at once must occupy disjoint byte ranges inside the arena.
-void check_plan_is_safe(const std::vector<BufferRequest>& requests, const porta::detail::MemoryPlan& plan,
-                        std::size_t alignment) {
+void check_plan_is_safe(const std::vector<BufferRequest>& requests,
+                        const porta::detail::MemoryPlan& plan, std::size_t alignment) {
   REQUIRE(plan.offsets.size() == requests.size());
   std::size_t sum = 0;
   for (std::size_t i = 0; i < requests.size(); ++i) {
@@ -66,7 +66,9 @@ TEST_CASE("a chain of equally sized values needs two buffers", "[unit][memory]")
   CHECK(plan.unplanned_bytes == kLength * kBytes);
   check_plan_is_safe(chain, plan, 64);
   // Neighbours cannot share; every other one can.
-  for (int i = 0; i + 1 < kLength; ++i) CHECK(plan.offsets[static_cast<std::size_t>(i)] != plan.offsets[static_cast<std::size_t>(i) + 1]);
+  for (int i = 0; i + 1 < kLength; ++i)
+    CHECK(plan.offsets[static_cast<std::size_t>(i)] !=
+          plan.offsets[static_cast<std::size_t>(i) + 1]);
 }
 
 TEST_CASE("values alive at the same time all get their own bytes", "[unit][memory]") {
@@ -79,8 +81,10 @@ TEST_CASE("values alive at the same time all get their own bytes", "[unit][memor
 }
 
 TEST_CASE("offsets honour the alignment", "[unit][memory]") {
-  const std::vector<BufferRequest> requests = {{1, 0, 3}, {3, 0, 3}, {130, 1, 2}, {0, 0, 3}, {7, 2, 3}};
-  for (std::size_t alignment : {std::size_t{1}, std::size_t{16}, std::size_t{64}, std::size_t{256}}) {
+  const std::vector<BufferRequest> requests = {
+      {1, 0, 3}, {3, 0, 3}, {130, 1, 2}, {0, 0, 3}, {7, 2, 3}};
+  for (std::size_t alignment :
+       {std::size_t{1}, std::size_t{16}, std::size_t{64}, std::size_t{256}}) {
     INFO("alignment " << alignment);
     const auto plan = plan_memory(requests, alignment);
     check_plan_is_safe(requests, plan, alignment);
@@ -112,7 +116,8 @@ TEST_CASE("random requests never share bytes while alive together", "[unit][memo
     for (int step = 0; step <= 52; ++step) {
       std::size_t live = 0;
       for (const auto& r : requests)
-        if (r.first_step <= step && step <= r.last_step) live += (r.bytes + alignment - 1) / alignment * alignment;
+        if (r.first_step <= step && step <= r.last_step)
+          live += (r.bytes + alignment - 1) / alignment * alignment;
       peak = std::max(peak, live);
     }
     CHECK(plan.arena_bytes >= peak);
@@ -121,7 +126,8 @@ TEST_CASE("random requests never share bytes while alive together", "[unit][memo
   }
 }
 
-TEST_CASE("compile() plans a long elementwise chain into a small arena", "[unit][memory][runtime]") {
+TEST_CASE("compile() plans a long elementwise chain into a small arena",
+          "[unit][memory][runtime]") {
   constexpr int kLength = 16;
   constexpr std::int64_t kRows = 32, kCols = 64;
   constexpr std::uint64_t kValueBytes = kRows * kCols * 4;
@@ -138,13 +144,15 @@ TEST_CASE("compile() plans a long elementwise chain into a small arena", "[unit]
 
   // And the reused memory still gives the right answer: 16 alternating silu / sigmoid.
   std::vector<float> input(static_cast<std::size_t>(kRows * kCols));
-  for (std::size_t i = 0; i < input.size(); ++i) input[i] = static_cast<float>(i % 13) * 0.25f - 1.5f;
+  for (std::size_t i = 0; i < input.size(); ++i)
+    input[i] = static_cast<float>(i % 13) * 0.25f - 1.5f;
   const auto out = exe.run({{"x", porta::Tensor::from_vector<float>({kRows, kCols}, input)}});
   const auto y = out.at("y").to_f32();
   for (std::size_t i = 0; i < input.size(); i += 97) {
     double expected = input[i];
     for (int step = 0; step < kLength; ++step)
-      expected = step % 2 == 0 ? expected / (1.0 + std::exp(-expected)) : 1.0 / (1.0 + std::exp(-expected));
+      expected = step % 2 == 0 ? expected / (1.0 + std::exp(-expected))
+                               : 1.0 / (1.0 + std::exp(-expected));
     CHECK(y[i] == Approx(expected).epsilon(1e-5));
   }
 }

@@ -41,7 +41,8 @@ TEST_CASE("Shape counts elements and computes row-major strides", "[unit][shape]
   CHECK(Shape(std::vector<std::int64_t>{5}).strides() == std::vector<std::int64_t>{1});
 }
 
-TEST_CASE("Shape::normalize_axis maps negative axes and rejects out-of-range ones", "[unit][shape]") {
+TEST_CASE("Shape::normalize_axis maps negative axes and rejects out-of-range ones",
+          "[unit][shape]") {
   const Shape s{2, 3, 4};
   CHECK(s.normalize_axis(0) == 0);
   CHECK(s.normalize_axis(2) == 2);
@@ -78,11 +79,13 @@ TEST_CASE("Tensor::from_f32 rounds into the target dtype and checks the count", 
   CHECK(bits[3].bits == 0x2e66u);  // 0.1 -> 0.0999755859375
   CHECK(half.at_f32(3) == 0.0999755859375f);
 
-  const Tensor ints = Tensor::from_f32({4}, DType::I32, std::vector<float>{0.5f, 1.5f, -2.5f, 1e10f});
+  const Tensor ints =
+      Tensor::from_f32({4}, DType::I32, std::vector<float>{0.5f, 1.5f, -2.5f, 1e10f});
   CHECK(std::vector<std::int32_t>(ints.data_as<std::int32_t>(), ints.data_as<std::int32_t>() + 4) ==
         std::vector<std::int32_t>{0, 2, -2, 2147483647});
 
-  REQUIRE_PORTA_ERROR(Tensor::from_f32({2, 3}, DType::F32, values), ErrorCode::ShapeMismatch, "[2, 3]", "4");
+  REQUIRE_PORTA_ERROR(Tensor::from_f32({2, 3}, DType::F32, values), ErrorCode::ShapeMismatch,
+                      "[2, 3]", "4");
 }
 
 TEST_CASE("Tensor::to converts into a new tensor; to_f32 widens", "[unit][tensor]") {
@@ -149,8 +152,8 @@ TEST_CASE("Tensor::data_as checks the element type", "[unit][tensor]") {
   CHECK(t.data_as<std::int32_t>() == t.data());
   REQUIRE_PORTA_ERROR(t.data_as<float>(), ErrorCode::DTypeMismatch, "i32", "f32");
   REQUIRE_PORTA_ERROR(t.data_as<std::int64_t>(), ErrorCode::DTypeMismatch, "i64");
-  REQUIRE_PORTA_ERROR(Tensor::zeros({1}, DType::BF16).data_as<porta::Half>(), ErrorCode::DTypeMismatch, "bf16",
-                      "f16");
+  REQUIRE_PORTA_ERROR(Tensor::zeros({1}, DType::BF16).data_as<porta::Half>(),
+                      ErrorCode::DTypeMismatch, "bf16", "f16");
   REQUIRE_PORTA_ERROR(t.at_f32(2), ErrorCode::InvalidArgument, "2");
   REQUIRE_PORTA_ERROR(t.at_f32(-1), ErrorCode::InvalidArgument, "-1");
 }
@@ -160,8 +163,8 @@ TEST_CASE("Tensor::copy_of and view", "[unit][tensor]") {
   const Tensor owned = Tensor::copy_of({3}, DType::I64, storage.data(), 24);
   storage[0] = 50;
   CHECK(owned.at_f32(0) == 5.0f);
-  REQUIRE_PORTA_ERROR(Tensor::copy_of({3}, DType::I64, storage.data(), 16), ErrorCode::ShapeMismatch, "16",
-                      "24");
+  REQUIRE_PORTA_ERROR(Tensor::copy_of({3}, DType::I64, storage.data(), 16),
+                      ErrorCode::ShapeMismatch, "16", "24");
 
   const Tensor view = Tensor::view(storage.data(), {3}, DType::I64);
   CHECK(view.data() == storage.data());
@@ -195,4 +198,3 @@ TEST_CASE("empty tensors convert, clone and widen", "[unit][tensor]") {
   CHECK(empty.to_f32().empty());
   CHECK(null_view.to(DType::F32).numel() == 0);
 }
-

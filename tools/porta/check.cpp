@@ -25,9 +25,11 @@ struct CheckArgs {
 
 Command add_check_command(CLI::App& app) {
   auto args = std::make_shared<CheckArgs>();
-  app.add_option("-b,--backend", args->backends, "Backends to check (default: every available one)")->delimiter(',');
+  app.add_option("-b,--backend", args->backends, "Backends to check (default: every available one)")
+      ->delimiter(',');
   app.add_option("--op", args->ops, "Ops to check (default: all)")->delimiter(',');
-  app.add_option("--dtype", args->dtypes, "Dtypes to check (default: f32,f16,bf16)")->delimiter(',');
+  app.add_option("--dtype", args->dtypes, "Dtypes to check (default: f32,f16,bf16)")
+      ->delimiter(',');
   app.add_option("--seed", args->seed, "Random seed of the inputs");
   app.add_flag("-v,--verbose", args->verbose, "Print every case");
   return [args] {
@@ -44,13 +46,15 @@ Command add_check_command(CLI::App& app) {
     const auto results = check::run_conformance(options, [&](const check::CaseResult& r) {
       ++done;
       if (args->verbose || r.status == check::Status::Fail || r.status == check::Status::Error)
-        fmt::print("{:<11} {:<12} {:<5} {:<46} err {:.2e} (tol {:.1e}){}\n",
-                   r.status == check::Status::Pass          ? "pass"
-                   : r.status == check::Status::Unsupported ? "unsupported"
-                   : r.status == check::Status::Fail        ? "FAIL"
-                                                            : "ERROR",
-                   r.op, dtype_name(r.dtype), fmt::format("{} [{}]", r.label, r.backend), r.error, r.tolerance,
-                   r.message.empty() || r.status == check::Status::Pass ? "" : "\n    " + r.message);
+        fmt::print(
+            "{:<11} {:<12} {:<5} {:<46} err {:.2e} (tol {:.1e}){}\n",
+            r.status == check::Status::Pass          ? "pass"
+            : r.status == check::Status::Unsupported ? "unsupported"
+            : r.status == check::Status::Fail        ? "FAIL"
+                                                     : "ERROR",
+            r.op, dtype_name(r.dtype), fmt::format("{} [{}]", r.label, r.backend), r.error,
+            r.tolerance,
+            r.message.empty() || r.status == check::Status::Pass ? "" : "\n    " + r.message);
       if (tty) fmt::print(stderr, "\r{} cases done", done);
     });
     if (tty) fmt::print(stderr, "\r");
@@ -60,8 +64,8 @@ Command add_check_command(CLI::App& app) {
       if (r.status == check::Status::Fail || r.status == check::Status::Error) ++failed;
       if (r.status == check::Status::Unsupported) ++unsupported;
     }
-    fmt::print("{} cases: {} passed, {} failed, {} unsupported (placed elsewhere at run time)\n", results.size(),
-               results.size() - failed - unsupported, failed, unsupported);
+    fmt::print("{} cases: {} passed, {} failed, {} unsupported (placed elsewhere at run time)\n",
+               results.size(), results.size() - failed - unsupported, failed, unsupported);
     return failed == 0 ? 0 : kExitFailure;
   };
 }

@@ -29,8 +29,8 @@ Command add_devices_command(CLI::App& app) {
   app.add_flag("-v,--verbose", *verbose, "Show every property of each device");
   return [verbose] {
     const auto devices = list_devices();
-    fmt::print("{:<16} {:<11} {:<9} {:>10} {:>11} {:>10}  {}\n", "name", "kind", "status", "memory", "peak GFLOP/s",
-               "GB/s", "description");
+    fmt::print("{:<16} {:<11} {:<9} {:>10} {:>11} {:>10}  {}\n", "name", "kind", "status", "memory",
+               "peak GFLOP/s", "GB/s", "description");
     for (const auto& d : devices) {
       std::vector<std::string> dtypes;
       for (auto t : d.dtypes) dtypes.emplace_back(dtype_name(t));

@@ -10,7 +10,8 @@ namespace porta::cli {
 
 Command add_inspect_command(CLI::App& app) {
   auto path = std::make_shared<std::string>();
-  app.add_option("file", *path, "A .safetensors, .npy, model.safetensors.index.json or checkpoint directory")
+  app.add_option("file", *path,
+                 "A .safetensors, .npy, model.safetensors.index.json or checkpoint directory")
       ->required();
   return [path] {
     const auto entries = io::list_tensors(*path);
@@ -19,8 +20,8 @@ Command add_inspect_command(CLI::App& app) {
     std::uint64_t total = 0;
     fmt::print("{:<{}}  {:<8} {:<20} {:>14}\n", "name", name_width, "dtype", "shape", "bytes");
     for (const auto& e : entries) {
-      fmt::print("{:<{}}  {:<8} {:<20} {:>14}\n", e.name, name_width, dtype_name(e.dtype), e.shape.to_string(),
-                 e.nbytes);
+      fmt::print("{:<{}}  {:<8} {:<20} {:>14}\n", e.name, name_width, dtype_name(e.dtype),
+                 e.shape.to_string(), e.nbytes);
       total += e.nbytes;
     }
     fmt::print("{} tensors, {} bytes\n", entries.size(), total);

@@ -21,10 +21,14 @@ int main(int argc, char** argv) {
     CLI::App* sub = app.add_subcommand(name, help);
     commands[sub] = add(*sub);
   };
-  register_command("devices", "List backends and devices with their capabilities", porta::cli::add_devices_command);
-  register_command("check", "Run every op on backends against the reference backend", porta::cli::add_check_command);
-  register_command("inspect", "List the tensors of a safetensors, .npy or checkpoint", porta::cli::add_inspect_command);
-  register_command("bench", "Benchmark backends side by side on an MoE-style graph", porta::cli::add_bench_command);
+  register_command("devices", "List backends and devices with their capabilities",
+                   porta::cli::add_devices_command);
+  register_command("check", "Run every op on backends against the reference backend",
+                   porta::cli::add_check_command);
+  register_command("inspect", "List the tensors of a safetensors, .npy or checkpoint",
+                   porta::cli::add_inspect_command);
+  register_command("bench", "Benchmark backends side by side on an MoE-style graph",
+                   porta::cli::add_bench_command);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -41,6 +45,8 @@ int main(int argc, char** argv) {
     fmt::print(stderr, "porta: error: {}\n", e.what());
     return porta::cli::kExitFailure;
   }
-  fmt::print(stderr, "porta: a subcommand is required (devices, check, inspect, bench); see porta --help\n");
+  fmt::print(
+      stderr,
+      "porta: a subcommand is required (devices, check, inspect, bench); see porta --help\n");
   return porta::cli::kExitUsage;
 }
