@@ -16,9 +16,10 @@ CMAKE_ARGS ?=
 
 # The sanitizer build: Debug semantics (assertions on) but -O1, because the numerical tests run
 # several times slower at -O0 under ASan. Benchmarks are not built there: they are never run
-# under the sanitizers and would only add compile time.
+# under the sanitizers and would only add compile time. The template backend is built there, so
+# that the skeleton new devices start from is compiled, registered and tested in every CI run.
 ASAN_CMAKE_ARGS ?= -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-g -O1" \
-                   -DPORTA_SANITIZE=ON -DPORTA_BUILD_BENCH=OFF
+                   -DPORTA_SANITIZE=ON -DPORTA_BUILD_BENCH=OFF -DPORTA_BACKEND_TEMPLATE=ON
 
 # Any sanitizer report fails the test that produced it, with a stack trace.
 export ASAN_OPTIONS  ?= halt_on_error=1:detect_leaks=1:check_initialization_order=1
