@@ -129,6 +129,10 @@ struct ExecutableImpl {
 
 namespace {
 
+std::size_t value_bytes(const ValueInfo& v) {
+  return static_cast<std::size_t>(v.shape.numel()) * dtype_size(v.dtype);
+}
+
 std::vector<bool> live_nodes(const GraphState& g) {
   std::vector<bool> live(g.nodes.size(), false);
   std::vector<ValueId> stack;
@@ -208,12 +212,8 @@ void build(ExecutableImpl& x) {
   int step_index = 0;
   for (const auto& s : x.steps) {
     if (s.kind == Step::Kind::Transfer) {
-      requests[static_cast<std::size_t>(s.domain)][s.value] = {
-          g.values[s.value].shape.numel() > 0
-              ? static_cast<std::size_t>(g.values[s.value].shape.numel()) *
-                    dtype_size(g.values[s.value].dtype)
-              : 0,
-          step_index, step_index};
+      requests[static_cast<std::size_t>(s.domain)][s.value] = {value_bytes(g.values[s.value]),
+                                                               step_index, step_index};
       auto& src = requests[static_cast<std::size_t>(s.from_domain)];
       if (auto it = src.find(s.value); it != src.end()) it->second.last_step = step_index;
       ++step_index;
@@ -225,9 +225,7 @@ void build(ExecutableImpl& x) {
         if (auto it = reqs.find(in); it != reqs.end())
           it->second.last_step = std::max(it->second.last_step, step_index);
       for (auto out : g.nodes[node].outputs) {
-        const auto& info = g.values[out];
-        reqs[out] = {static_cast<std::size_t>(info.shape.numel()) * dtype_size(info.dtype),
-                     step_index, step_index};
+        reqs[out] = {value_bytes(g.values[out]), step_index, step_index};
       }
       ++step_index;
     }
