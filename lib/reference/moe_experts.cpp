@@ -62,37 +62,35 @@ void run_moe_experts(const GraphState& g, const Node& n, const ExecContext& ctx)
   const std::int64_t experts = gate_ref.shape()[0];
   const std::int64_t inner = gate_ref.shape()[1];
   const std::string label = node_label(n);
-  ctx.timed(n.id, [&] {
-    const auto offsets = load_indices(n, ctx.input(n, 2), "offsets");
-    const auto perm = load_indices(n, ctx.input(n, 3), "perm");
-    const auto inv = load_indices(n, ctx.input(n, 4), "inv");
-    const auto rows = static_cast<std::int64_t>(perm.size());
-    if (static_cast<std::int64_t>(offsets.size()) != experts + 1 ||
-        static_cast<std::int64_t>(inv.size()) != tokens * top_k)
-      throw Error(ErrorCode::Internal,
-                  fmt::format("{}: offsets ({}) or inv ({}) do not fit E = {}, T*K = {}", label,
-                              offsets.size(), inv.size(), experts, tokens * top_k));
-    check_offsets(label, offsets, rows);
-    check_perm(label, perm);
-    check_inv(label, inv, rows);
+  const auto offsets = load_indices(n, ctx.input(n, 2), "offsets");
+  const auto perm = load_indices(n, ctx.input(n, 3), "perm");
+  const auto inv = load_indices(n, ctx.input(n, 4), "inv");
+  const auto rows = static_cast<std::int64_t>(perm.size());
+  if (static_cast<std::int64_t>(offsets.size()) != experts + 1 ||
+      static_cast<std::int64_t>(inv.size()) != tokens * top_k)
+    throw Error(ErrorCode::Internal,
+                fmt::format("{}: offsets ({}) or inv ({}) do not fit E = {}, T*K = {}", label,
+                            offsets.size(), inv.size(), experts, tokens * top_k));
+  check_offsets(label, offsets, rows);
+  check_perm(label, perm);
+  check_inv(label, inv, rows);
 
-    const F32Input x(x_ref), weights(weights_ref);
-    const F32Input w_gate(gate_ref), w_up(ctx.input(n, 6)), w_down(ctx.input(n, 7));
-    const auto xp = permute_rows(x.data(), tokens, hidden, perm, top_k);
-    const auto gate =
-        grouped_matmul_rows(xp.data(), rows, hidden, w_gate.data(), experts, inner, offsets);
-    const auto up =
-        grouped_matmul_rows(xp.data(), rows, hidden, w_up.data(), experts, inner, offsets);
-    const auto act = swiglu_values(gate, up);
-    const auto down =
-        grouped_matmul_rows(act.data(), rows, inner, w_down.data(), experts, hidden, offsets);
-    auto out = combine_rows(down.data(), hidden, weights.data(), inv, tokens, top_k);
-    if (attrs.has_shared) {
-      const auto shared = shared_expert(n, ctx, x.data(), tokens, hidden);
-      for (std::size_t i = 0; i < out.size(); ++i) out[i] += shared[i];
-    }
-    store_f32(ctx.output(n, 0), out);
-  });
+  const F32Input x(x_ref), weights(weights_ref);
+  const F32Input w_gate(gate_ref), w_up(ctx.input(n, 6)), w_down(ctx.input(n, 7));
+  const auto xp = permute_rows(x.data(), tokens, hidden, perm, top_k);
+  const auto gate =
+      grouped_matmul_rows(xp.data(), rows, hidden, w_gate.data(), experts, inner, offsets);
+  const auto up =
+      grouped_matmul_rows(xp.data(), rows, hidden, w_up.data(), experts, inner, offsets);
+  const auto act = swiglu_values(gate, up);
+  const auto down =
+      grouped_matmul_rows(act.data(), rows, inner, w_down.data(), experts, hidden, offsets);
+  auto out = combine_rows(down.data(), hidden, weights.data(), inv, tokens, top_k);
+  if (attrs.has_shared) {
+    const auto shared = shared_expert(n, ctx, x.data(), tokens, hidden);
+    for (std::size_t i = 0; i < out.size(); ++i) out[i] += shared[i];
+  }
+  store_f32(ctx.output(n, 0), out);
 }
 
 }  // namespace porta::detail::reference

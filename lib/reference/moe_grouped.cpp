@@ -117,54 +117,48 @@ void run_moe_permute(const GraphState& g, const Node& n, const ExecContext& ctx)
   const std::int64_t top_k = std::get<MoePermuteAttrs>(n.attrs).top_k;
   const TensorRef& x = ctx.input(n, 0);
   const TensorRef& out = ctx.output(n, 0);
-  ctx.timed(n.id, [&] {
-    const auto perm = load_indices(n, ctx.input(n, 1), "perm");
-    check_perm(node_label(n), perm);
-    const std::int64_t tokens = x.shape()[0];
-    // A byte copy: a permutation must not round anything, whatever the dtype.
-    const std::size_t row_bytes = static_cast<std::size_t>(x.shape()[1]) * dtype_size(x.dtype());
-    if (perm.empty() || row_bytes == 0) return;
-    const auto* src = static_cast<const char*>(input_bytes(x));
-    auto* dst = static_cast<char*>(output_bytes(out));
-    for (std::size_t i = 0; i < perm.size(); ++i) {
-      if (perm[i] >= tokens * top_k)
-        std::memset(dst + i * row_bytes, 0, row_bytes);
-      else
-        std::memcpy(dst + i * row_bytes,
-                    src + static_cast<std::size_t>(perm[i] / top_k) * row_bytes, row_bytes);
-    }
-  });
+  const auto perm = load_indices(n, ctx.input(n, 1), "perm");
+  check_perm(node_label(n), perm);
+  const std::int64_t tokens = x.shape()[0];
+  // A byte copy: a permutation must not round anything, whatever the dtype.
+  const std::size_t row_bytes = static_cast<std::size_t>(x.shape()[1]) * dtype_size(x.dtype());
+  if (perm.empty() || row_bytes == 0) return;
+  const auto* src = static_cast<const char*>(input_bytes(x));
+  auto* dst = static_cast<char*>(output_bytes(out));
+  for (std::size_t i = 0; i < perm.size(); ++i) {
+    if (perm[i] >= tokens * top_k)
+      std::memset(dst + i * row_bytes, 0, row_bytes);
+    else
+      std::memcpy(dst + i * row_bytes, src + static_cast<std::size_t>(perm[i] / top_k) * row_bytes,
+                  row_bytes);
+  }
 }
 
 void run_grouped_matmul(const GraphState& g, const Node& n, const ExecContext& ctx) {
   (void)g;
   const TensorRef& rows_ref = ctx.input(n, 0);
   const TensorRef& w_ref = ctx.input(n, 1);
-  ctx.timed(n.id, [&] {
-    const auto offsets = load_indices(n, ctx.input(n, 2), "offsets");
-    const std::int64_t num_rows = rows_ref.shape()[0];
-    check_offsets(node_label(n), offsets, num_rows);
-    const F32Input rows(rows_ref);
-    const F32Input w(w_ref);
-    const auto out = grouped_matmul_rows(rows.data(), num_rows, rows_ref.shape()[1], w.data(),
-                                         w_ref.shape()[0], w_ref.shape()[1], offsets);
-    store_f32(ctx.output(n, 0), out);
-  });
+  const auto offsets = load_indices(n, ctx.input(n, 2), "offsets");
+  const std::int64_t num_rows = rows_ref.shape()[0];
+  check_offsets(node_label(n), offsets, num_rows);
+  const F32Input rows(rows_ref);
+  const F32Input w(w_ref);
+  const auto out = grouped_matmul_rows(rows.data(), num_rows, rows_ref.shape()[1], w.data(),
+                                       w_ref.shape()[0], w_ref.shape()[1], offsets);
+  store_f32(ctx.output(n, 0), out);
 }
 
 void run_moe_combine(const GraphState& g, const Node& n, const ExecContext& ctx) {
   (void)g;
   const TensorRef& yp_ref = ctx.input(n, 0);
   const TensorRef& weights_ref = ctx.input(n, 1);
-  ctx.timed(n.id, [&] {
-    const auto inv = load_indices(n, ctx.input(n, 2), "inv");
-    check_inv(node_label(n), inv, yp_ref.shape()[0]);
-    const F32Input yp(yp_ref);
-    const F32Input weights(weights_ref);
-    const auto out = combine_rows(yp.data(), yp_ref.shape()[1], weights.data(), inv,
-                                  weights_ref.shape()[0], weights_ref.shape()[1]);
-    store_f32(ctx.output(n, 0), out);
-  });
+  const auto inv = load_indices(n, ctx.input(n, 2), "inv");
+  check_inv(node_label(n), inv, yp_ref.shape()[0]);
+  const F32Input yp(yp_ref);
+  const F32Input weights(weights_ref);
+  const auto out = combine_rows(yp.data(), yp_ref.shape()[1], weights.data(), inv,
+                                weights_ref.shape()[0], weights_ref.shape()[1]);
+  store_f32(ctx.output(n, 0), out);
 }
 
 }  // namespace porta::detail::reference

@@ -212,26 +212,24 @@ void run_moe_router(const GraphState& g, const Node& n, const ExecContext& ctx) 
                 fmt::format("{}: logits {} do not match num_experts {}", node_label(n),
                             logits_ref.shape().to_string(), attrs.num_experts));
   const std::int64_t tokens = logits_ref.shape()[0];
-  ctx.timed(n.id, [&] {
-    const F32Input logits(logits_ref);
-    std::span<const float> bias;
-    std::optional<F32Input> bias_values;
-    if (attrs.use_bias) {
-      bias_values.emplace(ctx.input(n, 1));
-      bias = std::span<const float>(bias_values->data(), bias_values->size());
-    }
-    const RouterTables r =
-        route_tokens(std::span<const float>(logits.data(), logits.size()), tokens, bias, attrs);
-    store_i64(ctx.output(n, 0), r.ids);
-    store_f32(ctx.output(n, 1), r.weights);
-    store_i64(ctx.output(n, 2), r.counts);
-    store_i64(ctx.output(n, 3), r.offsets);
-    store_i64(ctx.output(n, 4), r.perm);
-    store_i64(ctx.output(n, 5), r.inv);
-    store_i64(ctx.output(n, 6), r.dropped);
-    store_i64(ctx.output(n, 7), r.nonfinite);
-    store_f32(ctx.output(n, 8), r.mean_score);
-  });
+  const F32Input logits(logits_ref);
+  std::span<const float> bias;
+  std::optional<F32Input> bias_values;
+  if (attrs.use_bias) {
+    bias_values.emplace(ctx.input(n, 1));
+    bias = std::span<const float>(bias_values->data(), bias_values->size());
+  }
+  const RouterTables r =
+      route_tokens(std::span<const float>(logits.data(), logits.size()), tokens, bias, attrs);
+  store_i64(ctx.output(n, 0), r.ids);
+  store_f32(ctx.output(n, 1), r.weights);
+  store_i64(ctx.output(n, 2), r.counts);
+  store_i64(ctx.output(n, 3), r.offsets);
+  store_i64(ctx.output(n, 4), r.perm);
+  store_i64(ctx.output(n, 5), r.inv);
+  store_i64(ctx.output(n, 6), r.dropped);
+  store_i64(ctx.output(n, 7), r.nonfinite);
+  store_f32(ctx.output(n, 8), r.mean_score);
 }
 
 }  // namespace porta::detail::reference

@@ -149,3 +149,27 @@ TEST_CASE("write_trace writes the trace to a file, and reports I/O errors", "[ru
   const std::string bad = std::string(PORTA_TEST_TMPDIR) + "/no/such/directory/trace.json";
   REQUIRE_PORTA_ERROR(exe.write_trace(bad), porta::ErrorCode::Io, bad);
 }
+
+TEST_CASE("every executed node appears exactly once in the profile", "[runtime][profile]") {
+  porta::Graph g;
+  auto x = g.input("x", {3, 8}, porta::DType::F32);
+  auto logits = g.matmul(x, g.weight("router", porta::Tensor::zeros({4, 8}, porta::DType::F32)),
+                         {false, true});
+  auto route = g.moe_router(logits, porta::moe::mixtral(4, 2));
+  porta::MoeExpertWeights w;
+  w.gate = g.weight("gate", porta::Tensor::zeros({4, 6, 8}, porta::DType::F32));
+  w.up = g.weight("up", porta::Tensor::zeros({4, 6, 8}, porta::DType::F32));
+  w.down = g.weight("down", porta::Tensor::zeros({4, 8, 6}, porta::DType::F32));
+  auto rows = g.moe_permute(x, route);
+  auto y = g.moe_experts(x, route, w) + g.moe_combine(rows, route);
+  g.output("y", g.silu(y));
+  auto exe = porta::compile(g);
+  exe.run({{"x", porta::Tensor::zeros({3, 8}, porta::DType::F32)}});
+  std::map<std::string, int> seen;
+  for (const auto& op : exe.profile().ops) ++seen[op.node];
+  CHECK(seen.size() == g.nodes().size());
+  for (const auto& [node, count] : seen) {
+    INFO(node);
+    CHECK(count == 1);
+  }
+}
