@@ -1,5 +1,7 @@
 #include "reference/reference_backend.hpp"
 
+#include <unistd.h>
+
 #include <string>
 #include <utility>
 #include <vector>
@@ -163,6 +165,11 @@ class ReferenceBackend final : public Backend {
     d.kind = "reference";
     d.description = "portable C++ reference kernels (the oracle): f32 math, double accumulators";
     d.dtypes.assign(std::begin(kAllDTypes), std::end(kAllDTypes));
+    // It computes in host memory: all of the machine's RAM is its memory.
+    const long pages = sysconf(_SC_PHYS_PAGES);
+    const long page_size = sysconf(_SC_PAGE_SIZE);
+    if (pages > 0 && page_size > 0)
+      d.memory_bytes = static_cast<std::uint64_t>(pages) * static_cast<std::uint64_t>(page_size);
     d.properties = {{"memory", "host"},
                     {"numerics", "inputs widened to f32, double accumulators, one rounding"}};
     return d;
