@@ -1,0 +1,50 @@
+// How the cpu backend lowers one node: a table of per-op entries, each saying honestly whether it
+// can run a node and, at compile time, building the kernel that runs it many times.
+//
+// The dense ops (oneDNN primitives, and our own loops where oneDNN has none) and the MoE ops
+// (backends/cpu/moe/) each contribute a table; the backend looks a node's op up in them. A kernel
+// is built once in compile() (primitive descriptors created, weights reordered into oneDNN's
+// preferred layout) and run() only binds this run's addresses and executes.
+#pragma once
+
+#include <memory>
+#include <span>
+
+#include <oneapi/dnnl/dnnl.hpp>
+
+#include <porta/ops.hpp>
+
+#include "runtime/backend.hpp"
+
+namespace porta::detail::cpu {
+
+// What kernels share within one plan: the engine, and a stream of the plan's own, so plans run
+// concurrently from separate threads without sharing a stream.
+struct CpuEnv {
+  dnnl::engine engine;
+  dnnl::stream stream;
+};
+
+// One lowered node.
+class CpuKernel {
+ public:
+  virtual ~CpuKernel() = default;
+  // Runs the node on this run's bindings (ctx.values, indexed by ValueId).
+  virtual void run(const ExecContext& ctx) = 0;
+};
+
+struct OpLowering {
+  OpKind op;
+  // Honest and cheap, never throws: the dtypes, shapes and attributes this kernel handles.
+  SupportResult (*supports)(const GraphState& graph, const Node& node);
+  // Called only for nodes supports() accepted. Failures (a oneDNN error, say) are porta::Error
+  // naming the node and its shapes.
+  std::unique_ptr<CpuKernel> (*lower)(CpuEnv& env, const GraphState& graph, const Node& node);
+};
+
+// The dense ops of the catalogue (backends/cpu/, every file but moe/).
+std::span<const OpLowering> dense_lowerings();
+// The MoE ops: moe_router, moe_permute, grouped_matmul, moe_experts, moe_combine (backends/cpu/moe/).
+std::span<const OpLowering> moe_lowerings();
+
+}  // namespace porta::detail::cpu
