@@ -47,6 +47,9 @@ struct OpProfile {
   double device_us = -1;  // modelled device time (npu-sim), -1 when not modelled
   double flops = 0;
   double bytes = 0;  // bytes read and written by the op
+  // Backend-specific figures, named by the backend (npu-sim: "cycles", "compute_utilization",
+  // "hbm_utilization", ...). Empty for most backends.
+  std::map<std::string, double> metrics;
 };
 
 struct TransferProfile {

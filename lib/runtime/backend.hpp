@@ -68,6 +68,8 @@ class OpRecorder {
  public:
   virtual ~OpRecorder() = default;
   virtual void record(NodeId node, double start_us, double end_us, double device_us = -1) = 0;
+  // Adds a backend-specific figure (OpProfile::metrics) to the op recorded last for `node`.
+  virtual void annotate(NodeId node, const std::string& key, double value) = 0;
   virtual double now_us() const = 0;
 };
 

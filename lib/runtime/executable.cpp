@@ -86,6 +86,14 @@ class RunRecorder final : public OpRecorder {
     op.bytes = costs_[node].bytes;
     profile_.ops.push_back(std::move(op));
   }
+  void annotate(NodeId node, const std::string& key, double value) override {
+    const std::string& name = g_.nodes[node].name;
+    for (auto op = profile_.ops.rbegin(); op != profile_.ops.rend(); ++op)
+      if (op->node == name) {
+        op->metrics[key] = value;
+        return;
+      }
+  }
   double now_us() const override {
     return std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start_)
         .count();

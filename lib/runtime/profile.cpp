@@ -51,6 +51,7 @@ std::string Profile::to_chrome_trace() const {
   for (const auto& op : ops) {
     json args = {{"node", op.node}, {"flops", op.flops}, {"bytes", op.bytes}};
     if (op.device_us >= 0) args["device_us"] = op.device_us;
+    for (const auto& [key, value] : op.metrics) args[key] = value;
     events.push_back({{"name", op.op},
                       {"cat", "op"},
                       {"ph", "X"},
