@@ -27,6 +27,9 @@ int main(int argc, char** argv) {
                    porta::cli::add_check_command);
   register_command("inspect", "List the tensors of a safetensors, .npy or checkpoint",
                    porta::cli::add_inspect_command);
+  register_command("run", "Run a Hugging Face MoE checkpoint", porta::cli::add_run_command);
+  register_command("gen-checkpoint", "Write a tiny random checkpoint in the Hugging Face layout",
+                   porta::cli::add_gen_checkpoint_command);
   register_command("bench", "Benchmark backends side by side on an MoE-style graph",
                    porta::cli::add_bench_command);
   try {

@@ -1,0 +1,53 @@
+// Random checkpoints in the exact Hugging Face layout (config.json + model.safetensors, or
+// shards with model.safetensors.index.json), for tests, demos and benchmarks.
+//
+// The tiny presets are small enough to run on any backend in milliseconds yet exercise every
+// code path of their family: the DeepSeek-V3-like one has hidden 64, 4 layers (the first dense),
+// 16 routed experts in 4 groups with top-4 noaux_tc routing, 1 shared expert, MLA with q_lora_rank
+// 32 and kv_lora_rank 16, YaRN rope and vocab 256. Weights are uniform with the std of a
+// 1/sqrt(fan_in) initialisation, from a seeded stream: the same seed gives the same bytes.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <porta/model/config.hpp>
+#include <porta/tensor.hpp>
+
+namespace porta::model {
+
+// "deepseek_v3", "deepseek_v2", "mixtral", "qwen2_moe", "qwen3_moe"
+std::vector<std::string> tiny_kinds();
+// The config.json text of a tiny preset; throws InvalidArgument listing the kinds. With `fp8`
+// it carries DeepSeek-V3's quantization_config (e4m3, 128 x 128 blocks).
+std::string tiny_config_json(std::string_view kind, bool fp8 = false);
+
+// Every tensor a config implies, under its Hugging Face name, in checkpoint order (FP8 scales
+// not included).
+std::vector<std::pair<std::string, Shape>> expected_tensors(const ModelConfig& config);
+
+struct RandomWeightsOptions {
+  std::uint64_t seed = 0;
+  DType dtype = DType::BF16;  // f32, bf16 or f16
+  // Store the linear projections as f8_e4m3 with per-block weight_scale_inv (the config must
+  // carry quantization_config.weight_block_size), as DeepSeek-V3's release does.
+  bool fp8 = false;
+};
+
+std::vector<std::pair<std::string, Tensor>> random_weights(const ModelConfig& config,
+                                                           const RandomWeightsOptions& options);
+
+// Writes config.json and the weights into `dir` (created if needed): model.safetensors, or
+// `shards` files model-0000i-of-0000n.safetensors with model.safetensors.index.json.
+void write_checkpoint(const std::string& dir, const std::string& config_json,
+                      const std::vector<std::pair<std::string, Tensor>>& tensors, int shards = 1);
+
+// Block-quantises w [N, K] to e4m3 with scales [ceil(N / bn), ceil(K / bk)] (f32): each block's
+// scale maps its largest magnitude to 448. Returns {weight, weight_scale_inv}.
+std::pair<Tensor, Tensor> quantize_fp8(const Tensor& weight,
+                                       std::pair<std::int64_t, std::int64_t> block);
+
+}  // namespace porta::model

@@ -1,0 +1,187 @@
+// The transformer as a porta graph: embeddings, per layer RMSNorm -> attention (MLA or GQA) ->
+// residual -> RMSNorm -> dense MLP or MoE -> residual, then the final norm and lm_head.
+//
+// Activations are f32 whatever the weights' dtype (matmul takes f32 activations against bf16/f16
+// weights). MLA runs in its absorbed form: q_nope is multiplied into the key half of kv_b_proj so
+// that attention reads the cached latent [c_kv, k_pe] directly as one shared key/value head, and
+// the value half of kv_b_proj is applied after attention. Scores and outputs are the same as the
+// expanded form (q_nope·k_nope + q_pe·k_pe), and the cache holds kv_lora_rank + rope numbers per
+// position instead of heads · (nope + rope + v).
+#include <fmt/format.h>
+
+#include "model/model_impl.hpp"
+
+namespace porta::model {
+
+namespace {
+
+class Builder {
+ public:
+  Builder(const Model::Impl& model, const GraphSpec& spec)
+      : m_(model), c_(model.config), spec_(spec) {}
+
+  Graph build() {
+    const auto t = spec_.tokens;
+    if (t < 1)
+      throw Error(ErrorCode::InvalidArgument,
+                  fmt::format("GraphSpec::tokens must be >= 1, not {}", t));
+    if (spec_.cache_capacity < 0)
+      throw Error(ErrorCode::InvalidArgument, "GraphSpec::cache_capacity must be >= 0");
+    ids_ = g_.input(kIdsInput, {t}, DType::I32);
+    positions_ = g_.input(kPositionsInput, {t}, DType::I32);
+    if (spec_.cache_capacity > 0) cache_len_ = g_.input(kCacheLenInput, {1}, DType::I32);
+
+    Value x = g_.embedding(w("model.embed_tokens.weight"), ids_);
+    if (x.dtype() != DType::F32) x = g_.cast(x, DType::F32);
+    for (std::int64_t l = 0; l < c_.num_layers; ++l) {
+      const std::string p = PreparedNames::layer(l);
+      Value h = g_.rms_norm(x, w(p + "input_layernorm.weight"), c_.rms_norm_eps);
+      x = x + (c_.mla ? mla(l, h) : attention(l, h));
+      h = g_.rms_norm(x, w(p + "post_attention_layernorm.weight"), c_.rms_norm_eps);
+      x = x + (c_.is_moe_layer(l) ? moe(l, h) : dense_mlp(p + "mlp.", h));
+    }
+    x = g_.rms_norm(x, w("model.norm.weight"), c_.rms_norm_eps);
+    if (!spec_.all_logits && t > 1) x = g_.slice(x, 0, t - 1, t);
+    g_.output(kLogitsOutput, linear(x, m_.lm_head_name));
+    return std::move(g_);
+  }
+
+ private:
+  Value w(const std::string& name) {
+    const auto it = values_.find(name);
+    if (it != values_.end()) return it->second;
+    Value v = g_.weight(name, m_.get(name));
+    values_.emplace(name, v);
+    return v;
+  }
+
+  Value linear(Value x, const std::string& weight_name) {
+    return g_.matmul(x, w(weight_name), {.transpose_b = true});
+  }
+  Value linear_layer(Value x, const std::string& prefix, bool bias = false) {
+    Value y = linear(x, prefix + ".weight");
+    return bias ? y + w(prefix + ".bias") : y;
+  }
+
+  RopeAttrs rope_attrs() const { return c_.rope; }
+
+  // Attention over the new keys/values, after those of the cache when there is one. Records the
+  // new rows as graph outputs for the caller to append to its cache.
+  Value attend(std::int64_t l, Value q, Value k, Value v, const std::vector<Value>& new_rows,
+               float scale) {
+    const auto slots = std::vector<std::string>(c_.mla ? std::vector<std::string>{"latent"}
+                                                       : std::vector<std::string>{"k", "v"});
+    for (std::size_t i = 0; i < slots.size(); ++i)
+      g_.output(cache_output_name(l, slots[i]), new_rows[i]);
+    const AttentionAttrs attrs{
+        .causal = true, .scale = scale, .kv_cache = spec_.cache_capacity > 0};
+    if (spec_.cache_capacity == 0) return g_.attention(q, k, v, attrs);
+    const auto s = spec_.cache_capacity;
+    Value k_cache;
+    Value v_cache;
+    if (c_.mla) {
+      k_cache = g_.input(cache_input_name(l, "latent"), {s, 1, k.shape()[2]}, DType::F32);
+      v_cache = g_.slice(k_cache, 2, 0, c_.kv_lora_rank);
+    } else {
+      k_cache = g_.input(cache_input_name(l, "k"), {s, c_.num_kv_heads, c_.head_dim}, DType::F32);
+      v_cache = g_.input(cache_input_name(l, "v"), {s, c_.num_kv_heads, c_.head_dim}, DType::F32);
+    }
+    return g_.attention(q, k, v, k_cache, v_cache, cache_len_, attrs);
+  }
+
+  Value mla(std::int64_t l, Value x) {
+    const std::string p = PreparedNames::layer(l) + "self_attn.";
+    const auto t = spec_.tokens;
+    const auto nh = c_.num_heads;
+    const auto nope = c_.qk_nope_head_dim;
+    const auto rope = c_.qk_rope_head_dim;
+    const auto r = c_.kv_lora_rank;
+
+    Value q = c_.q_lora_rank > 0
+                  ? linear(g_.rms_norm(linear(x, p + "q_a_proj.weight"),
+                                       w(p + "q_a_layernorm.weight"), c_.rms_norm_eps),
+                           p + "q_b_proj.weight")
+                  : linear(x, p + "q_proj.weight");
+    q = g_.reshape(q, {t, nh, nope + rope});
+    Value q_nope = g_.slice(q, 2, 0, nope);
+    Value q_pe = g_.rope(g_.slice(q, 2, nope, nope + rope), positions_, rope_attrs());
+
+    Value kv = linear(x, p + "kv_a_proj_with_mqa.weight");  // [T, r + rope]
+    Value c_kv =
+        g_.rms_norm(g_.slice(kv, 1, 0, r), w(p + "kv_a_layernorm.weight"), c_.rms_norm_eps);
+    Value k_pe =
+        g_.rope(g_.reshape(g_.slice(kv, 1, r, r + rope), {t, 1, rope}), positions_, rope_attrs());
+    Value latent = g_.concat({g_.reshape(c_kv, {t, 1, r}), k_pe}, 2);  // [T, 1, r + rope]
+
+    // q_nope[h] · W_UK[h] ([nope] x [nope, r] -> [r]) per head, batched over heads.
+    Value q_latent = g_.permute(
+        g_.matmul(g_.permute(q_nope, {1, 0, 2}), w(PreparedNames::k_absorb(l))), {1, 0, 2});
+    Value q_full = g_.concat({q_latent, q_pe}, 2);  // [T, H, r + rope]
+    Value o = attend(l, q_full, latent, g_.slice(latent, 2, 0, r), {latent},
+                     c_.attention_scale());  // [T, H, r]
+    // Per head o[h] · W_UV[h]ᵀ -> [v].
+    o = g_.matmul(g_.permute(o, {1, 0, 2}), w(PreparedNames::v_absorb(l)), {.transpose_b = true});
+    o = g_.reshape(g_.permute(o, {1, 0, 2}), {t, nh * c_.v_head_dim});
+    return linear(o, p + "o_proj.weight");
+  }
+
+  Value attention(std::int64_t l, Value x) {
+    const std::string p = PreparedNames::layer(l) + "self_attn.";
+    const auto t = spec_.tokens;
+    const auto d = c_.head_dim;
+    Value q = g_.reshape(linear_layer(x, p + "q_proj", c_.attention_bias), {t, c_.num_heads, d});
+    Value k = g_.reshape(linear_layer(x, p + "k_proj", c_.attention_bias), {t, c_.num_kv_heads, d});
+    Value v = g_.reshape(linear_layer(x, p + "v_proj", c_.attention_bias), {t, c_.num_kv_heads, d});
+    if (c_.qk_norm) {
+      q = g_.rms_norm(q, w(p + "q_norm.weight"), c_.rms_norm_eps);
+      k = g_.rms_norm(k, w(p + "k_norm.weight"), c_.rms_norm_eps);
+    }
+    q = g_.rope(q, positions_, rope_attrs());
+    k = g_.rope(k, positions_, rope_attrs());
+    Value o = attend(l, q, k, v, {k, v}, c_.attention_scale());
+    return linear(g_.reshape(o, {t, c_.num_heads * d}), p + "o_proj.weight");
+  }
+
+  Value dense_mlp(const std::string& p, Value x) {
+    return linear(g_.swiglu(linear(x, p + "gate_proj.weight"), linear(x, p + "up_proj.weight")),
+                  p + "down_proj.weight");
+  }
+
+  Value moe(std::int64_t l, Value x) {
+    auto name = [l](const char* part) { return PreparedNames::moe(l, part); };
+    Value logits = linear(x, name("gate"));
+    const MoeRoute route = c_.router.use_bias ? g_.moe_router(logits, c_.router, w(name("bias")))
+                                              : g_.moe_router(logits, c_.router);
+    MoeExpertWeights weights{w(name("experts.gate")), w(name("experts.up")),
+                             w(name("experts.down"))};
+    moe::ExpertsAttrs attrs;
+    if (c_.shared_intermediate_size > 0) {
+      attrs.has_shared = true;
+      weights.shared_gate = w(name("shared.gate"));
+      weights.shared_up = w(name("shared.up"));
+      weights.shared_down = w(name("shared.down"));
+      if (c_.shared_expert_gated) {
+        attrs.shared_gate = moe::SharedGate::Sigmoid;
+        weights.shared_gate_weight = w(name("shared_gate"));
+      }
+    }
+    return g_.moe_experts(x, route, weights, attrs);
+  }
+
+  const Model::Impl& m_;
+  const ModelConfig& c_;
+  const GraphSpec& spec_;
+  Graph g_;
+  Value ids_, positions_, cache_len_;
+  std::map<std::string, Value> values_;
+};
+
+}  // namespace
+
+Graph build_graph(const Model::Impl& model, const GraphSpec& spec) {
+  return Builder(model, spec).build();
+}
+
+Graph Model::build(const GraphSpec& spec) const { return build_graph(*impl_, spec); }
+
+}  // namespace porta::model

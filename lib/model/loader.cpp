@@ -1,0 +1,329 @@
+// Loading: every tensor the config implies, under its Hugging Face name, checked for presence,
+// dtype and shape; FP8 weights dequantised; per-expert matrices stacked for moe_experts; MLA's
+// kv_b_proj split per head for the absorbed attention. Everything else is a view of the mapping.
+#include <cstring>
+#include <filesystem>
+#include <functional>
+
+#include <fmt/format.h>
+
+#include <porta/io.hpp>
+
+#include "model/model_impl.hpp"
+
+namespace porta::model {
+
+namespace {
+
+struct TensorSource {
+  std::string where;  // "checkpoint 'DIR'" for messages
+  std::function<bool(const std::string&)> contains;
+  std::function<Tensor(const std::string&)> get;
+};
+
+class Loader {
+ public:
+  Loader(const TensorSource& source, const LoadOptions& options, Model::Impl& out)
+      : src_(source), options_(options), out_(out), c_(out.config) {}
+
+  void load_all() {
+    const auto h = c_.hidden_size;
+    keep("model.embed_tokens.weight", {c_.vocab_size, h});
+    for (std::int64_t l = 0; l < c_.num_layers; ++l) {
+      const std::string p = PreparedNames::layer(l);
+      keep(p + "input_layernorm.weight", {h});
+      keep(p + "post_attention_layernorm.weight", {h});
+      if (c_.mla)
+        load_mla(l);
+      else
+        load_attention(l);
+      if (c_.is_moe_layer(l))
+        load_moe(l);
+      else
+        load_dense_mlp(p + "mlp.", c_.intermediate_size);
+    }
+    keep("model.norm.weight", {h});
+    if (src_.contains("lm_head.weight") || !c_.tie_word_embeddings) {
+      keep("lm_head.weight", {c_.vocab_size, h});
+      out_.lm_head_name = "lm_head.weight";
+    } else {
+      out_.lm_head_name = "model.embed_tokens.weight";
+    }
+  }
+
+ private:
+  // The tensor `name` with shape `expected`, dequantised or converted as the options say.
+  // `copy` says the caller copies it anyway (stacking), so no view is counted.
+  Tensor fetch(const std::string& name, const Shape& expected, bool copy = false) {
+    if (!src_.contains(name))
+      throw Error(
+          ErrorCode::NotFound,
+          fmt::format("{}: tensor '{}' is missing (config.json implies {} for {} '{}')", src_.where,
+                      name, expected.to_string(), family_name(c_.family), c_.model_type));
+    Tensor t = src_.get(name);
+    if (t.shape() != expected)
+      throw Error(ErrorCode::ShapeMismatch,
+                  fmt::format("{}: tensor '{}' has shape {} but config.json implies {}", src_.where,
+                              name, t.shape().to_string(), expected.to_string()));
+    ++out_.stats.tensors;
+    if (t.dtype() == DType::F8E4M3) {
+      if (!c_.fp8_block)
+        throw Error(ErrorCode::InvalidArgument,
+                    fmt::format("{}: tensor '{}' is f8_e4m3 but config.json has no "
+                                "quantization_config.weight_block_size",
+                                src_.where, name));
+      const std::string scale_name = name + "_scale_inv";
+      if (!src_.contains(scale_name))
+        throw Error(ErrorCode::NotFound,
+                    fmt::format("{}: tensor '{}' is missing (the block scales of the f8_e4m3 "
+                                "weight '{}')",
+                                src_.where, scale_name, name));
+      const DType to = options_.weight_dtype.value_or(options_.fp8_dtype);
+      t = dequantize_fp8(t, src_.get(scale_name), *c_.fp8_block,
+                         to == DType::F32 ? DType::F32 : DType::BF16, name);
+      if (t.dtype() != to) t = t.to(to);
+      out_.stats.dequantized_bytes += t.nbytes();
+      return t;
+    }
+    if (!is_floating(t.dtype()))
+      throw Error(ErrorCode::DTypeMismatch,
+                  fmt::format("{}: tensor '{}' is {}; weights must be floating point", src_.where,
+                              name, dtype_name(t.dtype())));
+    if (options_.weight_dtype && t.dtype() != *options_.weight_dtype) {
+      t = t.to(*options_.weight_dtype);
+      out_.stats.copied_bytes += t.nbytes();
+    } else if (!copy) {
+      out_.stats.mapped_bytes += t.nbytes();
+    }
+    return t;
+  }
+
+  void keep(const std::string& name, const Shape& expected) {
+    out_.weights[name] = fetch(name, expected);
+  }
+  void keep_as(const std::string& prepared, const std::string& name, const Shape& expected) {
+    out_.weights[prepared] = fetch(name, expected);
+  }
+  void keep_linear(const std::string& prefix, std::int64_t out_features, std::int64_t in_features,
+                   bool bias = false) {
+    keep(prefix + ".weight", {out_features, in_features});
+    if (!bias) return;
+    // The bias is added to f32 activations, so it is kept in f32 (a small copy).
+    Tensor b = fetch(prefix + ".bias", {out_features});
+    if (b.dtype() != DType::F32) {
+      b = b.to(DType::F32);
+      out_.stats.copied_bytes += b.nbytes();
+    }
+    out_.weights[prefix + ".bias"] = b;
+  }
+
+  void load_mla(std::int64_t l) {
+    const std::string p = PreparedNames::layer(l) + "self_attn.";
+    const auto h = c_.hidden_size;
+    const auto nh = c_.num_heads;
+    const auto qk = c_.query_head_dim();
+    const auto r = c_.kv_lora_rank;
+    if (c_.q_lora_rank > 0) {
+      keep_linear(p + "q_a_proj", c_.q_lora_rank, h);
+      keep(p + "q_a_layernorm.weight", {c_.q_lora_rank});
+      keep_linear(p + "q_b_proj", nh * qk, c_.q_lora_rank);
+    } else {
+      keep_linear(p + "q_proj", nh * qk, h);
+    }
+    keep_linear(p + "kv_a_proj_with_mqa", r + c_.qk_rope_head_dim, h);
+    keep(p + "kv_a_layernorm.weight", {r});
+    keep_linear(p + "o_proj", h, nh * c_.v_head_dim);
+
+    // kv_b_proj [H·(nope + v), r] -> per head [nope, r] (keys) and [v, r] (values): the
+    // absorbed form attends over the cached latent directly (see docs/models.md).
+    const auto nope = c_.qk_nope_head_dim;
+    const auto vd = c_.v_head_dim;
+    const Tensor kv_b = fetch(p + "kv_b_proj.weight", {nh * (nope + vd), r}, true);
+    Tensor k_part = Tensor::zeros({nh, nope, r}, kv_b.dtype());
+    Tensor v_part = Tensor::zeros({nh, vd, r}, kv_b.dtype());
+    const std::size_t row = static_cast<std::size_t>(r) * dtype_size(kv_b.dtype());
+    const auto* src = static_cast<const std::byte*>(kv_b.data());
+    for (std::int64_t head = 0; head < nh; ++head) {
+      const std::byte* head_rows = src + static_cast<std::size_t>(head * (nope + vd)) * row;
+      std::memcpy(
+          static_cast<std::byte*>(k_part.data()) + static_cast<std::size_t>(head * nope) * row,
+          head_rows, static_cast<std::size_t>(nope) * row);
+      std::memcpy(
+          static_cast<std::byte*>(v_part.data()) + static_cast<std::size_t>(head * vd) * row,
+          head_rows + static_cast<std::size_t>(nope) * row, static_cast<std::size_t>(vd) * row);
+    }
+    out_.stats.copied_bytes += kv_b.nbytes();
+    out_.weights[PreparedNames::k_absorb(l)] = k_part;
+    out_.weights[PreparedNames::v_absorb(l)] = v_part;
+  }
+
+  void load_attention(std::int64_t l) {
+    const std::string p = PreparedNames::layer(l) + "self_attn.";
+    const auto h = c_.hidden_size;
+    const auto d = c_.head_dim;
+    keep_linear(p + "q_proj", c_.num_heads * d, h, c_.attention_bias);
+    keep_linear(p + "k_proj", c_.num_kv_heads * d, h, c_.attention_bias);
+    keep_linear(p + "v_proj", c_.num_kv_heads * d, h, c_.attention_bias);
+    keep_linear(p + "o_proj", h, c_.num_heads * d);
+    if (c_.qk_norm) {
+      keep(p + "q_norm.weight", {d});
+      keep(p + "k_norm.weight", {d});
+    }
+  }
+
+  void load_dense_mlp(const std::string& p, std::int64_t inter) {
+    keep_linear(p + "gate_proj", inter, c_.hidden_size);
+    keep_linear(p + "up_proj", inter, c_.hidden_size);
+    keep_linear(p + "down_proj", c_.hidden_size, inter);
+  }
+
+  // Experts e = 0..E-1 of `names(e)`, each [rows, cols], copied into one [E, rows, cols] tensor.
+  Tensor stack(const std::function<std::string(std::int64_t)>& names, std::int64_t rows,
+               std::int64_t cols) {
+    const auto e_count = c_.num_experts;
+    Tensor first = fetch(names(0), {rows, cols}, true);
+    const DType dtype = first.dtype();
+    Tensor out = Tensor::zeros({e_count, rows, cols}, dtype);
+    const std::size_t bytes = first.nbytes();
+    for (std::int64_t e = 0; e < e_count; ++e) {
+      Tensor t = e == 0 ? first : fetch(names(e), {rows, cols}, true);
+      if (t.dtype() != dtype) t = t.to(dtype);
+      std::memcpy(static_cast<std::byte*>(out.data()) + static_cast<std::size_t>(e) * bytes,
+                  t.data(), bytes);
+    }
+    out_.stats.copied_bytes += out.nbytes();
+    return out;
+  }
+
+  void load_moe(std::int64_t l) {
+    const std::string p = PreparedNames::layer(l);
+    const auto h = c_.hidden_size;
+    const auto e = c_.num_experts;
+    const auto inter = c_.moe_intermediate_size;
+    const bool mixtral = c_.family == Family::Mixtral;
+    const std::string block = p + (mixtral ? "block_sparse_moe." : "mlp.");
+    keep_as(PreparedNames::moe(l, "gate"), block + "gate.weight", {e, h});
+    if (c_.router.use_bias) {
+      Tensor bias = fetch(block + "gate.e_score_correction_bias", {e});
+      if (bias.dtype() != DType::F32) bias = bias.to(DType::F32);
+      out_.weights[PreparedNames::moe(l, "bias")] = bias;
+    }
+    const std::string experts = block + "experts.";
+    auto expert = [&](const char* hf) {
+      return
+          [&experts, hf](std::int64_t i) { return fmt::format("{}{}.{}.weight", experts, i, hf); };
+    };
+    out_.weights[PreparedNames::moe(l, "experts.gate")] =
+        stack(expert(mixtral ? "w1" : "gate_proj"), inter, h);
+    out_.weights[PreparedNames::moe(l, "experts.up")] =
+        stack(expert(mixtral ? "w3" : "up_proj"), inter, h);
+    out_.weights[PreparedNames::moe(l, "experts.down")] =
+        stack(expert(mixtral ? "w2" : "down_proj"), h, inter);
+    if (c_.shared_intermediate_size > 0) {
+      const auto is = c_.shared_intermediate_size;
+      const std::string s =
+          block + (c_.family == Family::Qwen2Moe ? "shared_expert." : "shared_experts.");
+      keep_as(PreparedNames::moe(l, "shared.gate"), s + "gate_proj.weight", {is, h});
+      keep_as(PreparedNames::moe(l, "shared.up"), s + "up_proj.weight", {is, h});
+      keep_as(PreparedNames::moe(l, "shared.down"), s + "down_proj.weight", {h, is});
+      if (c_.shared_expert_gated)
+        keep_as(PreparedNames::moe(l, "shared_gate"), block + "shared_expert_gate.weight", {1, h});
+    }
+  }
+
+  const TensorSource& src_;
+  const LoadOptions& options_;
+  Model::Impl& out_;
+  const ModelConfig& c_;
+};
+
+void check_options(const LoadOptions& options) {
+  if (options.fp8_dtype != DType::BF16 && options.fp8_dtype != DType::F32)
+    throw Error(ErrorCode::InvalidArgument,
+                fmt::format("LoadOptions::fp8_dtype must be bf16 or f32, not {}",
+                            dtype_name(options.fp8_dtype)));
+  if (options.weight_dtype &&
+      (!is_floating(*options.weight_dtype) || *options.weight_dtype == DType::F8E4M3))
+    throw Error(ErrorCode::InvalidArgument,
+                fmt::format("LoadOptions::weight_dtype must be f32, bf16 or f16, not {}",
+                            dtype_name(*options.weight_dtype)));
+}
+
+}  // namespace
+
+const Tensor& Model::Impl::get(const std::string& name) const {
+  const auto it = weights.find(name);
+  if (it == weights.end())
+    throw Error(ErrorCode::NotFound, fmt::format("the model has no weight '{}'", name));
+  return it->second;
+}
+
+Model Model::load(const std::string& dir, const LoadOptions& options) {
+  check_options(options);
+  auto impl = std::make_shared<Impl>();
+  impl->config = load_config(dir);
+  const auto checkpoint = io::Checkpoint::open(dir);
+  const TensorSource source{fmt::format("checkpoint '{}'", dir),
+                            [&](const std::string& name) { return checkpoint.contains(name); },
+                            [&](const std::string& name) { return checkpoint.get(name); }};
+  Loader(source, options, *impl).load_all();
+  Model model;
+  model.impl_ = std::move(impl);
+  return model;
+}
+
+Model Model::from_tensors(ModelConfig config, const std::map<std::string, Tensor>& tensors,
+                          const LoadOptions& options) {
+  check_options(options);
+  auto impl = std::make_shared<Impl>();
+  impl->config = std::move(config);
+  const TensorSource source{"the given tensors",
+                            [&](const std::string& name) { return tensors.count(name) != 0; },
+                            [&](const std::string& name) { return tensors.at(name); }};
+  Loader(source, options, *impl).load_all();
+  Model model;
+  model.impl_ = std::move(impl);
+  return model;
+}
+
+const ModelConfig& Model::config() const { return impl_->config; }
+const LoadStats& Model::stats() const { return impl_->stats; }
+const Tensor& Model::weight(const std::string& name) const { return impl_->get(name); }
+
+std::vector<CacheSlot> Model::cache_slots() const {
+  const ModelConfig& c = impl_->config;
+  if (c.mla) return {{"latent", 1, c.kv_lora_rank + c.qk_rope_head_dim}};
+  return {{"k", c.num_kv_heads, c.head_dim}, {"v", c.num_kv_heads, c.head_dim}};
+}
+
+std::string cache_input_name(std::int64_t layer, const std::string& slot) {
+  return fmt::format("cache.{}.{}", layer, slot);
+}
+std::string cache_output_name(std::int64_t layer, const std::string& slot) {
+  return fmt::format("new.{}.{}", layer, slot);
+}
+
+std::uint64_t Model::weight_bytes() const {
+  std::uint64_t total = 0;
+  for (const auto& [name, t] : impl_->weights) total += t.nbytes();
+  return total;
+}
+
+std::uint64_t Model::decode_bytes_per_token() const {
+  const ModelConfig& c = impl_->config;
+  std::uint64_t total = 0;
+  for (const auto& [name, t] : impl_->weights) {
+    if (name == "model.embed_tokens.weight") {
+      total += t.nbytes() / static_cast<std::uint64_t>(c.vocab_size);  // one row
+      if (impl_->lm_head_name == name) total += t.nbytes();
+    } else if (name.find(".moe.experts.") != std::string::npos) {
+      total += t.nbytes() / static_cast<std::uint64_t>(c.num_experts) *
+               static_cast<std::uint64_t>(c.top_k);
+    } else {
+      total += t.nbytes();
+    }
+  }
+  return total;
+}
+
+}  // namespace porta::model

@@ -1,0 +1,35 @@
+// The loaded model as the builder sees it: the config and the prepared weights by name.
+#pragma once
+
+#include <map>
+#include <string>
+
+#include <porta/model/model.hpp>
+
+namespace porta::model {
+
+// Names of the prepared tensors that are not single Hugging Face tensors.
+struct PreparedNames {
+  static std::string layer(std::int64_t l) { return "model.layers." + std::to_string(l) + "."; }
+  // MLA's kv_b_proj split per head into its key part [H, nope, r] and value part [H, v, r].
+  static std::string k_absorb(std::int64_t l) { return layer(l) + "self_attn.kv_b_proj.k_absorb"; }
+  static std::string v_absorb(std::int64_t l) { return layer(l) + "self_attn.kv_b_proj.v_absorb"; }
+  // A MoE layer, whatever the family calls it: router weight [E, H], selection bias [E] (f32),
+  // stacked experts [E, I, H] / [E, I, H] / [E, H, I], shared experts and their gate [1, H].
+  static std::string moe(std::int64_t l, const std::string& part) {
+    return layer(l) + "moe." + part;
+  }
+};
+
+struct Model::Impl {
+  ModelConfig config;
+  std::map<std::string, Tensor> weights;
+  LoadStats stats;
+  std::string lm_head_name;  // lm_head.weight, or the embedding table when tied
+
+  const Tensor& get(const std::string& name) const;
+};
+
+Graph build_graph(const Model::Impl& model, const GraphSpec& spec);
+
+}  // namespace porta::model

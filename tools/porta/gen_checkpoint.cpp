@@ -1,0 +1,46 @@
+// `porta gen-checkpoint --kind deepseek_v3 --out DIR [--seed N]`: a tiny random checkpoint in the
+// exact Hugging Face layout (config.json + model.safetensors, or shards with an index), for tests
+// and demos.
+#include <fmt/format.h>
+
+#include <porta/model/checkpoint_gen.hpp>
+
+#include "commands.hpp"
+
+namespace porta::cli {
+
+Command add_gen_checkpoint_command(CLI::App& app) {
+  struct Options {
+    std::string kind = "deepseek_v3";
+    std::string out;
+    std::uint64_t seed = 0;
+    std::string dtype = "bf16";
+    bool fp8 = false;
+    int shards = 1;
+  };
+  auto o = std::make_shared<Options>();
+  app.add_option("--kind", o->kind, "deepseek_v3, deepseek_v2, mixtral, qwen2_moe or qwen3_moe")
+      ->capture_default_str();
+  app.add_option("--out", o->out, "Directory to write config.json and the weights into")
+      ->required();
+  app.add_option("--seed", o->seed, "Seed of the random weights")->capture_default_str();
+  app.add_option("--dtype", o->dtype, "Weight dtype: bf16, f16 or f32")->capture_default_str();
+  app.add_flag("--fp8", o->fp8,
+               "Store the projections as f8_e4m3 with 128x128 block scales (DeepSeek-V3 style)");
+  app.add_option("--shards", o->shards, "Number of safetensors shards (>1 writes an index)")
+      ->capture_default_str();
+  return [o] {
+    const std::string config_json = model::tiny_config_json(o->kind, o->fp8);
+    const model::ModelConfig config = model::parse_config(config_json, o->kind + " preset");
+    const auto tensors = model::random_weights(
+        config, {.seed = o->seed, .dtype = parse_dtype(o->dtype), .fp8 = o->fp8});
+    model::write_checkpoint(o->out, config_json, tensors, o->shards);
+    std::uint64_t bytes = 0;
+    for (const auto& [name, t] : tensors) bytes += t.nbytes();
+    fmt::print("wrote {} ({}, {} tensors, {} bytes, seed {}) to {}\n", o->kind,
+               o->fp8 ? "f8_e4m3 projections" : o->dtype, tensors.size(), bytes, o->seed, o->out);
+    return 0;
+  };
+}
+
+}  // namespace porta::cli

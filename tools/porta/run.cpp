@@ -1,0 +1,145 @@
+// `porta run --model DIR --prompt-ids 1,2,3`: load a Hugging Face MoE checkpoint, prefill the
+// prompt and decode on a backend, print the generated ids and the speed of each phase.
+#include <algorithm>
+#include <charconv>
+
+#include <fmt/format.h>
+
+#include <porta/device.hpp>
+#include <porta/io.hpp>
+#include <porta/model/generate.hpp>
+
+#include "commands.hpp"
+
+namespace porta::cli {
+
+namespace {
+
+std::vector<std::int32_t> parse_ids(const std::string& text) {
+  std::vector<std::int32_t> ids;
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    const std::size_t end = std::min(text.find(',', start), text.size());
+    const std::string item = text.substr(start, end - start);
+    std::int32_t value = 0;
+    const auto [ptr, ec] = std::from_chars(item.data(), item.data() + item.size(), value);
+    if (item.empty() || ec != std::errc() || ptr != item.data() + item.size())
+      throw Error(ErrorCode::InvalidArgument,
+                  fmt::format("--prompt-ids: '{}' is not a token id (expected e.g. 1,2,3)", item));
+    ids.push_back(value);
+    start = end + 1;
+  }
+  return ids;
+}
+
+std::string default_backend() {
+  for (const auto& d : list_devices())
+    if (d.available && d.name == "cpu") return "cpu";
+  return "reference";
+}
+
+std::string rate(std::int64_t tokens, double seconds) {
+  if (tokens == 0 || seconds <= 0) return "-";
+  return fmt::format("{:.1f} tok/s", static_cast<double>(tokens) / seconds);
+}
+
+}  // namespace
+
+Command add_run_command(CLI::App& app) {
+  struct Options {
+    std::string model_dir;
+    std::string backend;
+    std::string prompt;
+    std::int64_t max_new_tokens = 16;
+    float temperature = 0;
+    float top_p = 1;
+    std::uint64_t seed = 0;
+    std::string dump_logits;
+    std::string weight_dtype;
+    std::string fp8_dtype = "bf16";
+    std::int64_t capacity = 0;
+    std::optional<std::int32_t> eos;
+  };
+  auto o = std::make_shared<Options>();
+  app.add_option("--model", o->model_dir, "Checkpoint directory (config.json + safetensors)")
+      ->required();
+  app.add_option("--backend", o->backend, "cpu, opencl, npu-sim:910b2, reference (default: cpu)");
+  app.add_option("--prompt-ids", o->prompt, "Prompt token ids, comma-separated: 1,2,3")->required();
+  app.add_option("--max-new-tokens", o->max_new_tokens, "Tokens to generate")
+      ->capture_default_str();
+  app.add_option("--temperature", o->temperature, "0 for greedy decoding")->capture_default_str();
+  app.add_option("--top-p", o->top_p, "Nucleus sampling threshold")->capture_default_str();
+  app.add_option("--seed", o->seed, "Sampling seed")->capture_default_str();
+  app.add_option("--eos", o->eos, "Stop after this token id");
+  app.add_option("--dump-logits", o->dump_logits,
+                 "Write the logits of every prompt position as a [T, vocab] f32 .npy file");
+  app.add_option("--weight-dtype", o->weight_dtype,
+                 "Convert every weight to this dtype at load (f32, bf16, f16); default: keep");
+  app.add_option("--fp8-dtype", o->fp8_dtype, "Dequantise FP8 weights to bf16 or f32")
+      ->capture_default_str();
+  app.add_option("--capacity", o->capacity,
+                 "KV-cache positions (default: prompt + max-new-tokens)");
+  return [o] {
+    const std::vector<std::int32_t> prompt = parse_ids(o->prompt);
+    if (o->max_new_tokens < 0)
+      throw Error(ErrorCode::InvalidArgument, "--max-new-tokens must be >= 0");
+    const std::string backend = o->backend.empty() ? default_backend() : o->backend;
+    const DeviceInfo device = device_info(backend);
+    if (!device.available)
+      throw Error(ErrorCode::Unsupported, fmt::format("backend '{}' is unavailable: {}", backend,
+                                                      device.unavailable_reason));
+    model::LoadOptions load;
+    load.fp8_dtype = parse_dtype(o->fp8_dtype);
+    if (!o->weight_dtype.empty()) load.weight_dtype = parse_dtype(o->weight_dtype);
+    const model::Model model = model::Model::load(o->model_dir, load);
+    const model::ModelConfig& c = model.config();
+    const model::LoadStats& stats = model.stats();
+    fmt::print(
+        "model: {} ({} layers, hidden {}, vocab {}, {} experts top-{}{})\n", c.model_type,
+        c.num_layers, c.hidden_size, c.vocab_size, c.num_experts, c.top_k,
+        c.mla ? fmt::format(", MLA q_lora {} kv_lora {}", c.q_lora_rank, c.kv_lora_rank) : "");
+    fmt::print("weights: {} tensors, {} bytes mapped, {} copied, {} dequantised from fp8\n",
+               stats.tensors, stats.mapped_bytes, stats.copied_bytes, stats.dequantized_bytes);
+
+    const auto t = static_cast<std::int64_t>(prompt.size());
+    const std::int64_t needed = std::max<std::int64_t>(t + o->max_new_tokens - 1, t);
+    model::Session session(model, {.backend = backend,
+                                   .fallback = "reference",
+                                   .capacity = o->capacity > 0 ? o->capacity : needed,
+                                   .profile = true});
+    const auto result = model::generate(
+        session, prompt,
+        {.max_new_tokens = o->max_new_tokens,
+         .sampling = {.temperature = o->temperature, .top_p = o->top_p, .seed = o->seed},
+         .eos_token = o->eos});
+
+    const auto placement = session.placement();
+    if (!placement.empty()) {
+      const auto on_backend = std::count_if(placement.begin(), placement.end(), [&](const auto& p) {
+        return p.backend.rfind(backend.substr(0, backend.find(':')), 0) == 0;
+      });
+      fmt::print("backend: {} ({} of {} decode nodes there, the rest on the fallback)\n", backend,
+                 on_backend, placement.size());
+    } else {
+      fmt::print("backend: {}\n", backend);
+    }
+    fmt::print("prompt: {}\n", fmt::join(prompt, " "));
+    fmt::print("tokens: {}\n", fmt::join(result.tokens, " "));
+    auto simulated = [](double us) {
+      return us >= 0 ? fmt::format(", simulated device time {:.1f} us", us) : std::string();
+    };
+    fmt::print("compile: {:.3f} s\n", result.compile_seconds);
+    fmt::print("prefill: {} tokens in {:.3f} ms = {}{}\n", t, result.prefill_seconds * 1e3,
+               rate(t, result.prefill_seconds), simulated(result.prefill_device_us));
+    fmt::print("decode: {} tokens in {:.3f} ms = {}{}\n", result.decode_steps,
+               result.decode_seconds * 1e3, rate(result.decode_steps, result.decode_seconds),
+               simulated(result.decode_device_us));
+    if (!o->dump_logits.empty()) {
+      io::write_npy(o->dump_logits, result.prompt_logits);
+      fmt::print("logits: {} written to {}\n", result.prompt_logits.description(), o->dump_logits);
+    }
+    return 0;
+  };
+}
+
+}  // namespace porta::cli
