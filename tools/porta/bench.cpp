@@ -1,14 +1,19 @@
-// `porta bench`: the same MoE-style layer on every backend, side by side: median wall time and
-// its spread, throughput, and the largest error against the reference backend on the same inputs.
-#include <algorithm>
-#include <chrono>
-#include <cmath>
-#include <random>
+// `porta bench`: sweeps of cases (ops, the MoE layer, whole models) over backends, dtypes and
+// token counts, with the median and spread of wall time, throughput, the simulated devices'
+// modelled time and the error against the reference backend; written as markdown, CSV, JSON or
+// JSON lines, compared between runs, plotted as SVG. docs/bench.md is the user's guide.
+#include <cstdio>
+#include <fstream>
+#include <set>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <porta/porta.hpp>
 
+#include "bench_case.hpp"
+#include "bench_output.hpp"
+#include "bench_runner.hpp"
 #include "commands.hpp"
 
 namespace porta::cli {
@@ -16,162 +21,208 @@ namespace porta::cli {
 namespace {
 
 struct BenchArgs {
+  std::string suite;
+  std::vector<std::string> cases;
   std::vector<std::string> backends;
-  std::vector<std::int64_t> tokens{1, 64};
-  std::string dtype = "f32";
-  int repetitions = 5;
-  std::int64_t hidden = 512;
-  std::int64_t experts = 16;
-  std::int64_t top_k = 4;
-  std::int64_t inter = 512;
+  std::vector<std::int64_t> tokens;
+  std::vector<std::string> dtypes;
+  int repetitions = 0;  // 0: the suite's
+  int warmup = 1;
+  double max_seconds = 0;          // 0: the suite's
+  std::vector<std::string> sizes;  // "key=value"
+  std::int64_t hidden = 0, experts = 0, top_k = 0, inter = 0;
+  bool no_check = false;
+  bool no_progress = false;
+  bool list = false;
+  std::string format = "md";
+  std::string output;
+  std::string plot;
+  std::vector<std::string> compare;
   std::uint64_t seed = 7;
 };
 
-Tensor random_tensor(std::mt19937_64& rng, Shape shape, DType dtype, float scale) {
-  std::normal_distribution<float> dist(0.0f, scale);
-  std::vector<float> values(static_cast<std::size_t>(shape.numel()));
-  for (auto& v : values) v = dist(rng);
-  return Tensor::from_f32(std::move(shape), dtype, values);
+void write_text(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  if (!out) throw Error(ErrorCode::Io, fmt::format("{}: cannot open the file for writing", path));
+  out << text;
+  out.close();
+  if (!out) throw Error(ErrorCode::Io, fmt::format("{}: writing failed", path));
 }
 
-// One MoE transformer block's FFN half: norm, router, routed experts plus a shared expert,
-// residual. Weights are random with a fixed seed; activations are f32, weights in `weight_dtype`.
-Graph moe_layer(const BenchArgs& a, std::int64_t tokens, DType weight_dtype) {
-  std::mt19937_64 rng(a.seed);
-  const float w_scale = 1.0f / std::sqrt(static_cast<float>(a.hidden));
-  Graph g;
-  auto x = g.input("x", {tokens, a.hidden}, DType::F32);
-  auto h = g.rms_norm(x, g.weight("norm", random_tensor(rng, {a.hidden}, DType::F32, 1.0f)));
-  auto logits = g.matmul(
-      h, g.weight("router", random_tensor(rng, {a.experts, a.hidden}, DType::F32, w_scale)),
-      {false, true});
-  auto route = g.moe_router(logits, moe::deepseek_v2_lite(a.experts, a.top_k));
-  MoeExpertWeights w;
-  w.gate = g.weight("experts.gate",
-                    random_tensor(rng, {a.experts, a.inter, a.hidden}, weight_dtype, w_scale));
-  w.up = g.weight("experts.up",
-                  random_tensor(rng, {a.experts, a.inter, a.hidden}, weight_dtype, w_scale));
-  w.down = g.weight("experts.down",
-                    random_tensor(rng, {a.experts, a.hidden, a.inter}, weight_dtype, w_scale));
-  w.shared_gate =
-      g.weight("shared.gate", random_tensor(rng, {a.inter, a.hidden}, weight_dtype, w_scale));
-  w.shared_up =
-      g.weight("shared.up", random_tensor(rng, {a.inter, a.hidden}, weight_dtype, w_scale));
-  w.shared_down =
-      g.weight("shared.down", random_tensor(rng, {a.hidden, a.inter}, weight_dtype, w_scale));
-  auto y = g.moe_experts(h, route, w);
-  g.output("y", x + y);
-  return g;
-}
-
-double max_normalised_error(const Tensor& got, const Tensor& want) {
-  const auto a = got.to_f32();
-  const auto b = want.to_f32();
-  double scale = 0, worst = 0;
-  for (float v : b) scale = std::max(scale, static_cast<double>(std::fabs(v)));
-  if (scale == 0) scale = 1;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    const double d = std::fabs(static_cast<double>(a[i]) - b[i]);
-    worst = std::max(worst, std::isnan(d) ? INFINITY : d / scale);
+bench::Dims parse_sizes(const BenchArgs& a) {
+  bench::Dims dims;
+  for (const auto& s : a.sizes) {
+    const auto eq = s.find('=');
+    std::int64_t value = 0;
+    bool ok = eq != std::string::npos && eq > 0 && eq + 1 < s.size();
+    if (ok) {
+      try {
+        std::size_t used = 0;
+        value = std::stoll(s.substr(eq + 1), &used);
+        ok = used == s.size() - eq - 1;
+      } catch (const std::exception&) {
+        ok = false;
+      }
+    }
+    if (!ok)
+      throw Error(ErrorCode::InvalidArgument,
+                  fmt::format("--set '{}' is not NAME=INTEGER (e.g. --set hidden=1024)", s));
+    dims[s.substr(0, eq)] = value;
   }
-  return worst;
+  // The MoE layer's historical options are --set shorthands.
+  for (const auto& [key, value] : {std::pair<const char*, std::int64_t>{"hidden", a.hidden},
+                                   {"experts", a.experts},
+                                   {"top_k", a.top_k},
+                                   {"inter", a.inter}})
+    if (value > 0) dims[key] = value;
+  return dims;
 }
 
-struct Row {
-  std::string backend;
-  std::int64_t tokens;
-  double median_ms, min_ms, max_ms, gflops, tokens_per_s, error;
-  double device_ms = -1;
-  std::string note;
-};
+// Each size applies to every chosen case that has it; a size no chosen case has is a mistake.
+void apply_sizes(std::vector<bench::CaseSpec>& specs, const bench::Dims& dims) {
+  for (const auto& [key, value] : dims) {
+    bool used = false;
+    for (auto& spec : specs)
+      if (spec.config.dims.count(key)) {
+        bench::override_dims(spec, {{key, value}});
+        used = true;
+      }
+    if (!used) {
+      std::set<std::string> known;
+      for (const auto& spec : specs)
+        for (const auto& [k, v] : spec.config.dims) known.insert(k);
+      throw Error(ErrorCode::InvalidArgument,
+                  fmt::format("no chosen bench case has a size '{}' (their sizes: {})", key,
+                              fmt::join(known, ", ")));
+    }
+  }
+}
+
+DType parse_bench_dtype(const std::string& name) {
+  const DType t = parse_dtype(name);
+  if (t != DType::F32 && t != DType::F16 && t != DType::BF16)
+    throw Error(ErrorCode::InvalidArgument,
+                fmt::format("bench dtypes must be f32, f16 or bf16, not {}", name));
+  return t;
+}
+
+std::string listing() {
+  std::string out = "Cases (family:config; the first config is the default):\n";
+  for (const auto* f : bench::case_families()) {
+    out +=
+        fmt::format("\n  {} [{}]: {}; T = {}\n", f->name, f->kind, f->summary, f->tokens_meaning);
+    for (const auto& c : f->configs) {
+      std::vector<std::string> dims;
+      for (const auto& [k, v] : c.dims) dims.push_back(fmt::format("{}={}", k, v));
+      out += fmt::format("    {:<14} {} ({})\n", c.name, c.summary, fmt::join(dims, " "));
+    }
+  }
+  out += "\nSuites:\n";
+  for (const auto& s : bench::suites())
+    out += fmt::format("  {:<8} {}: {} at T={} in {}\n", s.name, s.summary, fmt::join(s.cases, " "),
+                       fmt::join(s.tokens, ","), fmt::join(s.dtypes, ","));
+  return out;
+}
+
+int run_compare(const BenchArgs& a) {
+  const auto first = bench::read_records(a.compare[0]);
+  const auto second = bench::read_records(a.compare[1]);
+  fmt::print("{}", bench::compare_runs(first, second, a.compare[0], a.compare[1]));
+  return 0;
+}
+
+int run_bench(const BenchArgs& a) {
+  if (a.list) {
+    fmt::print("{}", listing());
+    return 0;
+  }
+  if (!a.compare.empty()) return run_compare(a);
+  const bench::Format format = bench::parse_format(a.format);
+
+  // The suite gives defaults; explicit options win. Without --suite or --case, the demo suite.
+  const bench::Suite& suite = bench::suite(a.suite.empty() ? "demo" : a.suite);
+  bench::SweepOptions o;
+  for (const auto& c : a.cases.empty() ? suite.cases : a.cases)
+    o.cases.push_back(bench::parse_case(c));
+  apply_sizes(o.cases, parse_sizes(a));
+  for (const auto& d : a.dtypes.empty() ? suite.dtypes : a.dtypes)
+    o.dtypes.push_back(parse_bench_dtype(d));
+  o.tokens = a.tokens.empty() ? suite.tokens : a.tokens;
+  o.backends = bench::resolve_backends(a.backends.empty() ? suite.backends : a.backends);
+  o.repetitions = a.repetitions > 0 ? a.repetitions : suite.repetitions;
+  o.max_seconds = a.max_seconds > 0 ? a.max_seconds : suite.max_seconds;
+  o.warmup = a.warmup;
+  o.check = !a.no_check;
+  o.seed = a.seed;
+
+  std::vector<bench::Record> records;
+  {
+    bench::ProgressLine progress(!a.no_progress && bench::stderr_is_terminal());
+    records = bench::run_sweep(o, [&](const bench::ProgressEvent& e) { progress(e); });
+  }
+  const std::string text = bench::format_records(records, format);
+  if (a.output.empty()) {
+    fmt::print("{}", text);
+  } else {
+    write_text(a.output, text);
+    if (format != bench::Format::Markdown) fmt::print("{}", bench::to_markdown(records));
+    fmt::print("\nwrote {} records to {}\n", records.size(), a.output);
+  }
+  if (!a.plot.empty()) {
+    write_text(a.plot, bench::throughput_svg(records));
+    fmt::print("wrote the throughput chart to {}\n", a.plot);
+  }
+  std::fflush(stdout);
+  int failures = 0;
+  for (const auto& r : records)
+    if (r.status == bench::Status::Failed) {
+      ++failures;
+      fmt::print(stderr, "porta bench: {} on {} failed: {}\n", r.key(), r.backend, r.message);
+    }
+  return failures > 0 ? kExitFailure : 0;
+}
 
 }  // namespace
 
 Command add_bench_command(CLI::App& app) {
   auto a = std::make_shared<BenchArgs>();
-  app.add_option("-b,--backend", a->backends, "Backends to compare (default: every available one)")
+  app.add_option("-s,--suite", a->suite, "A named sweep (demo, ops, layers, models, tiny; --list)");
+  app.add_option("-c,--case", a->cases, "Cases to run, family[:config] (default: the suite's)")
       ->delimiter(',');
-  app.add_option("-t,--tokens", a->tokens, "Token counts")
+  app.add_option("-b,--backend", a->backends,
+                 "Backends to compare, e.g. cpu,opencl,npu-sim:910b2 (default: every available)")
+      ->delimiter(',');
+  app.add_option("-t,--tokens", a->tokens, "Token counts (rows, sequence length) to sweep")
       ->delimiter(',')
       ->check(CLI::PositiveNumber);
-  app.add_option("--dtype", a->dtype, "Expert weight dtype (f32, bf16, f16)");
-  app.add_option("-r,--repetitions", a->repetitions, "Timed runs per case (median reported)")
-      ->check(CLI::Range(1, 1000));
-  app.add_option("--hidden", a->hidden, "Hidden size")->check(CLI::PositiveNumber);
-  app.add_option("--experts", a->experts, "Routed experts")->check(CLI::PositiveNumber);
-  app.add_option("--top-k", a->top_k, "Experts per token")->check(CLI::PositiveNumber);
-  app.add_option("--inter", a->inter, "Expert width")->check(CLI::PositiveNumber);
-  return [a] {
-    const DType weight_dtype = parse_dtype(a->dtype);
-    if (!is_floating(weight_dtype) || weight_dtype == DType::F8E4M3)
-      throw Error(ErrorCode::InvalidArgument,
-                  fmt::format("bench weights must be f32, f16 or bf16, not {}", a->dtype));
-    std::vector<std::string> backends = a->backends;
-    if (backends.empty())
-      for (const auto& d : list_devices())
-        if (d.available) backends.push_back(d.name);
-    fmt::print(
-        "MoE layer: hidden {}, {} routed experts of width {}, top-{} softmax routing, 1 shared "
-        "expert, "
-        "{} weights; {} runs per case\n\n",
-        a->hidden, a->experts, a->inter, a->top_k, dtype_name(weight_dtype), a->repetitions);
-    std::vector<Row> rows;
-    for (auto tokens : a->tokens) {
-      const Graph g = moe_layer(*a, tokens, weight_dtype);
-      std::mt19937_64 rng(a->seed + static_cast<std::uint64_t>(tokens));
-      const std::map<std::string, Tensor> inputs{
-          {"x", random_tensor(rng, {tokens, a->hidden}, DType::F32, 1.0f)}};
-      const Tensor want = compile(g, {.backend = "reference"}).run(inputs).at("y");
-      for (const auto& backend : backends) {
-        Row row{backend, tokens, 0, 0, 0, 0, 0, 0};
-        auto exe = compile(g, {.backend = backend});
-        for (const auto& p : exe.placement())
-          if (!p.reason.empty() && row.note.empty())
-            row.note = fmt::format("{} on {}", p.op, p.backend);
-        Tensor got = exe.run(inputs).at("y");  // warm-up
-        row.error = max_normalised_error(got, want);
-        std::vector<double> ms;
-        double flops = 0, device_us = 0;
-        bool modelled = false;
-        for (int r = 0; r < a->repetitions; ++r) {
-          const auto start = std::chrono::steady_clock::now();
-          exe.run(inputs);
-          ms.push_back(
-              std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
-                  .count());
-          flops = 0;
-          device_us = 0;
-          for (const auto& op : exe.profile().ops) {
-            flops += op.flops;
-            if (op.device_us >= 0) {
-              device_us += op.device_us;
-              modelled = true;
-            }
-          }
-        }
-        std::sort(ms.begin(), ms.end());
-        row.median_ms = ms[ms.size() / 2];
-        row.min_ms = ms.front();
-        row.max_ms = ms.back();
-        row.gflops = flops / (row.median_ms * 1e-3) * 1e-9;
-        row.tokens_per_s = static_cast<double>(tokens) / (row.median_ms * 1e-3);
-        if (modelled) row.device_ms = device_us * 1e-3;
-        rows.push_back(row);
-      }
-    }
-    fmt::print("| {:<16} | {:>6} | {:>11} | {:>17} | {:>12} | {:>9} | {:>11} | {:>9} | {}\n",
-               "backend", "tokens", "median ms", "spread ms", "tokens/s", "GFLOP/s", "device ms",
-               "max err", "notes");
-    fmt::print("|{:-<18}|{:->8}|{:->13}|{:->19}|{:->14}|{:->11}|{:->13}|{:->11}|------\n", "", "",
-               "", "", "", "", "", "");
-    for (const auto& r : rows)
-      fmt::print(
-          "| {:<16} | {:>6} | {:>11.3f} | {:>7.3f} .. {:>7.3f} | {:>12.1f} | {:>9.2f} | {:>11} | "
-          "{:>9.1e} | {}\n",
-          r.backend, r.tokens, r.median_ms, r.min_ms, r.max_ms, r.tokens_per_s, r.gflops,
-          r.device_ms >= 0 ? fmt::format("{:.3f}", r.device_ms) : "-", r.error, r.note);
-    return 0;
-  };
+  app.add_option("--dtype", a->dtypes, "Dtypes to sweep: f32, bf16, f16 (weights of layers)")
+      ->delimiter(',');
+  app.add_option("-r,--repetitions", a->repetitions, "Timed runs per case and backend (at most)")
+      ->check(CLI::Range(1, 100000));
+  app.add_option("--warmup", a->warmup, "Untimed runs before timing")->check(CLI::Range(0, 1000));
+  app.add_option("--max-time", a->max_seconds,
+                 "Stop timing a case on a backend after this many seconds (at least one run)")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--set", a->sizes, "Override sizes of the chosen cases: NAME=VALUE,...")
+      ->delimiter(',');
+  app.add_option("--hidden", a->hidden, "Shorthand for --set hidden=N")->check(CLI::PositiveNumber);
+  app.add_option("--experts", a->experts, "Shorthand for --set experts=N")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--top-k", a->top_k, "Shorthand for --set top_k=N")->check(CLI::PositiveNumber);
+  app.add_option("--inter", a->inter, "Shorthand for --set inter=N (expert width)")
+      ->check(CLI::PositiveNumber);
+  app.add_flag("--no-check", a->no_check, "Skip the error check against the reference backend");
+  app.add_option("-f,--format", a->format, "Output format: md (default), csv, json, jsonl");
+  app.add_option("-o,--output", a->output,
+                 "Write the records to FILE (the markdown table still goes to stdout)");
+  app.add_option("--plot", a->plot, "Write a throughput bar chart to FILE.svg");
+  app.add_option("--compare", a->compare, "Compare two runs written with --format json or jsonl")
+      ->expected(2);
+  app.add_option("--seed", a->seed, "Seed of the random weights and inputs");
+  app.add_flag("--no-progress", a->no_progress,
+               "No progress line on stderr (it is only drawn on a terminal)");
+  app.add_flag("--list", a->list, "List the cases, their configurations and the suites");
+  return [a] { return run_bench(*a); };
 }
 
 }  // namespace porta::cli

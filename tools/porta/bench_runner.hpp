@@ -1,0 +1,62 @@
+// The runner of `porta bench`: every case of a sweep on every backend, timed, with its error
+// against the reference backend.
+//
+// For each case (family config x dtype x token count) the graph is built once and the reference
+// output computed once (or not at all with check = false); then each backend compiles it, runs it
+// `warmup` times untimed and up to `repetitions` times timed, stopping early once `max_seconds` of
+// timed runs are spent (at least one timed run always happens). A backend that is compiled in but
+// has no device, or was not compiled in, gives "skipped" records with the reason; a failure in one
+// case is a "failed" record, and the sweep goes on.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <porta/porta.hpp>
+
+#include "bench_case.hpp"
+#include "bench_record.hpp"
+
+namespace porta::cli::bench {
+
+// A backend named on the command line, resolved against the devices porta was built with.
+struct BackendTarget {
+  std::string name;  // as passed to compile()
+  bool available = false;
+  std::string reason;  // why not, when not available
+  DeviceInfo device;
+};
+
+// Every available device when `requested` is empty. Throws porta::Error (NotFound) for a name
+// that is no backend porta knows of, listing them; a known backend without the device (not built
+// in, no OpenCL platform, no such simulator profile) is returned unavailable, with the reason.
+std::vector<BackendTarget> resolve_backends(const std::vector<std::string>& requested);
+
+struct SweepOptions {
+  std::vector<CaseSpec> cases;
+  std::vector<BackendTarget> backends;
+  std::vector<std::int64_t> tokens;
+  std::vector<DType> dtypes;
+  int warmup = 1;
+  int repetitions = 5;
+  double max_seconds = 5;
+  bool check = true;
+  std::uint64_t seed = 7;
+};
+
+struct ProgressEvent {
+  int done = 0;     // runs (case x backend) finished
+  int total = 0;    // runs in the sweep
+  std::string now;  // what runs next, e.g. "moe_layer:v2-lite bf16 T=512 on opencl"
+};
+using ProgressFn = std::function<void(const ProgressEvent&)>;
+
+// The sweep's records in case order, backends in the order given (skipped ones included).
+std::vector<Record> run_sweep(const SweepOptions& options, const ProgressFn& progress = {});
+
+// max |got - want| / max |want| (the normalisation of lib/check); infinity for a NaN or a shape
+// that differs.
+double normalised_error(const Tensor& got, const Tensor& want);
+
+}  // namespace porta::cli::bench
