@@ -1,6 +1,8 @@
 // The cpu backend: every node is lowered once at compile time to a CpuKernel (a oneDNN primitive
 // with its weights reordered, or one of our own loops) and executed many times. The backend
-// itself only looks nodes up in the lowering tables (cpu_kernel.hpp) and runs the kernels in order.
+// looks nodes up in the lowering tables (cpu_kernel.hpp), fuses matmul epilogues into the
+// matmul's primitive (fusion.hpp), sets the thread count and runs the kernels in order.
+#include <omp.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -13,6 +15,9 @@
 #include <porta/error.hpp>
 
 #include "cpu_kernel.hpp"
+#include "cpu_util.hpp"
+#include "fusion.hpp"
+#include "matmul.hpp"
 
 namespace porta::detail::cpu {
 
@@ -36,14 +41,39 @@ std::string host_cpu_model() {
   return "host CPU";
 }
 
+std::string isa_name(dnnl::cpu_isa isa) {
+  using i = dnnl::cpu_isa;
+  switch (isa) {
+    case i::sse41: return "sse41";
+    case i::avx: return "avx";
+    case i::avx2: return "avx2";
+    case i::avx2_vnni: return "avx2_vnni";
+    case i::avx512_core: return "avx512_core";
+    case i::avx512_core_vnni: return "avx512_core_vnni";
+    case i::avx512_core_bf16: return "avx512_core_bf16";
+    case i::avx512_core_amx: return "avx512_core_amx";
+    default: return fmt::format("isa {}", static_cast<int>(isa));
+  }
+}
+
+struct PlannedKernel {
+  NodeId node;  // recorded under this node in the profile
+  std::unique_ptr<CpuKernel> kernel;
+  std::vector<NodeId> fused;  // nodes computed by this kernel's post-ops, recorded at 0 µs
+};
+
 struct CpuPlan final : Plan {
   CpuEnv env;
-  std::vector<std::pair<NodeId, std::unique_ptr<CpuKernel>>> kernels;
+  std::vector<PlannedKernel> kernels;
 };
 
 class CpuBackend final : public Backend {
  public:
-  CpuBackend() : engine_(dnnl::engine::kind::cpu, 0) {}
+  CpuBackend() : engine_(dnnl::engine::kind::cpu, 0) {
+    std::string error;
+    threads_ = configured_threads(&error);
+    if (!error.empty()) throw Error(ErrorCode::InvalidArgument, "cpu backend: " + error);
+  }
 
   std::string name() const override { return "cpu"; }
 
@@ -57,7 +87,16 @@ class CpuBackend final : public Backend {
     if (pages > 0 && page_size > 0)
       d.memory_bytes = static_cast<std::uint64_t>(pages) * static_cast<std::uint64_t>(page_size);
     d.dtypes = {DType::F32, DType::BF16};
-    d.properties = {{"memory", "host"}, {"library", "oneDNN"}};
+    const dnnl_version_t* version = dnnl_version();
+    const bool native_bf16 = native_bf16_matmul(engine_);
+    d.properties = {
+        {"memory", "host"},
+        {"library", fmt::format("oneDNN {}.{}.{}", version->major, version->minor, version->patch)},
+        {"isa", isa_name(dnnl::get_effective_cpu_isa())},
+        {"threads", std::to_string(threads_)},
+        {"bf16_matmul", native_bf16 ? "native (f32 accumulation)"
+                                    : "widened to f32 (no bf16 matmul kernel for this ISA)"},
+        {"fusion", "matmul + bias/residual add, sub, mul, div, silu, gelu, sigmoid, exp"}};
     return d;
   }
 
@@ -72,7 +111,11 @@ class CpuBackend final : public Backend {
     auto plan = std::make_unique<CpuPlan>();
     plan->env.engine = engine_;
     plan->env.stream = dnnl::stream(engine_);
-    for (NodeId id : nodes) {
+    // Primitives are created for the thread count they will run with.
+    omp_set_num_threads(threads_);
+    const std::vector<int> uses = value_uses(g);
+    for (std::size_t i = 0; i < nodes.size(); ++i) {
+      const NodeId id = nodes[i];
       const Node& n = g.nodes.at(id);
       const OpLowering* entry = find_lowering(n.op);
       SupportResult verdict =
@@ -81,7 +124,17 @@ class CpuBackend final : public Backend {
         throw Error(ErrorCode::Unsupported, fmt::format("cpu backend cannot run {}: {}",
                                                         describe_node(g, n), verdict.reason));
       try {
-        plan->kernels.emplace_back(id, entry->lower(plan->env, g, n));
+        if (n.op == OpKind::Matmul && matmul_accepts_post_ops(g, n)) {
+          FusedChain chain = find_matmul_chain(g, nodes, i, uses);
+          if (chain.length > 1) {
+            PlannedKernel planned{id, lower_fused_matmul(plan->env, g, n, chain.epilogue), {}};
+            for (std::size_t j = 1; j < chain.length; ++j) planned.fused.push_back(nodes[i + j]);
+            plan->kernels.push_back(std::move(planned));
+            i += chain.length - 1;
+            continue;
+          }
+        }
+        plan->kernels.push_back({id, entry->lower(plan->env, g, n), {}});
       } catch (const dnnl::error& e) {
         throw Error(ErrorCode::Backend, fmt::format("cpu backend: oneDNN could not lower {}: {}",
                                                     describe_node(g, n), e.what()));
@@ -91,19 +144,30 @@ class CpuBackend final : public Backend {
   }
 
   void execute(Plan& plan, const GraphState& g, const ExecContext& ctx) override {
-    auto& cpu_plan = dynamic_cast<CpuPlan&>(plan);
-    for (auto& [id, kernel] : cpu_plan.kernels) {
+    auto& cpu_plan = static_cast<CpuPlan&>(plan);
+    // OpenMP's thread count is per calling thread: set it for whichever thread runs us.
+    if (omp_get_max_threads() != threads_) omp_set_num_threads(threads_);
+    for (auto& [id, kernel, fused] : cpu_plan.kernels) {
       try {
         ctx.timed(id, [&] { kernel->run(ctx); });
       } catch (const dnnl::error& e) {
         throw Error(ErrorCode::Backend, fmt::format("cpu backend: oneDNN failed running {}: {}",
                                                     describe_node(g, g.nodes[id]), e.what()));
       }
+      if (!fused.empty() && ctx.recorder != nullptr) {
+        const double now = ctx.recorder->now_us();
+        ctx.recorder->annotate(id, "fused_ops", static_cast<double>(fused.size()));
+        for (NodeId f : fused) {
+          ctx.recorder->record(f, now, now);
+          ctx.recorder->annotate(f, "fused_into", static_cast<double>(id));
+        }
+      }
     }
   }
 
  private:
   dnnl::engine engine_;
+  int threads_ = 1;
 };
 
 }  // namespace

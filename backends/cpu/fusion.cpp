@@ -1,0 +1,95 @@
+#include "fusion.hpp"
+
+#include <algorithm>
+#include <optional>
+
+namespace porta::detail::cpu {
+
+namespace {
+
+std::optional<MatmulPostOp> eltwise_post_op(const Node& n) {
+  using alg = dnnl::algorithm;
+  MatmulPostOp op;
+  switch (n.op) {
+    case OpKind::Silu:
+      op.algorithm = alg::eltwise_swish;
+      op.alpha = 1.0f;
+      return op;
+    case OpKind::Gelu:
+      op.algorithm = std::get<GeluAttrs>(n.attrs).approximation == GeluApproximation::Tanh
+                         ? alg::eltwise_gelu_tanh
+                         : alg::eltwise_gelu_erf;
+      return op;
+    case OpKind::Sigmoid: op.algorithm = alg::eltwise_logistic; return op;
+    case OpKind::Exp: op.algorithm = alg::eltwise_exp; return op;
+    default: return std::nullopt;
+  }
+}
+
+// `n` applied to `product` (the chain's result so far) as a binary post-op, when its other
+// operand broadcasts into the product without changing its shape.
+std::optional<MatmulPostOp> binary_post_op(const GraphState& g, const Node& n, ValueId product) {
+  using alg = dnnl::algorithm;
+  bool commutative = false;
+  MatmulPostOp op;
+  op.binary = true;
+  switch (n.op) {
+    case OpKind::Add:
+      op.algorithm = alg::binary_add;
+      commutative = true;
+      break;
+    case OpKind::Mul:
+      op.algorithm = alg::binary_mul;
+      commutative = true;
+      break;
+    case OpKind::Sub: op.algorithm = alg::binary_sub; break;
+    case OpKind::Div: op.algorithm = alg::binary_div; break;
+    default: return std::nullopt;
+  }
+  if (n.inputs[0] == product && n.inputs[1] != product)
+    op.operand = n.inputs[1];
+  else if (commutative && n.inputs[1] == product && n.inputs[0] != product)
+    op.operand = n.inputs[0];
+  else
+    return std::nullopt;
+  const ValueInfo& operand = g.value(op.operand);
+  if (g.output_of(n, 0).shape != g.value(product).shape) return std::nullopt;
+  if (operand.shape.rank() > g.value(product).shape.rank()) return std::nullopt;
+  if (operand.dtype != DType::F32 && operand.dtype != DType::BF16) return std::nullopt;
+  return op;
+}
+
+}  // namespace
+
+std::vector<int> value_uses(const GraphState& g) {
+  std::vector<int> uses(g.values.size(), 0);
+  for (const Node& n : g.nodes)
+    for (ValueId v : n.inputs) ++uses[v];
+  for (const auto& [name, v] : g.outputs) ++uses[v];
+  return uses;
+}
+
+FusedChain find_matmul_chain(const GraphState& g, std::span<const NodeId> nodes, std::size_t start,
+                             const std::vector<int>& uses) {
+  FusedChain chain;
+  const Node& matmul = g.nodes[nodes[start]];
+  ValueId product = matmul.outputs[0];
+  const DType dtype = g.value(product).dtype;
+  for (std::size_t i = start + 1; i < nodes.size(); ++i) {
+    const Node& next = g.nodes[nodes[i]];
+    if (uses[product] != 1) break;
+    const bool reads_product =
+        std::find(next.inputs.begin(), next.inputs.end(), product) != next.inputs.end();
+    if (!reads_product || g.output_of(next, 0).dtype != dtype || next.outputs.size() != 1) break;
+    std::optional<MatmulPostOp> op =
+        next.inputs.size() == 1 ? eltwise_post_op(next) : binary_post_op(g, next, product);
+    if (!op) break;
+    chain.epilogue.ops.push_back(*op);
+    product = next.outputs[0];
+    ++chain.length;
+  }
+  chain.epilogue.output = product;
+  return chain;
+}
+
+}  // namespace porta::detail::cpu

@@ -1,0 +1,104 @@
+// Post-op fusion: matmul epilogues folded into the primitive give the reference's values, show in
+// the profile as fused, and are not fused where an intermediate is needed elsewhere.
+#include <map>
+
+#include "cpu/cpu_test_support.hpp"
+
+using namespace cpu_test;
+using porta::DType;
+using porta::Value;
+
+namespace {
+
+// node name -> its profile entry, after one run on cpu.
+std::map<std::string, porta::OpProfile> profile_of(const Build& build, double& error) {
+  error = cpu_error(build, DType::F32);
+  CaseBuilder b = make_case(build, DType::F32, DType::F32, 7);
+  auto exe = porta::compile(b.graph, on("cpu"));
+  exe.run(b.inputs);
+  std::map<std::string, porta::OpProfile> ops;
+  for (const auto& op : exe.profile().ops) ops[op.node] = op;
+  return ops;
+}
+
+}  // namespace
+
+TEST_CASE("matmul + bias + silu + residual runs as one fused primitive", "[cpu][fusion]") {
+  const Build build = [](CaseBuilder& b) -> std::vector<Value> {
+    auto x = b.input("x", {9, 48});
+    auto residual = b.input("r", {9, 32});
+    auto y = b.graph.name(b.graph.matmul(x, b.weight("w", {32, 48}), {false, true}), "proj");
+    y = b.graph.name(b.graph.add(y, b.weight("bias", {32})), "bias");
+    y = b.graph.name(b.graph.silu(y), "act");
+    y = b.graph.name(b.graph.add(residual, y), "residual");  // product as the second operand
+    y = b.graph.name(b.graph.mul(y, b.graph.scalar(0.5f, b.dtype)), "scale");
+    return {b.graph.name(b.graph.gelu(y, {porta::GeluApproximation::Tanh}), "gelu")};
+  };
+  double error = 0;
+  const auto ops = profile_of(build, error);
+  CHECK(error <= 2e-5);
+  REQUIRE(ops.size() == 6);
+  CHECK(ops.at("proj").metrics.at("fused_ops") == 5);
+  for (const char* name : {"bias", "act", "residual", "scale", "gelu"}) {
+    INFO(name);
+    CHECK(ops.at(name).time_us == 0);
+    CHECK(ops.at(name).backend == "cpu");
+    CHECK(ops.at(name).metrics.count("fused_into") == 1);
+  }
+  CHECK(error <= 2e-5);
+  // bf16 activations and weights: fused where the ISA has bf16 matmul, widened otherwise.
+  CHECK(cpu_error(build, DType::BF16) <= tolerance(DType::BF16));
+}
+
+TEST_CASE("fusion stops where the intermediate has another consumer or is an output",
+          "[cpu][fusion]") {
+  SECTION("second consumer") {
+    const Build build = [](CaseBuilder& b) -> std::vector<Value> {
+      auto y = b.graph.name(b.graph.matmul(b.input("x", {4, 8}), b.weight("w", {8, 6})), "mm");
+      auto act = b.graph.name(b.graph.silu(y), "act");
+      return {b.graph.name(b.graph.add(act, y), "sum")};  // y is read twice
+    };
+    double error = 0;
+    const auto ops = profile_of(build, error);
+    CHECK(error <= 2e-5);
+    CHECK(ops.at("mm").metrics.count("fused_ops") == 0);
+    CHECK(ops.at("act").metrics.count("fused_into") == 0);
+  }
+  SECTION("graph output") {
+    const Build build = [](CaseBuilder& b) -> std::vector<Value> {
+      auto y = b.graph.name(b.graph.matmul(b.input("x", {4, 8}), b.weight("w", {8, 6})), "mm");
+      return {y, b.graph.name(b.graph.silu(y), "act")};
+    };
+    double error = 0;
+    const auto ops = profile_of(build, error);
+    CHECK(error <= 2e-5);
+    CHECK(ops.at("act").metrics.count("fused_into") == 0);
+  }
+  SECTION("an operand that would widen the product is not fused") {
+    const Build build = [](CaseBuilder& b) -> std::vector<Value> {
+      auto y = b.graph.name(b.graph.matmul(b.input("x", {4, 8}), b.weight("w", {8, 6})), "mm");
+      return {b.graph.name(b.graph.add(y, b.input("z", {3, 4, 6})), "wide")};
+    };
+    double error = 0;
+    const auto ops = profile_of(build, error);
+    CHECK(error <= 2e-5);
+    CHECK(ops.at("wide").metrics.count("fused_into") == 0);
+  }
+}
+
+TEST_CASE("a fused chain stays right when its output reuses the matmul input's memory",
+          "[cpu][fusion]") {
+  // A stack of norm -> matmul -> +bias -> silu blocks: the planner reuses the bytes of each
+  // block's input (dead after its matmul) for later values, including fused outputs.
+  const Build build = [](CaseBuilder& b) -> std::vector<Value> {
+    Value h = b.input("x", {6, 32});
+    for (int layer = 0; layer < 4; ++layer) {
+      auto n = b.graph.rms_norm(h, b.weight(fmt::format("n{}", layer), {32}, 0.5, 1.5));
+      auto y = b.graph.matmul(n, b.weight(fmt::format("w{}", layer), {32, 32}, -0.3f, 0.3f));
+      h = b.graph.silu(b.graph.add(y, b.weight(fmt::format("b{}", layer), {32})));
+    }
+    return {h};
+  };
+  CHECK(cpu_error(build, DType::F32) <= 2e-5);
+  CHECK(cpu_error(build, DType::BF16) <= tolerance(DType::BF16));
+}
