@@ -26,7 +26,7 @@ else()
 endif()
 
 # ---- what an installed static libporta still needs from its consumers ---------------------------
-# A shared libporta carries its private dependencies (fmt, JSON, oneDNN, CLBlast, OpenCL) inside
+# A shared libporta carries its private dependencies (fmt, JSON, oneDNN, OpenMP, CLBlast, OpenCL) inside
 # itself: consumers need only Threads. A static libporta does not: the consumer's link must name
 # them, so the exported target, porta-config.cmake and porta.pc must too. Internal targets linked
 # into porta (porta_project_options, each backend's object library) are never installed; in a
@@ -39,6 +39,7 @@ set(_porta_known_dependencies
   "fmt::|fmt|fmt|"
   "nlohmann_json::|nlohmann_json|nlohmann_json|"
   "DNNL::|dnnl||-ldnnl"
+  "OpenMP::|OpenMP||-fopenmp"
   "clblast|CLBlast|clblast|"
   "OpenCL::|OpenCL|OpenCL|"
   "Eigen3::|Eigen3|eigen3|"

@@ -70,7 +70,7 @@ void throw_node_error(const GraphState& g, const Node& n, const std::string& wha
 }
 
 void widen_bf16(const std::uint16_t* src, float* dst, std::size_t count) {
-  parallel_for(static_cast<std::int64_t>(count), 1 << 16, [&](std::int64_t b, std::int64_t e) {
+  parallel_for(static_cast<std::int64_t>(count), 1 << 18, [&](std::int64_t b, std::int64_t e) {
     for (std::int64_t i = b; i < e; ++i) {
       const std::uint32_t bits = static_cast<std::uint32_t>(src[i]) << 16;
       std::memcpy(dst + i, &bits, sizeof bits);
@@ -79,7 +79,7 @@ void widen_bf16(const std::uint16_t* src, float* dst, std::size_t count) {
 }
 
 void narrow_to_bf16(const float* src, std::uint16_t* dst, std::size_t count) {
-  parallel_for(static_cast<std::int64_t>(count), 1 << 16, [&](std::int64_t b, std::int64_t e) {
+  parallel_for(static_cast<std::int64_t>(count), 1 << 18, [&](std::int64_t b, std::int64_t e) {
     for (std::int64_t i = b; i < e; ++i) {
       std::uint32_t x;
       std::memcpy(&x, src + i, sizeof x);

@@ -1,0 +1,264 @@
+// GEMM on the cpu backend next to a direct oneDNN call on the same shapes, in one run: square
+// 512..4096 and DeepSeek-V2-Lite's expert shapes (T x 2048 . 2048 x 1408 and T x 1408 . 1408 x
+// 2048 for T = 1, 16, 128, 512), f32 and bf16; then a dense SwiGLU MLP block (2048 -> 10944 ->
+// 2048) at T = 512 against the 2048-cube GEMM of the same dtype. Medians of several repetitions.
+//
+//   porta-bench-cpu-gemm [--quick] [--reps N]
+//
+// "porta" is Executable::run() of a one-matmul graph whose weight is a graph constant (the whole
+// public call: input checks, the cpu kernel, the output copy); "kernel" is the cpu kernel's own
+// time from the profile. "direct" is a oneDNN matmul primitive created once with the weight
+// reordered into its preferred layout, executed on preallocated memory. Where this oneDNN has no
+// bf16 matmul for the ISA (AVX2), the direct bf16 column is the f32 primitive: the best a direct
+// caller gets on that machine.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <map>
+#include <random>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <fmt/format.h>
+#include <oneapi/dnnl/dnnl.hpp>
+
+#include <porta/porta.hpp>
+
+namespace {
+
+using porta::DType;
+using porta::Tensor;
+using Clock = std::chrono::steady_clock;
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
+}
+
+// Median seconds of `reps` calls after one warm-up call.
+double time_median(int reps, const std::function<void()>& body) {
+  body();
+  std::vector<double> times;
+  for (int r = 0; r < reps; ++r) {
+    const auto start = Clock::now();
+    body();
+    times.push_back(std::chrono::duration<double>(Clock::now() - start).count());
+  }
+  return median(times);
+}
+
+int reps_for(double flops, int base) {
+  // Small problems get more repetitions (noise), the 137-GFLOP ones the minimum of 5.
+  const int extra = static_cast<int>(std::clamp(4e9 / std::max(flops, 1.0), 0.0, 200.0));
+  return std::max(base, std::min(base + extra, 200));
+}
+
+Tensor random_tensor(porta::Shape shape, DType dtype, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  std::vector<float> v(static_cast<std::size_t>(shape.numel()));
+  for (auto& x : v) x = dist(rng);
+  return Tensor::from_f32(std::move(shape), dtype, v);
+}
+
+bool native_bf16(const dnnl::engine& engine) {
+  try {
+    using dt = dnnl::memory::data_type;
+    const dnnl::memory::desc a({16, 16}, dt::bf16, dnnl::memory::format_tag::ab);
+    const dnnl::memory::desc b({16, 16}, dt::bf16, dnnl::memory::format_tag::any);
+    dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a, b, a), engine);
+    return std::string(pd.impl_info_str()).rfind("ref", 0) != 0;
+  } catch (const dnnl::error&) {
+    return false;
+  }
+}
+
+// A oneDNN matmul [M, K] x [K, N] with the weight reordered once, on preallocated memory.
+class DirectMatmul {
+ public:
+  DirectMatmul(dnnl::engine& engine, std::int64_t m, std::int64_t k, std::int64_t n,
+               dnnl::memory::data_type type)
+      : stream_(engine) {
+    using tag = dnnl::memory::format_tag;
+    const dnnl::memory::desc a_md({m, k}, type, tag::ab), c_md({m, n}, type, tag::ab);
+    const dnnl::memory::desc b_user({k, n}, type, tag::ab), b_any({k, n}, type, tag::any);
+    dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a_md, b_any, c_md), engine);
+    a_ = dnnl::memory(a_md, engine);
+    c_ = dnnl::memory(c_md, engine);
+    dnnl::memory b_src(b_user, engine);
+    std::memset(a_.get_data_handle(), 0, a_md.get_size());
+    std::memset(b_src.get_data_handle(), 0, b_user.get_size());
+    b_ = dnnl::memory(pd.weights_desc(), engine);
+    dnnl::reorder(b_src, b_).execute(stream_, b_src, b_);
+    stream_.wait();
+    primitive_ = dnnl::matmul(pd);
+    args_ = {{DNNL_ARG_SRC, a_}, {DNNL_ARG_WEIGHTS, b_}, {DNNL_ARG_DST, c_}};
+  }
+  void operator()() {
+    primitive_.execute(stream_, args_);
+    stream_.wait();
+  }
+
+ private:
+  dnnl::stream stream_;
+  dnnl::memory a_, b_, c_;
+  dnnl::matmul primitive_;
+  std::unordered_map<int, dnnl::memory> args_;
+};
+
+struct PortaMatmul {
+  porta::Executable exe;
+  std::map<std::string, Tensor> inputs;
+  double kernel_us = 0;  // median of the profiled cpu kernel times
+};
+
+PortaMatmul porta_matmul(std::int64_t m, std::int64_t k, std::int64_t n, DType dtype,
+                         bool profile) {
+  porta::Graph g;
+  auto a = g.input("a", {m, k}, dtype);
+  auto w = g.weight("w", random_tensor({k, n}, dtype, 2));
+  g.output("c", g.name(g.matmul(a, w), "gemm"));
+  PortaMatmul p;
+  p.exe = porta::compile(g, {.backend = "cpu", .fallback = "", .profile = profile});
+  p.inputs["a"] = random_tensor({m, k}, dtype, 1);
+  return p;
+}
+
+struct Row {
+  std::string label;
+  double flops, porta_s, kernel_s, direct_s;
+};
+
+void print_row(const Row& r) {
+  fmt::print("{:<34} {:>10.3f} {:>10.3f} {:>10.3f} {:>9.1f} {:>9.1f} {:>7.3f}\n", r.label,
+             r.porta_s * 1e3, r.kernel_s * 1e3, r.direct_s * 1e3, r.flops / r.porta_s * 1e-9,
+             r.flops / r.direct_s * 1e-9, r.direct_s / r.porta_s);
+}
+
+Row measure(dnnl::engine& engine, bool native, std::int64_t m, std::int64_t k, std::int64_t n,
+            DType dtype, int base_reps) {
+  const double flops = 2.0 * m * k * n;
+  const int reps = reps_for(flops, base_reps);
+  Row row{fmt::format("{} {}x{}x{}", porta::dtype_name(dtype), m, k, n), flops, 0, 0, 0};
+  auto plain = porta_matmul(m, k, n, dtype, false);
+  auto profiled = porta_matmul(m, k, n, dtype, true);
+  const auto type = dtype == DType::BF16 && native ? dnnl::memory::data_type::bf16
+                                                   : dnnl::memory::data_type::f32;
+  DirectMatmul direct(engine, m, k, n, type);
+  // Interleaved, so that porta and the direct call see the same machine load (CI machines and
+  // shared hosts are noisy); one warm-up call each.
+  plain.exe.run(plain.inputs);
+  profiled.exe.run(profiled.inputs);
+  direct();
+  std::vector<double> porta_s, kernel_s, direct_s;
+  const auto seconds = [](const std::function<void()>& body) {
+    const auto start = Clock::now();
+    body();
+    return std::chrono::duration<double>(Clock::now() - start).count();
+  };
+  for (int r = 0; r < reps; ++r) {
+    porta_s.push_back(seconds([&] { plain.exe.run(plain.inputs); }));
+    direct_s.push_back(seconds([&] { direct(); }));
+    profiled.exe.run(profiled.inputs);
+    kernel_s.push_back(profiled.exe.profile().ops.at(0).time_us * 1e-6);
+  }
+  row.porta_s = median(porta_s);
+  row.kernel_s = median(kernel_s);
+  row.direct_s = median(direct_s);
+  return row;
+}
+
+double swiglu_block_seconds(std::int64_t tokens, DType dtype, int reps) {
+  constexpr std::int64_t hidden = 2048, inter = 10944;
+  porta::Graph g;
+  auto x = g.input("x", {tokens, hidden}, dtype);
+  auto gate =
+      g.matmul(x, g.weight("w_gate", random_tensor({inter, hidden}, dtype, 11)), {false, true});
+  auto up = g.matmul(x, g.weight("w_up", random_tensor({inter, hidden}, dtype, 12)), {false, true});
+  auto down =
+      g.matmul(g.swiglu(gate, up), g.weight("w_down", random_tensor({hidden, inter}, dtype, 13)),
+               {false, true});
+  g.output("y", down);
+  auto exe = porta::compile(g, {.backend = "cpu", .fallback = "", .profile = false});
+  std::map<std::string, Tensor> inputs{{"x", random_tensor({tokens, hidden}, dtype, 14)}};
+  return time_median(reps, [&] { exe.run(inputs); });
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  bool quick = false;
+  int base_reps = 5;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--quick") {
+      quick = true;
+    } else if (arg == "--reps" && i + 1 < argc) {
+      base_reps = std::max(1, std::atoi(argv[++i]));
+    } else {
+      fmt::print(stderr, "usage: porta-bench-cpu-gemm [--quick] [--reps N]\n");
+      return 2;
+    }
+  }
+  if (quick) base_reps = std::min(base_reps, 3);
+  dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+  const bool native = native_bf16(engine);
+  const auto info = porta::device_info("cpu");
+  fmt::print("cpu: {}\n", info.description);
+  for (const auto& [key, value] : info.properties) fmt::print("  {}: {}\n", key, value);
+  fmt::print("direct bf16: {}\n\n",
+             native ? "oneDNN bf16 matmul" : "oneDNN f32 matmul (no bf16 kernel for this ISA)");
+
+  const std::vector<std::int64_t> squares = quick
+                                                ? std::vector<std::int64_t>{512, 1024}
+                                                : std::vector<std::int64_t>{512, 1024, 2048, 4096};
+  const std::vector<std::int64_t> tokens =
+      quick ? std::vector<std::int64_t>{1, 128} : std::vector<std::int64_t>{1, 16, 128, 512};
+
+  fmt::print("{:<34} {:>10} {:>10} {:>10} {:>9} {:>9} {:>7}\n", "shape (MxKxN)", "porta ms",
+             "kernel ms", "direct ms", "porta GF", "direct GF", "ratio");
+  std::map<std::string, double> gflops_2048;
+  std::vector<std::pair<std::string, Row>> t1_rows;
+  double worst_big_ratio = 1e9;
+  for (DType dtype : {DType::F32, DType::BF16}) {
+    for (auto s : squares) {
+      const Row r = measure(engine, native, s, s, s, dtype, base_reps);
+      print_row(r);
+      if (s >= 1024) worst_big_ratio = std::min(worst_big_ratio, r.direct_s / r.porta_s);
+      if (s == 2048 || (quick && s == 1024))
+        gflops_2048[std::string(porta::dtype_name(dtype))] = r.flops / r.porta_s * 1e-9;
+    }
+    for (auto t : tokens)
+      for (auto [k, n] : {std::pair<std::int64_t, std::int64_t>{2048, 1408}, {1408, 2048}}) {
+        const Row r = measure(engine, native, t, k, n, dtype, base_reps);
+        print_row(r);
+        if (t == 1) t1_rows.emplace_back(std::string(porta::dtype_name(dtype)), r);
+      }
+  }
+
+  fmt::print("\nper-call overhead at T = 1 (porta - direct, kernel - direct):\n");
+  for (const auto& [dtype, r] : t1_rows)
+    fmt::print("  {:<30} run() {:+8.2f} us   kernel {:+8.2f} us\n", r.label,
+               (r.porta_s - r.direct_s) * 1e6, (r.kernel_s - r.direct_s) * 1e6);
+
+  const std::int64_t block_tokens = 512;
+  const double block_flops = 3 * 2.0 * block_tokens * 2048 * 10944;
+  fmt::print("\nSwiGLU MLP block 2048 -> 10944 -> 2048 at T = {} ({:.1f} GFLOP):\n", block_tokens,
+             block_flops * 1e-9);
+  for (DType dtype : {DType::F32, DType::BF16}) {
+    const double s = swiglu_block_seconds(block_tokens, dtype, quick ? 2 : base_reps);
+    const double gf = block_flops / s * 1e-9;
+    const auto ref = gflops_2048[std::string(porta::dtype_name(dtype))];
+    fmt::print(
+        "  {:<5} {:9.1f} ms  {:7.1f} GFLOP/s  = {:5.1f} % of the {}-cube GEMM ({:.1f} "
+        "GFLOP/s)\n",
+        porta::dtype_name(dtype), s * 1e3, gf, 100 * gf / ref, quick ? 1024 : 2048, ref);
+  }
+  fmt::print("\nporta / direct at >= 1024 (worst): {:.3f}\n", worst_big_ratio);
+  fmt::print("bf16 / f32 GEMM GFLOP/s at {}: {:.2f}\n", quick ? 1024 : 2048,
+             gflops_2048["bf16"] / gflops_2048["f32"]);
+  return 0;
+}
