@@ -74,16 +74,26 @@ class Value {
 
 // The outputs of moe_router (see docs/moe-router.md for each one's meaning).
 struct MoeRoute {
-  Value ids;         // [T, K] int32
-  Value weights;     // [T, K] f32
+  Value ids;         // [T, K] int32 ([T, E] in expert-choice mode)
+  Value weights;     // [T, K] f32 ([T, E] in expert-choice mode)
   Value counts;      // [E] int32
   Value offsets;     // [E + 1] int32
-  Value perm;        // [P] int32, P = T·K (plus block padding)
-  Value inv;         // [T·K] int32
+  Value perm;        // [P] int32, P = moe::perm_rows(attrs, T)
+  Value inv;         // [T·K] int32 ([T·E] in expert-choice mode)
   Value dropped;     // [E] int32
   Value nonfinite;   // [T] int32
   Value mean_score;  // [E] f32
-  std::int64_t top_k = 0;
+  std::int64_t top_k = 0;  // assignment slots per token: K, or E in expert-choice mode
+};
+
+// The inputs of moe_router by name (see moe.hpp for their shapes). Set attrs.use_bias /
+// use_valid to match, and attrs.mode = Hash for token_ids and hash_table.
+struct MoeRouterInputs {
+  Value logits;                     // [T, E] f32, bf16 or f16
+  std::optional<Value> bias;        // [E] f32: the selection bias
+  std::optional<Value> valid;       // [T] i8, i32 or i64: 0 marks a padding row
+  std::optional<Value> token_ids;   // [T] i32 or i64: hash mode
+  std::optional<Value> hash_table;  // [V, K] i32: hash mode, the experts of each token id
 };
 
 struct MoeExpertWeights {
@@ -135,6 +145,7 @@ class Graph {
   Value attention(Value q, Value k, Value v, Value k_cache, Value v_cache, Value cache_len,
                   AttentionAttrs attrs = {});
   MoeRoute moe_router(Value logits, const moe::RouterAttrs& attrs, std::optional<Value> bias = {});
+  MoeRoute moe_router(const MoeRouterInputs& inputs, const moe::RouterAttrs& attrs);
   Value moe_permute(Value x, const MoeRoute& route);
   Value grouped_matmul(Value rows, Value weights, Value offsets);
   Value moe_experts(Value x, const MoeRoute& route, const MoeExpertWeights& weights,

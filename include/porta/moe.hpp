@@ -14,6 +14,9 @@ namespace porta::moe {
 enum class Score { Softmax, Sigmoid, SqrtSoftplus, Identity };
 enum class SelectOn { Score, Logit };
 enum class GroupScore { Max, Top2Sum };
+// token_choice: each token picks its K experts. hash: each token's experts are a fixed table's row
+// for its token id (Hash Layers). expert_choice: each expert picks its C best tokens, so a token
+// gets 0..E experts and every token has E assignment slots (see slots_per_token).
 enum class Mode { TokenChoice, Hash, ExpertChoice };
 
 struct RouterAttrs {
@@ -31,8 +34,23 @@ struct RouterAttrs {
   float capacity_factor = 0.0f;  // 0: no capacity limit
   std::int64_t block_size = 1;   // pad each expert's block of `perm` to a multiple of this
   bool use_bias = false;         // a selection bias input [E] is expected (DeepSeek-V3)
+  bool use_valid = false;        // a valid-row mask input [T] is expected (0 marks padding)
   friend bool operator==(const RouterAttrs&, const RouterAttrs&) = default;
 };
+
+// The router's inputs, in node order: logits [T, E]; bias [E] f32 when use_bias; valid [T]
+// (i8, i32 or i64; 0 = padding row) when use_valid; token_ids [T] (i32 or i64) and
+// hash_table [V, K] (i32) in hash mode. Graph::moe_router takes them by name (MoeRouterInputs).
+
+// Assignment slots per token: top_k, or num_experts in expert-choice mode (ids, weights are
+// [T, slots], inv is [T * slots], assignment a = t * slots + k).
+std::int64_t slots_per_token(const RouterAttrs& attrs);
+// Slots per expert for `tokens` (valid) rows: C = ceil(capacity_factor * T * K / E), at most T * K
+// (token choice) or T (expert choice, where a factor of 0 means 1). -1 when unlimited.
+std::int64_t expert_capacity(const RouterAttrs& attrs, std::int64_t tokens);
+// Rows of `perm` (and of moe_permute's output) for T = `tokens` rows: every assignment that can be
+// kept, plus room to pad each expert's block to a multiple of block_size.
+std::int64_t perm_rows(const RouterAttrs& attrs, std::int64_t tokens);
 
 // Presets. E and K are the model's; the rest is what the family's reference code does.
 RouterAttrs deepseek_v2_lite(std::int64_t num_experts = 64, std::int64_t top_k = 6);

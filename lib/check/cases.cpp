@@ -280,6 +280,39 @@ void moe_cases(std::vector<CaseDef>& c) {
     auto r = b.graph.moe_router(b.input("logits", {12, 8}, -3, 3), moe::switch_capacity(1.0f, 8));
     return {r.ids, r.weights, r.counts, r.offsets, r.perm, r.inv, r.dropped};
   });
+  add(c, OpKind::MoeRouter, "T=11 E=8 K=2 Mixtral, valid mask", [](CaseBuilder& b) -> Outs {
+    auto a = moe::mixtral(8, 2);
+    a.use_valid = true;
+    MoeRouterInputs in;
+    in.logits = b.input("logits", {11, 8}, -3, 3);
+    in.valid = b.exact_input(
+        "valid", Tensor::from_vector<std::int32_t>({11}, {1, 1, 0, 1, 1, 1, 0, 0, 1, 1, 1}));
+    auto r = b.graph.moe_router(in, a);
+    return {r.ids, r.weights, r.counts, r.offsets, r.perm, r.inv, r.nonfinite, r.mean_score};
+  });
+  add(c, OpKind::MoeRouter, "T=10 E=8 K=2 hash, capacity 1.0", [](CaseBuilder& b) -> Outs {
+    auto a = moe::deepseek_v2_lite(8, 2);
+    a.mode = moe::Mode::Hash;
+    a.capacity_factor = 1.0f;
+    std::vector<std::int32_t> table, tokens;
+    for (std::int32_t v = 0; v < 16; ++v) table.insert(table.end(), {v % 8, (v * 3 + 1) % 8});
+    for (std::int64_t t = 0; t < 10; ++t)
+      tokens.push_back(static_cast<std::int32_t>(b.uniform_int(0, 15)));
+    MoeRouterInputs in;
+    in.logits = b.input("logits", {10, 8}, -3, 3);
+    in.token_ids = b.exact_input("token_ids", Tensor::from_vector<std::int32_t>({10}, tokens));
+    in.hash_table = b.exact_input("hash_table", Tensor::from_vector<std::int32_t>({16, 2}, table));
+    auto r = b.graph.moe_router(in, a);
+    return {r.ids, r.weights, r.counts, r.offsets, r.perm, r.inv, r.dropped};
+  });
+  add(c, OpKind::MoeRouter, "T=13 E=6 K=2 expert choice, block 4", [](CaseBuilder& b) -> Outs {
+    auto a = moe::deepseek_v2_lite(6, 2);
+    a.mode = moe::Mode::ExpertChoice;
+    a.block_size = 4;
+    a.renormalize = true;
+    auto r = b.graph.moe_router(b.input("logits", {13, 6}, -3, 3), a);
+    return {r.ids, r.weights, r.counts, r.offsets, r.perm, r.inv, r.mean_score};
+  });
   add(c, OpKind::MoePermute, "T=6 H=20 E=4 K=2", [](CaseBuilder& b) -> Outs {
     auto routing = random_routing(b.rng, 6, 4, 2);
     auto x = b.input("x", {6, 20});

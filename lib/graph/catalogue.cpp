@@ -37,7 +37,7 @@ constexpr std::array<OpInfo, kOpKindCount> kOps{{
     {OpKind::TopK, "top_k", 1, 1, "k largest (or smallest) values and indices, last axis"},
     {OpKind::Swiglu, "swiglu", 2, 2, "silu(gate) · up"},
     {OpKind::Attention, "attention", 3, 6, "scaled-dot-product attention, causal, GQA, KV cache"},
-    {OpKind::MoeRouter, "moe_router", 1, 2,
+    {OpKind::MoeRouter, "moe_router", 1, 5,
      "MoE routing: ids, weights, counts, offsets, perm, inv"},
     {OpKind::MoePermute, "moe_permute", 2, 2, "token rows grouped by expert"},
     {OpKind::GroupedMatmul, "grouped_matmul", 3, 3, "ragged per-expert matmul"},
@@ -373,9 +373,32 @@ Outputs attention_rule(const Rule& r, const AttentionAttrs& a) {
 }
 
 Outputs router_rule(const Rule& r, const moe::RouterAttrs& a) {
-  r.require(r.count() == (a.use_bias ? 2u : 1u), ErrorCode::InvalidArgument,
-            a.use_bias ? "use_bias is set but no bias input was given"
-                       : "a bias input was given but use_bias is not set");
+  const auto check_enum = [&](int value, int count, const char* name) {
+    r.require(value >= 0 && value < count, ErrorCode::InvalidArgument,
+              fmt::format("unknown {} value {}", name, value));
+  };
+  check_enum(static_cast<int>(a.score), 4, "score");
+  check_enum(static_cast<int>(a.select_on), 2, "select_on");
+  check_enum(static_cast<int>(a.group_score), 2, "group_score");
+  check_enum(static_cast<int>(a.mode), 3, "mode");
+  // Inputs are positional: logits [, bias] [, valid] [, token_ids, hash_table].
+  const bool hash = a.mode == moe::Mode::Hash;
+  const std::size_t bias_at = 1;
+  const std::size_t valid_at = bias_at + (a.use_bias ? 1 : 0);
+  const std::size_t ids_at = valid_at + (a.use_valid ? 1 : 0);
+  const std::size_t expected = ids_at + (hash ? 2 : 0);
+  if (r.count() != expected) {
+    std::vector<std::string> names{"logits"};
+    if (a.use_bias) names.emplace_back("bias");
+    if (a.use_valid) names.emplace_back("valid");
+    if (hash) names.insert(names.end(), {"token_ids", "hash_table"});
+    r.fail(ErrorCode::InvalidArgument,
+           fmt::format("these attributes (use_bias {}, use_valid {}, mode {}) take {} input(s): "
+                       "{}; {} were given{}",
+                       a.use_bias, a.use_valid, moe::to_string(a.mode), expected,
+                       fmt::join(names, ", "), r.count(),
+                       a.use_bias ? "" : " (a bias input needs use_bias)"));
+  }
   r.require(r.dtype(0) == DType::F32 || r.dtype(0) == DType::F16 || r.dtype(0) == DType::BF16,
             ErrorCode::DTypeMismatch, "logits must be f32, f16 or bf16");
   r.require(r.shape(0).rank() == 2, ErrorCode::ShapeMismatch, "logits must be 2-D [T, E]");
@@ -400,24 +423,47 @@ Outputs router_rule(const Rule& r, const moe::RouterAttrs& a) {
   r.require(a.renorm_eps >= 0 && a.capacity_factor >= 0 && a.block_size >= 1,
             ErrorCode::InvalidArgument,
             "renorm_eps and capacity_factor must be >= 0, block_size >= 1");
-  const auto check_enum = [&](int value, int count, const char* name) {
-    r.require(value >= 0 && value < count, ErrorCode::InvalidArgument,
-              fmt::format("unknown {} value {}", name, value));
-  };
-  check_enum(static_cast<int>(a.score), 4, "score");
-  check_enum(static_cast<int>(a.select_on), 2, "select_on");
-  check_enum(static_cast<int>(a.group_score), 2, "group_score");
-  check_enum(static_cast<int>(a.mode), 3, "mode");
-  if (a.use_bias) {
-    r.require_dtype(1, DType::F32);
-    r.require(r.shape(1) == Shape{e}, ErrorCode::ShapeMismatch,
-              fmt::format("bias must have shape [{}] (num_experts)", e));
+  if (a.mode != moe::Mode::TokenChoice) {
+    // Neither a per-expert bias nor groups can change what these modes choose: a hash table
+    // fixes the experts, and a bias adds the same amount to every token an expert ranks.
+    r.require(!a.use_bias, ErrorCode::InvalidArgument,
+              fmt::format("a selection bias has no effect in mode {}", moe::to_string(a.mode)));
+    r.require(
+        a.num_groups == 1, ErrorCode::InvalidArgument,
+        fmt::format("group-limited routing (num_groups {}) needs mode token_choice", a.num_groups));
   }
   const auto t = r.shape(0)[0];
-  const auto padded = t * k + (a.block_size > 1 ? e * (a.block_size - 1) : 0);
-  return {{Shape{t, k}, DType::I32},  {Shape{t, k}, DType::F32},   {Shape{e}, DType::I32},
-          {Shape{e + 1}, DType::I32}, {Shape{padded}, DType::I32}, {Shape{t * k}, DType::I32},
-          {Shape{e}, DType::I32},     {Shape{t}, DType::I32},      {Shape{e}, DType::F32}};
+  if (a.use_bias) {
+    r.require_dtype(bias_at, DType::F32);
+    r.require(r.shape(bias_at) == Shape{e}, ErrorCode::ShapeMismatch,
+              fmt::format("bias must have shape [{}] (num_experts)", e));
+  }
+  if (a.use_valid) {
+    r.require(r.dtype(valid_at) == DType::I8 || r.dtype(valid_at) == DType::I32 ||
+                  r.dtype(valid_at) == DType::I64,
+              ErrorCode::DTypeMismatch, "valid must be i8, i32 or i64 (0 marks a padding row)");
+    r.require(r.shape(valid_at) == Shape{t}, ErrorCode::ShapeMismatch,
+              fmt::format("valid must have shape [{}] (one flag per logits row)", t));
+  }
+  if (hash) {
+    r.require_integer(ids_at);
+    r.require(r.shape(ids_at) == Shape{t}, ErrorCode::ShapeMismatch,
+              fmt::format("token_ids must have shape [{}] (one id per logits row)", t));
+    r.require_dtype(ids_at + 1, DType::I32);
+    r.require(r.shape(ids_at + 1).rank() == 2 && r.shape(ids_at + 1)[1] == k,
+              ErrorCode::ShapeMismatch,
+              fmt::format("hash_table must be [V, {}] (top_k experts per token id)", k));
+  }
+  const auto slots = moe::slots_per_token(a);
+  return {{Shape{t, slots}, DType::I32},
+          {Shape{t, slots}, DType::F32},
+          {Shape{e}, DType::I32},
+          {Shape{e + 1}, DType::I32},
+          {Shape{moe::perm_rows(a, t)}, DType::I32},
+          {Shape{t * slots}, DType::I32},
+          {Shape{e}, DType::I32},
+          {Shape{t}, DType::I32},
+          {Shape{e}, DType::F32}};
 }
 
 Outputs moe_permute_rule(const Rule& r, const MoePermuteAttrs& a) {

@@ -260,8 +260,18 @@ Value Graph::attention(Value q, Value k, Value v, Value k_cache, Value v_cache, 
 }
 
 MoeRoute Graph::moe_router(Value logits, const moe::RouterAttrs& attrs, std::optional<Value> bias) {
-  std::vector<Value> inputs{logits};
-  if (bias) inputs.push_back(*bias);
+  MoeRouterInputs inputs;
+  inputs.logits = logits;
+  inputs.bias = bias;
+  return moe_router(inputs, attrs);
+}
+
+MoeRoute Graph::moe_router(const MoeRouterInputs& in, const moe::RouterAttrs& attrs) {
+  // Node inputs are positional: logits [, bias] [, valid] [, token_ids, hash_table]. The rule
+  // checks each against the attributes that say which ones are there.
+  std::vector<Value> inputs{in.logits};
+  for (const auto* optional : {&in.bias, &in.valid, &in.token_ids, &in.hash_table})
+    if (optional->has_value()) inputs.push_back(**optional);
   auto out = add_op(OpKind::MoeRouter, inputs, attrs);
   MoeRoute route;
   route.ids = out[0];
@@ -273,7 +283,7 @@ MoeRoute Graph::moe_router(Value logits, const moe::RouterAttrs& attrs, std::opt
   route.dropped = out[6];
   route.nonfinite = out[7];
   route.mean_score = out[8];
-  route.top_k = attrs.top_k;
+  route.top_k = moe::slots_per_token(attrs);
   return route;
 }
 

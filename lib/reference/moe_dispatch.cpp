@@ -1,6 +1,6 @@
-// The reference backend's entry points for the MoE ops: an honest support check (the modes whose
-// inputs the graph cannot carry yet are refused with the reason, never run wrongly) and the
-// dispatch to one kernel per op.
+// The reference backend's entry points for the MoE ops: an honest support check (every mode and
+// input of the spec is supported; what is refused is a node the shape rule would not have built)
+// and the dispatch to one kernel per op.
 #include <variant>
 
 #include <fmt/format.h>
@@ -19,17 +19,6 @@ bool is_index(const ValueInfo& v) { return v.dtype == DType::I32; }
 SupportResult router_support(const GraphState& g, const Node& n) {
   const auto* attrs = std::get_if<moe::RouterAttrs>(&n.attrs);
   if (attrs == nullptr) return SupportResult::no("moe_router node without RouterAttrs");
-  switch (attrs->mode) {
-    case moe::Mode::TokenChoice: break;
-    case moe::Mode::Hash:
-      return SupportResult::no(
-          "moe_router mode 'hash' needs token_ids and hash_table inputs, which the graph does "
-          "not carry yet");
-    case moe::Mode::ExpertChoice:
-      return SupportResult::no(
-          "moe_router mode 'expert_choice' has outputs (a token may get 0..E experts) the graph "
-          "does not carry yet");
-  }
   const std::int64_t E = attrs->num_experts, K = attrs->top_k, G = attrs->num_groups,
                      TG = attrs->topk_groups;
   if (E < 1 || K < 1 || K > E)
@@ -45,7 +34,8 @@ SupportResult router_support(const GraphState& g, const Node& n) {
   if (!(attrs->capacity_factor >= 0.0f))  // +inf is fine: no expert ever fills up
     return SupportResult::no(
         fmt::format("moe_router capacity_factor {} is not >= 0", attrs->capacity_factor));
-  const std::size_t expected_inputs = attrs->use_bias ? 2 : 1;
+  const std::size_t expected_inputs = 1 + (attrs->use_bias ? 1 : 0) + (attrs->use_valid ? 1 : 0) +
+                                      (attrs->mode == moe::Mode::Hash ? 2 : 0);
   if (n.inputs.size() != expected_inputs || n.outputs.size() != 9)
     return SupportResult::no(
         fmt::format("moe_router with {} inputs and {} outputs (expected {} and 9)", n.inputs.size(),
@@ -59,7 +49,7 @@ SupportResult router_support(const GraphState& g, const Node& n) {
                                          logits.shape.to_string(), E));
   if (attrs->use_bias && g.input_of(n, 1).shape.numel() != E)
     return SupportResult::no("moe_router bias is not [num_experts]");
-  const std::int64_t perm_rows = router_perm_rows(logits.shape[0], K, E, attrs->block_size);
+  const std::int64_t perm_rows = moe::perm_rows(*attrs, logits.shape[0]);
   if (g.output_of(n, 4).shape.numel() != perm_rows)
     return SupportResult::no(fmt::format("moe_router perm output {} is not [{}]",
                                          g.output_of(n, 4).shape.to_string(), perm_rows));

@@ -32,9 +32,20 @@ struct RouterTables {
   std::vector<float> mean_score;        // [E] mean over rows of the score s
 };
 
-// P, the number of rows of perm: T*K plus room to pad every expert's block to `block_size`.
-std::int64_t router_perm_rows(std::int64_t tokens, std::int64_t top_k, std::int64_t experts,
-                              std::int64_t block_size);
+// What the router reads besides its attributes. Spans are empty when the input is absent.
+struct RouterInputs {
+  std::span<const float> logits;  // [tokens, E], widened to f32
+  std::int64_t tokens = 0;
+  std::span<const float> bias;               // [E] or empty
+  std::span<const std::int64_t> valid;       // [tokens] (0 = padding row) or empty: all valid
+  std::span<const std::int64_t> token_ids;   // [tokens], hash mode
+  std::span<const std::int64_t> hash_table;  // [V, K], hash mode
+  std::string label;                         // the node, for run-time errors
+};
+
+// Routing of every mode (token_choice, hash, expert_choice) exactly as docs/moe-router.md says.
+// Throws InvalidArgument naming the node for token ids or hash-table entries out of range.
+RouterTables route(const RouterInputs& in, const moe::RouterAttrs& attrs);
 
 // Token-choice routing of `logits` [tokens, E] (already widened to f32); `bias` is empty or [E].
 RouterTables route_tokens(std::span<const float> logits, std::int64_t tokens,
