@@ -1,0 +1,239 @@
+// The expert GEMM engine (moe_cpu.hpp): oneDNN f32 matmuls with a run-time row count for large
+// blocks, and our own weight-streaming dot-product loop for the small blocks of decode, which
+// reads bf16 weights as bf16. Also the dtype widening and narrowing the MoE kernels share.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include <porta/error.hpp>
+
+#include "moe/moe_cpu.hpp"
+
+namespace porta::detail::cpu::moe {
+namespace {
+
+using dt = dnnl::memory::data_type;
+using dims = dnnl::memory::dims;
+
+// [M (run time), K] · [K, N] with the weights given as [N, K] row-major (strides {1, K}), the
+// result written with row stride ldy.
+dnnl::matmul make_matmul(CpuEnv& env, std::int64_t k, std::int64_t n, std::int64_t ldy) {
+  const dnnl::memory::desc src({DNNL_RUNTIME_DIM_VAL, k}, dt::f32, dims{k, 1});
+  const dnnl::memory::desc wei({k, n}, dt::f32, dims{1, k});
+  const dnnl::memory::desc dst({DNNL_RUNTIME_DIM_VAL, n}, dt::f32, dims{ldy, 1});
+  return dnnl::matmul(dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, wei, dst), env.engine));
+}
+
+void execute(CpuEnv& env, dnnl::matmul& prim, const float* x, std::int64_t rows, std::int64_t k,
+             const float* w, std::int64_t n, float* y, std::int64_t ldy) {
+  const dnnl::memory src({{rows, k}, dt::f32, dims{k, 1}}, env.engine, const_cast<float*>(x));
+  const dnnl::memory wei({{k, n}, dt::f32, dims{1, k}}, env.engine, const_cast<float*>(w));
+  const dnnl::memory dst({{rows, n}, dt::f32, dims{ldy, 1}}, env.engine, y);
+  prim.execute(env.stream, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, dst}});
+  env.stream.wait();
+}
+
+// ---- the small-block loop ----
+
+__attribute__((target("avx2,fma"))) inline __m256 load8(const float* p) {
+  return _mm256_loadu_ps(p);
+}
+__attribute__((target("avx2,fma"))) inline __m256 load8(const std::uint16_t* p) {
+  const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(raw), 16));
+}
+__attribute__((target("avx2,fma"))) inline float hsum(__m256 v) {
+  const __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  const __m128 d = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  return _mm_cvtss_f32(_mm_add_ss(d, _mm_shuffle_ps(d, d, 1)));
+}
+inline float widen(float v) { return v; }
+inline float widen(std::uint16_t bits) { return bf16_bits_to_f32(bits); }
+
+// y[m, n] for M rows: each weight row is loaded once and used for all M rows; two accumulators
+// per row when registers allow, to hide the FMA latency.
+template <int M, class W>
+__attribute__((target("avx2,fma"))) void small_rows_avx2(const float* x, std::int64_t ldx,
+                                                         const W* w, std::int64_t h,
+                                                         std::int64_t n_begin, std::int64_t n_end,
+                                                         float* y, std::int64_t ldy) {
+  constexpr int kUnroll = M <= 4 ? 2 : 1;
+  const std::int64_t body = h - h % (8 * kUnroll);
+  for (std::int64_t n = n_begin; n < n_end; ++n) {
+    const W* row = w + n * h;
+    __m256 acc[M][kUnroll];
+    for (int m = 0; m < M; ++m)
+      for (int u = 0; u < kUnroll; ++u) acc[m][u] = _mm256_setzero_ps();
+    for (std::int64_t j = 0; j < body; j += 8 * kUnroll) {
+      for (int u = 0; u < kUnroll; ++u) {
+        const __m256 wv = load8(row + j + 8 * u);
+        for (int m = 0; m < M; ++m)
+          acc[m][u] = _mm256_fmadd_ps(_mm256_loadu_ps(x + m * ldx + j + 8 * u), wv, acc[m][u]);
+      }
+    }
+    for (int m = 0; m < M; ++m) {
+      __m256 total = acc[m][0];
+      for (int u = 1; u < kUnroll; ++u) total = _mm256_add_ps(total, acc[m][u]);
+      float sum = hsum(total);
+      for (std::int64_t j = body; j < h; ++j) sum += x[m * ldx + j] * widen(row[j]);
+      y[m * ldy + n] = sum;
+    }
+  }
+}
+
+template <class W>
+void small_rows_plain(const float* x, std::int64_t ldx, std::int64_t rows, const W* w,
+                      std::int64_t h, std::int64_t n_begin, std::int64_t n_end, float* y,
+                      std::int64_t ldy) {
+  for (std::int64_t n = n_begin; n < n_end; ++n)
+    for (std::int64_t m = 0; m < rows; ++m) {
+      float sum = 0.0f;
+      for (std::int64_t j = 0; j < h; ++j) sum += x[m * ldx + j] * widen(w[n * h + j]);
+      y[m * ldy + n] = sum;
+    }
+}
+
+template <class W>
+void small_rows(const float* x, std::int64_t ldx, std::int64_t rows, const W* w, std::int64_t h,
+                std::int64_t n_begin, std::int64_t n_end, float* y, std::int64_t ldy) {
+  if (!has_avx2()) return small_rows_plain(x, ldx, rows, w, h, n_begin, n_end, y, ldy);
+  // Blocks of up to 8 rows, each with the loop specialised for its row count.
+  for (std::int64_t m0 = 0; m0 < rows; m0 += 8) {
+    const float* xm = x + m0 * ldx;
+    float* ym = y + m0 * ldy;
+    switch (std::min<std::int64_t>(rows - m0, 8)) {
+      case 1: small_rows_avx2<1>(xm, ldx, w, h, n_begin, n_end, ym, ldy); break;
+      case 2: small_rows_avx2<2>(xm, ldx, w, h, n_begin, n_end, ym, ldy); break;
+      case 3: small_rows_avx2<3>(xm, ldx, w, h, n_begin, n_end, ym, ldy); break;
+      case 4: small_rows_avx2<4>(xm, ldx, w, h, n_begin, n_end, ym, ldy); break;
+      case 5: small_rows_avx2<5>(xm, ldx, w, h, n_begin, n_end, ym, ldy); break;
+      case 6: small_rows_avx2<6>(xm, ldx, w, h, n_begin, n_end, ym, ldy); break;
+      case 7: small_rows_avx2<7>(xm, ldx, w, h, n_begin, n_end, ym, ldy); break;
+      default: small_rows_avx2<8>(xm, ldx, w, h, n_begin, n_end, ym, ldy); break;
+    }
+  }
+}
+
+__attribute__((target("avx2"))) void widen_bf16_avx2(const std::uint16_t* src, std::int64_t count,
+                                                     float* dst) {
+  std::int64_t i = 0;
+  for (; i + 8 <= count; i += 8) _mm256_storeu_ps(dst + i, load8(src + i));
+  for (; i < count; ++i) dst[i] = bf16_bits_to_f32(src[i]);
+}
+
+}  // namespace
+
+bool has_avx2() {
+  static const bool supported = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return supported;
+}
+
+void widen_to_f32(const void* src, DType dtype, std::int64_t count, float* dst) {
+  if (count <= 0) return;
+  switch (dtype) {
+    case DType::F32: std::memcpy(dst, src, static_cast<std::size_t>(count) * 4); return;
+    case DType::BF16:
+      if (has_avx2()) return widen_bf16_avx2(static_cast<const std::uint16_t*>(src), count, dst);
+      for (std::int64_t i = 0; i < count; ++i)
+        dst[i] = bf16_bits_to_f32(static_cast<const std::uint16_t*>(src)[i]);
+      return;
+    default:
+      for (std::int64_t i = 0; i < count; ++i) dst[i] = load_as_f32(src, dtype, i);
+      return;
+  }
+}
+
+void narrow_from_f32(const float* src, DType dtype, std::int64_t count, void* dst) {
+  if (count <= 0) return;
+  if (dtype == DType::F32) {
+    std::memcpy(dst, src, static_cast<std::size_t>(count) * 4);
+    return;
+  }
+  for (std::int64_t i = 0; i < count; ++i) store_from_f32(dst, dtype, i, src[i]);
+}
+
+void small_gemm(const float* x, std::int64_t ldx, std::int64_t rows, const void* w, DType wdtype,
+                std::int64_t h, std::int64_t n_begin, std::int64_t n_end, float* y,
+                std::int64_t ldy) {
+  if (wdtype == DType::BF16)
+    small_rows(x, ldx, rows, static_cast<const std::uint16_t*>(w), h, n_begin, n_end, y, ldy);
+  else
+    small_rows(x, ldx, rows, static_cast<const float*>(w), h, n_begin, n_end, y, ldy);
+}
+
+ExpertGemm::ExpertGemm(CpuEnv& env, std::int64_t out_features, std::int64_t in_features,
+                       DType weight_dtype)
+    : env_(env), n_(out_features), h_(in_features), dtype_(weight_dtype) {
+  if (dtype_ != DType::F32 && dtype_ != DType::BF16)
+    throw Error(ErrorCode::Internal,
+                fmt::format("ExpertGemm: weights of dtype {}", dtype_name(dtype_)));
+  if (n_ == 0 || h_ == 0) return;
+  if (dtype_ == DType::F32) {
+    full_ = make_matmul(env_, h_, n_, n_);
+  } else {
+    const std::int64_t panel = std::min(kPanelRows, n_);
+    panel_ = make_matmul(env_, h_, panel, n_);
+    tail_rows_ = n_ % panel;
+    if (tail_rows_ > 0) tail_ = make_matmul(env_, h_, tail_rows_, n_);
+  }
+}
+
+void ExpertGemm::run_block(const float* x, std::int64_t ldx, std::int64_t rows, const void* w,
+                           float* y, std::int64_t ldy) {
+  if (rows <= 0 || n_ == 0) return;
+  if (h_ == 0) {
+    for (std::int64_t r = 0; r < rows; ++r) std::fill_n(y + r * ldy, n_, 0.0f);
+    return;
+  }
+  if (rows <= kSmallRows || ldx != h_ || ldy != n_) {
+    parallel_for(n_, 16, [&](std::int64_t begin, std::int64_t end) {
+      small_gemm(x, ldx, rows, w, dtype_, h_, begin, end, y, ldy);
+    });
+    return;
+  }
+  if (dtype_ == DType::F32) {
+    execute(env_, full_, x, rows, h_, static_cast<const float*>(w), n_, y, ldy);
+    return;
+  }
+  const std::int64_t panel = std::min(kPanelRows, n_);
+  scratch_.resize(static_cast<std::size_t>(panel * h_));
+  const auto* bits = static_cast<const std::uint16_t*>(w);
+  for (std::int64_t n0 = 0; n0 < n_; n0 += panel) {
+    const std::int64_t count = std::min(panel, n_ - n0);
+    widen_to_f32(bits + n0 * h_, DType::BF16, count * h_, scratch_.data());
+    execute(env_, count == panel ? panel_ : tail_, x, rows, h_, scratch_.data(), count, y + n0,
+            ldy);
+  }
+}
+
+void ExpertGemm::run_small_blocks(const std::vector<Block>& blocks, const float* x,
+                                  std::int64_t ldx, const void* w_base, float* y,
+                                  std::int64_t ldy) const {
+  if (blocks.empty() || n_ == 0) return;
+  // Work items: (block, a slice of 32 weight rows), so that one pass covers every active expert.
+  constexpr std::int64_t kSlice = 32;
+  const std::int64_t slices = (n_ + kSlice - 1) / kSlice;
+  const std::int64_t items = static_cast<std::int64_t>(blocks.size()) * slices;
+  const std::size_t element = dtype_size(dtype_);
+  parallel_for(items, 1, [&](std::int64_t begin, std::int64_t end) {
+    for (std::int64_t i = begin; i < end; ++i) {
+      const Block& b = blocks[static_cast<std::size_t>(i / slices)];
+      const std::int64_t n0 = (i % slices) * kSlice;
+      const auto* w =
+          static_cast<const char*>(w_base) + static_cast<std::size_t>(b.expert * n_ * h_) * element;
+      if (h_ == 0) {
+        for (std::int64_t r = 0; r < b.rows; ++r)
+          std::fill(y + (b.first + r) * ldy + n0,
+                    y + (b.first + r) * ldy + std::min(n_, n0 + kSlice), 0.0f);
+        continue;
+      }
+      small_gemm(x + b.first * ldx, ldx, b.rows, w, dtype_, h_, n0, std::min(n_, n0 + kSlice),
+                 y + b.first * ldy, ldy);
+    }
+  });
+}
+
+}  // namespace porta::detail::cpu::moe

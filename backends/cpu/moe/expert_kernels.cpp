@@ -1,0 +1,253 @@
+// The cpu grouped_matmul and moe_experts: each expert's block of rows through the ExpertGemm
+// engine (oneDNN for large blocks, our weight-streaming loop for small ones), experts with no
+// rows skipped, so that at decode only the active experts' weights are read. moe_experts fuses
+// permute, gate/up, SwiGLU, down and combine in f32, plus the optional shared expert.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <optional>
+#include <variant>
+
+#include <fmt/format.h>
+
+#include <porta/error.hpp>
+#include <porta/moe.hpp>
+
+#include "moe/moe_cpu.hpp"
+
+namespace porta::detail::cpu::moe {
+namespace {
+
+bool is_gemm_weight(DType t) { return t == DType::F32 || t == DType::BF16; }
+bool is_activation(DType t) { return t == DType::F32 || t == DType::BF16 || t == DType::F16; }
+
+// rows [P, H] f32 times w [E, N, H] by offsets, into y [P, N] f32; rows outside every expert's
+// block are zero.
+void grouped_rows(ExpertGemm& gemm, const float* rows, std::int64_t num_rows, const void* w,
+                  std::int64_t experts, const std::int32_t* offsets, float* y) {
+  const std::int64_t n = gemm.out_features(), h = gemm.in_features();
+  const std::size_t expert_bytes =
+      static_cast<std::size_t>(n * h) * dtype_size(gemm.weight_dtype());
+  std::fill(y, y + offsets[0] * n, 0.0f);
+  std::fill(y + static_cast<std::int64_t>(offsets[experts]) * n, y + num_rows * n, 0.0f);
+  std::vector<ExpertGemm::Block> small;
+  for (std::int64_t e = 0; e < experts; ++e) {
+    const std::int64_t first = offsets[e], count = offsets[e + 1] - offsets[e];
+    if (count == 0) continue;  // an idle expert's weights are never touched
+    if (count <= ExpertGemm::kSmallRows) {
+      small.push_back({e, first, count});
+      continue;
+    }
+    gemm.run_block(rows + first * h, h, count,
+                   static_cast<const char*>(w) + static_cast<std::size_t>(e) * expert_bytes,
+                   y + first * n, n);
+  }
+  gemm.run_small_blocks(small, rows, h, w, y, n);
+}
+
+// silu(gate) · up in place into gate, in parallel.
+void swiglu_in_place(float* gate, const float* up, std::int64_t count) {
+  parallel_for(count, 4096, [&](std::int64_t begin, std::int64_t end) {
+    for (std::int64_t i = begin; i < end; ++i) {
+      const float g = gate[i];
+      gate[i] = g / (1.0f + std::exp(-g)) * up[i];
+    }
+  });
+}
+
+const float* as_f32(const TensorRef& t, std::vector<float>& scratch) {
+  if (t.dtype() == DType::F32) return t.host_as<const float>();
+  scratch.resize(static_cast<std::size_t>(t.shape().numel()));
+  widen_to_f32(t.host(), t.dtype(), t.shape().numel(), scratch.data());
+  return scratch.data();
+}
+
+class GroupedKernel final : public CpuKernel {
+ public:
+  GroupedKernel(CpuEnv& env, const GraphState& g, const Node& n)
+      : node_(n),
+        label_(node_label(g, n)),
+        gemm_(env, g.input_of(n, 1).shape[1], g.input_of(n, 1).shape[2], g.input_of(n, 1).dtype) {}
+
+  void run(const ExecContext& ctx) override {
+    const TensorRef& rows_ref = ctx.input(node_, 0);
+    const TensorRef& w_ref = ctx.input(node_, 1);
+    const TensorRef& off_ref = ctx.input(node_, 2);
+    const std::int64_t num_rows = rows_ref.shape()[0];
+    const std::int64_t experts = w_ref.shape()[0];
+    const std::int32_t* offsets = off_ref.host_as<const std::int32_t>();
+    check_offsets(label_, offsets, experts + 1, num_rows);
+    const float* rows = as_f32(rows_ref, rows_);
+    const TensorRef& out_ref = ctx.output(node_, 0);
+    float* y = out_ref.host_as<float>();
+    if (out_ref.dtype() != DType::F32) {
+      result_.resize(static_cast<std::size_t>(out_ref.shape().numel()));
+      y = result_.data();
+    }
+    grouped_rows(gemm_, rows, num_rows, w_ref.host(), experts, offsets, y);
+    if (out_ref.dtype() != DType::F32)
+      narrow_from_f32(y, out_ref.dtype(), out_ref.shape().numel(), out_ref.host());
+  }
+
+ private:
+  Node node_;
+  std::string label_;
+  ExpertGemm gemm_;
+  std::vector<float> rows_, result_;
+};
+
+class ExpertsKernel final : public CpuKernel {
+ public:
+  ExpertsKernel(CpuEnv& env, const GraphState& g, const Node& n)
+      : node_(n),
+        attrs_(std::get<porta::moe::ExpertsAttrs>(n.attrs)),
+        label_(node_label(g, n)),
+        gate_(env, g.input_of(n, 5).shape[1], g.input_of(n, 5).shape[2], g.input_of(n, 5).dtype),
+        up_(env, g.input_of(n, 6).shape[1], g.input_of(n, 6).shape[2], g.input_of(n, 6).dtype),
+        down_(env, g.input_of(n, 7).shape[1], g.input_of(n, 7).shape[2], g.input_of(n, 7).dtype) {
+    if (attrs_.has_shared) {
+      shared_gate_.emplace(env, g.input_of(n, 8).shape[0], g.input_of(n, 8).shape[1],
+                           g.input_of(n, 8).dtype);
+      shared_up_.emplace(env, g.input_of(n, 9).shape[0], g.input_of(n, 9).shape[1],
+                         g.input_of(n, 9).dtype);
+      shared_down_.emplace(env, g.input_of(n, 10).shape[0], g.input_of(n, 10).shape[1],
+                           g.input_of(n, 10).dtype);
+    }
+  }
+
+  void run(const ExecContext& ctx) override {
+    const TensorRef& x_ref = ctx.input(node_, 0);
+    const TensorRef& w_ref = ctx.input(node_, 1);
+    const std::int64_t T = x_ref.shape()[0], H = x_ref.shape()[1];
+    const std::int64_t S = w_ref.shape()[1];  // assignment slots per token
+    const std::int64_t E = ctx.input(node_, 5).shape()[0];
+    const std::int64_t I = gate_.out_features();
+    const TensorRef& perm_ref = ctx.input(node_, 3);
+    const std::int64_t P = perm_ref.shape()[0];
+    const auto* offsets = ctx.input(node_, 2).host_as<const std::int32_t>();
+    const auto* perm = perm_ref.host_as<const std::int32_t>();
+    const auto* inv = ctx.input(node_, 4).host_as<const std::int32_t>();
+    check_offsets(label_, offsets, E + 1, P);
+    check_perm(label_, perm, P);
+    check_inv(label_, inv, T * S, P);
+
+    const float* x = as_f32(x_ref, x_);
+    // Permute: the rows of the experts' blocks (padding and unused slots are zero rows).
+    xp_.resize(static_cast<std::size_t>(P * H));
+    parallel_for(P, 16, [&](std::int64_t begin, std::int64_t end) {
+      for (std::int64_t i = begin; i < end; ++i) {
+        float* row = xp_.data() + i * H;
+        if (perm[i] >= T * S)
+          std::fill_n(row, H, 0.0f);
+        else
+          std::copy_n(x + static_cast<std::int64_t>(perm[i] / S) * H, H, row);
+      }
+    });
+    gate_rows_.resize(static_cast<std::size_t>(P * I));
+    up_rows_.resize(static_cast<std::size_t>(P * I));
+    down_rows_.resize(static_cast<std::size_t>(P * H));
+    grouped_rows(gate_, xp_.data(), P, ctx.input(node_, 5).host(), E, offsets, gate_rows_.data());
+    grouped_rows(up_, xp_.data(), P, ctx.input(node_, 6).host(), E, offsets, up_rows_.data());
+    swiglu_in_place(gate_rows_.data(), up_rows_.data(), P * I);
+    grouped_rows(down_, gate_rows_.data(), P, ctx.input(node_, 7).host(), E, offsets,
+                 down_rows_.data());
+
+    const TensorRef& out_ref = ctx.output(node_, 0);
+    float* out = out_ref.host_as<float>();
+    if (out_ref.dtype() != DType::F32) {
+      result_.resize(static_cast<std::size_t>(T * H));
+      out = result_.data();
+    }
+    combine_f32(down_rows_.data(), H, w_ref.host_as<const float>(), inv, T, S, out);
+    if (attrs_.has_shared) add_shared(ctx, x, T, H, out);
+    if (out_ref.dtype() != DType::F32) narrow_from_f32(out, out_ref.dtype(), T * H, out_ref.host());
+  }
+
+ private:
+  // The shared expert on every token, scaled per token by sigmoid(x · w) when gated, added on.
+  void add_shared(const ExecContext& ctx, const float* x, std::int64_t T, std::int64_t H,
+                  float* out) {
+    const std::int64_t Is = shared_gate_->out_features();
+    const std::int32_t all[2] = {0, static_cast<std::int32_t>(T)};
+    s_gate_.resize(static_cast<std::size_t>(T * Is));
+    s_up_.resize(static_cast<std::size_t>(T * Is));
+    s_down_.resize(static_cast<std::size_t>(T * H));
+    grouped_rows(*shared_gate_, x, T, ctx.input(node_, 8).host(), 1, all, s_gate_.data());
+    grouped_rows(*shared_up_, x, T, ctx.input(node_, 9).host(), 1, all, s_up_.data());
+    swiglu_in_place(s_gate_.data(), s_up_.data(), T * Is);
+    grouped_rows(*shared_down_, s_gate_.data(), T, ctx.input(node_, 10).host(), 1, all,
+                 s_down_.data());
+    std::vector<float> factor(static_cast<std::size_t>(T), 1.0f);
+    if (attrs_.shared_gate == porta::moe::SharedGate::Sigmoid) {
+      const TensorRef& gw = ctx.input(node_, 11);
+      std::vector<float> logit(static_cast<std::size_t>(T));
+      for (std::int64_t t0 = 0; t0 < T; t0 += ExpertGemm::kSmallRows) {
+        const std::int64_t rows = std::min<std::int64_t>(ExpertGemm::kSmallRows, T - t0);
+        small_gemm(x + t0 * H, H, rows, gw.host(), gw.dtype(), H, 0, 1, logit.data() + t0, 1);
+      }
+      for (std::int64_t t = 0; t < T; ++t)
+        factor[static_cast<std::size_t>(t)] =
+            1.0f / (1.0f + std::exp(-logit[static_cast<std::size_t>(t)]));
+    }
+    parallel_for(T, 4, [&](std::int64_t begin, std::int64_t end) {
+      for (std::int64_t t = begin; t < end; ++t)
+        for (std::int64_t j = 0; j < H; ++j)
+          out[t * H + j] +=
+              factor[static_cast<std::size_t>(t)] * s_down_[static_cast<std::size_t>(t * H + j)];
+    });
+  }
+
+  Node node_;
+  porta::moe::ExpertsAttrs attrs_;
+  std::string label_;
+  ExpertGemm gate_, up_, down_;
+  std::optional<ExpertGemm> shared_gate_, shared_up_, shared_down_;
+  std::vector<float> x_, xp_, gate_rows_, up_rows_, down_rows_, result_, s_gate_, s_up_, s_down_;
+};
+
+}  // namespace
+
+SupportResult grouped_supports(const GraphState& g, const Node& n) {
+  if (!is_activation(g.input_of(n, 0).dtype))
+    return SupportResult::no("grouped_matmul rows must be f32, bf16 or f16");
+  if (!is_gemm_weight(g.input_of(n, 1).dtype))
+    return SupportResult::no(fmt::format("grouped_matmul weights of dtype {} (f32 or bf16 only)",
+                                         dtype_name(g.input_of(n, 1).dtype)));
+  if (g.input_of(n, 2).dtype != DType::I32)
+    return SupportResult::no("grouped_matmul offsets must be i32");
+  return SupportResult::yes();
+}
+
+std::unique_ptr<CpuKernel> lower_grouped(CpuEnv& env, const GraphState& g, const Node& n) {
+  return std::make_unique<GroupedKernel>(env, g, n);
+}
+
+SupportResult experts_supports(const GraphState& g, const Node& n) {
+  const auto* a = std::get_if<porta::moe::ExpertsAttrs>(&n.attrs);
+  if (a == nullptr) return SupportResult::no("moe_experts node without ExpertsAttrs");
+  const std::size_t expected =
+      8 + (a->has_shared ? (a->shared_gate == porta::moe::SharedGate::Sigmoid ? 4 : 3) : 0);
+  if (n.inputs.size() != expected)
+    return SupportResult::no("moe_experts inputs do not match its attributes");
+  if (!is_activation(g.input_of(n, 0).dtype))
+    return SupportResult::no("moe_experts x must be f32, bf16 or f16");
+  if (g.input_of(n, 1).dtype != DType::F32)
+    return SupportResult::no("moe_experts routing weights must be f32");
+  for (std::size_t i = 2; i < 5; ++i)
+    if (g.input_of(n, i).dtype != DType::I32)
+      return SupportResult::no("moe_experts offsets, perm and inv must be i32");
+  for (std::size_t i = 5; i < n.inputs.size(); ++i)
+    if (!is_gemm_weight(g.input_of(n, i).dtype))
+      return SupportResult::no(fmt::format("moe_experts weight '{}' of dtype {} (f32 or bf16 only)",
+                                           g.input_of(n, i).name,
+                                           dtype_name(g.input_of(n, i).dtype)));
+  if (g.input_of(n, 3).shape.numel() > std::numeric_limits<std::int32_t>::max())
+    return SupportResult::no("moe_experts with more than 2^31 rows");
+  return SupportResult::yes();
+}
+
+std::unique_ptr<CpuKernel> lower_experts(CpuEnv& env, const GraphState& g, const Node& n) {
+  return std::make_unique<ExpertsKernel>(env, g, n);
+}
+
+}  // namespace porta::detail::cpu::moe

@@ -1,0 +1,109 @@
+// Internals of the cpu backend's MoE kernels: a small thread pool for the loops oneDNN does not
+// run (the router's rows, the decode-time expert dot products, permute and combine), the expert
+// GEMM engine shared by grouped_matmul and moe_experts, and each op's lowering.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <porta/dtype.hpp>
+
+#include "cpu_kernel.hpp"
+
+namespace porta::detail::cpu::moe {
+
+// Runs body(begin, end) over [0, count) split into chunks of at least `grain`, on a process-wide
+// pool of one worker per hardware thread (the caller works too). Returns when all are done.
+// Exceptions thrown by `body` are rethrown on the caller.
+void parallel_for(std::int64_t count, std::int64_t grain,
+                  const std::function<void(std::int64_t, std::int64_t)>& body);
+int worker_count();
+
+// True when this CPU has AVX2 and FMA; the vector loops fall back to plain C++ otherwise.
+bool has_avx2();
+
+// y[r, n] = Σ_h x[r, h] · w[n, h] for the rows of each expert: the ragged GEMM of
+// grouped_matmul and of moe_experts' three projections. Weights are [E, N, H] (nn.Linear
+// layout) in f32 or bf16, read where they are (never copied whole): blocks with more than
+// kSmallRows rows go to one oneDNN f32 matmul primitive (created once, at lower time, with a
+// run-time row count); smaller blocks, the decode case, go to our own dot-product loop, which
+// reads each weight row once for all the block's rows and reads bf16 weights as bf16 (half the
+// bytes). oneDNN 2.6 has no bf16 matmul without AVX-512, so large bf16 blocks widen their
+// weights to f32 one panel of rows at a time in a cache-sized scratch buffer.
+class ExpertGemm {
+ public:
+  static constexpr std::int64_t kSmallRows = 8;
+  static constexpr std::int64_t kPanelRows = 128;  // bf16 weight rows widened at a time
+
+  ExpertGemm(CpuEnv& env, std::int64_t out_features, std::int64_t in_features, DType weight_dtype);
+
+  // One expert's block: x [rows, H] f32 (row stride ldx), w = that expert's [N, H] weights,
+  // y [rows, N] f32 (row stride ldy). Safe to call from one thread at a time per object.
+  void run_block(const float* x, std::int64_t ldx, std::int64_t rows, const void* w, float* y,
+                 std::int64_t ldy);
+
+  // Every small block of all experts in one parallel pass. `blocks` lists (expert, first row,
+  // rows); weights of expert e start at w_base + e · N · H elements.
+  struct Block {
+    std::int64_t expert, first, rows;
+  };
+  void run_small_blocks(const std::vector<Block>& blocks, const float* x, std::int64_t ldx,
+                        const void* w_base, float* y, std::int64_t ldy) const;
+
+  std::int64_t out_features() const { return n_; }
+  std::int64_t in_features() const { return h_; }
+  DType weight_dtype() const { return dtype_; }
+
+ private:
+  CpuEnv& env_;
+  std::int64_t n_, h_;
+  DType dtype_;
+  dnnl::matmul full_;   // f32 weights: [M, H] x [H, N]^T
+  dnnl::matmul panel_;  // bf16 weights widened per panel: [M, H] x [H, kPanelRows]
+  dnnl::matmul tail_;   // the last, shorter panel
+  std::int64_t tail_rows_ = 0;
+  std::vector<float> scratch_;
+};
+
+// The small-block dot products for rows [n_begin, n_end) of one expert's weights.
+void small_gemm(const float* x, std::int64_t ldx, std::int64_t rows, const void* w, DType wdtype,
+                std::int64_t h, std::int64_t n_begin, std::int64_t n_end, float* y,
+                std::int64_t ldy);
+
+// Widens `count` elements of f32, bf16 or f16 into f32.
+void widen_to_f32(const void* src, DType dtype, std::int64_t count, float* dst);
+// Rounds `count` f32 values into `dtype` (f32, bf16, f16) exactly as porta's conversions do.
+void narrow_from_f32(const float* src, DType dtype, std::int64_t count, void* dst);
+
+// out[t] = Σ_k (ascending) w[t, k] · rows[inv[t·K + k]] in f32, one multiply then one add per
+// term (never fused), skipping inv = -1: bit-identical to the reference backend and run to run.
+void combine_f32(const float* rows, std::int64_t hidden, const float* weights,
+                 const std::int32_t* inv, std::int64_t tokens, std::int64_t top_k, float* out);
+
+// Reads and checks the routing tables a kernel indexes with (throws InvalidArgument naming the
+// node): offsets non-decreasing within [0, rows], perm >= 0, inv in [-1, rows).
+void check_offsets(const std::string& label, const std::int32_t* offsets, std::int64_t count,
+                   std::int64_t rows);
+void check_perm(const std::string& label, const std::int32_t* perm, std::int64_t count);
+void check_inv(const std::string& label, const std::int32_t* inv, std::int64_t count,
+               std::int64_t rows);
+
+// "moe_router 'router' (logits f32[4, 8])" style label of a node for run-time errors.
+std::string node_label(const GraphState& g, const Node& n);
+
+// The lowerings, one per op (moe_lowerings.cpp lists them).
+SupportResult router_supports(const GraphState& g, const Node& n);
+std::unique_ptr<CpuKernel> lower_router(CpuEnv& env, const GraphState& g, const Node& n);
+SupportResult permute_supports(const GraphState& g, const Node& n);
+std::unique_ptr<CpuKernel> lower_permute(CpuEnv& env, const GraphState& g, const Node& n);
+SupportResult combine_supports(const GraphState& g, const Node& n);
+std::unique_ptr<CpuKernel> lower_combine(CpuEnv& env, const GraphState& g, const Node& n);
+SupportResult grouped_supports(const GraphState& g, const Node& n);
+std::unique_ptr<CpuKernel> lower_grouped(CpuEnv& env, const GraphState& g, const Node& n);
+SupportResult experts_supports(const GraphState& g, const Node& n);
+std::unique_ptr<CpuKernel> lower_experts(CpuEnv& env, const GraphState& g, const Node& n);
+
+}  // namespace porta::detail::cpu::moe
