@@ -1,0 +1,234 @@
+// Lowerings of the MoE ops: the router (kernels/moe_router.cl), moe_permute and moe_combine
+// (kernels/moe.cl) and the ragged grouped expert GEMM (kernels/grouped_gemm.cl). Routing tables
+// stay on the device from the router to the combine: nothing about the routing is read back.
+#include <cmath>
+
+#include <fmt/format.h>
+
+#include <porta/moe.hpp>
+#include <porta/ops.hpp>
+
+#include "opencl_lowering.hpp"
+
+namespace porta::detail::opencl {
+
+namespace {
+
+constexpr std::size_t kGroupedTile = 64;
+
+// C = ceil(factor · T · K / E) evaluated in f32, at most T · K (as the reference).
+std::int64_t capacity_slots(float factor, std::int64_t assignments, std::int64_t experts) {
+  const float slots =
+      std::ceil(factor * static_cast<float>(assignments) / static_cast<float>(experts));
+  if (!(slots < static_cast<float>(assignments))) return assignments;
+  return static_cast<std::int64_t>(slots);
+}
+
+SupportResult router_supports(const Device& device, const GraphState& g, const Node& n) {
+  const auto* a = std::get_if<moe::RouterAttrs>(&n.attrs);
+  if (a == nullptr) return SupportResult::no("moe_router node without RouterAttrs");
+  if (a->mode != moe::Mode::TokenChoice)
+    return SupportResult::no(fmt::format("{}: mode {} has no opencl kernel (token_choice only)",
+                                         label(n), moe::to_string(a->mode)));
+  if (!device.has_fp64())
+    return SupportResult::no(fmt::format(
+        "{}: the device has no cl_khr_fp64; the router's scores are computed in double to "
+        "choose exactly the reference's experts",
+        label(n)));
+  const std::size_t expected = a->use_bias ? 2 : 1;
+  if (n.inputs.size() != expected || n.outputs.size() != 9)
+    return SupportResult::no(fmt::format(
+        "{} with {} inputs and {} outputs: the opencl router takes logits (and a bias) only",
+        label(n), n.inputs.size(), n.outputs.size()));
+  const std::int64_t E = a->num_experts, K = a->top_k, G = a->num_groups, TG = a->topk_groups;
+  if (E < 1 || K < 1 || K > E || G < 1 || E % G != 0 || TG < 1 || TG > G || K > TG * (E / G))
+    return SupportResult::no(
+        fmt::format("{}: E = {}, K = {}, G = {}, TG = {} do not fit", label(n), E, K, G, TG));
+  if (G > 64)
+    return SupportResult::no(
+        fmt::format("{}: {} groups (the opencl kernel keeps at most 64)", label(n), G));
+  if (G > 1 && a->group_score == moe::GroupScore::Top2Sum && E / G < 2)
+    return SupportResult::no(fmt::format("{}: top2_sum needs two experts per group", label(n)));
+  if (a->block_size < 1 || !(a->capacity_factor >= 0.0f))
+    return SupportResult::no(
+        fmt::format("{}: block_size or capacity_factor out of range", label(n)));
+  const ValueInfo& logits = g.input_of(n, 0);
+  if (!is_float_storage(logits.dtype) || logits.shape.rank() != 2 || logits.shape[1] != E)
+    return SupportResult::no(
+        fmt::format("{}: logits must be [T, {}] f32, f16 or bf16", label(n), E));
+  if (a->use_bias && (g.input_of(n, 1).dtype != DType::F32 || g.input_of(n, 1).shape.numel() != E))
+    return SupportResult::no(fmt::format("{}: the bias must be f32 [{}]", label(n), E));
+  const std::int64_t T = logits.shape[0];
+  const std::int64_t perm_rows = T * K + (a->block_size > 1 ? E * (a->block_size - 1) : 0);
+  if (g.output_of(n, 0).shape.numel() != T * K || g.output_of(n, 4).shape.numel() != perm_rows)
+    return SupportResult::no(fmt::format("{}: outputs of an unexpected size", label(n)));
+  for (std::size_t i : {0u, 2u, 3u, 4u, 5u, 6u, 7u})
+    if (g.output_of(n, i).dtype != DType::I32)
+      return SupportResult::no(fmt::format("{}: output {} is not i32", label(n), i));
+  return SupportResult::yes();
+}
+
+void router_lower(Device& device, const GraphState& g, const Node& n, LoweredOp& op) {
+  const auto& a = std::get<moe::RouterAttrs>(n.attrs);
+  const ValueInfo& logits = g.input_of(n, 0);
+  const cl_long T = logits.shape[0], E = a.num_experts, K = a.top_k;
+  const cl_long assignments = T * K;
+  const cl_long capacity =
+      a.capacity_factor > 0.0f ? capacity_slots(a.capacity_factor, assignments, E) : assignments;
+  const cl_long block = a.block_size;
+  const cl_long perm_rows = g.output_of(n, 4).shape.numel();
+  const auto tokens_by_experts = static_cast<std::size_t>(std::max<cl_long>(1, T * E));
+  op.buffers.push_back(allocate_buffer(device, tokens_by_experts * sizeof(float)));
+  const ClBuffer* scores = op.buffers.back().get();
+  op.buffers.push_back(allocate_buffer(device, tokens_by_experts * sizeof(float)));
+  const ClBuffer* ranked = op.buffers.back().get();
+  op.buffers.push_back(
+      allocate_buffer(device, static_cast<std::size_t>(std::max<cl_long>(1, assignments)) * 4));
+  const ClBuffer* raw_ids = op.buffers.back().get();
+  op.kernels.push_back(device.kernel("router_tokens"));
+  const cl_kernel tokens_kernel = op.kernels.back().get();
+  op.kernels.push_back(device.kernel("router_tables"));
+  const cl_kernel tables_kernel = op.kernels.back().get();
+  const std::size_t tables_local = device.work_group_size(tables_kernel, 256);
+
+  const cl_int logits_dtype = dtype_code(logits.dtype);
+  const cl_int has_bias = a.use_bias ? 1 : 0;
+  const cl_int score = static_cast<cl_int>(a.score);
+  const cl_int select_logit = a.select_on == moe::SelectOn::Logit ? 1 : 0;
+  const cl_int top2 = a.group_score == moe::GroupScore::Top2Sum ? 1 : 0;
+  const cl_int renormalize = a.renormalize ? 1 : 0;
+  const double renorm_eps = a.renorm_eps, scale = a.scale;
+  const cl_long G = a.num_groups, TG = a.topk_groups;
+  const std::vector<ValueId> in(n.inputs.begin(), n.inputs.end());
+  const std::vector<ValueId> out(n.outputs.begin(), n.outputs.end());
+  op.run = [=](const Bindings& b, Enqueuer& q) {
+    const DeviceArg bias = has_bias ? b.at(in[1]) : b.at(in[0]);
+    set_args(tokens_kernel, b.at(in[0]), logits_dtype, bias, has_bias, scores->mem(), ranked->mem(),
+             raw_ids->mem(), b.at(out[1]), b.at(out[7]), T, E, K, score, select_logit, G, TG, top2,
+             renormalize, renorm_eps, scale);
+    q.launch(tokens_kernel, {static_cast<std::size_t>(T)}, {64}, "router_tokens");
+    set_args(tables_kernel, raw_ids->mem(), scores->mem(), b.at(out[0]), b.at(out[1]), b.at(out[2]),
+             b.at(out[3]), b.at(out[4]), b.at(out[5]), b.at(out[6]), b.at(out[8]), T, E, K,
+             capacity, block, perm_rows);
+    q.launch(tables_kernel, {tables_local}, {tables_local}, "router_tables");
+  };
+}
+
+}  // namespace
+
+GroupedGemm make_grouped_gemm(Device& device, std::int64_t rows, std::int64_t hidden,
+                              std::int64_t out_features, std::int64_t experts, DType rows_dtype,
+                              DType w_dtype, DType out_dtype) {
+  GroupedGemm gemm;
+  gemm.gemm = device.kernel("grouped_gemm");
+  gemm.zero_rows = device.kernel("grouped_zero_rows");
+  gemm.rows = rows;
+  gemm.hidden = hidden;
+  gemm.out_features = out_features;
+  gemm.experts = experts;
+  gemm.rows_dtype = rows_dtype;
+  gemm.w_dtype = w_dtype;
+  gemm.out_dtype = out_dtype;
+  return gemm;
+}
+
+void enqueue_grouped_gemm(const GroupedGemm& gemm, Enqueuer& queue, DeviceArg rows, DeviceArg w,
+                          DeviceArg offsets, DeviceArg out) {
+  const cl_long P = gemm.rows, H = gemm.hidden, N = gemm.out_features, E = gemm.experts;
+  if (P == 0 || N == 0) return;
+  const cl_int od = dtype_code(gemm.out_dtype);
+  set_args(gemm.zero_rows.get(), offsets, out, od, P, N, E);
+  queue.launch(gemm.zero_rows.get(), {static_cast<std::size_t>(P)}, {64}, "grouped_zero_rows");
+  const std::size_t column_tiles = ceil_div(static_cast<std::size_t>(N), kGroupedTile);
+  const std::size_t row_slots =
+      ceil_div(static_cast<std::size_t>(P), kGroupedTile) + static_cast<std::size_t>(E);
+  set_args(gemm.gemm.get(), rows, dtype_code(gemm.rows_dtype), w, dtype_code(gemm.w_dtype), offsets,
+           out, od, P, H, N, E);
+  queue.launch(gemm.gemm.get(), {column_tiles * 16, row_slots * 16}, {16, 16}, "grouped_gemm");
+}
+
+SupportResult moe_supports(const Device& device, const GraphState& g, const Node& n) {
+  switch (n.op) {
+    case OpKind::MoeRouter: return router_supports(device, g, n);
+    case OpKind::MoePermute: {
+      if (!std::holds_alternative<MoePermuteAttrs>(n.attrs) ||
+          std::get<MoePermuteAttrs>(n.attrs).top_k < 1)
+        return SupportResult::no(fmt::format("{} needs MoePermuteAttrs with top_k >= 1", label(n)));
+      if (g.input_of(n, 1).dtype != DType::I32 || g.input_of(n, 0).shape.rank() != 2)
+        return SupportResult::no(fmt::format("{}: x must be [T, H] and perm i32", label(n)));
+      const std::size_t element = dtype_size(g.input_of(n, 0).dtype);
+      if (element != 1 && element != 2 && element != 4 && element != 8)
+        return SupportResult::no(fmt::format("{}: elements of {} bytes", label(n), element));
+      return SupportResult::yes();
+    }
+    case OpKind::GroupedMatmul: {
+      if (auto r = need_float_storage(g, n, 0, 2); !r.supported) return r;
+      if (g.input_of(n, 2).dtype != DType::I32)
+        return SupportResult::no(fmt::format("{}: offsets must be i32", label(n)));
+      if (device.max_work_group() < 256 || device.local_memory() < 8 * 1024)
+        return SupportResult::no(fmt::format(
+            "{}: the grouped GEMM kernel needs 256 work-items and 8 KiB of local memory per "
+            "work-group; the device offers {} and {} bytes",
+            label(n), device.max_work_group(), device.local_memory()));
+      return SupportResult::yes();
+    }
+    case OpKind::MoeCombine:
+      if (auto r = need_float_storage(g, n, 0, 1); !r.supported) return r;
+      if (g.input_of(n, 1).dtype != DType::F32 || g.input_of(n, 2).dtype != DType::I32)
+        return SupportResult::no(fmt::format("{}: weights must be f32 and inv i32", label(n)));
+      return SupportResult::yes();
+    case OpKind::MoeExperts:
+      return SupportResult::no(fmt::format(
+          "{}: the fused experts op has no opencl lowering yet; moe_permute, grouped_matmul, "
+          "swiglu and moe_combine, which compose it, all run on opencl",
+          label(n)));
+    default: break;
+  }
+  return SupportResult::no(fmt::format("{} is not an MoE op", label(n)));
+}
+
+void moe_lower(Device& device, const GraphState& g, const Node& n, LoweredOp& op) {
+  if (n.op == OpKind::MoeRouter) return router_lower(device, g, n, op);
+  const ValueId x = n.inputs[0], second = n.inputs[1], y = n.outputs[0];
+  if (n.op == OpKind::MoePermute) {
+    const ValueInfo& xi = g.input_of(n, 0);
+    op.kernels.push_back(device.kernel("moe_permute_rows"));
+    const cl_kernel k = op.kernels.back().get();
+    const cl_int element = static_cast<cl_int>(dtype_size(xi.dtype));
+    const cl_long rows = g.input_of(n, 1).shape.numel(), hidden = xi.shape[1];
+    const cl_long top_k = std::get<MoePermuteAttrs>(n.attrs).top_k;
+    const cl_long assignments = xi.shape[0] * top_k;
+    op.run = [=](const Bindings& b, Enqueuer& q) {
+      set_args(k, b.at(x), element, b.at(second), b.at(y), rows, hidden, assignments, top_k);
+      q.launch(k, {static_cast<std::size_t>(rows * hidden)}, {64}, "moe_permute_rows");
+    };
+    return;
+  }
+  if (n.op == OpKind::MoeCombine) {
+    const ValueInfo& yp = g.input_of(n, 0);
+    const ValueInfo& weights = g.input_of(n, 1);
+    op.kernels.push_back(device.kernel("moe_combine_rows"));
+    const cl_kernel k = op.kernels.back().get();
+    const cl_int dtype = dtype_code(yp.dtype);
+    const cl_long tokens = weights.shape[0], top_k = weights.shape[1], hidden = yp.shape[1],
+                  yp_rows = yp.shape[0];
+    const ValueId inv = n.inputs[2];
+    op.run = [=](const Bindings& b, Enqueuer& q) {
+      set_args(k, b.at(x), dtype, b.at(second), b.at(inv), b.at(y), tokens, top_k, hidden, yp_rows);
+      q.launch(k, {static_cast<std::size_t>(tokens * hidden)}, {64}, "moe_combine_rows");
+    };
+    return;
+  }
+  // grouped_matmul
+  const ValueInfo& rows = g.input_of(n, 0);
+  const ValueInfo& w = g.input_of(n, 1);
+  auto gemm = std::make_shared<GroupedGemm>(make_grouped_gemm(device, rows.shape[0], rows.shape[1],
+                                                              w.shape[1], w.shape[0], rows.dtype,
+                                                              w.dtype, g.output_of(n, 0).dtype));
+  const ValueId offsets = n.inputs[2];
+  op.run = [=](const Bindings& b, Enqueuer& q) {
+    enqueue_grouped_gemm(*gemm, q, b.at(x), b.at(second), b.at(offsets), b.at(y));
+  };
+}
+
+}  // namespace porta::detail::opencl
