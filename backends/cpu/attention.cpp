@@ -2,8 +2,6 @@
 // after a KV cache prefix read at cache_len (checked at run time). oneDNN 2.6 has no attention
 // primitive; this is a loop of our own over (query token, head) pairs in parallel, with f32
 // vectorised dot products, a max-subtracted softmax and per-thread scratch sized at compile time.
-#include <omp.h>
-
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -78,50 +76,55 @@ class AttentionKernel final : public CpuKernel {
     const std::int64_t group = q_heads_ / std::max<std::int64_t>(kv_heads_, 1);
     const std::int64_t dk = key_dim_, dv = value_dim_, hkv = kv_heads_;
 
-    parallel_for(q_tokens_ * q_heads_,
-                 std::max<std::int64_t>(1, 4096 / std::max<std::int64_t>(keys * (dk + dv), 1)),
-                 [&](std::int64_t begin, std::int64_t end) {
-                   float* scores =
-                       scratch_.data() + static_cast<std::int64_t>(omp_get_thread_num()) * stride_;
-                   float* acc = scores + capacity_ + kv_tokens_;
-                   for (std::int64_t pair = begin; pair < end; ++pair) {
-                     const std::int64_t i = pair / q_heads_, h = pair % q_heads_, gkv = h / group;
-                     float* o = out + pair * dv;
-                     const std::int64_t visible =
-                         causal_ ? std::clamp<std::int64_t>(keys - q_tokens_ + i + 1, 0, keys)
-                                 : keys;
-                     if (visible == 0) {
-                       std::fill(o, o + dv, 0.0f);
-                       continue;
-                     }
-                     const float* query = q + pair * dk;
-                     float max_score = -std::numeric_limits<float>::infinity();
-                     for (std::int64_t j = 0; j < visible; ++j) {
-                       const float* key = j < cached ? kc + (j * hkv + gkv) * dk
-                                                     : k + ((j - cached) * hkv + gkv) * dk;
-                       float dot = 0.0f;
+    // One scratch slice per chunk (never per OpenMP thread number, which belongs to the caller's
+    // team when run() is called from inside a parallel region).
+    const std::int64_t pairs = q_tokens_ * q_heads_;
+    const std::int64_t work = pairs * std::max<std::int64_t>(keys * (dk + dv), 1);
+    const std::int64_t chunks =
+        std::clamp<std::int64_t>(work / 4096, 1, std::min<std::int64_t>(cpu_threads(), pairs));
+    parallel_for(chunks, 1, [&](std::int64_t chunk_begin, std::int64_t chunk_end) {
+      for (std::int64_t chunk = chunk_begin; chunk < chunk_end; ++chunk) {
+        const std::int64_t begin = pairs * chunk / chunks, end = pairs * (chunk + 1) / chunks;
+        float* scores = scratch_.data() + chunk * stride_;
+        float* acc = scores + capacity_ + kv_tokens_;
+        for (std::int64_t pair = begin; pair < end; ++pair) {
+          const std::int64_t i = pair / q_heads_, h = pair % q_heads_, gkv = h / group;
+          float* o = out + pair * dv;
+          const std::int64_t visible =
+              causal_ ? std::clamp<std::int64_t>(keys - q_tokens_ + i + 1, 0, keys) : keys;
+          if (visible == 0) {
+            std::fill(o, o + dv, 0.0f);
+            continue;
+          }
+          const float* query = q + pair * dk;
+          float max_score = -std::numeric_limits<float>::infinity();
+          for (std::int64_t j = 0; j < visible; ++j) {
+            const float* key =
+                j < cached ? kc + (j * hkv + gkv) * dk : k + ((j - cached) * hkv + gkv) * dk;
+            float dot = 0.0f;
 #pragma omp simd reduction(+ : dot)
-                       for (std::int64_t c = 0; c < dk; ++c) dot += query[c] * key[c];
-                       scores[j] = dot * scale_;
-                       max_score = std::max(max_score, scores[j]);
-                     }
-                     float sum = 0.0f;
-                     for (std::int64_t j = 0; j < visible; ++j) {
-                       scores[j] = std::exp(scores[j] - max_score);
-                       sum += scores[j];
-                     }
-                     std::fill(acc, acc + dv, 0.0f);
-                     for (std::int64_t j = 0; j < visible; ++j) {
-                       const float* value = j < cached ? vc + (j * hkv + gkv) * dv
-                                                       : v + ((j - cached) * hkv + gkv) * dv;
-                       const float w = scores[j];
+            for (std::int64_t c = 0; c < dk; ++c) dot += query[c] * key[c];
+            scores[j] = dot * scale_;
+            max_score = std::max(max_score, scores[j]);
+          }
+          float sum = 0.0f;
+          for (std::int64_t j = 0; j < visible; ++j) {
+            scores[j] = std::exp(scores[j] - max_score);
+            sum += scores[j];
+          }
+          std::fill(acc, acc + dv, 0.0f);
+          for (std::int64_t j = 0; j < visible; ++j) {
+            const float* value =
+                j < cached ? vc + (j * hkv + gkv) * dv : v + ((j - cached) * hkv + gkv) * dv;
+            const float w = scores[j];
 #pragma omp simd
-                       for (std::int64_t c = 0; c < dv; ++c) acc[c] += w * value[c];
-                     }
-                     const float inv = 1.0f / sum;
-                     for (std::int64_t c = 0; c < dv; ++c) o[c] = acc[c] * inv;
-                   }
-                 });
+            for (std::int64_t c = 0; c < dv; ++c) acc[c] += w * value[c];
+          }
+          const float inv = 1.0f / sum;
+          for (std::int64_t c = 0; c < dv; ++c) o[c] = acc[c] * inv;
+        }
+      }
+    });
     out_.finish(ctx);
   }
 

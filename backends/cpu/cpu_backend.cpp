@@ -124,6 +124,19 @@ class CpuBackend final : public Backend {
         throw Error(ErrorCode::Unsupported, fmt::format("cpu backend cannot run {}: {}",
                                                         describe_node(g, n), verdict.reason));
       try {
+        if (auto swiglu = find_swiglu_fusion(g, nodes, i, uses)) {
+          const Node& second = g.nodes[nodes[i + 1]];
+          PlannedKernel first{id, nullptr, {}};
+          first.kernel = swiglu->first.ops.empty()
+                             ? entry->lower(plan->env, g, n)
+                             : lower_fused_matmul(plan->env, g, n, swiglu->first);
+          plan->kernels.push_back(std::move(first));
+          plan->kernels.push_back({nodes[i + 1],
+                                   lower_fused_matmul(plan->env, g, second, swiglu->second),
+                                   {nodes[i + 2]}});
+          i += 2;
+          continue;
+        }
         if (n.op == OpKind::Matmul && matmul_accepts_post_ops(g, n)) {
           FusedChain chain = find_matmul_chain(g, nodes, i, uses);
           if (chain.length > 1) {

@@ -19,6 +19,7 @@
 #include <porta/error.hpp>
 
 #include "cpu_kernel.hpp"
+#include "cpu_threads.hpp"
 
 namespace porta::detail::cpu {
 
@@ -78,12 +79,6 @@ class F32Scratch {
 
 // ---- threads --------------------------------------------------------------------------------
 
-// The thread count of the cpu backend: the environment variable PORTA_CPU_THREADS when set, else
-// the compile option PORTA_CPU_THREADS when non-zero, else every core OpenMP sees. `error` gets a
-// message (and the default is returned) when the environment variable is not a positive integer.
-int configured_threads(std::string* error = nullptr);
-// The same, read once: what our own loops use and what execute() hands oneDNN's OpenMP pool.
-int cpu_threads();
 // Runs body(begin, end) over [0, count) split in contiguous chunks across threads; serial when
 // count is below `grain` elements of work per extra thread.
 template <class F>

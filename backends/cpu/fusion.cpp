@@ -69,6 +69,36 @@ std::vector<int> value_uses(const GraphState& g) {
   return uses;
 }
 
+std::optional<SwigluFusion> find_swiglu_fusion(const GraphState& g, std::span<const NodeId> nodes,
+                                               std::size_t start, const std::vector<int>& uses) {
+  if (start + 2 >= nodes.size()) return std::nullopt;
+  const Node& first = g.nodes[nodes[start]];
+  const Node& second = g.nodes[nodes[start + 1]];
+  const Node& swiglu = g.nodes[nodes[start + 2]];
+  if (first.op != OpKind::Matmul || second.op != OpKind::Matmul || swiglu.op != OpKind::Swiglu)
+    return std::nullopt;
+  const ValueId a = first.outputs[0], b = second.outputs[0];
+  const ValueId gate = swiglu.inputs[0], up = swiglu.inputs[1];
+  if (!((gate == a && up == b) || (gate == b && up == a))) return std::nullopt;
+  if (uses[a] != 1 || uses[b] != 1) return std::nullopt;
+  if (!matmul_accepts_post_ops(g, first) || !matmul_accepts_post_ops(g, second))
+    return std::nullopt;
+  MatmulPostOp silu;
+  silu.algorithm = dnnl::algorithm::eltwise_swish;
+  silu.alpha = 1.0f;
+  MatmulPostOp mul;
+  mul.binary = true;
+  mul.algorithm = dnnl::algorithm::binary_mul;
+  mul.operand = a;
+  SwigluFusion f;
+  f.first.output = a;
+  if (gate == a) f.first.ops.push_back(silu);
+  if (gate == b) f.second.ops.push_back(silu);
+  f.second.ops.push_back(mul);
+  f.second.output = swiglu.outputs[0];
+  return f;
+}
+
 FusedChain find_matmul_chain(const GraphState& g, std::span<const NodeId> nodes, std::size_t start,
                              const std::vector<int>& uses) {
   FusedChain chain;

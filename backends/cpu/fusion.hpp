@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstddef>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -25,6 +26,17 @@ struct FusedChain {
 // How many consumers each value has among the graph's nodes, and whether it is a graph output
 // (an output counts as a consumer): the facts fusion needs about intermediates.
 std::vector<int> value_uses(const GraphState& g);
+
+// gate = x·Wg, up = x·Wu, swiglu(gate, up), consecutive in the segment, with gate and up read
+// by the swiglu only: the second matmul absorbs the swiglu as a binary mul by the first one's
+// result, and silu goes onto whichever of the two is the gate (an eltwise post-op). Both run in
+// their own order; the swiglu node runs nothing.
+struct SwigluFusion {
+  MatmulEpilogue first;   // for nodes[start]: silu when it is the gate, else nothing
+  MatmulEpilogue second;  // for nodes[start + 1]: [silu,] mul by the first's result -> swiglu out
+};
+std::optional<SwigluFusion> find_swiglu_fusion(const GraphState& g, std::span<const NodeId> nodes,
+                                               std::size_t start, const std::vector<int>& uses);
 
 // The chain starting at nodes[start] (a matmul that accepts post-ops), or length 1 and no
 // post-ops when nothing follows that can fuse.

@@ -88,17 +88,47 @@ TEST_CASE("fusion stops where the intermediate has another consumer or is an out
 
 TEST_CASE("a fused chain stays right when its output reuses the matmul input's memory",
           "[cpu][fusion]") {
-  // A stack of norm -> matmul -> +bias -> silu blocks: the planner reuses the bytes of each
-  // block's input (dead after its matmul) for later values, including fused outputs.
+  // A stack of norm -> matmul -> +bias (-> silu) blocks: the planner reuses the bytes of each
+  // block's input (dead after its matmul) for later values. With norm at step s, matmul at s+1
+  // and the bias add at s+2, the add's output gets exactly the norm output's bytes (same size,
+  // lifetimes [s, s+1] and [s+2, ...]), so the fused kernel must not write where it reads.
   const Build build = [](CaseBuilder& b) -> std::vector<Value> {
     Value h = b.input("x", {6, 32});
     for (int layer = 0; layer < 4; ++layer) {
       auto n = b.graph.rms_norm(h, b.weight(fmt::format("n{}", layer), {32}, 0.5, 1.5));
       auto y = b.graph.matmul(n, b.weight(fmt::format("w{}", layer), {32, 32}, -0.3f, 0.3f));
-      h = b.graph.silu(b.graph.add(y, b.weight(fmt::format("b{}", layer), {32})));
+      h = b.graph.add(y, b.weight(fmt::format("b{}", layer), {32}));
+      if (layer % 2 == 1) h = b.graph.silu(h);
     }
     return {h};
   };
   CHECK(cpu_error(build, DType::F32) <= 2e-5);
   CHECK(cpu_error(build, DType::BF16) <= tolerance(DType::BF16));
+}
+
+TEST_CASE("a SwiGLU MLP fuses silu and the product into its two matmuls", "[cpu][fusion]") {
+  for (bool gate_first : {true, false}) {
+    INFO("gate matmul first: " << gate_first);
+    const Build build = [gate_first](CaseBuilder& b) -> std::vector<Value> {
+      auto x = b.input("x", {5, 24});
+      auto w_gate = b.weight("wg", {40, 24}, -0.5f, 0.5f);
+      auto w_up = b.weight("wu", {40, 24}, -0.5f, 0.5f);
+      Value gate, up;
+      if (gate_first) {
+        gate = b.graph.name(b.graph.matmul(x, w_gate, {false, true}), "gate");
+        up = b.graph.name(b.graph.matmul(x, w_up, {false, true}), "up");
+      } else {
+        up = b.graph.name(b.graph.matmul(x, w_up, {false, true}), "up");
+        gate = b.graph.name(b.graph.matmul(x, w_gate, {false, true}), "gate");
+      }
+      auto h = b.graph.name(b.graph.swiglu(gate, up), "act");
+      return {b.graph.matmul(h, b.weight("wd", {24, 40}, -0.5f, 0.5f), {false, true})};
+    };
+    double error = 0;
+    const auto ops = profile_of(build, error);
+    CHECK(error <= 2e-5);
+    CHECK(ops.at("act").time_us == 0);
+    CHECK(ops.at("act").metrics.count("fused_into") == 1);
+    CHECK(cpu_error(build, DType::BF16) <= tolerance(DType::BF16));
+  }
 }

@@ -1,0 +1,57 @@
+// PORTA_CPU_THREADS: the environment variable wins over the compile option; a malformed value is
+// reported, never silently replaced.
+#include <cstdlib>
+#include <optional>
+#include <string>
+
+#include <catch2/catch.hpp>
+
+#include "../../backends/cpu/cpu_threads.hpp"
+
+namespace {
+
+// Sets PORTA_CPU_THREADS for one scope and restores what was there.
+class ThreadsEnv {
+ public:
+  explicit ThreadsEnv(const char* value) {
+    if (const char* old = std::getenv("PORTA_CPU_THREADS")) saved_ = old;
+    if (value)
+      setenv("PORTA_CPU_THREADS", value, 1);
+    else
+      unsetenv("PORTA_CPU_THREADS");
+  }
+  ~ThreadsEnv() {
+    if (saved_)
+      setenv("PORTA_CPU_THREADS", saved_->c_str(), 1);
+    else
+      unsetenv("PORTA_CPU_THREADS");
+  }
+
+ private:
+  std::optional<std::string> saved_;
+};
+
+}  // namespace
+
+TEST_CASE("PORTA_CPU_THREADS sets the cpu thread count", "[cpu][threads]") {
+  using porta::detail::cpu::configured_threads;
+  {
+    ThreadsEnv env("3");
+    std::string error;
+    CHECK(configured_threads(&error) == 3);
+    CHECK(error.empty());
+  }
+  {
+    ThreadsEnv env(nullptr);
+    std::string error;
+    CHECK(configured_threads(&error) >= 1);
+    CHECK(error.empty());
+  }
+  for (const char* bad : {"two", "0", "-1", "4x"}) {
+    INFO("PORTA_CPU_THREADS=" << bad);
+    ThreadsEnv env(bad);
+    std::string error;
+    CHECK(configured_threads(&error) >= 1);
+    CHECK_THAT(error, Catch::Contains("PORTA_CPU_THREADS") && Catch::Contains(bad));
+  }
+}
