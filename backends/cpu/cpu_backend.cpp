@@ -191,7 +191,18 @@ porta::detail::BackendFamily porta_backend_family_cpu() {
   using porta::detail::cpu::CpuBackend;
   porta::detail::BackendFamily family;
   family.name = "cpu";
-  family.enumerate = [] { return std::vector<porta::DeviceInfo>{CpuBackend().info()}; };
+  family.enumerate = [] {
+    try {
+      return std::vector<porta::DeviceInfo>{CpuBackend().info()};
+    } catch (const porta::Error& e) {  // a malformed PORTA_CPU_THREADS: listed, not usable
+      porta::DeviceInfo d;
+      d.name = "cpu";
+      d.kind = "cpu";
+      d.available = false;
+      d.unavailable_reason = e.what();
+      return std::vector<porta::DeviceInfo>{d};
+    }
+  };
   family.create = [](std::string_view device) -> std::shared_ptr<porta::detail::Backend> {
     if (!device.empty())
       throw porta::Error(porta::ErrorCode::NotFound,
