@@ -47,5 +47,8 @@ std::string format_matrix(const std::vector<CaseResult>& results);
 
 // The tolerance on normalised error for an op computed in a dtype.
 double tolerance(OpKind op, DType dtype);
+// The same on a named backend, for a contraction over `k` terms: npu-sim's cube ops get a
+// K-dependent bound (docs/npu-sim.md, "Tolerance"); every other backend and op the one above.
+double tolerance(OpKind op, DType dtype, const std::string& backend, std::int64_t k);
 
 }  // namespace porta::check

@@ -1,0 +1,237 @@
+// The cube ops' functional kernels (see functional.hpp for the numerics).
+#include "functional.hpp"
+
+#include <cmath>
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include <porta/error.hpp>
+
+#include "gemm.hpp"
+#include "reference/kernel_util.hpp"
+#include "reference/moe_internal.hpp"
+
+namespace porta::detail::npu_sim {
+
+namespace {
+
+using reference::node_label;
+
+// The cube's operand dtype for a value stored as `t`: fp16 and bf16 as they are, f32 as f32.
+DType operand_dtype(DType t) { return t == DType::F16 || t == DType::BF16 ? t : DType::F32; }
+
+// Rounds f32 results once into `out` (FixPipe's cast).
+void store_rounded(const float* values, std::size_t count, void* out, DType dtype) {
+  switch (dtype) {
+    case DType::F32: std::memcpy(out, values, count * sizeof(float)); return;
+    case DType::F16: {
+      auto* h = static_cast<std::uint16_t*>(out);
+      for (std::size_t i = 0; i < count; ++i) h[i] = f32_to_f16_bits(values[i]);
+      return;
+    }
+    case DType::BF16: {
+      auto* h = static_cast<std::uint16_t*>(out);
+      for (std::size_t i = 0; i < count; ++i) h[i] = f32_to_bf16_bits(values[i]);
+      return;
+    }
+    default:
+      for (std::size_t i = 0; i < count; ++i) store_from_f32(out, dtype, i, values[i]);
+  }
+}
+
+void round_in_place(std::vector<float>& v, DType t) {
+  if (t == DType::F32) return;
+  for (float& x : v) x = round_to(x, t);
+}
+
+std::vector<float> widen_all(const TensorRef& t) {
+  std::vector<float> out(static_cast<std::size_t>(t.shape().numel()));
+  widen(t.host(), t.dtype(), static_cast<std::int64_t>(out.size()), out.data());
+  return out;
+}
+
+Shape batch_shape(const Shape& s) {
+  return Shape(std::vector<std::int64_t>(s.dims().begin(), s.dims().end() - 2));
+}
+
+float silu_times(float gate, float up) {
+  return static_cast<float>(gate / (1.0f + std::exp(-gate)) * up);
+}
+
+// rows [m, k] (f32, already in the device dtype) times each expert's w [E, n, k]^T over its block
+// of rows; the output rounded to `t` (the GEMM kernel's FixPipe cast).
+std::vector<float> grouped_gemm(const float* rows, std::int64_t k, const TensorRef& w,
+                                std::int64_t w_offset_experts,
+                                std::span<const std::int64_t> offsets, std::int64_t m, DType t) {
+  const std::int64_t experts = static_cast<std::int64_t>(offsets.size()) - 1;
+  const std::int64_t n = w.shape()[1];
+  std::vector<float> out(static_cast<std::size_t>(m * n), 0.0f);
+  const auto* w_bytes = static_cast<const char*>(w.host());
+  const std::size_t expert_bytes = static_cast<std::size_t>(n * k) * dtype_size(w.dtype());
+  for (std::int64_t e = 0; e < experts; ++e) {
+    const std::int64_t first = offsets[static_cast<std::size_t>(e)];
+    const std::int64_t count = offsets[static_cast<std::size_t>(e + 1)] - first;
+    if (count <= 0) continue;
+    const PackedB b =
+        pack_b(w_bytes + static_cast<std::size_t>(e + w_offset_experts) * expert_bytes, w.dtype(),
+               k, n, true);
+    gemm_f32(rows + first * k, k, b, count, out.data() + first * n, n);
+  }
+  round_in_place(out, t);
+  return out;
+}
+
+// A dense nn.Linear x[m, k] . w[n, k]^T rounded to `t`.
+std::vector<float> linear(const float* x, std::int64_t m, std::int64_t k, const TensorRef& w,
+                          DType t) {
+  const std::int64_t n = w.shape()[0];
+  const PackedB b = pack_b(w.host(), w.dtype(), k, n, true);
+  std::vector<float> out(static_cast<std::size_t>(m * n));
+  gemm_f32(x, k, b, m, out.data(), n);
+  round_in_place(out, t);
+  return out;
+}
+
+}  // namespace
+
+float round_to(float value, DType dtype) {
+  switch (dtype) {
+    case DType::F16: return f16_bits_to_f32(f32_to_f16_bits(value));
+    case DType::BF16: return bf16_bits_to_f32(f32_to_bf16_bits(value));
+    default: return value;
+  }
+}
+
+void run_matmul(const GraphState&, const Node& n, const ExecContext& ctx) {
+  const auto& attrs = std::get<MatmulAttrs>(n.attrs);
+  const TensorRef& a_ref = ctx.input(n, 0);
+  const TensorRef& b_ref = ctx.input(n, 1);
+  const TensorRef& out_ref = ctx.output(n, 0);
+  const Shape& as = a_ref.shape();
+  const Shape& bs = b_ref.shape();
+  const Shape& os = out_ref.shape();
+  const std::int64_t m = attrs.transpose_a ? as[-1] : as[-2];
+  const std::int64_t k = attrs.transpose_a ? as[-2] : as[-1];
+  const std::int64_t n_cols = attrs.transpose_b ? bs[-2] : bs[-1];
+  if (os.numel() == 0) return;
+  const DType a_type = a_ref.dtype(), b_type = b_ref.dtype();
+  const DType round_a = operand_dtype(a_type), round_b = operand_dtype(b_type);
+  const std::size_t a_es = dtype_size(a_type), b_es = dtype_size(b_type);
+  const Shape out_batch = batch_shape(os);
+  reference::BroadcastWalker walk(out_batch, {batch_shape(as), batch_shape(bs)});
+  std::vector<float> a_mat(static_cast<std::size_t>(m * k)),
+      c(static_cast<std::size_t>(m * n_cols));
+  std::vector<float> column(static_cast<std::size_t>(attrs.transpose_a ? m : 0));
+  const auto* a_bytes = static_cast<const char*>(a_ref.host());
+  const auto* b_bytes = static_cast<const char*>(b_ref.host());
+  auto* out_bytes = static_cast<char*>(out_ref.host());
+  const std::size_t out_es = dtype_size(out_ref.dtype());
+  std::int64_t packed_index = -1;
+  PackedB b;
+  for (std::int64_t batch = 0; batch < out_batch.numel(); ++batch, walk.next()) {
+    const char* a_src = a_bytes + static_cast<std::size_t>(walk.index(0) * m * k) * a_es;
+    if (!attrs.transpose_a) {
+      widen(a_src, a_type, m * k, a_mat.data(), round_a);
+    } else {  // a is [K, M]: widen each of its K rows and scatter it into column p of [M, K]
+      for (std::int64_t p = 0; p < k; ++p) {
+        widen(a_src + static_cast<std::size_t>(p * m) * a_es, a_type, m, column.data(), round_a);
+        for (std::int64_t i = 0; i < m; ++i)
+          a_mat[static_cast<std::size_t>(i * k + p)] = column[static_cast<std::size_t>(i)];
+      }
+    }
+    if (walk.index(1) != packed_index) {  // a broadcast b is packed once
+      packed_index = walk.index(1);
+      b = pack_b(b_bytes + static_cast<std::size_t>(packed_index * k * n_cols) * b_es, b_type, k,
+                 n_cols, attrs.transpose_b, round_b);
+    }
+    gemm_f32(a_mat.data(), k, b, m, c.data(), n_cols);
+    store_rounded(c.data(), c.size(),
+                  out_bytes + static_cast<std::size_t>(batch * m * n_cols) * out_es,
+                  out_ref.dtype());
+  }
+}
+
+void run_grouped_matmul(const GraphState&, const Node& n, const ExecContext& ctx) {
+  const TensorRef& rows_ref = ctx.input(n, 0);
+  const TensorRef& w_ref = ctx.input(n, 1);
+  const auto offsets = reference::load_indices(n, ctx.input(n, 2), "offsets");
+  const std::int64_t num_rows = rows_ref.shape()[0];
+  reference::check_offsets(node_label(n), offsets, num_rows);
+  const auto rows = widen_all(rows_ref);
+  const TensorRef& out = ctx.output(n, 0);
+  const auto result =
+      grouped_gemm(rows.data(), rows_ref.shape()[1], w_ref, 0, offsets, num_rows, DType::F32);
+  store_rounded(result.data(), result.size(), out.host(), out.dtype());
+}
+
+void run_moe_experts(const GraphState&, const Node& n, const ExecContext& ctx) {
+  const auto& attrs = std::get<moe::ExpertsAttrs>(n.attrs);
+  const TensorRef& x_ref = ctx.input(n, 0);
+  const TensorRef& weights_ref = ctx.input(n, 1);
+  const TensorRef& gate_ref = ctx.input(n, 5);
+  const std::int64_t tokens = x_ref.shape()[0];
+  const std::int64_t hidden = x_ref.shape()[1];
+  const std::int64_t top_k = weights_ref.shape()[1];
+  const std::int64_t experts = gate_ref.shape()[0];
+  const std::int64_t inner = gate_ref.shape()[1];
+  const DType t = x_ref.dtype();
+  const std::string label = node_label(n);
+  const auto offsets = reference::load_indices(n, ctx.input(n, 2), "offsets");
+  const auto perm = reference::load_indices(n, ctx.input(n, 3), "perm");
+  const auto inv = reference::load_indices(n, ctx.input(n, 4), "inv");
+  const auto rows = static_cast<std::int64_t>(perm.size());
+  if (static_cast<std::int64_t>(offsets.size()) != experts + 1 ||
+      static_cast<std::int64_t>(inv.size()) != tokens * top_k)
+    throw Error(ErrorCode::Internal,
+                fmt::format("{}: offsets ({}) or inv ({}) do not fit E = {}, T*K = {}", label,
+                            offsets.size(), inv.size(), experts, tokens * top_k));
+  reference::check_offsets(label, offsets, rows);
+  reference::check_perm(label, perm);
+  reference::check_inv(label, inv, rows);
+
+  const auto x = widen_all(x_ref);
+  const auto weights = widen_all(weights_ref);
+  // The kernels CANN runs for a MoE FFN, each rounding its output to the activation dtype:
+  // gather (exact), gate and up GEMMs, SwiGLU, down GEMM, the weighted combine.
+  const auto xp = reference::permute_rows(x.data(), tokens, hidden, perm, top_k);
+  const auto gate = grouped_gemm(xp.data(), hidden, gate_ref, 0, offsets, rows, t);
+  const auto up = grouped_gemm(xp.data(), hidden, ctx.input(n, 6), 0, offsets, rows, t);
+  std::vector<float> act(gate.size());
+  for (std::size_t i = 0; i < act.size(); ++i) act[i] = round_to(silu_times(gate[i], up[i]), t);
+  const auto down = grouped_gemm(act.data(), inner, ctx.input(n, 7), 0, offsets, rows, t);
+  auto out = reference::combine_rows(down.data(), hidden, weights.data(), inv, tokens, top_k);
+  if (attrs.has_shared) {
+    round_in_place(out, t);
+    const TensorRef& s_gate = ctx.input(n, 8);
+    const std::int64_t s_inner = s_gate.shape()[0];
+    const auto sg = linear(x.data(), tokens, hidden, s_gate, t);
+    const auto su = linear(x.data(), tokens, hidden, ctx.input(n, 9), t);
+    std::vector<float> s_act(sg.size());
+    for (std::size_t i = 0; i < s_act.size(); ++i) s_act[i] = round_to(silu_times(sg[i], su[i]), t);
+    auto shared = linear(s_act.data(), tokens, s_inner, ctx.input(n, 10), t);
+    if (attrs.shared_gate == moe::SharedGate::Sigmoid) {
+      const auto logit = linear(x.data(), tokens, hidden, ctx.input(n, 11), DType::F32);
+      const auto h = static_cast<std::size_t>(hidden);
+      for (std::size_t tok = 0; tok < static_cast<std::size_t>(tokens); ++tok) {
+        const float factor = 1.0f / (1.0f + std::exp(-logit[tok]));
+        for (std::size_t j = 0; j < h; ++j)
+          shared[tok * h + j] = round_to(factor * shared[tok * h + j], t);
+      }
+    }
+    for (std::size_t i = 0; i < out.size(); ++i) out[i] += shared[i];
+  }
+  const TensorRef& out_ref = ctx.output(n, 0);
+  store_rounded(out.data(), out.size(), out_ref.host(), out_ref.dtype());
+}
+
+std::vector<std::int64_t> expert_rows(const GraphState&, const Node& n, const ExecContext& ctx) {
+  if (n.op != OpKind::GroupedMatmul && n.op != OpKind::MoeExperts) return {};
+  const auto offsets = reference::load_indices(n, ctx.input(n, 2), "offsets");
+  std::vector<std::int64_t> counts;
+  for (std::size_t e = 0; e + 1 < offsets.size(); ++e)
+    counts.push_back(std::max<std::int64_t>(0, offsets[e + 1] - offsets[e]));
+  return counts;
+}
+
+}  // namespace porta::detail::npu_sim

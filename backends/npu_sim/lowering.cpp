@@ -1,0 +1,417 @@
+// Op -> kernels (see lowering.hpp). Vector instruction sequences are counted per 256-byte repeat
+// in three classes (simple, exp, div), whose cycle costs come from the profile.
+#include "lowering.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include <fmt/format.h>
+
+#include <porta/error.hpp>
+
+#include "graph/catalogue.hpp"
+
+namespace porta::detail::npu_sim {
+
+namespace {
+
+double numel(const ValueInfo& v) { return static_cast<double>(v.shape.numel()); }
+double es(DType t) { return static_cast<double>(dtype_size(t)); }
+
+// Instruction mix of one repeat.
+struct Mix {
+  double simple = 0, exp = 0, div = 0;
+};
+double cycles(const DeviceProfile& p, Mix m) {
+  return m.simple * p.vector_cycles_simple + m.exp * p.vector_cycles_exp +
+         m.div * p.vector_cycles_div;
+}
+
+// fp16 computes natively on the vector unit; bf16 (no bf16 arithmetic on 910B) and ops that need
+// f32 (reductions, transcendentals of fp16 inputs) compute in f32 with a cast in and one out.
+Mix with_casts(Mix m, DType stored, bool needs_f32) {
+  if (stored == DType::BF16 || (stored == DType::F16 && needs_f32)) m.simple += 2;
+  return m;
+}
+double compute_bytes(DType stored, bool needs_f32) {
+  return stored == DType::F16 && !needs_f32 ? 2.0 : 4.0;
+}
+
+class Kernels {
+ public:
+  Kernels(const DeviceProfile& p, SpanSink* sink) : p_(p), sink_(sink) {}
+  template <class F>
+  void add(F&& time, bool launched = true) {
+    if (sink_ != nullptr && launched) sink_->origin_us += p_.launch_overhead_us;
+    KernelResult r = time(sink_);
+    r.launched = launched;
+    if (sink_ != nullptr) sink_->origin_us += r.time_us;
+    out_.push_back(std::move(r));
+  }
+  std::vector<KernelResult> take() { return std::move(out_); }
+
+ private:
+  const DeviceProfile& p_;
+  SpanSink* sink_;
+  std::vector<KernelResult> out_;
+};
+
+std::vector<std::int64_t> balanced(std::int64_t rows, std::int64_t experts) {
+  std::vector<std::int64_t> out(static_cast<std::size_t>(experts),
+                                experts > 0 ? rows / experts : 0);
+  for (std::int64_t e = 0; e < rows % std::max<std::int64_t>(experts, 1); ++e)
+    ++out[static_cast<std::size_t>(e)];
+  return out;
+}
+
+GemmProblem grouped(const std::vector<std::int64_t>& rows, std::int64_t n, std::int64_t k,
+                    DType t) {
+  GemmProblem prob;
+  prob.dtype = t;
+  prob.out_dtype = t;
+  for (auto m : rows) prob.groups.push_back({m, n, k});
+  return prob;
+}
+
+DType cube_dtype(DType t) { return t == DType::F16 || t == DType::BF16 ? t : DType::F32; }
+
+VectorWork elementwise(const DeviceProfile& p, const GraphState& g, const Node& n, Mix mix,
+                       bool needs_f32, const std::string& what) {
+  const ValueInfo& out = g.output_of(n, 0);
+  VectorWork w;
+  w.what = what;
+  w.row_elems = out.shape.numel();
+  w.out_bytes_per_elem = es(out.dtype);
+  for (std::size_t i = 0; i < n.inputs.size(); ++i) {
+    const ValueInfo& in = g.input_of(n, i);
+    if (numel(in) == numel(out) || numel(in) * es(in.dtype) > static_cast<double>(p.ub_bytes) / 8)
+      w.in_bytes_per_elem += es(in.dtype) * numel(in) / std::max(1.0, numel(out));
+    else
+      w.fixed_bytes += numel(in) * es(in.dtype);  // a small broadcast operand, loaded once
+  }
+  w.compute_bytes = compute_bytes(out.dtype, needs_f32);
+  w.cycles_per_repeat = cycles(p, with_casts(mix, out.dtype, needs_f32));
+  return w;
+}
+
+VectorWork rowwise(const DeviceProfile& p, const ValueInfo& x, std::int64_t row, Mix mix,
+                   double passes, const std::string& what) {
+  VectorWork w;
+  w.what = what;
+  w.row_elems = row;
+  w.rows = row > 0 ? x.shape.numel() / row : 0;
+  w.in_bytes_per_elem = es(x.dtype);
+  w.out_bytes_per_elem = es(x.dtype);
+  w.compute_bytes = 4;
+  w.cycles_per_repeat = cycles(p, with_casts(mix, x.dtype, true));
+  w.row_passes = passes;
+  return w;
+}
+
+// Copy-like ops: contiguous runs of `run` elements (a DMA each).
+GatherWork copy_runs(const std::string& what, double elems, double run, double esize) {
+  GatherWork w;
+  w.what = what;
+  run = std::max(1.0, run);
+  w.segments = static_cast<std::int64_t>(std::ceil(elems / run));
+  w.segment_bytes = run * esize;
+  w.out_bytes = elems * esize;
+  return w;
+}
+
+void lower_moe_experts(const DeviceProfile& p, const GraphState& g, const Node& n,
+                       const std::vector<std::int64_t>& rows_per_expert, Kernels& k) {
+  const auto& attrs = std::get<moe::ExpertsAttrs>(n.attrs);
+  const ValueInfo& x = g.input_of(n, 0);
+  const DType t = x.dtype;
+  const std::int64_t tokens = x.shape[0], hidden = x.shape[1];
+  const std::int64_t top_k = g.input_of(n, 1).shape[1];
+  const std::int64_t rows = g.input_of(n, 3).shape[0];
+  const std::int64_t experts = g.input_of(n, 5).shape[0];
+  const std::int64_t inner = g.input_of(n, 5).shape[1];
+  const auto counts = rows_per_expert.empty() ? balanced(rows, experts) : rows_per_expert;
+  const DType ct = cube_dtype(t);
+  k.add([&](SpanSink* s) {
+    return time_gather(p,
+                       copy_runs("moe permute", static_cast<double>(rows * hidden),
+                                 static_cast<double>(hidden), es(t)),
+                       s);
+  });
+  // gate and up as one GEMM of width 2I (their weights side by side), as CANN's fused kernels do
+  k.add([&](SpanSink* s) {
+    return time_gemm(p, grouped(counts, 2 * inner, hidden, ct), nullptr, s);
+  });
+  const auto swiglu = [&](std::int64_t r, std::int64_t width) {
+    VectorWork w;
+    w.what = "swiglu";
+    w.row_elems = r * width;
+    w.in_bytes_per_elem = 2 * es(t);
+    w.out_bytes_per_elem = es(t);
+    w.compute_bytes = 4;
+    w.cycles_per_repeat = cycles(p, with_casts(Mix{4, 1, 1}, t, true));
+    w.flops = static_cast<double>(r * width) * 4;
+    return w;
+  };
+  k.add([&](SpanSink* s) { return time_vector(p, swiglu(rows, inner), s); });
+  k.add([&](SpanSink* s) { return time_gemm(p, grouped(counts, hidden, inner, ct), nullptr, s); });
+  k.add([&](SpanSink* s) {
+    GatherWork w = copy_runs("moe combine", static_cast<double>(tokens * top_k * hidden),
+                             static_cast<double>(hidden), es(t));
+    w.out_bytes = static_cast<double>(tokens * hidden) * es(t);
+    const double repeats = std::ceil(static_cast<double>(hidden) * 4 / p.vector_repeat_bytes);
+    w.vector_cycles = static_cast<double>(tokens * top_k) * repeats * cycles(p, Mix{3, 0, 0});
+    w.flops = 2.0 * static_cast<double>(tokens * top_k * hidden);
+    return time_gather(p, w, s);
+  });
+  if (!attrs.has_shared) return;
+  const std::int64_t s_inner = g.input_of(n, 8).shape[0];
+  GemmProblem up;
+  up.dtype = up.out_dtype = ct;
+  up.groups = {
+      {tokens, 2 * s_inner + (attrs.shared_gate == moe::SharedGate::Sigmoid ? 1 : 0), hidden}};
+  k.add([&](SpanSink* s) { return time_gemm(p, up, nullptr, s); });
+  k.add([&](SpanSink* s) { return time_vector(p, swiglu(tokens, s_inner), s); });
+  GemmProblem down;
+  down.dtype = down.out_dtype = ct;
+  down.groups = {{tokens, hidden, s_inner}};
+  k.add([&](SpanSink* s) { return time_gemm(p, down, nullptr, s); });
+  k.add([&](SpanSink* s) {
+    VectorWork w;
+    w.what = "shared gate and add";
+    w.row_elems = tokens * hidden;
+    w.in_bytes_per_elem = 2 * es(t);
+    w.out_bytes_per_elem = es(t);
+    w.compute_bytes = compute_bytes(t, false);
+    w.cycles_per_repeat = cycles(p, with_casts(Mix{2, 0, 0}, t, false));
+    w.flops = static_cast<double>(tokens * hidden) * 2;
+    return time_vector(p, w, s);
+  });
+}
+
+void lower_ascend(const DeviceProfile& p, const GraphState& g, const Node& n,
+                  const std::vector<std::int64_t>& rows_per_expert, Kernels& k) {
+  const ValueInfo& out = g.output_of(n, 0);
+  const double flops = op_cost(g, n).flops;
+  const auto vector = [&](VectorWork w) {
+    if (w.flops == 0) w.flops = flops;
+    k.add([&](SpanSink* s) { return time_vector(p, w, s); });
+  };
+  const auto gather = [&](GatherWork w) {
+    if (w.flops == 0) w.flops = flops;
+    k.add([&](SpanSink* s) { return time_gather(p, w, s); });
+  };
+  const std::string name(op_name(n.op));
+  switch (n.op) {
+    case OpKind::Matmul: {
+      const auto& a = std::get<MatmulAttrs>(n.attrs);
+      const Shape& sa = g.input_of(n, 0).shape;
+      const Shape& sb = g.input_of(n, 1).shape;
+      const std::int64_t m = a.transpose_a ? sa[-1] : sa[-2];
+      const std::int64_t kk = a.transpose_a ? sa[-2] : sa[-1];
+      const std::int64_t nn = a.transpose_b ? sb[-2] : sb[-1];
+      const std::int64_t batch = out.shape.numel() / std::max<std::int64_t>(1, m * nn);
+      GemmProblem prob;
+      prob.dtype = cube_dtype(g.input_of(n, 0).dtype);
+      prob.out_dtype = out.dtype;
+      if (sb.rank() == 2 && !a.transpose_a) {
+        prob.groups = {{batch * m, nn, kk}};  // a shared weight: the batch folds into M
+      } else {
+        prob.groups.assign(static_cast<std::size_t>(batch), GemmGroup{m, nn, kk});
+        prob.b_shared = sb.rank() == 2;
+      }
+      k.add([&](SpanSink* s) { return time_gemm(p, prob, nullptr, s); });
+      return;
+    }
+    case OpKind::GroupedMatmul: {
+      const Shape& rows = g.input_of(n, 0).shape;
+      const Shape& w = g.input_of(n, 1).shape;
+      const auto counts = rows_per_expert.empty() ? balanced(rows[0], w[0]) : rows_per_expert;
+      k.add([&](SpanSink* s) {
+        return time_gemm(p, grouped(counts, w[1], w[2], cube_dtype(out.dtype)), nullptr, s);
+      });
+      return;
+    }
+    case OpKind::MoeExperts: return lower_moe_experts(p, g, n, rows_per_expert, k);
+    case OpKind::Add:
+    case OpKind::Sub:
+    case OpKind::Mul: return vector(elementwise(p, g, n, Mix{1, 0, 0}, false, name));
+    case OpKind::Div: return vector(elementwise(p, g, n, Mix{0, 0, 1}, false, name));
+    case OpKind::Exp: return vector(elementwise(p, g, n, Mix{0, 1, 0}, false, name));
+    case OpKind::Sigmoid: return vector(elementwise(p, g, n, Mix{2, 1, 1}, true, name));
+    case OpKind::Silu: return vector(elementwise(p, g, n, Mix{3, 1, 1}, true, name));
+    case OpKind::Swiglu: return vector(elementwise(p, g, n, Mix{4, 1, 1}, true, name));
+    case OpKind::Gelu: {
+      const bool tanh = std::get<GeluAttrs>(n.attrs).approximation == GeluApproximation::Tanh;
+      return vector(elementwise(p, g, n, tanh ? Mix{6, 1, 1} : Mix{9, 1, 1}, true, name));
+    }
+    case OpKind::Cast: {
+      VectorWork w = elementwise(p, g, n, Mix{1, 0, 0}, false, name);
+      w.compute_bytes = std::max(es(g.input_of(n, 0).dtype), es(out.dtype));
+      w.cycles_per_repeat = cycles(p, Mix{1, 0, 0});
+      return vector(w);
+    }
+    case OpKind::Softmax: {
+      const int rank = out.shape.rank();
+      int axis = std::get<AxisAttrs>(n.attrs).axis;
+      if (axis < 0) axis += rank;
+      return vector(rowwise(p, g.input_of(n, 0), out.shape[axis], Mix{5, 1, 1}, 3, name));
+    }
+    case OpKind::RmsNorm:
+    case OpKind::LayerNorm: {
+      const ValueInfo& x = g.input_of(n, 0);
+      VectorWork w = rowwise(p, x, x.shape[-1],
+                             n.op == OpKind::RmsNorm ? Mix{4, 0, 0} : Mix{7, 0, 0}, 2, name);
+      for (std::size_t i = 1; i < n.inputs.size(); ++i)
+        w.fixed_bytes += numel(g.input_of(n, i)) * es(g.input_of(n, i).dtype);
+      return vector(w);
+    }
+    case OpKind::Rope: {
+      const ValueInfo& x = g.input_of(n, 0);
+      VectorWork w = rowwise(p, x, x.shape[-1], Mix{4, 0, 0}, 1, name);
+      // cos and sin of each position (f32, the rotated half of D), read once per row
+      w.in_bytes_per_elem += 4.0;
+      return vector(w);
+    }
+    case OpKind::TopK: {
+      const ValueInfo& x = g.input_of(n, 0);
+      const double kk = static_cast<double>(std::get<TopKAttrs>(n.attrs).k);
+      VectorWork w = rowwise(p, x, x.shape[-1], Mix{3 * kk, 0, 0}, kk, name);
+      w.out_bytes_per_elem = kk * (es(x.dtype) + 4) / static_cast<double>(x.shape[-1]);
+      return vector(w);
+    }
+    case OpKind::MoeRouter: {
+      const auto& a = std::get<moe::RouterAttrs>(n.attrs);
+      const ValueInfo& logits = g.input_of(n, 0);
+      const double kk = static_cast<double>(a.top_k);
+      const double groups = a.num_groups > 1 ? 2.0 * static_cast<double>(a.topk_groups) : 0.0;
+      VectorWork w = rowwise(p, logits, logits.shape[1], Mix{5 + 3 * kk + groups, 1, 1}, 1, name);
+      // ids and weights [T, K]; the routing tables (perm, inv, offsets) come from a second pass
+      // over the T*K assignments, counted as bytes written.
+      w.out_bytes_per_elem = kk * 16.0 / static_cast<double>(logits.shape[1]);
+      return vector(w);
+    }
+    case OpKind::MoePermute: {
+      const ValueInfo& x = g.input_of(n, 0);
+      return gather(copy_runs(name, numel(out), static_cast<double>(x.shape[1]), es(x.dtype)));
+    }
+    case OpKind::MoeCombine: {
+      const ValueInfo& yp = g.input_of(n, 0);
+      const ValueInfo& w = g.input_of(n, 1);
+      const double hidden = static_cast<double>(yp.shape[1]);
+      const double assignments = numel(w);
+      GatherWork gw = copy_runs(name, assignments * hidden, hidden, es(yp.dtype));
+      gw.out_bytes = numel(out) * es(out.dtype);
+      gw.vector_cycles =
+          assignments * std::ceil(hidden * 4 / p.vector_repeat_bytes) * cycles(p, Mix{3, 0, 0});
+      return gather(gw);
+    }
+    case OpKind::Embedding: {
+      const ValueInfo& table = g.input_of(n, 0);
+      return gather(
+          copy_runs(name, numel(out), static_cast<double>(table.shape[1]), es(table.dtype)));
+    }
+    case OpKind::Slice: {
+      const auto& a = std::get<SliceAttrs>(n.attrs);
+      const Shape& s = out.shape;
+      const int axis = a.axis < 0 ? a.axis + s.rank() : a.axis;
+      double inner = 1;
+      for (int d = axis + 1; d < s.rank(); ++d) inner *= static_cast<double>(s[d]);
+      const double run = a.step == 1 ? inner * static_cast<double>(s[axis]) : inner;
+      return gather(copy_runs(name, numel(out), run, es(out.dtype)));
+    }
+    case OpKind::Concat: {
+      const int rank = out.shape.rank();
+      int axis = std::get<AxisAttrs>(n.attrs).axis;
+      if (axis < 0) axis += rank;
+      double inner = 1;
+      for (int d = axis + 1; d < rank; ++d) inner *= static_cast<double>(out.shape[d]);
+      GatherWork total;
+      total.what = name;
+      for (std::size_t i = 0; i < n.inputs.size(); ++i) {
+        const ValueInfo& in = g.input_of(n, i);
+        const auto part =
+            copy_runs(name, numel(in), inner * static_cast<double>(in.shape[axis]), es(in.dtype));
+        total.segments += part.segments;
+        total.out_bytes += part.out_bytes;
+      }
+      total.segment_bytes =
+          total.segments > 0 ? total.out_bytes / static_cast<double>(total.segments) : 0;
+      return gather(total);
+    }
+    case OpKind::Permute: {
+      const auto& perm = std::get<PermuteAttrs>(n.attrs).perm;
+      const int rank = out.shape.rank();
+      if (!perm.empty() && perm.back() == rank - 1)  // rows move whole: a gather of rows
+        return gather(
+            copy_runs(name, numel(out), static_cast<double>(out.shape[-1]), es(out.dtype)));
+      // the last axis moves: transposed through UB in 16x16 blocks (two instructions a repeat)
+      VectorWork w = elementwise(p, g, n, Mix{2, 0, 0}, false, name);
+      w.compute_bytes = es(out.dtype);
+      w.cycles_per_repeat = cycles(p, Mix{2, 0, 0});
+      return vector(w);
+    }
+    case OpKind::Reshape:
+      k.add(
+          [&](SpanSink*) {
+            KernelResult r;
+            r.kernel = "view";
+            r.tiling = "reshape: a view, no kernel";
+            return r;
+          },
+          false);
+      return;
+    case OpKind::Attention:
+    default: {
+      const auto cost = op_cost(g, n);
+      const bool cube = n.op == OpKind::Attention;
+      k.add([&](SpanSink*) {
+        return time_roofline(p, name, cost.flops, cost.bytes, cube_dtype(out.dtype), cube);
+      });
+      return;
+    }
+  }
+}
+
+}  // namespace
+
+std::vector<KernelResult> lower_node(const DeviceProfile& p, const GraphState& g, const Node& n,
+                                     const std::vector<std::int64_t>& rows_per_expert,
+                                     SpanSink* sink) {
+  Kernels k(p, sink);
+  if (p.model == porta::npu_sim::ModelKind::Roofline) {
+    const auto cost = op_cost(g, n);
+    const bool cube = n.op == OpKind::Matmul || n.op == OpKind::GroupedMatmul ||
+                      n.op == OpKind::MoeExperts || n.op == OpKind::Attention;
+    if (n.op == OpKind::Reshape) {
+      k.add(
+          [&](SpanSink*) {
+            KernelResult r;
+            r.kernel = "view";
+            r.tiling = "reshape: a view, no kernel";
+            return r;
+          },
+          false);
+    } else {
+      k.add([&](SpanSink*) {
+        return time_roofline(p, std::string(op_name(n.op)), cost.flops, cost.bytes,
+                             cube_dtype(g.output_of(n, 0).dtype), cube);
+      });
+    }
+    return k.take();
+  }
+  lower_ascend(p, g, n, rows_per_expert, k);
+  return k.take();
+}
+
+OpReport time_node(const DeviceProfile& p, const GraphState& g, const Node& n,
+                   const std::vector<std::int64_t>& rows_per_expert, SpanSink* sink) {
+  if (sink != nullptr) sink->op = n.name;
+  const auto kernels = lower_node(p, g, n, rows_per_expert, sink);
+  DType t = g.output_of(n, 0).dtype;
+  if (n.op == OpKind::Matmul || n.op == OpKind::GroupedMatmul || n.op == OpKind::MoeExperts)
+    t = cube_dtype(g.input_of(n, 0).dtype);
+  return compose(p, n.name, std::string(op_name(n.op)), kernels, t);
+}
+
+}  // namespace porta::detail::npu_sim

@@ -1,0 +1,227 @@
+// The npu-sim backend: one Backend per device profile. It computes in host memory (the "host"
+// domain: the simulated HBM is not a separate domain, so the runtime inserts no transfers) with
+// the device's numerics (functional.hpp), and reports a modelled device time per op from the
+// tile-level model (lowering.hpp, timing.hpp), with the model's figures as profile metrics.
+#include <algorithm>
+#include <chrono>
+
+#include <fmt/format.h>
+
+#include <porta/error.hpp>
+#include <porta/npu_sim.hpp>
+
+#include "functional.hpp"
+#include "lowering.hpp"
+#include "reference/kernel_util.hpp"
+#include "reference/kernels.hpp"
+#include "reference/moe_kernels.hpp"
+#include "reference/reference_backend.hpp"
+
+namespace porta::detail::npu_sim {
+
+namespace {
+
+using porta::npu_sim::load_profile;
+
+bool data_dependent(OpKind op) { return op == OpKind::GroupedMatmul || op == OpKind::MoeExperts; }
+
+void run_functional(const GraphState& g, const Node& n, const ExecContext& ctx) {
+  using namespace reference;
+  switch (n.op) {
+    case OpKind::Matmul: return npu_sim::run_matmul(g, n, ctx);
+    case OpKind::GroupedMatmul: return npu_sim::run_grouped_matmul(g, n, ctx);
+    case OpKind::MoeExperts: return npu_sim::run_moe_experts(g, n, ctx);
+    // Vector-core ops: f32 compute, one rounding into the output dtype (functional.hpp).
+    case OpKind::Add:
+    case OpKind::Sub:
+    case OpKind::Mul:
+    case OpKind::Div: return run_binary(g, n, ctx);
+    case OpKind::Silu:
+    case OpKind::Gelu:
+    case OpKind::Sigmoid:
+    case OpKind::Exp: return run_unary(g, n, ctx);
+    case OpKind::Softmax: return run_softmax(g, n, ctx);
+    case OpKind::RmsNorm: return run_rms_norm(g, n, ctx);
+    case OpKind::LayerNorm: return run_layer_norm(g, n, ctx);
+    case OpKind::Rope: return run_rope(g, n, ctx);
+    case OpKind::Embedding: return run_embedding(g, n, ctx);
+    case OpKind::Reshape: return run_reshape(g, n, ctx);
+    case OpKind::Permute: return run_permute(g, n, ctx);
+    case OpKind::Slice: return run_slice(g, n, ctx);
+    case OpKind::Concat: return run_concat(g, n, ctx);
+    case OpKind::Cast: return run_cast(g, n, ctx);
+    case OpKind::TopK: return run_top_k(g, n, ctx);
+    case OpKind::Swiglu: return run_swiglu(g, n, ctx);
+    case OpKind::Attention: return run_attention(g, n, ctx);
+    case OpKind::MoeRouter:
+    case OpKind::MoePermute:
+    case OpKind::MoeCombine: return run_moe_op(g, n, ctx);
+  }
+  throw Error(ErrorCode::Internal, fmt::format("{}: unknown op kind {}", reference::node_label(n),
+                                               static_cast<int>(n.op)));
+}
+
+void annotate(OpRecorder& rec, NodeId id, const OpReport& r) {
+  rec.annotate(id, "cycles", r.cycles);
+  rec.annotate(id, "kernel_us", r.kernel_us);
+  rec.annotate(id, "launch_us", r.launch_us);
+  rec.annotate(id, "model_flops", r.flops);
+  rec.annotate(id, "hbm_bytes", r.hbm_bytes);
+  rec.annotate(id, "l2_bytes", r.l2_bytes);
+  rec.annotate(id, "l1_bytes", r.l1_bytes);
+  rec.annotate(id, "l0_bytes", r.l0_bytes);
+  rec.annotate(id, "ub_bytes", r.ub_bytes);
+  rec.annotate(id, "cores", r.cores_used);
+  rec.annotate(id, "waves", r.waves);
+  rec.annotate(id, "busiest_pipe", static_cast<double>(r.busiest));
+  for (int i = 0; i < porta::npu_sim::kPipeCount; ++i) {
+    const auto pipe = static_cast<Pipe>(i);
+    std::string key = fmt::format("busy_{}", porta::npu_sim::pipe_name(pipe));
+    std::transform(key.begin(), key.end(), key.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    rec.annotate(id, key, r.pipe_busy[static_cast<std::size_t>(i)]);
+  }
+  rec.annotate(id, "compute_utilization", r.compute_utilization);
+  rec.annotate(id, "hbm_utilization", r.hbm_utilization);
+}
+
+struct NpuPlan final : Plan {
+  std::vector<NodeId> nodes;
+  std::vector<OpReport> reports;  // per node, timed once at compile unless data-dependent
+};
+
+class NpuSimBackend final : public Backend {
+ public:
+  NpuSimBackend(DeviceProfile profile, std::string name)
+      : profile_(std::move(profile)),
+        name_(std::move(name)),
+        reference_(make_reference_backend()) {}
+
+  std::string name() const override { return name_; }
+
+  DeviceInfo info() const override {
+    DeviceInfo d;
+    d.name = name_;
+    d.kind = "simulator";
+    d.description = profile_.description;
+    d.memory_bytes = profile_.hbm_bytes;
+    d.peak_gflops = profile_.peak_flops(DType::F16) * 1e-9;
+    d.peak_gbps = profile_.hbm_gbps;
+    d.dtypes = {DType::F16, DType::BF16, DType::F32, DType::I8, DType::I32};
+    d.properties = {
+        {"memory", "host (the simulated HBM is not a separate domain)"},
+        {"model", profile_.model == porta::npu_sim::ModelKind::Ascend ? "tile-level Ascend model"
+                                                                      : "roofline"},
+        {"numerics",
+         "cube: fp16/bf16 inputs, f32 accumulation, one RNE rounding at FixPipe; "
+         "vector: f32 compute, one rounding"},
+        {"profiles", fmt::format("{} (npu-sim:NAME), or npu-sim:file=PATH.json",
+                                 fmt::join(porta::npu_sim::builtin_profiles(), ", "))},
+        {"source", profile_.source}};
+    if (profile_.model == porta::npu_sim::ModelKind::Ascend) {
+      d.properties.emplace_back("cores",
+                                fmt::format("{} cube + {} vector at {} MHz", profile_.cube_cores,
+                                            profile_.vector_cores, profile_.clock_mhz));
+    }
+    return d;
+  }
+
+  SupportResult supports(const GraphState& g, const Node& n) const override {
+    for (auto v : n.inputs)
+      if (g.values[v].dtype == DType::F8E4M3)
+        return SupportResult::no(fmt::format(
+            "{}: input '{}' is f8_e4m3, and the Ascend 910B that npu-sim models has no fp8 "
+            "data type (cast it to f16 or bf16)",
+            reference::node_label(n), g.values[v].name));
+    for (auto v : n.outputs)
+      if (g.values[v].dtype == DType::F8E4M3)
+        return SupportResult::no(
+            fmt::format("{}: the output is f8_e4m3, which the Ascend 910B has no data type for",
+                        reference::node_label(n)));
+    if ((n.op == OpKind::Add || n.op == OpKind::Sub || n.op == OpKind::Mul) &&
+        g.input_of(n, 0).dtype == DType::I64)
+      return SupportResult::no(
+          fmt::format("{}: i64 arithmetic: the 910B vector unit computes integers in 32 bits",
+                      reference::node_label(n)));
+    // Every remaining dtype/attribute rule is the reference kernels' (they run the vector ops).
+    return reference_->supports(g, n);
+  }
+
+  std::unique_ptr<Plan> compile(const GraphState& g, std::span<const NodeId> nodes) override {
+    auto plan = std::make_unique<NpuPlan>();
+    for (NodeId id : nodes) {
+      const Node& n = g.nodes.at(id);
+      if (auto verdict = supports(g, n); !verdict.supported)
+        throw Error(ErrorCode::Unsupported, fmt::format("{} cannot run {}: {}", name_,
+                                                        describe_node(g, n), verdict.reason));
+      plan->nodes.push_back(id);
+      plan->reports.push_back(data_dependent(n.op) ? OpReport{}
+                                                   : time_node(profile_, g, n, {}, nullptr));
+    }
+    return plan;
+  }
+
+  void execute(Plan& plan, const GraphState& g, const ExecContext& ctx) override {
+    auto* npu_plan = dynamic_cast<NpuPlan*>(&plan);
+    if (npu_plan == nullptr)
+      throw Error(ErrorCode::Internal,
+                  fmt::format("{} was given a plan it did not compile", name_));
+    for (std::size_t i = 0; i < npu_plan->nodes.size(); ++i) {
+      const NodeId id = npu_plan->nodes[i];
+      const Node& n = g.nodes[id];
+      const double start = ctx.recorder != nullptr ? ctx.recorder->now_us() : 0;
+      run_functional(g, n, ctx);
+      if (ctx.recorder == nullptr) continue;
+      const double end = ctx.recorder->now_us();
+      // The routing decides how many rows each expert gets: time those ops with the real counts.
+      const OpReport report = data_dependent(n.op)
+                                  ? time_node(profile_, g, n, expert_rows(g, n, ctx), nullptr)
+                                  : npu_plan->reports[i];
+      ctx.recorder->record(id, start, end, report.time_us);
+      annotate(*ctx.recorder, id, report);
+    }
+  }
+
+ private:
+  DeviceProfile profile_;
+  std::string name_;
+  std::shared_ptr<Backend> reference_;
+};
+
+}  // namespace
+
+}  // namespace porta::detail::npu_sim
+
+// The family: `npu-sim` (the default profile, 910b2), `npu-sim:NAME` for a built-in profile,
+// `npu-sim:file=PATH` or `npu-sim:PATH.json` for a user's profile file.
+porta::detail::BackendFamily porta_backend_family_npu_sim() {
+  using porta::detail::npu_sim::NpuSimBackend;
+  porta::detail::BackendFamily family;
+  family.name = "npu-sim";
+  // Only the default profile is listed as a device, so that suites running every device (the
+  // conformance test, porta bench) run npu-sim once; every profile is named in its properties.
+  family.enumerate = [] {
+    std::vector<porta::DeviceInfo> devices;
+    try {
+      devices.push_back(
+          NpuSimBackend(porta::npu_sim::load_profile("910b2"), "npu-sim:910b2").info());
+    } catch (const porta::Error& e) {
+      porta::DeviceInfo d;
+      d.name = "npu-sim:910b2";
+      d.kind = "simulator";
+      d.available = false;
+      d.unavailable_reason = e.what();
+      devices.push_back(d);
+    }
+    return devices;
+  };
+  family.create = [](std::string_view device) -> std::shared_ptr<porta::detail::Backend> {
+    auto profile = porta::npu_sim::load_profile(device.empty() ? "910b2" : device);
+    const bool from_file = device.find('/') != std::string_view::npos ||
+                           device.starts_with("file=") || device.ends_with(".json");
+    std::string name =
+        from_file ? fmt::format("npu-sim:{}", device) : fmt::format("npu-sim:{}", profile.name);
+    return std::make_shared<NpuSimBackend>(std::move(profile), std::move(name));
+  };
+  return family;
+}
