@@ -36,9 +36,15 @@ class Builder {
     for (std::int64_t l = 0; l < c_.num_layers; ++l) {
       const std::string p = PreparedNames::layer(l);
       Value h = g_.rms_norm(x, w(p + "input_layernorm.weight"), c_.rms_norm_eps);
-      x = x + (c_.mla ? mla(l, h) : attention(l, h));
+      const Value attn = c_.mla ? mla(l, h) : attention(l, h);
+      x = x + attn;
       h = g_.rms_norm(x, w(p + "post_attention_layernorm.weight"), c_.rms_norm_eps);
-      x = x + (c_.is_moe_layer(l) ? moe(l, h) : dense_mlp(p + "mlp.", h));
+      const Value mlp = c_.is_moe_layer(l) ? moe(l, h) : dense_mlp(p + "mlp.", h);
+      x = x + mlp;
+      if (spec_.block_outputs) {
+        g_.output(fmt::format("layer.{}.attention", l), attn);
+        g_.output(fmt::format("layer.{}.mlp", l), mlp);
+      }
     }
     x = g_.rms_norm(x, w("model.norm.weight"), c_.rms_norm_eps);
     if (!spec_.all_logits && t > 1) x = g_.slice(x, 0, t - 1, t);

@@ -53,6 +53,9 @@ struct GraphSpec {
   std::int64_t tokens = 1;          // T new tokens (ids and positions inputs of shape [T])
   std::int64_t cache_capacity = 0;  // S: cache inputs of S positions and a cache_len input; 0: none
   bool all_logits = true;           // logits [T, V]; false: only the last position's, [1, V]
+  // Also output each layer's attention and MLP/MoE block results, "layer.<l>.attention" and
+  // "layer.<l>.mlp" [T, H] (before their residual add), for layer-by-layer comparisons.
+  bool block_outputs = false;
 };
 
 // One tensor of a layer's KV cache: graph input "cache.<layer>.<name>" of shape [S, heads, dim]
