@@ -270,7 +270,9 @@ DeviceInfo Device::info() const {
   d.kind = (type_ & CL_DEVICE_TYPE_GPU)   ? "gpu"
            : (type_ & CL_DEVICE_TYPE_CPU) ? "cpu"
                                           : "accelerator";
-  d.description = fmt::format("{} ({})", name_, platform_name_);
+  // `porta devices` prints the description: what a user picks a device by.
+  d.description = fmt::format("{} ({}; {} compute units, fp16 {}, driver {})", name_,
+                              platform_name_, compute_units_, fp16_ ? "yes" : "no", driver_);
   d.memory_bytes = global_memory_;
   d.dtypes = {DType::F32, DType::F16, DType::BF16, DType::I32, DType::I64};
   d.properties = {

@@ -5,7 +5,9 @@
 // and its lowerings deal in porta terms (porta::Error, DeviceInfo) and never leak a cl_* object.
 #pragma once
 
+#ifndef CL_TARGET_OPENCL_VERSION
 #define CL_TARGET_OPENCL_VERSION 120
+#endif
 #include <CL/cl.h>
 
 #include <cstddef>

@@ -32,6 +32,7 @@ int main(int argc, char** argv) {
                    porta::cli::add_gen_checkpoint_command);
   register_command("bench", "Benchmark backends side by side on an MoE-style graph",
                    porta::cli::add_bench_command);
+  register_command("tune", "Tune CLBlast's GEMM for an OpenCL device", porta::cli::add_tune_command);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
