@@ -2,7 +2,9 @@
 // names the file and the field for anything missing, mistyped or out of range.
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -55,9 +57,9 @@ class FieldReader {
     }
     if (!v->is_number()) fail(path, fmt::format("must be a number, not {}", v->dump()));
     const double x = v->get<double>();
-    if (!std::isfinite(x) || x < 0 || (!zero_ok && x == 0))
-      fail(path, fmt::format("must be a {} number, not {}", zero_ok ? "non-negative" : "positive",
-                             v->dump()));
+    if (!std::isfinite(x) || x < 0 || (!zero_ok && x == 0) || x > 1e12)
+      fail(path, fmt::format("must be a {} number of at most 1e12, not {}",
+                             zero_ok ? "non-negative" : "positive", v->dump()));
     return x;
   }
 

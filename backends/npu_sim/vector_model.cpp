@@ -125,6 +125,13 @@ void SpanSink::add(const std::string& core, Pipe pipe, double start_us, double e
 
 KernelResult time_vector(const DeviceProfile& p, const VectorWork& w, SpanSink* sink) {
   const double total_elems = static_cast<double>(w.rows) * static_cast<double>(w.row_elems);
+  if (total_elems <= 0) {  // an empty tensor: the kernel launches and does nothing
+    KernelResult empty;
+    empty.kernel = "vector";
+    empty.tiling = w.what + ": empty";
+    empty.flops = w.flops;
+    return empty;
+  }
   const double align = static_cast<double>(p.ub_alignment);
   // UB per element: the streamed inputs and outputs plus a working copy in the compute dtype.
   const double per_elem = w.in_bytes_per_elem + w.out_bytes_per_elem + w.compute_bytes;

@@ -110,6 +110,20 @@ TEST_CASE("no op of a graph exceeds peak compute or HBM bandwidth", "[npu-sim]")
   }
 }
 
+TEST_CASE("empty tensors cost one launch and nothing else", "[npu-sim]") {
+  const auto p = sim::load_profile("910b2");
+  for (auto op :
+       {porta::OpKind::Add, porta::OpKind::Softmax, porta::OpKind::RmsNorm, porta::OpKind::Exp}) {
+    const auto s = sim::simulate(elementwise_graph(op, {0, 16}, DType::F16), p);
+    CHECK(s.report.ops.at(0).kernel_us == 0);
+    CHECK(s.report.ops.at(0).time_us == p.launch_overhead_us);
+  }
+  const auto r = sim::simulate_matmul(p, 0, 64, 64, DType::F16);
+  CHECK(r.kernel_us == 0);
+  CHECK_THROWS_AS(sim::simulate_matmul(p, -1, 64, 64, DType::F16), porta::Error);
+  CHECK_THROWS_AS(sim::simulate_matmul(p, 8, 8, 8, DType::I32), porta::Error);
+}
+
 TEST_CASE("a memory-bound op's time grows linearly with its bytes", "[npu-sim]") {
   const auto p = sim::load_profile("910b2");
   std::vector<double> kernel_us;
