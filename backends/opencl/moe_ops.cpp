@@ -14,7 +14,7 @@ namespace porta::detail::opencl {
 
 namespace {
 
-constexpr std::size_t kGroupedTile = 64;
+constexpr std::size_t kGroupedColumns = 64;
 
 // C = ceil(factor · T · K / E) evaluated in f32, at most T · K (as the reference).
 std::int64_t capacity_slots(float factor, std::int64_t assignments, std::int64_t experts) {
@@ -120,7 +120,10 @@ GroupedGemm make_grouped_gemm(Device& device, std::int64_t rows, std::int64_t hi
                               std::int64_t out_features, std::int64_t experts, DType rows_dtype,
                               DType w_dtype, DType out_dtype) {
   GroupedGemm gemm;
-  gemm.gemm = device.kernel("grouped_gemm");
+  // With fewer than 32 rows per expert on average (decode, small batches) most of a 64-row tile
+  // would be padding.
+  gemm.tile_rows = experts > 0 && rows / experts < 32 ? 16 : 64;
+  gemm.gemm = device.kernel(gemm.tile_rows == 16 ? "grouped_gemm_16" : "grouped_gemm_64");
   gemm.zero_rows = device.kernel("grouped_zero_rows");
   gemm.rows = rows;
   gemm.hidden = hidden;
@@ -139,9 +142,10 @@ void enqueue_grouped_gemm(const GroupedGemm& gemm, Enqueuer& queue, DeviceArg ro
   const cl_int od = dtype_code(gemm.out_dtype);
   set_args(gemm.zero_rows.get(), offsets, out, od, P, N, E);
   queue.launch(gemm.zero_rows.get(), {static_cast<std::size_t>(P)}, {64}, "grouped_zero_rows");
-  const std::size_t column_tiles = ceil_div(static_cast<std::size_t>(N), kGroupedTile);
+  const std::size_t column_tiles = ceil_div(static_cast<std::size_t>(N), kGroupedColumns);
   const std::size_t row_slots =
-      ceil_div(static_cast<std::size_t>(P), kGroupedTile) + static_cast<std::size_t>(E);
+      ceil_div(static_cast<std::size_t>(P), static_cast<std::size_t>(gemm.tile_rows)) +
+      static_cast<std::size_t>(E);
   set_args(gemm.gemm.get(), rows, dtype_code(gemm.rows_dtype), w, dtype_code(gemm.w_dtype), offsets,
            out, od, P, H, N, E);
   queue.launch(gemm.gemm.get(), {column_tiles * 16, row_slots * 16}, {16, 16}, "grouped_gemm");

@@ -128,6 +128,7 @@ void moe_lower(Device& device, const GraphState& g, const Node& n, LoweredOp& op
 // rows r of expert e (offsets[e] <= r < offsets[e + 1]); rows outside every expert are zero.
 struct GroupedGemm {
   Kernel gemm, zero_rows;
+  std::int64_t tile_rows = 64;  // 64, or 16 when experts are expected to get few rows
   std::int64_t rows = 0, hidden = 0, out_features = 0, experts = 0;
   DType rows_dtype = DType::F32, w_dtype = DType::F32, out_dtype = DType::F32;
 };

@@ -6,76 +6,81 @@
 // exits), found from the offsets on the device, so the routing never travels to the host.
 // 16x16 work-items each accumulate a strided 4x4 micro-tile; 64x16 slabs of the rows and of the
 // weights are staged in local memory. Loads widen f16/bf16 (bf16 weights stay bf16 in memory).
-#define GG_TM 64
+// Two row-tile heights: 64 (experts with many rows) and 16 (decode and small batches, where a
+// 64-row tile would be mostly padding); the host picks one from the expected rows per expert.
 #define GG_TN 64
 #define GG_TK 16
 
-__attribute__((reqd_work_group_size(16, 16, 1)))
-kernel void grouped_gemm(global const uchar* rows_buffer, ulong rows_offset, int rows_dtype,
-                         global const uchar* w_buffer, ulong w_offset, int w_dtype,
-                         global const uchar* offsets_buffer, ulong offsets_offset,
-                         global uchar* out_buffer, ulong out_offset, int out_dtype, long P,
-                         long H, long N, long E) {
-  const int tx = (int)get_local_id(0), ty = (int)get_local_id(1);
-  const int lid = ty * 16 + tx;
-  const long n0 = (long)get_group_id(0) * GG_TN;
-  const long slot = get_group_id(1);
-  global const int* offsets = (global const int*)AT(offsets_buffer, offsets_offset);
-
-  long expert = -1, row0 = 0, row_end = 0, seen = 0;
-  for (long e = 0; e < E; ++e) {
-    const long first = clamp((long)offsets[e], 0L, P);
-    const long last = clamp((long)offsets[e + 1], first, P);
-    const long tiles = (last - first + GG_TM - 1) / GG_TM;
-    if (slot < seen + tiles) {
-      expert = e;
-      row0 = first + (slot - seen) * GG_TM;
-      row_end = last;
-      break;
-    }
-    seen += tiles;
+#define GROUPED_GEMM_KERNEL(NAME, TM)                                                             \
+  __attribute__((reqd_work_group_size(16, 16, 1))) kernel void NAME(                             \
+      global const uchar* rows_buffer, ulong rows_offset, int rows_dtype,                        \
+      global const uchar* w_buffer, ulong w_offset, int w_dtype,                                 \
+      global const uchar* offsets_buffer, ulong offsets_offset, global uchar* out_buffer,         \
+      ulong out_offset, int out_dtype, long P, long H, long N, long E) {                         \
+    const int tx = (int)get_local_id(0), ty = (int)get_local_id(1);                              \
+    const int lid = ty * 16 + tx;                                                                \
+    const long n0 = (long)get_group_id(0) * GG_TN;                                               \
+    const long slot = get_group_id(1);                                                           \
+    global const int* offsets = (global const int*)AT(offsets_buffer, offsets_offset);           \
+    long expert = -1, row0 = 0, row_end = 0, seen = 0;                                           \
+    for (long e = 0; e < E; ++e) {                                                               \
+      const long first = clamp((long)offsets[e], 0L, P);                                         \
+      const long last = clamp((long)offsets[e + 1], first, P);                                   \
+      const long tiles = (last - first + TM - 1) / TM;                                           \
+      if (slot < seen + tiles) {                                                                 \
+        expert = e;                                                                              \
+        row0 = first + (slot - seen) * TM;                                                       \
+        row_end = last;                                                                          \
+        break;                                                                                   \
+      }                                                                                          \
+      seen += tiles;                                                                             \
+    }                                                                                            \
+    if (expert < 0) return; /* uniform over the group: no barrier is skipped by some only */     \
+    local float a_tile[GG_TK][TM];                                                               \
+    local float b_tile[GG_TK][GG_TN];                                                            \
+    float acc[TM / 16][4];                                                                       \
+    for (int i = 0; i < TM / 16; ++i)                                                            \
+      for (int j = 0; j < 4; ++j) acc[i][j] = 0.0f;                                              \
+    global const uchar* rows = AT(rows_buffer, rows_offset);                                     \
+    global const uchar* w = AT(w_buffer, w_offset);                                              \
+    const long w_base = expert * N;                                                              \
+    for (long k0 = 0; k0 < H; k0 += GG_TK) {                                                     \
+      for (int r = 0; r < TM / 16; ++r) {                                                        \
+        const int index = lid + 256 * r;                                                         \
+        const int m = index / GG_TK, kk = index % GG_TK;                                         \
+        const long k = k0 + kk, row = row0 + m;                                                  \
+        a_tile[kk][m] = (row < row_end && k < H) ? load_f(rows, rows_dtype, row * H + k) : 0.0f; \
+      }                                                                                          \
+      for (int r = 0; r < 4; ++r) {                                                              \
+        const int index = lid + 256 * r;                                                         \
+        const int m = index / GG_TK, kk = index % GG_TK;                                         \
+        const long k = k0 + kk, col = n0 + m;                                                    \
+        b_tile[kk][m] =                                                                          \
+            (col < N && k < H) ? load_f(w, w_dtype, (w_base + col) * H + k) : 0.0f;              \
+      }                                                                                          \
+      barrier(CLK_LOCAL_MEM_FENCE);                                                              \
+      for (int kk = 0; kk < GG_TK; ++kk) {                                                       \
+        float a[TM / 16], b[4];                                                                  \
+        for (int i = 0; i < TM / 16; ++i) a[i] = a_tile[kk][ty + 16 * i];                        \
+        for (int j = 0; j < 4; ++j) b[j] = b_tile[kk][tx + 16 * j];                              \
+        for (int i = 0; i < TM / 16; ++i)                                                        \
+          for (int j = 0; j < 4; ++j) acc[i][j] = fma(a[i], b[j], acc[i][j]);                    \
+      }                                                                                          \
+      barrier(CLK_LOCAL_MEM_FENCE);                                                              \
+    }                                                                                            \
+    global uchar* out = AT(out_buffer, out_offset);                                              \
+    for (int i = 0; i < TM / 16; ++i) {                                                          \
+      const long row = row0 + ty + 16 * i;                                                       \
+      if (row >= row_end) continue;                                                              \
+      for (int j = 0; j < 4; ++j) {                                                              \
+        const long col = n0 + tx + 16 * j;                                                       \
+        if (col < N) store_f(out, out_dtype, row * N + col, acc[i][j]);                          \
+      }                                                                                          \
+    }                                                                                            \
   }
-  if (expert < 0) return;  // the same for the whole group: no barrier is skipped by some only
 
-  local float a_tile[GG_TK][GG_TM];
-  local float b_tile[GG_TK][GG_TN];
-  float acc[4][4];
-  for (int i = 0; i < 4; ++i)
-    for (int j = 0; j < 4; ++j) acc[i][j] = 0.0f;
-
-  global const uchar* rows = AT(rows_buffer, rows_offset);
-  global const uchar* w = AT(w_buffer, w_offset);
-  const long w_base = expert * N;
-  for (long k0 = 0; k0 < H; k0 += GG_TK) {
-    for (int r = 0; r < 4; ++r) {
-      const int index = lid + 256 * r;
-      const int m = index / GG_TK, kk = index % GG_TK;
-      const long k = k0 + kk;
-      const long row = row0 + m;
-      a_tile[kk][m] = (row < row_end && k < H) ? load_f(rows, rows_dtype, row * H + k) : 0.0f;
-      const long col = n0 + m;
-      b_tile[kk][m] = (col < N && k < H) ? load_f(w, w_dtype, (w_base + col) * H + k) : 0.0f;
-    }
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (int kk = 0; kk < GG_TK; ++kk) {
-      float a[4], b[4];
-      for (int i = 0; i < 4; ++i) a[i] = a_tile[kk][ty + 16 * i];
-      for (int j = 0; j < 4; ++j) b[j] = b_tile[kk][tx + 16 * j];
-      for (int i = 0; i < 4; ++i)
-        for (int j = 0; j < 4; ++j) acc[i][j] = fma(a[i], b[j], acc[i][j]);
-    }
-    barrier(CLK_LOCAL_MEM_FENCE);
-  }
-  global uchar* out = AT(out_buffer, out_offset);
-  for (int i = 0; i < 4; ++i) {
-    const long row = row0 + ty + 16 * i;
-    if (row >= row_end) continue;
-    for (int j = 0; j < 4; ++j) {
-      const long col = n0 + tx + 16 * j;
-      if (col < N) store_f(out, out_dtype, row * N + col, acc[i][j]);
-    }
-  }
-}
+GROUPED_GEMM_KERNEL(grouped_gemm_64, 64)
+GROUPED_GEMM_KERNEL(grouped_gemm_16, 16)
 
 // Rows before offsets[0] or past offsets[E] belong to no expert: zeros, as the reference gives.
 kernel void grouped_zero_rows(global const uchar* offsets_buffer, ulong offsets_offset,
