@@ -91,6 +91,7 @@ cl_int dtype_code(DType t) {
     case DType::BF16: return 2;
     case DType::I32: return 3;
     case DType::I64: return 4;
+    case DType::I8: return 5;
     default: break;
   }
   throw Error(ErrorCode::Internal,

@@ -16,14 +16,6 @@ namespace {
 
 constexpr std::size_t kGroupedColumns = 64;
 
-// C = ceil(factor · T · K / E) evaluated in f32, at most T · K (as the reference).
-std::int64_t capacity_slots(float factor, std::int64_t assignments, std::int64_t experts) {
-  const float slots =
-      std::ceil(factor * static_cast<float>(assignments) / static_cast<float>(experts));
-  if (!(slots < static_cast<float>(assignments))) return assignments;
-  return static_cast<std::int64_t>(slots);
-}
-
 SupportResult router_supports(const Device& device, const GraphState& g, const Node& n) {
   const auto* a = std::get_if<moe::RouterAttrs>(&n.attrs);
   if (a == nullptr) return SupportResult::no("moe_router node without RouterAttrs");
@@ -35,11 +27,17 @@ SupportResult router_supports(const Device& device, const GraphState& g, const N
         "{}: the device has no cl_khr_fp64; the router's scores are computed in double to "
         "choose exactly the reference's experts",
         label(n)));
-  const std::size_t expected = a->use_bias ? 2 : 1;
+  const std::size_t expected = 1 + (a->use_bias ? 1 : 0) + (a->use_valid ? 1 : 0);
   if (n.inputs.size() != expected || n.outputs.size() != 9)
     return SupportResult::no(fmt::format(
-        "{} with {} inputs and {} outputs: the opencl router takes logits (and a bias) only",
+        "{} with {} inputs and {} outputs: the opencl router takes logits, a bias and a valid "
+        "mask",
         label(n), n.inputs.size(), n.outputs.size()));
+  if (a->use_valid) {
+    const ValueInfo& valid = g.input_of(n, a->use_bias ? 2 : 1);
+    if (valid.dtype != DType::I8 && !is_index(valid.dtype))
+      return SupportResult::no(fmt::format("{}: the valid mask must be i8, i32 or i64", label(n)));
+  }
   const std::int64_t E = a->num_experts, K = a->top_k, G = a->num_groups, TG = a->topk_groups;
   if (E < 1 || K < 1 || K > E || G < 1 || E % G != 0 || TG < 1 || TG > G || K > TG * (E / G))
     return SupportResult::no(
@@ -73,8 +71,7 @@ void router_lower(Device& device, const GraphState& g, const Node& n, LoweredOp&
   const ValueInfo& logits = g.input_of(n, 0);
   const cl_long T = logits.shape[0], E = a.num_experts, K = a.top_k;
   const cl_long assignments = T * K;
-  const cl_long capacity =
-      a.capacity_factor > 0.0f ? capacity_slots(a.capacity_factor, assignments, E) : assignments;
+  const cl_float capacity_factor = a.capacity_factor;
   const cl_long block = a.block_size;
   const cl_long perm_rows = g.output_of(n, 4).shape.numel();
   const auto tokens_by_experts = static_cast<std::size_t>(std::max<cl_long>(1, T * E));
@@ -93,6 +90,9 @@ void router_lower(Device& device, const GraphState& g, const Node& n, LoweredOp&
 
   const cl_int logits_dtype = dtype_code(logits.dtype);
   const cl_int has_bias = a.use_bias ? 1 : 0;
+  const cl_int has_valid = a.use_valid ? 1 : 0;
+  const std::size_t valid_at = a.use_bias ? 2 : 1;
+  const cl_int valid_dtype = a.use_valid ? dtype_code(g.input_of(n, valid_at).dtype) : 0;
   const cl_int score = static_cast<cl_int>(a.score);
   const cl_int select_logit = a.select_on == moe::SelectOn::Logit ? 1 : 0;
   const cl_int top2 = a.group_score == moe::GroupScore::Top2Sum ? 1 : 0;
@@ -103,13 +103,14 @@ void router_lower(Device& device, const GraphState& g, const Node& n, LoweredOp&
   const std::vector<ValueId> out(n.outputs.begin(), n.outputs.end());
   op.run = [=](const Bindings& b, Enqueuer& q) {
     const DeviceArg bias = has_bias ? b.at(in[1]) : b.at(in[0]);
-    set_args(tokens_kernel, b.at(in[0]), logits_dtype, bias, has_bias, scores->mem(), ranked->mem(),
-             raw_ids->mem(), b.at(out[1]), b.at(out[7]), T, E, K, score, select_logit, G, TG, top2,
-             renormalize, renorm_eps, scale);
+    const DeviceArg valid = has_valid ? b.at(in[valid_at]) : b.at(in[0]);
+    set_args(tokens_kernel, b.at(in[0]), logits_dtype, bias, has_bias, valid, valid_dtype,
+             has_valid, scores->mem(), ranked->mem(), raw_ids->mem(), b.at(out[1]), b.at(out[7]), T,
+             E, K, score, select_logit, G, TG, top2, renormalize, renorm_eps, scale);
     q.launch(tokens_kernel, {static_cast<std::size_t>(T)}, {64}, "router_tokens");
     set_args(tables_kernel, raw_ids->mem(), scores->mem(), b.at(out[0]), b.at(out[1]), b.at(out[2]),
              b.at(out[3]), b.at(out[4]), b.at(out[5]), b.at(out[6]), b.at(out[8]), T, E, K,
-             capacity, block, perm_rows);
+             capacity_factor, block, perm_rows);
     q.launch(tables_kernel, {tables_local}, {tables_local}, "router_tables");
   };
 }

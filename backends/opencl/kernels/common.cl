@@ -14,6 +14,7 @@
 #define DT_BF16 2
 #define DT_I32 3
 #define DT_I64 4
+#define DT_I8 5
 
 #define AT(buffer, offset) ((buffer) + (offset))
 

@@ -34,7 +34,8 @@ inline float group_value(global const float* ranked, long grp, long per_group, i
 
 kernel void router_tokens(global const uchar* logits, ulong logits_offset, int logits_dtype,
                           global const uchar* bias, ulong bias_offset, int has_bias,
-                          global float* scores, global float* ranked_all, global int* raw_ids,
+                          global const uchar* valid, ulong valid_offset, int valid_dtype,
+                          int has_valid, global float* scores, global float* ranked_all, global int* raw_ids,
                           global uchar* weights, ulong weights_offset, global uchar* nonfinite,
                           ulong nonfinite_offset, long tokens, long experts, long top_k,
                           int score, int select_logit, long groups, long topk_groups, int top2,
@@ -45,6 +46,20 @@ kernel void router_tokens(global const uchar* logits, ulong logits_offset, int l
   const long row = t * experts;
   global float* s = scores + row;
   global float* ranked = ranked_all + row;
+  if (has_valid) {
+    global const uchar* flags = AT(valid, valid_offset);
+    const long flag = valid_dtype == DT_I8 ? (long)((global const char*)flags)[t]
+                                           : load_index(flags, valid_dtype, t);
+    if (flag == 0) {  // step 5: a padding row gets no experts and adds nothing to the scores
+      for (long e = 0; e < experts; ++e) s[e] = 0.0f;
+      for (long k = 0; k < top_k; ++k) {
+        raw_ids[t * top_k + k] = -1;
+        ((global float*)AT(weights, weights_offset))[t * top_k + k] = 0.0f;
+      }
+      ((global int*)AT(nonfinite, nonfinite_offset))[t] = 0;
+      return;
+    }
+  }
 
   // Step 1: scores, in double, rounded once.
   if (score == SCORE_SOFTMAX) {
@@ -148,7 +163,7 @@ kernel void router_tables(global const int* raw_ids, global const float* scores,
                           ulong perm_offset, global uchar* inv_out, ulong inv_offset,
                           global uchar* dropped_out, ulong dropped_offset,
                           global uchar* mean_out, ulong mean_offset, long tokens, long experts,
-                          long top_k, long capacity, long block, long perm_rows) {
+                          long top_k, float capacity_factor, long block, long perm_rows) {
   const int lid = (int)get_local_id(0), size = (int)get_local_size(0);
   global int* ids = (global int*)AT(ids_out, ids_offset);
   global float* weights = (global float*)AT(weights_out, weights_offset);
@@ -160,7 +175,21 @@ kernel void router_tables(global const int* raw_ids, global const float* scores,
   global float* mean = (global float*)AT(mean_out, mean_offset);
   const long assignments = tokens * top_k;
 
+  // The capacity counts valid rows only (a valid row's K assignments are all >= 0), in f32 as the
+  // reference: C = ceil(factor * rows * K / E), at most rows * K; a factor of 0 means no limit.
+  long valid_rows = 0;
+  for (long t = 0; t < tokens; ++t) valid_rows += raw_ids[t * top_k] >= 0;
+  long capacity = assignments;
+  if (capacity_factor > 0.0f) {
+    const long limit = valid_rows * top_k;
+    const float slots = ceil(capacity_factor * (float)limit / (float)experts);
+    capacity = !(slots < (float)limit) ? limit : max((long)slots, 0L);
+  }
   for (long r = lid; r < perm_rows; r += size) perm[r] = (int)assignments;  // padding sentinel
+  for (long a = lid; a < assignments; a += size) {
+    inv[a] = -1;
+    if (raw_ids[a] < 0) ids[a] = -1;
+  }
   for (long e = lid; e < experts; e += size) {
     long chosen = 0;
     for (long a = 0; a < assignments; ++a) chosen += raw_ids[a] == e;
@@ -169,7 +198,7 @@ kernel void router_tables(global const int* raw_ids, global const float* scores,
     dropped[e] = (int)(chosen - kept);
     double sum = 0.0;
     for (long t = 0; t < tokens; ++t) sum += scores[t * experts + e];
-    mean[e] = tokens > 0 ? (float)(sum / (double)tokens) : 0.0f;
+    mean[e] = valid_rows > 0 ? (float)(sum / (double)valid_rows) : 0.0f;
   }
   barrier(CLK_GLOBAL_MEM_FENCE);
   if (lid == 0) {
