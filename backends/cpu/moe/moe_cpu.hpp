@@ -31,12 +31,11 @@ bool has_avx2();
 // kSmallRows rows go to one oneDNN f32 matmul primitive (created once, at lower time, with a
 // run-time row count); smaller blocks, the decode case, go to our own dot-product loop, which
 // reads each weight row once for all the block's rows and reads bf16 weights as bf16 (half the
-// bytes). oneDNN 2.6 has no bf16 matmul without AVX-512, so large bf16 blocks widen their
-// weights to f32 one panel of rows at a time in a cache-sized scratch buffer.
+// bytes). oneDNN 2.6 has no bf16 matmul without AVX-512, so a large bf16 block widens its
+// expert's weights to f32 (in parallel, into a per-kernel scratch buffer) before the GEMM.
 class ExpertGemm {
  public:
   static constexpr std::int64_t kSmallRows = 8;
-  static constexpr std::int64_t kPanelRows = 128;  // bf16 weight rows widened at a time
 
   ExpertGemm(CpuEnv& env, std::int64_t out_features, std::int64_t in_features, DType weight_dtype);
 
@@ -61,11 +60,8 @@ class ExpertGemm {
   CpuEnv& env_;
   std::int64_t n_, h_;
   DType dtype_;
-  dnnl::matmul full_;   // f32 weights: [M, H] x [H, N]^T
-  dnnl::matmul panel_;  // bf16 weights widened per panel: [M, H] x [H, kPanelRows]
-  dnnl::matmul tail_;   // the last, shorter panel
-  std::int64_t tail_rows_ = 0;
-  std::vector<float> scratch_;
+  dnnl::matmul full_;           // [M (run time), H] x [H, N] with the weights given as [N, H]
+  std::vector<float> scratch_;  // bf16 weights widened to f32
 };
 
 // The small-block dot products for rows [n_begin, n_end) of one expert's weights.
