@@ -51,7 +51,8 @@ build: configure
 	cmake --build $(BUILD_DIR) -j$(JOBS)
 
 demo: build
-	$(BUILD_DIR)/tools/porta bench
+	$(BUILD_DIR)/tools/porta bench --suite demo --format json -o $(BUILD_DIR)/bench-demo.json \
+	  --plot $(BUILD_DIR)/bench-demo.svg
 
 test-release: build
 	ctest --test-dir $(BUILD_DIR) $(CTEST_ARGS)

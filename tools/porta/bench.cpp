@@ -32,6 +32,7 @@ struct BenchArgs {
   std::vector<std::string> sizes;  // "key=value"
   std::int64_t hidden = 0, experts = 0, top_k = 0, inter = 0;
   bool no_check = false;
+  std::int64_t check_tokens = 64;
   bool no_progress = false;
   bool list = false;
   std::string format = "md";
@@ -148,11 +149,17 @@ int run_bench(const BenchArgs& a) {
   for (const auto& d : a.dtypes.empty() ? suite.dtypes : a.dtypes)
     o.dtypes.push_back(parse_bench_dtype(d));
   o.tokens = a.tokens.empty() ? suite.tokens : a.tokens;
-  o.backends = bench::resolve_backends(a.backends.empty() ? suite.backends : a.backends);
+  // Plain `porta bench` compares every available backend (the reference too) on the demo's
+  // cases; `--suite demo` (make demo) runs the suite's own backends, the reference not among them.
+  const bool named = !a.suite.empty() || !a.cases.empty();
+  o.backends = bench::resolve_backends(!a.backends.empty() ? a.backends
+                                       : named             ? suite.backends
+                                                           : std::vector<std::string>{});
   o.repetitions = a.repetitions > 0 ? a.repetitions : suite.repetitions;
   o.max_seconds = a.max_seconds > 0 ? a.max_seconds : suite.max_seconds;
   o.warmup = a.warmup;
   o.check = !a.no_check;
+  o.check_tokens = a.check_tokens;
   o.seed = a.seed;
 
   std::vector<bench::Record> records;
@@ -212,6 +219,9 @@ Command add_bench_command(CLI::App& app) {
   app.add_option("--inter", a->inter, "Shorthand for --set inter=N (expert width)")
       ->check(CLI::PositiveNumber);
   app.add_flag("--no-check", a->no_check, "Skip the error check against the reference backend");
+  app.add_option("--check-tokens", a->check_tokens,
+                 "Check longer cases on their first N tokens where that is exact (0: all)")
+      ->check(CLI::NonNegativeNumber);
   app.add_option("-f,--format", a->format, "Output format: md (default), csv, json, jsonl");
   app.add_option("-o,--output", a->output,
                  "Write the records to FILE (the markdown table still goes to stdout)");

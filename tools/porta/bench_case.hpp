@@ -67,6 +67,10 @@ struct CaseFamily {
   // "family:PATH": returns the config for a name not in `configs`, or nullopt if it is not one.
   std::function<std::optional<CaseConfig>(std::string_view)> resolve_config;
   std::function<BuiltCase(const CaseConfig&, const CaseParams&, TensorCache&)> build;
+  // The first k rows of every output depend only on the first k rows (along axis 0) of every
+  // input: row-wise ops, causal attention, the MoE layer without capacity limits. The reference
+  // check of a long case may then run on a prefix of the same inputs (SweepOptions::check_tokens).
+  bool prefix_independent = false;
 };
 
 // Registers a family at static-initialisation time: `const CaseRegistrar r{family()};` in its file.

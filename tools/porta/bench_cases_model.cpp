@@ -88,6 +88,7 @@ Dims stack_dims(std::int64_t layers, std::int64_t hidden, std::int64_t q_heads,
 CaseFamily model_family() {
   CaseFamily f;
   f.name = "model";
+  f.prefix_independent = true;
   f.kind = "model";
   f.summary = "a whole model: embedding, transformer blocks (attention + MoE), logits";
   f.tokens_meaning = "prompt tokens (one prefill step)";

@@ -78,6 +78,7 @@ std::string router_of(const std::string& config) {
 CaseFamily moe_layer_family() {
   CaseFamily f;
   f.name = "moe_layer";
+  f.prefix_independent = true;
   f.kind = "layer";
   f.summary = "an MoE block: rms_norm, router, routed + shared experts, residual";
   f.configs = {

@@ -19,6 +19,7 @@ float fan_in_scale(std::int64_t fan_in) {
 CaseFamily matmul_family() {
   CaseFamily f;
   f.name = "matmul";
+  f.prefix_independent = true;
   f.kind = "op";
   f.summary = "x[T, K] · w[N, K]ᵀ, the nn.Linear layout";
   f.tokens_meaning = "rows of x";
@@ -129,6 +130,7 @@ CaseFamily moe_router_family() {
 CaseFamily rms_norm_family() {
   CaseFamily f;
   f.name = "rms_norm";
+  f.prefix_independent = true;
   f.kind = "op";
   f.summary = "RMS normalisation of x[T, H] with a weight[H]";
   f.configs = {
@@ -152,6 +154,7 @@ CaseFamily rms_norm_family() {
 CaseFamily softmax_family() {
   CaseFamily f;
   f.name = "softmax";
+  f.prefix_independent = true;
   f.kind = "op";
   f.summary = "softmax of x[T, N] along its last axis";
   f.configs = {
@@ -174,6 +177,7 @@ CaseFamily softmax_family() {
 CaseFamily attention_family() {
   CaseFamily f;
   f.name = "attention";
+  f.prefix_independent = true;
   f.kind = "op";
   f.summary = "causal grouped-query attention over a whole sequence (prefill)";
   f.tokens_meaning = "sequence length";

@@ -196,13 +196,13 @@ std::string to_markdown(const std::vector<Record>& records) {
 
 const std::vector<std::string>& csv_columns() {
   static const std::vector<std::string> columns{
-      "key",           "case",          "case_kind",  "dtype",       "tokens",       "backend",
-      "device",        "device_kind",   "status",     "repetitions", "warmup",       "compile_ms",
-      "median_ms",     "min_ms",        "max_ms",     "p25_ms",      "p75_ms",       "mean_ms",
-      "flops",         "bytes",         "gflops",     "gbps",        "tokens_per_s", "device_ms",
-      "device_gflops", "modelled_ops",  "total_ops",  "metrics",     "max_error",    "message",
-      "description",   "porta_version", "git_commit", "compiler",    "flags",        "build_type",
-      "host_cpu",      "host_cores",    "host_os"};
+      "key",           "case",          "case_kind",  "dtype",         "tokens",       "backend",
+      "device",        "device_kind",   "status",     "repetitions",   "warmup",       "compile_ms",
+      "median_ms",     "min_ms",        "max_ms",     "p25_ms",        "p75_ms",       "mean_ms",
+      "flops",         "bytes",         "gflops",     "gbps",          "tokens_per_s", "device_ms",
+      "device_gflops", "modelled_ops",  "total_ops",  "metrics",       "max_error",    "message",
+      "description",   "porta_version", "git_commit", "compiler",      "flags",        "build_type",
+      "host_cpu",      "host_cores",    "host_os",    "checked_tokens"};
   return columns;
 }
 
@@ -250,7 +250,8 @@ std::string to_csv(const std::vector<Record>& records) {
                                          r.build.build_type,
                                          r.host.cpu,
                                          std::to_string(r.host.logical_cores),
-                                         r.host.os};
+                                         r.host.os,
+                                         std::to_string(r.checked_tokens)};
     std::vector<std::string> quoted;
     for (const auto& c : cells) quoted.push_back(csv_quote(c));
     out += fmt::format("{}\n", fmt::join(quoted, ","));
@@ -294,7 +295,9 @@ std::vector<Record> read_records(const std::string& path) {
   try {
     // A JSON document, or else JSON lines.
     auto doc = nlohmann::json::parse(content, nullptr, false);
-    if (!doc.is_discarded()) {
+    // A one-line JSONL file is a JSON document too: a record, not a run.
+    const bool one_record = !doc.is_discarded() && doc.is_object() && doc.contains("case");
+    if (!doc.is_discarded() && !one_record) {
       if (!doc.is_object() || doc.value("format", "") != "porta-bench" ||
           !doc.contains("records") || !doc.at("records").is_array())
         throw Error(ErrorCode::CorruptFile,

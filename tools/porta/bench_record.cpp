@@ -216,6 +216,21 @@ Stats summarise(std::vector<double> samples) {
   return s;
 }
 
+double normalised_error(const Tensor& got, const Tensor& want) {
+  if (got.shape() != want.shape()) return INFINITY;
+  const auto a = got.to_f32();
+  const auto b = want.to_f32();
+  double scale = 0, worst = 0;
+  for (float v : b) scale = std::max(scale, static_cast<double>(std::fabs(v)));
+  if (scale == 0 || !std::isfinite(scale)) scale = 1;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    const double d = std::fabs(static_cast<double>(a[i]) - static_cast<double>(b[i]));
+    if (std::isnan(d)) return INFINITY;
+    worst = std::max(worst, d / scale);
+  }
+  return worst;
+}
+
 const char* status_name(Status status) {
   switch (status) {
     case Status::Ok: return "ok";
@@ -262,6 +277,7 @@ nlohmann::json to_json(const Record& r) {
       {"total_ops", r.total_ops},
       {"metrics", r.metrics},
       {"max_error", error_json(r.max_error)},
+      {"checked_tokens", r.checked_tokens},
       {"build",
        {{"porta_version", r.build.porta_version},
         {"git_commit", r.build.git_commit},
@@ -303,6 +319,7 @@ Record record_from_json(const nlohmann::json& j, const std::string& origin) {
       r.max_error = INFINITY;
     else
       r.max_error = optional_number(j, "max_error");
+    r.checked_tokens = j.value("checked_tokens", std::int64_t{0});
   }
   if (j.contains("build") && j.at("build").is_object()) {
     const auto& b = j.at("build");

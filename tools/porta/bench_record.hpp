@@ -13,6 +13,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <porta/tensor.hpp>
+
 namespace porta::cli::bench {
 
 struct BuildInfo {
@@ -38,6 +40,10 @@ struct Stats {
 };
 // Order statistics of `samples` (linear interpolation between ranks for the quartiles).
 Stats summarise(std::vector<double> samples);
+
+// max |got - want| / max |want| (the normalisation of lib/check); infinity for a NaN or a shape
+// that differs.
+double normalised_error(const Tensor& got, const Tensor& want);
 
 enum class Status { Ok, Skipped, Failed };
 const char* status_name(Status status);
@@ -71,6 +77,7 @@ struct Record {
   std::map<std::string, double> metrics;
   // max |test - ref| / max |ref| over the outputs, against the reference backend.
   std::optional<double> max_error;
+  std::int64_t checked_tokens = 0;  // the error covers the first checked_tokens tokens
 
   BuildInfo build;
   HostInfo host;
