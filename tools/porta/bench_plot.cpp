@@ -42,7 +42,8 @@ const char* kColours[] = {"#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9",
 
 struct Series {
   std::string name;
-  bool modelled = false;  // the simulated device's throughput rather than the host's
+  bool modelled = false;   // the simulated device's throughput rather than the host's
+  std::size_t colour = 0;  // a modelled series has its backend's colour, lighter
 };
 
 }  // namespace
@@ -53,10 +54,11 @@ std::string throughput_svg(const std::vector<Record>& records) {
   std::vector<Series> series;
   std::map<std::string, bool> group_has_flops;
   std::map<std::pair<std::string, std::string>, double> value;
+  std::size_t backends = 0;
   auto add_series = [&](const std::string& name, bool modelled) {
     for (const auto& s : series)
       if (s.name == name) return;
-    series.push_back({name, modelled});
+    series.push_back({name, modelled, modelled ? series.back().colour : backends++});
   };
   for (const auto& r : records) {
     if (std::find(groups.begin(), groups.end(), r.key()) == groups.end()) groups.push_back(r.key());
@@ -89,9 +91,13 @@ std::string throughput_svg(const std::vector<Record>& records) {
 
   const double bar = 18, bar_gap = 2, group_gap = 28, left = 78, right = 24, top = 64;
   const double plot_h = 300, label_h = 64;
-  const double legend_rows = std::ceil(static_cast<double>(series.size()) / 3.0);
   const double group_w = std::max<double>(1, static_cast<double>(series.size())) * (bar + bar_gap);
-  const double plot_w = std::max(360.0, static_cast<double>(groups.size()) * (group_w + group_gap));
+  const double plot_w = std::max(600.0, static_cast<double>(groups.size()) * (group_w + group_gap));
+  const double legend_w = 220;
+  const auto legend_columns =
+      static_cast<std::size_t>(std::max(1.0, std::floor(plot_w / legend_w)));
+  const double legend_rows =
+      std::ceil(static_cast<double>(series.size()) / static_cast<double>(legend_columns));
   const double width = left + plot_w + right;
   const double legend_top = top + plot_h + label_h;
   const double height = legend_top + legend_rows * 20 + 16;
@@ -161,7 +167,7 @@ std::string throughput_svg(const std::vector<Record>& records) {
       auto it = value.find({groups[gi], series[si].name});
       if (it == value.end()) continue;
       const double y = y_of(it->second);
-      const char* colour = kColours[si % std::size(kColours)];
+      const char* colour = kColours[series[si].colour % std::size(kColours)];
       svg += fmt::format(
           "<rect x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" height=\"{:.1f}\" fill=\"{}\"{}>"
           "<title>{} on {}: {}</title></rect>\n",
@@ -187,11 +193,11 @@ std::string throughput_svg(const std::vector<Record>& records) {
         x0 + group_w / 2, top + plot_h + 18, xml_escape(key.substr(0, slash)), top + plot_h + 34,
         xml_escape(detail));
   }
-  // Legend, three entries a row.
+  // Legend, as many entries a row as fit.
   for (std::size_t si = 0; si < series.size(); ++si) {
-    const double x = left + static_cast<double>(si % 3) * 230;
-    const double y = legend_top + static_cast<double>(si / 3) * 20;
-    const char* colour = kColours[si % std::size(kColours)];
+    const double x = left + static_cast<double>(si % legend_columns) * legend_w;
+    const double y = legend_top + static_cast<double>(si / legend_columns) * 20;
+    const char* colour = kColours[series[si].colour % std::size(kColours)];
     svg += fmt::format(
         "<rect x=\"{:.1f}\" y=\"{:.1f}\" width=\"14\" height=\"14\" fill=\"{}\"{}/>"
         "<text x=\"{:.1f}\" y=\"{:.1f}\" font-size=\"12\">{}</text>\n",
