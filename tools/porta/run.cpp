@@ -125,8 +125,10 @@ Command add_run_command(CLI::App& app) {
     }
     fmt::print("prompt: {}\n", fmt::join(prompt, " "));
     fmt::print("tokens: {}\n", fmt::join(result.tokens, " "));
-    auto simulated = [](double us) {
-      return us >= 0 ? fmt::format(", simulated device time {:.1f} us", us) : std::string();
+    // npu-sim models its device time; other backends may report measured device time.
+    const char* device_label = device.kind == "simulator" ? "simulated device time" : "device time";
+    auto simulated = [device_label](double us) {
+      return us >= 0 ? fmt::format(", {} {:.1f} us", device_label, us) : std::string();
     };
     fmt::print("compile: {:.3f} s\n", result.compile_seconds);
     fmt::print("prefill: {} tokens in {:.3f} ms = {}{}\n", t, result.prefill_seconds * 1e3,
