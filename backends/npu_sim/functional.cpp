@@ -73,10 +73,10 @@ std::vector<float> grouped_gemm(const float* rows, std::int64_t k, const TensorR
     const std::int64_t first = offsets[static_cast<std::size_t>(e)];
     const std::int64_t count = offsets[static_cast<std::size_t>(e + 1)] - first;
     if (count <= 0) continue;
-    const PackedB b =
-        pack_b(w_bytes + static_cast<std::size_t>(e + w_offset_experts) * expert_bytes, w.dtype(),
-               k, n, true);
-    gemm_f32(rows + first * k, k, b, count, out.data() + first * n, n);
+    // nn.Linear weights are read in place: no packing on the host either.
+    gemm_nt(rows + first * k, k,
+            w_bytes + static_cast<std::size_t>(e + w_offset_experts) * expert_bytes, w.dtype(), n,
+            k, count, out.data() + first * n, n);
   }
   round_in_place(out, t);
   return out;
@@ -86,9 +86,8 @@ std::vector<float> grouped_gemm(const float* rows, std::int64_t k, const TensorR
 std::vector<float> linear(const float* x, std::int64_t m, std::int64_t k, const TensorRef& w,
                           DType t) {
   const std::int64_t n = w.shape()[0];
-  const PackedB b = pack_b(w.host(), w.dtype(), k, n, true);
   std::vector<float> out(static_cast<std::size_t>(m * n));
-  gemm_f32(x, k, b, m, out.data(), n);
+  gemm_nt(x, k, w.host(), w.dtype(), n, k, m, out.data(), n);
   round_in_place(out, t);
   return out;
 }

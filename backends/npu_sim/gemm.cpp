@@ -130,6 +130,18 @@ void gemm_f32(const float* a, std::int64_t lda, const PackedB& b, std::int64_t m
   }
 }
 
+void gemm_nt(const float* a, std::int64_t lda, const void* w, DType w_dtype, std::int64_t n,
+             std::int64_t k, std::int64_t m, float* c, std::int64_t ldc) {
+  if (m <= 0 || n <= 0) return;
+  if (k == 0) {
+    for (std::int64_t i = 0; i < m; ++i) std::fill(c + i * ldc, c + i * ldc + n, 0.0f);
+    return;
+  }
+  if (has_avx2() && (w_dtype == DType::F16 || w_dtype == DType::F32))
+    return kernels::gemm_nt_avx2(a, lda, w, w_dtype == DType::F16, n, k, m, c, ldc);
+  gemm_f32(a, lda, pack_b(w, w_dtype, k, n, true), m, c, ldc);
+}
+
 void gemm_i8(const std::int8_t* a, const std::int8_t* b, std::int64_t m, std::int64_t k,
              std::int64_t n, std::int32_t* c) {
   std::fill(c, c + m * n, 0);

@@ -35,6 +35,12 @@ PackedB pack_b(const void* b, DType dtype, std::int64_t k, std::int64_t n, bool 
 void gemm_f32(const float* a, std::int64_t lda, const PackedB& b, std::int64_t m, float* c,
               std::int64_t ldc);
 
+// c[M, N] (ldc) = a[M, K] (lda) . w[N, K]^T with w stored as `w_dtype` and used as it is (no
+// rounding). Reads w in place when the CPU has AVX2 and w is f16 or f32 (an nn.Linear weight needs
+// no packing then); packs it otherwise.
+void gemm_nt(const float* a, std::int64_t lda, const void* w, DType w_dtype, std::int64_t n,
+             std::int64_t k, std::int64_t m, float* c, std::int64_t ldc);
+
 // int8 x int8 -> int32, exact.
 void gemm_i8(const std::int8_t* a, const std::int8_t* b, std::int64_t m, std::int64_t k,
              std::int64_t n, std::int32_t* c);
@@ -44,6 +50,9 @@ namespace kernels {
 void panel_avx2(const float* a, std::int64_t lda, const float* panel, std::int64_t rows,
                 std::int64_t k_begin, std::int64_t k_end, float* c, std::int64_t ldc,
                 std::int64_t cols);
+// c[M, N] = a[M, K] . w[N, K]^T with w in f16 or f32, no packing (AVX2 + FMA + F16C).
+void gemm_nt_avx2(const float* a, std::int64_t lda, const void* w, bool w_is_f16, std::int64_t n,
+                  std::int64_t k, std::int64_t m, float* c, std::int64_t ldc);
 void widen_f16_avx2(const std::uint16_t* src, std::int64_t count, float* dst);
 void panel_generic(const float* a, std::int64_t lda, const float* panel, std::int64_t rows,
                    std::int64_t k_begin, std::int64_t k_end, float* c, std::int64_t ldc,

@@ -79,3 +79,103 @@ void widen_f16_avx2(const std::uint16_t* src, std::int64_t count, float* dst) {
 }
 
 }  // namespace porta::detail::npu_sim::kernels
+
+namespace porta::detail::npu_sim::kernels {
+
+namespace {
+
+// R rows of a times C rows of w (an nn.Linear weight, rows along K), dot products along K with
+// 8-lane f32 accumulators; w is widened on the fly (fp16 through F16C).
+template <int R, int C, bool Half>
+void nt_block(const float* a, std::int64_t lda, const void* w, std::int64_t k, float* c,
+              std::int64_t ldc) {
+  __m256 acc[R][C];
+  for (int r = 0; r < R; ++r)
+    for (int j = 0; j < C; ++j) acc[r][j] = _mm256_setzero_ps();
+  const std::int64_t k8 = k / 8 * 8;
+  for (std::int64_t p = 0; p < k8; p += 8) {
+    __m256 wv[C];
+    for (int j = 0; j < C; ++j) {
+      if constexpr (Half)
+        wv[j] = _mm256_cvtph_ps(_mm_loadu_si128(
+            reinterpret_cast<const __m128i*>(static_cast<const std::uint16_t*>(w) + j * k + p)));
+      else
+        wv[j] = _mm256_loadu_ps(static_cast<const float*>(w) + j * k + p);
+    }
+    for (int r = 0; r < R; ++r) {
+      const __m256 av = _mm256_loadu_ps(a + r * lda + p);
+      for (int j = 0; j < C; ++j) acc[r][j] = _mm256_fmadd_ps(av, wv[j], acc[r][j]);
+    }
+  }
+  alignas(32) float lanes[8];
+  for (int j = 0; j < C; ++j) {
+    float tail_w[8] = {};
+    const std::int64_t tail = k - k8;
+    if (tail > 0) {
+      alignas(16) std::uint16_t h[8] = {};
+      if constexpr (Half) {
+        for (std::int64_t q = 0; q < tail; ++q)
+          h[q] = static_cast<const std::uint16_t*>(w)[j * k + k8 + q];
+        _mm256_store_ps(tail_w,
+                        _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(h))));
+      } else {
+        for (std::int64_t q = 0; q < tail; ++q)
+          tail_w[q] = static_cast<const float*>(w)[j * k + k8 + q];
+      }
+    }
+    for (int r = 0; r < R; ++r) {
+      _mm256_store_ps(lanes, acc[r][j]);
+      float sum = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) +
+                  ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
+      for (std::int64_t q = 0; q < tail; ++q) sum += a[r * lda + k8 + q] * tail_w[q];
+      c[r * ldc + j] = sum;
+    }
+  }
+}
+
+template <int R, bool Half>
+void nt_row_block(const float* a, std::int64_t lda, const void* w, std::int64_t j_count,
+                  std::int64_t k, float* c, std::int64_t ldc) {
+  const std::size_t es = Half ? 2 : 4;
+  const auto* wb = static_cast<const char*>(w);
+  std::int64_t j = 0;
+  for (; j + 3 <= j_count; j += 3)
+    nt_block<R, 3, Half>(a, lda, wb + static_cast<std::size_t>(j * k) * es, k, c + j, ldc);
+  if (j_count - j == 2)
+    nt_block<R, 2, Half>(a, lda, wb + static_cast<std::size_t>(j * k) * es, k, c + j, ldc);
+  else if (j_count - j == 1)
+    nt_block<R, 1, Half>(a, lda, wb + static_cast<std::size_t>(j * k) * es, k, c + j, ldc);
+}
+
+template <bool Half>
+void nt_all(const float* a, std::int64_t lda, const void* w, std::int64_t n, std::int64_t k,
+            std::int64_t m, float* c, std::int64_t ldc) {
+  const std::size_t es = Half ? 2 : 4;
+  const auto* wb = static_cast<const char*>(w);
+  // Panels of 48 weight rows stay in cache while every row block of a passes over them.
+  for (std::int64_t j0 = 0; j0 < n; j0 += 48) {
+    const std::int64_t jn = std::min<std::int64_t>(48, n - j0);
+    const void* wp = wb + static_cast<std::size_t>(j0 * k) * es;
+    std::int64_t i = 0;
+    for (; i + 4 <= m; i += 4)
+      nt_row_block<4, Half>(a + i * lda, lda, wp, jn, k, c + i * ldc + j0, ldc);
+    switch (m - i) {
+      case 3: nt_row_block<3, Half>(a + i * lda, lda, wp, jn, k, c + i * ldc + j0, ldc); break;
+      case 2: nt_row_block<2, Half>(a + i * lda, lda, wp, jn, k, c + i * ldc + j0, ldc); break;
+      case 1: nt_row_block<1, Half>(a + i * lda, lda, wp, jn, k, c + i * ldc + j0, ldc); break;
+      default: break;
+    }
+  }
+}
+
+}  // namespace
+
+void gemm_nt_avx2(const float* a, std::int64_t lda, const void* w, bool w_is_f16, std::int64_t n,
+                  std::int64_t k, std::int64_t m, float* c, std::int64_t ldc) {
+  if (w_is_f16)
+    nt_all<true>(a, lda, w, n, k, m, c, ldc);
+  else
+    nt_all<false>(a, lda, w, n, k, m, c, ldc);
+}
+
+}  // namespace porta::detail::npu_sim::kernels

@@ -162,3 +162,39 @@ TEST_CASE("npu-sim declines fp8 and 64-bit integer arithmetic with a reason", "[
   CHECK(exe.placement().at(0).backend == "reference");
   CHECK_THAT(exe.placement().at(0).reason, Catch::Contains("fp8"));
 }
+
+TEST_CASE("npu-sim's grouped_matmul is exact on exact sums at every edge", "[npu-sim]") {
+  // Rows per expert 0, 1, 5, 7 and K = 37, N = 11: the host kernel's 4-row, 3-column and 8-lane
+  // edges all occur. Small integers keep every partial sum exact in f32.
+  const std::int64_t h = 37, n = 11, e = 4;
+  const std::vector<std::int32_t> offsets{0, 0, 1, 6, 13};
+  const std::int64_t rows = offsets.back();
+  std::mt19937 rng(11);
+  std::uniform_int_distribution<int> dist(-6, 6);
+  std::vector<float> x(static_cast<std::size_t>(rows * h)), w(static_cast<std::size_t>(e * n * h));
+  for (auto& v : x) v = static_cast<float>(dist(rng));
+  for (auto& v : w) v = static_cast<float>(dist(rng)) / 2;
+  for (DType t : {DType::F16, DType::F32}) {
+    porta::Graph g;
+    auto in = g.input("rows", {rows, h}, t);
+    auto off = g.input("offsets", {e + 1}, DType::I32);
+    g.output("y",
+             g.grouped_matmul(in, g.weight("w", porta::Tensor::from_f32({e, n, h}, t, w)), off));
+    auto exe = porta::compile(g, {.backend = "npu-sim:910b2", .fallback = ""});
+    const auto y =
+        exe.run({{"rows", porta::Tensor::from_f32({rows, h}, t, x)},
+                 {"offsets", porta::Tensor::from_vector<std::int32_t>({e + 1}, offsets)}})
+            .at("y")
+            .to_f32();
+    for (std::int64_t ex = 0; ex < e; ++ex)
+      for (std::int64_t r = offsets[static_cast<std::size_t>(ex)];
+           r < offsets[static_cast<std::size_t>(ex + 1)]; ++r)
+        for (std::int64_t j = 0; j < n; ++j) {
+          double exact = 0;
+          for (std::int64_t p = 0; p < h; ++p)
+            exact += static_cast<double>(x[static_cast<std::size_t>(r * h + p)]) *
+                     w[static_cast<std::size_t>((ex * n + j) * h + p)];
+          REQUIRE(y[static_cast<std::size_t>(r * n + j)] == static_cast<float>(exact));
+        }
+  }
+}
