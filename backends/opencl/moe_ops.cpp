@@ -182,18 +182,134 @@ SupportResult moe_supports(const Device& device, const GraphState& g, const Node
       if (g.input_of(n, 1).dtype != DType::F32 || g.input_of(n, 2).dtype != DType::I32)
         return SupportResult::no(fmt::format("{}: weights must be f32 and inv i32", label(n)));
       return SupportResult::yes();
-    case OpKind::MoeExperts:
-      return SupportResult::no(fmt::format(
-          "{}: the fused experts op has no opencl lowering yet; moe_permute, grouped_matmul, "
-          "swiglu and moe_combine, which compose it, all run on opencl",
-          label(n)));
+    case OpKind::MoeExperts: {
+      const auto* attrs = std::get_if<moe::ExpertsAttrs>(&n.attrs);
+      if (attrs == nullptr)
+        return SupportResult::no(fmt::format("{} without ExpertsAttrs", label(n)));
+      std::size_t expected = 8;
+      if (attrs->has_shared) expected += attrs->shared_gate == moe::SharedGate::Sigmoid ? 4 : 3;
+      if (n.inputs.size() != expected)
+        return SupportResult::no(
+            fmt::format("{} with {} inputs (expected {})", label(n), n.inputs.size(), expected));
+      if (auto r = need_float_storage(g, n, 0, 1); !r.supported) return r;
+      if (auto r = need_float_storage(g, n, 5, n.inputs.size()); !r.supported) return r;
+      if (g.input_of(n, 1).dtype != DType::F32 || g.input_of(n, 2).dtype != DType::I32 ||
+          g.input_of(n, 3).dtype != DType::I32 || g.input_of(n, 4).dtype != DType::I32)
+        return SupportResult::no(
+            fmt::format("{}: weights must be f32, offsets, perm and inv i32", label(n)));
+      if (device.max_work_group() < 256 || device.local_memory() < 8 * 1024)
+        return SupportResult::no(fmt::format(
+            "{}: the grouped GEMM kernel needs 256 work-items and 8 KiB of local memory",
+            label(n)));
+      return SupportResult::yes();
+    }
     default: break;
   }
   return SupportResult::no(fmt::format("{} is not an MoE op", label(n)));
 }
 
+namespace {
+
+// moe_experts as the composition it is defined by (see lib/reference/moe_experts.cpp):
+// combine(grouped(swiglu(grouped(permute(x), gate), grouped(permute(x), up)), down)), plus the
+// optional shared expert through the same grouped GEMM with one "expert" covering every token.
+// Intermediates are f32 scratch owned by the plan; the result is rounded once.
+void experts_lower(Device& device, const GraphState& g, const Node& n, LoweredOp& op) {
+  const auto& attrs = std::get<moe::ExpertsAttrs>(n.attrs);
+  const ValueInfo& x = g.input_of(n, 0);
+  const ValueInfo& gate_w = g.input_of(n, 5);
+  const cl_long T = x.shape[0], H = x.shape[1], K = g.input_of(n, 1).shape[1];
+  const cl_long E = gate_w.shape[0], I = gate_w.shape[1];
+  const cl_long P = g.input_of(n, 3).shape.numel();
+  const auto f32_scratch = [&](cl_long count) {
+    op.buffers.push_back(allocate_buffer(
+        device, static_cast<std::size_t>(std::max<cl_long>(count, 1)) * sizeof(float)));
+    return op.buffers.back().get();
+  };
+  op.buffers.push_back(allocate_buffer(
+      device, static_cast<std::size_t>(std::max<cl_long>(P * H, 1)) * dtype_size(x.dtype)));
+  const ClBuffer* xp = op.buffers.back().get();
+  const ClBuffer* gate = f32_scratch(P * I);
+  const ClBuffer* up = f32_scratch(P * I);
+  const ClBuffer* act = f32_scratch(P * I);
+  const ClBuffer* down = f32_scratch(P * H);
+  auto gemms = std::make_shared<std::vector<GroupedGemm>>();
+  gemms->push_back(make_grouped_gemm(device, P, H, I, E, x.dtype, gate_w.dtype, DType::F32));
+  gemms->push_back(
+      make_grouped_gemm(device, P, H, I, E, x.dtype, g.input_of(n, 6).dtype, DType::F32));
+  gemms->push_back(
+      make_grouped_gemm(device, P, I, H, E, DType::F32, g.input_of(n, 7).dtype, DType::F32));
+  op.kernels.push_back(device.kernel("moe_permute_rows"));
+  const cl_kernel permute = op.kernels.back().get();
+  op.kernels.push_back(device.kernel("swiglu"));
+  const cl_kernel swiglu = op.kernels.back().get();
+  op.kernels.push_back(device.kernel("swiglu"));
+  const cl_kernel shared_swiglu = op.kernels.back().get();
+  op.kernels.push_back(device.kernel("moe_combine_rows"));
+  const cl_kernel combine = op.kernels.back().get();
+  op.kernels.push_back(device.kernel("experts_finish"));
+  const cl_kernel finish = op.kernels.back().get();
+
+  const bool shared = attrs.has_shared;
+  const bool gated = shared && attrs.shared_gate == moe::SharedGate::Sigmoid;
+  const cl_long Is = shared ? g.input_of(n, 8).shape[0] : 0;
+  const ClBuffer* routed = shared ? f32_scratch(T * H) : nullptr;
+  const ClBuffer* s_gate = shared ? f32_scratch(T * Is) : nullptr;
+  const ClBuffer* s_up = shared ? f32_scratch(T * Is) : nullptr;
+  const ClBuffer* s_act = shared ? f32_scratch(T * Is) : nullptr;
+  const ClBuffer* s_out = shared ? f32_scratch(T * H) : nullptr;
+  const ClBuffer* logit = gated ? f32_scratch(T) : nullptr;
+  const ClBuffer* all_tokens = nullptr;  // offsets {0, T}: one expert covering every token
+  if (shared) {
+    const std::int32_t span[2] = {0, static_cast<std::int32_t>(T)};
+    op.buffers.push_back(upload_buffer(device, span, sizeof(span)));
+    all_tokens = op.buffers.back().get();
+    gemms->push_back(
+        make_grouped_gemm(device, T, H, Is, 1, x.dtype, g.input_of(n, 8).dtype, DType::F32));
+    gemms->push_back(
+        make_grouped_gemm(device, T, H, Is, 1, x.dtype, g.input_of(n, 9).dtype, DType::F32));
+    gemms->push_back(
+        make_grouped_gemm(device, T, Is, H, 1, DType::F32, g.input_of(n, 10).dtype, DType::F32));
+    if (gated)
+      gemms->push_back(
+          make_grouped_gemm(device, T, H, 1, 1, x.dtype, g.input_of(n, 11).dtype, DType::F32));
+  }
+  const cl_int element = static_cast<cl_int>(dtype_size(x.dtype));
+  const cl_int f32 = dtype_code(DType::F32), out_dtype = dtype_code(g.output_of(n, 0).dtype);
+  const std::vector<ValueId> in(n.inputs.begin(), n.inputs.end());
+  const ValueId y = n.outputs[0];
+  op.run = [=](const Bindings& b, Enqueuer& q) {
+    const auto& gm = *gemms;
+    set_args(permute, b.at(in[0]), element, b.at(in[3]), b.of(*xp), P, H, T * K, K);
+    q.launch(permute, {static_cast<std::size_t>(P * H)}, {64}, "moe_permute_rows");
+    enqueue_grouped_gemm(gm[0], q, b.of(*xp), b.at(in[5]), b.at(in[2]), b.of(*gate));
+    enqueue_grouped_gemm(gm[1], q, b.of(*xp), b.at(in[6]), b.at(in[2]), b.of(*up));
+    set_args(swiglu, b.of(*gate), b.of(*up), f32, b.of(*act), P * I);
+    q.launch(swiglu, {static_cast<std::size_t>(P * I)}, {64}, "swiglu");
+    enqueue_grouped_gemm(gm[2], q, b.of(*act), b.at(in[7]), b.at(in[2]), b.of(*down));
+    const DeviceArg combined = shared ? b.of(*routed) : b.at(y);
+    set_args(combine, b.of(*down), f32, shared ? f32 : out_dtype, b.at(in[1]), b.at(in[4]),
+             combined, T, K, H, P);
+    q.launch(combine, {static_cast<std::size_t>(T * H)}, {64}, "moe_combine_rows");
+    if (!shared) return;
+    const DeviceArg span = b.of(*all_tokens);
+    enqueue_grouped_gemm(gm[3], q, b.at(in[0]), b.at(in[8]), span, b.of(*s_gate));
+    enqueue_grouped_gemm(gm[4], q, b.at(in[0]), b.at(in[9]), span, b.of(*s_up));
+    set_args(shared_swiglu, b.of(*s_gate), b.of(*s_up), f32, b.of(*s_act), T * Is);
+    q.launch(shared_swiglu, {static_cast<std::size_t>(T * Is)}, {64}, "swiglu");
+    enqueue_grouped_gemm(gm[5], q, b.of(*s_act), b.at(in[10]), span, b.of(*s_out));
+    if (gated) enqueue_grouped_gemm(gm[6], q, b.at(in[0]), b.at(in[11]), span, b.of(*logit));
+    set_args(finish, routed->mem(), s_out->mem(), gated ? logit->mem() : s_out->mem(),
+             cl_int{gated ? 1 : 0}, b.at(y), out_dtype, T, H);
+    q.launch(finish, {static_cast<std::size_t>(T * H)}, {64}, "experts_finish");
+  };
+}
+
+}  // namespace
+
 void moe_lower(Device& device, const GraphState& g, const Node& n, LoweredOp& op) {
   if (n.op == OpKind::MoeRouter) return router_lower(device, g, n, op);
+  if (n.op == OpKind::MoeExperts) return experts_lower(device, g, n, op);
   const ValueId x = n.inputs[0], second = n.inputs[1], y = n.outputs[0];
   if (n.op == OpKind::MoePermute) {
     const ValueInfo& xi = g.input_of(n, 0);
@@ -219,7 +335,8 @@ void moe_lower(Device& device, const GraphState& g, const Node& n, LoweredOp& op
                   yp_rows = yp.shape[0];
     const ValueId inv = n.inputs[2];
     op.run = [=](const Bindings& b, Enqueuer& q) {
-      set_args(k, b.at(x), dtype, b.at(second), b.at(inv), b.at(y), tokens, top_k, hidden, yp_rows);
+      set_args(k, b.at(x), dtype, dtype, b.at(second), b.at(inv), b.at(y), tokens, top_k, hidden,
+               yp_rows);
       q.launch(k, {static_cast<std::size_t>(tokens * hidden)}, {64}, "moe_combine_rows");
     };
     return;

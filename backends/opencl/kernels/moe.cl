@@ -19,7 +19,7 @@ kernel void moe_permute_rows(global const uchar* x, ulong x_offset, int element,
   copy_element(AT(x, x_offset), (p / top_k) * hidden + j, y, id, element);
 }
 
-kernel void moe_combine_rows(global const uchar* yp, ulong yp_offset, int dtype,
+kernel void moe_combine_rows(global const uchar* yp, ulong yp_offset, int dtype, int out_dtype,
                              global const uchar* weights, ulong weights_offset,
                              global const uchar* inv, ulong inv_offset, global uchar* out,
                              ulong out_offset, long tokens, long top_k, long hidden,
@@ -37,5 +37,24 @@ kernel void moe_combine_rows(global const uchar* yp, ulong yp_offset, int dtype,
     const float term = w[a] * load_f(AT(yp, yp_offset), dtype, r * hidden + j);
     acc += term;
   }
-  store_f(AT(out, out_offset), dtype, id, acc);
+  store_f(AT(out, out_offset), out_dtype, id, acc);
+}
+
+// moe_experts' last step with shared experts: out = routed + g * shared, g = sigmoid(logit[t])
+// when sigmoid-gated, else 1; the shared term rounded to f32 first, as the reference adds it.
+kernel void experts_finish(global const float* routed, global const float* shared,
+                           global const float* logit, int gated, global uchar* out,
+                           ulong out_offset, int out_dtype, long tokens, long hidden) {
+  const long id = get_global_id(0);
+  if (id >= tokens * hidden) return;
+  float term = shared[id];
+  if (gated) {
+#ifdef PORTA_HAS_FP64
+    const double factor = 1.0 / (1.0 + exp(-(double)logit[id / hidden]));
+    term = (float)(factor * (double)term);
+#else
+    term = sigmoid_f(logit[id / hidden]) * term;
+#endif
+  }
+  store_f(AT(out, out_offset), out_dtype, id, routed[id] + term);
 }
