@@ -24,6 +24,9 @@ ASAN_CMAKE_ARGS ?= -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-g -O1" \
 # Any sanitizer report fails the test that produced it, with a stack trace.
 export ASAN_OPTIONS  ?= halt_on_error=1:detect_leaks=1:check_initialization_order=1
 export UBSAN_OPTIONS ?= halt_on_error=1:print_stacktrace=1
+# PoCL, its LLVM, the OpenCL ICD loader and CLBlast keep allocations until exit: suppressed by
+# library name in tests/lsan.supp, never any porta frame.
+export LSAN_OPTIONS  ?= suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0
 
 CTEST_ARGS ?= --output-on-failure -j2
 
