@@ -32,9 +32,13 @@ int main(int argc, char** argv) {
                    porta::cli::add_gen_checkpoint_command);
   register_command("bench", "Benchmark backends side by side on an MoE-style graph",
                    porta::cli::add_bench_command);
+#ifdef PORTA_CLI_HAS_OPENCL
   register_command("tune", "Tune CLBlast's GEMM for an OpenCL device", porta::cli::add_tune_command);
+#endif
+#ifdef PORTA_CLI_HAS_NPU_SIM
   register_command("sim", "Time an op, a MoE layer or a model on an npu-sim profile",
                    porta::cli::add_sim_command);
+#endif
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
