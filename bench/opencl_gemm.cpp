@@ -8,7 +8,8 @@
 // backend binds the arguments, calls CLBlast on the resident device buffers and waits for the
 // event): the same work a direct caller does, so the ratio shows porta's overhead. "porta run" is
 // the whole public call for information (it also copies A to the device and C back each run).
-// "direct" is clblast::Gemm on buffers allocated once, followed by clFinish.
+// "direct" is clblast::Gemm on buffers allocated once, followed by clFinish. The two are timed
+// interleaved, one of each per repetition.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -62,17 +63,6 @@ Row measure(const std::string& device_name, porta::detail::opencl::Device& devic
   g.output("c", g.matmul(g.input("a", {s.m, s.k}, porta::DType::F32), g.weight("b", b)));
   auto exe = porta::compile(g, {.backend = device_name, .fallback = ""});
   const std::map<std::string, porta::Tensor> inputs{{"a", a}};
-  exe.run(inputs);  // warm-up: CLBlast compiles its kernels for this shape
-  std::vector<double> op_times, run_times;
-  for (int r = 0; r < reps; ++r) {
-    const auto start = Clock::now();
-    exe.run(inputs);
-    run_times.push_back(std::chrono::duration<double>(Clock::now() - start).count());
-    op_times.push_back(exe.profile().ops.at(0).time_us * 1e-6);
-  }
-  row.porta_op = median(op_times);
-  row.porta_run = median(run_times);
-
   cl_int status = CL_SUCCESS;
   const auto bytes = [](std::int64_t r, std::int64_t c) {
     return static_cast<std::size_t>(r * c) * sizeof(float);
@@ -96,13 +86,22 @@ Row measure(const std::string& device_name, porta::detail::opencl::Device& devic
       throw std::runtime_error(fmt::format("clblast::Gemm failed: {}", static_cast<int>(code)));
     clFinish(queue);
   };
+  // Interleaved, one porta run then one direct call per repetition, so that a change in the
+  // machine's load hits both columns alike.
+  exe.run(inputs);  // warm-up: CLBlast compiles its kernels for this shape
   direct();
-  std::vector<double> direct_times;
+  std::vector<double> op_times, run_times, direct_times;
   for (int r = 0; r < reps; ++r) {
     const auto start = Clock::now();
+    exe.run(inputs);
+    run_times.push_back(std::chrono::duration<double>(Clock::now() - start).count());
+    op_times.push_back(exe.profile().ops.at(0).time_us * 1e-6);
+    const auto direct_start = Clock::now();
     direct();
-    direct_times.push_back(std::chrono::duration<double>(Clock::now() - start).count());
+    direct_times.push_back(std::chrono::duration<double>(Clock::now() - direct_start).count());
   }
+  row.porta_op = median(op_times);
+  row.porta_run = median(run_times);
   row.direct = median(direct_times);
   clReleaseMemObject(da);
   clReleaseMemObject(db);
