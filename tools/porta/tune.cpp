@@ -1,16 +1,15 @@
 // `porta tune`: runs CLBlast's GEMM tuner for an OpenCL device with a sampling fraction and saves
 // the parameters, which the opencl backend loads whenever a later process opens that device.
 // An exhaustive search did not finish in 15 minutes on PoCL; the fraction bounds the search.
+// Built only with the opencl backend (tools/CMakeLists.txt).
 #include <fmt/format.h>
 
 #include "commands.hpp"
 
-#ifdef PORTA_HAS_OPENCL_BACKEND
 #include <porta/error.hpp>
 
 #include "../../backends/opencl/opencl_tuning.hpp"
 #include "runtime/backend.hpp"
-#endif
 
 namespace porta::cli {
 
@@ -50,7 +49,6 @@ Command add_tune_command(CLI::App& app) {
   app.add_flag("--where", args->show_path,
                "Print the file the backend loads this device's parameters from, and exit");
   return [args]() -> int {
-#ifdef PORTA_HAS_OPENCL_BACKEND
     if (args->device != "opencl" && args->device.rfind("opencl:", 0) != 0) {
       fmt::print(stderr, "porta tune: '{}' is not an OpenCL device (opencl or opencl:N)\n",
                  args->device);
@@ -77,11 +75,6 @@ Command add_tune_command(CLI::App& app) {
     for (const auto& [name, value] : result.parameters) fmt::print("  {} = {}\n", name, value);
     fmt::print("saved to {}; later runs on {} load it\n", result.file.string(), backend->name());
     return 0;
-#else
-    (void)args;
-    fmt::print(stderr, "porta tune: this porta was built without the opencl backend\n");
-    return kExitFailure;
-#endif
   };
 }
 
