@@ -229,6 +229,27 @@ TEST_CASE("porta bench checks a long case on a prefix of the same inputs", "[ben
   }
 }
 
+TEST_CASE("porta bench runs whole checkpoints: tiny presets and a checkpoint directory",
+          "[bench]") {
+  // The preset generated in memory, and a checkpoint gen-checkpoint wrote, loaded from disk.
+  const auto dir = scratch("tiny-v3-ckpt");
+  const auto gen = run_porta("gen-checkpoint --kind deepseek_v3 --dtype f32 --out " + dir);
+  REQUIRE(gen.exit_code == 0);
+  for (const std::string& c : {std::string("checkpoint:deepseek_v3"), "checkpoint:path=" + dir}) {
+    const auto doc = json::parse(
+        bench_to_file("-c " + c + " -b reference -t 3 -r 1", "json", "checkpoint.json"));
+    const auto& r = doc.at("records").at(0);
+    INFO(r.dump(2));
+    REQUIRE(r.at("status") == "ok");
+    CHECK(r.at("max_error").get<double>() == 0.0);
+    CHECK(r.at("flops").get<double>() > 0);
+  }
+  const auto missing =
+      run_porta("bench -c checkpoint:path=" + scratch("no-such-dir") + " -b reference");
+  CHECK(missing.exit_code != 0);
+  CHECK_THAT(missing.output, Catch::Contains("not a checkpoint directory"));
+}
+
 TEST_CASE("porta bench skips a backend it has no device for, with the reason", "[bench]") {
   const auto doc = json::parse(bench_to_file(
       "-c matmul:tiny -b reference,npu-sim:no-such-chip -t 2 -r 1", "json", "skip.json"));

@@ -189,8 +189,9 @@ std::vector<Suite> suites() {
                  .repetitions = 5,
                  .max_seconds = 3});
   out.push_back({.name = "models",
-                 .summary = "whole-model cases (transformer stacks of attention and MoE blocks)",
-                 .cases = {"model:moe-stack"},
+                 .summary = "whole models: a random transformer stack of attention and MoE "
+                            "blocks, and tiny DeepSeek-V3/V2 checkpoints",
+                 .cases = {"model:moe-stack", "checkpoint:deepseek_v3", "checkpoint:deepseek_v2"},
                  .backends = {},
                  .tokens = {1, 64},
                  .dtypes = {"f32"},
