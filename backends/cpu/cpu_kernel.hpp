@@ -44,7 +44,8 @@ struct OpLowering {
 
 // The dense ops of the catalogue (backends/cpu/, every file but moe/).
 std::span<const OpLowering> dense_lowerings();
-// The MoE ops: moe_router, moe_permute, grouped_matmul, moe_experts, moe_combine (backends/cpu/moe/).
+// The MoE ops: moe_router, moe_permute, grouped_matmul, moe_experts, moe_combine
+// (backends/cpu/moe/).
 std::span<const OpLowering> moe_lowerings();
 
 }  // namespace porta::detail::cpu

@@ -74,15 +74,15 @@ class Value {
 
 // The outputs of moe_router (see docs/moe-router.md for each one's meaning).
 struct MoeRoute {
-  Value ids;         // [T, K] int32 ([T, E] in expert-choice mode)
-  Value weights;     // [T, K] f32 ([T, E] in expert-choice mode)
-  Value counts;      // [E] int32
-  Value offsets;     // [E + 1] int32
-  Value perm;        // [P] int32, P = moe::perm_rows(attrs, T)
-  Value inv;         // [T·K] int32 ([T·E] in expert-choice mode)
-  Value dropped;     // [E] int32
-  Value nonfinite;   // [T] int32
-  Value mean_score;  // [E] f32
+  Value ids;               // [T, K] int32 ([T, E] in expert-choice mode)
+  Value weights;           // [T, K] f32 ([T, E] in expert-choice mode)
+  Value counts;            // [E] int32
+  Value offsets;           // [E + 1] int32
+  Value perm;              // [P] int32, P = moe::perm_rows(attrs, T)
+  Value inv;               // [T·K] int32 ([T·E] in expert-choice mode)
+  Value dropped;           // [E] int32
+  Value nonfinite;         // [T] int32
+  Value mean_score;        // [E] f32
   std::int64_t top_k = 0;  // assignment slots per token: K, or E in expert-choice mode
 };
 

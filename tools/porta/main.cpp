@@ -33,7 +33,8 @@ int main(int argc, char** argv) {
   register_command("bench", "Benchmark backends side by side on an MoE-style graph",
                    porta::cli::add_bench_command);
 #ifdef PORTA_CLI_HAS_OPENCL
-  register_command("tune", "Tune CLBlast's GEMM for an OpenCL device", porta::cli::add_tune_command);
+  register_command("tune", "Tune CLBlast's GEMM for an OpenCL device",
+                   porta::cli::add_tune_command);
 #endif
 #ifdef PORTA_CLI_HAS_NPU_SIM
   register_command("sim", "Time an op, a MoE layer or a model on an npu-sim profile",
