@@ -10,39 +10,12 @@
 
 #include "cpu_util.hpp"
 #include "dense_ops.hpp"
+#include "reference/rope_tables.hpp"
 #include "widened_io.hpp"
 
 namespace porta::detail::cpu {
 
 namespace {
-
-double yarn_mscale(double factor, double mscale) {
-  return factor <= 1.0 ? 1.0 : 0.1 * mscale * std::log(factor) + 1.0;
-}
-
-double yarn_dim(double rotations, double dim, double base, double original_max) {
-  return dim * std::log(original_max / (rotations * 2.0 * std::numbers::pi)) /
-         (2.0 * std::log(base));
-}
-
-std::vector<double> frequencies(const RopeAttrs& attrs, std::int64_t rotary_dim) {
-  const auto half = static_cast<std::size_t>(rotary_dim / 2);
-  const double dim = static_cast<double>(rotary_dim);
-  const double base = attrs.theta;
-  std::vector<double> f(half);
-  for (std::size_t i = 0; i < half; ++i) f[i] = std::pow(base, -2.0 * static_cast<double>(i) / dim);
-  if (attrs.scaling.type != RopeScalingType::Yarn) return f;
-  const auto& s = attrs.scaling;
-  const double original = static_cast<double>(s.original_max_position);
-  const double low = std::max(std::floor(yarn_dim(s.beta_fast, dim, base, original)), 0.0);
-  double high = std::min(std::ceil(yarn_dim(s.beta_slow, dim, base, original)), dim - 1.0);
-  if (low == high) high = low + 0.001;
-  for (std::size_t i = 0; i < half; ++i) {
-    const double ramp = std::clamp((static_cast<double>(i) - low) / (high - low), 0.0, 1.0);
-    f[i] = f[i] / static_cast<double>(s.factor) * ramp + f[i] * (1.0 - ramp);
-  }
-  return f;
-}
 
 class RopeKernel final : public CpuKernel {
  public:
@@ -54,12 +27,9 @@ class RopeKernel final : public CpuKernel {
     head_dim_ = shape[-1];
     rotary_ = attrs.rotary_dim == 0 ? head_dim_ : attrs.rotary_dim;
     neox_ = attrs.layout == RopeLayout::NeoX;
-    freq_ = frequencies(attrs, rotary_);
-    const auto& s = attrs.scaling;
-    divisor_ = s.type == RopeScalingType::Linear ? s.factor : 1.0;
-    magnitude_ = s.type == RopeScalingType::Yarn
-                     ? yarn_mscale(s.factor, s.mscale) / yarn_mscale(s.factor, s.mscale_all_dim)
-                     : 1.0;
+    freq_ = rope_inverse_frequencies(attrs, rotary_);
+    divisor_ = rope_position_divisor(attrs.scaling);
+    magnitude_ = rope_magnitude(attrs.scaling);
     positions_ = n.inputs[1];
     positions_i64_ = g.input_of(n, 1).dtype == DType::I64;
     angles_ =

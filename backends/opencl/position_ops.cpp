@@ -9,44 +9,9 @@
 #include <porta/ops.hpp>
 
 #include "opencl_lowering.hpp"
+#include "reference/rope_tables.hpp"
 
 namespace porta::detail::opencl {
-
-namespace {
-
-double yarn_get_mscale(double factor, double mscale) {
-  return factor <= 1.0 ? 1.0 : 0.1 * mscale * std::log(factor) + 1.0;
-}
-
-double yarn_find_dim(double rotations, double dim, double base, double original_max) {
-  return dim * std::log(original_max / (rotations * 2.0 * std::numbers::pi)) /
-         (2.0 * std::log(base));
-}
-
-std::vector<double> inverse_frequencies(const RopeAttrs& attrs, std::int64_t rotary_dim) {
-  const auto half = static_cast<std::size_t>(rotary_dim / 2);
-  const double dim = static_cast<double>(rotary_dim);
-  const double base = attrs.theta;
-  std::vector<double> inv_freq(half);
-  for (std::size_t i = 0; i < half; ++i)
-    inv_freq[i] = std::pow(base, -2.0 * static_cast<double>(i) / dim);
-  if (attrs.scaling.type != RopeScalingType::Yarn) return inv_freq;
-  const auto& s = attrs.scaling;
-  const double original_max = static_cast<double>(s.original_max_position);
-  const double low = std::max(std::floor(yarn_find_dim(s.beta_fast, dim, base, original_max)), 0.0);
-  double high = std::min(std::ceil(yarn_find_dim(s.beta_slow, dim, base, original_max)), dim - 1.0);
-  if (low == high) high = low + 0.001;
-  for (std::size_t i = 0; i < half; ++i) {
-    const double ramp = std::clamp((static_cast<double>(i) - low) / (high - low), 0.0, 1.0);
-    const double extrapolation_weight = 1.0 - ramp;
-    const double freq_extra = inv_freq[i];
-    const double freq_inter = freq_extra / static_cast<double>(s.factor);
-    inv_freq[i] = freq_inter * (1.0 - extrapolation_weight) + freq_extra * extrapolation_weight;
-  }
-  return inv_freq;
-}
-
-}  // namespace
 
 SupportResult position_supports(const Device& device, const GraphState& g, const Node& n) {
   if (n.op == OpKind::Rope) {
@@ -107,16 +72,12 @@ void position_lower(Device& device, const GraphState& g, const Node& n, LoweredO
   const Shape& s = g.input_of(n, 0).shape;
   const cl_long tokens = s[0], heads = s.rank() == 3 ? s[1] : 1, head_dim = s[-1];
   const std::int64_t rotary = attrs.rotary_dim == 0 ? head_dim : attrs.rotary_dim;
-  const auto inv_freq = inverse_frequencies(attrs, rotary);
+  const auto inv_freq = rope_inverse_frequencies(attrs, rotary);
   op.buffers.push_back(upload_buffer(device, inv_freq.data(),
                                      std::max<std::size_t>(1, inv_freq.size()) * sizeof(double)));
   const ClBuffer* freq = op.buffers.back().get();
-  const auto& scaling = attrs.scaling;
-  const double divisor = scaling.type == RopeScalingType::Linear ? scaling.factor : 1.0;
-  const double magnitude = scaling.type == RopeScalingType::Yarn
-                               ? yarn_get_mscale(scaling.factor, scaling.mscale) /
-                                     yarn_get_mscale(scaling.factor, scaling.mscale_all_dim)
-                               : 1.0;
+  const double divisor = rope_position_divisor(attrs.scaling);
+  const double magnitude = rope_magnitude(attrs.scaling);
   op.kernels.push_back(device.kernel("rope_pairs"));
   const cl_kernel k = op.kernels.back().get();
   const cl_int dtype = dtype_code(g.input_of(n, 0).dtype);
