@@ -4,8 +4,6 @@
 // skipped with its reason, and each kind of bad argument gives a message and a non-zero exit.
 #ifdef PORTA_CLI_PATH
 
-#include <sys/wait.h>
-
 #include <array>
 #include <cstdio>
 #include <filesystem>
@@ -16,29 +14,14 @@
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
+#include "cli/cli_support.hpp"
 
 namespace {
 
 using nlohmann::json;
 
-struct CliResult {
-  int exit_code = -1;  // -1: killed by a signal (a crash)
-  std::string output;  // stdout and stderr together
-};
-
-CliResult run_porta(const std::string& args) {
-  const std::string command = std::string(PORTA_CLI_PATH) + " " + args + " 2>&1";
-  CliResult result;
-  FILE* pipe = popen(command.c_str(), "r");
-  REQUIRE(pipe != nullptr);
-  std::array<char, 4096> chunk{};
-  std::size_t n = 0;
-  while ((n = fread(chunk.data(), 1, chunk.size(), pipe)) > 0)
-    result.output.append(chunk.data(), n);
-  const int status = pclose(pipe);
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
-}
+using porta::test::CliResult;
+using porta::test::run_porta;
 
 std::string scratch(const std::string& name) {
   const auto dir = std::filesystem::path(PORTA_TEST_TMPDIR) / "bench";

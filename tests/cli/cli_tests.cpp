@@ -2,8 +2,6 @@
 // never a crash; the good paths print what they promise.
 #ifdef PORTA_CLI_PATH
 
-#include <sys/wait.h>
-
 #include <array>
 #include <cstdio>
 #include <filesystem>
@@ -13,27 +11,12 @@
 #include <catch2/catch.hpp>
 
 #include <porta/porta.hpp>
+#include "cli/cli_support.hpp"
 
 namespace {
 
-struct CliResult {
-  int exit_code = -1;  // -1: killed by a signal (a crash)
-  std::string output;  // stdout and stderr together
-};
-
-CliResult run_cli(const std::string& args) {
-  const std::string command = std::string(PORTA_CLI_PATH) + " " + args + " 2>&1";
-  CliResult result;
-  FILE* pipe = popen(command.c_str(), "r");
-  REQUIRE(pipe != nullptr);
-  std::array<char, 4096> chunk{};
-  std::size_t n = 0;
-  while ((n = fread(chunk.data(), 1, chunk.size(), pipe)) > 0)
-    result.output.append(chunk.data(), n);
-  const int status = pclose(pipe);
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
-}
+using porta::test::CliResult;
+using porta::test::run_porta;
 
 std::string scratch(const std::string& name) {
   const auto dir = std::filesystem::path(PORTA_TEST_TMPDIR) / "cli";
@@ -60,7 +43,7 @@ std::string safetensors(const std::string& header, std::size_t data_bytes) {
 
 void expect_failure(const std::string& args, const std::string& message_part) {
   INFO("porta " << args);
-  const auto r = run_cli(args);
+  const auto r = run_porta(args);
   INFO(r.output);
   CHECK(r.exit_code > 0);
   CHECK_THAT(r.output, Catch::Contains(message_part));
@@ -69,13 +52,13 @@ void expect_failure(const std::string& args, const std::string& message_part) {
 }  // namespace
 
 TEST_CASE("porta devices lists the reference backend", "[cli]") {
-  const auto r = run_cli("devices");
+  const auto r = run_porta("devices");
   CHECK(r.exit_code == 0);
   CHECK_THAT(r.output, Catch::Contains("reference") && Catch::Contains("available"));
 }
 
 TEST_CASE("porta check passes every op on the reference backend", "[cli]") {
-  const auto r = run_cli("check --backend reference");
+  const auto r = run_porta("check --backend reference");
   INFO(r.output);
   CHECK(r.exit_code == 0);
   for (const auto& op : porta::all_ops())
@@ -87,7 +70,7 @@ TEST_CASE("porta inspect lists the tensors of a file", "[cli]") {
   const auto path = scratch("good.safetensors");
   porta::io::write_safetensors(
       path, {{"w", porta::Tensor::from_vector<float>({2, 3}, {1, 2, 3, 4, 5, 6})}});
-  const auto r = run_cli("inspect " + path);
+  const auto r = run_porta("inspect " + path);
   CHECK(r.exit_code == 0);
   CHECK_THAT(r.output, Catch::Contains("w") && Catch::Contains("f32") &&
                            Catch::Contains("[2, 3]") && Catch::Contains("24"));
@@ -160,7 +143,7 @@ TEST_CASE("porta rejects each kind of bad input with a message and a non-zero ex
 }
 
 TEST_CASE("porta bench prints a side-by-side table", "[cli]") {
-  const auto r = run_cli("bench -t 2 -r 1 --hidden 32 --experts 4 --top-k 2 --inter 16");
+  const auto r = run_porta("bench -t 2 -r 1 --hidden 32 --experts 4 --top-k 2 --inter 16");
   INFO(r.output);
   CHECK(r.exit_code == 0);
   CHECK_THAT(r.output, Catch::Contains("| reference") && Catch::Contains("median ms") &&

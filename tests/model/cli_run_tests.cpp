@@ -3,8 +3,6 @@
 // logits, and bad input is a message with exit status 1, never a crash.
 #ifdef PORTA_CLI_PATH
 
-#include <sys/wait.h>
-
 #include <array>
 #include <cstdio>
 #include <regex>
@@ -14,27 +12,11 @@
 #include <porta/device.hpp>
 #include <porta/io.hpp>
 
+#include "cli/cli_support.hpp"
 #include "model/model_test_support.hpp"
 
 namespace porta::test {
 namespace {
-
-struct Run {
-  int exit_code = -1;
-  std::string output;
-};
-
-Run porta_cli(const std::string& args) {
-  Run r;
-  FILE* pipe = popen((std::string(PORTA_CLI_PATH) + " " + args + " 2>&1").c_str(), "r");
-  REQUIRE(pipe != nullptr);
-  std::array<char, 4096> buf{};
-  std::size_t n = 0;
-  while ((n = fread(buf.data(), 1, buf.size(), pipe)) > 0) r.output.append(buf.data(), n);
-  const int status = pclose(pipe);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
 
 std::string tokens_line(const std::string& output) {
   std::smatch m;
@@ -48,14 +30,14 @@ TEST_CASE(
     "[model]") {
   for (const std::string kind : {"deepseek_v3", "deepseek_v2"}) {
     const std::string dir = model_tmpdir("cli_" + kind);
-    const Run gen = porta_cli("gen-checkpoint --kind " + kind + " --seed 3 --out " + dir);
+    const CliResult gen = run_porta("gen-checkpoint --kind " + kind + " --seed 3 --out " + dir);
     INFO(gen.output);
     REQUIRE(gen.exit_code == 0);
     const std::string npy = dir + "/logits.npy";
-    const Run ref = porta_cli("run --model " + dir +
-                              " --backend reference --prompt-ids 1,2,3,4 --max-new-tokens 6 "
-                              "--dump-logits " +
-                              npy);
+    const CliResult ref = run_porta("run --model " + dir +
+                                    " --backend reference --prompt-ids 1,2,3,4 --max-new-tokens 6 "
+                                    "--dump-logits " +
+                                    npy);
     INFO(ref.output);
     REQUIRE(ref.exit_code == 0);
     CHECK_THAT(ref.output, Catch::Contains("prefill: 4 tokens") &&
@@ -69,8 +51,8 @@ TEST_CASE(
     CHECK(dumped.to_f32() == porta_logits(m, {1, 2, 3, 4}).to_f32());
     for (const auto& d : list_devices()) {
       if (!d.available || d.name == "reference") continue;
-      const Run other = porta_cli("run --model " + dir + " --backend " + d.name +
-                                  " --prompt-ids 1,2,3,4 --max-new-tokens 6");
+      const CliResult other = run_porta("run --model " + dir + " --backend " + d.name +
+                                        " --prompt-ids 1,2,3,4 --max-new-tokens 6");
       INFO(other.output);
       REQUIRE(other.exit_code == 0);
       CHECK(tokens_line(other.output) == expected);
@@ -82,27 +64,27 @@ TEST_CASE(
 TEST_CASE("porta run and gen-checkpoint report bad input with a message and exit status 1",
           "[model]") {
   const std::string dir = model_tmpdir("cli_bad");
-  REQUIRE(porta_cli("gen-checkpoint --kind mixtral --out " + dir).exit_code == 0);
-  const Run bad_id = porta_cli("run --model " + dir + " --prompt-ids 1,999");
+  REQUIRE(run_porta("gen-checkpoint --kind mixtral --out " + dir).exit_code == 0);
+  const CliResult bad_id = run_porta("run --model " + dir + " --prompt-ids 1,999");
   CHECK(bad_id.exit_code == 1);
   CHECK_THAT(bad_id.output, Catch::Contains("token id 999"));
-  const Run not_ids = porta_cli("run --model " + dir + " --prompt-ids 1,x");
+  const CliResult not_ids = run_porta("run --model " + dir + " --prompt-ids 1,x");
   CHECK(not_ids.exit_code == 1);
   CHECK_THAT(not_ids.output, Catch::Contains("'x' is not a token id"));
-  const Run no_model = porta_cli("run --model " + dir + "/nowhere --prompt-ids 1");
+  const CliResult no_model = run_porta("run --model " + dir + "/nowhere --prompt-ids 1");
   CHECK(no_model.exit_code == 1);
   CHECK_THAT(no_model.output, Catch::Contains("nowhere"));
-  const Run bad_backend = porta_cli("run --model " + dir + " --backend tpu --prompt-ids 1");
+  const CliResult bad_backend = run_porta("run --model " + dir + " --backend tpu --prompt-ids 1");
   CHECK(bad_backend.exit_code == 1);
   CHECK_THAT(bad_backend.output, Catch::Contains("tpu"));
-  const Run bad_kind = porta_cli("gen-checkpoint --kind llama --out " + dir);
+  const CliResult bad_kind = run_porta("gen-checkpoint --kind llama --out " + dir);
   CHECK(bad_kind.exit_code == 1);
   CHECK_THAT(bad_kind.output, Catch::Contains("llama") && Catch::Contains("deepseek_v3"));
-  const Run sampled =
-      porta_cli("run --model " + dir + " --prompt-ids 1,2 --temperature 0.8 --top-p 0.9 --seed 5");
+  const CliResult sampled =
+      run_porta("run --model " + dir + " --prompt-ids 1,2 --temperature 0.8 --top-p 0.9 --seed 5");
   CHECK(sampled.exit_code == 0);
   CHECK(tokens_line(sampled.output) ==
-        tokens_line(porta_cli("run --model " + dir +
+        tokens_line(run_porta("run --model " + dir +
                               " --prompt-ids 1,2 --temperature 0.8 --top-p 0.9 --seed 5")
                         .output));
 }

@@ -2,8 +2,6 @@
 // clear message with a non-zero exit for every kind of bad input.
 #ifdef PORTA_CLI_PATH
 
-#include <sys/wait.h>
-
 #include <array>
 #include <cstdio>
 #include <filesystem>
@@ -14,26 +12,11 @@
 #include <nlohmann/json.hpp>
 
 #include <porta/model/checkpoint_gen.hpp>
+#include "cli/cli_support.hpp"
 
 namespace {
 
-struct Result {
-  int exit_code = -1;
-  std::string output;
-};
-
-Result run_porta(const std::string& args) {
-  const std::string command = std::string(PORTA_CLI_PATH) + " " + args + " 2>&1";
-  Result r;
-  FILE* pipe = popen(command.c_str(), "r");
-  REQUIRE(pipe != nullptr);
-  std::array<char, 4096> chunk{};
-  std::size_t n = 0;
-  while ((n = fread(chunk.data(), 1, chunk.size(), pipe)) > 0) r.output.append(chunk.data(), n);
-  const int status = pclose(pipe);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
+using porta::test::run_porta;
 
 std::string scratch(const std::string& name) {
   const auto dir = std::filesystem::path(PORTA_TEST_TMPDIR) / "npu_sim_cli";
