@@ -5,12 +5,16 @@
 //
 //   porta-bench-cpu-gemm [--quick] [--reps N]
 //
-// "porta" is Executable::run() of a one-matmul graph whose weight is a graph constant (the whole
-// public call: input checks, the cpu kernel, the output copy); "kernel" is the cpu kernel's own
-// time from the profile. "direct" is a oneDNN matmul primitive created once with the weight
-// reordered into its preferred layout, executed on preallocated memory. Where this oneDNN has no
-// bf16 matmul for the ISA (AVX2), the direct bf16 column is the f32 primitive: the best a direct
-// caller gets on that machine.
+// "porta" is Executable::run(inputs, outputs) of a one-matmul graph whose weight is a graph
+// constant, into an output tensor reused from call to call (the whole public call of a serving
+// loop: input and output checks, binding, the cpu kernel); "kernel" is the cpu kernel's own time
+// from the profile. "direct" is a oneDNN matmul primitive created once with the weight reordered
+// into its preferred layout, executed on preallocated memory holding the same values. Where that
+// layout is the weight's own (f32 on AVX2), the direct call reads the very bytes porta's kernel
+// reads: at T = 1 the GEMM only streams its weight, and two copies of it would differ by where
+// their pages happen to fall in the caches (measured: +-50 us either way on 300 us, depending on
+// the allocation), which is not time porta adds. Where this oneDNN has no bf16 matmul for the
+// ISA (AVX2), the direct bf16 column is the f32 primitive: the best a direct caller gets there.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -80,8 +84,10 @@ bool native_bf16(const dnnl::engine& engine) {
 // A oneDNN matmul [M, K] x [K, N] with the weight reordered once, on preallocated memory.
 class DirectMatmul {
  public:
+  // a and b hold the values of porta's operands; b (f32, [K, N] row-major) is used in place when
+  // the primitive wants that layout.
   DirectMatmul(dnnl::engine& engine, std::int64_t m, std::int64_t k, std::int64_t n,
-               dnnl::memory::data_type type)
+               dnnl::memory::data_type type, const Tensor& a, const Tensor& b)
       : stream_(engine) {
     using tag = dnnl::memory::format_tag;
     const dnnl::memory::desc a_md({m, k}, type, tag::ab), c_md({m, n}, type, tag::ab);
@@ -89,12 +95,18 @@ class DirectMatmul {
     dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a_md, b_any, c_md), engine);
     a_ = dnnl::memory(a_md, engine);
     c_ = dnnl::memory(c_md, engine);
-    dnnl::memory b_src(b_user, engine);
-    std::memset(a_.get_data_handle(), 0, a_md.get_size());
-    std::memset(b_src.get_data_handle(), 0, b_user.get_size());
-    b_ = dnnl::memory(pd.weights_desc(), engine);
-    dnnl::reorder(b_src, b_).execute(stream_, b_src, b_);
-    stream_.wait();
+    fill(a_, a, type);
+    if (pd.weights_desc() == b_user && b.dtype() == DType::F32 &&
+        type == dnnl::memory::data_type::f32) {
+      b_ = dnnl::memory(b_user, engine, b.data());
+      shares_weight_ = true;
+    } else {
+      dnnl::memory b_src(b_user, engine);
+      fill(b_src, b, type);
+      b_ = dnnl::memory(pd.weights_desc(), engine);
+      dnnl::reorder(b_src, b_).execute(stream_, b_src, b_);
+      stream_.wait();
+    }
     primitive_ = dnnl::matmul(pd);
     args_ = {{DNNL_ARG_SRC, a_}, {DNNL_ARG_WEIGHTS, b_}, {DNNL_ARG_DST, c_}};
   }
@@ -102,8 +114,16 @@ class DirectMatmul {
     primitive_.execute(stream_, args_);
     stream_.wait();
   }
+  bool shares_weight() const { return shares_weight_; }
 
  private:
+  static void fill(dnnl::memory& dst, const Tensor& values, dnnl::memory::data_type type) {
+    const Tensor converted =
+        values.to(type == dnnl::memory::data_type::bf16 ? DType::BF16 : DType::F32);
+    std::memcpy(dst.get_data_handle(), converted.data(), converted.nbytes());
+  }
+
+  bool shares_weight_ = false;
   dnnl::stream stream_;
   dnnl::memory a_, b_, c_;
   dnnl::matmul primitive_;
@@ -112,25 +132,27 @@ class DirectMatmul {
 
 struct PortaMatmul {
   porta::Executable exe;
-  std::map<std::string, Tensor> inputs;
-  double kernel_us = 0;  // median of the profiled cpu kernel times
+  std::map<std::string, Tensor> inputs, outputs;
+  void operator()() { exe.run(inputs, outputs); }
 };
 
-PortaMatmul porta_matmul(std::int64_t m, std::int64_t k, std::int64_t n, DType dtype,
-                         bool profile) {
+PortaMatmul porta_matmul(const Tensor& a, const Tensor& w, bool profile) {
+  const std::int64_t m = a.shape()[0], n = w.shape()[1];
   porta::Graph g;
-  auto a = g.input("a", {m, k}, dtype);
-  auto w = g.weight("w", random_tensor({k, n}, dtype, 2));
-  g.output("c", g.name(g.matmul(a, w), "gemm"));
+  auto a_in = g.input("a", a.shape(), a.dtype());
+  g.output("c", g.name(g.matmul(a_in, g.weight("w", w)), "gemm"));
   PortaMatmul p;
   p.exe = porta::compile(g, {.backend = "cpu", .fallback = "", .profile = profile});
-  p.inputs["a"] = random_tensor({m, k}, dtype, 1);
+  p.inputs["a"] = a;
+  p.outputs["c"] = Tensor::empty({m, n}, a.dtype());
   return p;
 }
 
 struct Row {
   std::string label;
   double flops, porta_s, kernel_s, direct_s;
+  bool shared_weight = false;  // the direct call read porta's weight bytes
+  double paired_s = 0;         // median over repetitions of (porta - direct), back to back
 };
 
 void print_row(const Row& r) {
@@ -144,15 +166,19 @@ Row measure(dnnl::engine& engine, bool native, std::int64_t m, std::int64_t k, s
   const double flops = 2.0 * m * k * n;
   const int reps = reps_for(flops, base_reps);
   Row row{fmt::format("{} {}x{}x{}", porta::dtype_name(dtype), m, k, n), flops, 0, 0, 0};
-  auto plain = porta_matmul(m, k, n, dtype, false);
-  auto profiled = porta_matmul(m, k, n, dtype, true);  // the kernel's own time, from the profile
+  // One weight, shared by both porta executables (graph weights share the tensor's memory) and,
+  // where its layout allows, by the direct call.
+  const Tensor a = random_tensor({m, k}, dtype, 1), w = random_tensor({k, n}, dtype, 2);
+  auto plain = porta_matmul(a, w, false);
+  auto profiled = porta_matmul(a, w, true);  // the kernel's own time, from the profile
   const auto type =
       dtype == DType::BF16 && native ? dnnl::memory::data_type::bf16 : dnnl::memory::data_type::f32;
-  DirectMatmul direct(engine, m, k, n, type);
+  DirectMatmul direct(engine, m, k, n, type, a, w);
+  row.shared_weight = direct.shares_weight();
   // Interleaved, so that porta and the direct call see the same machine load (CI machines and
   // shared hosts are noisy); one warm-up call each.
-  plain.exe.run(plain.inputs);
-  profiled.exe.run(profiled.inputs);
+  plain();
+  profiled();
   direct();
   std::vector<double> porta_s, kernel_s, direct_s;
   const auto seconds = [](const std::function<void()>& body) {
@@ -161,13 +187,16 @@ Row measure(dnnl::engine& engine, bool native, std::int64_t m, std::int64_t k, s
     return std::chrono::duration<double>(Clock::now() - start).count();
   };
   for (int r = 0; r < reps; ++r) {
-    porta_s.push_back(seconds([&] { plain.exe.run(plain.inputs); }));
+    porta_s.push_back(seconds([&] { plain(); }));
     direct_s.push_back(seconds([&] { direct(); }));
     if (flops <= 4e9) {  // the big shapes skip it: run() and the direct call tell the story
-      profiled.exe.run(profiled.inputs);
+      profiled();
       kernel_s.push_back(profiled.exe.profile().ops.at(0).time_us * 1e-6);
     }
   }
+  std::vector<double> paired(porta_s.size());
+  for (std::size_t i = 0; i < paired.size(); ++i) paired[i] = porta_s[i] - direct_s[i];
+  row.paired_s = median(paired);
   row.porta_s = median(porta_s);
   row.kernel_s = kernel_s.empty() ? NAN : median(kernel_s);
   row.direct_s = median(direct_s);
@@ -187,7 +216,8 @@ double swiglu_block_seconds(std::int64_t tokens, DType dtype, int reps) {
   g.output("y", down);
   auto exe = porta::compile(g, {.backend = "cpu", .fallback = "", .profile = false});
   std::map<std::string, Tensor> inputs{{"x", random_tensor({tokens, hidden}, dtype, 14)}};
-  return time_median(reps, [&] { exe.run(inputs); });
+  std::map<std::string, Tensor> outputs{{"y", Tensor::empty({tokens, hidden}, dtype)}};
+  return time_median(reps, [&] { exe.run(inputs, outputs); });
 }
 
 }  // namespace
@@ -242,18 +272,25 @@ int main(int argc, char** argv) {
       }
   }
 
-  fmt::print("\nper-call overhead at T = 1 (porta - direct, kernel - direct):\n");
+  // Both a difference of medians and the median of the back-to-back differences, which cancels
+  // load that drifts across the repetitions.
+  fmt::print(
+      "\nper-call overhead at T = 1 (porta - direct: of medians, paired; kernel - direct):\n");
   for (const auto& [dtype, r] : t1_rows)
-    fmt::print("  {:<30} run() {:+8.2f} us   kernel {:+8.2f} us\n", r.label,
-               (r.porta_s - r.direct_s) * 1e6, (r.kernel_s - r.direct_s) * 1e6);
+    fmt::print("  {:<30} run() {:+8.2f} us, paired {:+8.2f} us   kernel {:+8.2f} us   ({})\n",
+               r.label, (r.porta_s - r.direct_s) * 1e6, r.paired_s * 1e6,
+               (r.kernel_s - r.direct_s) * 1e6,
+               r.shared_weight ? "same weight bytes" : "separate weight copies");
 
   // The fixed cost per call, where the GEMM itself is negligible (1x64x64): what porta adds to a
   // matmul, free of the 5.7-MFLOP expert GEMM's run-to-run noise.
   {
     const Row tiny = measure(engine, native, 1, 64, 64, DType::F32, quick ? 500 : 2000);
-    fmt::print("  {:<30} run() {:+8.2f} us   kernel {:+8.2f} us   (direct {:.2f} us)\n", tiny.label,
-               (tiny.porta_s - tiny.direct_s) * 1e6, (tiny.kernel_s - tiny.direct_s) * 1e6,
-               tiny.direct_s * 1e6);
+    fmt::print(
+        "  {:<30} run() {:+8.2f} us, paired {:+8.2f} us   kernel {:+8.2f} us   (direct {:.2f} "
+        "us)\n",
+        tiny.label, (tiny.porta_s - tiny.direct_s) * 1e6, tiny.paired_s * 1e6,
+        (tiny.kernel_s - tiny.direct_s) * 1e6, tiny.direct_s * 1e6);
   }
 
   const std::int64_t block_tokens = 512;

@@ -83,8 +83,17 @@ class Executable {
   Executable& operator=(Executable&&) noexcept;
 
   // Runs the graph. Every graph input must be given, with its declared shape and dtype; names
-  // that are not graph inputs are an error. Returns every graph output by name.
+  // that are not graph inputs are an error. Returns every graph output by name, in tensors
+  // allocated for this call.
   std::map<std::string, Tensor> run(const std::map<std::string, Tensor>& inputs);
+
+  // Runs the graph writing outputs into the caller's tensors: each given tensor must name a
+  // graph output and have its shape and dtype, and must not share memory with an input or with
+  // another given output. Outputs not named are computed and dropped. An output computed in host
+  // memory is written in place by the kernel that produces it (no allocation, no copy), so a
+  // serving loop that reuses its output tensors allocates nothing per call.
+  void run(const std::map<std::string, Tensor>& inputs,
+           const std::map<std::string, Tensor>& outputs);
 
   // The profile of the most recent run().
   const Profile& profile() const;

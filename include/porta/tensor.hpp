@@ -25,6 +25,9 @@ class Tensor {
 
   // Owning, zero-filled, 64-byte aligned.
   static Tensor zeros(Shape shape, DType dtype);
+  // Owning, 64-byte aligned, contents unspecified: for memory about to be overwritten whole (an
+  // output buffer handed to Executable::run), where zero-filling would be a wasted pass.
+  static Tensor empty(Shape shape, DType dtype);
   // Owning copy of `bytes` bytes at `data`; `bytes` must equal numel * dtype_size.
   static Tensor copy_of(Shape shape, DType dtype, const void* data, std::size_t bytes);
   // Owning tensor from a typed vector; the dtype follows T (float, Half, BFloat16, int8_t, ...).
@@ -68,6 +71,7 @@ class Tensor {
   std::string description() const;
 
  private:
+  static Tensor allocate(Shape shape, DType dtype, bool zero_fill);
   void check_element_type(DType requested) const;
 
   std::shared_ptr<const void> owner_;

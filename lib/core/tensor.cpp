@@ -12,13 +12,23 @@ namespace {
 
 constexpr std::size_t kAlignment = 64;
 
-std::shared_ptr<void> allocate_aligned(std::size_t bytes) {
-  const std::size_t rounded = ((bytes + kAlignment - 1) / kAlignment) * kAlignment;
-  void* p = std::aligned_alloc(kAlignment, rounded == 0 ? kAlignment : rounded);
+std::shared_ptr<void> allocate_aligned(std::size_t bytes, bool zero_fill) {
+  std::size_t rounded = ((bytes + kAlignment - 1) / kAlignment) * kAlignment;
+  if (rounded == 0) rounded = kAlignment;
+  void* p = std::aligned_alloc(kAlignment, rounded);
   if (p == nullptr)
     throw Error(ErrorCode::OutOfMemory,
                 fmt::format("cannot allocate {} bytes for a tensor", bytes));
-  std::memset(p, 0, rounded == 0 ? kAlignment : rounded);
+  if (zero_fill) {
+    std::memset(p, 0, rounded);
+  } else {
+#ifndef NDEBUG
+    // Debug builds (the sanitizer pass of `make test`) poison unspecified contents: every byte
+    // 0xFF reads as NaN in each float dtype and -1 in each integer one, so a kernel that leaves
+    // part of an output unwritten fails its test instead of passing on recycled zeros.
+    std::memset(p, 0xFF, rounded);
+#endif
+  }
   return std::shared_ptr<void>(p, [](void* q) { std::free(q); });
 }
 
@@ -31,19 +41,23 @@ void check_dims(const Shape& shape) {
 
 }  // namespace
 
-Tensor Tensor::zeros(Shape shape, DType dtype) {
+Tensor Tensor::allocate(Shape shape, DType dtype, bool zero_fill) {
   check_dims(shape);
   Tensor t;
   t.shape_ = std::move(shape);
   t.dtype_ = dtype;
-  auto storage = allocate_aligned(t.nbytes());
+  auto storage = allocate_aligned(t.nbytes(), zero_fill);
   t.data_ = storage.get();
   t.owner_ = std::move(storage);
   return t;
 }
 
+Tensor Tensor::zeros(Shape shape, DType dtype) { return allocate(std::move(shape), dtype, true); }
+
+Tensor Tensor::empty(Shape shape, DType dtype) { return allocate(std::move(shape), dtype, false); }
+
 Tensor Tensor::copy_of(Shape shape, DType dtype, const void* data, std::size_t bytes) {
-  Tensor t = zeros(std::move(shape), dtype);
+  Tensor t = empty(std::move(shape), dtype);
   if (bytes != t.nbytes())
     throw Error(ErrorCode::ShapeMismatch,
                 fmt::format("{} bytes given for a {} tensor of shape {} ({} bytes expected)", bytes,
@@ -53,7 +67,7 @@ Tensor Tensor::copy_of(Shape shape, DType dtype, const void* data, std::size_t b
 }
 
 Tensor Tensor::from_f32(Shape shape, DType dtype, std::span<const float> values) {
-  Tensor t = zeros(std::move(shape), dtype);
+  Tensor t = empty(std::move(shape), dtype);
   if (values.size() != static_cast<std::size_t>(t.numel()))
     throw Error(ErrorCode::ShapeMismatch,
                 fmt::format("{} values given for a tensor of shape {} ({} elements)", values.size(),
@@ -113,7 +127,7 @@ Tensor Tensor::reshape(Shape shape) const {
 Tensor Tensor::clone() const { return copy_of(shape_, dtype_, data_, nbytes()); }
 
 Tensor Tensor::to(DType dtype) const {
-  Tensor t = zeros(shape_, dtype);
+  Tensor t = empty(shape_, dtype);
   convert(data_, dtype_, t.data_, dtype, static_cast<std::size_t>(numel()));
   return t;
 }

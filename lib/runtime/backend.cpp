@@ -22,6 +22,12 @@ HostBuffer::HostBuffer(std::size_t bytes) : size_(bytes), owned_(true) {
 HostBuffer::HostBuffer(void* borrowed, std::size_t bytes) noexcept
     : data_(borrowed), size_(bytes) {}
 
+void HostBuffer::rebind(void* borrowed, std::size_t bytes) noexcept {
+  if (owned_) return;  // an arena keeps its memory
+  data_ = borrowed;
+  size_ = bytes;
+}
+
 HostBuffer::~HostBuffer() {
   if (owned_) std::free(data_);
 }

@@ -131,6 +131,8 @@ class HostBuffer final : public Buffer {
  public:
   explicit HostBuffer(std::size_t bytes);                  // owning, zero-filled
   HostBuffer(void* borrowed, std::size_t bytes) noexcept;  // non-owning
+  // Points a non-owning buffer at other memory (a run's input or output tensor).
+  void rebind(void* borrowed, std::size_t bytes) noexcept;
   ~HostBuffer() override;
   HostBuffer(const HostBuffer&) = delete;
   HostBuffer& operator=(const HostBuffer&) = delete;

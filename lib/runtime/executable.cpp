@@ -120,6 +120,20 @@ struct ExecutableImpl {
   std::vector<Step> steps;
   Profile profile;
   std::mutex run_mutex;
+  // By ValueId: a graph output produced in host memory. It has no arena slot; each run points it
+  // at the caller's output tensor, so the producing kernel writes there and nothing is copied.
+  std::vector<bool> written_in_place;
+  // Storage for such outputs when run(inputs, outputs) was not given them, kept across runs.
+  std::map<ValueId, Tensor> spare_outputs;
+  // By ValueId: views of the caller's input and output tensors, re-pointed on every run.
+  std::vector<std::unique_ptr<HostBuffer>> views;
+
+  HostBuffer* view(ValueId v, void* data, std::size_t bytes) {
+    auto& slot = views[v];
+    if (!slot) slot = std::make_unique<HostBuffer>(nullptr, 0);
+    slot->rebind(data, bytes);
+    return slot.get();
+  }
 
   int domain_index(const std::shared_ptr<Backend>& backend) {
     const std::string name = backend->memory_domain();
@@ -214,6 +228,11 @@ void build(ExecutableImpl& x) {
   }
   x.steps = std::move(scheduled);
 
+  x.written_in_place.assign(g.values.size(), false);
+  x.views.resize(g.values.size());
+  for (const auto& [name, v] : g.outputs)
+    x.written_in_place[v] = g.values[v].kind == ValueKind::NodeOutput && x.home[v] == kHostDomain;
+
   // Lifetimes in steps (each node is a step of its own, so values are reused within a segment).
   const int end_of_run = 1 << 30;
   std::vector<std::map<ValueId, BufferRequest>> requests(x.domains.size());
@@ -232,9 +251,9 @@ void build(ExecutableImpl& x) {
       for (auto in : g.nodes[node].inputs)
         if (auto it = reqs.find(in); it != reqs.end())
           it->second.last_step = std::max(it->second.last_step, step_index);
-      for (auto out : g.nodes[node].outputs) {
-        reqs[out] = {value_bytes(g.values[out]), step_index, step_index};
-      }
+      for (auto out : g.nodes[node].outputs)
+        if (!x.written_in_place[out])
+          reqs[out] = {value_bytes(g.values[out]), step_index, step_index};
       ++step_index;
     }
   }
@@ -336,6 +355,56 @@ void check_inputs(const ExecutableImpl& x, const std::map<std::string, Tensor>& 
   }
 }
 
+// The tensors given to run(inputs, outputs): graph outputs of the declared shape and dtype, at
+// an aligned address, overlapping neither an input nor each other (a kernel would read what it
+// had just overwritten).
+void check_outputs(const ExecutableImpl& x, const std::map<std::string, Tensor>& inputs,
+                   const std::map<std::string, Tensor>& outputs) {
+  const auto& g = x.graph;
+  const auto overlap = [](const Tensor& a, const Tensor& b) {
+    const auto* pa = static_cast<const char*>(a.data());
+    const auto* pb = static_cast<const char*>(b.data());
+    return a.nbytes() > 0 && b.nbytes() > 0 && pa < pb + b.nbytes() && pb < pa + a.nbytes();
+  };
+  for (auto it = outputs.begin(); it != outputs.end(); ++it) {
+    const auto& [name, t] = *it;
+    const auto found = std::find_if(g.outputs.begin(), g.outputs.end(),
+                                    [&](const auto& out) { return out.first == name; });
+    if (found == g.outputs.end()) {
+      std::vector<std::string> names;
+      for (const auto& out : g.outputs) names.push_back(out.first);
+      throw Error(ErrorCode::InvalidArgument,
+                  fmt::format("'{}' is not an output of the graph (outputs: {})", name,
+                              fmt::join(names, ", ")));
+    }
+    const auto& info = g.values[found->second];
+    if (t.shape() != info.shape)
+      throw Error(
+          ErrorCode::ShapeMismatch,
+          fmt::format("output '{}' was given a tensor of shape {} but the graph declares {}", name,
+                      t.shape().to_string(), info.shape.to_string()));
+    if (t.dtype() != info.dtype)
+      throw Error(
+          ErrorCode::DTypeMismatch,
+          fmt::format("output '{}' was given a tensor of dtype {} but the graph declares {}", name,
+                      dtype_name(t.dtype()), dtype_name(info.dtype)));
+    if (t.data() == nullptr && t.numel() > 0)
+      throw Error(ErrorCode::InvalidArgument, fmt::format("output '{}' has no data", name));
+    if (reinterpret_cast<std::uintptr_t>(t.data()) % dtype_size(t.dtype()) != 0)
+      throw Error(ErrorCode::InvalidArgument,
+                  fmt::format("output '{}' is not aligned to its {}-byte elements", name,
+                              dtype_size(t.dtype())));
+    for (const auto& [input, given] : inputs)
+      if (overlap(t, given))
+        throw Error(ErrorCode::InvalidArgument,
+                    fmt::format("output '{}' shares memory with input '{}'", name, input));
+    for (auto other = std::next(it); other != outputs.end(); ++other)
+      if (overlap(t, other->second))
+        throw Error(ErrorCode::InvalidArgument,
+                    fmt::format("outputs '{}' and '{}' share memory", name, other->first));
+  }
+}
+
 }  // namespace
 
 }  // namespace detail
@@ -369,6 +438,19 @@ Executable compile(const Graph& graph, const CompileOptions& options) {
 }
 
 std::map<std::string, Tensor> Executable::run(const std::map<std::string, Tensor>& inputs) {
+  if (!impl_)
+    throw Error(ErrorCode::InvalidArgument, "run() on an empty Executable (use porta::compile)");
+  std::map<std::string, Tensor> outputs;
+  for (const auto& [name, id] : impl_->graph.outputs) {
+    const auto& info = impl_->graph.values[id];
+    outputs[name] = Tensor::empty(info.shape, info.dtype);
+  }
+  run(inputs, outputs);
+  return outputs;
+}
+
+void Executable::run(const std::map<std::string, Tensor>& inputs,
+                     const std::map<std::string, Tensor>& outputs) {
   using namespace detail;
   if (!impl_)
     throw Error(ErrorCode::InvalidArgument, "run() on an empty Executable (use porta::compile)");
@@ -376,10 +458,10 @@ std::map<std::string, Tensor> Executable::run(const std::map<std::string, Tensor
   std::lock_guard lock(x.run_mutex);
   const auto& g = x.graph;
   check_inputs(x, inputs);
+  check_outputs(x, inputs, outputs);
 
   // Graph inputs are read in place from the caller's tensors.
   auto& host = x.domains[kHostDomain];
-  std::vector<std::unique_ptr<Buffer>> input_views;
   std::vector<Tensor> aligned_inputs;  // copies of inputs given at misaligned addresses
   aligned_inputs.reserve(g.inputs.size());
   for (const auto& [name, id] : g.inputs) {
@@ -388,10 +470,34 @@ std::map<std::string, Tensor> Executable::run(const std::map<std::string, Tensor
       aligned_inputs.push_back(given->clone());
       given = &aligned_inputs.back();
     }
-    const Tensor& t = *given;
-    input_views.push_back(std::make_unique<HostBuffer>(t.data(), t.nbytes()));
-    host.refs[id] = {input_views.back().get(), 0, &g.values[id]};
+    host.refs[id] = {x.view(id, given->data(), given->nbytes()), 0, &g.values[id]};
   }
+  // Outputs produced in host memory are computed straight into the caller's tensors (the first
+  // one given, when two output names share a value), else into storage kept for the purpose.
+  std::vector<bool> bound(g.values.size(), false);
+  for (int pass = 0; pass < 2; ++pass)
+    for (const auto& [name, id] : g.outputs) {
+      if (!x.written_in_place[id] || bound[id]) continue;
+      const auto it = outputs.find(name);
+      const Tensor* target = it != outputs.end() ? &it->second : nullptr;
+      if (target == nullptr) {
+        if (pass == 0) continue;
+        Tensor& spare = x.spare_outputs[id];
+        if (!spare.defined() || spare.data() == nullptr)
+          spare = Tensor::empty(g.values[id].shape, g.values[id].dtype);
+        target = &spare;
+      }
+      host.refs[id] = {x.view(id, target->data(), target->nbytes()), 0, &g.values[id]};
+      bound[id] = true;
+    }
+  struct Unbind {  // no ref outlives the caller's tensors, even when a kernel throws
+    ExecutableImpl& x;
+    ~Unbind() {
+      for (const auto& [name, id] : x.graph.inputs) x.domains[kHostDomain].refs[id] = {};
+      for (const auto& [name, id] : x.graph.outputs)
+        if (x.written_in_place[id]) x.domains[kHostDomain].refs[id] = {};
+    }
+  } unbind{x};
 
   x.profile = Profile{};
   RunRecorder recorder(g, x.costs, x.backend_of_node, x.profile);
@@ -431,23 +537,26 @@ std::map<std::string, Tensor> Executable::run(const std::map<std::string, Tensor
   }
   for (std::size_t d = 1; d < x.domains.size(); ++d) x.domains[d].owner->synchronize();
 
-  std::map<std::string, Tensor> outputs;
+  // The given outputs not written in place: constants, inputs, values in a device's memory, and
+  // a second name for a value already written under another.
   for (const auto& [name, id] : g.outputs) {
+    const auto given = outputs.find(name);
+    if (given == outputs.end()) continue;
+    const Tensor& t = given->second;
+    if (x.written_in_place[id] && host.refs[id].host() == t.data()) continue;
     const auto& info = g.values[id];
+    const std::size_t bytes = t.nbytes();
+    if (bytes == 0) continue;
     if (info.kind == ValueKind::Constant) {
-      outputs[name] = info.constant.clone();
+      std::memcpy(t.data(), info.constant.data(), bytes);
     } else if (info.kind == ValueKind::Input) {
-      outputs[name] = inputs.at(info.name).clone();
+      std::memcpy(t.data(), host.refs[id].host(), bytes);
     } else {
-      Tensor t = Tensor::zeros(info.shape, info.dtype);
       const auto& domain = x.domains[static_cast<std::size_t>(x.home[id])];
-      domain.copy_out(domain.refs[id], t.data(), t.nbytes());
-      outputs[name] = std::move(t);
+      domain.copy_out(domain.refs[id], t.data(), bytes);
     }
   }
-  for (const auto& [name, id] : g.inputs) host.refs[id] = {};
   x.profile.total_us = recorder.now_us();
-  return outputs;
 }
 
 const Profile& Executable::profile() const {
