@@ -153,11 +153,7 @@ class BroadcastBinaryKernel final : public CpuKernel {
 }  // namespace
 
 SupportResult supports_binary(const GraphState& g, const Node& n) {
-  if (auto v = require_f32_bf16({g.input_of(n, 0).dtype}); !v.supported) return v;
-  if (g.output_of(n, 0).shape.rank() > DNNL_MAX_NDIMS)
-    return SupportResult::no(fmt::format("rank {} exceeds oneDNN's {} dimensions",
-                                         g.output_of(n, 0).shape.rank(), DNNL_MAX_NDIMS));
-  return SupportResult::yes();
+  return require_f32_bf16({g.input_of(n, 0).dtype});
 }
 
 std::unique_ptr<CpuKernel> lower_binary(CpuEnv& env, const GraphState& g, const Node& n) {

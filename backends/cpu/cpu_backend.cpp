@@ -18,6 +18,7 @@
 #include "cpu_util.hpp"
 #include "fusion.hpp"
 #include "matmul.hpp"
+#include "onednn_error.hpp"
 
 namespace porta::detail::cpu {
 
@@ -28,6 +29,21 @@ const OpLowering* find_lowering(OpKind op) {
     for (const OpLowering& entry : table)
       if (entry.op == op) return &entry;
   return nullptr;
+}
+
+// Whether the cpu backend runs `n`: its kernel's own verdict, after the limit every kernel shares
+// (each describes its tensors to oneDNN, or to helpers that do, and oneDNN's memory descriptors
+// hold at most DNNL_MAX_NDIMS dimensions).
+SupportResult cpu_verdict(const GraphState& g, const Node& n) {
+  const OpLowering* entry = find_lowering(n.op);
+  if (entry == nullptr)
+    return SupportResult::no(fmt::format("{} has no cpu kernel", op_name(n.op)));
+  for (const auto& values : {n.inputs, n.outputs})
+    for (ValueId v : values)
+      if (g.values[v].shape.rank() > DNNL_MAX_NDIMS)
+        return SupportResult::no(fmt::format("rank {} exceeds oneDNN's {} dimensions",
+                                             g.values[v].shape.rank(), DNNL_MAX_NDIMS));
+  return entry->supports(g, n);
 }
 
 std::string host_cpu_model() {
@@ -101,10 +117,7 @@ class CpuBackend final : public Backend {
   }
 
   SupportResult supports(const GraphState& g, const Node& n) const override {
-    const OpLowering* entry = find_lowering(n.op);
-    if (entry == nullptr)
-      return SupportResult::no(fmt::format("{} has no cpu kernel", op_name(n.op)));
-    return entry->supports(g, n);
+    return cpu_verdict(g, n);
   }
 
   std::unique_ptr<Plan> compile(const GraphState& g, std::span<const NodeId> nodes) override {
@@ -118,8 +131,7 @@ class CpuBackend final : public Backend {
       const NodeId id = nodes[i];
       const Node& n = g.nodes.at(id);
       const OpLowering* entry = find_lowering(n.op);
-      SupportResult verdict =
-          entry ? entry->supports(g, n) : SupportResult::no("no cpu kernel for the op");
+      const SupportResult verdict = cpu_verdict(g, n);
       if (!verdict.supported)
         throw Error(ErrorCode::Unsupported, fmt::format("cpu backend cannot run {}: {}",
                                                         describe_node(g, n), verdict.reason));
@@ -149,8 +161,7 @@ class CpuBackend final : public Backend {
         }
         plan->kernels.push_back({id, entry->lower(plan->env, g, n), {}});
       } catch (const dnnl::error& e) {
-        throw Error(ErrorCode::Backend, fmt::format("cpu backend: oneDNN could not lower {}: {}",
-                                                    describe_node(g, n), e.what()));
+        throw onednn_error(g, n, "lower", e);
       }
     }
     return plan;
@@ -164,8 +175,7 @@ class CpuBackend final : public Backend {
       try {
         ctx.timed(id, [&] { kernel->run(ctx); });
       } catch (const dnnl::error& e) {
-        throw Error(ErrorCode::Backend, fmt::format("cpu backend: oneDNN failed running {}: {}",
-                                                    describe_node(g, g.nodes[id]), e.what()));
+        throw onednn_error(g, g.nodes[id], "run", e);
       }
       if (!fused.empty() && ctx.recorder != nullptr) {
         const double now = ctx.recorder->now_us();

@@ -250,13 +250,7 @@ bool native_bf16_matmul(const dnnl::engine& engine) {
 }
 
 SupportResult supports_matmul(const GraphState& g, const Node& n) {
-  if (auto verdict = require_f32_bf16({g.input_of(n, 0).dtype, g.input_of(n, 1).dtype});
-      !verdict.supported)
-    return verdict;
-  if (g.output_of(n, 0).shape.rank() > DNNL_MAX_NDIMS)
-    return SupportResult::no(fmt::format("rank {} exceeds oneDNN's {} dimensions",
-                                         g.output_of(n, 0).shape.rank(), DNNL_MAX_NDIMS));
-  return SupportResult::yes();
+  return require_f32_bf16({g.input_of(n, 0).dtype, g.input_of(n, 1).dtype});
 }
 
 bool matmul_accepts_post_ops(const GraphState& g, const Node& n) {

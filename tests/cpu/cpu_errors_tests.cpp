@@ -1,9 +1,15 @@
 // Bad input on the cpu backend: what it cannot run is declined by supports() and placed on the
 // reference (visibly), and data-dependent failures are porta::Errors naming the node.
+#include <cmath>
 #include <cstdlib>
 
+#include <fmt/format.h>
+#include <oneapi/dnnl/dnnl.hpp>
+
+#include "../../backends/cpu/onednn_error.hpp"
 #include "cpu/cpu_test_support.hpp"
 #include "runtime/backend.hpp"
+#include "unit/error_check.hpp"
 
 using namespace cpu_test;
 using porta::DType;
@@ -101,4 +107,43 @@ TEST_CASE("the cpu device reports its ISA, threads and bf16 strategy", "[cpu]") 
   CHECK(!props["isa"].empty());
   CHECK(std::stoi(props.at("threads")) >= 1);
   CHECK(props.count("bf16_matmul") == 1);
+}
+
+TEST_CASE("cpu declines tensors of more dimensions than oneDNN describes", "[cpu][errors]") {
+  // Rank 13: every op of the catalogue accepts it, oneDNN's memory descriptors stop at 12.
+  const porta::Shape shape(std::vector<std::int64_t>(13, 1));
+  porta::Graph g;
+  auto x = g.input("x", shape, DType::F32);
+  g.output("y", g.name(g.silu(x), "act13"));
+  auto exe = porta::compile(g, on("cpu", "reference"));
+  REQUIRE(exe.placement().size() == 1);
+  CHECK(exe.placement()[0].backend == "reference");
+  CHECK_THAT(exe.placement()[0].reason, Catch::Contains("rank 13 exceeds oneDNN's 12"));
+  const auto out = exe.run({{"x", porta::Tensor::from_vector<float>(shape, {2.0f})}});
+  CHECK(out.at("y").to_f32()[0] == Approx(2.0 / (1.0 + std::exp(-2.0))));
+  REQUIRE_PORTA_ERROR(porta::compile(g, on("cpu")), porta::ErrorCode::Unsupported, "silu 'act13'",
+                      "rank 13");
+}
+
+TEST_CASE("a oneDNN failure becomes a porta::Error naming the op, node and shapes",
+          "[cpu][errors]") {
+  // Both catch sites of the cpu backend (lowering and running a node) hand a dnnl::error to
+  // onednn_error; this is what the user then sees.
+  porta::Graph g;
+  auto a = g.input("a", {4, 8}, DType::F32);
+  auto b = g.input("b", {8, 3}, DType::F32);
+  g.output("y", g.name(g.matmul(a, b), "proj"));
+  porta::detail::GraphState state;
+  state.nodes.assign(g.nodes().begin(), g.nodes().end());
+  for (std::size_t v = 0; v < g.num_values(); ++v)
+    state.values.push_back(g.value(static_cast<porta::ValueId>(v)));
+  const dnnl::error failure(dnnl_unimplemented, "could not create a primitive descriptor");
+  const porta::Error e =
+      porta::detail::cpu::onednn_error(state, state.nodes.back(), "run", failure);
+  CHECK(e.code() == porta::ErrorCode::Backend);
+  CHECK_THAT(e.what(),
+             Catch::Contains("oneDNN could not run matmul 'proj'") &&
+                 Catch::Contains("f32[4, 8]") && Catch::Contains("f32[8, 3]") &&
+                 Catch::Contains("could not create a primitive descriptor") &&
+                 Catch::Contains(fmt::format("dnnl_status_t {}", int{dnnl_unimplemented})));
 }
