@@ -26,39 +26,14 @@ using porta::npu_sim::load_profile;
 bool data_dependent(OpKind op) { return op == OpKind::GroupedMatmul || op == OpKind::MoeExperts; }
 
 void run_functional(const GraphState& g, const Node& n, const ExecContext& ctx) {
-  using namespace reference;
   switch (n.op) {
     case OpKind::Matmul: return npu_sim::run_matmul(g, n, ctx);
     case OpKind::GroupedMatmul: return npu_sim::run_grouped_matmul(g, n, ctx);
     case OpKind::MoeExperts: return npu_sim::run_moe_experts(g, n, ctx);
-    // Vector-core ops: f32 compute, one rounding into the output dtype (functional.hpp).
-    case OpKind::Add:
-    case OpKind::Sub:
-    case OpKind::Mul:
-    case OpKind::Div: return run_binary(g, n, ctx);
-    case OpKind::Silu:
-    case OpKind::Gelu:
-    case OpKind::Sigmoid:
-    case OpKind::Exp: return run_unary(g, n, ctx);
-    case OpKind::Softmax: return run_softmax(g, n, ctx);
-    case OpKind::RmsNorm: return run_rms_norm(g, n, ctx);
-    case OpKind::LayerNorm: return run_layer_norm(g, n, ctx);
-    case OpKind::Rope: return run_rope(g, n, ctx);
-    case OpKind::Embedding: return run_embedding(g, n, ctx);
-    case OpKind::Reshape: return run_reshape(g, n, ctx);
-    case OpKind::Permute: return run_permute(g, n, ctx);
-    case OpKind::Slice: return run_slice(g, n, ctx);
-    case OpKind::Concat: return run_concat(g, n, ctx);
-    case OpKind::Cast: return run_cast(g, n, ctx);
-    case OpKind::TopK: return run_top_k(g, n, ctx);
-    case OpKind::Swiglu: return run_swiglu(g, n, ctx);
-    case OpKind::Attention: return run_attention(g, n, ctx);
-    case OpKind::MoeRouter:
-    case OpKind::MoePermute:
-    case OpKind::MoeCombine: return run_moe_op(g, n, ctx);
+    // Vector-core ops compute in f32 with one rounding into the output dtype: the reference's
+    // numerics (functional.hpp).
+    default: return reference::run_node(g, n, ctx);
   }
-  throw Error(ErrorCode::Internal, fmt::format("{}: unknown op kind {}", reference::node_label(n),
-                                               static_cast<int>(n.op)));
 }
 
 void annotate(OpRecorder& rec, NodeId id, const OpReport& r) {

@@ -114,43 +114,6 @@ bool is_moe_op(OpKind op) {
          op == OpKind::MoeExperts || op == OpKind::MoeCombine;
 }
 
-// ---- execution ---------------------------------------------------------------------------------
-
-void run_node(const GraphState& g, const Node& n, const ExecContext& ctx) {
-  using namespace reference;
-  switch (n.op) {
-    case OpKind::Matmul: return run_matmul(g, n, ctx);
-    case OpKind::Add:
-    case OpKind::Sub:
-    case OpKind::Mul:
-    case OpKind::Div: return run_binary(g, n, ctx);
-    case OpKind::Silu:
-    case OpKind::Gelu:
-    case OpKind::Sigmoid:
-    case OpKind::Exp: return run_unary(g, n, ctx);
-    case OpKind::Softmax: return run_softmax(g, n, ctx);
-    case OpKind::RmsNorm: return run_rms_norm(g, n, ctx);
-    case OpKind::LayerNorm: return run_layer_norm(g, n, ctx);
-    case OpKind::Rope: return run_rope(g, n, ctx);
-    case OpKind::Embedding: return run_embedding(g, n, ctx);
-    case OpKind::Reshape: return run_reshape(g, n, ctx);
-    case OpKind::Permute: return run_permute(g, n, ctx);
-    case OpKind::Slice: return run_slice(g, n, ctx);
-    case OpKind::Concat: return run_concat(g, n, ctx);
-    case OpKind::Cast: return run_cast(g, n, ctx);
-    case OpKind::TopK: return run_top_k(g, n, ctx);
-    case OpKind::Swiglu: return run_swiglu(g, n, ctx);
-    case OpKind::Attention: return run_attention(g, n, ctx);
-    case OpKind::MoeRouter:
-    case OpKind::MoePermute:
-    case OpKind::GroupedMatmul:
-    case OpKind::MoeExperts:
-    case OpKind::MoeCombine: return run_moe_op(g, n, ctx);
-  }
-  throw Error(ErrorCode::Internal,
-              fmt::format("{}: unknown op kind {}", node_label(n), static_cast<int>(n.op)));
-}
-
 struct ReferencePlan final : Plan {
   std::vector<NodeId> nodes;
 };
@@ -198,12 +161,49 @@ class ReferenceBackend final : public Backend {
     const auto& reference_plan = dynamic_cast<const ReferencePlan&>(plan);
     for (NodeId id : reference_plan.nodes) {
       const Node& n = g.nodes[id];
-      ctx.timed(id, [&] { run_node(g, n, ctx); });
+      ctx.timed(id, [&] { reference::run_node(g, n, ctx); });
     }
   }
 };
 
 }  // namespace
+
+// ---- execution ---------------------------------------------------------------------------------
+
+void reference::run_node(const GraphState& g, const Node& n, const ExecContext& ctx) {
+  using namespace reference;
+  switch (n.op) {
+    case OpKind::Matmul: return run_matmul(g, n, ctx);
+    case OpKind::Add:
+    case OpKind::Sub:
+    case OpKind::Mul:
+    case OpKind::Div: return run_binary(g, n, ctx);
+    case OpKind::Silu:
+    case OpKind::Gelu:
+    case OpKind::Sigmoid:
+    case OpKind::Exp: return run_unary(g, n, ctx);
+    case OpKind::Softmax: return run_softmax(g, n, ctx);
+    case OpKind::RmsNorm: return run_rms_norm(g, n, ctx);
+    case OpKind::LayerNorm: return run_layer_norm(g, n, ctx);
+    case OpKind::Rope: return run_rope(g, n, ctx);
+    case OpKind::Embedding: return run_embedding(g, n, ctx);
+    case OpKind::Reshape: return run_reshape(g, n, ctx);
+    case OpKind::Permute: return run_permute(g, n, ctx);
+    case OpKind::Slice: return run_slice(g, n, ctx);
+    case OpKind::Concat: return run_concat(g, n, ctx);
+    case OpKind::Cast: return run_cast(g, n, ctx);
+    case OpKind::TopK: return run_top_k(g, n, ctx);
+    case OpKind::Swiglu: return run_swiglu(g, n, ctx);
+    case OpKind::Attention: return run_attention(g, n, ctx);
+    case OpKind::MoeRouter:
+    case OpKind::MoePermute:
+    case OpKind::GroupedMatmul:
+    case OpKind::MoeExperts:
+    case OpKind::MoeCombine: return run_moe_op(g, n, ctx);
+  }
+  throw Error(ErrorCode::Internal,
+              fmt::format("{}: unknown op kind {}", node_label(n), static_cast<int>(n.op)));
+}
 
 std::shared_ptr<Backend> make_reference_backend() { return std::make_shared<ReferenceBackend>(); }
 
