@@ -172,22 +172,9 @@ void run_moe_experts(const GraphState&, const Node& n, const ExecContext& ctx) {
   const std::int64_t tokens = x_ref.shape()[0];
   const std::int64_t hidden = x_ref.shape()[1];
   const std::int64_t top_k = weights_ref.shape()[1];
-  const std::int64_t experts = gate_ref.shape()[0];
   const std::int64_t inner = gate_ref.shape()[1];
   const DType t = x_ref.dtype();
-  const std::string label = node_label(n);
-  const auto offsets = reference::load_indices(n, ctx.input(n, 2), "offsets");
-  const auto perm = reference::load_indices(n, ctx.input(n, 3), "perm");
-  const auto inv = reference::load_indices(n, ctx.input(n, 4), "inv");
-  const auto rows = static_cast<std::int64_t>(perm.size());
-  if (static_cast<std::int64_t>(offsets.size()) != experts + 1 ||
-      static_cast<std::int64_t>(inv.size()) != tokens * top_k)
-    throw Error(ErrorCode::Internal,
-                fmt::format("{}: offsets ({}) or inv ({}) do not fit E = {}, T*K = {}", label,
-                            offsets.size(), inv.size(), experts, tokens * top_k));
-  reference::check_offsets(label, offsets, rows);
-  reference::check_perm(label, perm);
-  reference::check_inv(label, inv, rows);
+  const auto [offsets, perm, inv, rows] = reference::load_expert_routing(n, ctx);
 
   const auto x = widen_all(x_ref);
   const auto weights = widen_all(weights_ref);

@@ -50,6 +50,27 @@ std::vector<float> shared_expert(const Node& n, const ExecContext& ctx, const fl
 
 }  // namespace
 
+ExpertRouting load_expert_routing(const Node& n, const ExecContext& ctx) {
+  const std::int64_t tokens = ctx.input(n, 0).shape()[0];
+  const std::int64_t top_k = ctx.input(n, 1).shape()[1];
+  const std::int64_t experts = ctx.input(n, 5).shape()[0];
+  const std::string label = node_label(n);
+  ExpertRouting r;
+  r.offsets = load_indices(n, ctx.input(n, 2), "offsets");
+  r.perm = load_indices(n, ctx.input(n, 3), "perm");
+  r.inv = load_indices(n, ctx.input(n, 4), "inv");
+  r.rows = static_cast<std::int64_t>(r.perm.size());
+  if (static_cast<std::int64_t>(r.offsets.size()) != experts + 1 ||
+      static_cast<std::int64_t>(r.inv.size()) != tokens * top_k)
+    throw Error(ErrorCode::Internal,
+                fmt::format("{}: offsets ({}) or inv ({}) do not fit E = {}, T*K = {}", label,
+                            r.offsets.size(), r.inv.size(), experts, tokens * top_k));
+  check_offsets(label, r.offsets, r.rows);
+  check_perm(label, r.perm);
+  check_inv(label, r.inv, r.rows);
+  return r;
+}
+
 void run_moe_experts(const GraphState& g, const Node& n, const ExecContext& ctx) {
   (void)g;
   const auto& attrs = std::get<moe::ExpertsAttrs>(n.attrs);
@@ -61,19 +82,7 @@ void run_moe_experts(const GraphState& g, const Node& n, const ExecContext& ctx)
   const std::int64_t top_k = weights_ref.shape()[1];
   const std::int64_t experts = gate_ref.shape()[0];
   const std::int64_t inner = gate_ref.shape()[1];
-  const std::string label = node_label(n);
-  const auto offsets = load_indices(n, ctx.input(n, 2), "offsets");
-  const auto perm = load_indices(n, ctx.input(n, 3), "perm");
-  const auto inv = load_indices(n, ctx.input(n, 4), "inv");
-  const auto rows = static_cast<std::int64_t>(perm.size());
-  if (static_cast<std::int64_t>(offsets.size()) != experts + 1 ||
-      static_cast<std::int64_t>(inv.size()) != tokens * top_k)
-    throw Error(ErrorCode::Internal,
-                fmt::format("{}: offsets ({}) or inv ({}) do not fit E = {}, T*K = {}", label,
-                            offsets.size(), inv.size(), experts, tokens * top_k));
-  check_offsets(label, offsets, rows);
-  check_perm(label, perm);
-  check_inv(label, inv, rows);
+  const auto [offsets, perm, inv, rows] = load_expert_routing(n, ctx);
 
   const F32Input x(x_ref), weights(weights_ref);
   const F32Input w_gate(gate_ref), w_up(ctx.input(n, 6)), w_down(ctx.input(n, 7));

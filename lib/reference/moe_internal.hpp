@@ -60,6 +60,14 @@ void check_perm(const std::string& label, std::span<const std::int64_t> perm);
 // Each inv entry is -1 or a row of yp in [0, rows).
 void check_inv(const std::string& label, std::span<const std::int64_t> inv, std::int64_t rows);
 
+// moe_experts' routing inputs (offsets [E+1], perm [P], inv [T*K]), read and checked: sizes
+// against the node's shapes (Internal: a shape-rule bug), entries as above (InvalidArgument).
+struct ExpertRouting {
+  std::vector<std::int64_t> offsets, perm, inv;
+  std::int64_t rows = 0;  // P, the permuted rows
+};
+ExpertRouting load_expert_routing(const Node& n, const ExecContext& ctx);
+
 // ---- the ragged math, f32 in and out (double accumulators) ----
 // out[i] = x[perm[i] / top_k] when perm[i] < tokens * top_k, else a zero row. x is [tokens, H].
 std::vector<float> permute_rows(const float* x, std::int64_t tokens, std::int64_t hidden,
