@@ -125,10 +125,26 @@ SupportResult moe_supports(const Device&, const GraphState& g, const Node& n);
 void moe_lower(Device& device, const GraphState& g, const Node& n, LoweredOp& op);
 
 // Shared with moe_ops.cpp and the benchmark: the ragged grouped GEMM out[r] = rows[r] · w[e]ᵀ for
-// rows r of expert e (offsets[e] <= r < offsets[e + 1]); rows outside every expert are zero.
+// rows r of expert e (offsets[e] <= r < offsets[e + 1]); rows outside every expert are zero
+// (grouped_gemm_ops.cpp).
+//
+// Two tile configurations, chosen per device when the plan is compiled: Gpu (kernels/
+// grouped_gemm.cl: 16x16 work-items, 64-column tiles staged in local memory) and Cpu
+// (kernels/grouped_gemm_cpu.cl: no local memory, float8 dot products along H, 32-column tiles).
+// A CPU device (CL_DEVICE_TYPE_CPU) takes Cpu, every other device Gpu; the environment variable
+// PORTA_OPENCL_GROUPED_TILES=cpu|gpu overrides the choice (tests run both on PoCL).
+enum class GroupedTiles { Gpu, Cpu };
+GroupedTiles grouped_tiles(const Device& device);
+const char* to_string(GroupedTiles tiles);
+// Why `device` cannot run the grouped GEMM in the configuration it would take (empty: it can).
+std::string grouped_gemm_unfit(const Device& device);
+
 struct GroupedGemm {
   Kernel gemm, zero_rows;
-  std::int64_t tile_rows = 64;  // 64, or 16 when experts are expected to get few rows
+  GroupedTiles tiles = GroupedTiles::Gpu;
+  std::int64_t tile_rows = 64;     // Gpu: 64, or 16 for few rows per expert; Cpu: 48 or 12
+  std::int64_t tile_columns = 64;  // Gpu: 64; Cpu: 32
+  std::size_t local_size = 256;    // work-items per group (Gpu: 16x16)
   std::int64_t rows = 0, hidden = 0, out_features = 0, experts = 0;
   DType rows_dtype = DType::F32, w_dtype = DType::F32, out_dtype = DType::F32;
 };
