@@ -234,10 +234,17 @@ void experts_lower(Device& device, const GraphState& g, const Node& n, LoweredOp
   }
   const cl_int element = static_cast<cl_int>(dtype_size(x.dtype));
   const cl_int f32 = dtype_code(DType::F32), out_dtype = dtype_code(g.output_of(n, 0).dtype);
+  const std::string where = label(n);
+  const IndexCheckLaunch check_offsets = add_offsets_check(device, op, where, E + 1, P);
+  const IndexCheckLaunch check_perm = add_perm_check(device, op, where, P);
+  const IndexCheckLaunch check_inv = add_inv_check(device, op, where, T * K, P);
   const std::vector<ValueId> in(n.inputs.begin(), n.inputs.end());
   const ValueId y = n.outputs[0];
   op.run = [=](const Bindings& b, Enqueuer& q) {
     const auto& gm = *gemms;
+    check_offsets.enqueue(b, q, b.at(in[2]));
+    check_perm.enqueue(b, q, b.at(in[3]));
+    check_inv.enqueue(b, q, b.at(in[4]));
     set_args(permute, b.at(in[0]), element, b.at(in[3]), b.of(*xp), P, H, T * K, K);
     q.launch(permute, {static_cast<std::size_t>(P * H)}, {64}, "moe_permute_rows");
     enqueue_grouped_gemm(gm[0], q, b.of(*xp), b.at(in[5]), b.at(in[2]), b.of(*gate));
@@ -277,7 +284,9 @@ void moe_lower(Device& device, const GraphState& g, const Node& n, LoweredOp& op
     const cl_long rows = g.input_of(n, 1).shape.numel(), hidden = xi.shape[1];
     const cl_long top_k = std::get<MoePermuteAttrs>(n.attrs).top_k;
     const cl_long assignments = xi.shape[0] * top_k;
+    const IndexCheckLaunch check = add_perm_check(device, op, label(n), rows);
     op.run = [=](const Bindings& b, Enqueuer& q) {
+      check.enqueue(b, q, b.at(second));
       set_args(k, b.at(x), element, b.at(second), b.at(y), rows, hidden, assignments, top_k);
       q.launch(k, {static_cast<std::size_t>(rows * hidden)}, {64}, "moe_permute_rows");
     };
@@ -292,7 +301,10 @@ void moe_lower(Device& device, const GraphState& g, const Node& n, LoweredOp& op
     const cl_long tokens = weights.shape[0], top_k = weights.shape[1], hidden = yp.shape[1],
                   yp_rows = yp.shape[0];
     const ValueId inv = n.inputs[2];
+    const IndexCheckLaunch check =
+        add_inv_check(device, op, label(n), g.input_of(n, 2).shape.numel(), yp_rows);
     op.run = [=](const Bindings& b, Enqueuer& q) {
+      check.enqueue(b, q, b.at(inv));
       set_args(k, b.at(x), dtype, dtype, b.at(second), b.at(inv), b.at(y), tokens, top_k, hidden,
                yp_rows);
       q.launch(k, {static_cast<std::size_t>(tokens * hidden)}, {64}, "moe_combine_rows");
@@ -306,7 +318,10 @@ void moe_lower(Device& device, const GraphState& g, const Node& n, LoweredOp& op
                                                               w.shape[1], w.shape[0], rows.dtype,
                                                               w.dtype, g.output_of(n, 0).dtype));
   const ValueId offsets = n.inputs[2];
+  const IndexCheckLaunch check =
+      add_offsets_check(device, op, label(n), g.input_of(n, 2).shape.numel(), rows.shape[0]);
   op.run = [=](const Bindings& b, Enqueuer& q) {
+    check.enqueue(b, q, b.at(offsets));
     enqueue_grouped_gemm(*gemm, q, b.at(x), b.at(second), b.at(offsets), b.at(y));
   };
 }
