@@ -2,7 +2,8 @@
 // on DeepSeek-V2-Lite's MoE-layer shapes (hidden 2048, 64 experts of width 1408, top-6): the
 // gate/up projection rows[P, 2048] . w[e]ᵀ (w: [64, 1408, 2048]) and the down projection
 // rows[P, 1408] . w[e]ᵀ (w: [64, 2048, 1408]), P = T * 6 routed rows, T = 512 (128 with --quick).
-// Medians of at least 5 repetitions; both results are compared.
+// Medians of at least 5 repetitions, the two timed alternately (one of each per repetition);
+// both results are compared.
 //
 //   porta-bench-opencl-moe-layer [--quick] [--reps N] [--tokens T] [--device opencl:N]
 //
@@ -25,6 +26,7 @@
 
 #include <porta/porta.hpp>
 
+#include "../backends/opencl/opencl_lowering.hpp"
 #include "../backends/opencl/opencl_runtime.hpp"
 #include "../backends/opencl/opencl_tuning.hpp"
 #include "runtime/backend.hpp"
@@ -83,12 +85,6 @@ Result measure(const std::string& device_name, porta::detail::opencl::Device& de
   auto exe = porta::compile(g, {.backend = device_name, .fallback = ""});
   const std::map<std::string, porta::Tensor> inputs{{"rows", rows}, {"offsets", offsets_tensor}};
   auto porta_out = exe.run(inputs).at("out").to_f32();
-  std::vector<double> op_times;
-  for (int r = 0; r < reps; ++r) {
-    exe.run(inputs);
-    op_times.push_back(exe.profile().ops.at(0).time_us * 1e-6);
-  }
-  result.porta_op = median(op_times);
 
   cl_int status = CL_SUCCESS;
   const auto f32_bytes = [](std::int64_t count) {
@@ -123,12 +119,16 @@ Result measure(const std::string& device_name, porta::detail::opencl::Device& de
     clFinish(queue);
   };
   per_expert();
-  std::vector<double> direct_times;
+  // Interleaved, one of each per repetition, so that a change in the machine's load hits both.
+  std::vector<double> op_times, direct_times;
   for (int r = 0; r < reps; ++r) {
+    exe.run(inputs);
+    op_times.push_back(exe.profile().ops.at(0).time_us * 1e-6);
     const auto start = Clock::now();
     per_expert();
     direct_times.push_back(std::chrono::duration<double>(Clock::now() - start).count());
   }
+  result.porta_op = median(op_times);
   result.direct = median(direct_times);
   std::vector<float> direct_out(static_cast<std::size_t>(P * N));
   clEnqueueReadBuffer(queue, dout, CL_TRUE, 0, f32_bytes(P * N), direct_out.data(), 0, nullptr,
@@ -176,9 +176,10 @@ int main(int argc, char** argv) {
         [&](const auto& a, const auto& b) { return *(&a + 1) - a < *(&b + 1) - b; });
     fmt::print(
         "Ragged grouped expert GEMM on {} ({}), DeepSeek-V2-Lite MoE layer, T = {} (P = {} rows, "
-        "{} experts, {} to {} rows each), f32, medians of {} reps\n",
+        "{} experts, {} to {} rows each), f32, {} tiles, medians of {} interleaved reps\n",
         backend->name(), backend->info().description, tokens, P, kExperts,
-        *(smallest + 1) - *smallest, *(largest + 1) - *largest, reps);
+        *(smallest + 1) - *smallest, *(largest + 1) - *largest,
+        porta::detail::opencl::to_string(porta::detail::opencl::grouped_tiles(device)), reps);
     fmt::print("{:>12} {:>22} {:>12} {:>12} {:>9} {:>12} {:>10}\n", "projection", "rows x H -> N",
                "per-expert", "porta op", "GFLOP/s", "max |diff|", "speed-up");
     struct Projection {

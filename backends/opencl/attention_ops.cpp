@@ -58,7 +58,18 @@ void attention_lower(Device& device, const GraphState& g, const Node& n, Lowered
   const cl_int causal = attrs.causal ? 1 : 0;
   const std::vector<ValueId> in(n.inputs.begin(), n.inputs.end());
   const ValueId y = n.outputs[0];
+  // cache_len must lie in [0, capacity]; the kernel clamps it, the check reports it.
+  IndexCheckLaunch check;
+  if (cache)
+    check = add_index_check(device, op, g.input_of(n, 5).dtype, 1, false, 0, capacity + 1,
+                            [where = label(n), capacity](const CheckRecord& r) {
+                              return fmt::format(
+                                  "{}: cache_len {} is outside [0, {}] (the cache holds {} "
+                                  "positions)",
+                                  where, r.value, capacity, capacity);
+                            });
   op.run = [=](const Bindings& b, Enqueuer& qu) {
+    if (cache) check.enqueue(b, qu, b.at(in[5]));
     const DeviceArg kc = cache ? b.at(in[3]) : b.at(in[1]);
     const DeviceArg vc = cache ? b.at(in[4]) : b.at(in[2]);
     const DeviceArg len = cache ? b.at(in[5]) : b.at(in[0]);

@@ -1,5 +1,5 @@
 // Lowerings of the MoE ops: the router (kernels/moe_router.cl), moe_permute and moe_combine
-// (kernels/moe.cl) and the ragged grouped expert GEMM (kernels/grouped_gemm.cl). Routing tables
+// (kernels/moe.cl) and the ragged grouped expert GEMM (grouped_gemm_ops.cpp). Routing tables
 // stay on the device from the router to the combine: nothing about the routing is read back.
 #include <cmath>
 
@@ -13,8 +13,6 @@
 namespace porta::detail::opencl {
 
 namespace {
-
-constexpr std::size_t kGroupedColumns = 64;
 
 SupportResult router_supports(const Device& device, const GraphState& g, const Node& n) {
   const auto* a = std::get_if<moe::RouterAttrs>(&n.attrs);
@@ -117,41 +115,6 @@ void router_lower(Device& device, const GraphState& g, const Node& n, LoweredOp&
 
 }  // namespace
 
-GroupedGemm make_grouped_gemm(Device& device, std::int64_t rows, std::int64_t hidden,
-                              std::int64_t out_features, std::int64_t experts, DType rows_dtype,
-                              DType w_dtype, DType out_dtype) {
-  GroupedGemm gemm;
-  // With fewer than 32 rows per expert on average (decode, small batches) most of a 64-row tile
-  // would be padding.
-  gemm.tile_rows = experts > 0 && rows / experts < 32 ? 16 : 64;
-  gemm.gemm = device.kernel(gemm.tile_rows == 16 ? "grouped_gemm_16" : "grouped_gemm_64");
-  gemm.zero_rows = device.kernel("grouped_zero_rows");
-  gemm.rows = rows;
-  gemm.hidden = hidden;
-  gemm.out_features = out_features;
-  gemm.experts = experts;
-  gemm.rows_dtype = rows_dtype;
-  gemm.w_dtype = w_dtype;
-  gemm.out_dtype = out_dtype;
-  return gemm;
-}
-
-void enqueue_grouped_gemm(const GroupedGemm& gemm, Enqueuer& queue, DeviceArg rows, DeviceArg w,
-                          DeviceArg offsets, DeviceArg out) {
-  const cl_long P = gemm.rows, H = gemm.hidden, N = gemm.out_features, E = gemm.experts;
-  if (P == 0 || N == 0) return;
-  const cl_int od = dtype_code(gemm.out_dtype);
-  set_args(gemm.zero_rows.get(), offsets, out, od, P, N, E);
-  queue.launch(gemm.zero_rows.get(), {static_cast<std::size_t>(P)}, {64}, "grouped_zero_rows");
-  const std::size_t column_tiles = ceil_div(static_cast<std::size_t>(N), kGroupedColumns);
-  const std::size_t row_slots =
-      ceil_div(static_cast<std::size_t>(P), static_cast<std::size_t>(gemm.tile_rows)) +
-      static_cast<std::size_t>(E);
-  set_args(gemm.gemm.get(), rows, dtype_code(gemm.rows_dtype), w, dtype_code(gemm.w_dtype), offsets,
-           out, od, P, H, N, E);
-  queue.launch(gemm.gemm.get(), {column_tiles * 16, row_slots * 16}, {16, 16}, "grouped_gemm");
-}
-
 SupportResult moe_supports(const Device& device, const GraphState& g, const Node& n) {
   switch (n.op) {
     case OpKind::MoeRouter: return router_supports(device, g, n);
@@ -170,11 +133,8 @@ SupportResult moe_supports(const Device& device, const GraphState& g, const Node
       if (auto r = need_float_storage(g, n, 0, 2); !r.supported) return r;
       if (g.input_of(n, 2).dtype != DType::I32)
         return SupportResult::no(fmt::format("{}: offsets must be i32", label(n)));
-      if (device.max_work_group() < 256 || device.local_memory() < 8 * 1024)
-        return SupportResult::no(fmt::format(
-            "{}: the grouped GEMM kernel needs 256 work-items and 8 KiB of local memory per "
-            "work-group; the device offers {} and {} bytes",
-            label(n), device.max_work_group(), device.local_memory()));
+      if (const std::string why = grouped_gemm_unfit(device); !why.empty())
+        return SupportResult::no(fmt::format("{}: {}", label(n), why));
       return SupportResult::yes();
     }
     case OpKind::MoeCombine:
@@ -197,10 +157,8 @@ SupportResult moe_supports(const Device& device, const GraphState& g, const Node
           g.input_of(n, 3).dtype != DType::I32 || g.input_of(n, 4).dtype != DType::I32)
         return SupportResult::no(
             fmt::format("{}: weights must be f32, offsets, perm and inv i32", label(n)));
-      if (device.max_work_group() < 256 || device.local_memory() < 8 * 1024)
-        return SupportResult::no(fmt::format(
-            "{}: the grouped GEMM kernel needs 256 work-items and 8 KiB of local memory",
-            label(n)));
+      if (const std::string why = grouped_gemm_unfit(device); !why.empty())
+        return SupportResult::no(fmt::format("{}: {}", label(n), why));
       return SupportResult::yes();
     }
     default: break;
@@ -276,10 +234,17 @@ void experts_lower(Device& device, const GraphState& g, const Node& n, LoweredOp
   }
   const cl_int element = static_cast<cl_int>(dtype_size(x.dtype));
   const cl_int f32 = dtype_code(DType::F32), out_dtype = dtype_code(g.output_of(n, 0).dtype);
+  const std::string where = label(n);
+  const IndexCheckLaunch check_offsets = add_offsets_check(device, op, where, E + 1, P);
+  const IndexCheckLaunch check_perm = add_perm_check(device, op, where, P);
+  const IndexCheckLaunch check_inv = add_inv_check(device, op, where, T * K, P);
   const std::vector<ValueId> in(n.inputs.begin(), n.inputs.end());
   const ValueId y = n.outputs[0];
   op.run = [=](const Bindings& b, Enqueuer& q) {
     const auto& gm = *gemms;
+    check_offsets.enqueue(b, q, b.at(in[2]));
+    check_perm.enqueue(b, q, b.at(in[3]));
+    check_inv.enqueue(b, q, b.at(in[4]));
     set_args(permute, b.at(in[0]), element, b.at(in[3]), b.of(*xp), P, H, T * K, K);
     q.launch(permute, {static_cast<std::size_t>(P * H)}, {64}, "moe_permute_rows");
     enqueue_grouped_gemm(gm[0], q, b.of(*xp), b.at(in[5]), b.at(in[2]), b.of(*gate));
@@ -319,7 +284,9 @@ void moe_lower(Device& device, const GraphState& g, const Node& n, LoweredOp& op
     const cl_long rows = g.input_of(n, 1).shape.numel(), hidden = xi.shape[1];
     const cl_long top_k = std::get<MoePermuteAttrs>(n.attrs).top_k;
     const cl_long assignments = xi.shape[0] * top_k;
+    const IndexCheckLaunch check = add_perm_check(device, op, label(n), rows);
     op.run = [=](const Bindings& b, Enqueuer& q) {
+      check.enqueue(b, q, b.at(second));
       set_args(k, b.at(x), element, b.at(second), b.at(y), rows, hidden, assignments, top_k);
       q.launch(k, {static_cast<std::size_t>(rows * hidden)}, {64}, "moe_permute_rows");
     };
@@ -334,7 +301,10 @@ void moe_lower(Device& device, const GraphState& g, const Node& n, LoweredOp& op
     const cl_long tokens = weights.shape[0], top_k = weights.shape[1], hidden = yp.shape[1],
                   yp_rows = yp.shape[0];
     const ValueId inv = n.inputs[2];
+    const IndexCheckLaunch check =
+        add_inv_check(device, op, label(n), g.input_of(n, 2).shape.numel(), yp_rows);
     op.run = [=](const Bindings& b, Enqueuer& q) {
+      check.enqueue(b, q, b.at(inv));
       set_args(k, b.at(x), dtype, dtype, b.at(second), b.at(inv), b.at(y), tokens, top_k, hidden,
                yp_rows);
       q.launch(k, {static_cast<std::size_t>(tokens * hidden)}, {64}, "moe_combine_rows");
@@ -348,7 +318,10 @@ void moe_lower(Device& device, const GraphState& g, const Node& n, LoweredOp& op
                                                               w.shape[1], w.shape[0], rows.dtype,
                                                               w.dtype, g.output_of(n, 0).dtype));
   const ValueId offsets = n.inputs[2];
+  const IndexCheckLaunch check =
+      add_offsets_check(device, op, label(n), g.input_of(n, 2).shape.numel(), rows.shape[0]);
   op.run = [=](const Bindings& b, Enqueuer& q) {
+    check.enqueue(b, q, b.at(offsets));
     enqueue_grouped_gemm(*gemm, q, b.at(x), b.at(second), b.at(offsets), b.at(y));
   };
 }

@@ -1,7 +1,8 @@
 // The opencl backend: one porta device per OpenCL 1.2+ device ("opencl:N"; plain "opencl" is
 // opencl:0), each with its own context, in-order queue and memory domain. Values stay in device
 // buffers between ops; the runtime copies them only at the edges with other domains. Nodes are
-// lowered once per segment (opencl_lowering.hpp); each run only binds addresses and enqueues.
+// lowered once per segment (opencl_lowering.hpp); each run only binds addresses and enqueues, and
+// reads back the records of the device-side index checks when the segment has any.
 #include <charconv>
 #include <map>
 #include <memory>
@@ -27,6 +28,9 @@ namespace {
 
 struct OpenclPlan final : Plan {
   std::vector<LoweredOp> ops;
+  // The records of every op's index checks (opencl_lowering.hpp), null when no op checks any.
+  std::unique_ptr<ClBuffer> check_records;
+  std::size_t check_count = 0;
 };
 
 class OpenclBackend final : public Backend {
@@ -63,7 +67,11 @@ class OpenclBackend final : public Backend {
                                                         describe_node(g, n), verdict.reason));
       plan->ops.push_back(lower_node(device_, g, n));
       plan->ops.back().node = id;
+      plan->ops.back().first_check = plan->check_count;
+      plan->check_count += plan->ops.back().checks.size();
     }
+    if (plan->check_count > 0)
+      plan->check_records = allocate_buffer(device_, plan->check_count * sizeof(CheckRecord));
     return plan;
   }
 
@@ -74,8 +82,8 @@ class OpenclBackend final : public Backend {
     if (opencl_plan == nullptr)
       throw Error(ErrorCode::Internal,
                   fmt::format("{} was given a plan it did not compile", name()));
-    const Bindings bindings(ctx, device_);
     for (const LoweredOp& op : opencl_plan->ops) {
+      const Bindings bindings(ctx, device_, opencl_plan->check_records.get(), op.first_check);
       Enqueuer queue(device_, ctx.recorder != nullptr);
       try {
         if (ctx.recorder == nullptr) {
@@ -91,6 +99,7 @@ class OpenclBackend final : public Backend {
                                           describe_node(g, g.nodes[op.node]), e.what()));
       }
     }
+    if (opencl_plan->check_count > 0) raise_failed_check(*opencl_plan, g);
   }
 
   void synchronize() override { check_cl(clFinish(device_.queue()), "waiting for the queue"); }
@@ -98,6 +107,22 @@ class OpenclBackend final : public Backend {
   Device& device() { return device_; }
 
  private:
+  // One blocking read of every check record of the run (it also waits for the queue); the first
+  // failed check in plan order becomes the error, as the reference would have raised it.
+  void raise_failed_check(const OpenclPlan& plan, const GraphState& g) {
+    std::vector<CheckRecord> records(plan.check_count);
+    read_buffer(device_, *plan.check_records, 0, records.data(),
+                records.size() * sizeof(CheckRecord));
+    for (const LoweredOp& op : plan.ops)
+      for (std::size_t i = 0; i < op.checks.size(); ++i) {
+        const CheckRecord& record = records[op.first_check + i];
+        if (record.position < 0) continue;
+        throw Error(ErrorCode::InvalidArgument,
+                    fmt::format("{} running {}: {}", name(), describe_node(g, g.nodes[op.node]),
+                                op.checks[i].describe(record)));
+      }
+  }
+
   mutable Device device_;
 };
 

@@ -31,16 +31,22 @@ struct LocalBytes {
   std::size_t bytes = 0;
 };
 
-// This run's addresses of the values, in the device's domain.
+// This run's addresses of the values, in the device's domain, and of the op's check records.
 class Bindings {
  public:
-  Bindings(const ExecContext& ctx, const Device& device) : ctx_(ctx), device_(device) {}
+  Bindings(const ExecContext& ctx, const Device& device, const ClBuffer* checks = nullptr,
+           std::size_t first_check = 0)
+      : ctx_(ctx), device_(device), checks_(checks), first_check_(first_check) {}
   DeviceArg at(ValueId value) const;
   DeviceArg of(const ClBuffer& buffer) const { return {buffer.mem(), 0}; }
+  // Where the op's check number `slot` (its order in LoweredOp::checks) writes its record.
+  DeviceArg check_record(std::size_t slot) const;
 
  private:
   const ExecContext& ctx_;
   const Device& device_;
+  const ClBuffer* checks_;
+  std::size_t first_check_;
 };
 
 // Enqueues kernels on the device's queue, keeping each command's event when profiling.
@@ -66,12 +72,57 @@ class Enqueuer {
   std::vector<cl_event> events_;
 };
 
+// ---- device-side checks of data-dependent indices (index_checks.cpp, kernels/checks.cl) -------
+//
+// A kernel cannot throw, so an op whose kernels read a data-dependent index table (embedding ids,
+// moe perm / inv / offsets, attention's cache_len) enqueues a check of the table before them: one
+// work-group that writes the table's first bad entry into the plan's check records (32 bytes per
+// check; the kernels themselves still never read out of bounds). After the segment the backend
+// reads all records back at once and throws the first failure in plan order (InvalidArgument).
+
+// What the device recorded: the first bad entry (position -1: the table is good), the entry before
+// it, and for offsets why it is bad (0: offsets[0] negative, 1: decreasing, 2: past the rows).
+struct CheckRecord {
+  cl_long position = -1, value = 0, previous = 0, reason = 0;
+};
+static_assert(sizeof(CheckRecord) == 32, "kernels/checks.cl writes four longs");
+
+struct IndexCheck {
+  // The error message for a failed record, naming the node, the table and the bad value.
+  std::function<std::string(const CheckRecord&)> describe;
+};
+
 struct LoweredOp {
   NodeId node = 0;
   std::vector<Kernel> kernels;
   std::vector<std::unique_ptr<ClBuffer>> buffers;  // tables and scratch, owned by the plan
+  std::vector<IndexCheck> checks;                  // in the order of their slots
+  std::size_t first_check = 0;                     // the op's first record in the plan's buffer
   std::function<void(const Bindings&, Enqueuer&)> run;
 };
+
+// One check of a table of `count` i32/i64 entries, added to an op at lowering time; the op's run
+// calls enqueue() with the table's address before the kernels that read it.
+struct IndexCheckLaunch {
+  cl_kernel kernel = nullptr;  // owned by the op
+  std::size_t local = 1, slot = 0;
+  cl_int dtype = 0, mode = 0;
+  cl_long count = 0, lo = 0, hi = 0;
+  void enqueue(const Bindings& b, Enqueuer& q, DeviceArg table) const;
+};
+// Every entry must lie in [lo, hi) (offsets = false), or the table must be offsets: offsets[0]
+// >= 0, non-decreasing, the last <= hi (offsets = true; lo unused).
+IndexCheckLaunch add_index_check(Device& device, LoweredOp& op, DType dtype, std::int64_t count,
+                                 bool offsets, std::int64_t lo, std::int64_t hi,
+                                 std::function<std::string(const CheckRecord&)> describe);
+// The reference's checks of the MoE tables, worded as the reference words them; `label` names
+// the node. perm: no entry negative (T*K and above are padding); inv: -1 or a row in [0, rows).
+IndexCheckLaunch add_offsets_check(Device& device, LoweredOp& op, const std::string& label,
+                                   std::int64_t count, std::int64_t rows);
+IndexCheckLaunch add_perm_check(Device& device, LoweredOp& op, const std::string& label,
+                                std::int64_t count);
+IndexCheckLaunch add_inv_check(Device& device, LoweredOp& op, const std::string& label,
+                               std::int64_t count, std::int64_t rows);
 
 // ---- kernel arguments ---------------------------------------------------------------------------
 
@@ -125,10 +176,26 @@ SupportResult moe_supports(const Device&, const GraphState& g, const Node& n);
 void moe_lower(Device& device, const GraphState& g, const Node& n, LoweredOp& op);
 
 // Shared with moe_ops.cpp and the benchmark: the ragged grouped GEMM out[r] = rows[r] · w[e]ᵀ for
-// rows r of expert e (offsets[e] <= r < offsets[e + 1]); rows outside every expert are zero.
+// rows r of expert e (offsets[e] <= r < offsets[e + 1]); rows outside every expert are zero
+// (grouped_gemm_ops.cpp).
+//
+// Two tile configurations, chosen per device when the plan is compiled: Gpu (kernels/
+// grouped_gemm.cl: 16x16 work-items, 64-column tiles staged in local memory) and Cpu
+// (kernels/grouped_gemm_cpu.cl: no local memory, float8 dot products along H, 32-column tiles).
+// A CPU device (CL_DEVICE_TYPE_CPU) takes Cpu, every other device Gpu; the environment variable
+// PORTA_OPENCL_GROUPED_TILES=cpu|gpu overrides the choice (tests run both on PoCL).
+enum class GroupedTiles { Gpu, Cpu };
+GroupedTiles grouped_tiles(const Device& device);
+const char* to_string(GroupedTiles tiles);
+// Why `device` cannot run the grouped GEMM in the configuration it would take (empty: it can).
+std::string grouped_gemm_unfit(const Device& device);
+
 struct GroupedGemm {
   Kernel gemm, zero_rows;
-  std::int64_t tile_rows = 64;  // 64, or 16 when experts are expected to get few rows
+  GroupedTiles tiles = GroupedTiles::Gpu;
+  std::int64_t tile_rows = 64;     // Gpu: 64, or 16 for few rows per expert; Cpu: 48 or 12
+  std::int64_t tile_columns = 64;  // Gpu: 64; Cpu: 32
+  std::size_t local_size = 256;    // work-items per group (Gpu: 16x16)
   std::int64_t rows = 0, hidden = 0, out_features = 0, experts = 0;
   DType rows_dtype = DType::F32, w_dtype = DType::F32, out_dtype = DType::F32;
 };

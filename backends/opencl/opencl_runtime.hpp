@@ -115,6 +115,8 @@ class Device {
   std::uint64_t max_allocation() const { return max_allocation_; }
   std::size_t max_work_group() const { return max_work_group_; }
   std::uint64_t local_memory() const { return local_memory_; }
+  // CL_DEVICE_TYPE_CPU (PoCL, a CPU vendor's driver): kernels with a CPU-shaped variant use it.
+  bool is_cpu() const { return (type_ & CL_DEVICE_TYPE_CPU) != 0; }
 
   // The porta kernel program (every .cl file), built on first use and cached.
   cl_program program();

@@ -62,7 +62,15 @@ void position_lower(Device& device, const GraphState& g, const Node& n, LoweredO
     const cl_int ids_dtype = dtype_code(g.input_of(n, 1).dtype);
     const cl_long count = g.input_of(n, 1).shape.numel(), hidden = table.shape[1],
                   vocabulary = table.shape[0];
+    const IndexCheckLaunch check = add_index_check(
+        device, op, g.input_of(n, 1).dtype, count, false, 0, vocabulary,
+        [where = label(n), ids = g.input_of(n, 1).name, vocabulary](const CheckRecord& r) {
+          return fmt::format(
+              "{}: id {} (at flat index {} of ids '{}') is out of range for a table of {} rows",
+              where, r.value, r.position, ids, vocabulary);
+        });
     op.run = [=](const Bindings& b, Enqueuer& q) {
+      check.enqueue(b, q, b.at(second));
       set_args(k, b.at(x), element, b.at(second), ids_dtype, b.at(y), count, hidden, vocabulary);
       q.launch(k, {static_cast<std::size_t>(count * hidden)}, {64}, "embedding_gather");
     };

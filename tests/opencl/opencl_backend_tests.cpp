@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -233,30 +234,61 @@ TEST_CASE("porta tune validates its arguments and reads back what it saves", "[o
   CHECK(parameters.at("MWG") == 64);
 }
 
-TEST_CASE("the ragged grouped GEMM matches the reference with both tile heights", "[opencl]") {
+// PORTA_OPENCL_GROUPED_TILES set for the scope (the tile configuration is chosen when a plan
+// is compiled), so that PoCL runs the gpu tiles too.
+class GroupedTilesOverride {
+ public:
+  explicit GroupedTilesOverride(const char* tiles) {
+    setenv("PORTA_OPENCL_GROUPED_TILES", tiles, 1);
+  }
+  ~GroupedTilesOverride() { unsetenv("PORTA_OPENCL_GROUPED_TILES"); }
+  GroupedTilesOverride(const GroupedTilesOverride&) = delete;
+  GroupedTilesOverride& operator=(const GroupedTilesOverride&) = delete;
+};
+
+TEST_CASE("the ragged grouped GEMM matches the reference with both tile configurations and heights",
+          "[opencl]") {
   const std::string name = opencl_device();
   if (name.empty()) return;
   std::mt19937 rng(3);
-  // 40 rows per expert on average takes the 64-row tiles, 4 per expert the 16-row ones; both
-  // with an empty expert, an expert of more than one tile and N, H not multiples of the tiles.
+  // 40 rows per expert on average takes the tall tiles (gpu 64, cpu 48 rows), 4 per expert the
+  // short ones (16, 12); both with an empty expert, an expert of more than one tile, N and H not
+  // multiples of the tiles (nor of the cpu kernel's 8-wide loads), and f32, f16, bf16 weights.
   const std::vector<std::vector<std::int32_t>> cases = {{0, 70, 70, 150, 160},
                                                         {0, 5, 5, 12, 20, 20, 24}};
-  for (const auto& offsets : cases) {
-    const auto E = static_cast<std::int64_t>(offsets.size()) - 1;
-    const std::int64_t P = offsets.back() + 3, H = 37, N = 70;  // 3 rows past the last expert
+  for (const char* tiles : {"cpu", "gpu"}) {
+    const GroupedTilesOverride use(tiles);
+    for (const auto w_dtype : {porta::DType::F32, porta::DType::F16, porta::DType::BF16})
+      for (const auto& offsets : cases) {
+        const auto E = static_cast<std::int64_t>(offsets.size()) - 1;
+        const std::int64_t P = offsets.back() + 3, H = 37, N = 70;  // 3 rows past the last expert
+        porta::Graph g;
+        auto rows = g.input("rows", {P, H}, porta::DType::F32);
+        auto offs = g.input("offsets", {E + 1}, porta::DType::I32);
+        const auto w = random_f32({E, N, H}, rng);
+        g.output("y",
+                 g.grouped_matmul(
+                     rows, g.weight("w", porta::Tensor::from_f32({E, N, H}, w_dtype, w.to_f32())),
+                     offs));
+        const std::map<std::string, porta::Tensor> inputs{
+            {"rows", random_f32({P, H}, rng)},
+            {"offsets", porta::Tensor::from_vector<std::int32_t>({E + 1}, offsets)}};
+        const auto got = porta::compile(g, {.backend = name, .fallback = ""}).run(inputs);
+        const auto want = porta::compile(g, {.backend = "reference"}).run(inputs);
+        INFO(tiles << " tiles, experts " << E << ", weights " << porta::dtype_name(w_dtype));
+        CHECK(worst_error(got.at("y"), want.at("y")) < 2e-6);
+        const auto values = got.at("y").to_f32();
+        for (std::int64_t i = offsets.back() * N; i < P * N; ++i)
+          CHECK(values[static_cast<std::size_t>(i)] == 0.0f);  // rows of no expert are zero
+      }
+  }
+  {
+    const GroupedTilesOverride bad("fastest");
     porta::Graph g;
-    auto rows = g.input("rows", {P, H}, porta::DType::F32);
-    auto offs = g.input("offsets", {E + 1}, porta::DType::I32);
-    g.output("y", g.grouped_matmul(rows, g.weight("w", random_f32({E, N, H}, rng)), offs));
-    const std::map<std::string, porta::Tensor> inputs{
-        {"rows", random_f32({P, H}, rng)},
-        {"offsets", porta::Tensor::from_vector<std::int32_t>({E + 1}, offsets)}};
-    const auto got = porta::compile(g, {.backend = name, .fallback = ""}).run(inputs);
-    const auto want = porta::compile(g, {.backend = "reference"}).run(inputs);
-    INFO("experts " << E);
-    CHECK(worst_error(got.at("y"), want.at("y")) < 2e-6);
-    const auto values = got.at("y").to_f32();
-    for (std::int64_t i = offsets.back() * N; i < P * N; ++i)
-      CHECK(values[static_cast<std::size_t>(i)] == 0.0f);  // rows of no expert are zero
+    g.output("y", g.grouped_matmul(g.input("rows", {4, 8}, porta::DType::F32),
+                                   g.weight("w", random_f32({2, 3, 8}, rng)),
+                                   g.input("offsets", {3}, porta::DType::I32)));
+    CHECK_THROWS_WITH(porta::compile(g, {.backend = name, .fallback = ""}),
+                      Catch::Contains("PORTA_OPENCL_GROUPED_TILES"));
   }
 }

@@ -1,7 +1,8 @@
 // The MoE companions of the router: moe_permute (token rows grouped by expert, bytes copied; a
 // padding entry gives a zero row) and moe_combine (each token's weighted expert outputs summed in
 // f32 in ascending k, the fixed order the spec gives, so every backend can match bit for bit).
-// Entries outside their valid range give zeros: a device kernel cannot raise the reference's error.
+// Entries outside their valid range give zeros, so a bad table never reads out of bounds; the op
+// checks its tables first (checks.cl) and the backend raises the reference's error after the run.
 
 kernel void moe_permute_rows(global const uchar* x, ulong x_offset, int element,
                              global const uchar* perm, ulong perm_offset, global uchar* out,

@@ -42,8 +42,8 @@ kernel void rope_pairs(global const uchar* x, ulong x_offset, int dtype, global 
 }
 #endif
 
-// out[r, :] = table[ids[r], :], bytes copied. An id outside the table gives a zero row (the
-// device cannot raise an error; the reference backend does).
+// out[r, :] = table[ids[r], :], bytes copied. An id outside the table gives a zero row and never
+// reads out of bounds; the op checks the ids first (checks.cl) and the backend raises the error.
 kernel void embedding_gather(global const uchar* table, ulong table_offset, int element,
                              global const uchar* ids, ulong ids_offset, int ids_dtype,
                              global uchar* out, ulong out_offset, long count, long hidden,
