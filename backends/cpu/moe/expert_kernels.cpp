@@ -26,22 +26,15 @@ bool is_activation(DType t) { return t == DType::F32 || t == DType::BF16 || t ==
 void grouped_rows(ExpertGemm& gemm, const float* rows, std::int64_t num_rows, const void* w,
                   std::int64_t experts, const std::int32_t* offsets, float* y) {
   const std::int64_t n = gemm.out_features(), h = gemm.in_features();
-  const std::size_t expert_bytes =
-      static_cast<std::size_t>(n * h) * dtype_size(gemm.weight_dtype());
   std::fill(y, y + offsets[0] * n, 0.0f);
   std::fill(y + static_cast<std::int64_t>(offsets[experts]) * n, y + num_rows * n, 0.0f);
-  std::vector<ExpertGemm::Block> small;
+  std::vector<ExpertGemm::Block> small, large;
   for (std::int64_t e = 0; e < experts; ++e) {
     const std::int64_t first = offsets[e], count = offsets[e + 1] - offsets[e];
     if (count == 0) continue;  // an idle expert's weights are never touched
-    if (count <= ExpertGemm::kSmallRows) {
-      small.push_back({e, first, count});
-      continue;
-    }
-    gemm.run_block(rows + first * h, h, count,
-                   static_cast<const char*>(w) + static_cast<std::size_t>(e) * expert_bytes,
-                   y + first * n, n);
+    (count <= ExpertGemm::kSmallRows ? small : large).push_back({e, first, count});
   }
+  gemm.run_large_blocks(large, rows, w, y);
   gemm.run_small_blocks(small, rows, h, w, y, n);
 }
 
