@@ -4,8 +4,8 @@
 // (plain C++, one thread, the way a first port of Hugging Face's loop over experts reads), a
 // single large f32 GEMM of the same FLOPs (oneDNN), and a streaming memory read. Then the
 // DeepSeek-V3 router (T = 4096, E = 256, K = 8) next to the gate matmul that produces its logits.
-// Every figure is the median of several repetitions (the router's and the gate's interleaved);
-// the closing lines are issue 4's ratios.
+// Every figure is the median of several repetitions (a layer's and its GEMM's interleaved, the
+// router's and the gate's too); the closing lines are issue 4's ratios.
 //
 //   porta-bench-cpu-moe-layer [--quick] [--reps N] [--naive-reps N] [--tokens 1,8,128,512]
 //                             [--router-tokens N]
@@ -225,11 +225,6 @@ class Gemm {
   dnnl::memory ma_, mb_, mc_;
 };
 
-double gemm_seconds(std::int64_t m, std::int64_t k, std::int64_t n, int reps) {
-  Gemm gemm(m, k, n);
-  return median_time(reps, [&] { gemm.run(); });
-}
-
 // ---- the porta layer ----
 
 struct LayerResult {
@@ -266,17 +261,32 @@ LayerResult run_layer(const LayerWeights& w, std::int64_t T, int reps, int naive
   LayerResult r;
   r.T = T;
   std::map<std::string, Tensor> out;
-  r.seconds = median_time(reps, [&] { out = exe.run(inputs); });
+  // The flops, then the layer and the same-FLOP GEMM with their repetitions interleaved, so
+  // that both see the same load.
+  r.flops =
+      2.0 * static_cast<double>(T) * (kTopK * 3.0 * kHidden * kInter + 3.0 * kHidden * kShared);
+  const auto n = static_cast<std::int64_t>(r.flops / (2.0 * static_cast<double>(T) * kHidden));
+  Gemm gemm(T, kHidden, n);
+  out = exe.run(inputs);  // warm-up
+  gemm.run();
+  std::vector<double> layer_times, gemm_times;
+  for (int i = 0; i < reps; ++i) {
+    auto start = Clock::now();
+    out = exe.run(inputs);
+    layer_times.push_back(seconds_since(start));
+    start = Clock::now();
+    gemm.run();
+    gemm_times.push_back(seconds_since(start));
+  }
+  std::sort(layer_times.begin(), layer_times.end());
+  std::sort(gemm_times.begin(), gemm_times.end());
+  r.seconds = layer_times[layer_times.size() / 2];
+  r.gemm_seconds = gemm_times[gemm_times.size() / 2];
   const auto* counts = out.at("counts").data_as<std::int32_t>();
   const double element = static_cast<double>(porta::dtype_size(w.dtype));
   double active = 0;
   for (std::int64_t e = 0; e < kExperts; ++e) active += counts[e] > 0 ? 1 : 0;
   r.weight_bytes = (active * 3 * kHidden * kInter + 3.0 * kHidden * kShared) * element;
-  r.flops =
-      2.0 * static_cast<double>(T) * (kTopK * 3.0 * kHidden * kInter + 3.0 * kHidden * kShared);
-  // The same FLOPs as one [T, 2048] x [2048, N] GEMM.
-  const auto n = static_cast<std::int64_t>(r.flops / (2.0 * static_cast<double>(T) * kHidden));
-  r.gemm_seconds = gemm_seconds(T, kHidden, n, reps);
   if (naive_reps > 0) {
     const auto* xv = inputs.at("x").data_as<float>();
     std::vector<float> xs(xv, xv + T * kHidden), y(static_cast<std::size_t>(T * kHidden));
