@@ -4,13 +4,15 @@
 // (plain C++, one thread, the way a first port of Hugging Face's loop over experts reads), a
 // single large f32 GEMM of the same FLOPs (oneDNN), and a streaming memory read. Then the
 // DeepSeek-V3 router (T = 4096, E = 256, K = 8) next to the gate matmul that produces its logits.
-// Every figure is the median of several repetitions; the closing lines are issue 4's ratios.
+// Every figure is the median of several repetitions (a layer's and its GEMM's interleaved, the
+// router's and the gate's too); the closing lines are issue 4's ratios.
 //
 //   porta-bench-cpu-moe-layer [--quick] [--reps N] [--naive-reps N] [--tokens 1,8,128,512]
 //                             [--router-tokens N]
 //
-// --quick: T = 1 and 8, 3 repetitions, the router at T = 512. The naive loop takes about a
-// minute per repetition at T = 512 on two cores; --naive-reps lowers its repetitions alone.
+// --quick: T = 1 and 8, 3 repetitions, the router at T = 512. --tokens 0 runs the router alone. The
+// naive loop takes about a minute per repetition at T = 512 on two cores; --naive-reps lowers its
+// repetitions alone.
 //
 // Weights take 64 · 3 · 2048 · 1408 · 4 B = 2.2 GB in f32 (1.1 GB in bf16); one dtype is held at
 // a time.
@@ -191,23 +193,37 @@ double stream_read_gbps(int reps) {
   return static_cast<double>(n * sizeof(float)) / t / 1e9;
 }
 
-// One oneDNN f32 matmul [m, k] · [k, n] (weights given [n, k], as nn.Linear stores them).
-double gemm_seconds(std::int64_t m, std::int64_t k, std::int64_t n, int reps) {
-  using dt = dnnl::memory::data_type;
-  dnnl::engine engine(dnnl::engine::kind::cpu, 0);
-  dnnl::stream stream(engine);
-  const dnnl::memory::desc a({m, k}, dt::f32, dnnl::memory::dims{k, 1});
-  const dnnl::memory::desc b({k, n}, dt::f32, dnnl::memory::dims{1, k});
-  const dnnl::memory::desc c({m, n}, dt::f32, dnnl::memory::dims{n, 1});
-  dnnl::matmul prim(dnnl::matmul::primitive_desc(dnnl::matmul::desc(a, b, c), engine));
-  std::vector<float> va(static_cast<std::size_t>(m * k), 0.5f),
-      vb(static_cast<std::size_t>(k * n), 0.01f), vc(static_cast<std::size_t>(m * n));
-  dnnl::memory ma(a, engine, va.data()), mb(b, engine, vb.data()), mc(c, engine, vc.data());
-  return median_time(reps, [&] {
-    prim.execute(stream, {{DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mb}, {DNNL_ARG_DST, mc}});
-    stream.wait();
-  });
-}
+// One oneDNN f32 matmul [m, k] · [k, n] (weights given [n, k], as nn.Linear stores them),
+// created once; run() executes it.
+class Gemm {
+ public:
+  Gemm(std::int64_t m, std::int64_t k, std::int64_t n)
+      : engine_(dnnl::engine::kind::cpu, 0),
+        stream_(engine_),
+        a_(static_cast<std::size_t>(m * k), 0.5f),
+        b_(static_cast<std::size_t>(k * n), 0.01f),
+        c_(static_cast<std::size_t>(m * n)) {
+    using dt = dnnl::memory::data_type;
+    const dnnl::memory::desc a({m, k}, dt::f32, dnnl::memory::dims{k, 1});
+    const dnnl::memory::desc b({k, n}, dt::f32, dnnl::memory::dims{1, k});
+    const dnnl::memory::desc c({m, n}, dt::f32, dnnl::memory::dims{n, 1});
+    prim_ = dnnl::matmul(dnnl::matmul::primitive_desc(dnnl::matmul::desc(a, b, c), engine_));
+    ma_ = dnnl::memory(a, engine_, a_.data());
+    mb_ = dnnl::memory(b, engine_, b_.data());
+    mc_ = dnnl::memory(c, engine_, c_.data());
+  }
+  void run() {
+    prim_.execute(stream_, {{DNNL_ARG_SRC, ma_}, {DNNL_ARG_WEIGHTS, mb_}, {DNNL_ARG_DST, mc_}});
+    stream_.wait();
+  }
+
+ private:
+  dnnl::engine engine_;
+  dnnl::stream stream_;
+  std::vector<float> a_, b_, c_;
+  dnnl::matmul prim_;
+  dnnl::memory ma_, mb_, mc_;
+};
 
 // ---- the porta layer ----
 
@@ -245,17 +261,32 @@ LayerResult run_layer(const LayerWeights& w, std::int64_t T, int reps, int naive
   LayerResult r;
   r.T = T;
   std::map<std::string, Tensor> out;
-  r.seconds = median_time(reps, [&] { out = exe.run(inputs); });
+  // The flops, then the layer and the same-FLOP GEMM with their repetitions interleaved, so
+  // that both see the same load.
+  r.flops =
+      2.0 * static_cast<double>(T) * (kTopK * 3.0 * kHidden * kInter + 3.0 * kHidden * kShared);
+  const auto n = static_cast<std::int64_t>(r.flops / (2.0 * static_cast<double>(T) * kHidden));
+  Gemm gemm(T, kHidden, n);
+  out = exe.run(inputs);  // warm-up
+  gemm.run();
+  std::vector<double> layer_times, gemm_times;
+  for (int i = 0; i < reps; ++i) {
+    auto start = Clock::now();
+    out = exe.run(inputs);
+    layer_times.push_back(seconds_since(start));
+    start = Clock::now();
+    gemm.run();
+    gemm_times.push_back(seconds_since(start));
+  }
+  std::sort(layer_times.begin(), layer_times.end());
+  std::sort(gemm_times.begin(), gemm_times.end());
+  r.seconds = layer_times[layer_times.size() / 2];
+  r.gemm_seconds = gemm_times[gemm_times.size() / 2];
   const auto* counts = out.at("counts").data_as<std::int32_t>();
   const double element = static_cast<double>(porta::dtype_size(w.dtype));
   double active = 0;
   for (std::int64_t e = 0; e < kExperts; ++e) active += counts[e] > 0 ? 1 : 0;
   r.weight_bytes = (active * 3 * kHidden * kInter + 3.0 * kHidden * kShared) * element;
-  r.flops =
-      2.0 * static_cast<double>(T) * (kTopK * 3.0 * kHidden * kInter + 3.0 * kHidden * kShared);
-  // The same FLOPs as one [T, 2048] x [2048, N] GEMM.
-  const auto n = static_cast<std::int64_t>(r.flops / (2.0 * static_cast<double>(T) * kHidden));
-  r.gemm_seconds = gemm_seconds(T, kHidden, n, reps);
   if (naive_reps > 0) {
     const auto* xv = inputs.at("x").data_as<float>();
     std::vector<float> xs(xv, xv + T * kHidden), y(static_cast<std::size_t>(T * kHidden));
@@ -279,7 +310,9 @@ LayerResult run_layer(const LayerWeights& w, std::int64_t T, int reps, int naive
   return r;
 }
 
-double router_seconds(std::int64_t T, int reps) {
+// The DeepSeek-V3 router and the gate matmul that produces its logits, repetitions
+// interleaved (router, gate, router, ...) so that both see the same load; medians.
+std::pair<double, double> router_and_gate_seconds(std::int64_t T, int reps) {
   constexpr std::int64_t E = 256;
   porta::Graph g;
   auto logits = g.input("logits", {T, E}, DType::F32);
@@ -299,7 +332,21 @@ double router_seconds(std::int64_t T, int reps) {
   const std::map<std::string, Tensor> inputs{
       {"logits", random_tensor({T, E}, DType::F32, 3.0f, 77)},
       {"bias", random_tensor({E}, DType::F32, 0.05f, 78)}};
-  return median_time(reps, [&] { (void)exe.run(inputs); });
+  Gemm gate(T, 7168, E);
+  (void)exe.run(inputs);  // warm-up
+  gate.run();
+  std::vector<double> router_times, gate_times;
+  for (int i = 0; i < reps; ++i) {
+    auto start = Clock::now();
+    (void)exe.run(inputs);
+    router_times.push_back(seconds_since(start));
+    start = Clock::now();
+    gate.run();
+    gate_times.push_back(seconds_since(start));
+  }
+  std::sort(router_times.begin(), router_times.end());
+  std::sort(gate_times.begin(), gate_times.end());
+  return {router_times[router_times.size() / 2], gate_times[gate_times.size() / 2]};
 }
 
 }  // namespace
@@ -351,6 +398,7 @@ int main(int argc, char** argv) {
 
     std::map<std::string, std::vector<LayerResult>> results;
     for (DType dtype : {DType::F32, DType::BF16}) {
+      if (token_counts.empty()) break;  // --tokens 0: the router alone
       const LayerWeights w = make_weights(dtype);
       const std::string name(porta::dtype_name(dtype));
       fmt::print("{} weights\n", name);
@@ -372,8 +420,7 @@ int main(int argc, char** argv) {
       fmt::print("\n");
     }
 
-    const double router = router_seconds(router_tokens, reps);
-    const double gate = gemm_seconds(router_tokens, 7168, 256, reps);
+    const auto [router, gate] = router_and_gate_seconds(router_tokens, reps);
     fmt::print(
         "router, DeepSeek-V3 preset, T={} E=256 K=8: {:.3f} ms; gate matmul {}x7168 . "
         "7168x256: {:.3f} ms ({:.1f} GFLOP/s)\n\n",

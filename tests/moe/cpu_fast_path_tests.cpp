@@ -149,6 +149,42 @@ TEST_CASE("moe cpu router equals the reference on every preset and variant", "[m
       check_router_matches(random_floats(rng, static_cast<std::size_t>(T * 8), 2), T, a, x);
     }
   }
+  SECTION("DeepSeek-V3 size (E = 256, K = 8), moderate and wide logits") {
+    // Scale 3: every score is large enough for the exact any-order mean sums; scale 40: tiny
+    // sigmoid scores (and softmax ones) force the row-order sums and the rounding fallbacks.
+    for (float scale : {3.0f, 40.0f}) {
+      INFO("scale " << scale);
+      RouterExtras x;
+      x.bias = random_floats(rng, 256, 0.05f);
+      const auto logits = random_floats(rng, 300 * 256, scale);
+      check_router_matches(logits, 300, moe::deepseek_v3(256, 8), x);
+      check_router_matches(logits, 300, moe::deepseek_v2(256, 8), {});
+      check_router_matches(logits, 300, moe::mixtral(256, 8), {});
+    }
+    // −inf logits: whole groups and rows at −inf, where the K best reach dropped groups.
+    auto logits = random_floats(rng, 40 * 256, 3.0f);
+    for (int t = 0; t < 40; t += 3)
+      for (int e = 0; e < 256; e += (t % 2 == 0 ? 1 : 5)) logits[t * 256 + e] = -INFINITY;
+    RouterExtras x;
+    x.bias = std::vector<float>(256, 0.0f);
+    check_router_matches(logits, 40, moe::deepseek_v3(256, 8), x);
+    check_router_matches(logits, 40, moe::mixtral(256, 8), {});
+  }
+  SECTION("mean_score where the summation order decides the f32 result") {
+    // Identity scores for expert 0: 1, 2^-24, then fourteen 2^-53. In row order every 2^-53
+    // is lost (a tie, rounded to even), the sum stays 1 + 2^-24 and its mean, 1/16 + 2^-28, is
+    // an f32 midpoint that rounds to even: 1/16. Summed in another order the 2^-53 add up and
+    // the mean rounds up. The cpu router must take the row-order path here.
+    auto a = router(8, 2, moe::Score::Identity);
+    std::vector<float> logits(16 * 8, 0.0f);
+    logits[0] = 1.0f;
+    logits[8] = 0x1p-24f;
+    for (int t = 2; t < 16; ++t) logits[static_cast<std::size_t>(t) * 8] = 0x1p-53f;
+    RouterExtras cpu;
+    cpu.backend = "cpu";
+    CHECK(run_router(logits, 16, a, cpu).mean_score[0] == 0.0625f);
+    check_router_matches(logits, 16, a, {});
+  }
   SECTION("NaN rows") {
     auto logits = tied_logits(rng, 6 * 16);
     logits[3] = NAN;
@@ -256,6 +292,25 @@ TEST_CASE("moe cpu experts match the reference for f32 and bf16 weights", "[moe]
       check_close("fused", got.at("fused"), want.at("fused"), 2e-5);
       check_close("unfused", got.at("unfused"), want.at("unfused"), 2e-5);
     }
+}
+
+TEST_CASE("moe cpu expert GEMMs split columns and widen bf16 in panels correctly", "[moe][cpu]") {
+  REQUIRE_CPU_BACKEND();
+  // H = 1100: a bf16 panel holds 112 weight rows, so I = 300 takes panels of 112, 112 and 76;
+  // the shared expert's single block is split into column ranges of 40 (gate, up) and 144
+  // (down), the last ones shorter.
+  for (DType wdt : {DType::F32, DType::BF16}) {
+    INFO("weights " << porta::dtype_name(wdt));
+    const Layer l{100, 1100, 300, 8, 2, 260, wdt};
+    Outputs inputs;
+    const Graph g = layer_graph(l, 99, inputs);
+    const auto got = run_on(g, "cpu", inputs);
+    const auto want = run_on(g, "reference", inputs);
+    check_close("fused", got.at("fused"), want.at("fused"), 2e-5);
+    check_close("unfused", got.at("unfused"), want.at("unfused"), 2e-5);
+    // Run to run, the same bits.
+    CHECK(same_bits(run_on(g, "cpu", inputs).at("fused"), got.at("fused")));
+  }
 }
 
 TEST_CASE("moe cpu combine is bit-identical to the reference", "[moe][cpu]") {

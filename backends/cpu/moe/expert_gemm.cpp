@@ -1,10 +1,14 @@
-// The expert GEMM engine (moe_cpu.hpp): oneDNN f32 matmuls with a run-time row count for large
-// blocks, and our own weight-streaming dot-product loop for the small blocks of decode, which
-// reads bf16 weights as bf16. Also the dtype widening and narrowing the MoE kernels share.
+// The expert GEMM engine (moe_cpu.hpp): large blocks expert-parallel, each work item one
+// single-threaded oneDNN f32 matmul (bf16 weights widened a cache-sized panel at a time), and our
+// own weight-streaming dot-product loop for the small blocks of decode, which reads bf16 weights
+// as bf16. Also the dtype widening and narrowing the MoE kernels share.
 #include <immintrin.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <cstring>
+#include <exception>
+#include <unordered_map>
 
 #include <fmt/format.h>
 
@@ -18,22 +22,16 @@ namespace {
 using dt = dnnl::memory::data_type;
 using dims = dnnl::memory::dims;
 
-// [M (run time), K] · [K, N] with the weights given as [N, K] row-major (strides {1, K}), the
-// result written with row stride ldy.
-dnnl::matmul make_matmul(CpuEnv& env, std::int64_t k, std::int64_t n, std::int64_t ldy) {
+// [M, K] · [K, N] with M and N given at run time, the weights as [N, K] row-major (strides
+// {1, K}), the result with row stride ldy; a user-managed scratchpad, since several threads run
+// the primitive at once.
+dnnl::matmul::primitive_desc matmul_desc(CpuEnv& env, std::int64_t k, std::int64_t ldy) {
   const dnnl::memory::desc src({DNNL_RUNTIME_DIM_VAL, k}, dt::f32, dims{k, 1});
-  const dnnl::memory::desc wei({k, n}, dt::f32, dims{1, k});
-  const dnnl::memory::desc dst({DNNL_RUNTIME_DIM_VAL, n}, dt::f32, dims{ldy, 1});
-  return dnnl::matmul(dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, wei, dst), env.engine));
-}
-
-void execute(CpuEnv& env, dnnl::matmul& prim, const float* x, std::int64_t rows, std::int64_t k,
-             const float* w, std::int64_t n, float* y, std::int64_t ldy) {
-  const dnnl::memory src({{rows, k}, dt::f32, dims{k, 1}}, env.engine, const_cast<float*>(x));
-  const dnnl::memory wei({{k, n}, dt::f32, dims{1, k}}, env.engine, const_cast<float*>(w));
-  const dnnl::memory dst({{rows, n}, dt::f32, dims{ldy, 1}}, env.engine, y);
-  prim.execute(env.stream, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, dst}});
-  env.stream.wait();
+  const dnnl::memory::desc wei({k, DNNL_RUNTIME_DIM_VAL}, dt::f32, dims{1, k});
+  const dnnl::memory::desc dst({DNNL_RUNTIME_DIM_VAL, DNNL_RUNTIME_DIM_VAL}, dt::f32, dims{ldy, 1});
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  return dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, wei, dst), attr, env.engine);
 }
 
 // ---- the small-block loop ----
@@ -117,8 +115,8 @@ void small_rows(const float* x, std::int64_t ldx, std::int64_t rows, const W* w,
   }
 }
 
-__attribute__((target("avx2"))) void widen_bf16_avx2(const std::uint16_t* src, std::int64_t count,
-                                                     float* dst) {
+__attribute__((target("avx2,fma"))) void widen_bf16_avx2(const std::uint16_t* src,
+                                                         std::int64_t count, float* dst) {
   std::int64_t i = 0;
   for (; i + 8 <= count; i += 8) _mm256_storeu_ps(dst + i, load8(src + i));
   for (; i < count; ++i) dst[i] = bf16_bits_to_f32(src[i]);
@@ -170,38 +168,86 @@ ExpertGemm::ExpertGemm(CpuEnv& env, std::int64_t out_features, std::int64_t in_f
   if (dtype_ != DType::F32 && dtype_ != DType::BF16)
     throw Error(ErrorCode::Internal,
                 fmt::format("ExpertGemm: weights of dtype {}", dtype_name(dtype_)));
-  // One dense primitive for both dtypes. (Widening bf16 weights a panel of 128 rows at a time,
-  // each panel's GEMM writing a strided block of columns, measured ten times slower than f32.)
   if (n_ == 0 || h_ == 0) return;
-  full_ = make_matmul(env_, h_, n_, n_);
+  const auto pd = matmul_desc(env_, h_, n_);
+  scratchpad_bytes_ = pd.scratchpad_desc().get_size();
+  matmul_ = dnnl::matmul(pd);
+  // A panel of widened rows fills half of a 1 MiB L2 next to the block's rows of x; a multiple
+  // of 8 rows.
+  panel_rows_ =
+      std::clamp<std::int64_t>(kPanelBytes / (h_ * 4) / 8 * 8, 8, std::max<std::int64_t>(n_, 8));
 }
 
-void ExpertGemm::run_block(const float* x, std::int64_t ldx, std::int64_t rows, const void* w,
-                           float* y, std::int64_t ldy) {
-  if (rows <= 0 || n_ == 0) return;
-  if (h_ == 0) {
-    for (std::int64_t r = 0; r < rows; ++r) std::fill_n(y + r * ldy, n_, 0.0f);
-    return;
-  }
-  if (rows <= kSmallRows || ldx != h_ || ldy != n_) {
-    parallel_for(n_, 16, [&](std::int64_t begin, std::int64_t end) {
-      small_gemm(x, ldx, rows, w, dtype_, h_, begin, end, y, ldy);
-    });
-    return;
-  }
+void ExpertGemm::gemm(ThreadState& ts, const float* x, std::int64_t rows, const float* w,
+                      std::int64_t cols, float* y) {
+  const dnnl::memory src({{rows, h_}, dt::f32, dims{h_, 1}}, env_.engine, const_cast<float*>(x));
+  const dnnl::memory wei({{h_, cols}, dt::f32, dims{1, h_}}, env_.engine, const_cast<float*>(w));
+  const dnnl::memory dst({{rows, cols}, dt::f32, dims{n_, 1}}, env_.engine, y);
+  std::unordered_map<int, dnnl::memory> args{
+      {DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, dst}};
+  if (scratchpad_bytes_ > 0)
+    args.emplace(
+        DNNL_ARG_SCRATCHPAD,
+        dnnl::memory({{static_cast<dnnl::memory::dim>(scratchpad_bytes_)}, dt::u8, dims{1}},
+                     env_.engine, ts.scratchpad.data()));
+  matmul_.execute(ts.stream, args);
+  ts.stream.wait();
+}
+
+void ExpertGemm::run_item(ThreadState& ts, const Block& b, std::int64_t n0, std::int64_t n1,
+                          const float* x, const void* w_base, float* y) {
+  const float* xb = x + b.first * h_;
+  float* yb = y + b.first * n_;
+  const std::int64_t first_row = b.expert * n_;  // of this expert's weights, in the whole tensor
   if (dtype_ == DType::F32) {
-    execute(env_, full_, x, rows, h_, static_cast<const float*>(w), n_, y, ldy);
+    gemm(ts, xb, b.rows, static_cast<const float*>(w_base) + (first_row + n0) * h_, n1 - n0,
+         yb + n0);
     return;
   }
-  // bf16: this expert's weights widened to f32 in parallel, then the same f32 GEMM. Widening
-  // costs one read of the bf16 weights and a write of N · H floats, small next to a GEMM of
-  // more than kSmallRows rows.
-  scratch_.resize(static_cast<std::size_t>(n_ * h_));
-  const auto* bits = static_cast<const std::uint16_t*>(w);
-  parallel_for(n_, 16, [&](std::int64_t begin, std::int64_t end) {
-    widen_to_f32(bits + begin * h_, DType::BF16, (end - begin) * h_, scratch_.data() + begin * h_);
-  });
-  execute(env_, full_, x, rows, h_, scratch_.data(), n_, y, ldy);
+  const auto* bits = static_cast<const std::uint16_t*>(w_base);
+  for (std::int64_t p = n0; p < n1; p += panel_rows_) {
+    const std::int64_t count = std::min(panel_rows_, n1 - p);
+    widen_to_f32(bits + (first_row + p) * h_, DType::BF16, count * h_, ts.panel.data());
+    gemm(ts, xb, b.rows, ts.panel.data(), count, yb + p);
+  }
+}
+
+void ExpertGemm::run_large_blocks(const std::vector<Block>& blocks, const float* x,
+                                  const void* w_base, float* y) {
+  if (blocks.empty() || n_ == 0) return;
+  if (h_ == 0) {
+    for (const Block& b : blocks) std::fill_n(y + b.first * n_, b.rows * n_, 0.0f);
+    return;
+  }
+  // At least four items per thread, for balance: with fewer blocks (the shared expert, a
+  // prefill that reaches few experts) each block's columns are split, in multiples of 8.
+  const auto threads = static_cast<std::int64_t>(omp_in_parallel() ? 1 : omp_get_max_threads());
+  const auto count = static_cast<std::int64_t>(blocks.size());
+  const std::int64_t splits = std::max<std::int64_t>(1, (4 * threads + count - 1) / count);
+  const std::int64_t width = std::max<std::int64_t>(8, (n_ + splits - 1) / splits + 7) / 8 * 8;
+  const std::int64_t per_block = (n_ + width - 1) / width;
+  const std::int64_t items = count * per_block;
+  while (static_cast<std::int64_t>(threads_.size()) < threads) {
+    threads_.push_back(
+        {dnnl::stream(env_.engine), std::vector<std::uint8_t>(scratchpad_bytes_), {}});
+    if (dtype_ == DType::BF16)
+      threads_.back().panel.resize(static_cast<std::size_t>(panel_rows_ * h_));
+  }
+  const int team = static_cast<int>(std::min(threads, items));
+  std::exception_ptr error;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(team)
+  for (std::int64_t i = 0; i < items; ++i) {
+    try {
+      const Block& b = blocks[static_cast<std::size_t>(i / per_block)];
+      const std::int64_t n0 = (i % per_block) * width;
+      run_item(threads_[static_cast<std::size_t>(omp_get_thread_num())], b, n0,
+               std::min(n_, n0 + width), x, w_base, y);
+    } catch (...) {
+#pragma omp critical(porta_moe_expert_gemm_error)
+      if (!error) error = std::current_exception();
+    }
+  }
+  if (error) std::rethrow_exception(error);
 }
 
 void ExpertGemm::run_small_blocks(const std::vector<Block>& blocks, const float* x,

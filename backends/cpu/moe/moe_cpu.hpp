@@ -17,7 +17,10 @@ namespace porta::detail::cpu::moe {
 
 // Runs body(begin, end) over [0, count) split into chunks of at least `grain`, on a process-wide
 // pool of one worker per hardware thread (the caller works too). Returns when all are done.
-// Exceptions thrown by `body` are rethrown on the caller.
+// Exceptions thrown by `body` are rethrown on the caller. Its workers sleep on a condition
+// variable between loops; OpenMP's spin after each parallel region, which on a shared host
+// costs the short loops of decode dearly (docs/moe-router.md), so only the expert GEMMs of
+// large blocks run on OpenMP.
 void parallel_for(std::int64_t count, std::int64_t grain,
                   const std::function<void(std::int64_t, std::int64_t)>& body);
 int worker_count();
@@ -27,28 +30,32 @@ bool has_avx2();
 
 // y[r, n] = Σ_h x[r, h] · w[n, h] for the rows of each expert: the ragged GEMM of
 // grouped_matmul and of moe_experts' three projections. Weights are [E, N, H] (nn.Linear
-// layout) in f32 or bf16, read where they are (never copied whole): blocks with more than
-// kSmallRows rows go to one oneDNN f32 matmul primitive (created once, at lower time, with a
-// run-time row count); smaller blocks, the decode case, go to our own dot-product loop, which
-// reads each weight row once for all the block's rows and reads bf16 weights as bf16 (half the
-// bytes). oneDNN 2.6 has no bf16 matmul without AVX-512, so a large bf16 block widens its
-// expert's weights to f32 (in parallel, into a per-kernel scratch buffer) before the GEMM.
+// layout) in f32 or bf16, read where they are (never copied whole). Blocks of more than
+// kSmallRows rows run expert-parallel: work items of (block, range of output columns) are
+// handed to OpenMP's threads, and each item is one single-threaded oneDNN f32 matmul (created
+// once, at lower time, with run-time row and column counts), so threads never wait for each
+// other inside a small GEMM. oneDNN 2.6 has no bf16 matmul without AVX-512: a bf16 item widens
+// its weights to f32 one L2-sized panel of rows at a time, in its thread's scratch, and runs the
+// matmul per panel, so the f32 copy never leaves the cache. Smaller blocks, the decode case, go
+// to our own dot-product loop, which reads each weight row once for all the block's rows and
+// reads bf16 weights as bf16 (half the bytes).
 class ExpertGemm {
  public:
   static constexpr std::int64_t kSmallRows = 8;
+  static constexpr std::int64_t kPanelBytes = 512 * 1024;  // widened bf16 rows per panel
 
   ExpertGemm(CpuEnv& env, std::int64_t out_features, std::int64_t in_features, DType weight_dtype);
 
-  // One expert's block: x [rows, H] f32 (row stride ldx), w = that expert's [N, H] weights,
-  // y [rows, N] f32 (row stride ldy). Safe to call from one thread at a time per object.
-  void run_block(const float* x, std::int64_t ldx, std::int64_t rows, const void* w, float* y,
-                 std::int64_t ldy);
-
-  // Every small block of all experts in one parallel pass. `blocks` lists (expert, first row,
-  // rows); weights of expert e start at w_base + e · N · H elements.
+  // `blocks` lists (expert, first row, rows); weights of expert e start at w_base + e · N · H
+  // elements; x is [rows, H] f32 (row stride H) and y [rows, N] f32 (row stride N).
   struct Block {
     std::int64_t expert, first, rows;
   };
+  // Blocks of more than kSmallRows rows, expert-parallel. Safe to call from one thread at a
+  // time per object.
+  void run_large_blocks(const std::vector<Block>& blocks, const float* x, const void* w_base,
+                        float* y);
+  // Every small block of all experts in one parallel pass (x and y with row strides ldx, ldy).
   void run_small_blocks(const std::vector<Block>& blocks, const float* x, std::int64_t ldx,
                         const void* w_base, float* y, std::int64_t ldy) const;
 
@@ -57,11 +64,24 @@ class ExpertGemm {
   DType weight_dtype() const { return dtype_; }
 
  private:
+  // One thread's oneDNN stream, scratchpad and bf16 panel.
+  struct ThreadState {
+    dnnl::stream stream;
+    std::vector<std::uint8_t> scratchpad;
+    std::vector<float> panel;
+  };
+  void run_item(ThreadState& ts, const Block& b, std::int64_t n0, std::int64_t n1, const float* x,
+                const void* w_base, float* y);
+  void gemm(ThreadState& ts, const float* x, std::int64_t rows, const float* w, std::int64_t cols,
+            float* y);
+
   CpuEnv& env_;
   std::int64_t n_, h_;
   DType dtype_;
-  dnnl::matmul full_;           // [M (run time), H] x [H, N] with the weights given as [N, H]
-  std::vector<float> scratch_;  // bf16 weights widened to f32
+  std::int64_t panel_rows_ = 0;  // bf16 weight rows widened at a time
+  dnnl::matmul matmul_;          // [M, H] x [H, cols] (M, cols at run time), weights as [cols, H]
+  std::size_t scratchpad_bytes_ = 0;
+  std::vector<ThreadState> threads_;
 };
 
 // The small-block dot products for rows [n_begin, n_end) of one expert's weights.

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <mutex>
 #include <variant>
 
 #include <fmt/format.h>
@@ -16,6 +17,8 @@
 #include <porta/moe.hpp>
 
 #include "moe/moe_cpu.hpp"
+#include "moe/router_math.hpp"
+#include "moe/router_rank.hpp"
 
 namespace porta::detail::cpu::moe {
 namespace {
@@ -23,34 +26,21 @@ namespace {
 namespace pm = porta::moe;
 constexpr float kMinusInf = -std::numeric_limits<float>::infinity();
 
-double sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
-float rank_value(float c) { return std::isnan(c) ? kMinusInf : c; }
-
-void score_row(pm::Score score, const float* x, std::int64_t n, float* s) {
+// s = score(x) for one row with the reference's arithmetic; sigmoid and softmax vectorised
+// (router_math.hpp: still bit-identical). `work` holds n doubles.
+void score_row(pm::Score score, const float* x, std::int64_t n, float* s, double* work) {
   switch (score) {
     case pm::Score::Softmax: {
-      float row_max = kMinusInf;
       bool has_nan = false;
-      for (std::int64_t i = 0; i < n; ++i) {
-        has_nan = has_nan || std::isnan(x[i]);
-        row_max = std::max(row_max, x[i]);
-      }
+      for (std::int64_t i = 0; i < n; ++i) has_nan = has_nan || std::isnan(x[i]);
       if (has_nan) {
         std::fill_n(s, n, std::numeric_limits<float>::quiet_NaN());
         return;
       }
-      // The reference keeps e_i in double; recomputing exp is cheaper than a second buffer.
-      double sum = 0.0;
-      for (std::int64_t i = 0; i < n; ++i)
-        sum += std::exp(static_cast<double>(x[i]) - static_cast<double>(row_max));
-      for (std::int64_t i = 0; i < n; ++i)
-        s[i] = static_cast<float>(
-            std::exp(static_cast<double>(x[i]) - static_cast<double>(row_max)) / sum);
+      softmax_scores(x, n, s, work);
       return;
     }
-    case pm::Score::Sigmoid:
-      for (std::int64_t i = 0; i < n; ++i) s[i] = static_cast<float>(sigmoid(x[i]));
-      return;
+    case pm::Score::Sigmoid: sigmoid_scores(x, n, s); return;
     case pm::Score::SqrtSoftplus:
       for (std::int64_t i = 0; i < n; ++i) {
         const double v = x[i];
@@ -58,27 +48,6 @@ void score_row(pm::Score score, const float* x, std::int64_t n, float* s) {
       }
       return;
     case pm::Score::Identity: std::copy_n(x, n, s); return;
-  }
-}
-
-// The `count` largest of values[0..n) by (value descending, index ascending), into ids. Values
-// are scanned in index order and only a strictly larger value displaces a kept one, so ties keep
-// the lower index; cost O(n + insertions · count), no sort of the n values.
-void select_best(const float* values, std::int64_t n, std::int64_t count, std::int64_t* ids,
-                 float* kept) {
-  std::int64_t size = 0;
-  for (std::int64_t e = 0; e < n; ++e) {
-    const float v = values[e];
-    if (size == count && !(v > kept[count - 1])) continue;
-    std::int64_t p = size < count ? size : count - 1;
-    while (p > 0 && kept[p - 1] < v) {
-      kept[p] = kept[p - 1];
-      ids[p] = ids[p - 1];
-      --p;
-    }
-    kept[p] = v;
-    ids[p] = e;
-    if (size < count) ++size;
   }
 }
 
@@ -147,11 +116,14 @@ class RouterKernel final : public CpuKernel {
     if (attrs_.mode == pm::Mode::Hash) check_hash(in, T, valid);
 
     scores_.resize(static_cast<std::size_t>(T * E));
+    ScoreSums sums(E);
     parallel_for(T, 8, [&](std::int64_t begin, std::int64_t end) {
+      ScoreSums part(E);
       std::vector<float> row(static_cast<std::size_t>(E)), c(static_cast<std::size_t>(E));
-      std::vector<float> group_value(static_cast<std::size_t>(attrs_.num_groups));
+      std::vector<float> group_value(static_cast<std::size_t>(3 * attrs_.num_groups));
       std::vector<float> kept(static_cast<std::size_t>(std::max(K, attrs_.num_groups)));
       std::vector<std::int64_t> chosen(static_cast<std::size_t>(std::max(K, attrs_.num_groups)));
+      std::vector<double> work(static_cast<std::size_t>(E));
       for (std::int64_t t = begin; t < end; ++t) {
         std::int32_t* row_ids = ids + t * K;
         float* row_w = weights + t * K;
@@ -161,21 +133,26 @@ class RouterKernel final : public CpuKernel {
           std::fill_n(row_w, K, 0.0f);
           continue;
         }
-        widen_to_f32(static_cast<const char*>(in.logits) +
-                         static_cast<std::size_t>(t * E) * dtype_size(in.logits_dtype),
-                     in.logits_dtype, E, row.data());
+        const float* x = static_cast<const float*>(in.logits) + t * E;
+        if (in.logits_dtype != DType::F32) {
+          widen_to_f32(static_cast<const char*>(in.logits) +
+                           static_cast<std::size_t>(t * E) * dtype_size(in.logits_dtype),
+                       in.logits_dtype, E, row.data());
+          x = row.data();
+        }
         float* s = scores_.data() + t * E;
-        score_row(attrs_.score, row.data(), E, s);
+        score_row(attrs_.score, x, E, s, work.data());
+        part.add(s);
         if (attrs_.mode == pm::Mode::Hash) {
           bool nan = false;
           for (std::int64_t e = 0; e < E; ++e)
-            nan = nan || std::isnan(attrs_.select_on == pm::SelectOn::Score ? s[e] : row[e]);
+            nan = nan || std::isnan(attrs_.select_on == pm::SelectOn::Score ? s[e] : x[e]);
           nonfinite[t] = nan ? 1 : 0;
           const std::int64_t token = integer_at(in.token_ids, in.token_dtype, t);
           for (std::int64_t k = 0; k < K; ++k)
             chosen[static_cast<std::size_t>(k)] = in.table[token * K + k];
         } else {
-          select_token_choice(row.data(), s, in.bias, c.data(), group_value.data(), kept.data(),
+          select_token_choice(x, s, in.bias, c.data(), group_value.data(), kept.data(),
                               chosen.data(), nonfinite[t]);
         }
         // Step 4 exactly as the reference: double weights, summed in k order, rounded once.
@@ -189,7 +166,8 @@ class RouterKernel final : public CpuKernel {
         double total = 0.0;
         for (std::int64_t k = 0; k < K; ++k) {
           const auto id = chosen[static_cast<std::size_t>(k)];
-          wk[k] = attrs_.select_on == pm::SelectOn::Logit ? sigmoid(row[id]) : double{s[id]};
+          wk[k] =
+              attrs_.select_on == pm::SelectOn::Logit ? sigmoid_reference(x[id]) : double{s[id]};
           total += wk[k];
         }
         for (std::int64_t k = 0; k < K; ++k) {
@@ -199,20 +177,36 @@ class RouterKernel final : public CpuKernel {
           row_ids[k] = static_cast<std::int32_t>(chosen[static_cast<std::size_t>(k)]);
         }
       }
+      std::lock_guard lock(sums_mutex_);
+      sums.merge(part);
     });
 
-    // mean_score: each expert's column summed in row order, as the reference does.
+    // mean_score: the reference sums each expert's scores in double in row order. When no
+    // partial sum can round (ScoreSums::exact), the per-chunk sums above, added in any order, are
+    // those exact sums; otherwise each expert's scores are summed in row order, walking the
+    // score matrix row by row (a slice of experts per thread, each with its own running sums).
     std::int64_t valid_rows = 0;
     for (std::int64_t t = 0; t < T; ++t) valid_rows += valid(t) ? 1 : 0;
-    parallel_for(E, 16, [&](std::int64_t begin, std::int64_t end) {
-      for (std::int64_t e = begin; e < end; ++e) {
-        double sum = 0.0;
-        for (std::int64_t t = 0; t < T; ++t)
-          if (valid(t)) sum += scores_[static_cast<std::size_t>(t * E + e)];
-        mean_score[e] =
-            valid_rows == 0 ? 0.0f : static_cast<float>(sum / static_cast<double>(valid_rows));
-      }
-    });
+    const double rows = static_cast<double>(valid_rows);
+    if (sums.exact(valid_rows)) {
+      for (std::int64_t e = 0; e < E; ++e)
+        mean_score[e] = valid_rows == 0
+                            ? 0.0f
+                            : static_cast<float>(sums.sum[static_cast<std::size_t>(e)] / rows);
+    } else {
+      parallel_for(E, 64, [&](std::int64_t begin, std::int64_t end) {
+        std::vector<double> sum(static_cast<std::size_t>(end - begin), 0.0);
+        double* acc = sum.data();
+        const std::int64_t width = end - begin;
+        for (std::int64_t t = 0; t < T; ++t) {
+          if (!valid(t)) continue;
+          const float* row = scores_.data() + t * E + begin;
+          for (std::int64_t e = 0; e < width; ++e) acc[e] += row[e];
+        }
+        for (std::int64_t e = 0; e < width; ++e)
+          mean_score[begin + e] = valid_rows == 0 ? 0.0f : static_cast<float>(acc[e] / rows);
+      });
+    }
 
     // Capacity in assignment order, then perm by a counting sort (stable by construction).
     const std::int64_t A = T * K;
@@ -259,49 +253,60 @@ class RouterKernel final : public CpuKernel {
                            float* group_value, float* kept, std::int64_t* chosen,
                            std::int32_t& nonfinite) const {
     const std::int64_t E = attrs_.num_experts;
-    bool nan = false;
-    for (std::int64_t e = 0; e < E; ++e) {
-      float v = attrs_.select_on == pm::SelectOn::Score ? s[e] : row[e];
-      if (bias != nullptr) v += bias[e];
-      nan = nan || std::isnan(v);
-      c[e] = rank_value(v);
-    }
+    const float* v = attrs_.select_on == pm::SelectOn::Score ? s : row;
+    const bool nan = selection_values(v, bias, E, c);
     nonfinite = nan ? 1 : 0;
     const std::int64_t G = attrs_.num_groups;
     if (G > 1) {
       const std::int64_t per = E / G;
+      // group_value holds G values, then each group's best and second member.
+      float* best = group_value + G;
+      float* second = best + G;
+      group_top2(c, G, per, best, second);
+      const bool top2 = attrs_.group_score == pm::GroupScore::Top2Sum;
       for (std::int64_t grp = 0; grp < G; ++grp) {
-        float best = kMinusInf, second = kMinusInf;
-        for (std::int64_t e = grp * per; e < (grp + 1) * per; ++e) {
-          if (c[e] > best) {
-            second = best;
-            best = c[e];
-          } else if (c[e] > second) {
-            second = c[e];
-          }
+        // A group of one has no second member.
+        const float value = top2 ? best[grp] + (per > 1 ? second[grp] : 0.0f) : best[grp];
+        group_value[grp] = std::isnan(value) ? kMinusInf : value;
+      }
+      const std::int64_t TG = attrs_.topk_groups;
+      select_best(group_value, 0, G, TG, chosen, kept);
+      // The kept groups in ascending order, so that scanning them alone visits experts in index
+      // order. When they hold K values above −inf, the K best of the masked row (every other
+      // expert at −inf) are exactly the K best among them; otherwise (NaN or −inf rows) the
+      // full masked row is scanned, where −inf experts of dropped groups can be chosen.
+      std::int64_t kept_groups[64];
+      std::vector<std::int64_t> kept_large;
+      std::int64_t* order = kept_groups;
+      if (TG > 64) {
+        kept_large.resize(static_cast<std::size_t>(TG));
+        order = kept_large.data();
+      }
+      std::copy_n(chosen, TG, order);
+      std::sort(order, order + TG);
+      // Each kept group has two members at least as large as its second best, so with
+      // K <= 2 TG at least K experts reach the smallest of those: nothing below it can be
+      // among the K best, and the scan skips it.
+      const std::int64_t K = attrs_.top_k;
+      float floor = kMinusInf;
+      if (K <= 2 * TG && per > 1) {
+        floor = second[order[0]];
+        for (std::int64_t i = 1; i < TG; ++i) floor = std::min(floor, second[order[i]]);
+      }
+      std::int64_t size = 0;
+      for (std::int64_t i = 0; i < TG; ++i)
+        size = select_best(c, order[i] * per, (order[i] + 1) * per, K, chosen, kept, size, floor);
+      if (size == K && kept[K - 1] > kMinusInf) return;
+      std::int64_t next = 0;
+      for (std::int64_t grp = 0; grp < G; ++grp) {
+        if (next < TG && order[next] == grp) {
+          ++next;
+          continue;
         }
-        // Members are never NaN; a group of one has no second member.
-        const float value =
-            attrs_.group_score == pm::GroupScore::Top2Sum ? best + (per > 1 ? second : 0.0f) : best;
-        group_value[grp] = rank_value(value);
-      }
-      select_best(group_value, G, attrs_.topk_groups, chosen, kept);
-      std::uint64_t keep_small = 0;
-      std::vector<bool> keep_large;
-      if (G > 64) keep_large.assign(static_cast<std::size_t>(G), false);
-      for (std::int64_t i = 0; i < attrs_.topk_groups; ++i) {
-        if (G > 64)
-          keep_large[static_cast<std::size_t>(chosen[i])] = true;
-        else
-          keep_small |= std::uint64_t{1} << chosen[i];
-      }
-      for (std::int64_t grp = 0; grp < G; ++grp) {
-        const bool keep =
-            G > 64 ? keep_large[static_cast<std::size_t>(grp)] : ((keep_small >> grp) & 1u) != 0;
-        if (!keep) std::fill(c + grp * per, c + (grp + 1) * per, kMinusInf);
+        std::fill(c + grp * per, c + (grp + 1) * per, kMinusInf);
       }
     }
-    select_best(c, E, attrs_.top_k, chosen, kept);
+    select_best(c, 0, E, attrs_.top_k, chosen, kept);
   }
 
   template <class Valid>
@@ -334,6 +339,7 @@ class RouterKernel final : public CpuKernel {
   pm::RouterAttrs attrs_;
   std::string label_;
   std::vector<float> scores_;
+  std::mutex sums_mutex_;
   std::vector<std::int64_t> cursor_;
 };
 
