@@ -114,12 +114,12 @@ void naive_linear(const W* w, std::int64_t rows, std::int64_t cols, const float*
   for (std::int64_t r = 0; r < rows; ++r) {
     const W* row = w + r * cols;
     float part[8] = {};
-    std::int64_t c = 0;
-    for (; c + 8 <= cols; c += 8)
+    const std::int64_t body = cols - cols % 8;
+    for (std::int64_t c = 0; c < body; c += 8)
       for (int k = 0; k < 8; ++k) part[k] += to_float(row[c + k]) * v[c + k];
     float sum =
         ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
-    for (; c < cols; ++c) sum += to_float(row[c]) * v[c];
+    for (std::int64_t c = body; c < cols; ++c) sum += to_float(row[c]) * v[c];
     y[r] = sum;
   }
 }
