@@ -10,11 +10,12 @@
 // loop: input and output checks, binding, the cpu kernel); "kernel" is the cpu kernel's own time
 // from the profile. "direct" is a oneDNN matmul primitive created once with the weight reordered
 // into its preferred layout, executed on preallocated memory holding the same values. Where that
-// layout is the weight's own (f32 on AVX2), the direct call reads the very bytes porta's kernel
-// reads: at T = 1 the GEMM only streams its weight, and two copies of it would differ by where
-// their pages happen to fall in the caches (measured: +-50 us either way on 300 us, depending on
-// the allocation), which is not time porta adds. Where this oneDNN has no bf16 matmul for the
-// ISA (AVX2), the direct bf16 column is the f32 primitive: the best a direct caller gets there.
+// layout is the weight's own (f32 on AVX2), the direct call works on the very memory porta's
+// kernel uses (input, weight, output): at T = 1 the GEMM only streams its weight, and two copies
+// of the operands differ by where their pages fall in the caches (measured: +-50 us either way on
+// 300 us, depending on the allocation), which is not time porta adds. The two alternate which
+// goes first. Where this oneDNN has no bf16 matmul for the ISA (AVX2), the direct bf16 column is
+// the f32 primitive: the best a direct caller gets there.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -41,18 +42,6 @@ using Clock = std::chrono::steady_clock;
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
-}
-
-// Median seconds of `reps` calls after one warm-up call.
-double time_median(int reps, const std::function<void()>& body) {
-  body();
-  std::vector<double> times;
-  for (int r = 0; r < reps; ++r) {
-    const auto start = Clock::now();
-    body();
-    times.push_back(std::chrono::duration<double>(Clock::now() - start).count());
-  }
-  return median(times);
 }
 
 int reps_for(double flops, int base) {
@@ -84,23 +73,25 @@ bool native_bf16(const dnnl::engine& engine) {
 // A oneDNN matmul [M, K] x [K, N] with the weight reordered once, on preallocated memory.
 class DirectMatmul {
  public:
-  // a and b hold the values of porta's operands; b (f32, [K, N] row-major) is used in place when
-  // the primitive wants that layout.
+  // a and b hold the values of porta's operands. In f32, where the primitive wants b's own
+  // layout, the call works on porta's very memory: a, b, and c (porta's output tensor).
   DirectMatmul(dnnl::engine& engine, std::int64_t m, std::int64_t k, std::int64_t n,
-               dnnl::memory::data_type type, const Tensor& a, const Tensor& b)
+               dnnl::memory::data_type type, const Tensor& a, const Tensor& b, const Tensor& c)
       : stream_(engine) {
     using tag = dnnl::memory::format_tag;
     const dnnl::memory::desc a_md({m, k}, type, tag::ab), c_md({m, n}, type, tag::ab);
     const dnnl::memory::desc b_user({k, n}, type, tag::ab), b_any({k, n}, type, tag::any);
     dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a_md, b_any, c_md), engine);
-    a_ = dnnl::memory(a_md, engine);
-    c_ = dnnl::memory(c_md, engine);
-    fill(a_, a, type);
     if (pd.weights_desc() == b_user && b.dtype() == DType::F32 &&
         type == dnnl::memory::data_type::f32) {
+      a_ = dnnl::memory(a_md, engine, a.data());
       b_ = dnnl::memory(b_user, engine, b.data());
+      c_ = dnnl::memory(c_md, engine, c.data());
       shares_weight_ = true;
     } else {
+      a_ = dnnl::memory(a_md, engine);
+      c_ = dnnl::memory(c_md, engine);
+      fill(a_, a, type);
       dnnl::memory b_src(b_user, engine);
       fill(b_src, b, type);
       b_ = dnnl::memory(pd.weights_desc(), engine);
@@ -151,7 +142,7 @@ PortaMatmul porta_matmul(const Tensor& a, const Tensor& w, bool profile) {
 struct Row {
   std::string label;
   double flops, porta_s, kernel_s, direct_s;
-  bool shared_weight = false;  // the direct call read porta's weight bytes
+  bool shared_weight = false;  // the direct call used porta's operand memory
   double paired_s = 0;         // median over repetitions of (porta - direct), back to back
 };
 
@@ -173,7 +164,7 @@ Row measure(dnnl::engine& engine, bool native, std::int64_t m, std::int64_t k, s
   auto profiled = porta_matmul(a, w, true);  // the kernel's own time, from the profile
   const auto type =
       dtype == DType::BF16 && native ? dnnl::memory::data_type::bf16 : dnnl::memory::data_type::f32;
-  DirectMatmul direct(engine, m, k, n, type, a, w);
+  DirectMatmul direct(engine, m, k, n, type, a, w, plain.outputs.at("c"));
   row.shared_weight = direct.shares_weight();
   // Interleaved, so that porta and the direct call see the same machine load (CI machines and
   // shared hosts are noisy); one warm-up call each.
@@ -187,8 +178,14 @@ Row measure(dnnl::engine& engine, bool native, std::int64_t m, std::int64_t k, s
     return std::chrono::duration<double>(Clock::now() - start).count();
   };
   for (int r = 0; r < reps; ++r) {
-    porta_s.push_back(seconds([&] { plain(); }));
-    direct_s.push_back(seconds([&] { direct(); }));
+    // Alternating which goes first, so that neither always inherits the other's cache state.
+    if (r % 2 == 0) {
+      porta_s.push_back(seconds([&] { plain(); }));
+      direct_s.push_back(seconds([&] { direct(); }));
+    } else {
+      direct_s.push_back(seconds([&] { direct(); }));
+      porta_s.push_back(seconds([&] { plain(); }));
+    }
     if (flops <= 4e9) {  // the big shapes skip it: run() and the direct call tell the story
       profiled();
       kernel_s.push_back(profiled.exe.profile().ops.at(0).time_us * 1e-6);
@@ -203,7 +200,27 @@ Row measure(dnnl::engine& engine, bool native, std::int64_t m, std::int64_t k, s
   return row;
 }
 
-double swiglu_block_seconds(std::int64_t tokens, DType dtype, int reps) {
+// Median seconds of each body over `reps` rounds, the bodies taking turns within a round so that
+// they see the same machine load (a shared host's speed drifts by 2x within a minute).
+std::vector<double> interleaved_medians(int reps,
+                                        const std::vector<std::function<void()>>& bodies) {
+  std::vector<std::vector<double>> times(bodies.size());
+  for (const auto& body : bodies) body();  // warm-up
+  for (int r = 0; r < reps; ++r)
+    for (std::size_t b = 0; b < bodies.size(); ++b) {
+      const auto start = Clock::now();
+      bodies[b]();
+      times[b].push_back(std::chrono::duration<double>(Clock::now() - start).count());
+    }
+  std::vector<double> medians;
+  for (auto& t : times) medians.push_back(median(t));
+  return medians;
+}
+
+// The dense SwiGLU MLP block and the `cube`-cube GEMM of the same dtype, both through porta,
+// interleaved: {block seconds, cube GEMM seconds}.
+std::pair<double, double> swiglu_block_and_cube(std::int64_t tokens, DType dtype, std::int64_t cube,
+                                                int reps) {
   constexpr std::int64_t hidden = 2048, inter = 10944;
   porta::Graph g;
   auto x = g.input("x", {tokens, hidden}, dtype);
@@ -217,7 +234,20 @@ double swiglu_block_seconds(std::int64_t tokens, DType dtype, int reps) {
   auto exe = porta::compile(g, {.backend = "cpu", .fallback = "", .profile = false});
   std::map<std::string, Tensor> inputs{{"x", random_tensor({tokens, hidden}, dtype, 14)}};
   std::map<std::string, Tensor> outputs{{"y", Tensor::empty({tokens, hidden}, dtype)}};
-  return time_median(reps, [&] { exe.run(inputs, outputs); });
+  auto gemm = porta_matmul(random_tensor({cube, cube}, dtype, 15),
+                           random_tensor({cube, cube}, dtype, 16), false);
+  const auto t = interleaved_medians(reps, {[&] { exe.run(inputs, outputs); }, [&] { gemm(); }});
+  return {t[0], t[1]};
+}
+
+// The cube GEMM through porta in f32 and in bf16, interleaved: {f32 seconds, bf16 seconds}.
+std::pair<double, double> f32_and_bf16_cube(std::int64_t cube, int reps) {
+  auto f32 = porta_matmul(random_tensor({cube, cube}, DType::F32, 17),
+                          random_tensor({cube, cube}, DType::F32, 18), false);
+  auto bf16 = porta_matmul(random_tensor({cube, cube}, DType::BF16, 17),
+                           random_tensor({cube, cube}, DType::BF16, 18), false);
+  const auto t = interleaved_medians(reps, {[&] { f32(); }, [&] { bf16(); }});
+  return {t[0], t[1]};
 }
 
 }  // namespace
@@ -253,7 +283,6 @@ int main(int argc, char** argv) {
 
   fmt::print("{:<34} {:>10} {:>10} {:>10} {:>9} {:>9} {:>7}\n", "shape (MxKxN)", "porta ms",
              "kernel ms", "direct ms", "porta GF", "direct GF", "ratio");
-  std::map<std::string, double> gflops_2048;
   std::vector<std::pair<std::string, Row>> t1_rows;
   double worst_big_ratio = 1e9;
   for (DType dtype : {DType::F32, DType::BF16}) {
@@ -261,8 +290,6 @@ int main(int argc, char** argv) {
       const Row r = measure(engine, native, s, s, s, dtype, base_reps);
       print_row(r);
       if (s >= 1024) worst_big_ratio = std::min(worst_big_ratio, r.direct_s / r.porta_s);
-      if (s == 2048 || (quick && s == 1024))
-        gflops_2048[std::string(porta::dtype_name(dtype))] = r.flops / r.porta_s * 1e-9;
     }
     for (auto t : tokens)
       for (auto [k, n] : {std::pair<std::int64_t, std::int64_t>{2048, 1408}, {1408, 2048}}) {
@@ -280,7 +307,7 @@ int main(int argc, char** argv) {
     fmt::print("  {:<30} run() {:+8.2f} us, paired {:+8.2f} us   kernel {:+8.2f} us   ({})\n",
                r.label, (r.porta_s - r.direct_s) * 1e6, r.paired_s * 1e6,
                (r.kernel_s - r.direct_s) * 1e6,
-               r.shared_weight ? "same weight bytes" : "separate weight copies");
+               r.shared_weight ? "same memory" : "separate copies");
 
   // The fixed cost per call, where the GEMM itself is negligible (1x64x64): what porta adds to a
   // matmul, free of the 5.7-MFLOP expert GEMM's run-to-run noise.
@@ -294,20 +321,24 @@ int main(int argc, char** argv) {
   }
 
   const std::int64_t block_tokens = 512;
+  const std::int64_t cube = quick ? 1024 : 2048;
   const double block_flops = 3 * 2.0 * block_tokens * 2048 * 10944;
-  fmt::print("\nSwiGLU MLP block 2048 -> 10944 -> 2048 at T = {} ({:.1f} GFLOP):\n", block_tokens,
-             block_flops * 1e-9);
+  const double cube_flops = 2.0 * static_cast<double>(cube * cube * cube);
+  fmt::print(
+      "\nSwiGLU MLP block 2048 -> 10944 -> 2048 at T = {} ({:.1f} GFLOP), interleaved with the "
+      "{}-cube GEMM:\n",
+      block_tokens, block_flops * 1e-9, cube);
   for (DType dtype : {DType::F32, DType::BF16}) {
-    const double s = swiglu_block_seconds(block_tokens, dtype, quick ? 2 : base_reps);
-    const double gf = block_flops / s * 1e-9;
-    const auto ref = gflops_2048[std::string(porta::dtype_name(dtype))];
+    const auto [block_s, cube_s] =
+        swiglu_block_and_cube(block_tokens, dtype, cube, quick ? 2 : base_reps);
+    const double gf = block_flops / block_s * 1e-9, ref = cube_flops / cube_s * 1e-9;
     fmt::print(
         "  {:<5} {:9.1f} ms  {:7.1f} GFLOP/s  = {:5.1f} % of the {}-cube GEMM ({:.1f} "
         "GFLOP/s)\n",
-        porta::dtype_name(dtype), s * 1e3, gf, 100 * gf / ref, quick ? 1024 : 2048, ref);
+        porta::dtype_name(dtype), block_s * 1e3, gf, 100 * gf / ref, cube, ref);
   }
   fmt::print("\nporta / direct at >= 1024 (worst): {:.3f}\n", worst_big_ratio);
-  fmt::print("bf16 / f32 GEMM GFLOP/s at {}: {:.2f}\n", quick ? 1024 : 2048,
-             gflops_2048["bf16"] / gflops_2048["f32"]);
+  const auto [f32_s, bf16_s] = f32_and_bf16_cube(cube, quick ? 2 : base_reps);
+  fmt::print("bf16 / f32 GEMM GFLOP/s at {} (interleaved): {:.2f}\n", cube, f32_s / bf16_s);
   return 0;
 }

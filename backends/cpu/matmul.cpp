@@ -273,6 +273,7 @@ std::unique_ptr<CpuKernel> lower_matmul(CpuEnv& env, const GraphState& g, const 
   if (geometry(g, n).k == 0)
     return std::make_unique<ZeroFillKernel>(
         n.outputs[0], static_cast<std::size_t>(out.shape.numel()) * dtype_size(out.dtype));
+  if (use_bf16_rows_matmul(env.engine, g, n)) return lower_bf16_rows_matmul(g, n);
   return std::make_unique<MatmulKernel>(env, g, n, nullptr);
 }
 

@@ -31,6 +31,11 @@ struct MatmulEpilogue {
 // decided once per process.
 bool native_bf16_matmul(const dnnl::engine& engine);
 
+// The decode path for a constant bf16 weight without native bf16 (matmul_bf16_rows.cpp): 2-D,
+// at most 8 rows, the weight streamed as bf16.
+bool use_bf16_rows_matmul(const dnnl::engine& engine, const GraphState& g, const Node& n);
+std::unique_ptr<CpuKernel> lower_bf16_rows_matmul(const GraphState& g, const Node& n);
+
 SupportResult supports_matmul(const GraphState& g, const Node& n);
 std::unique_ptr<CpuKernel> lower_matmul(CpuEnv& env, const GraphState& g, const Node& n);
 

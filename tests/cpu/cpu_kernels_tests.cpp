@@ -32,6 +32,10 @@ TEST_CASE("cpu matmul matches the reference on odd, transposed, batched and T=1 
       {{3, 5, 16}, {3, 16, 4}, false, false, false},   // batched
       {{2, 1, 6, 8}, {3, 8, 5}, false, false, false},  // batch broadcast both ways
       {{4, 6, 10}, {10, 3}, false, false, true},       // rank-2 weight over a batch
+      // At most 8 rows against a constant bf16 weight (AVX2: the weight streamed as bf16);
+      // K not a multiple of the vector loop's 16 or 8.
+      {{3, 37}, {37, 19}, false, false, true},
+      {{8, 45}, {21, 45}, false, true, true},
   };
   for (const auto& c : cases) {
     INFO("a" << c.a.to_string() << " b" << c.b.to_string() << " ta " << c.ta << " tb " << c.tb);
