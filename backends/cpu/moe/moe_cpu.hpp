@@ -15,14 +15,12 @@
 
 namespace porta::detail::cpu::moe {
 
-// Runs body(begin, end) over [0, count) split into chunks of at least `grain`, on a process-wide
-// pool of one worker per hardware thread (the caller works too). Returns when all are done.
-// Exceptions thrown by `body` are rethrown on the caller. Its workers sleep on a condition
-// variable between loops; OpenMP's spin after each parallel region, which on a shared host
-// costs the short loops of decode dearly (docs/moe-router.md), so only the expert GEMMs of
-// large blocks run on OpenMP.
+// Runs body(begin, end) over [0, count) split into chunks of at least `grain`, on OpenMP's
+// threads (the ones oneDNN uses; the caller works too), at most cpu_threads() of them. Returns
+// when all are done; the first exception thrown by `body` is rethrown on the caller.
 void parallel_for(std::int64_t count, std::int64_t grain,
                   const std::function<void(std::int64_t, std::int64_t)>& body);
+// The thread count of those loops: cpu_threads().
 int worker_count();
 
 // True when this CPU has AVX2 and FMA; the vector loops fall back to plain C++ otherwise.

@@ -16,7 +16,6 @@
 #include <porta/error.hpp>
 #include <porta/moe.hpp>
 
-#include "cpu_util.hpp"
 #include "moe/moe_cpu.hpp"
 #include "moe/router_math.hpp"
 #include "moe/router_rank.hpp"
@@ -118,10 +117,7 @@ class RouterKernel final : public CpuKernel {
 
     scores_.resize(static_cast<std::size_t>(T * E));
     ScoreSums sums(E);
-    // On OpenMP's threads, not the MoE pool's: the router runs right after the gate matmul, whose
-    // OpenMP workers still spin-wait and would take the core a pool thread needs (measured at
-    // T = 4096 on 2 cores: 4.8-6.0 ms on the pool, 3.3-4.1 ms here, 3.8-3.9 ms on one thread).
-    cpu::parallel_for(T, 8, [&](std::int64_t begin, std::int64_t end) {
+    parallel_for(T, 8, [&](std::int64_t begin, std::int64_t end) {
       ScoreSums part(E);
       std::vector<float> row(static_cast<std::size_t>(E)), c(static_cast<std::size_t>(E));
       std::vector<float> group_value(static_cast<std::size_t>(3 * attrs_.num_groups));
