@@ -11,6 +11,26 @@
 #define GG_TN 64
 #define GG_TK 16
 
+// The expert of tile `slot` when each expert's rows [offsets[e], offsets[e+1]) (clamped into
+// [0, P)) are cut into tiles of `tm` rows, experts in order; its first row and the expert's end
+// in *row0 and *row_end. -1 past the last tile. (Both grouped GEMM kernels enumerate tiles so.)
+inline long find_tile(global const int* offsets, long E, long P, long tm, long slot, long* row0,
+                      long* row_end) {
+  long seen = 0;
+  for (long e = 0; e < E; ++e) {
+    const long first = clamp((long)offsets[e], 0L, P);
+    const long last = clamp((long)offsets[e + 1], first, P);
+    const long tiles = (last - first + tm - 1) / tm;
+    if (slot < seen + tiles) {
+      *row0 = first + (slot - seen) * tm;
+      *row_end = last;
+      return e;
+    }
+    seen += tiles;
+  }
+  return -1;
+}
+
 #define GROUPED_GEMM_KERNEL(NAME, TM)                                                             \
   __attribute__((reqd_work_group_size(16, 16, 1))) kernel void NAME(                             \
       global const uchar* rows_buffer, ulong rows_offset, int rows_dtype,                        \
@@ -22,19 +42,8 @@
     const long n0 = (long)get_group_id(0) * GG_TN;                                               \
     const long slot = get_group_id(1);                                                           \
     global const int* offsets = (global const int*)AT(offsets_buffer, offsets_offset);           \
-    long expert = -1, row0 = 0, row_end = 0, seen = 0;                                           \
-    for (long e = 0; e < E; ++e) {                                                               \
-      const long first = clamp((long)offsets[e], 0L, P);                                         \
-      const long last = clamp((long)offsets[e + 1], first, P);                                   \
-      const long tiles = (last - first + TM - 1) / TM;                                           \
-      if (slot < seen + tiles) {                                                                 \
-        expert = e;                                                                              \
-        row0 = first + (slot - seen) * TM;                                                       \
-        row_end = last;                                                                          \
-        break;                                                                                   \
-      }                                                                                          \
-      seen += tiles;                                                                             \
-    }                                                                                            \
+    long row0 = 0, row_end = 0;                                                                  \
+    const long expert = find_tile(offsets, E, P, TM, slot, &row0, &row_end);                     \
     if (expert < 0) return; /* uniform over the group: no barrier is skipped by some only */     \
     local float a_tile[GG_TK][TM];                                                               \
     local float b_tile[GG_TK][GG_TN];                                                            \

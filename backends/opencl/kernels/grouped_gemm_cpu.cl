@@ -39,19 +39,8 @@ inline float sum8(float8 v) {
     const long TM = GC_RM * (BLOCKS_R);                                                          \
     const long slot = get_group_id(1);                                                           \
     global const int* offsets = (global const int*)AT(offsets_buffer, offsets_offset);           \
-    long expert = -1, row0 = 0, row_end = 0, seen = 0;                                           \
-    for (long e = 0; e < E; ++e) {                                                               \
-      const long first = clamp((long)offsets[e], 0L, P);                                         \
-      const long last = clamp((long)offsets[e + 1], first, P);                                   \
-      const long tiles = (last - first + TM - 1) / TM;                                           \
-      if (slot < seen + tiles) {                                                                 \
-        expert = e;                                                                              \
-        row0 = first + (slot - seen) * TM;                                                       \
-        row_end = last;                                                                          \
-        break;                                                                                   \
-      }                                                                                          \
-      seen += tiles;                                                                             \
-    }                                                                                            \
+    long row0 = 0, row_end = 0;                                                                  \
+    const long expert = find_tile(offsets, E, P, TM, slot, &row0, &row_end);                     \
     if (expert < 0) return;                                                                      \
     global const uchar* rows = AT(rows_buffer, rows_offset);                                     \
     global const uchar* w = AT(w_buffer, w_offset);                                              \
