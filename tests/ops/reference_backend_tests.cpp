@@ -31,7 +31,7 @@ struct OneNode {
       node.inputs.push_back(static_cast<porta::ValueId>(i));
     }
     node.op = op;
-    node.name = "n";
+    node.name = std::string("n");  // not = "n": GCC 12 warns -Wrestrict falsely (PR 105329)
     node.attrs = std::move(attrs);
     state.nodes.push_back(node);
   }
