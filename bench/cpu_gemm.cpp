@@ -33,16 +33,15 @@
 
 #include <porta/porta.hpp>
 
+#include "timing.hpp"
+
 namespace {
 
 using porta::DType;
 using porta::Tensor;
-using Clock = std::chrono::steady_clock;
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
-}
+using porta_bench::Clock;
+using porta_bench::interleaved_medians;
+using porta_bench::median;
 
 int reps_for(double flops, int base) {
   // Small problems get more repetitions (noise), the 137-GFLOP ones the minimum of 5.
@@ -175,7 +174,7 @@ Row measure(dnnl::engine& engine, bool native, std::int64_t m, std::int64_t k, s
   const auto seconds = [](const std::function<void()>& body) {
     const auto start = Clock::now();
     body();
-    return std::chrono::duration<double>(Clock::now() - start).count();
+    return porta_bench::seconds_since(start);
   };
   for (int r = 0; r < reps; ++r) {
     // Alternating which goes first, so that neither always inherits the other's cache state.
@@ -198,23 +197,6 @@ Row measure(dnnl::engine& engine, bool native, std::int64_t m, std::int64_t k, s
   row.kernel_s = kernel_s.empty() ? NAN : median(kernel_s);
   row.direct_s = median(direct_s);
   return row;
-}
-
-// Median seconds of each body over `reps` rounds, the bodies taking turns within a round so that
-// they see the same machine load (a shared host's speed drifts by 2x within a minute).
-std::vector<double> interleaved_medians(int reps,
-                                        const std::vector<std::function<void()>>& bodies) {
-  std::vector<std::vector<double>> times(bodies.size());
-  for (const auto& body : bodies) body();  // warm-up
-  for (int r = 0; r < reps; ++r)
-    for (std::size_t b = 0; b < bodies.size(); ++b) {
-      const auto start = Clock::now();
-      bodies[b]();
-      times[b].push_back(std::chrono::duration<double>(Clock::now() - start).count());
-    }
-  std::vector<double> medians;
-  for (auto& t : times) medians.push_back(median(t));
-  return medians;
 }
 
 // The dense SwiGLU MLP block and the `cube`-cube GEMM of the same dtype, both through porta,

@@ -32,18 +32,18 @@
 
 #include <porta/porta.hpp>
 
+#include "timing.hpp"
+
 namespace {
 
 using porta::DType;
 using porta::Tensor;
-using Clock = std::chrono::steady_clock;
+using porta_bench::Clock;
+using porta_bench::interleaved_medians;
+using porta_bench::seconds_since;
 
 constexpr std::int64_t kHidden = 2048, kExperts = 64, kInter = 1408, kTopK = 6;
 constexpr std::int64_t kShared = 2 * kInter;  // two shared experts = one of twice the width
-
-double seconds_since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
 
 double median_time(int reps, const std::function<void()>& body, bool warm_up = true) {
   if (warm_up) body();  // first-touch, primitive creation, caches
@@ -267,21 +267,9 @@ LayerResult run_layer(const LayerWeights& w, std::int64_t T, int reps, int naive
       2.0 * static_cast<double>(T) * (kTopK * 3.0 * kHidden * kInter + 3.0 * kHidden * kShared);
   const auto n = static_cast<std::int64_t>(r.flops / (2.0 * static_cast<double>(T) * kHidden));
   Gemm gemm(T, kHidden, n);
-  out = exe.run(inputs);  // warm-up
-  gemm.run();
-  std::vector<double> layer_times, gemm_times;
-  for (int i = 0; i < reps; ++i) {
-    auto start = Clock::now();
-    out = exe.run(inputs);
-    layer_times.push_back(seconds_since(start));
-    start = Clock::now();
-    gemm.run();
-    gemm_times.push_back(seconds_since(start));
-  }
-  std::sort(layer_times.begin(), layer_times.end());
-  std::sort(gemm_times.begin(), gemm_times.end());
-  r.seconds = layer_times[layer_times.size() / 2];
-  r.gemm_seconds = gemm_times[gemm_times.size() / 2];
+  const auto t = interleaved_medians(reps, {[&] { out = exe.run(inputs); }, [&] { gemm.run(); }});
+  r.seconds = t[0];
+  r.gemm_seconds = t[1];
   const auto* counts = out.at("counts").data_as<std::int32_t>();
   const double element = static_cast<double>(porta::dtype_size(w.dtype));
   double active = 0;
@@ -333,20 +321,8 @@ std::pair<double, double> router_and_gate_seconds(std::int64_t T, int reps) {
       {"logits", random_tensor({T, E}, DType::F32, 3.0f, 77)},
       {"bias", random_tensor({E}, DType::F32, 0.05f, 78)}};
   Gemm gate(T, 7168, E);
-  (void)exe.run(inputs);  // warm-up
-  gate.run();
-  std::vector<double> router_times, gate_times;
-  for (int i = 0; i < reps; ++i) {
-    auto start = Clock::now();
-    (void)exe.run(inputs);
-    router_times.push_back(seconds_since(start));
-    start = Clock::now();
-    gate.run();
-    gate_times.push_back(seconds_since(start));
-  }
-  std::sort(router_times.begin(), router_times.end());
-  std::sort(gate_times.begin(), gate_times.end());
-  return {router_times[router_times.size() / 2], gate_times[gate_times.size() / 2]};
+  const auto t = interleaved_medians(reps, {[&] { (void)exe.run(inputs); }, [&] { gate.run(); }});
+  return {t[0], t[1]};
 }
 
 }  // namespace
