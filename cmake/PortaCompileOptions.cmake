@@ -1,6 +1,7 @@
 # Warnings and sanitizer flags shared by every porta target (applied through porta_project_options).
 add_library(porta_project_options INTERFACE)
-target_compile_options(porta_project_options INTERFACE -Wall -Wextra -Wpedantic -Wshadow=local
+target_compile_options(porta_project_options INTERFACE -Wall -Wextra -Wpedantic -Wshadow=local -Wswitch-enum
+                                                       -Werror=switch-enum
                                                        -Wno-missing-field-initializers)
 if(PORTA_WERROR)
   target_compile_options(porta_project_options INTERFACE -Werror)

@@ -6,6 +6,7 @@
 
 #include "cpu_util.hpp"
 #include "dense_ops.hpp"
+#include "op_algorithms.hpp"
 #include "primitive_call.hpp"
 #include "widened_io.hpp"
 
@@ -13,13 +14,23 @@ namespace porta::detail::cpu {
 
 namespace {
 
-dnnl::algorithm binary_algorithm(OpKind op) {
-  switch (op) {
-    case OpKind::Add: return dnnl::algorithm::binary_add;
-    case OpKind::Sub: return dnnl::algorithm::binary_sub;
-    case OpKind::Mul: return dnnl::algorithm::binary_mul;
-    default: return dnnl::algorithm::binary_div;
-  }
+struct BinaryEntry {
+  OpKind op;
+  BinaryAlgorithm algorithm;
+};
+
+const BinaryEntry kBinary[] = {
+    {OpKind::Add, {dnnl::algorithm::binary_add, true}},
+    {OpKind::Sub, {dnnl::algorithm::binary_sub, false}},
+    {OpKind::Mul, {dnnl::algorithm::binary_mul, true}},
+    {OpKind::Div, {dnnl::algorithm::binary_div, false}},
+};
+
+// The lowering asked for a binary op that has no algorithm: a table and lowering out of step.
+dnnl::algorithm required_binary_algorithm(const Node& n) {
+  if (auto a = binary_algorithm(n.op)) return a->algorithm;
+  throw Error(ErrorCode::Internal,
+              fmt::format("cpu: {} '{}' is not a binary op", op_name(n.op), n.name));
 }
 
 class BinaryPrimitiveKernel final : public CpuKernel {
@@ -33,9 +44,9 @@ class BinaryPrimitiveKernel final : public CpuKernel {
     const int rank = out.shape.rank();
     const auto make = [&](DType t) {
       return dnnl::binary::primitive_desc(
-          dnnl::binary::desc(binary_algorithm(n.op), plain_desc(g.value(first_).shape, t, rank),
-                             plain_desc(g.value(second_).shape, t, rank),
-                             plain_desc(out.shape, t, rank)),
+          dnnl::binary::desc(
+              required_binary_algorithm(n), plain_desc(g.value(first_).shape, t, rank),
+              plain_desc(g.value(second_).shape, t, rank), plain_desc(out.shape, t, rank)),
           env.engine);
     };
     dnnl::binary::primitive_desc pd;
@@ -94,7 +105,10 @@ std::vector<std::int64_t> broadcast_strides(const Shape& in, const Shape& out) {
 class BroadcastBinaryKernel final : public CpuKernel {
  public:
   BroadcastBinaryKernel(const GraphState& g, const Node& n)
-      : op_(n.op), a_(g, n.inputs[0]), b_(g, n.inputs[1]), c_(g, n.outputs[0]) {
+      : algorithm_(required_binary_algorithm(n)),
+        a_(g, n.inputs[0]),
+        b_(g, n.inputs[1]),
+        c_(g, n.outputs[0]) {
     const Shape& out = g.output_of(n, 0).shape;
     dims_ = padded_dims(out, out.rank());
     a_strides_ = broadcast_strides(g.input_of(n, 0).shape, out);
@@ -124,19 +138,14 @@ class BroadcastBinaryKernel final : public CpuKernel {
                      const float* ra = a + oa;
                      const float* rb = b + ob;
                      float* rc = c + row * inner;
-                     switch (op_) {
-                       case OpKind::Add:
-                         for (std::int64_t j = 0; j < inner; ++j) rc[j] = ra[j * sa] + rb[j * sb];
-                         break;
-                       case OpKind::Sub:
-                         for (std::int64_t j = 0; j < inner; ++j) rc[j] = ra[j * sa] - rb[j * sb];
-                         break;
-                       case OpKind::Mul:
-                         for (std::int64_t j = 0; j < inner; ++j) rc[j] = ra[j * sa] * rb[j * sb];
-                         break;
-                       default:
-                         for (std::int64_t j = 0; j < inner; ++j) rc[j] = ra[j * sa] / rb[j * sb];
-                         break;
+                     if (algorithm_ == dnnl::algorithm::binary_add) {
+                       for (std::int64_t j = 0; j < inner; ++j) rc[j] = ra[j * sa] + rb[j * sb];
+                     } else if (algorithm_ == dnnl::algorithm::binary_sub) {
+                       for (std::int64_t j = 0; j < inner; ++j) rc[j] = ra[j * sa] - rb[j * sb];
+                     } else if (algorithm_ == dnnl::algorithm::binary_mul) {
+                       for (std::int64_t j = 0; j < inner; ++j) rc[j] = ra[j * sa] * rb[j * sb];
+                     } else {  // binary_div: required_binary_algorithm() admits no other
+                       for (std::int64_t j = 0; j < inner; ++j) rc[j] = ra[j * sa] / rb[j * sb];
                      }
                    }
                  });
@@ -144,13 +153,19 @@ class BroadcastBinaryKernel final : public CpuKernel {
   }
 
  private:
-  OpKind op_;
+  dnnl::algorithm algorithm_;
   F32Operand a_, b_, c_;
   dnnl::memory::dims dims_;
   std::vector<std::int64_t> a_strides_, b_strides_;
 };
 
 }  // namespace
+
+std::optional<BinaryAlgorithm> binary_algorithm(OpKind op) {
+  for (const auto& entry : kBinary)
+    if (entry.op == op) return entry.algorithm;
+  return std::nullopt;
+}
 
 SupportResult supports_binary(const GraphState& g, const Node& n) {
   return require_f32_bf16({g.input_of(n, 0).dtype});

@@ -17,15 +17,17 @@
 #include "cpu_kernel.hpp"
 #include "cpu_util.hpp"
 #include "fusion.hpp"
+#include "lowering_log.hpp"
 #include "matmul.hpp"
 #include "onednn_error.hpp"
+#include "op_algorithms.hpp"
 
 namespace porta::detail::cpu {
 
 namespace {
 
 const OpLowering* find_lowering(OpKind op) {
-  for (auto table : {dense_lowerings(), moe_lowerings()})
+  for (auto table : {dense_lowerings(), eltwise_lowerings(), moe_lowerings()})
     for (const OpLowering& entry : table)
       if (entry.op == op) return &entry;
   return nullptr;
@@ -57,19 +59,22 @@ std::string host_cpu_model() {
   return "host CPU";
 }
 
+// oneDNN's own enum has values no CPU reports (`all`, the Xeon Phi ISAs): a lookup, not a switch.
 std::string isa_name(dnnl::cpu_isa isa) {
   using i = dnnl::cpu_isa;
-  switch (isa) {
-    case i::sse41: return "sse41";
-    case i::avx: return "avx";
-    case i::avx2: return "avx2";
-    case i::avx2_vnni: return "avx2_vnni";
-    case i::avx512_core: return "avx512_core";
-    case i::avx512_core_vnni: return "avx512_core_vnni";
-    case i::avx512_core_bf16: return "avx512_core_bf16";
-    case i::avx512_core_amx: return "avx512_core_amx";
-    default: return fmt::format("isa {}", static_cast<int>(isa));
-  }
+  static constexpr std::pair<dnnl::cpu_isa, const char*> kNames[] = {
+      {i::sse41, "sse41"},
+      {i::avx, "avx"},
+      {i::avx2, "avx2"},
+      {i::avx2_vnni, "avx2_vnni"},
+      {i::avx512_core, "avx512_core"},
+      {i::avx512_core_vnni, "avx512_core_vnni"},
+      {i::avx512_core_bf16, "avx512_core_bf16"},
+      {i::avx512_core_amx, "avx512_core_amx"},
+  };
+  for (const auto& [value, name] : kNames)
+    if (value == isa) return name;
+  return fmt::format("isa {}", static_cast<int>(isa));
 }
 
 struct PlannedKernel {
@@ -82,6 +87,17 @@ struct CpuPlan final : Plan {
   CpuEnv env;
   std::vector<PlannedKernel> kernels;
 };
+
+// The kernels planned since `first_kernel` get the lowering's log (or "porta kernel" when no
+// oneDNN primitive was made); the nodes fused into them say into which.
+void note_choices(CpuPlan& plan, const GraphState& g, std::size_t first_kernel, std::string log) {
+  for (std::size_t k = first_kernel; k < plan.kernels.size(); ++k) {
+    const PlannedKernel& planned = plan.kernels[k];
+    plan.note(planned.node, log.empty() ? "porta kernel" : log);
+    for (NodeId f : planned.fused)
+      plan.note(f, fmt::format("fused into {} (oneDNN post-op)", g.nodes[planned.node].name));
+  }
+}
 
 class CpuBackend final : public Backend {
  public:
@@ -130,6 +146,8 @@ class CpuBackend final : public Backend {
     for (std::size_t i = 0; i < nodes.size(); ++i) {
       const NodeId id = nodes[i];
       const Node& n = g.nodes.at(id);
+      LoweringLog log;
+      const std::size_t first_kernel = plan->kernels.size();
       const OpLowering* entry = find_lowering(n.op);
       const SupportResult verdict = cpu_verdict(g, n);
       if (!verdict.supported)
@@ -147,6 +165,7 @@ class CpuBackend final : public Backend {
                                    lower_fused_matmul(plan->env, g, second, swiglu->second),
                                    {nodes[i + 2]}});
           i += 2;
+          note_choices(*plan, g, first_kernel, log.take());
           continue;
         }
         if (n.op == OpKind::Matmul && matmul_accepts_post_ops(g, n)) {
@@ -156,6 +175,7 @@ class CpuBackend final : public Backend {
             for (std::size_t j = 1; j < chain.length; ++j) planned.fused.push_back(nodes[i + j]);
             plan->kernels.push_back(std::move(planned));
             i += chain.length - 1;
+            note_choices(*plan, g, first_kernel, log.take());
             continue;
           }
         }
@@ -163,6 +183,7 @@ class CpuBackend final : public Backend {
       } catch (const dnnl::error& e) {
         throw onednn_error(g, n, "lower", e);
       }
+      note_choices(*plan, g, first_kernel, log.take());
     }
     return plan;
   }

@@ -1,5 +1,5 @@
 // The cpu backend's dense ops. Each op family's kernels live in a file of their own; this table
-// lists them.
+// lists them. The unary activations are listed once, in eltwise.cpp's algorithm table.
 #include <array>
 
 #include "cpu_kernel.hpp"
@@ -16,10 +16,6 @@ const std::array kDense{
     OpLowering{OpKind::Sub, supports_binary, lower_binary},
     OpLowering{OpKind::Mul, supports_binary, lower_binary},
     OpLowering{OpKind::Div, supports_binary, lower_binary},
-    OpLowering{OpKind::Silu, supports_eltwise, lower_eltwise},
-    OpLowering{OpKind::Gelu, supports_eltwise, lower_eltwise},
-    OpLowering{OpKind::Sigmoid, supports_eltwise, lower_eltwise},
-    OpLowering{OpKind::Exp, supports_eltwise, lower_eltwise},
     OpLowering{OpKind::Softmax, supports_softmax, lower_softmax},
     OpLowering{OpKind::RmsNorm, supports_rms_norm, lower_rms_norm},
     OpLowering{OpKind::LayerNorm, supports_layer_norm, lower_layer_norm},

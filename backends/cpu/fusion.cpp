@@ -3,49 +3,30 @@
 #include <algorithm>
 #include <optional>
 
+#include "op_algorithms.hpp"
+
 namespace porta::detail::cpu {
 
 namespace {
 
 std::optional<MatmulPostOp> eltwise_post_op(const Node& n) {
-  using alg = dnnl::algorithm;
+  const auto eltwise = eltwise_algorithm(n);
+  if (!eltwise) return std::nullopt;
   MatmulPostOp op;
-  switch (n.op) {
-    case OpKind::Silu:
-      op.algorithm = alg::eltwise_swish;
-      op.alpha = 1.0f;
-      return op;
-    case OpKind::Gelu:
-      op.algorithm = std::get<GeluAttrs>(n.attrs).approximation == GeluApproximation::Tanh
-                         ? alg::eltwise_gelu_tanh
-                         : alg::eltwise_gelu_erf;
-      return op;
-    case OpKind::Sigmoid: op.algorithm = alg::eltwise_logistic; return op;
-    case OpKind::Exp: op.algorithm = alg::eltwise_exp; return op;
-    default: return std::nullopt;
-  }
+  op.algorithm = eltwise->algorithm;
+  op.alpha = eltwise->alpha;
+  return op;
 }
 
 // `n` applied to `product` (the chain's result so far) as a binary post-op, when its other
 // operand broadcasts into the product without changing its shape.
 std::optional<MatmulPostOp> binary_post_op(const GraphState& g, const Node& n, ValueId product) {
-  using alg = dnnl::algorithm;
-  bool commutative = false;
+  const auto binary = binary_algorithm(n.op);
+  if (!binary) return std::nullopt;
+  const bool commutative = binary->commutative;
   MatmulPostOp op;
   op.binary = true;
-  switch (n.op) {
-    case OpKind::Add:
-      op.algorithm = alg::binary_add;
-      commutative = true;
-      break;
-    case OpKind::Mul:
-      op.algorithm = alg::binary_mul;
-      commutative = true;
-      break;
-    case OpKind::Sub: op.algorithm = alg::binary_sub; break;
-    case OpKind::Div: op.algorithm = alg::binary_div; break;
-    default: return std::nullopt;
-  }
+  op.algorithm = binary->algorithm;
   if (n.inputs[0] == product && n.inputs[1] != product)
     op.operand = n.inputs[1];
   else if (commutative && n.inputs[1] == product && n.inputs[0] != product)

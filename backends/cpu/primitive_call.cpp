@@ -1,6 +1,22 @@
 #include "primitive_call.hpp"
 
+#include <oneapi/dnnl/dnnl_debug.h>
+
+#include <fmt/format.h>
+
+#include "lowering_log.hpp"
+
 namespace porta::detail::cpu {
+
+PrimitiveCall::PrimitiveCall(dnnl::primitive primitive) : primitive_(std::move(primitive)) {
+  const_dnnl_primitive_desc_t pd = nullptr;
+  if (dnnl_primitive_get_primitive_desc(primitive_.get(), &pd) != dnnl_success) return;
+  const char* impl = nullptr;
+  dnnl_primitive_kind_t kind = dnnl_undefined_primitive;
+  if (dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) != dnnl_success) return;
+  dnnl_primitive_desc_query(pd, dnnl_query_primitive_kind, 0, &kind);
+  log_choice(fmt::format("oneDNN {} {}", dnnl_prim_kind2str(kind), impl));
+}
 
 int PrimitiveCall::add(int arg, const dnnl::memory::desc& desc, const dnnl::engine& engine,
                        void* handle) {

@@ -12,7 +12,8 @@ namespace porta::detail::cpu {
 class PrimitiveCall {
  public:
   PrimitiveCall() = default;
-  explicit PrimitiveCall(dnnl::primitive primitive) : primitive_(std::move(primitive)) {}
+  // Logs the implementation oneDNN chose (lowering_log.hpp) for the plan's description.
+  explicit PrimitiveCall(dnnl::primitive primitive);
 
   // Adds an argument; returns its slot for bind(). `handle` may be null until bound.
   int add(int arg, const dnnl::memory::desc& desc, const dnnl::engine& engine,

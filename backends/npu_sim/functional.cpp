@@ -35,7 +35,10 @@ void store_rounded(const float* values, std::size_t count, void* out, DType dtyp
       for (std::size_t i = 0; i < count; ++i) h[i] = f32_to_bf16_bits(values[i]);
       return;
     }
-    default:
+    case DType::F8E4M3:
+    case DType::I8:
+    case DType::I32:
+    case DType::I64:
       for (std::size_t i = 0; i < count; ++i) store_from_f32(out, dtype, i, values[i]);
   }
 }
@@ -98,8 +101,13 @@ float round_to(float value, DType dtype) {
   switch (dtype) {
     case DType::F16: return f16_bits_to_f32(f32_to_f16_bits(value));
     case DType::BF16: return bf16_bits_to_f32(f32_to_bf16_bits(value));
-    default: return value;
+    case DType::F32:
+    case DType::F8E4M3:
+    case DType::I8:
+    case DType::I32:
+    case DType::I64: return value;  // the cube's f32 results are stored as they are
   }
+  return value;
 }
 
 void run_matmul(const GraphState&, const Node& n, const ExecContext& ctx) {

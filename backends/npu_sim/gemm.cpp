@@ -41,8 +41,13 @@ float round_through(float v, DType t) {
   switch (t) {
     case DType::F16: return f16_bits_to_f32(f32_to_f16_bits(v));
     case DType::BF16: return bf16_bits_to_f32(f32_to_bf16_bits(v));
-    default: return v;
+    case DType::F32:
+    case DType::F8E4M3:
+    case DType::I8:
+    case DType::I32:
+    case DType::I64: return v;  // no rounding asked for
   }
+  return v;
 }
 
 constexpr std::int64_t kBlockK = 256;
@@ -71,7 +76,10 @@ void widen(const void* src, DType dtype, std::int64_t count, float* dst, DType r
         for (std::int64_t i = 0; i < count; ++i) dst[i] = round_through(dst[i], round_to);
       return;
     }
-    default:
+    case DType::F8E4M3:
+    case DType::I8:
+    case DType::I32:
+    case DType::I64:
       for (std::int64_t i = 0; i < count; ++i)
         dst[i] = round_through(load_as_f32(src, dtype, static_cast<std::size_t>(i)), round_to);
       return;

@@ -361,16 +361,16 @@ void lower_ascend(const DeviceProfile& p, const GraphState& g, const Node& n,
           },
           false);
       return;
-    case OpKind::Attention:
-    default: {
+    case OpKind::Attention: {  // no tile model yet: a roofline on the cube (docs/npu-sim.md)
       const auto cost = op_cost(g, n);
-      const bool cube = n.op == OpKind::Attention;
       k.add([&](SpanSink*) {
-        return time_roofline(p, name, cost.flops, cost.bytes, cube_dtype(out.dtype), cube);
+        return time_roofline(p, name, cost.flops, cost.bytes, cube_dtype(out.dtype), true);
       });
       return;
     }
   }
+  throw Error(ErrorCode::Internal,
+              fmt::format("npu-sim: no timing model for op kind {}", static_cast<int>(n.op)));
 }
 
 }  // namespace

@@ -117,8 +117,13 @@ double DeviceProfile::peak_flops(DType dtype) const {
   switch (dtype) {
     case DType::I8: return base * int8_rate;
     case DType::F32: return base * fp32_rate;
-    default: return base;
+    case DType::F16:
+    case DType::BF16:
+    case DType::F8E4M3:  // computed at the fp16 rate after dequantisation
+    case DType::I32:
+    case DType::I64: return base;
   }
+  return base;
 }
 
 double DeviceProfile::peak_vector_flops(DType dtype) const {

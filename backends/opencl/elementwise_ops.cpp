@@ -1,4 +1,4 @@
-// Lowerings of the elementwise ops: add/sub/mul/div with broadcasting, the activations, swiglu.
+// Lowerings of the elementwise binary ops: add/sub/mul/div with broadcasting, swiglu.
 #include <fmt/format.h>
 
 #include <porta/ops.hpp>
@@ -10,15 +10,6 @@ namespace porta::detail::opencl {
 namespace {
 
 constexpr std::size_t kLocal = 64;
-
-cl_int binary_code(OpKind op) {
-  switch (op) {
-    case OpKind::Add: return 0;
-    case OpKind::Sub: return 1;
-    case OpKind::Mul: return 2;
-    default: return 3;
-  }
-}
 
 // Merges adjacent axes that every operand walks contiguously, so the common same-shape case
 // needs one division per element at most.
@@ -47,18 +38,17 @@ std::vector<cl_long> broadcast_table(const Shape& a, const Shape& b, const Shape
 
 }  // namespace
 
+// add, sub, mul, div and swiglu (the unary activations are unary_ops.cpp's).
 SupportResult elementwise_supports(const Device&, const GraphState& g, const Node& n) {
-  const std::size_t arity = (n.op == OpKind::Add || n.op == OpKind::Sub || n.op == OpKind::Mul ||
-                             n.op == OpKind::Div || n.op == OpKind::Swiglu)
-                                ? 2
-                                : 1;
+  const bool arithmetic =
+      n.op == OpKind::Add || n.op == OpKind::Sub || n.op == OpKind::Mul || n.op == OpKind::Div;
+  if (!arithmetic && n.op != OpKind::Swiglu)
+    return SupportResult::no(fmt::format("{} is not an elementwise binary op", label(n)));
+  const std::size_t arity = 2;
   if (n.inputs.size() != arity || n.outputs.size() != 1)
     return SupportResult::no(fmt::format("{} with {} inputs", label(n), n.inputs.size()));
-  if (n.op == OpKind::Gelu && !std::holds_alternative<GeluAttrs>(n.attrs))
-    return SupportResult::no(fmt::format("{} without GeluAttrs", label(n)));
   if (auto r = need_float_storage(g, n, 0, arity); !r.supported) {
-    if (arity == 2 && n.op != OpKind::Swiglu)
-      r.reason += " (integer arithmetic stays on the host backends)";
+    if (arithmetic) r.reason += " (integer arithmetic stays on the host backends)";
     return r;
   }
   if (!is_float_storage(g.output_of(n, 0).dtype))
@@ -66,7 +56,7 @@ SupportResult elementwise_supports(const Device&, const GraphState& g, const Nod
         fmt::format("{} output is {}", label(n), dtype_name(g.output_of(n, 0).dtype)));
   if (n.op == OpKind::Swiglu && g.input_of(n, 0).shape != g.input_of(n, 1).shape)
     return SupportResult::no(fmt::format("{}: gate and up differ in shape", label(n)));
-  if (arity == 2 && g.output_of(n, 0).shape.rank() > 16)
+  if (g.output_of(n, 0).shape.rank() > 16)
     return SupportResult::no(fmt::format("{}: rank above 16", label(n)));
   return SupportResult::yes();
 }
@@ -86,39 +76,20 @@ void elementwise_lower(Device& device, const GraphState& g, const Node& n, Lower
     };
     return;
   }
-  if (n.inputs.size() == 2) {
-    const ValueInfo& a = g.input_of(n, 0);
-    const ValueInfo& bv = g.input_of(n, 1);
-    const auto table = broadcast_table(a.shape, bv.shape, out.shape);
-    op.buffers.push_back(upload_buffer(device, table.data(), table.size() * sizeof(cl_long)));
-    const ClBuffer* shape = op.buffers.back().get();
-    op.kernels.push_back(device.kernel("binary_broadcast"));
-    const cl_kernel k = op.kernels.back().get();
-    const cl_int code = binary_code(n.op), ad = dtype_code(a.dtype), bd = dtype_code(bv.dtype),
-                 od = dtype_code(out.dtype);
-    const ValueId x0 = n.inputs[0], x1 = n.inputs[1];
-    op.run = [=](const Bindings& b, Enqueuer& q) {
-      set_args(k, code, b.at(x0), ad, b.at(x1), bd, b.at(y), od, shape->mem(), count);
-      q.launch(k, {static_cast<std::size_t>(count)}, {kLocal}, "binary_broadcast");
-    };
-    return;
-  }
-  cl_int code = 0;
-  switch (n.op) {
-    case OpKind::Silu: code = 0; break;
-    case OpKind::Gelu:
-      code = std::get<GeluAttrs>(n.attrs).approximation == GeluApproximation::Tanh ? 2 : 1;
-      break;
-    case OpKind::Sigmoid: code = 3; break;
-    default: code = 4; break;
-  }
-  op.kernels.push_back(device.kernel("unary"));
+  const ValueInfo& a = g.input_of(n, 0);
+  const ValueInfo& bv = g.input_of(n, 1);
+  const auto table = broadcast_table(a.shape, bv.shape, out.shape);
+  op.buffers.push_back(upload_buffer(device, table.data(), table.size() * sizeof(cl_long)));
+  const ClBuffer* shape = op.buffers.back().get();
+  op.kernels.push_back(device.kernel("binary_broadcast"));
   const cl_kernel k = op.kernels.back().get();
-  const cl_int xd = dtype_code(g.input_of(n, 0).dtype), od = dtype_code(out.dtype);
-  const ValueId x = n.inputs[0];
+  // The kernel's op code is the OpKind value (PORTA_OP_<Kind> in the program's prelude).
+  const cl_int code = static_cast<cl_int>(n.op), ad = dtype_code(a.dtype),
+               bd = dtype_code(bv.dtype), od = dtype_code(out.dtype);
+  const ValueId x0 = n.inputs[0], x1 = n.inputs[1];
   op.run = [=](const Bindings& b, Enqueuer& q) {
-    set_args(k, code, b.at(x), xd, b.at(y), od, count);
-    q.launch(k, {static_cast<std::size_t>(count)}, {kLocal}, "unary");
+    set_args(k, code, b.at(x0), ad, b.at(x1), bd, b.at(y), od, shape->mem(), count);
+    q.launch(k, {static_cast<std::size_t>(count)}, {kLocal}, "binary_broadcast");
   };
 }
 

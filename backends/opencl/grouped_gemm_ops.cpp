@@ -41,6 +41,12 @@ std::string grouped_gemm_unfit(const Device& device) {
       kGpuLocal, kGpuLocalBytes / 1024, device.max_work_group(), device.local_memory());
 }
 
+std::string describe_grouped_gemm(const GroupedGemm& gemm) {
+  return fmt::format("porta grouped_gemm, {} tiles {}x{}",
+                     gemm.tiles == GroupedTiles::Gpu ? "gpu" : "cpu", gemm.tile_rows,
+                     gemm.tile_columns);
+}
+
 GroupedGemm make_grouped_gemm(Device& device, std::int64_t rows, std::int64_t hidden,
                               std::int64_t out_features, std::int64_t experts, DType rows_dtype,
                               DType w_dtype, DType out_dtype) {

@@ -59,34 +59,31 @@ SupportResult layout_supports(const Device&, const GraphState& g, const Node& n)
   const std::size_t element = dtype_size(g.input_of(n, 0).dtype);
   if (element != 1 && element != 2 && element != 4 && element != 8)
     return SupportResult::no(fmt::format("{}: elements of {} bytes", label(n), element));
-  switch (n.op) {
-    case OpKind::Reshape: return SupportResult::yes();
-    case OpKind::Permute:
-      if (!std::holds_alternative<PermuteAttrs>(n.attrs))
-        return SupportResult::no(fmt::format("{} without PermuteAttrs", label(n)));
-      return SupportResult::yes();
-    case OpKind::Slice:
-      if (!std::holds_alternative<SliceAttrs>(n.attrs))
-        return SupportResult::no(fmt::format("{} without SliceAttrs", label(n)));
-      if (std::get<SliceAttrs>(n.attrs).step < 1)
-        return SupportResult::no(fmt::format("{}: step below 1", label(n)));
-      return SupportResult::yes();
-    case OpKind::Concat:
-      if (!std::holds_alternative<AxisAttrs>(n.attrs))
-        return SupportResult::no(fmt::format("{} without AxisAttrs", label(n)));
-      for (std::size_t i = 0; i < n.inputs.size(); ++i)
-        if (g.input_of(n, i).dtype != g.output_of(n, 0).dtype)
-          return SupportResult::no(fmt::format("{}: inputs of different dtypes", label(n)));
-      return SupportResult::yes();
-    case OpKind::Cast: {
-      const DType from = g.input_of(n, 0).dtype, to = g.output_of(n, 0).dtype;
-      if (from == to || (is_float_storage(from) && is_float_storage(to)))
-        return SupportResult::yes();
-      return SupportResult::no(
-          fmt::format("{} from {} to {}: the opencl kernels convert between f32, f16 and bf16 only",
-                      label(n), dtype_name(from), dtype_name(to)));
-    }
-    default: break;
+  if (n.op == OpKind::Reshape) {
+    return SupportResult::yes();
+  } else if (n.op == OpKind::Permute) {
+    if (!std::holds_alternative<PermuteAttrs>(n.attrs))
+      return SupportResult::no(fmt::format("{} without PermuteAttrs", label(n)));
+    return SupportResult::yes();
+  } else if (n.op == OpKind::Slice) {
+    if (!std::holds_alternative<SliceAttrs>(n.attrs))
+      return SupportResult::no(fmt::format("{} without SliceAttrs", label(n)));
+    if (std::get<SliceAttrs>(n.attrs).step < 1)
+      return SupportResult::no(fmt::format("{}: step below 1", label(n)));
+    return SupportResult::yes();
+  } else if (n.op == OpKind::Concat) {
+    if (!std::holds_alternative<AxisAttrs>(n.attrs))
+      return SupportResult::no(fmt::format("{} without AxisAttrs", label(n)));
+    for (std::size_t i = 0; i < n.inputs.size(); ++i)
+      if (g.input_of(n, i).dtype != g.output_of(n, 0).dtype)
+        return SupportResult::no(fmt::format("{}: inputs of different dtypes", label(n)));
+    return SupportResult::yes();
+  } else if (n.op == OpKind::Cast) {
+    const DType from = g.input_of(n, 0).dtype, to = g.output_of(n, 0).dtype;
+    if (from == to || (is_float_storage(from) && is_float_storage(to))) return SupportResult::yes();
+    return SupportResult::no(
+        fmt::format("{} from {} to {}: the opencl kernels convert between f32, f16 and bf16 only",
+                    label(n), dtype_name(from), dtype_name(to)));
   }
   return SupportResult::no(fmt::format("{} is not a layout op", label(n)));
 }

@@ -136,6 +136,14 @@ void matmul_lower(Device& device, const GraphState& g, const Node& n, LoweredOp&
   } else if (a_full && b_full) {
     mode = BatchMode::Strided;
   }
+  op.implementation =
+      fmt::format("CLBlast {}<float>{}",
+                  mode == BatchMode::Single    ? "Gemm"
+                  : mode == BatchMode::Strided ? "GemmStridedBatched"
+                                               : "GemmBatched",
+                  g.input_of(n, 0).dtype == DType::F32 && g.input_of(n, 1).dtype == DType::F32
+                      ? ""
+                      : ", operands widened to f32 on the device");
   const auto layout = clblast::Layout::kRowMajor;
   const auto ta = attrs.transpose_a ? clblast::Transpose::kYes : clblast::Transpose::kNo;
   const auto tb = attrs.transpose_b ? clblast::Transpose::kYes : clblast::Transpose::kNo;

@@ -116,52 +116,50 @@ void router_lower(Device& device, const GraphState& g, const Node& n, LoweredOp&
 }  // namespace
 
 SupportResult moe_supports(const Device& device, const GraphState& g, const Node& n) {
-  switch (n.op) {
-    case OpKind::MoeRouter: return router_supports(device, g, n);
-    case OpKind::MoePermute: {
-      if (!std::holds_alternative<MoePermuteAttrs>(n.attrs) ||
-          std::get<MoePermuteAttrs>(n.attrs).top_k < 1)
-        return SupportResult::no(fmt::format("{} needs MoePermuteAttrs with top_k >= 1", label(n)));
-      if (g.input_of(n, 1).dtype != DType::I32 || g.input_of(n, 0).shape.rank() != 2)
-        return SupportResult::no(fmt::format("{}: x must be [T, H] and perm i32", label(n)));
-      const std::size_t element = dtype_size(g.input_of(n, 0).dtype);
-      if (element != 1 && element != 2 && element != 4 && element != 8)
-        return SupportResult::no(fmt::format("{}: elements of {} bytes", label(n), element));
-      return SupportResult::yes();
-    }
-    case OpKind::GroupedMatmul: {
-      if (auto r = need_float_storage(g, n, 0, 2); !r.supported) return r;
-      if (g.input_of(n, 2).dtype != DType::I32)
-        return SupportResult::no(fmt::format("{}: offsets must be i32", label(n)));
-      if (const std::string why = grouped_gemm_unfit(device); !why.empty())
-        return SupportResult::no(fmt::format("{}: {}", label(n), why));
-      return SupportResult::yes();
-    }
-    case OpKind::MoeCombine:
-      if (auto r = need_float_storage(g, n, 0, 1); !r.supported) return r;
-      if (g.input_of(n, 1).dtype != DType::F32 || g.input_of(n, 2).dtype != DType::I32)
-        return SupportResult::no(fmt::format("{}: weights must be f32 and inv i32", label(n)));
-      return SupportResult::yes();
-    case OpKind::MoeExperts: {
-      const auto* attrs = std::get_if<moe::ExpertsAttrs>(&n.attrs);
-      if (attrs == nullptr)
-        return SupportResult::no(fmt::format("{} without ExpertsAttrs", label(n)));
-      std::size_t expected = 8;
-      if (attrs->has_shared) expected += attrs->shared_gate == moe::SharedGate::Sigmoid ? 4 : 3;
-      if (n.inputs.size() != expected)
-        return SupportResult::no(
-            fmt::format("{} with {} inputs (expected {})", label(n), n.inputs.size(), expected));
-      if (auto r = need_float_storage(g, n, 0, 1); !r.supported) return r;
-      if (auto r = need_float_storage(g, n, 5, n.inputs.size()); !r.supported) return r;
-      if (g.input_of(n, 1).dtype != DType::F32 || g.input_of(n, 2).dtype != DType::I32 ||
-          g.input_of(n, 3).dtype != DType::I32 || g.input_of(n, 4).dtype != DType::I32)
-        return SupportResult::no(
-            fmt::format("{}: weights must be f32, offsets, perm and inv i32", label(n)));
-      if (const std::string why = grouped_gemm_unfit(device); !why.empty())
-        return SupportResult::no(fmt::format("{}: {}", label(n), why));
-      return SupportResult::yes();
-    }
-    default: break;
+  if (n.op == OpKind::MoeRouter) {
+    return router_supports(device, g, n);
+  } else if (n.op == OpKind::MoePermute) {
+    if (!std::holds_alternative<MoePermuteAttrs>(n.attrs) ||
+        std::get<MoePermuteAttrs>(n.attrs).top_k < 1)
+      return SupportResult::no(fmt::format("{} needs MoePermuteAttrs with top_k >= 1", label(n)));
+    if (g.input_of(n, 1).dtype != DType::I32 || g.input_of(n, 0).shape.rank() != 2)
+      return SupportResult::no(fmt::format("{}: x must be [T, H] and perm i32", label(n)));
+    const std::size_t element = dtype_size(g.input_of(n, 0).dtype);
+    if (element != 1 && element != 2 && element != 4 && element != 8)
+      return SupportResult::no(fmt::format("{}: elements of {} bytes", label(n), element));
+    return SupportResult::yes();
+
+  } else if (n.op == OpKind::GroupedMatmul) {
+    if (auto r = need_float_storage(g, n, 0, 2); !r.supported) return r;
+    if (g.input_of(n, 2).dtype != DType::I32)
+      return SupportResult::no(fmt::format("{}: offsets must be i32", label(n)));
+    if (const std::string why = grouped_gemm_unfit(device); !why.empty())
+      return SupportResult::no(fmt::format("{}: {}", label(n), why));
+    return SupportResult::yes();
+
+  } else if (n.op == OpKind::MoeCombine) {
+    if (auto r = need_float_storage(g, n, 0, 1); !r.supported) return r;
+    if (g.input_of(n, 1).dtype != DType::F32 || g.input_of(n, 2).dtype != DType::I32)
+      return SupportResult::no(fmt::format("{}: weights must be f32 and inv i32", label(n)));
+    return SupportResult::yes();
+  } else if (n.op == OpKind::MoeExperts) {
+    const auto* attrs = std::get_if<moe::ExpertsAttrs>(&n.attrs);
+    if (attrs == nullptr)
+      return SupportResult::no(fmt::format("{} without ExpertsAttrs", label(n)));
+    std::size_t expected = 8;
+    if (attrs->has_shared) expected += attrs->shared_gate == moe::SharedGate::Sigmoid ? 4 : 3;
+    if (n.inputs.size() != expected)
+      return SupportResult::no(
+          fmt::format("{} with {} inputs (expected {})", label(n), n.inputs.size(), expected));
+    if (auto r = need_float_storage(g, n, 0, 1); !r.supported) return r;
+    if (auto r = need_float_storage(g, n, 5, n.inputs.size()); !r.supported) return r;
+    if (g.input_of(n, 1).dtype != DType::F32 || g.input_of(n, 2).dtype != DType::I32 ||
+        g.input_of(n, 3).dtype != DType::I32 || g.input_of(n, 4).dtype != DType::I32)
+      return SupportResult::no(
+          fmt::format("{}: weights must be f32, offsets, perm and inv i32", label(n)));
+    if (const std::string why = grouped_gemm_unfit(device); !why.empty())
+      return SupportResult::no(fmt::format("{}: {}", label(n), why));
+    return SupportResult::yes();
   }
   return SupportResult::no(fmt::format("{} is not an MoE op", label(n)));
 }
@@ -193,6 +191,7 @@ void experts_lower(Device& device, const GraphState& g, const Node& n, LoweredOp
   const ClBuffer* down = f32_scratch(P * H);
   auto gemms = std::make_shared<std::vector<GroupedGemm>>();
   gemms->push_back(make_grouped_gemm(device, P, H, I, E, x.dtype, gate_w.dtype, DType::F32));
+  op.implementation = describe_grouped_gemm(gemms->front()) + " (gate, up, down)";
   gemms->push_back(
       make_grouped_gemm(device, P, H, I, E, x.dtype, g.input_of(n, 6).dtype, DType::F32));
   gemms->push_back(
@@ -317,6 +316,7 @@ void moe_lower(Device& device, const GraphState& g, const Node& n, LoweredOp& op
   auto gemm = std::make_shared<GroupedGemm>(make_grouped_gemm(device, rows.shape[0], rows.shape[1],
                                                               w.shape[1], w.shape[0], rows.dtype,
                                                               w.dtype, g.output_of(n, 0).dtype));
+  op.implementation = describe_grouped_gemm(*gemm);
   const ValueId offsets = n.inputs[2];
   const IndexCheckLaunch check =
       add_offsets_check(device, op, label(n), g.input_of(n, 2).shape.numel(), rows.shape[0]);

@@ -26,6 +26,20 @@ namespace porta::detail::opencl {
 
 namespace {
 
+// "porta kernels rms_norm" for an op lowered onto porta's own kernels.
+std::string kernel_names(const LoweredOp& op) {
+  std::string names;
+  for (const Kernel& k : op.kernels) {
+    char name[128] = {};
+    if (clGetKernelInfo(k.get(), CL_KERNEL_FUNCTION_NAME, sizeof(name) - 1, name, nullptr) !=
+        CL_SUCCESS)
+      continue;
+    names += names.empty() ? "porta kernel " : ", ";
+    names += name;
+  }
+  return names.empty() ? "porta (no kernel: a view or a copy)" : names;
+}
+
 struct OpenclPlan final : Plan {
   std::vector<LoweredOp> ops;
   // The records of every op's index checks (opencl_lowering.hpp), null when no op checks any.
@@ -66,6 +80,8 @@ class OpenclBackend final : public Backend {
         throw Error(ErrorCode::Unsupported, fmt::format("{} cannot run {}: {}", name(),
                                                         describe_node(g, n), verdict.reason));
       plan->ops.push_back(lower_node(device_, g, n));
+      plan->note(id, plan->ops.back().implementation.empty() ? kernel_names(plan->ops.back())
+                                                             : plan->ops.back().implementation);
       plan->ops.back().node = id;
       plan->ops.back().first_check = plan->check_count;
       plan->check_count += plan->ops.back().checks.size();

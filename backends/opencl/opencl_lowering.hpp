@@ -99,6 +99,8 @@ struct LoweredOp {
   std::vector<IndexCheck> checks;                  // in the order of their slots
   std::size_t first_check = 0;                     // the op's first record in the plan's buffer
   std::function<void(const Bindings&, Enqueuer&)> run;
+  // What was chosen, in words (Executable::describe()); empty: the kernels' names are shown.
+  std::string implementation;
 };
 
 // One check of a table of `count` i32/i64 entries, added to an op at lowering time; the op's run
@@ -162,6 +164,10 @@ LoweredOp lower_node(Device& device, const GraphState& g, const Node& n);
 
 SupportResult elementwise_supports(const Device&, const GraphState& g, const Node& n);
 void elementwise_lower(Device& device, const GraphState& g, const Node& n, LoweredOp& op);
+// unary_ops.cpp: the ops of kernels/unary_ops.def.
+bool is_unary_op(OpKind op);
+SupportResult unary_supports(const Device&, const GraphState& g, const Node& n);
+void unary_lower(Device& device, const GraphState& g, const Node& n, LoweredOp& op);
 SupportResult layout_supports(const Device&, const GraphState& g, const Node& n);
 void layout_lower(Device& device, const GraphState& g, const Node& n, LoweredOp& op);
 SupportResult reduction_supports(const Device&, const GraphState& g, const Node& n);
@@ -202,6 +208,8 @@ struct GroupedGemm {
 GroupedGemm make_grouped_gemm(Device& device, std::int64_t rows, std::int64_t hidden,
                               std::int64_t out_features, std::int64_t experts, DType rows_dtype,
                               DType w_dtype, DType out_dtype);
+// "porta grouped_gemm, gpu tiles 64x64" for a plan's description.
+std::string describe_grouped_gemm(const GroupedGemm& gemm);
 void enqueue_grouped_gemm(const GroupedGemm& gemm, Enqueuer& queue, DeviceArg rows, DeviceArg w,
                           DeviceArg offsets, DeviceArg out);
 

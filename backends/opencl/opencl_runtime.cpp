@@ -241,7 +241,7 @@ cl_program Device::program() {
   // as the reference does; -cl-std=CL1.2 keeps the kernels portable to 1.2 drivers.
   std::string options = "-cl-std=CL1.2";
   if (exact_div_sqrt_) options += " -cl-fp32-correctly-rounded-divide-sqrt";
-  return programs_->get(kernel_source(), options, "porta kernels");
+  return programs_->get(program_source(), options, "porta kernels");
 }
 
 Kernel Device::kernel(const char* name) {

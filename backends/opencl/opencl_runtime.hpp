@@ -27,6 +27,8 @@ namespace porta::detail::opencl {
 
 // The embedded .cl sources (generated at build time from kernels/*.cl).
 std::string_view kernel_source();
+// What each device builds: the generated prelude (op codes, unary cases) + kernel_source().
+std::string_view program_source();
 
 // "CL_OUT_OF_RESOURCES (-5)".
 std::string cl_status_name(cl_int status);

@@ -19,44 +19,38 @@ std::int64_t dims_product(const Shape& s, int begin, int end) {
 }  // namespace
 
 SupportResult reduction_supports(const Device&, const GraphState& g, const Node& n) {
-  switch (n.op) {
-    case OpKind::Softmax:
-      if (!std::holds_alternative<AxisAttrs>(n.attrs) || n.inputs.size() != 1)
-        return SupportResult::no(fmt::format("{} without AxisAttrs", label(n)));
-      return need_float_storage(g, n, 0, 1);
-    case OpKind::RmsNorm:
-    case OpKind::LayerNorm: {
-      if (!std::holds_alternative<NormAttrs>(n.attrs))
-        return SupportResult::no(fmt::format("{} without NormAttrs", label(n)));
-      if (auto r = need_float_storage(g, n, 0, n.inputs.size()); !r.supported) return r;
-      const std::int64_t hidden =
-          g.input_of(n, 0).shape.rank() == 0 ? 1 : g.input_of(n, 0).shape[-1];
-      for (std::size_t i = 1; i < n.inputs.size(); ++i) {
-        if (g.input_of(n, i).shape.numel() != hidden)
-          return SupportResult::no(
-              fmt::format("{}: input {} does not hold one value per channel", label(n), i));
-        if (g.input_of(n, i).dtype != g.input_of(n, 1).dtype)
-          return SupportResult::no(fmt::format("{}: weight and bias dtypes differ", label(n)));
-      }
-      return SupportResult::yes();
+  if (n.op == OpKind::Softmax) {
+    if (!std::holds_alternative<AxisAttrs>(n.attrs) || n.inputs.size() != 1)
+      return SupportResult::no(fmt::format("{} without AxisAttrs", label(n)));
+    return need_float_storage(g, n, 0, 1);
+  } else if (n.op == OpKind::RmsNorm || n.op == OpKind::LayerNorm) {
+    if (!std::holds_alternative<NormAttrs>(n.attrs))
+      return SupportResult::no(fmt::format("{} without NormAttrs", label(n)));
+    if (auto r = need_float_storage(g, n, 0, n.inputs.size()); !r.supported) return r;
+    const std::int64_t hidden = g.input_of(n, 0).shape.rank() == 0 ? 1 : g.input_of(n, 0).shape[-1];
+    for (std::size_t i = 1; i < n.inputs.size(); ++i) {
+      if (g.input_of(n, i).shape.numel() != hidden)
+        return SupportResult::no(
+            fmt::format("{}: input {} does not hold one value per channel", label(n), i));
+      if (g.input_of(n, i).dtype != g.input_of(n, 1).dtype)
+        return SupportResult::no(fmt::format("{}: weight and bias dtypes differ", label(n)));
     }
-    case OpKind::TopK: {
-      if (!std::holds_alternative<TopKAttrs>(n.attrs))
-        return SupportResult::no(fmt::format("{} without TopKAttrs", label(n)));
-      if (auto r = need_float_storage(g, n, 0, 1); !r.supported) {
-        r.reason += " (integer top_k stays on the host backends)";
-        return r;
-      }
-      const Shape& s = g.input_of(n, 0).shape;
-      const std::int64_t length = s.rank() == 0 ? 1 : s[-1];
-      const std::int64_t k = std::get<TopKAttrs>(n.attrs).k;
-      if (k < 0 || k > length)
-        return SupportResult::no(fmt::format("{}: k = {} is outside [0, {}]", label(n), k, length));
-      if (g.output_of(n, 1).dtype != DType::I32)
-        return SupportResult::no(fmt::format("{}: indices must be i32", label(n)));
-      return SupportResult::yes();
+    return SupportResult::yes();
+  } else if (n.op == OpKind::TopK) {
+    if (!std::holds_alternative<TopKAttrs>(n.attrs))
+      return SupportResult::no(fmt::format("{} without TopKAttrs", label(n)));
+    if (auto r = need_float_storage(g, n, 0, 1); !r.supported) {
+      r.reason += " (integer top_k stays on the host backends)";
+      return r;
     }
-    default: break;
+    const Shape& s = g.input_of(n, 0).shape;
+    const std::int64_t length = s.rank() == 0 ? 1 : s[-1];
+    const std::int64_t k = std::get<TopKAttrs>(n.attrs).k;
+    if (k < 0 || k > length)
+      return SupportResult::no(fmt::format("{}: k = {} is outside [0, {}]", label(n), k, length));
+    if (g.output_of(n, 1).dtype != DType::I32)
+      return SupportResult::no(fmt::format("{}: indices must be i32", label(n)));
+    return SupportResult::yes();
   }
   return SupportResult::no(fmt::format("{} is not a reduction", label(n)));
 }

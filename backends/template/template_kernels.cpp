@@ -1,6 +1,7 @@
 #include "template_kernels.hpp"
 
 #include <cmath>
+#include <utility>
 
 namespace porta::detail::template_backend {
 
@@ -21,15 +22,20 @@ void silu_f32(const float* a, const float* /*unused*/, float* out, std::size_t c
   for (std::size_t i = 0; i < count; ++i) out[i] = a[i] / (1.0f + std::exp(-a[i]));
 }
 
+// The ops this device runs natively, one entry each; supports() declines every other op, and the
+// runtime places it on another backend.
+constexpr std::pair<OpKind, KernelFn> kKernels[] = {
+    {OpKind::Add, add_f32},
+    {OpKind::Mul, mul_f32},
+    {OpKind::Silu, silu_f32},
+};
+
 }  // namespace
 
 std::optional<KernelFn> find_kernel(OpKind op) {
-  switch (op) {
-    case OpKind::Add: return add_f32;
-    case OpKind::Mul: return mul_f32;
-    case OpKind::Silu: return silu_f32;
-    default: return std::nullopt;
-  }
+  for (const auto& [kind, kernel] : kKernels)
+    if (kind == op) return kernel;
+  return std::nullopt;
 }
 
 }  // namespace porta::detail::template_backend

@@ -36,6 +36,10 @@ struct NodePlacement {
   std::string op;
   std::string backend;
   std::string reason;  // why it is not on the requested backend, when it is not
+  // What the backend chose for it: the oneDNN implementation, the CLBlast routine, porta's own
+  // kernel and its tile configuration, "fused into <node>", the weight layout. Empty when the
+  // backend says nothing beyond its name.
+  std::string implementation;
 };
 
 struct OpProfile {
@@ -106,6 +110,10 @@ class Executable {
   std::uint64_t unplanned_bytes() const;
   // Placement, segments and memory plan, readable.
   std::string summary() const;
+  // The plan as ONEDNN_VERBOSE would show it: one line per node with its op, output shape and
+  // dtype, backend and chosen implementation, then the transfers. compile() also prints it to
+  // stderr when the environment sets PORTA_VERBOSE=1.
+  std::string describe() const;
 
  private:
   friend Executable compile(const Graph&, const CompileOptions&);

@@ -125,10 +125,11 @@ class Graph {
   Value sub(Value a, Value b);
   Value mul(Value a, Value b);
   Value div(Value a, Value b);
-  Value silu(Value x);
   Value gelu(Value x, GeluAttrs attrs = {});
-  Value sigmoid(Value x);
-  Value exp(Value x);
+  // silu, sigmoid, exp, relu, ...: one builder per attribute-free unary op of the list.
+#define PORTA_GRAPH_UNARY_BUILDER(X, kind, name, summary) Value name(Value x);
+  PORTA_UNARY_OP_LIST(unused, PORTA_GRAPH_UNARY_BUILDER)
+#undef PORTA_GRAPH_UNARY_BUILDER
   Value softmax(Value x, int axis = -1);
   Value rms_norm(Value x, Value weight, float eps = 1e-6f);
   Value layer_norm(Value x, Value weight, std::optional<Value> bias = {}, float eps = 1e-5f);

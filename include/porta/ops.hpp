@@ -17,37 +17,81 @@
 
 namespace porta {
 
+// THE OP LIST: the single declaration of every op. One line per op:
+//   X(Kind, name, min_inputs, max_inputs, roles, Attrs, rule, cost, summary)
+// Kind: the OpKind enumerator; name: the op's name in text, which also names its reference kernel
+// `reference::run_<name>` and its conformance cases `cases_<name>` (the library's dispatch tables
+// are generated from this list, so an op without either does not link); min/max_inputs: arity (-1:
+// any number); roles: the inputs' names in order, as error messages use them; Attrs: the attribute
+// struct its nodes carry; rule: the library's shape/dtype rule (lib/graph/catalogue.cpp,
+// `<rule>_rule`); cost: its FLOP count (lib/graph/cost.cpp,
+// `<cost>_flops`); summary: one line for `porta check --list` and docs.
+// Adding an op: docs/architecture.md, "Adding an op".
+//
+// The attribute-free unary float ops, y = f(x) elementwise: U(X, Kind, name, summary). Each also
+// gets a named graph builder (Graph::relu), a generic shape rule and cost, and generic
+// conformance cases; its reference kernel is the scalar function `reference::unary_<name>`.
+#define PORTA_UNARY_OP_LIST(X, U)             \
+  U(X, Silu, silu, "x · sigmoid(x)")          \
+  U(X, Sigmoid, sigmoid, "1 / (1 + exp(-x))") \
+  U(X, Exp, exp, "exp(x)")
+
+#define PORTA_UNARY_AS_OP(X, kind, name, summary) \
+  X(kind, name, 1, 1, "x", NoAttrs, unary_float, elementwise, summary)
+
+#define PORTA_OP_LIST(X)                                                                           \
+  X(Matmul, matmul, 2, 2, "a, b", MatmulAttrs, matmul, matmul,                                     \
+    "a[..., M, K] · b[..., K, N], optional transposes, batch broadcast")                           \
+  X(Add, add, 2, 2, "a, b", NoAttrs, binary, elementwise, "a + b with broadcasting")               \
+  X(Sub, sub, 2, 2, "a, b", NoAttrs, binary, elementwise, "a - b with broadcasting")               \
+  X(Mul, mul, 2, 2, "a, b", NoAttrs, binary, elementwise, "a · b with broadcasting")               \
+  X(Div, div, 2, 2, "a, b", NoAttrs, binary, elementwise, "a / b with broadcasting")               \
+  PORTA_UNARY_OP_LIST(X, PORTA_UNARY_AS_OP)                                                        \
+  X(Gelu, gelu, 1, 1, "x", GeluAttrs, gelu, elementwise, "GELU, exact or tanh-approximated")       \
+  X(Softmax, softmax, 1, 1, "x", AxisAttrs, softmax, normalization, "softmax along an axis")       \
+  X(RmsNorm, rms_norm, 2, 2, "x, weight", NormAttrs, norm, normalization,                          \
+    "x / sqrt(mean(x²) + eps) · weight")                                                           \
+  X(LayerNorm, layer_norm, 2, 3, "x, weight, bias", NormAttrs, norm, normalization,                \
+    "(x - mean) / sqrt(var + eps) · weight + bias")                                                \
+  X(Rope, rope, 2, 2, "x, positions", RopeAttrs, rope, normalization,                              \
+    "rotary position embedding (NeoX or interleaved, YaRN scaling)")                               \
+  X(Embedding, embedding, 2, 2, "table, ids", NoAttrs, embedding, data_movement,                   \
+    "rows of a table gathered by ids")                                                             \
+  X(Reshape, reshape, 1, 1, "x", ReshapeAttrs, reshape, data_movement, "same elements, new shape") \
+  X(Permute, permute, 1, 1, "x", PermuteAttrs, permute, data_movement, "transpose axes")           \
+  X(Slice, slice, 1, 1, "x", SliceAttrs, slice, data_movement, "start:end:step along one axis")    \
+  X(Concat, concat, 1, -1, "values", AxisAttrs, concat, data_movement, "join along one axis")      \
+  X(Cast, cast, 1, 1, "x", CastAttrs, cast, data_movement, "convert dtype")                        \
+  X(TopK, top_k, 1, 1, "x", TopKAttrs, top_k, elementwise,                                         \
+    "k largest (or smallest) values and indices, last axis")                                       \
+  X(Swiglu, swiglu, 2, 2, "gate, up", NoAttrs, swiglu, elementwise, "silu(gate) · up")             \
+  X(Attention, attention, 3, 6, "q, k, v, k_cache, v_cache, cache_len", AttentionAttrs, attention, \
+    attention, "scaled-dot-product attention, causal, GQA, KV cache")                              \
+  X(MoeRouter, moe_router, 1, 5, "logits", moe::RouterAttrs, moe_router, elementwise,              \
+    "MoE routing: ids, weights, counts, offsets, perm, inv")                                       \
+  X(MoePermute, moe_permute, 2, 2, "x, perm", MoePermuteAttrs, moe_permute, data_movement,         \
+    "token rows grouped by expert")                                                                \
+  X(GroupedMatmul, grouped_matmul, 3, 3, "rows, weights, offsets", NoAttrs, grouped_matmul,        \
+    grouped_matmul, "ragged per-expert matmul")                                                    \
+  X(MoeExperts, moe_experts, 8, 12,                                                                \
+    "x, routing weights, offsets, perm, inv, w_gate, w_up, w_down, shared gate, shared up, "       \
+    "shared down, shared gate weight",                                                             \
+    moe::ExpertsAttrs, moe_experts, moe_experts,                                                   \
+    "routed SwiGLU experts plus optional shared experts")                                          \
+  X(MoeCombine, moe_combine, 3, 3, "expert_rows, routing weights, inv", NoAttrs, moe_combine,      \
+    elementwise, "weighted sum of each token's expert rows")
+
 enum class OpKind : std::uint8_t {
-  Matmul,  // a[..., M, K] · b[..., K, N] (optional transposes), batch dims broadcast
-  Add,     // elementwise with NumPy broadcasting
-  Sub,
-  Mul,
-  Div,
-  Silu,  // x · sigmoid(x)
-  Gelu,  // exact (erf) or tanh approximation
-  Sigmoid,
-  Exp,
-  Softmax,    // along any axis
-  RmsNorm,    // x / sqrt(mean(x²) + eps) · weight, over the last axis
-  LayerNorm,  // (x - mean) / sqrt(var + eps) · weight (+ bias), over the last axis
-  Rope,       // rotary position embedding of x[T, H, D] at positions[T]
-  Embedding,  // rows of table[V, H] gathered by integer ids
-  Reshape,
-  Permute,        // transpose axes
-  Slice,          // start:end:step along one axis
-  Concat,         // along one axis
-  Cast,           // dtype conversion
-  TopK,           // k largest (or smallest) along the last axis: values and int32 indices
-  Swiglu,         // silu(gate) · up
-  Attention,      // scaled-dot-product attention, causal, GQA, optional KV cache
-  MoeRouter,      // see moe.hpp and docs/moe-router.md
-  MoePermute,     // token rows grouped by expert
-  GroupedMatmul,  // ragged per-expert matmul
-  MoeExperts,     // routed experts (gate/up → SwiGLU → down) plus optional shared experts
-  MoeCombine,     // weighted sum of each token's expert outputs, fixed order
+#define PORTA_OP_ENUMERATOR(kind, ...) kind,
+  PORTA_OP_LIST(PORTA_OP_ENUMERATOR)
+#undef PORTA_OP_ENUMERATOR
 };
 
-inline constexpr int kOpKindCount = static_cast<int>(OpKind::MoeCombine) + 1;
+inline constexpr int kOpKindCount = 0
+#define PORTA_OP_COUNT_ONE(...) +1
+    PORTA_OP_LIST(PORTA_OP_COUNT_ONE)
+#undef PORTA_OP_COUNT_ONE
+    ;
 
 // ---- attributes -------------------------------------------------------------------------------
 
@@ -161,7 +205,8 @@ struct OpInfo {
   OpKind kind;
   std::string_view name;  // "matmul", "rms_norm", "moe_router", ...
   int min_inputs;
-  int max_inputs;  // -1: variadic
+  int max_inputs;          // -1: variadic
+  std::string_view roles;  // "x, weight": input names by position, for messages
   std::string_view summary;
 };
 

@@ -96,56 +96,88 @@ void add(std::vector<CaseDef>& cases, OpKind op, std::string label,
   cases.push_back({op, std::move(label), std::move(build)});
 }
 
-void elementwise_cases(std::vector<CaseDef>& c) {
-  for (OpKind op : {OpKind::Add, OpKind::Sub, OpKind::Mul, OpKind::Div}) {
-    add(c, op, "[4, 33] and [4, 33]", [op](CaseBuilder& b) -> Outs {
-      auto x = b.input("a", {4, 33});
-      auto y = op == OpKind::Div ? b.input("b", {4, 33}, 0.5f, 2.0f) : b.input("b", {4, 33});
-      return {b.graph.add_op(op, {x, y})[0]};
-    });
-    add(c, op, "[2, 3, 16] and [16] (broadcast)", [op](CaseBuilder& b) -> Outs {
-      auto x = b.input("a", {2, 3, 16});
-      auto y = op == OpKind::Div ? b.weight("b", {16}, 0.5f, 2.0f) : b.weight("b", {16});
-      return {b.graph.add_op(op, {x, y})[0]};
-    });
-    add(c, op, "[3, 1] and [1, 5] (both broadcast)", [op](CaseBuilder& b) -> Outs {
-      auto x = b.input("a", {3, 1});
-      auto y = op == OpKind::Div ? b.input("b", {1, 5}, 0.5f, 2.0f) : b.input("b", {1, 5});
-      return {b.graph.add_op(op, {x, y})[0]};
-    });
-  }
-  for (OpKind op : {OpKind::Silu, OpKind::Sigmoid, OpKind::Exp}) {
-    add(c, op, "[7, 65]", [op](CaseBuilder& b) -> Outs {
-      return {b.graph.add_op(op, {b.input("x", {7, 65}, -4, 4)})[0]};
-    });
-    add(c, op, "[0, 8] (empty)", [op](CaseBuilder& b) -> Outs {
-      return {b.graph.add_op(op, {b.input("x", {0, 8})})[0]};
-    });
-  }
+Value positions_input(CaseBuilder& b, std::int64_t tokens, std::int64_t start) {
+  std::vector<std::int32_t> p(static_cast<std::size_t>(tokens));
+  std::iota(p.begin(), p.end(), static_cast<std::int32_t>(start));
+  return b.exact_input("positions", Tensor::from_vector<std::int32_t>({tokens}, p));
+}
+
+void binary_cases(std::vector<CaseDef>& c, OpKind op) {
+  add(c, op, "[4, 33] and [4, 33]", [op](CaseBuilder& b) -> Outs {
+    auto x = b.input("a", {4, 33});
+    auto y = op == OpKind::Div ? b.input("b", {4, 33}, 0.5f, 2.0f) : b.input("b", {4, 33});
+    return {b.graph.add_op(op, {x, y})[0]};
+  });
+  add(c, op, "[2, 3, 16] and [16] (broadcast)", [op](CaseBuilder& b) -> Outs {
+    auto x = b.input("a", {2, 3, 16});
+    auto y = op == OpKind::Div ? b.weight("b", {16}, 0.5f, 2.0f) : b.weight("b", {16});
+    return {b.graph.add_op(op, {x, y})[0]};
+  });
+  add(c, op, "[3, 1] and [1, 5] (both broadcast)", [op](CaseBuilder& b) -> Outs {
+    auto x = b.input("a", {3, 1});
+    auto y = op == OpKind::Div ? b.input("b", {1, 5}, 0.5f, 2.0f) : b.input("b", {1, 5});
+    return {b.graph.add_op(op, {x, y})[0]};
+  });
+}
+
+// Every attribute-free unary op gets the same cases, over a range where each is well-conditioned.
+void unary_cases(std::vector<CaseDef>& c, OpKind op) {
+  add(c, op, "[7, 65]", [op](CaseBuilder& b) -> Outs {
+    return {b.graph.add_op(op, {b.input("x", {7, 65}, -4, 4)})[0]};
+  });
+  add(c, op, "[0, 8] (empty)", [op](CaseBuilder& b) -> Outs {
+    return {b.graph.add_op(op, {b.input("x", {0, 8})})[0]};
+  });
+}
+
+}  // namespace
+
+// ---- the cases of each op (cases_<name>, one per op of the list) ------------------------------
+
+void cases_add(std::vector<CaseDef>& c) { binary_cases(c, OpKind::Add); }
+void cases_sub(std::vector<CaseDef>& c) { binary_cases(c, OpKind::Sub); }
+void cases_mul(std::vector<CaseDef>& c) { binary_cases(c, OpKind::Mul); }
+void cases_div(std::vector<CaseDef>& c) { binary_cases(c, OpKind::Div); }
+
+#define PORTA_CHECK_UNARY_CASES(X, kind, name, summary) \
+  void cases_##name(std::vector<CaseDef>& c) { unary_cases(c, OpKind::kind); }
+PORTA_UNARY_OP_LIST(unused, PORTA_CHECK_UNARY_CASES)
+#undef PORTA_CHECK_UNARY_CASES
+
+void cases_gelu(std::vector<CaseDef>& c) {
   add(c, OpKind::Gelu, "[5, 40] exact", [](CaseBuilder& b) -> Outs {
     return {b.graph.gelu(b.input("x", {5, 40}, -4, 4))};
   });
   add(c, OpKind::Gelu, "[5, 40] tanh", [](CaseBuilder& b) -> Outs {
     return {b.graph.gelu(b.input("x", {5, 40}, -4, 4), {GeluApproximation::Tanh})};
   });
+}
+
+void cases_swiglu(std::vector<CaseDef>& c) {
   add(c, OpKind::Swiglu, "[6, 48]", [](CaseBuilder& b) -> Outs {
     return {b.graph.swiglu(b.input("gate", {6, 48}, -3, 3), b.input("up", {6, 48}))};
   });
 }
 
-void reduction_cases(std::vector<CaseDef>& c) {
+void cases_softmax(std::vector<CaseDef>& c) {
   add(c, OpKind::Softmax, "[6, 100] axis -1", [](CaseBuilder& b) -> Outs {
     return {b.graph.softmax(b.input("x", {6, 100}, -5, 5))};
   });
   add(c, OpKind::Softmax, "[4, 9, 5] axis 1", [](CaseBuilder& b) -> Outs {
     return {b.graph.softmax(b.input("x", {4, 9, 5}, -5, 5), 1)};
   });
+}
+
+void cases_rms_norm(std::vector<CaseDef>& c) {
   add(c, OpKind::RmsNorm, "[5, 64]", [](CaseBuilder& b) -> Outs {
     return {b.graph.rms_norm(b.input("x", {5, 64}), b.weight("w", {64}, 0.5f, 1.5f), 1e-6f)};
   });
   add(c, OpKind::RmsNorm, "[2, 3, 130]", [](CaseBuilder& b) -> Outs {
     return {b.graph.rms_norm(b.input("x", {2, 3, 130}), b.weight("w", {130}, 0.5f, 1.5f), 1e-5f)};
   });
+}
+
+void cases_layer_norm(std::vector<CaseDef>& c) {
   add(c, OpKind::LayerNorm, "[5, 64] with bias", [](CaseBuilder& b) -> Outs {
     return {b.graph.layer_norm(b.input("x", {5, 64}, -2, 3), b.weight("w", {64}, 0.5f, 1.5f),
                                b.weight("b", {64}), 1e-5f)};
@@ -154,6 +186,9 @@ void reduction_cases(std::vector<CaseDef>& c) {
     return {b.graph.layer_norm(b.input("x", {3, 31}), b.weight("w", {31}, 0.5f, 1.5f), std::nullopt,
                                1e-5f)};
   });
+}
+
+void cases_top_k(std::vector<CaseDef>& c) {
   add(c, OpKind::TopK, "[5, 64] k=6 largest", [](CaseBuilder& b) -> Outs {
     auto [values, indices] = b.graph.top_k(b.input("x", {5, 64}), 6);
     return {values, indices};
@@ -164,7 +199,7 @@ void reduction_cases(std::vector<CaseDef>& c) {
   });
 }
 
-void matmul_cases(std::vector<CaseDef>& c) {
+void cases_matmul(std::vector<CaseDef>& c) {
   add(c, OpKind::Matmul, "[9, 40]·[40, 24]", [](CaseBuilder& b) -> Outs {
     return {b.graph.matmul(b.input("a", {9, 40}), b.weight("b", {40, 24}))};
   });
@@ -182,31 +217,28 @@ void matmul_cases(std::vector<CaseDef>& c) {
   });
 }
 
-void position_cases(std::vector<CaseDef>& c) {
-  const auto positions = [](CaseBuilder& b, std::int64_t tokens, std::int64_t start) {
-    std::vector<std::int32_t> p(static_cast<std::size_t>(tokens));
-    std::iota(p.begin(), p.end(), static_cast<std::int32_t>(start));
-    return b.exact_input("positions", Tensor::from_vector<std::int32_t>({tokens}, p));
-  };
-  add(c, OpKind::Rope, "[5, 4, 32] neox", [positions](CaseBuilder& b) -> Outs {
-    return {b.graph.rope(b.input("x", {5, 4, 32}), positions(b, 5, 3),
+void cases_rope(std::vector<CaseDef>& c) {
+  add(c, OpKind::Rope, "[5, 4, 32] neox", [](CaseBuilder& b) -> Outs {
+    return {b.graph.rope(b.input("x", {5, 4, 32}), positions_input(b, 5, 3),
                          {10000.0f, 0, RopeLayout::NeoX, {}})};
   });
-  add(c, OpKind::Rope, "[6, 2, 64] interleaved", [positions](CaseBuilder& b) -> Outs {
-    return {b.graph.rope(b.input("x", {6, 2, 64}), positions(b, 6, 100),
+  add(c, OpKind::Rope, "[6, 2, 64] interleaved", [](CaseBuilder& b) -> Outs {
+    return {b.graph.rope(b.input("x", {6, 2, 64}), positions_input(b, 6, 100),
                          {10000.0f, 0, RopeLayout::Interleaved, {}})};
   });
-  add(c, OpKind::Rope, "[4, 3, 48] neox, rotary 16", [positions](CaseBuilder& b) -> Outs {
-    return {b.graph.rope(b.input("x", {4, 3, 48}), positions(b, 4, 7),
+  add(c, OpKind::Rope, "[4, 3, 48] neox, rotary 16", [](CaseBuilder& b) -> Outs {
+    return {b.graph.rope(b.input("x", {4, 3, 48}), positions_input(b, 4, 7),
                          {500000.0f, 16, RopeLayout::NeoX, {}})};
   });
-  add(c, OpKind::Rope, "[3, 2, 64] interleaved YaRN (DeepSeek-V3)",
-      [positions](CaseBuilder& b) -> Outs {
-        RopeAttrs a;
-        a.layout = RopeLayout::Interleaved;
-        a.scaling = {RopeScalingType::Yarn, 40.0f, 4096, 32.0f, 1.0f, 1.0f, 1.0f};
-        return {b.graph.rope(b.input("x", {3, 2, 64}), positions(b, 3, 5000), a)};
-      });
+  add(c, OpKind::Rope, "[3, 2, 64] interleaved YaRN (DeepSeek-V3)", [](CaseBuilder& b) -> Outs {
+    RopeAttrs a;
+    a.layout = RopeLayout::Interleaved;
+    a.scaling = {RopeScalingType::Yarn, 40.0f, 4096, 32.0f, 1.0f, 1.0f, 1.0f};
+    return {b.graph.rope(b.input("x", {3, 2, 64}), positions_input(b, 3, 5000), a)};
+  });
+}
+
+void cases_embedding(std::vector<CaseDef>& c) {
   add(c, OpKind::Embedding, "[50, 24] by [7] ids", [](CaseBuilder& b) -> Outs {
     std::vector<std::int32_t> ids{0, 49, 3, 3, 17, 25, 1};
     return {b.graph.embedding(b.weight("table", {50, 24}),
@@ -218,6 +250,9 @@ void position_cases(std::vector<CaseDef>& c) {
         b.graph.embedding(b.weight("table", {10, 8}),
                           b.exact_input("ids", Tensor::from_vector<std::int64_t>({2, 3}, ids)))};
   });
+}
+
+void cases_attention(std::vector<CaseDef>& c) {
   add(c, OpKind::Attention, "q[5, 4, 32] kv[5, 2, 32] causal GQA", [](CaseBuilder& b) -> Outs {
     return {b.graph.attention(b.input("q", {5, 4, 32}), b.input("k", {5, 2, 32}),
                               b.input("v", {5, 2, 32}))};
@@ -235,28 +270,40 @@ void position_cases(std::vector<CaseDef>& c) {
   });
 }
 
-void layout_cases(std::vector<CaseDef>& c) {
+void cases_reshape(std::vector<CaseDef>& c) {
   add(c, OpKind::Reshape, "[4, 6] -> [2, -1, 3]", [](CaseBuilder& b) -> Outs {
     return {b.graph.reshape(b.input("x", {4, 6}), {2, -1, 3})};
   });
+}
+
+void cases_permute(std::vector<CaseDef>& c) {
   add(c, OpKind::Permute, "[2, 3, 5] perm (2, 0, 1)", [](CaseBuilder& b) -> Outs {
     return {b.graph.permute(b.input("x", {2, 3, 5}), {2, 0, 1})};
   });
   add(c, OpKind::Permute, "[7, 9] transpose", [](CaseBuilder& b) -> Outs {
     return {b.graph.permute(b.input("x", {7, 9}), {1, 0})};
   });
+}
+
+void cases_slice(std::vector<CaseDef>& c) {
   add(c, OpKind::Slice, "[6, 10] axis 1, 2:9:3", [](CaseBuilder& b) -> Outs {
     return {b.graph.slice(b.input("x", {6, 10}), 1, 2, 9, 3)};
   });
   add(c, OpKind::Slice, "[8, 4] axis 0, -5:-1", [](CaseBuilder& b) -> Outs {
     return {b.graph.slice(b.input("x", {8, 4}), 0, -5, -1)};
   });
+}
+
+void cases_concat(std::vector<CaseDef>& c) {
   add(c, OpKind::Concat, "[2, 3] [2, 5] [2, 1] axis 1", [](CaseBuilder& b) -> Outs {
     return {b.graph.concat({b.input("a", {2, 3}), b.input("b", {2, 5}), b.input("c", {2, 1})}, 1)};
   });
   add(c, OpKind::Concat, "[1, 4] [3, 4] axis 0", [](CaseBuilder& b) -> Outs {
     return {b.graph.concat({b.input("a", {1, 4}), b.input("b", {3, 4})}, 0)};
   });
+}
+
+void cases_cast(std::vector<CaseDef>& c) {
   add(c, OpKind::Cast, "[5, 7] to f32", [](CaseBuilder& b) -> Outs {
     return {b.graph.cast(b.input("x", {5, 7}, -100, 100), DType::F32)};
   });
@@ -265,7 +312,7 @@ void layout_cases(std::vector<CaseDef>& c) {
   });
 }
 
-void moe_cases(std::vector<CaseDef>& c) {
+void cases_moe_router(std::vector<CaseDef>& c) {
   add(c, OpKind::MoeRouter, "T=9 E=16 K=4 softmax", [](CaseBuilder& b) -> Outs {
     auto r = b.graph.moe_router(b.input("logits", {9, 16}, -3, 3), moe::deepseek_v2_lite(16, 4));
     return {r.ids, r.weights, r.counts, r.offsets, r.perm, r.inv};
@@ -313,24 +360,36 @@ void moe_cases(std::vector<CaseDef>& c) {
     auto r = b.graph.moe_router(b.input("logits", {13, 6}, -3, 3), a);
     return {r.ids, r.weights, r.counts, r.offsets, r.perm, r.inv, r.mean_score};
   });
+}
+
+void cases_moe_permute(std::vector<CaseDef>& c) {
   add(c, OpKind::MoePermute, "T=6 H=20 E=4 K=2", [](CaseBuilder& b) -> Outs {
     auto routing = random_routing(b.rng, 6, 4, 2);
     auto x = b.input("x", {6, 20});
     return {b.graph.add_op(OpKind::MoePermute, {x, b.exact_input("perm", routing.perm)},
                            MoePermuteAttrs{2})[0]};
   });
+}
+
+void cases_grouped_matmul(std::vector<CaseDef>& c) {
   add(c, OpKind::GroupedMatmul, "P=24 H=32 N=16 E=6 (ragged, some empty)",
       [](CaseBuilder& b) -> Outs {
         auto offsets = Tensor::from_vector<std::int32_t>({7}, {0, 5, 5, 12, 20, 20, 24});
         return {b.graph.grouped_matmul(b.input("rows", {24, 32}), b.weight("w", {6, 16, 32}),
                                        b.exact_input("offsets", offsets))};
       });
+}
+
+void cases_moe_combine(std::vector<CaseDef>& c) {
   add(c, OpKind::MoeCombine, "T=5 K=3 H=24 E=6", [](CaseBuilder& b) -> Outs {
     auto routing = random_routing(b.rng, 5, 6, 3);
     auto yp = b.input("yp", {15, 24});
     return {b.graph.add_op(OpKind::MoeCombine, {yp, b.exact_input("weights", routing.weights),
                                                 b.exact_input("inv", routing.inv)})[0]};
   });
+}
+
+void cases_moe_experts(std::vector<CaseDef>& c) {
   for (bool shared : {false, true}) {
     add(c, OpKind::MoeExperts,
         shared ? "T=6 H=32 I=16 E=8 K=2, gated shared expert" : "T=6 H=32 I=16 E=8 K=2",
@@ -356,17 +415,12 @@ void moe_cases(std::vector<CaseDef>& c) {
   }
 }
 
-}  // namespace
-
 const std::vector<CaseDef>& all_cases() {
   static const std::vector<CaseDef> cases = [] {
     std::vector<CaseDef> c;
-    matmul_cases(c);
-    elementwise_cases(c);
-    reduction_cases(c);
-    position_cases(c);
-    layout_cases(c);
-    moe_cases(c);
+#define PORTA_CHECK_OP_CASES(kind, name, ...) cases_##name(c);
+    PORTA_OP_LIST(PORTA_CHECK_OP_CASES)
+#undef PORTA_CHECK_OP_CASES
     return c;
   }();
   return cases;

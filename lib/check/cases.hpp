@@ -37,7 +37,13 @@ struct CaseDef {
   std::function<std::vector<Value>(CaseBuilder&)> build;  // returns the values to compare
 };
 
+// Every op's cases, in the op list's order. Each op of the list has its cases_<name> (cases.cpp),
+// so an op without conformance cases does not link.
 const std::vector<CaseDef>& all_cases();
+
+#define PORTA_CHECK_CASES_DECLARATION(kind, name, ...) void cases_##name(std::vector<CaseDef>& c);
+PORTA_OP_LIST(PORTA_CHECK_CASES_DECLARATION)
+#undef PORTA_CHECK_CASES_DECLARATION
 
 // A consistent random routing (distinct experts per token, perm stably sorted by expert) made
 // without the router, for checking the MoE companion ops on their own.

@@ -12,6 +12,8 @@
 #include <porta/executable.hpp>
 
 #include "check/cases.hpp"
+#include "graph/catalogue.hpp"
+#include "runtime/backend.hpp"
 
 namespace porta::check {
 
@@ -140,40 +142,24 @@ double tolerance(OpKind op, DType dtype) {
     case DType::F16: base = 1e-3; break;
     case DType::BF16: base = 8e-3; break;
     case DType::F8E4M3: base = 0.07; break;
-    default: base = 0; break;
+    case DType::I8:
+    case DType::I32:
+    case DType::I64: base = 0; break;  // integer results are exact
   }
-  // Long accumulations may be ordered differently by a backend; exp amplifies input rounding.
-  switch (op) {
-    case OpKind::Matmul:
-    case OpKind::GroupedMatmul:
-    case OpKind::Attention:
-    case OpKind::MoeExperts: return base * 8;
-    case OpKind::Exp:
-    case OpKind::Softmax:
-    case OpKind::Rope:
-    case OpKind::LayerNorm:
-    case OpKind::RmsNorm: return base * 4;
-    default: return base * 2;
-  }
+  // Long accumulations may be ordered differently by a backend; reductions and exp amplify input
+  // rounding. The op list's cost family says which kind of computation an op is.
+  const std::string_view family = porta::detail::op_cost_family(op);
+  if (family == "matmul" || family == "grouped_matmul" || family == "attention" ||
+      family == "moe_experts")
+    return base * 8;
+  if (family == "normalization" || op == OpKind::Exp) return base * 4;
+  return base * 2;
 }
 
 double tolerance(OpKind op, DType dtype, const std::string& backend, std::int64_t k) {
-  const bool cube_op =
-      op == OpKind::Matmul || op == OpKind::GroupedMatmul || op == OpKind::MoeExperts;
-  if (backend.rfind("npu-sim", 0) != 0 || !cube_op || !is_floating(dtype))
-    return tolerance(op, dtype);
-  // npu-sim's cube numerics: each kernel rounds its output once into the dtype (unit roundoff u),
-  // and the f32 accumulator adds at most ~K·2^-24 relative to max|output| for random-sign terms.
-  // moe_experts chains four roundings (gate/up, SwiGLU, down, combine). A factor 2 of margin.
-  double u = 0;
-  switch (dtype) {
-    case DType::F16: u = 0x1p-11; break;
-    case DType::BF16: u = 0x1p-8; break;
-    case DType::F32: u = 0; break;
-    default: return tolerance(op, dtype);
-  }
-  const double roundings = op == OpKind::MoeExperts ? 4 : 1;
-  return 2 * (roundings * u + static_cast<double>(std::max<std::int64_t>(k, 1)) * 0x1p-24);
+  if (auto own = porta::detail::get_backend(backend)->conformance_tolerance(op, dtype, k))
+    return *own;
+  return tolerance(op, dtype);
 }
 
 std::vector<OpKind> covered_ops() {

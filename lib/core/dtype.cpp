@@ -134,8 +134,12 @@ std::int64_t load_as_i64(const void* data, DType t, std::size_t i) noexcept {
     case DType::I8: return read_element<std::int8_t>(data, i);
     case DType::I32: return read_element<std::int32_t>(data, i);
     case DType::I64: return read_element<std::int64_t>(data, i);
-    default: return 0;
+    case DType::F32:
+    case DType::F16:
+    case DType::BF16:
+    case DType::F8E4M3: break;  // callers pass integer dtypes only
   }
+  return 0;
 }
 
 void store_from_i64(void* data, DType t, std::size_t i, std::int64_t value) noexcept {
@@ -143,7 +147,10 @@ void store_from_i64(void* data, DType t, std::size_t i, std::int64_t value) noex
     case DType::I8: write_element(data, i, saturate_from_i64<std::int8_t>(value)); break;
     case DType::I32: write_element(data, i, saturate_from_i64<std::int32_t>(value)); break;
     case DType::I64: write_element(data, i, value); break;
-    default: break;
+    case DType::F32:
+    case DType::F16:
+    case DType::BF16:
+    case DType::F8E4M3: break;  // callers pass integer dtypes only
   }
 }
 

@@ -14,37 +14,19 @@ namespace porta {
 namespace {
 
 constexpr std::array<OpInfo, kOpKindCount> kOps{{
-    {OpKind::Matmul, "matmul", 2, 2,
-     "a[..., M, K] · b[..., K, N], optional transposes, batch broadcast"},
-    {OpKind::Add, "add", 2, 2, "a + b with broadcasting"},
-    {OpKind::Sub, "sub", 2, 2, "a - b with broadcasting"},
-    {OpKind::Mul, "mul", 2, 2, "a · b with broadcasting"},
-    {OpKind::Div, "div", 2, 2, "a / b with broadcasting"},
-    {OpKind::Silu, "silu", 1, 1, "x · sigmoid(x)"},
-    {OpKind::Gelu, "gelu", 1, 1, "GELU, exact or tanh-approximated"},
-    {OpKind::Sigmoid, "sigmoid", 1, 1, "1 / (1 + exp(-x))"},
-    {OpKind::Exp, "exp", 1, 1, "exp(x)"},
-    {OpKind::Softmax, "softmax", 1, 1, "softmax along an axis"},
-    {OpKind::RmsNorm, "rms_norm", 2, 2, "x / sqrt(mean(x²) + eps) · weight"},
-    {OpKind::LayerNorm, "layer_norm", 2, 3, "(x - mean) / sqrt(var + eps) · weight + bias"},
-    {OpKind::Rope, "rope", 2, 2, "rotary position embedding (NeoX or interleaved, YaRN scaling)"},
-    {OpKind::Embedding, "embedding", 2, 2, "rows of a table gathered by ids"},
-    {OpKind::Reshape, "reshape", 1, 1, "same elements, new shape"},
-    {OpKind::Permute, "permute", 1, 1, "transpose axes"},
-    {OpKind::Slice, "slice", 1, 1, "start:end:step along one axis"},
-    {OpKind::Concat, "concat", 1, -1, "join along one axis"},
-    {OpKind::Cast, "cast", 1, 1, "convert dtype"},
-    {OpKind::TopK, "top_k", 1, 1, "k largest (or smallest) values and indices, last axis"},
-    {OpKind::Swiglu, "swiglu", 2, 2, "silu(gate) · up"},
-    {OpKind::Attention, "attention", 3, 6, "scaled-dot-product attention, causal, GQA, KV cache"},
-    {OpKind::MoeRouter, "moe_router", 1, 5,
-     "MoE routing: ids, weights, counts, offsets, perm, inv"},
-    {OpKind::MoePermute, "moe_permute", 2, 2, "token rows grouped by expert"},
-    {OpKind::GroupedMatmul, "grouped_matmul", 3, 3, "ragged per-expert matmul"},
-    {OpKind::MoeExperts, "moe_experts", 8, 12,
-     "routed SwiGLU experts plus optional shared experts"},
-    {OpKind::MoeCombine, "moe_combine", 3, 3, "weighted sum of each token's expert rows"},
+#define PORTA_OP_INFO(kind, name, min_inputs, max_inputs, roles, Attrs, rule, cost, summary) \
+  {OpKind::kind, #name, min_inputs, max_inputs, roles, summary},
+    PORTA_OP_LIST(PORTA_OP_INFO)
+#undef PORTA_OP_INFO
 }};
+
+// The table is generated in enumerator order, so kOps[i].kind == i; checked once here.
+constexpr bool table_in_enum_order() {
+  for (std::size_t i = 0; i < kOps.size(); ++i)
+    if (static_cast<std::size_t>(kOps[i].kind) != i) return false;
+  return true;
+}
+static_assert(table_in_enum_order());
 
 template <class E>
 E parse_named(std::string_view name, std::initializer_list<std::pair<std::string_view, E>> table,
@@ -120,23 +102,36 @@ class Rule {
   void require(bool ok, ErrorCode code, const std::string& why) const {
     if (!ok) fail(code, why);
   }
+  // The input's role as the op list names it ("weight", "positions"), for messages.
+  std::string role(std::size_t i) const {
+    std::string_view roles = op_info(op_).roles;
+    for (std::size_t at = 0; !roles.empty(); ++at) {
+      const auto comma = roles.find(", ");
+      const auto name = roles.substr(0, comma);
+      if (at == i) return fmt::format("{} (input {})", name, i);
+      if (comma == std::string_view::npos) break;
+      roles.remove_prefix(comma + 2);
+    }
+    return fmt::format("input {}", i);
+  }
   void require_float(std::size_t i) const {
     require(
         is_floating(dtype(i)), ErrorCode::DTypeMismatch,
-        fmt::format("input {} must be a floating-point tensor, not {}", i, dtype_name(dtype(i))));
+        fmt::format("{} must be a floating-point tensor, not {}", role(i), dtype_name(dtype(i))));
   }
   void require_integer(std::size_t i) const {
     require(dtype(i) == DType::I32 || dtype(i) == DType::I64, ErrorCode::DTypeMismatch,
-            fmt::format("input {} must be an i32 or i64 tensor, not {}", i, dtype_name(dtype(i))));
+            fmt::format("{} must be an i32 or i64 tensor, not {}", role(i), dtype_name(dtype(i))));
   }
   void require_dtype(std::size_t i, DType t) const {
     require(dtype(i) == t, ErrorCode::DTypeMismatch,
-            fmt::format("input {} must be {}, not {}", i, dtype_name(t), dtype_name(dtype(i))));
+            fmt::format("{} must be {}, not {}", role(i), dtype_name(t), dtype_name(dtype(i))));
   }
   void require_rank(std::size_t i, int rank) const {
     require(shape(i).rank() == rank, ErrorCode::ShapeMismatch,
-            fmt::format("input {} must have rank {}, not {}", i, rank, shape(i).rank()));
+            fmt::format("{} must have rank {}, not {}", role(i), rank, shape(i).rank()));
   }
+  OpKind op() const { return op_; }
   int axis(int axis, int rank) const {
     require(axis >= -rank && axis < rank, ErrorCode::InvalidArgument,
             fmt::format("axis {} is out of range for rank {}", axis, rank));
@@ -176,7 +171,8 @@ Outputs matmul_rule(const Rule& r, const MatmulAttrs& a) {
   return {{Shape(std::move(dims)), r.dtype(0)}};
 }
 
-Outputs binary_rule(const Rule& r, OpKind op) {
+Outputs binary_rule(const Rule& r, const NoAttrs&) {
+  const OpKind op = r.op();
   r.require(r.dtype(0) == r.dtype(1), ErrorCode::DTypeMismatch, "operands have different dtypes");
   const DType t = r.dtype(0);
   const bool integer_ok = op != OpKind::Div && (t == DType::I32 || t == DType::I64);
@@ -189,12 +185,13 @@ Outputs binary_rule(const Rule& r, OpKind op) {
   return {{out, t}};
 }
 
-Outputs unary_float_rule(const Rule& r) {
+Outputs unary_float_rule(const Rule& r, const NoAttrs& = {}) {
   r.require_float(0);
   return {{r.shape(0), r.dtype(0)}};
 }
 
-Outputs norm_rule(const Rule& r) {
+Outputs norm_rule(const Rule& r, const NormAttrs& a) {
+  r.require(a.eps >= 0, ErrorCode::InvalidArgument, "eps must be >= 0");
   r.require_float(0);
   r.require(r.shape(0).rank() >= 1, ErrorCode::ShapeMismatch, "x needs rank >= 1");
   const auto h = r.shape(0)[-1];
@@ -234,7 +231,7 @@ Outputs rope_rule(const Rule& r, const RopeAttrs& a) {
   return {{x, r.dtype(0)}};
 }
 
-Outputs embedding_rule(const Rule& r) {
+Outputs embedding_rule(const Rule& r, const NoAttrs&) {
   r.require_rank(0, 2);
   r.require_integer(1);
   auto dims = r.shape(1).dims();
@@ -322,7 +319,7 @@ Outputs softmax_rule(const Rule& r, const AxisAttrs& a) {
   return {{r.shape(0), r.dtype(0)}};
 }
 
-Outputs topk_rule(const Rule& r, const TopKAttrs& a) {
+Outputs top_k_rule(const Rule& r, const TopKAttrs& a) {
   r.require(r.shape(0).rank() >= 1, ErrorCode::ShapeMismatch, "top_k needs rank >= 1");
   r.require(a.k >= 1 && a.k <= r.shape(0)[-1], ErrorCode::InvalidArgument,
             fmt::format("k = {} must be in [1, {}] (the last dimension)", a.k, r.shape(0)[-1]));
@@ -331,7 +328,7 @@ Outputs topk_rule(const Rule& r, const TopKAttrs& a) {
   return {{Shape(dims), r.dtype(0)}, {Shape(dims), DType::I32}};
 }
 
-Outputs swiglu_rule(const Rule& r) {
+Outputs swiglu_rule(const Rule& r, const NoAttrs&) {
   r.require_float(0);
   r.require(r.dtype(0) == r.dtype(1), ErrorCode::DTypeMismatch,
             "gate and up have different dtypes");
@@ -372,7 +369,7 @@ Outputs attention_rule(const Rule& r, const AttentionAttrs& a) {
   return {{Shape{q[0], q[1], v[2]}, r.dtype(0)}};
 }
 
-Outputs router_rule(const Rule& r, const moe::RouterAttrs& a) {
+Outputs moe_router_rule(const Rule& r, const moe::RouterAttrs& a) {
   const auto check_enum = [&](int value, int count, const char* name) {
     r.require(value >= 0 && value < count, ErrorCode::InvalidArgument,
               fmt::format("unknown {} value {}", name, value));
@@ -474,7 +471,7 @@ Outputs moe_permute_rule(const Rule& r, const MoePermuteAttrs& a) {
   return {{Shape{r.shape(1)[0], r.shape(0)[1]}, r.dtype(0)}};
 }
 
-Outputs grouped_matmul_rule(const Rule& r) {
+Outputs grouped_matmul_rule(const Rule& r, const NoAttrs&) {
   r.require_float(0);
   r.require_float(1);
   r.require_rank(0, 2);
@@ -489,7 +486,7 @@ Outputs grouped_matmul_rule(const Rule& r) {
   return {{Shape{r.shape(0)[0], r.shape(1)[1]}, r.dtype(0)}};
 }
 
-Outputs moe_combine_rule(const Rule& r) {
+Outputs moe_combine_rule(const Rule& r, const NoAttrs&) {
   r.require_float(0);
   r.require_rank(0, 2);
   r.require_dtype(1, DType::F32);
@@ -547,6 +544,19 @@ Outputs moe_experts_rule(const Rule& r, const moe::ExpertsAttrs& a) {
   return {{r.shape(0), r.dtype(0)}};
 }
 
+Outputs gelu_rule(const Rule& r, const GeluAttrs& a) {
+  r.require(
+      a.approximation == GeluApproximation::None || a.approximation == GeluApproximation::Tanh,
+      ErrorCode::InvalidArgument, "unknown gelu approximation");
+  return unary_float_rule(r);
+}
+
+Outputs cast_rule(const Rule& r, const CastAttrs& a) {
+  r.require(static_cast<int>(a.to) <= static_cast<int>(DType::F8E4M3), ErrorCode::InvalidArgument,
+            "unknown target dtype");
+  return {{r.shape(0), a.to}};
+}
+
 template <class A>
 const A& attrs_as(const Rule& r, const OpAttrs& attrs) {
   const A* a = std::get_if<A>(&attrs);
@@ -585,48 +595,10 @@ std::vector<OutputSpec> infer_outputs(const GraphState& g, OpKind op,
             ? fmt::format("expects {} inputs, got {}", info.min_inputs, n)
             : fmt::format("expects {} to {} inputs, got {}", info.min_inputs, info.max_inputs, n));
   switch (op) {
-    case OpKind::Matmul: return matmul_rule(r, attrs_as<MatmulAttrs>(r, attrs));
-    case OpKind::Add:
-    case OpKind::Sub:
-    case OpKind::Mul:
-    case OpKind::Div: return binary_rule(r, op);
-    case OpKind::Gelu: {
-      const auto& a = attrs_as<GeluAttrs>(r, attrs);
-      r.require(
-          a.approximation == GeluApproximation::None || a.approximation == GeluApproximation::Tanh,
-          ErrorCode::InvalidArgument, "unknown gelu approximation");
-      return unary_float_rule(r);
-    }
-    case OpKind::Silu:
-    case OpKind::Sigmoid:
-    case OpKind::Exp: return unary_float_rule(r);
-    case OpKind::Softmax: return softmax_rule(r, attrs_as<AxisAttrs>(r, attrs));
-    case OpKind::RmsNorm:
-    case OpKind::LayerNorm: {
-      const auto& a = attrs_as<NormAttrs>(r, attrs);
-      r.require(a.eps >= 0, ErrorCode::InvalidArgument, "eps must be >= 0");
-      return norm_rule(r);
-    }
-    case OpKind::Rope: return rope_rule(r, attrs_as<RopeAttrs>(r, attrs));
-    case OpKind::Embedding: return embedding_rule(r);
-    case OpKind::Reshape: return reshape_rule(r, attrs_as<ReshapeAttrs>(r, attrs));
-    case OpKind::Permute: return permute_rule(r, attrs_as<PermuteAttrs>(r, attrs));
-    case OpKind::Slice: return slice_rule(r, attrs_as<SliceAttrs>(r, attrs));
-    case OpKind::Concat: return concat_rule(r, attrs_as<AxisAttrs>(r, attrs));
-    case OpKind::Cast: {
-      const auto& a = attrs_as<CastAttrs>(r, attrs);
-      r.require(static_cast<int>(a.to) <= static_cast<int>(DType::F8E4M3),
-                ErrorCode::InvalidArgument, "unknown target dtype");
-      return {{r.shape(0), a.to}};
-    }
-    case OpKind::TopK: return topk_rule(r, attrs_as<TopKAttrs>(r, attrs));
-    case OpKind::Swiglu: return swiglu_rule(r);
-    case OpKind::Attention: return attention_rule(r, attrs_as<AttentionAttrs>(r, attrs));
-    case OpKind::MoeRouter: return router_rule(r, attrs_as<moe::RouterAttrs>(r, attrs));
-    case OpKind::MoePermute: return moe_permute_rule(r, attrs_as<MoePermuteAttrs>(r, attrs));
-    case OpKind::GroupedMatmul: return grouped_matmul_rule(r);
-    case OpKind::MoeExperts: return moe_experts_rule(r, attrs_as<moe::ExpertsAttrs>(r, attrs));
-    case OpKind::MoeCombine: return moe_combine_rule(r);
+#define PORTA_OP_RULE(kind, name, min_inputs, max_inputs, roles, Attrs, rule, cost, summary) \
+  case OpKind::kind: return rule##_rule(r, attrs_as<Attrs>(r, attrs));
+    PORTA_OP_LIST(PORTA_OP_RULE)
+#undef PORTA_OP_RULE
   }
   r.fail(ErrorCode::InvalidArgument, "unknown op kind");
 }

@@ -27,6 +27,10 @@ struct OpCost {
 };
 OpCost op_cost(const GraphState& g, const Node& n);
 
+// The op list's cost column for `op` ("matmul", "normalization", "elementwise", ...): which kind
+// of computation it is, for costs and numerical tolerances.
+std::string_view op_cost_family(OpKind op);
+
 // Broadcast two shapes NumPy-style; false when they do not broadcast.
 bool broadcast_shapes(const Shape& a, const Shape& b, Shape& out);
 

@@ -15,24 +15,13 @@ namespace {
 // Ops built through add_op() with no attributes get the op's default attributes.
 OpAttrs default_attrs(OpKind op) {
   switch (op) {
-    case OpKind::Matmul: return MatmulAttrs{};
-    case OpKind::Gelu: return GeluAttrs{};
-    case OpKind::Softmax:
-    case OpKind::Concat: return AxisAttrs{};
-    case OpKind::RmsNorm:
-    case OpKind::LayerNorm: return NormAttrs{};
-    case OpKind::Rope: return RopeAttrs{};
-    case OpKind::Reshape: return ReshapeAttrs{};
-    case OpKind::Permute: return PermuteAttrs{};
-    case OpKind::Slice: return SliceAttrs{};
-    case OpKind::Cast: return CastAttrs{};
-    case OpKind::TopK: return TopKAttrs{};
-    case OpKind::Attention: return AttentionAttrs{};
-    case OpKind::MoeRouter: return moe::RouterAttrs{};
-    case OpKind::MoePermute: return MoePermuteAttrs{};
-    case OpKind::MoeExperts: return moe::ExpertsAttrs{};
-    default: return NoAttrs{};
+#define PORTA_OP_DEFAULT_ATTRS(kind, name, min_inputs, max_inputs, roles, Attrs, rule, cost, \
+                               summary)                                                      \
+  case OpKind::kind: return Attrs{};
+    PORTA_OP_LIST(PORTA_OP_DEFAULT_ATTRS)
+#undef PORTA_OP_DEFAULT_ATTRS
   }
+  throw Error(ErrorCode::InvalidArgument, fmt::format("unknown op kind {}", static_cast<int>(op)));
 }
 
 }  // namespace
@@ -212,10 +201,11 @@ Value Graph::add(Value a, Value b) { return add_op(OpKind::Add, {a, b})[0]; }
 Value Graph::sub(Value a, Value b) { return add_op(OpKind::Sub, {a, b})[0]; }
 Value Graph::mul(Value a, Value b) { return add_op(OpKind::Mul, {a, b})[0]; }
 Value Graph::div(Value a, Value b) { return add_op(OpKind::Div, {a, b})[0]; }
-Value Graph::silu(Value x) { return add_op(OpKind::Silu, {x})[0]; }
 Value Graph::gelu(Value x, GeluAttrs attrs) { return add_op(OpKind::Gelu, {x}, attrs)[0]; }
-Value Graph::sigmoid(Value x) { return add_op(OpKind::Sigmoid, {x})[0]; }
-Value Graph::exp(Value x) { return add_op(OpKind::Exp, {x})[0]; }
+#define PORTA_GRAPH_UNARY_BUILDER(X, kind, name, summary) \
+  Value Graph::name(Value x) { return add_op(OpKind::kind, {x})[0]; }
+PORTA_UNARY_OP_LIST(unused, PORTA_GRAPH_UNARY_BUILDER)
+#undef PORTA_GRAPH_UNARY_BUILDER
 Value Graph::softmax(Value x, int axis) { return add_op(OpKind::Softmax, {x}, AxisAttrs{axis})[0]; }
 Value Graph::rms_norm(Value x, Value weight, float eps) {
   return add_op(OpKind::RmsNorm, {x, weight}, NormAttrs{eps})[0];
@@ -269,6 +259,16 @@ MoeRoute Graph::moe_router(Value logits, const moe::RouterAttrs& attrs, std::opt
 MoeRoute Graph::moe_router(const MoeRouterInputs& in, const moe::RouterAttrs& attrs) {
   // Node inputs are positional: logits [, bias] [, valid] [, token_ids, hash_table]. The rule
   // checks each against the attributes that say which ones are there.
+  if (attrs.use_bias && !in.bias) {
+    const bool v3 = attrs == moe::deepseek_v3(attrs.num_experts, attrs.top_k);
+    throw Error(ErrorCode::InvalidArgument,
+                fmt::format("moe_router: {} select experts with a bias: pass the bias, an [{}] f32 "
+                            "tensor (DeepSeek-V3's e_score_correction_bias), as moe_router's "
+                            "third argument or MoeRouterInputs::bias",
+                            v3 ? "the deepseek_v3 preset's attributes"
+                               : "these attributes (use_bias)",
+                            attrs.num_experts));
+  }
   std::vector<Value> inputs{in.logits};
   for (const auto* optional : {&in.bias, &in.valid, &in.token_ids, &in.hash_table})
     if (optional->has_value()) inputs.push_back(**optional);

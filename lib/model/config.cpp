@@ -238,7 +238,8 @@ void parse_standard(const Reader& r, ModelConfig& c) {
       a.renorm_eps = 0.0f;
       break;
     }
-    default: break;
+    case Family::DeepseekV2:
+    case Family::DeepseekV3: break;  // parsed by the DeepSeek branch
   }
   if (c.top_k > c.num_experts)
     r.fail("num_experts_per_tok",

@@ -15,33 +15,32 @@ namespace porta::detail::reference {
 
 namespace {
 
-float apply_float(OpKind op, float a, float b) {
+enum class BinaryOp { Add, Sub, Mul, Div };
+
+float apply_float(BinaryOp op, float a, float b) {
   switch (op) {
-    case OpKind::Add: return a + b;
-    case OpKind::Sub: return a - b;
-    case OpKind::Mul: return a * b;
-    case OpKind::Div: return a / b;
-    default: break;
+    case BinaryOp::Add: return a + b;
+    case BinaryOp::Sub: return a - b;
+    case BinaryOp::Mul: return a * b;
+    case BinaryOp::Div: return a / b;
   }
-  return 0.0f;
+  throw Error(ErrorCode::Internal, "unknown binary op");
 }
 
 // Integer math is exact in int64; the unsigned detour makes i64 overflow wrap (as NumPy and
 // PyTorch do) instead of being undefined. Storing into a narrower output saturates.
-std::int64_t apply_integer(OpKind op, std::int64_t a, std::int64_t b) {
+// Integer division is refused before this is reached (the shape rule allows floats only).
+std::int64_t apply_integer(BinaryOp op, std::int64_t a, std::int64_t b) {
   const auto ua = static_cast<std::uint64_t>(a);
   const auto ub = static_cast<std::uint64_t>(b);
   switch (op) {
-    case OpKind::Add: return static_cast<std::int64_t>(ua + ub);
-    case OpKind::Sub: return static_cast<std::int64_t>(ua - ub);
-    case OpKind::Mul: return static_cast<std::int64_t>(ua * ub);
-    default: break;
+    case BinaryOp::Add: return static_cast<std::int64_t>(ua + ub);
+    case BinaryOp::Sub: return static_cast<std::int64_t>(ua - ub);
+    case BinaryOp::Mul: return static_cast<std::int64_t>(ua * ub);
+    case BinaryOp::Div: break;
   }
-  return 0;
+  throw Error(ErrorCode::Internal, "integer division reached the reference kernel");
 }
-
-float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
-float silu(float x) { return x * sigmoid(x); }
 
 float gelu(float x, GeluApproximation approximation) {
   if (approximation == GeluApproximation::Tanh) {
@@ -51,9 +50,7 @@ float gelu(float x, GeluApproximation approximation) {
   return 0.5f * x * (1.0f + std::erf(x * static_cast<float>(1.0 / std::numbers::sqrt2)));
 }
 
-}  // namespace
-
-void run_binary(const GraphState&, const Node& n, const ExecContext& ctx) {
+void run_binary(BinaryOp op, const Node& n, const ExecContext& ctx) {
   const TensorRef& a = ctx.input(n, 0);
   const TensorRef& b = ctx.input(n, 1);
   const TensorRef& out = ctx.output(n, 0);
@@ -61,7 +58,7 @@ void run_binary(const GraphState&, const Node& n, const ExecContext& ctx) {
   BroadcastWalker walk(out.shape(), {a.shape(), b.shape()});
 
   if (is_integer(a.dtype()) && is_integer(b.dtype())) {
-    if (n.op == OpKind::Div)
+    if (op == BinaryOp::Div)
       throw Error(ErrorCode::DTypeMismatch,
                   fmt::format("{}: div is defined for floating-point inputs only, got {} and {}",
                               node_label(n), dtype_name(a.dtype()), dtype_name(b.dtype())));
@@ -69,7 +66,7 @@ void run_binary(const GraphState&, const Node& n, const ExecContext& ctx) {
     const auto bv = load_i64(b);
     std::vector<std::int64_t> result(count);
     for (std::size_t i = 0; i < count; ++i, walk.next())
-      result[i] = apply_integer(n.op, av[static_cast<std::size_t>(walk.index(0))],
+      result[i] = apply_integer(op, av[static_cast<std::size_t>(walk.index(0))],
                                 bv[static_cast<std::size_t>(walk.index(1))]);
     store_i64(out, result);
     return;
@@ -79,27 +76,51 @@ void run_binary(const GraphState&, const Node& n, const ExecContext& ctx) {
   const F32Input bv(b);
   std::vector<float> result(count);
   for (std::size_t i = 0; i < count; ++i, walk.next())
-    result[i] = apply_float(n.op, av[static_cast<std::size_t>(walk.index(0))],
+    result[i] = apply_float(op, av[static_cast<std::size_t>(walk.index(0))],
                             bv[static_cast<std::size_t>(walk.index(1))]);
   store_f32(out, result);
 }
 
-void run_unary(const GraphState&, const Node& n, const ExecContext& ctx) {
+void run_unary(float (*f)(float), const Node& n, const ExecContext& ctx) {
   const F32Input x(ctx.input(n, 0));
   std::vector<float> result(x.size());
-  const auto approximation =
-      n.op == OpKind::Gelu ? std::get<GeluAttrs>(n.attrs).approximation : GeluApproximation::None;
-  for (std::size_t i = 0; i < x.size(); ++i) {
-    switch (n.op) {
-      case OpKind::Silu: result[i] = silu(x[i]); break;
-      case OpKind::Gelu: result[i] = gelu(x[i], approximation); break;
-      case OpKind::Sigmoid: result[i] = sigmoid(x[i]); break;
-      case OpKind::Exp: result[i] = std::exp(x[i]); break;
-      default:
-        throw Error(ErrorCode::Internal,
-                    fmt::format("{}: not an elementwise unary op", node_label(n)));
-    }
+  for (std::size_t i = 0; i < x.size(); ++i) result[i] = f(x[i]);
+  store_f32(ctx.output(n, 0), result);
+}
+
+}  // namespace
+
+void run_add(const GraphState&, const Node& n, const ExecContext& ctx) {
+  run_binary(BinaryOp::Add, n, ctx);
+}
+void run_sub(const GraphState&, const Node& n, const ExecContext& ctx) {
+  run_binary(BinaryOp::Sub, n, ctx);
+}
+void run_mul(const GraphState&, const Node& n, const ExecContext& ctx) {
+  run_binary(BinaryOp::Mul, n, ctx);
+}
+void run_div(const GraphState&, const Node& n, const ExecContext& ctx) {
+  run_binary(BinaryOp::Div, n, ctx);
+}
+
+// ---- the attribute-free unary ops (PORTA_UNARY_OP_LIST) ----------------------------------------
+
+float unary_sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
+float unary_silu(float x) { return x * unary_sigmoid(x); }
+float unary_exp(float x) { return std::exp(x); }
+
+#define PORTA_REFERENCE_UNARY_KERNEL(X, kind, name, summary)                  \
+  void run_##name(const GraphState&, const Node& n, const ExecContext& ctx) { \
+    run_unary(unary_##name, n, ctx);                                          \
   }
+PORTA_UNARY_OP_LIST(unused, PORTA_REFERENCE_UNARY_KERNEL)
+#undef PORTA_REFERENCE_UNARY_KERNEL
+
+void run_gelu(const GraphState&, const Node& n, const ExecContext& ctx) {
+  const auto approximation = std::get<GeluAttrs>(n.attrs).approximation;
+  const F32Input x(ctx.input(n, 0));
+  std::vector<float> result(x.size());
+  for (std::size_t i = 0; i < x.size(); ++i) result[i] = gelu(x[i], approximation);
   store_f32(ctx.output(n, 0), result);
 }
 
@@ -110,7 +131,7 @@ void run_swiglu(const GraphState&, const Node& n, const ExecContext& ctx) {
     throw Error(ErrorCode::ShapeMismatch, fmt::format("{}: gate has {} elements but up has {}",
                                                       node_label(n), gate.size(), up.size()));
   std::vector<float> result(gate.size());
-  for (std::size_t i = 0; i < gate.size(); ++i) result[i] = silu(gate[i]) * up[i];
+  for (std::size_t i = 0; i < gate.size(); ++i) result[i] = unary_silu(gate[i]) * up[i];
   store_f32(ctx.output(n, 0), result);
 }
 

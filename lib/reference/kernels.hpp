@@ -1,4 +1,4 @@
-// The reference kernels: one function per dense op of the catalogue (include/porta/ops.hpp).
+// The reference kernels: one function per op of the catalogue (include/porta/ops.hpp).
 //
 // Each reads its inputs and writes its outputs through ctx.values (host memory), takes shapes
 // and dtypes from the graph's ValueInfo (already inferred and checked by the shape rules), and
@@ -12,37 +12,16 @@
 
 namespace porta::detail::reference {
 
-// elementwise.cpp
-void run_binary(const GraphState& g, const Node& n, const ExecContext& ctx);  // add sub mul div
-void run_unary(const GraphState& g, const Node& n,
-               const ExecContext& ctx);  // silu gelu sigmoid exp
-void run_swiglu(const GraphState& g, const Node& n, const ExecContext& ctx);
+// run_<name> for every op of the list (include/porta/ops.hpp): the reference backend's dispatch
+// table is generated from the same list, so an op without its kernel does not link.
+#define PORTA_REFERENCE_KERNEL(kind, name, ...) \
+  void run_##name(const GraphState& g, const Node& n, const ExecContext& ctx);
+PORTA_OP_LIST(PORTA_REFERENCE_KERNEL)
+#undef PORTA_REFERENCE_KERNEL
 
-// matmul.cpp
-void run_matmul(const GraphState& g, const Node& n, const ExecContext& ctx);
-
-// normalization.cpp
-void run_softmax(const GraphState& g, const Node& n, const ExecContext& ctx);
-void run_rms_norm(const GraphState& g, const Node& n, const ExecContext& ctx);
-void run_layer_norm(const GraphState& g, const Node& n, const ExecContext& ctx);
-
-// rope.cpp
-void run_rope(const GraphState& g, const Node& n, const ExecContext& ctx);
-
-// attention.cpp
-void run_attention(const GraphState& g, const Node& n, const ExecContext& ctx);
-
-// layout.cpp
-void run_reshape(const GraphState& g, const Node& n, const ExecContext& ctx);
-void run_permute(const GraphState& g, const Node& n, const ExecContext& ctx);
-void run_slice(const GraphState& g, const Node& n, const ExecContext& ctx);
-void run_concat(const GraphState& g, const Node& n, const ExecContext& ctx);
-void run_cast(const GraphState& g, const Node& n, const ExecContext& ctx);
-
-// embedding.cpp
-void run_embedding(const GraphState& g, const Node& n, const ExecContext& ctx);
-
-// topk.cpp
-void run_top_k(const GraphState& g, const Node& n, const ExecContext& ctx);
+// The scalar function of each attribute-free unary op (PORTA_UNARY_OP_LIST): f32 in, f32 out.
+#define PORTA_REFERENCE_UNARY(X, kind, name, summary) float unary_##name(float x);
+PORTA_UNARY_OP_LIST(unused, PORTA_REFERENCE_UNARY)
+#undef PORTA_REFERENCE_UNARY
 
 }  // namespace porta::detail::reference

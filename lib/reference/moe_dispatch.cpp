@@ -1,6 +1,6 @@
 // The reference backend's entry points for the MoE ops: an honest support check (every mode and
 // input of the spec is supported; what is refused is a node the shape rule would not have built)
-// and the dispatch to one kernel per op.
+// for each op.
 #include <variant>
 
 #include <fmt/format.h>
@@ -16,7 +16,9 @@ namespace {
 
 bool is_index(const ValueInfo& v) { return v.dtype == DType::I32; }
 
-SupportResult router_support(const GraphState& g, const Node& n) {
+}  // namespace
+
+SupportResult moe_router_supports(const GraphState& g, const Node& n) {
   const auto* attrs = std::get_if<moe::RouterAttrs>(&n.attrs);
   if (attrs == nullptr) return SupportResult::no("moe_router node without RouterAttrs");
   const std::int64_t E = attrs->num_experts, K = attrs->top_k, G = attrs->num_groups,
@@ -56,7 +58,7 @@ SupportResult router_support(const GraphState& g, const Node& n) {
   return SupportResult::yes();
 }
 
-SupportResult experts_support(const GraphState& g, const Node& n) {
+SupportResult moe_experts_supports(const GraphState& g, const Node& n) {
   const auto* attrs = std::get_if<moe::ExpertsAttrs>(&n.attrs);
   if (attrs == nullptr) return SupportResult::no("moe_experts node without ExpertsAttrs");
   std::size_t expected = 8;
@@ -69,40 +71,22 @@ SupportResult experts_support(const GraphState& g, const Node& n) {
   return SupportResult::yes();
 }
 
-}  // namespace
-
-SupportResult moe_supports(const GraphState& g, const Node& n) {
-  switch (n.op) {
-    case OpKind::MoeRouter: return router_support(g, n);
-    case OpKind::MoePermute:
-      if (!std::holds_alternative<MoePermuteAttrs>(n.attrs) ||
-          std::get<MoePermuteAttrs>(n.attrs).top_k < 1)
-        return SupportResult::no("moe_permute needs MoePermuteAttrs with top_k >= 1");
-      if (!is_index(g.input_of(n, 1))) return SupportResult::no("moe_permute perm must be i32");
-      return SupportResult::yes();
-    case OpKind::GroupedMatmul:
-      if (!is_index(g.input_of(n, 2)))
-        return SupportResult::no("grouped_matmul offsets must be i32");
-      return SupportResult::yes();
-    case OpKind::MoeCombine:
-      if (!is_index(g.input_of(n, 2))) return SupportResult::no("moe_combine inv must be i32");
-      return SupportResult::yes();
-    case OpKind::MoeExperts: return experts_support(g, n);
-    default: return SupportResult::no(fmt::format("{} is not an MoE op", op_name(n.op)));
-  }
+SupportResult moe_permute_supports(const GraphState& g, const Node& n) {
+  if (!std::holds_alternative<MoePermuteAttrs>(n.attrs) ||
+      std::get<MoePermuteAttrs>(n.attrs).top_k < 1)
+    return SupportResult::no("moe_permute needs MoePermuteAttrs with top_k >= 1");
+  if (!is_index(g.input_of(n, 1))) return SupportResult::no("moe_permute perm must be i32");
+  return SupportResult::yes();
 }
 
-void run_moe_op(const GraphState& g, const Node& n, const ExecContext& ctx) {
-  switch (n.op) {
-    case OpKind::MoeRouter: return run_moe_router(g, n, ctx);
-    case OpKind::MoePermute: return run_moe_permute(g, n, ctx);
-    case OpKind::GroupedMatmul: return run_grouped_matmul(g, n, ctx);
-    case OpKind::MoeCombine: return run_moe_combine(g, n, ctx);
-    case OpKind::MoeExperts: return run_moe_experts(g, n, ctx);
-    default:
-      throw Error(ErrorCode::Internal,
-                  fmt::format("{}: not an MoE op, dispatched to the MoE kernels", node_label(n)));
-  }
+SupportResult grouped_matmul_supports(const GraphState& g, const Node& n) {
+  if (!is_index(g.input_of(n, 2))) return SupportResult::no("grouped_matmul offsets must be i32");
+  return SupportResult::yes();
+}
+
+SupportResult moe_combine_supports(const GraphState& g, const Node& n) {
+  if (!is_index(g.input_of(n, 2))) return SupportResult::no("moe_combine inv must be i32");
+  return SupportResult::yes();
 }
 
 }  // namespace porta::detail::reference

@@ -15,6 +15,7 @@
 #include <porta/moe.hpp>
 
 #include "graph/graph_state.hpp"
+#include "reference/kernels.hpp"
 #include "runtime/backend.hpp"
 
 namespace porta::detail::reference {
@@ -84,13 +85,6 @@ std::vector<float> combine_rows(const float* yp, std::int64_t hidden, const floa
                                 std::int64_t top_k);
 // silu(gate) · up, elementwise.
 std::vector<float> swiglu_values(std::span<const float> gate, std::span<const float> up);
-
-// ---- kernels, one per op ----
-void run_moe_router(const GraphState& g, const Node& n, const ExecContext& ctx);
-void run_moe_permute(const GraphState& g, const Node& n, const ExecContext& ctx);
-void run_grouped_matmul(const GraphState& g, const Node& n, const ExecContext& ctx);
-void run_moe_combine(const GraphState& g, const Node& n, const ExecContext& ctx);
-void run_moe_experts(const GraphState& g, const Node& n, const ExecContext& ctx);
 
 // Reads an int32 index value exactly (throws Internal if it is not int32: a shape-rule bug).
 std::vector<std::int64_t> load_indices(const Node& n, const TensorRef& t, const char* what);

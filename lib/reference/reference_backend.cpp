@@ -23,25 +23,18 @@ using reference::node_label;
 
 // ---- support -----------------------------------------------------------------------------------
 
-// The attribute struct each dense op carries; a mismatch would be a graph-building bug, but
-// supports() must answer it honestly rather than let a kernel throw std::bad_variant_access.
+// The attribute struct each op carries, as the op list declares it; a mismatch would be a
+// graph-building bug, but supports() must answer it honestly rather than let a kernel throw
+// std::bad_variant_access.
 bool attrs_fit(const Node& n) {
   switch (n.op) {
-    case OpKind::Matmul: return std::holds_alternative<MatmulAttrs>(n.attrs);
-    case OpKind::Gelu: return std::holds_alternative<GeluAttrs>(n.attrs);
-    case OpKind::Softmax:
-    case OpKind::Concat: return std::holds_alternative<AxisAttrs>(n.attrs);
-    case OpKind::RmsNorm:
-    case OpKind::LayerNorm: return std::holds_alternative<NormAttrs>(n.attrs);
-    case OpKind::Rope: return std::holds_alternative<RopeAttrs>(n.attrs);
-    case OpKind::Reshape: return std::holds_alternative<ReshapeAttrs>(n.attrs);
-    case OpKind::Permute: return std::holds_alternative<PermuteAttrs>(n.attrs);
-    case OpKind::Slice: return std::holds_alternative<SliceAttrs>(n.attrs);
-    case OpKind::Cast: return std::holds_alternative<CastAttrs>(n.attrs);
-    case OpKind::TopK: return std::holds_alternative<TopKAttrs>(n.attrs);
-    case OpKind::Attention: return std::holds_alternative<AttentionAttrs>(n.attrs);
-    default: return true;  // the rest take no attributes
+#define PORTA_REFERENCE_ATTRS_FIT(kind, name, min_inputs, max_inputs, roles, Attrs, rule, cost, \
+                                  summary)                                                      \
+  case OpKind::kind: return std::holds_alternative<Attrs>(n.attrs);
+    PORTA_OP_LIST(PORTA_REFERENCE_ATTRS_FIT)
+#undef PORTA_REFERENCE_ATTRS_FIT
   }
+  return false;
 }
 
 // Inputs [first, last) must be floating point.
@@ -79,18 +72,18 @@ SupportResult binary_support(const GraphState& g, const Node& n) {
       dtype_name(a), dtype_name(b), n.op == OpKind::Div ? "" : " or two integer inputs"));
 }
 
-SupportResult dense_support(const GraphState& g, const Node& n) {
+SupportResult op_support(const GraphState& g, const Node& n) {
   const std::size_t all = n.inputs.size();
   switch (n.op) {
     case OpKind::Add:
     case OpKind::Sub:
     case OpKind::Mul:
     case OpKind::Div: return binary_support(g, n);
+#define PORTA_REFERENCE_UNARY_CASE(X, kind, name, summary) case OpKind::kind:
+      PORTA_UNARY_OP_LIST(unused, PORTA_REFERENCE_UNARY_CASE)
+#undef PORTA_REFERENCE_UNARY_CASE
     case OpKind::Matmul:
-    case OpKind::Silu:
     case OpKind::Gelu:
-    case OpKind::Sigmoid:
-    case OpKind::Exp:
     case OpKind::Softmax:
     case OpKind::RmsNorm:
     case OpKind::LayerNorm:
@@ -104,14 +97,14 @@ SupportResult dense_support(const GraphState& g, const Node& n) {
     case OpKind::Concat:
     case OpKind::Cast:
     case OpKind::TopK: return SupportResult::yes();  // exact for every dtype
-    default: break;
+    case OpKind::MoeRouter: return reference::moe_router_supports(g, n);
+    case OpKind::MoePermute: return reference::moe_permute_supports(g, n);
+    case OpKind::GroupedMatmul: return reference::grouped_matmul_supports(g, n);
+    case OpKind::MoeExperts: return reference::moe_experts_supports(g, n);
+    case OpKind::MoeCombine: return reference::moe_combine_supports(g, n);
   }
-  return SupportResult::no(fmt::format("{}: not a dense op", node_label(n)));
-}
-
-bool is_moe_op(OpKind op) {
-  return op == OpKind::MoeRouter || op == OpKind::MoePermute || op == OpKind::GroupedMatmul ||
-         op == OpKind::MoeExperts || op == OpKind::MoeCombine;
+  return SupportResult::no(
+      fmt::format("{}: unknown op kind {}", node_label(n), static_cast<int>(n.op)));
 }
 
 struct ReferencePlan final : Plan {
@@ -139,10 +132,9 @@ class ReferenceBackend final : public Backend {
   }
 
   SupportResult supports(const GraphState& g, const Node& n) const override {
-    if (is_moe_op(n.op)) return reference::moe_supports(g, n);
     if (!attrs_fit(n))
       return SupportResult::no(fmt::format("{}: its attributes are not the op's", node_label(n)));
-    return dense_support(g, n);
+    return op_support(g, n);
   }
 
   std::unique_ptr<Plan> compile(const GraphState& g, std::span<const NodeId> nodes) override {
@@ -153,6 +145,7 @@ class ReferenceBackend final : public Backend {
         throw Error(ErrorCode::Unsupported, fmt::format("reference backend cannot run {}: {}",
                                                         describe_node(g, n), verdict.reason));
       plan->nodes.push_back(id);
+      plan->note(id, fmt::format("reference::run_{}", op_name(n.op)));
     }
     return plan;
   }
@@ -171,35 +164,11 @@ class ReferenceBackend final : public Backend {
 // ---- execution ---------------------------------------------------------------------------------
 
 void reference::run_node(const GraphState& g, const Node& n, const ExecContext& ctx) {
-  using namespace reference;
   switch (n.op) {
-    case OpKind::Matmul: return run_matmul(g, n, ctx);
-    case OpKind::Add:
-    case OpKind::Sub:
-    case OpKind::Mul:
-    case OpKind::Div: return run_binary(g, n, ctx);
-    case OpKind::Silu:
-    case OpKind::Gelu:
-    case OpKind::Sigmoid:
-    case OpKind::Exp: return run_unary(g, n, ctx);
-    case OpKind::Softmax: return run_softmax(g, n, ctx);
-    case OpKind::RmsNorm: return run_rms_norm(g, n, ctx);
-    case OpKind::LayerNorm: return run_layer_norm(g, n, ctx);
-    case OpKind::Rope: return run_rope(g, n, ctx);
-    case OpKind::Embedding: return run_embedding(g, n, ctx);
-    case OpKind::Reshape: return run_reshape(g, n, ctx);
-    case OpKind::Permute: return run_permute(g, n, ctx);
-    case OpKind::Slice: return run_slice(g, n, ctx);
-    case OpKind::Concat: return run_concat(g, n, ctx);
-    case OpKind::Cast: return run_cast(g, n, ctx);
-    case OpKind::TopK: return run_top_k(g, n, ctx);
-    case OpKind::Swiglu: return run_swiglu(g, n, ctx);
-    case OpKind::Attention: return run_attention(g, n, ctx);
-    case OpKind::MoeRouter:
-    case OpKind::MoePermute:
-    case OpKind::GroupedMatmul:
-    case OpKind::MoeExperts:
-    case OpKind::MoeCombine: return run_moe_op(g, n, ctx);
+#define PORTA_REFERENCE_DISPATCH(kind, name, ...) \
+  case OpKind::kind: return reference::run_##name(g, n, ctx);
+    PORTA_OP_LIST(PORTA_REFERENCE_DISPATCH)
+#undef PORTA_REFERENCE_DISPATCH
   }
   throw Error(ErrorCode::Internal,
               fmt::format("{}: unknown op kind {}", node_label(n), static_cast<int>(n.op)));

@@ -12,7 +12,9 @@
 #include <chrono>
 #include <cstddef>
 #include <functional>
+#include <map>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -97,6 +99,15 @@ struct ExecContext {
 class Plan {
  public:
   virtual ~Plan() = default;
+
+  // What compile() chose for each node, in words: the oneDNN implementation, the CLBlast routine,
+  // porta's kernel and its tile configuration, nodes fused into another, the weight layout.
+  // Executable::describe() and PORTA_VERBOSE print it; a node with no entry shows the backend only.
+  void note(NodeId node, std::string what) { choices_[node] = std::move(what); }
+  const std::map<NodeId, std::string>& choices() const { return choices_; }
+
+ private:
+  std::map<NodeId, std::string> choices_;
 };
 
 class Backend {
@@ -124,6 +135,15 @@ class Backend {
   virtual void execute(Plan& plan, const GraphState& graph, const ExecContext& ctx) = 0;
   // Waits for queued work (asynchronous devices).
   virtual void synchronize() {}
+
+  // The normalised error `porta check` accepts from this backend for `op` in `dtype`, where its
+  // numerics differ from the reference's by design (npu-sim rounds each cube kernel's output);
+  // `contraction` is the case's longest dot product. nullopt: the library's default tolerance.
+  virtual std::optional<double> conformance_tolerance(OpKind op, DType dtype,
+                                                      std::int64_t contraction) const {
+    (void)op, (void)dtype, (void)contraction;
+    return std::nullopt;
+  }
 };
 
 // Plain host memory, 64-byte aligned; also wraps memory someone else owns.

@@ -5,10 +5,12 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <string_view>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -311,6 +313,9 @@ void build(ExecutableImpl& x) {
                   fmt::format("backend '{}' failed to compile {}: {}", s.backend->name(),
                               describe_node(g, g.nodes[s.nodes.front()]), e.what()));
     }
+    for (const auto& [node, what] : s.plan->choices())
+      for (auto& p : x.placement)
+        if (p.node == g.nodes[node].name) p.implementation = what;
   }
 }
 
@@ -434,6 +439,9 @@ Executable compile(const Graph& graph, const CompileOptions& options) {
   detail::build(*impl);
   Executable exe;
   exe.impl_ = std::move(impl);
+  if (const char* verbose = std::getenv("PORTA_VERBOSE");
+      verbose != nullptr && std::string_view(verbose) != "0" && std::string_view(verbose) != "")
+    fmt::print(stderr, "{}", exe.describe());
   return exe;
 }
 
@@ -588,6 +596,31 @@ std::uint64_t Executable::unplanned_bytes() const {
   if (impl_)
     for (const auto& d : impl_->domains) total += d.unplanned_bytes;
   return total;
+}
+
+std::string Executable::describe() const {
+  if (!impl_) return "porta: empty executable\n";
+  const auto& x = *impl_;
+  std::string out = fmt::format("porta: plan of {} nodes\n", x.placement.size());
+  for (const auto& p : x.placement) {
+    const Node* node = nullptr;
+    for (const auto& n : x.graph.nodes)
+      if (n.name == p.node) node = &n;
+    std::string result;
+    if (node != nullptr && !node->outputs.empty()) {
+      const auto& v = x.graph.values[node->outputs[0]];
+      result = fmt::format("{}{}", dtype_name(v.dtype), v.shape.to_string());
+    }
+    out += fmt::format("porta: {:<14} {:<28} -> {:<22} on {:<14} {}{}\n", p.op, p.node, result,
+                       p.backend, p.implementation.empty() ? "-" : p.implementation,
+                       p.reason.empty() ? "" : fmt::format(" (placed here: {})", p.reason));
+  }
+  for (const auto& s : x.steps)
+    if (s.kind == detail::Step::Kind::Transfer)
+      out += fmt::format("porta: transfer {} : {} -> {}\n", x.graph.values[s.value].name,
+                         x.domains[static_cast<std::size_t>(s.from_domain)].name,
+                         x.domains[static_cast<std::size_t>(s.domain)].name);
+  return out;
 }
 
 std::string Executable::summary() const {

@@ -66,6 +66,11 @@ TEST_CASE("moe router build-time errors of the spec", "[moe]") {
     REQUIRE_PORTA_ERROR(g.moe_router(logits, attrs(8, 2), g.input("b8", {8}, DType::F32)),
                         ErrorCode::InvalidArgument, "use_bias");
   }
+  SECTION("a preset that needs a bias, built without one, names the preset and the bias") {
+    auto wide = g.input("logits256", {5, 256}, DType::F32);
+    REQUIRE_PORTA_ERROR(g.moe_router(wide, porta::moe::deepseek_v3()), ErrorCode::InvalidArgument,
+                        "deepseek_v3 preset", "bias", "[256] f32");
+  }
   SECTION("an unknown attribute value") {
     auto a = attrs(8, 2);
     a.score = static_cast<Score>(9);

@@ -74,7 +74,10 @@ Tensor TensorCache::random(const std::string& name, const Shape& shape, DType dt
       fill_uniform(state, n, scale, [p](std::int64_t i, float v) { p[i] = Half::from_float(v); });
       break;
     }
-    default: {
+    case DType::I8:
+    case DType::I32:
+    case DType::I64:
+    case DType::F8E4M3: {
       std::vector<float> values(static_cast<std::size_t>(n));
       fill_uniform(state, n, scale,
                    [&](std::int64_t i, float v) { values[static_cast<std::size_t>(i)] = v; });

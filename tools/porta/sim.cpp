@@ -87,6 +87,14 @@ void build_moe_block(Graph& g, std::int64_t tokens, std::int64_t hidden, std::in
   g.output("y", g.name(g.moe_experts(x, route, w, attrs), "moe_experts"));
 }
 
+bool is_attribute_free_unary(OpKind op) {
+#define PORTA_SIM_UNARY(X, kind, name, summary) \
+  if (op == OpKind::kind) return true;
+  PORTA_UNARY_OP_LIST(unused, PORTA_SIM_UNARY)
+#undef PORTA_SIM_UNARY
+  return false;
+}
+
 void build_op(Graph& g, const SimArgs& a, DType t) {
   if (a.shape.empty())
     throw Error(ErrorCode::InvalidArgument, "--op needs --shape (e.g. --shape 512x2048)");
@@ -95,26 +103,23 @@ void build_op(Graph& g, const SimArgs& a, DType t) {
   auto x = g.input("x", shape, t);
   const Shape row{shape.rank() > 0 ? shape[-1] : 1};
   Value y;
-  switch (op) {
-    case OpKind::Add:
-    case OpKind::Sub:
-    case OpKind::Mul:
-    case OpKind::Div:
-    case OpKind::Swiglu: y = g.add_op(op, {x, g.input("y", shape, t)})[0]; break;
-    case OpKind::Silu:
-    case OpKind::Gelu:
-    case OpKind::Sigmoid:
-    case OpKind::Exp:
-    case OpKind::Softmax: y = g.add_op(op, {x})[0]; break;
-    case OpKind::RmsNorm: y = g.rms_norm(x, g.input("w", row, t)); break;
-    case OpKind::LayerNorm: y = g.layer_norm(x, g.input("w", row, t)); break;
-    case OpKind::Cast: y = g.cast(x, t == DType::F32 ? DType::F16 : DType::F32); break;
-    default:
-      throw Error(ErrorCode::InvalidArgument,
-                  fmt::format("porta sim --op runs one-input elementwise ops, binary ops, "
-                              "softmax, rms_norm, layer_norm, swiglu and cast; use --matmul for "
-                              "matmul, --moe-layer or --model for MoE blocks ({} is not one)",
-                              a.op));
+  if (op == OpKind::Add || op == OpKind::Sub || op == OpKind::Mul || op == OpKind::Div ||
+      op == OpKind::Swiglu) {
+    y = g.add_op(op, {x, g.input("y", shape, t)})[0];
+  } else if (is_attribute_free_unary(op) || op == OpKind::Gelu || op == OpKind::Softmax) {
+    y = g.add_op(op, {x})[0];
+  } else if (op == OpKind::RmsNorm) {
+    y = g.rms_norm(x, g.input("w", row, t));
+  } else if (op == OpKind::LayerNorm) {
+    y = g.layer_norm(x, g.input("w", row, t));
+  } else if (op == OpKind::Cast) {
+    y = g.cast(x, t == DType::F32 ? DType::F16 : DType::F32);
+  } else {
+    throw Error(ErrorCode::InvalidArgument,
+                fmt::format("porta sim --op runs one-input elementwise ops, binary ops, "
+                            "softmax, rms_norm, layer_norm, swiglu and cast; use --matmul for "
+                            "matmul, --moe-layer or --model for MoE blocks ({} is not one)",
+                            a.op));
   }
   g.output("y", y);
 }

@@ -138,7 +138,11 @@ void widen_to_f32(const void* src, DType dtype, std::int64_t count, float* dst) 
       for (std::int64_t i = 0; i < count; ++i)
         dst[i] = bf16_bits_to_f32(static_cast<const std::uint16_t*>(src)[i]);
       return;
-    default:
+    case DType::F16:
+    case DType::F8E4M3:
+    case DType::I8:
+    case DType::I32:
+    case DType::I64:
       for (std::int64_t i = 0; i < count; ++i) dst[i] = load_as_f32(src, dtype, i);
       return;
   }

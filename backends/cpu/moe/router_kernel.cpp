@@ -67,8 +67,14 @@ std::int64_t integer_at(const void* p, DType t, std::int64_t i) {
   switch (t) {
     case DType::I8: return static_cast<const std::int8_t*>(p)[i];
     case DType::I32: return static_cast<const std::int32_t*>(p)[i];
-    default: return static_cast<const std::int64_t*>(p)[i];
+    case DType::I64: return static_cast<const std::int64_t*>(p)[i];
+    case DType::F32:
+    case DType::F16:
+    case DType::BF16:
+    case DType::F8E4M3: break;
   }
+  throw Error(ErrorCode::Internal,
+              fmt::format("moe_router: token ids of dtype {} reached the kernel", dtype_name(t)));
 }
 
 class RouterKernel final : public CpuKernel {

@@ -1,11 +1,7 @@
 // Elementwise kernels: binary ops with NumPy broadcasting, the activations, swiglu, casts.
 
-#define OP_ADD 0
-#define OP_SUB 1
-#define OP_MUL 2
-#define OP_DIV 3
-
 // shape: [rank, dims[rank], a_strides[rank], b_strides[rank]] (element strides, 0 = broadcast).
+// op: an OpKind value (add, sub, mul or div).
 kernel void binary_broadcast(int op, global const uchar* a, ulong a_offset, int a_dtype,
                              global const uchar* b, ulong b_offset, int b_dtype, global uchar* out,
                              ulong out_offset, int out_dtype, global const long* shape, long count) {
@@ -22,42 +18,32 @@ kernel void binary_broadcast(int op, global const uchar* a, ulong a_offset, int 
   }
   const float x = load_f(AT(a, a_offset), a_dtype, ia);
   const float y = load_f(AT(b, b_offset), b_dtype, ib);
-  float r;
-  if (op == OP_ADD)
-    r = x + y;
-  else if (op == OP_SUB)
-    r = x - y;
-  else if (op == OP_MUL)
-    r = x * y;
-  else
-    r = x / y;
+  float r = NAN;
+  switch (op) {
+    case PORTA_OP_Add: r = x + y; break;
+    case PORTA_OP_Sub: r = x - y; break;
+    case PORTA_OP_Mul: r = x * y; break;
+    case PORTA_OP_Div: r = x / y; break;
+  }
   store_f(AT(out, out_offset), out_dtype, i, r);
 }
 
-#define UNARY_SILU 0
-#define UNARY_GELU 1
-#define UNARY_GELU_TANH 2
-#define UNARY_SIGMOID 3
-#define UNARY_EXP 4
+inline float gelu_erf_f(float v) { return 0.5f * v * (1.0f + erf(v * 0.70710678118654752f)); }
 
-kernel void unary(int op, global const uchar* x, ulong x_offset, int x_dtype, global uchar* out,
-                  ulong out_offset, int out_dtype, long count) {
+inline float gelu_tanh_f(float v) {
+  const float k = 0.79788456080286536f;  // sqrt(2 / pi)
+  return 0.5f * v * (1.0f + tanh(k * (v + 0.044715f * v * v * v)));
+}
+
+// op: an OpKind value; PORTA_CL_UNARY_CASES (the host's prelude) holds one case per line of
+// unary_ops.def. The host launches this kernel only for ops of that table.
+kernel void unary(int op, int variant, global const uchar* x, ulong x_offset, int x_dtype,
+                  global uchar* out, ulong out_offset, int out_dtype, long count) {
   const long i = get_global_id(0);
   if (i >= count) return;
   const float v = load_f(AT(x, x_offset), x_dtype, i);
-  float r;
-  if (op == UNARY_SILU) {
-    r = v * sigmoid_f(v);
-  } else if (op == UNARY_GELU) {
-    r = 0.5f * v * (1.0f + erf(v * 0.70710678118654752f));
-  } else if (op == UNARY_GELU_TANH) {
-    const float k = 0.79788456080286536f;  // sqrt(2 / pi)
-    r = 0.5f * v * (1.0f + tanh(k * (v + 0.044715f * v * v * v)));
-  } else if (op == UNARY_SIGMOID) {
-    r = sigmoid_f(v);
-  } else {
-    r = exp(v);
-  }
+  float r = NAN;
+  switch (op) { PORTA_CL_UNARY_CASES }
   store_f(AT(out, out_offset), out_dtype, i, r);
 }
 

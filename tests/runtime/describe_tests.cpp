@@ -1,0 +1,92 @@
+// Executable::describe() and PORTA_VERBOSE: each node's line names the implementation its backend
+// chose (oneDNN's implementation, the CLBlast routine, the npu-sim tiling, a reference kernel), and
+// nodes fused into another say into which.
+#include <cstdlib>
+#include <string>
+
+#include <catch2/catch.hpp>
+
+#include <porta/device.hpp>
+#include <porta/executable.hpp>
+#include <porta/graph.hpp>
+
+#include "cli/cli_support.hpp"
+#include "model/model_test_support.hpp"
+
+namespace {
+
+bool available(const std::string& backend) {
+  for (const auto& d : porta::list_devices())
+    if (d.name == backend) return d.available;
+  return false;
+}
+
+// x[4, 64] · w[64, 32], then silu: the matmul and the activation the cpu backend fuses.
+porta::Executable compile_matmul_silu(const std::string& backend) {
+  porta::Graph g;
+  auto x = g.input("x", {4, 64}, porta::DType::F32);
+  auto w = g.weight("w", porta::Tensor::zeros({64, 32}, porta::DType::F32));
+  g.output("y", g.name(g.silu(g.name(g.matmul(x, w), "proj")), "act"));
+  return porta::compile(g, {.backend = backend, .fallback = ""});
+}
+
+std::string line_of(const std::string& text, const std::string& node) {
+  std::size_t at = text.find(" " + node + " ");
+  REQUIRE(at != std::string::npos);
+  const std::size_t begin = text.rfind('\n', at) + 1;
+  return text.substr(begin, text.find('\n', at) - begin);
+}
+
+}  // namespace
+
+TEST_CASE("describe() names each node's chosen implementation", "[runtime][describe]") {
+  SECTION("reference") {
+    const auto text = compile_matmul_silu("reference").describe();
+    CHECK_THAT(line_of(text, "proj"), Catch::Contains("reference::run_matmul"));
+    CHECK_THAT(line_of(text, "act"), Catch::Contains("f32[4, 32]"));
+  }
+  if (available("cpu")) {
+    SECTION("cpu: the oneDNN implementation, and the fused activation") {
+      const auto exe = compile_matmul_silu("cpu");
+      const auto text = exe.describe();
+      CHECK_THAT(line_of(text, "proj"), Catch::Contains("oneDNN matmul"));
+      CHECK_THAT(line_of(text, "act"), Catch::Contains("fused into proj"));
+      for (const auto& p : exe.placement()) CHECK_FALSE(p.implementation.empty());
+    }
+  }
+  if (available("opencl:0")) {
+    SECTION("opencl: the CLBlast routine and porta's kernel") {
+      const auto text = compile_matmul_silu("opencl:0").describe();
+      CHECK_THAT(line_of(text, "proj"), Catch::Contains("CLBlast Gemm"));
+      CHECK_THAT(line_of(text, "act"), Catch::Contains("porta kernel unary"));
+    }
+  }
+  if (available("npu-sim:910b2")) {
+    SECTION("npu-sim: the tile program") {
+      const auto text = compile_matmul_silu("npu-sim:910b2").describe();
+      CHECK_THAT(line_of(text, "proj"), Catch::Contains("cube"));
+    }
+  }
+}
+
+#ifdef PORTA_CLI_PATH
+TEST_CASE("PORTA_VERBOSE=1 porta run prints the plan with the chosen implementations",
+          "[runtime][describe][cli]") {
+  const std::string dir = porta::test::model_tmpdir("describe_verbose");
+  const auto gen = porta::test::run_porta("gen-checkpoint --kind deepseek_v3 --seed 5 --out " + dir);
+  INFO(gen.output);
+  REQUIRE(gen.exit_code == 0);
+  const std::string backend = available("cpu") ? "cpu" : "reference";
+  ::setenv("PORTA_VERBOSE", "1", 1);
+  const auto run = porta::test::run_porta("run --model " + dir + " --backend " + backend +
+                                          " --prompt-ids 1,2,3 --max-new-tokens 1");
+  ::unsetenv("PORTA_VERBOSE");
+  INFO(run.output);
+  REQUIRE(run.exit_code == 0);
+  CHECK_THAT(run.output, Catch::Contains("porta: plan of"));
+  CHECK_THAT(run.output, Catch::Contains(backend == "cpu" ? "oneDNN matmul" : "reference::run_"));
+  const auto quiet = porta::test::run_porta("run --model " + dir + " --backend " + backend +
+                                            " --prompt-ids 1,2,3 --max-new-tokens 1");
+  CHECK_THAT(quiet.output, !Catch::Contains("porta: plan of"));
+}
+#endif
