@@ -36,7 +36,13 @@ struct LoopEntry {
   void (*apply)(const float* x, float* y, std::int64_t begin, std::int64_t end);
 };
 
-const std::vector<LoopEntry> kLoops = {};
+void relu_loop(const float* x, float* y, std::int64_t begin, std::int64_t end) {
+  for (std::int64_t i = begin; i < end; ++i) y[i] = x[i] < 0.0f ? 0.0f : x[i];
+}
+
+const std::vector<LoopEntry> kLoops = {
+    {OpKind::Relu, relu_loop},
+};
 
 const LoopEntry* find_loop(OpKind op) {
   for (const auto& entry : kLoops)

@@ -238,6 +238,7 @@ void lower_ascend(const DeviceProfile& p, const GraphState& g, const Node& n,
     case OpKind::Mul: return vector(elementwise(p, g, n, Mix{1, 0, 0}, false, name));
     case OpKind::Div: return vector(elementwise(p, g, n, Mix{0, 0, 1}, false, name));
     case OpKind::Exp: return vector(elementwise(p, g, n, Mix{0, 1, 0}, false, name));
+    case OpKind::Relu: return vector(elementwise(p, g, n, Mix{1, 0, 0}, false, name));
     case OpKind::Sigmoid: return vector(elementwise(p, g, n, Mix{2, 1, 1}, true, name));
     case OpKind::Silu: return vector(elementwise(p, g, n, Mix{3, 1, 1}, true, name));
     case OpKind::Swiglu: return vector(elementwise(p, g, n, Mix{4, 1, 1}, true, name));

@@ -34,7 +34,8 @@ namespace porta {
 #define PORTA_UNARY_OP_LIST(X, U)             \
   U(X, Silu, silu, "x · sigmoid(x)")          \
   U(X, Sigmoid, sigmoid, "1 / (1 + exp(-x))") \
-  U(X, Exp, exp, "exp(x)")
+  U(X, Exp, exp, "exp(x)")                    \
+  U(X, Relu, relu, "max(x, 0) (the experts of Switch Transformer and T5)")
 
 #define PORTA_UNARY_AS_OP(X, kind, name, summary) \
   X(kind, name, 1, 1, "x", NoAttrs, unary_float, elementwise, summary)

@@ -108,6 +108,8 @@ void run_div(const GraphState&, const Node& n, const ExecContext& ctx) {
 float unary_sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
 float unary_silu(float x) { return x * unary_sigmoid(x); }
 float unary_exp(float x) { return std::exp(x); }
+// NaN stays NaN (a comparison with NaN is false); -0 stays -0, as in PyTorch.
+float unary_relu(float x) { return x < 0.0f ? 0.0f : x; }
 
 #define PORTA_REFERENCE_UNARY_KERNEL(X, kind, name, summary)                  \
   void run_##name(const GraphState&, const Node& n, const ExecContext& ctx) { \

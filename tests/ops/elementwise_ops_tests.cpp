@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <limits>
 
+#include <porta/device.hpp>
+
 #include "ops/ops_test_support.hpp"
 
 using namespace ops_test;
@@ -101,6 +103,26 @@ TEST_CASE("silu, sigmoid and exp at known points", "[ops][elementwise]") {
   check_close(out.at("sigmoid").to_f32(),
               {0.5, 0.7310585786300049, 0.2689414213699951, 0.8807970779778823});
   check_close(out.at("exp").to_f32(), {1.0, e, 1.0 / e, 7.38905609893065});
+}
+
+// relu went in by docs/architecture.md's recipe: each backend that lists it runs it natively
+// (no fallback allowed here), with the same closed-form values; NaN stays NaN, as in PyTorch.
+TEST_CASE("relu at known points on every available backend", "[ops][elementwise]") {
+  const float inf = std::numeric_limits<float>::infinity();
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const std::vector<float> x{-2.0f, -0.5f, -0.0f, 0.0f, 0.5f, 3.0f, -inf, inf, nan, 1e-30f};
+  const std::vector<double> want{0, 0, 0, 0, 0.5, 3, 0, inf, nan, static_cast<double>(1e-30f)};
+  int backends = 0;
+  for (const auto& device : porta::list_devices()) {
+    if (!device.available) continue;
+    INFO("backend " << device.name);
+    porta::Graph g;
+    auto in = g.input("x", {2, 5}, porta::DType::F32);
+    check_close(run_single(g, g.relu(in), {{"x", f32({2, 5}, x)}}, device.name).to_f32(), want,
+                0.0);
+    ++backends;
+  }
+  CHECK(backends >= 1);
 }
 
 TEST_CASE("silu and sigmoid stay finite for large magnitudes", "[ops][elementwise]") {
