@@ -138,6 +138,10 @@ class ReferenceBackend final : public Backend {
     return d;
   }
 
+  // F32Input widens a stacked weight part by part.
+  bool reads_stacked(const GraphState&, const Node& n, std::size_t input) const override {
+    return is_expert_weight_input(n, input);
+  }
   SupportResult supports(const GraphState& g, const Node& n) const override {
     if (is_moe_op(n.op)) return reference::moe_supports(g, n);
     if (!attrs_fit(n))
