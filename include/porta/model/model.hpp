@@ -101,8 +101,9 @@ class Model {
   std::uint64_t weight_bytes() const;
   std::uint64_t decode_bytes_per_token() const;
 
-  // A prepared weight by its name (Hugging Face names; stacked experts are
-  // "model.layers.N.mlp.experts.{gate,up,down}_proj"). Throws NotFound.
+  // A prepared weight by its name (Hugging Face names; the experts of a MoE layer are
+  // "model.layers.N.moe.experts.{gate,up,down}", [E, ...] tensors stacked from views of the
+  // mapping: Tensor::part(e)). Throws NotFound.
   const Tensor& weight(const std::string& name) const;
 
   struct Impl;
