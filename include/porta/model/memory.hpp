@@ -18,7 +18,7 @@ struct MemoryNeed {
   std::uint64_t kv_cache = 0;     // every layer's cache slots for `capacity` positions, f32
   std::uint64_t activations = 0;  // upper estimate for a forward of `tokens` tokens
   std::uint64_t total() const { return weights + kv_cache + activations; }
-  std::string describe() const;  // "9.21 GB weights + 0.01 GB KV cache + 0.35 GB activations"
+  std::string describe() const;  // "9.22 GB weights + 10.1 MB KV cache + 0.20 GB activations = ..."
 };
 
 // KV-cache bytes (f32) of `capacity` positions.
