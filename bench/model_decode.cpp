@@ -20,42 +20,13 @@
 #include <porta/model/checkpoint_gen.hpp>
 #include <porta/model/generate.hpp>
 
+#include "timing.hpp"
+
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0 : v[v.size() / 2];
-}
-
-// GB/s of summing a buffer much larger than the caches, on all hardware threads, best of 3.
-double streaming_read_gbps() {
-  const std::size_t n = std::size_t{256} << 20;  // 1 GiB of floats
-  std::vector<float> buffer(n, 1.0f);
-  const unsigned threads = std::max(1u, std::thread::hardware_concurrency());
-  double best = 0;
-  for (int rep = 0; rep < 3; ++rep) {
-    std::vector<double> sums(threads);
-    const auto start = Clock::now();
-    std::vector<std::thread> pool;
-    for (unsigned t = 0; t < threads; ++t)
-      pool.emplace_back([&, t] {
-        const std::size_t begin = n * t / threads, end = n * (t + 1) / threads;
-        float acc[8] = {};
-        for (std::size_t i = begin; i + 8 <= end; i += 8)
-          for (int j = 0; j < 8; ++j) acc[j] += buffer[i + j];
-        sums[t] = acc[0] + acc[1] + acc[2] + acc[3] + acc[4] + acc[5] + acc[6] + acc[7];
-      });
-    for (auto& th : pool) th.join();
-    const double s = std::chrono::duration<double>(Clock::now() - start).count();
-    double total = 0;
-    for (double v : sums) total += v;
-    if (total < 0) std::puts("");  // keeps the sums alive
-    best = std::max(best, static_cast<double>(n * sizeof(float)) / s / 1e9);
-  }
-  return best;
-}
+using porta_bench::Clock;
+using porta_bench::median;
+using porta_bench::streaming_read_gbps;
 
 std::string v2_lite_like_config(bool quick) {
   return fmt::format(R"({{
@@ -153,7 +124,9 @@ int main(int argc, char** argv) {
       prefill_s.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
       const auto vocab = static_cast<std::size_t>(config.vocab_size);
       std::int32_t next =
-          model::argmax({logits.data_as<float>() + (prompt.size() - 1) * vocab, vocab});
+          model::argmax({logits.data_as<float>() +
+                             static_cast<std::size_t>(logits.shape()[0] - 1) * vocab,
+                         vocab});
       for (long s = 0; s < steps; ++s) {
         t0 = Clock::now();
         logits = session.forward({&next, 1});

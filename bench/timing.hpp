@@ -1,10 +1,12 @@
-// Timing helpers the benchmarks share: medians, and repetitions of several bodies interleaved so
-// that each sees the same machine load (a shared host's speed drifts by 2x within a minute).
+// Timing helpers the benchmarks share: medians, repetitions of several bodies interleaved so
+// that each sees the same machine load (a shared host's speed drifts by 2x within a minute), and
+// the machine's streaming read bandwidth (the denominator of decode's bandwidth bound).
 #pragma once
 
 #include <algorithm>
 #include <chrono>
 #include <functional>
+#include <thread>
 #include <vector>
 
 namespace porta_bench {
@@ -35,6 +37,34 @@ inline std::vector<double> interleaved_medians(int reps,
   std::vector<double> medians;
   for (auto& t : times) medians.push_back(median(t));
   return medians;
+}
+
+// GB/s of summing a buffer much larger than the caches, on all hardware threads, best of 3.
+inline double streaming_read_gbps() {
+  const std::size_t n = std::size_t{256} << 20;  // 1 GiB of floats
+  std::vector<float> buffer(n, 1.0f);
+  const unsigned threads = std::max(1u, std::thread::hardware_concurrency());
+  double best = 0;
+  for (int rep = 0; rep < 3; ++rep) {
+    std::vector<double> sums(threads);
+    const auto start = Clock::now();
+    std::vector<std::thread> pool;
+    for (unsigned t = 0; t < threads; ++t)
+      pool.emplace_back([&, t] {
+        const std::size_t begin = n * t / threads, end = n * (t + 1) / threads;
+        float acc[8] = {};
+        for (std::size_t i = begin; i + 8 <= end; i += 8)
+          for (int j = 0; j < 8; ++j) acc[j] += buffer[i + j];
+        sums[t] = acc[0] + acc[1] + acc[2] + acc[3] + acc[4] + acc[5] + acc[6] + acc[7];
+      });
+    for (auto& th : pool) th.join();
+    const double s = std::chrono::duration<double>(Clock::now() - start).count();
+    double total = 0;
+    for (double v : sums) total += v;
+    if (total < 0) std::puts("");  // keeps the sums alive
+    best = std::max(best, static_cast<double>(n * sizeof(float)) / s / 1e9);
+  }
+  return best;
 }
 
 }  // namespace porta_bench

@@ -86,6 +86,12 @@ struct PlannedKernel {
 struct CpuPlan final : Plan {
   CpuEnv env;
   std::vector<PlannedKernel> kernels;
+  std::uint64_t weight_copy_bytes() const override {
+    std::uint64_t total = 0;
+    for (const auto& k : kernels)
+      if (k.kernel) total += k.kernel->weight_copy_bytes();
+    return total;
+  }
 };
 
 // The kernels planned since `first_kernel` get the lowering's log (or "porta kernel" when no
@@ -134,6 +140,10 @@ class CpuBackend final : public Backend {
 
   SupportResult supports(const GraphState& g, const Node& n) const override {
     return cpu_verdict(g, n);
+  }
+  // The expert GEMMs address each expert's weights through TensorRef::part.
+  bool reads_stacked(const GraphState&, const Node& n, std::size_t input) const override {
+    return is_expert_weight_input(n, input);
   }
 
   std::unique_ptr<Plan> compile(const GraphState& g, std::span<const NodeId> nodes) override {

@@ -7,8 +7,10 @@
 // preferred layout) and run() only binds this run's addresses and executes.
 #pragma once
 
+#include <array>
 #include <memory>
 #include <span>
+#include <vector>
 
 #include <oneapi/dnnl/dnnl.hpp>
 
@@ -23,6 +25,12 @@ namespace porta::detail::cpu {
 struct CpuEnv {
   dnnl::engine engine;
   dnnl::stream stream;
+  // Scratch vectors shared by the plan's kernels, which run one after another: a kernel's
+  // intermediates (the MoE layer's expert rows: ~100 MB per layer at a 512-token prefill) are
+  // dead when it returns, so one set serves every layer instead of one set per layer.
+  // Slots are fixed (an array: references to them stay valid); each kernel kind owns its slots.
+  std::array<std::vector<float>, 16> scratch;
+  std::vector<float>& shared_scratch(std::size_t slot) { return scratch.at(slot); }
 };
 
 // One lowered node.
@@ -31,6 +39,8 @@ class CpuKernel {
   virtual ~CpuKernel() = default;
   // Runs the node on this run's bindings (ctx.values, indexed by ValueId).
   virtual void run(const ExecContext& ctx) = 0;
+  // Bytes of weight copies the kernel keeps (a reorder into oneDNN's layout, a widened copy).
+  virtual std::uint64_t weight_copy_bytes() const { return 0; }
 };
 
 struct OpLowering {

@@ -90,8 +90,6 @@ class MatmulKernel final : public CpuKernel {
     const dnnl::memory::desc b_user_md(geo.b_dims, compute, geo.b_strides);
     const dnnl::memory::desc out_md(geo.out_dims, compute, dense_strides(geo.out_dims));
     const bool constant_b = b_info.kind == ValueKind::Constant;
-    const dnnl::memory::desc b_md =
-        constant_b ? dnnl::memory::desc(geo.b_dims, compute, tag::any) : b_user_md;
 
     dnnl::primitive_attr attr;
     attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
@@ -113,7 +111,24 @@ class MatmulKernel final : public CpuKernel {
       attr.set_post_ops(post);
       fused_ = true;
     }
-    const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a_md, b_md, out_md), attr, env.engine);
+    // A constant weight is first offered in its stored layout (a view of the checkpoint mapping,
+    // packed per call by the primitive); only where the ISA's kernel for that layout is oneDNN's
+    // slow reference one is it described as `any` and reordered once (a copy, counted).
+    auto make_pd = [&](const dnnl::memory::desc& b_md) {
+      return dnnl::matmul::primitive_desc(dnnl::matmul::desc(a_md, b_md, out_md), attr,
+                                          env.engine);
+    };
+    dnnl::matmul::primitive_desc pd;
+    if (constant_b && !widen_b_) {
+      try {
+        pd = make_pd(b_user_md);
+        if (std::string(pd.impl_info_str()).find("ref") != std::string::npos)
+          pd = dnnl::matmul::primitive_desc();
+      } catch (const dnnl::error&) {
+        pd = dnnl::matmul::primitive_desc();
+      }
+    }
+    if (!pd) pd = make_pd(constant_b ? dnnl::memory::desc(geo.b_dims, compute, tag::any) : b_user_md);
     call_ = PrimitiveCall(dnnl::matmul(pd));
     if (pd.scratchpad_desc().get_size() > 0) {
       scratchpad_ = dnnl::memory(pd.scratchpad_desc(), env.engine);
@@ -145,6 +160,7 @@ class MatmulKernel final : public CpuKernel {
         weights_ptr_ = weights_.get_data_handle();
         b_wide_ = F32Scratch();  // the reordered copy is all the kernel keeps
       }
+      copy_bytes_ = weights_ ? pd.weights_desc().get_size() : widen_b_ ? b_count_ * 4 : 0;
       call_.add(DNNL_ARG_WEIGHTS, pd.weights_desc(), env.engine, weights_ptr_);
       slot_b_ = -1;
     } else {
@@ -202,7 +218,10 @@ class MatmulKernel final : public CpuKernel {
     if (move_after) std::memmove(out, target, out_bytes_);
   }
 
+  std::uint64_t weight_copy_bytes() const override { return copy_bytes_; }
+
  private:
+  std::uint64_t copy_bytes_ = 0;
   dnnl::stream stream_;
   PrimitiveCall call_;
   dnnl::memory scratchpad_;
@@ -256,9 +275,10 @@ SupportResult supports_matmul(const GraphState& g, const Node& n) {
 bool matmul_accepts_post_ops(const GraphState& g, const Node& n) {
   const Geometry geo = geometry(g, n);
   if (geo.k == 0 || g.output_of(n, 0).shape.numel() == 0) return false;
+  static const dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+  if (use_weight_rows_matmul(engine, g, n)) return false;
   const DType a = g.input_of(n, 0).dtype;
   if (a == DType::F32) return true;
-  static const dnnl::engine engine(dnnl::engine::kind::cpu, 0);
   return a == DType::BF16 && g.input_of(n, 1).dtype == DType::BF16 && native_bf16_matmul(engine);
 }
 
@@ -273,7 +293,7 @@ std::unique_ptr<CpuKernel> lower_matmul(CpuEnv& env, const GraphState& g, const 
   if (geometry(g, n).k == 0)
     return std::make_unique<ZeroFillKernel>(
         n.outputs[0], static_cast<std::size_t>(out.shape.numel()) * dtype_size(out.dtype));
-  if (use_bf16_rows_matmul(env.engine, g, n)) return lower_bf16_rows_matmul(g, n);
+  if (use_weight_rows_matmul(env.engine, g, n)) return lower_weight_rows_matmul(env, g, n);
   return std::make_unique<MatmulKernel>(env, g, n, nullptr);
 }
 

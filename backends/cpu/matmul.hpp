@@ -31,10 +31,12 @@ struct MatmulEpilogue {
 // decided once per process.
 bool native_bf16_matmul(const dnnl::engine& engine);
 
-// The decode path for a constant bf16 weight without native bf16 (matmul_bf16_rows.cpp): 2-D,
-// at most 8 rows, the weight streamed as bf16.
-bool use_bf16_rows_matmul(const dnnl::engine& engine, const GraphState& g, const Node& n);
-std::unique_ptr<CpuKernel> lower_bf16_rows_matmul(const GraphState& g, const Node& n);
+// 2-D matmuls against a constant weight read in place (matmul_weight_rows.cpp): decode rows
+// against bf16 or [N, K] f32 weights, prefill rows against [N, K] bf16 weights widened per panel.
+// They take no post-ops (matmul_accepts_post_ops says no for them).
+bool use_weight_rows_matmul(const dnnl::engine& engine, const GraphState& g, const Node& n);
+std::unique_ptr<CpuKernel> lower_weight_rows_matmul(CpuEnv& env, const GraphState& g,
+                                                    const Node& n);
 
 SupportResult supports_matmul(const GraphState& g, const Node& n);
 std::unique_ptr<CpuKernel> lower_matmul(CpuEnv& env, const GraphState& g, const Node& n);

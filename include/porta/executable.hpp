@@ -108,6 +108,10 @@ class Executable {
   // no buffer reuse: their ratio is the memory planner's saving.
   std::uint64_t arena_bytes() const;
   std::uint64_t unplanned_bytes() const;
+  // Bytes of weights compile() copied in host memory: a weight at an address misaligned for its
+  // dtype, or a stacked weight (Tensor::stacked) gathered for a kernel that needs one buffer.
+  // Uploads to a device's own memory are not counted (they are the device's copy).
+  std::uint64_t copied_weight_bytes() const;
   // Placement, segments and memory plan, readable.
   std::string summary() const;
   // The plan as ONEDNN_VERBOSE would show it: one line per node with its op, output shape and

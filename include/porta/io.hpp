@@ -9,8 +9,10 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <map>
 #include <memory>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -74,6 +76,20 @@ class Checkpoint {
 void write_safetensors(const std::string& path,
                        const std::vector<std::pair<std::string, Tensor>>& tensors,
                        const std::map<std::string, std::string>& metadata = {});
+
+// A safetensors file written without holding its tensors: the header from these specs, then
+// each tensor's bytes produced chunk by chunk by `fill(tensor index, byte offset in the tensor,
+// chunk)` (a chunk is at most chunk_bytes, a multiple of 64, and the next chunk is filled while
+// the previous one is written). Memory: two chunks, whatever the file's size.
+struct TensorSpec {
+  std::string name;
+  DType dtype = DType::F32;
+  Shape shape;
+};
+using StreamFill = std::function<void(std::size_t, std::size_t, std::span<std::byte>)>;
+void write_safetensors_streamed(const std::string& path, const std::vector<TensorSpec>& tensors,
+                                const std::map<std::string, std::string>& metadata,
+                                const StreamFill& fill, std::size_t chunk_bytes = 8u << 20);
 
 // The tensors of a .safetensors, .npy or index file, or of a checkpoint directory, for
 // `porta inspect`.

@@ -4,6 +4,12 @@
 // memory-mapped checkpoint). Copying a Tensor is cheap and shares the memory, like a
 // std::shared_ptr; clone() makes an independent deep copy. Weights handed to a Graph are shared
 // this way, so a 100 GB checkpoint is never copied just to be described.
+//
+// A *stacked* tensor [E, ...] is E equal parts that live at unrelated addresses (the per-expert
+// matrices of a checkpoint, each its own safetensors entry): it keeps a table of the parts'
+// addresses instead of one buffer, so stacking them costs no copy. Its data() is null; part(i)
+// addresses part i of any tensor, stacked or not, and contiguous() gathers the parts into one
+// buffer for code that needs one (a copy the caller should count).
 #pragma once
 
 #include <cstddef>
@@ -41,15 +47,32 @@ class Tensor {
   static Tensor view(void* data, Shape shape, DType dtype);
   // View that keeps `owner` (a mapping, a buffer) alive as long as any copy of the tensor lives.
   static Tensor view(void* data, Shape shape, DType dtype, std::shared_ptr<const void> owner);
+  // [E, ...part shape] from E parts of one shape and dtype, none of them stacked itself, without
+  // copying: an ordinary view when the parts lie back to back in order, else a stacked tensor
+  // holding their addresses. Keeps every part's memory alive.
+  static Tensor stack_views(const std::vector<Tensor>& parts);
 
-  bool defined() const noexcept { return data_ != nullptr || shape_.numel() == 0; }
+  bool defined() const noexcept {
+    return data_ != nullptr || parts_ != nullptr || shape_.numel() == 0;
+  }
   const Shape& shape() const noexcept { return shape_; }
   DType dtype() const noexcept { return dtype_; }
   std::int64_t numel() const noexcept { return shape_.numel(); }
   std::size_t nbytes() const noexcept {
     return static_cast<std::size_t>(shape_.numel()) * dtype_size(dtype_);
   }
+  // The one buffer; null for a stacked tensor.
   void* data() const noexcept { return data_; }
+  // True when the parts along dimension 0 live at separate addresses (see above).
+  bool stacked() const noexcept { return parts_ != nullptr; }
+  // Addresses of the parts of a stacked tensor (empty when not stacked).
+  std::span<void* const> parts() const noexcept;
+  // Bytes of one part along dimension 0 (nbytes() / shape[0]; nbytes() for a scalar).
+  std::size_t part_bytes() const noexcept;
+  // Part i along dimension 0, for stacked and ordinary tensors alike.
+  void* part(std::int64_t i) const noexcept;
+  // The same values in one buffer: *this when it already is one, else a gathered copy.
+  Tensor contiguous() const;
   // Typed access; throws porta::Error if T does not match the dtype.
   template <class T>
   T* data_as() const {
@@ -74,7 +97,9 @@ class Tensor {
   static Tensor allocate(Shape shape, DType dtype, bool zero_fill);
   void check_element_type(DType requested) const;
 
+  struct Parts;
   std::shared_ptr<const void> owner_;
+  std::shared_ptr<const Parts> parts_;  // stacked tensors only
   void* data_ = nullptr;
   Shape shape_;
   DType dtype_ = DType::F32;

@@ -1,5 +1,6 @@
 #include <porta/tensor.hpp>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -94,6 +95,76 @@ Tensor Tensor::view(void* data, Shape shape, DType dtype, std::shared_ptr<const 
   return t;
 }
 
+struct Tensor::Parts {
+  std::vector<void*> data;
+  std::vector<std::shared_ptr<const void>> owners;  // each distinct owner once
+};
+
+Tensor Tensor::stack_views(const std::vector<Tensor>& parts) {
+  if (parts.empty())
+    throw Error(ErrorCode::InvalidArgument, "stack_views() needs at least one part");
+  const Tensor& first = parts.front();
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    const Tensor& p = parts[i];
+    if (p.stacked() || !p.defined())
+      throw Error(ErrorCode::InvalidArgument,
+                  fmt::format("stack_views(): part {} is {}", i,
+                              p.stacked() ? "itself stacked" : "undefined"));
+    if (p.shape() != first.shape() || p.dtype() != first.dtype())
+      throw Error(ErrorCode::ShapeMismatch,
+                  fmt::format("stack_views(): part {} is {} but part 0 is {}", i, p.description(),
+                              first.description()));
+  }
+  std::vector<std::int64_t> dims{static_cast<std::int64_t>(parts.size())};
+  for (auto d : first.shape().dims()) dims.push_back(d);
+  const std::size_t bytes = first.nbytes();
+  bool adjacent = true;
+  for (std::size_t i = 1; i < parts.size() && adjacent; ++i)
+    adjacent = static_cast<char*>(parts[i].data()) == static_cast<char*>(first.data()) + i * bytes;
+  if (adjacent) {
+    auto owners = std::make_shared<std::vector<std::shared_ptr<const void>>>();
+    for (const Tensor& p : parts)
+      if (p.owner_ && (owners->empty() || owners->back() != p.owner_)) owners->push_back(p.owner_);
+    return view(first.data(), Shape(std::move(dims)), first.dtype(), std::move(owners));
+  }
+  auto table = std::make_shared<Parts>();
+  for (const Tensor& p : parts) {
+    table->data.push_back(p.data());
+    if (p.owner_ && std::find(table->owners.begin(), table->owners.end(), p.owner_) ==
+                        table->owners.end())
+      table->owners.push_back(p.owner_);
+  }
+  Tensor t;
+  t.shape_ = Shape(std::move(dims));
+  t.dtype_ = first.dtype();
+  t.parts_ = std::move(table);
+  return t;
+}
+
+std::span<void* const> Tensor::parts() const noexcept {
+  if (!parts_) return {};
+  return {parts_->data.data(), parts_->data.size()};
+}
+
+std::size_t Tensor::part_bytes() const noexcept {
+  if (shape_.rank() == 0 || shape_[0] == 0) return nbytes();
+  return nbytes() / static_cast<std::size_t>(shape_[0]);
+}
+
+void* Tensor::part(std::int64_t i) const noexcept {
+  if (parts_) return parts_->data[static_cast<std::size_t>(i)];
+  return static_cast<char*>(data_) + static_cast<std::size_t>(i) * part_bytes();
+}
+
+Tensor Tensor::contiguous() const {
+  if (!parts_) return *this;
+  Tensor t = empty(shape_, dtype_);
+  const std::size_t bytes = part_bytes();
+  for (std::size_t i = 0; i < parts_->data.size(); ++i)
+    std::memcpy(static_cast<char*>(t.data_) + i * bytes, parts_->data[i], bytes);
+  return t;
+}
+
 Tensor Tensor::reshape(Shape shape) const {
   std::int64_t known = 1;
   int inferred = -1;
@@ -119,20 +190,36 @@ Tensor Tensor::reshape(Shape shape) const {
     throw Error(ErrorCode::ShapeMismatch,
                 fmt::format("cannot reshape {} ({} elements) to {}", shape_.to_string(), numel(),
                             shape.to_string()));
+  if (parts_ && (dims.empty() || dims[0] != shape_[0]))
+    throw Error(ErrorCode::InvalidArgument,
+                fmt::format("cannot reshape the stacked tensor {} to {}: its parts along "
+                            "dimension 0 live apart (use contiguous() first)",
+                            description(), Shape(dims).to_string()));
   Tensor t = *this;
   t.shape_ = Shape(std::move(dims));
   return t;
 }
 
-Tensor Tensor::clone() const { return copy_of(shape_, dtype_, data_, nbytes()); }
+Tensor Tensor::clone() const {
+  if (parts_) return contiguous();
+  return copy_of(shape_, dtype_, data_, nbytes());
+}
 
 Tensor Tensor::to(DType dtype) const {
   Tensor t = empty(shape_, dtype);
+  if (parts_) {
+    const auto count = static_cast<std::size_t>(shape_[0] == 0 ? 0 : numel() / shape_[0]);
+    for (std::size_t i = 0; i < parts_->data.size(); ++i)
+      convert(parts_->data[i], dtype_, static_cast<char*>(t.data_) + i * t.part_bytes(), dtype,
+              count);
+    return t;
+  }
   convert(data_, dtype_, t.data_, dtype, static_cast<std::size_t>(numel()));
   return t;
 }
 
 std::vector<float> Tensor::to_f32() const {
+  if (parts_) return to(DType::F32).to_f32();
   std::vector<float> out(static_cast<std::size_t>(numel()));
   convert(data_, dtype_, out.data(), DType::F32, out.size());
   return out;
@@ -142,6 +229,11 @@ float Tensor::at_f32(std::int64_t i) const {
   if (i < 0 || i >= numel())
     throw Error(ErrorCode::InvalidArgument,
                 fmt::format("element {} is out of range for a tensor of {} elements", i, numel()));
+  if (parts_) {
+    const std::int64_t per_part = numel() / shape_[0];
+    return load_as_f32(parts_->data[static_cast<std::size_t>(i / per_part)], dtype_,
+                       static_cast<std::size_t>(i % per_part));
+  }
   return load_as_f32(data_, dtype_, static_cast<std::size_t>(i));
 }
 
@@ -150,6 +242,11 @@ std::string Tensor::description() const {
 }
 
 void Tensor::check_element_type(DType requested) const {
+  if (parts_)
+    throw Error(ErrorCode::InvalidArgument,
+                fmt::format("tensor {} is stacked from separate parts: address them with part() "
+                            "or gather them with contiguous()",
+                            description()));
   if (requested != dtype_)
     throw Error(ErrorCode::DTypeMismatch,
                 fmt::format("tensor {} accessed as {}", description(), dtype_name(requested)));

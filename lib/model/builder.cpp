@@ -47,8 +47,13 @@ class Builder {
       }
     }
     x = g_.rms_norm(x, w("model.norm.weight"), c_.rms_norm_eps);
-    if (!spec_.all_logits && t > 1) x = g_.slice(x, 0, t - 1, t);
-    g_.output(kLogitsOutput, linear(x, m_.lm_head_name));
+    // The last position's logits come from the same one-row lm_head whether or not the others
+    // are asked for, so they are bit-identical either way on every backend (a kernel's
+    // summation order may depend on its row count).
+    Value last = linear(t > 1 ? g_.slice(x, 0, t - 1, t) : x, m_.lm_head_name);
+    if (spec_.all_logits && t > 1)
+      last = g_.concat({linear(g_.slice(x, 0, 0, t - 1), m_.lm_head_name), last}, 0);
+    g_.output(kLogitsOutput, last);
     return std::move(g_);
   }
 

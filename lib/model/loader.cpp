@@ -1,6 +1,8 @@
 // Loading: every tensor the config implies, under its Hugging Face name, checked for presence,
-// dtype and shape; FP8 weights dequantised; per-expert matrices stacked for moe_experts; MLA's
-// kv_b_proj split per head for the absorbed attention. Everything else is a view of the mapping.
+// dtype and shape; FP8 weights dequantised; per-expert matrices stacked for moe_experts as a table
+// of views (no copy); MLA's kv_b_proj split per head for the absorbed attention (a small copy).
+// Everything else is a view of the mapping. Every copy is counted in LoadStats with its reason.
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <functional>
@@ -52,9 +54,13 @@ class Loader {
   }
 
  private:
+  void copied(const std::string& why, std::uint64_t bytes) {
+    out_.stats.copied_bytes += bytes;
+    out_.stats.copies[why] += bytes;
+  }
+
   // The tensor `name` with shape `expected`, dequantised or converted as the options say.
-  // `copy` says the caller copies it anyway (stacking), so no view is counted.
-  Tensor fetch(const std::string& name, const Shape& expected, bool copy = false) {
+  Tensor fetch(const std::string& name, const Shape& expected) {
     if (!src_.contains(name))
       throw Error(
           ErrorCode::NotFound,
@@ -91,8 +97,8 @@ class Loader {
                               name, dtype_name(t.dtype())));
     if (options_.weight_dtype && t.dtype() != *options_.weight_dtype) {
       t = t.to(*options_.weight_dtype);
-      out_.stats.copied_bytes += t.nbytes();
-    } else if (!copy) {
+      copied(fmt::format("converted to {} (--weight-dtype)", dtype_name(t.dtype())), t.nbytes());
+    } else {
       out_.stats.mapped_bytes += t.nbytes();
     }
     return t;
@@ -112,7 +118,7 @@ class Loader {
     Tensor b = fetch(prefix + ".bias", {out_features});
     if (b.dtype() != DType::F32) {
       b = b.to(DType::F32);
-      out_.stats.copied_bytes += b.nbytes();
+      copied("biases widened to f32", b.nbytes());
     }
     out_.weights[prefix + ".bias"] = b;
   }
@@ -138,7 +144,7 @@ class Loader {
     // absorbed form attends over the cached latent directly (see docs/models.md).
     const auto nope = c_.qk_nope_head_dim;
     const auto vd = c_.v_head_dim;
-    const Tensor kv_b = fetch(p + "kv_b_proj.weight", {nh * (nope + vd), r}, true);
+    const Tensor kv_b = fetch(p + "kv_b_proj.weight", {nh * (nope + vd), r});
     Tensor k_part = Tensor::zeros({nh, nope, r}, kv_b.dtype());
     Tensor v_part = Tensor::zeros({nh, vd, r}, kv_b.dtype());
     const std::size_t row = static_cast<std::size_t>(r) * dtype_size(kv_b.dtype());
@@ -152,7 +158,8 @@ class Loader {
           static_cast<std::byte*>(v_part.data()) + static_cast<std::size_t>(head * vd) * row,
           head_rows + static_cast<std::size_t>(nope) * row, static_cast<std::size_t>(vd) * row);
     }
-    out_.stats.copied_bytes += kv_b.nbytes();
+    copied("MLA kv_b_proj split per head into its key and value halves (absorbed attention)",
+           kv_b.nbytes());
     out_.weights[PreparedNames::k_absorb(l)] = k_part;
     out_.weights[PreparedNames::v_absorb(l)] = v_part;
   }
@@ -177,22 +184,21 @@ class Loader {
     keep_linear(p + "down_proj", c_.hidden_size, inter);
   }
 
-  // Experts e = 0..E-1 of `names(e)`, each [rows, cols], copied into one [E, rows, cols] tensor.
+  // Experts e = 0..E-1 of `names(e)`, each [rows, cols], as one [E, rows, cols] tensor whose
+  // parts stay where they are (views of the mapping): Tensor::stack_views, no copy.
   Tensor stack(const std::function<std::string(std::int64_t)>& names, std::int64_t rows,
                std::int64_t cols) {
-    const auto e_count = c_.num_experts;
-    Tensor first = fetch(names(0), {rows, cols}, true);
-    const DType dtype = first.dtype();
-    Tensor out = Tensor::zeros({e_count, rows, cols}, dtype);
-    const std::size_t bytes = first.nbytes();
-    for (std::int64_t e = 0; e < e_count; ++e) {
-      Tensor t = e == 0 ? first : fetch(names(e), {rows, cols}, true);
-      if (t.dtype() != dtype) t = t.to(dtype);
-      std::memcpy(static_cast<std::byte*>(out.data()) + static_cast<std::size_t>(e) * bytes,
-                  t.data(), bytes);
+    std::vector<Tensor> parts;
+    parts.reserve(static_cast<std::size_t>(c_.num_experts));
+    for (std::int64_t e = 0; e < c_.num_experts; ++e) {
+      Tensor t = fetch(names(e), {rows, cols});
+      if (!parts.empty() && t.dtype() != parts.front().dtype()) {
+        t = t.to(parts.front().dtype());
+        copied("experts stored in mixed dtypes, converted to the first expert's", t.nbytes());
+      }
+      parts.push_back(std::move(t));
     }
-    out_.stats.copied_bytes += out.nbytes();
-    return out;
+    return Tensor::stack_views(parts);
   }
 
   void load_moe(std::int64_t l) {
@@ -205,7 +211,10 @@ class Loader {
     keep_as(PreparedNames::moe(l, "gate"), block + "gate.weight", {e, h});
     if (c_.router.use_bias) {
       Tensor bias = fetch(block + "gate.e_score_correction_bias", {e});
-      if (bias.dtype() != DType::F32) bias = bias.to(DType::F32);
+      if (bias.dtype() != DType::F32) {
+        bias = bias.to(DType::F32);
+        copied("biases widened to f32", bias.nbytes());
+      }
       out_.weights[PreparedNames::moe(l, "bias")] = bias;
     }
     const std::string experts = block + "experts.";
@@ -259,6 +268,7 @@ const Tensor& Model::Impl::get(const std::string& name) const {
 }
 
 Model Model::load(const std::string& dir, const LoadOptions& options) {
+  const auto start = std::chrono::steady_clock::now();
   check_options(options);
   auto impl = std::make_shared<Impl>();
   impl->config = load_config(dir);
@@ -267,6 +277,8 @@ Model Model::load(const std::string& dir, const LoadOptions& options) {
                             [&](const std::string& name) { return checkpoint.contains(name); },
                             [&](const std::string& name) { return checkpoint.get(name); }};
   Loader(source, options, *impl).load_all();
+  impl->stats.seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   Model model;
   model.impl_ = std::move(impl);
   return model;

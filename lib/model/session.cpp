@@ -44,7 +44,8 @@ struct Session::Impl {
     auto it = table.find(tokens);
     if (it != table.end()) return it->second;
     const Graph graph = model.build(
-        {.tokens = tokens, .cache_capacity = cached ? options.capacity : 0, .all_logits = true});
+        {.tokens = tokens, .cache_capacity = cached ? options.capacity : 0,
+                                     .all_logits = options.all_logits});
     CompileOptions compile_options;
     compile_options.backend = options.backend;
     compile_options.fallback = options.fallback;
@@ -140,6 +141,20 @@ const Profile& Session::last_profile() const {
 }
 double Session::last_device_us() const { return device_us(last_profile()); }
 
+std::uint64_t Session::copied_weight_bytes() const {
+  std::uint64_t total = 0;
+  for (const auto* table : {&impl_->prefill, &impl_->with_cache})
+    for (const auto& [tokens, exe] : *table) total += exe.copied_weight_bytes();
+  return total;
+}
+
+std::uint64_t Session::arena_bytes() const {
+  std::uint64_t total = 0;
+  for (const auto* table : {&impl_->prefill, &impl_->with_cache})
+    for (const auto& [tokens, exe] : *table) total += exe.arena_bytes();
+  return total;
+}
+
 const Tensor& Session::cache(std::int64_t layer, const std::string& slot) const {
   const auto it = impl_->cache.find(cache_input_name(layer, slot));
   if (it == impl_->cache.end())
@@ -182,7 +197,8 @@ GenerateResult generate(Session& session, std::span<const std::int32_t> prompt,
   if (options.max_new_tokens == 0) return result;
 
   const auto vocab = result.prompt_logits.shape()[1];
-  const float* last = result.prompt_logits.data_as<float>() + (t - 1) * vocab;
+  const float* last =
+      result.prompt_logits.data_as<float>() + (result.prompt_logits.shape()[0] - 1) * vocab;
   result.tokens.push_back(sampler.sample({last, static_cast<std::size_t>(vocab)}));
 
   start = Clock::now();

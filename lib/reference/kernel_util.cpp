@@ -30,6 +30,14 @@ void* output_bytes(const TensorRef& t) { return checked_host(t); }
 
 F32Input::F32Input(const TensorRef& t) : size_(element_count(t)) {
   if (size_ == 0) return;
+  if (!t.parts.empty()) {  // a stacked weight: each part widened into its place
+    widened_.resize(size_);
+    const std::size_t per_part = size_ / t.parts.size();
+    for (std::size_t i = 0; i < t.parts.size(); ++i)
+      convert(t.parts[i], t.dtype(), widened_.data() + i * per_part, DType::F32, per_part);
+    data_ = widened_.data();
+    return;
+  }
   const void* src = input_bytes(t);
   if (t.dtype() == DType::F32) {
     data_ = static_cast<const float*>(src);

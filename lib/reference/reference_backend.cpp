@@ -131,6 +131,10 @@ class ReferenceBackend final : public Backend {
     return d;
   }
 
+  // F32Input widens a stacked weight part by part.
+  bool reads_stacked(const GraphState&, const Node& n, std::size_t input) const override {
+    return is_expert_weight_input(n, input);
+  }
   SupportResult supports(const GraphState& g, const Node& n) const override {
     if (!attrs_fit(n))
       return SupportResult::no(fmt::format("{}: its attributes are not the op's", node_label(n)));

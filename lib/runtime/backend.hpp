@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
@@ -41,6 +42,17 @@ struct TensorRef {
   Buffer* buffer = nullptr;
   std::size_t offset = 0;
   const ValueInfo* info = nullptr;  // shape and dtype
+  // A stacked constant (Tensor::stacked()) has no buffer: its parts along dimension 0 are at
+  // these addresses. Only inputs for which the backend's reads_stacked() said yes are bound so.
+  std::span<void* const> parts = {};
+
+  // Part i along dimension 0 (an expert's matrix), stacked or not.
+  const void* part(std::int64_t i) const {
+    if (!parts.empty()) return parts[static_cast<std::size_t>(i)];
+    const std::int64_t n = info->shape.rank() == 0 ? 1 : info->shape[0];
+    return static_cast<const char*>(host()) +
+           static_cast<std::size_t>(i) * (n == 0 ? 0 : nbytes() / static_cast<std::size_t>(n));
+  }
 
   void* host() const {
     if (buffer == nullptr) return nullptr;
@@ -57,6 +69,14 @@ struct TensorRef {
     return static_cast<std::size_t>(info->shape.numel()) * dtype_size(info->dtype);
   }
 };
+
+// The inputs of the MoE ops that are stacked expert weights [E, N, K]: grouped_matmul's weights
+// and moe_experts' routed gate, up and down. Backends whose kernels address experts through
+// TensorRef::part answer reads_stacked() with this.
+inline bool is_expert_weight_input(const Node& n, std::size_t input) {
+  return (n.op == OpKind::GroupedMatmul && input == 1) ||
+         (n.op == OpKind::MoeExperts && input >= 5 && input <= 7);
+}
 
 struct SupportResult {
   bool supported = false;
@@ -100,6 +120,10 @@ class Plan {
  public:
   virtual ~Plan() = default;
 
+  // Bytes of weight copies the plan keeps (reordered into a kernel's preferred layout, widened to
+  // another dtype): reported by Executable::copied_weight_bytes.
+  virtual std::uint64_t weight_copy_bytes() const { return 0; }
+
   // What compile() chose for each node, in words: the oneDNN implementation, the CLBlast routine,
   // porta's kernel and its tile configuration, nodes fused into another, the weight layout.
   // Executable::describe() and PORTA_VERBOSE print it; a node with no entry shows the backend only.
@@ -123,6 +147,13 @@ class Backend {
 
   // Honest and cheap; never throws for an op it cannot run, never aborts.
   virtual SupportResult supports(const GraphState& graph, const Node& node) const = 0;
+  // Whether the kernel for `node` addresses its input `input` part by part (TensorRef::part), so
+  // that a stacked constant there needs no contiguous copy. Host-domain backends only; the
+  // runtime gathers a stacked constant into one buffer when any reader says no (and counts it).
+  virtual bool reads_stacked(const GraphState& graph, const Node& node, std::size_t input) const {
+    (void)graph, (void)node, (void)input;
+    return false;
+  }
 
   // Buffers. Host-domain backends use the runtime's host buffers and need not override these.
   virtual std::unique_ptr<Buffer> allocate(std::size_t bytes);

@@ -118,6 +118,7 @@ struct ExecutableImpl {
   std::vector<std::string> backend_of_node;  // by NodeId, empty for dead nodes
   std::vector<OpCost> costs;                 // by NodeId
   std::vector<int> home;                     // by ValueId: the domain that holds the value
+  std::uint64_t copied_weight_bytes = 0;     // see Executable::copied_weight_bytes()
   std::vector<Domain> domains;               // [0] is the host
   std::vector<Step> steps;
   Profile profile;
@@ -282,6 +283,25 @@ void build(ExecutableImpl& x) {
       domain.refs[ids[i]] = {domain.arena.get(), plan.offsets[i], &g.values[ids[i]]};
   }
 
+  // A stacked constant stays a table of parts only where every host-domain reader addresses it
+  // part by part; otherwise it is gathered into one buffer here, once, and counted.
+  for (ValueId v = 0; v < g.values.size(); ++v) {
+    auto& info = g.values[v];
+    if (info.kind != ValueKind::Constant || !info.constant.stacked()) continue;
+    bool by_parts = true;
+    for (const auto& n : g.nodes) {
+      if (!live[n.id]) continue;
+      for (std::size_t i = 0; i < n.inputs.size() && by_parts; ++i)
+        if (n.inputs[i] == v && placed[n.id].backend->memory_domain() == "host")
+          by_parts = placed[n.id].backend->reads_stacked(g, n, i);
+    }
+    for (const auto& [name, out] : g.outputs) by_parts = by_parts && out != v;
+    if (!by_parts && present[kHostDomain][v]) {
+      info.constant = info.constant.contiguous();
+      x.copied_weight_bytes += info.constant.nbytes();
+    }
+  }
+
   // Constants: host views of the user's tensors; uploads to every other domain that reads them.
   for (ValueId v = 0; v < g.values.size(); ++v) {
     const auto& info = g.values[v];
@@ -289,12 +309,24 @@ void build(ExecutableImpl& x) {
     for (std::size_t d = 0; d < x.domains.size(); ++d) {
       if (!present[d][v]) continue;
       auto& domain = x.domains[d];
+      const Tensor& c = info.constant;
+      if (!domain.owner && c.stacked()) {
+        domain.refs[v] = {nullptr, 0, &info, c.parts()};
+        continue;
+      }
       std::unique_ptr<Buffer> buffer;
       if (domain.owner) {
-        buffer = domain.owner->allocate(info.constant.nbytes());
-        domain.owner->copy_in(*buffer, 0, info.constant.data(), info.constant.nbytes());
+        // A device copies the weight into its own memory anyway: a stacked one part by part.
+        buffer = domain.owner->allocate(c.nbytes());
+        if (c.stacked()) {
+          for (std::int64_t e = 0; e < c.shape()[0]; ++e)
+            domain.owner->copy_in(*buffer, static_cast<std::size_t>(e) * c.part_bytes(), c.part(e),
+                                  c.part_bytes());
+        } else {
+          domain.owner->copy_in(*buffer, 0, c.data(), c.nbytes());
+        }
       } else {
-        buffer = std::make_unique<HostBuffer>(info.constant.data(), info.constant.nbytes());
+        buffer = std::make_unique<HostBuffer>(c.data(), c.nbytes());
       }
       domain.refs[v] = {buffer.get(), 0, &info};
       domain.constant_buffers.push_back(std::move(buffer));
@@ -306,6 +338,7 @@ void build(ExecutableImpl& x) {
     if (s.kind != Step::Kind::Segment) continue;
     try {
       s.plan = s.backend->compile(g, s.nodes);
+      x.copied_weight_bytes += s.plan->weight_copy_bytes();
     } catch (const Error&) {
       throw;
     } catch (const std::exception& e) {
@@ -429,9 +462,19 @@ Executable compile(const Graph& graph, const CompileOptions& options) {
     // Kernels may read elements through typed pointers; a weight viewed at an odd offset of a
     // safetensors mapping gets one aligned copy here rather than a misaligned access per run.
     auto& info = impl->graph.values.back();
-    if (info.kind == ValueKind::Constant &&
-        reinterpret_cast<std::uintptr_t>(info.constant.data()) % dtype_size(info.dtype) != 0)
+    if (info.kind != ValueKind::Constant) continue;
+    bool misaligned = false;
+    const auto align = dtype_size(info.dtype);
+    if (info.constant.stacked()) {
+      for (void* p : info.constant.parts())
+        misaligned = misaligned || reinterpret_cast<std::uintptr_t>(p) % align != 0;
+    } else {
+      misaligned = reinterpret_cast<std::uintptr_t>(info.constant.data()) % align != 0;
+    }
+    if (misaligned) {
       info.constant = info.constant.clone();
+      impl->copied_weight_bytes += info.constant.nbytes();
+    }
   }
   impl->graph.inputs = graph.inputs();
   impl->graph.outputs = graph.outputs();
@@ -556,7 +599,7 @@ void Executable::run(const std::map<std::string, Tensor>& inputs,
     const std::size_t bytes = t.nbytes();
     if (bytes == 0) continue;
     if (info.kind == ValueKind::Constant) {
-      std::memcpy(t.data(), info.constant.data(), bytes);
+      std::memcpy(t.data(), info.constant.contiguous().data(), bytes);
     } else if (info.kind == ValueKind::Input) {
       std::memcpy(t.data(), host.refs[id].host(), bytes);
     } else {
@@ -589,6 +632,10 @@ std::uint64_t Executable::arena_bytes() const {
   if (impl_)
     for (const auto& d : impl_->domains) total += d.arena_bytes;
   return total;
+}
+
+std::uint64_t Executable::copied_weight_bytes() const {
+  return impl_ ? impl_->copied_weight_bytes : 0;
 }
 
 std::uint64_t Executable::unplanned_bytes() const {

@@ -89,6 +89,35 @@ TEST_CASE("porta run and gen-checkpoint report bad input with a message and exit
                         .output));
 }
 
+TEST_CASE("porta run reports what loading mapped and copied, and refuses a model over "
+          "--max-memory before loading it",
+          "[model][zerocopy]") {
+  const std::string dir = model_tmpdir("cli_memory");
+  REQUIRE(run_porta("gen-checkpoint --kind deepseek_v2 --out " + dir).exit_code == 0);
+  const CliResult ok = run_porta("run --model " + dir + " --prompt-ids 1,2,3 --max-new-tokens 2");
+  INFO(ok.output);
+  REQUIRE(ok.exit_code == 0);
+  CHECK_THAT(ok.output, Catch::Contains("memory: needs") && Catch::Contains("load: ") &&
+                            Catch::Contains("bytes mapped") && Catch::Contains("kv_b_proj") &&
+                            Catch::Contains("peak RSS: "));
+  const CliResult refused =
+      run_porta("run --model " + dir + " --prompt-ids 1,2,3 --max-memory 64K");
+  INFO(refused.output);
+  CHECK(refused.exit_code == 1);
+  CHECK_THAT(refused.output, Catch::Contains("--max-memory") &&
+                                 Catch::Contains("not loading it") &&
+                                 !Catch::Contains("load: "));
+  const CliResult bad_limit = run_porta("run --model " + dir + " --prompt-ids 1 --max-memory lots");
+  CHECK(bad_limit.exit_code == 1);
+  CHECK_THAT(bad_limit.output, Catch::Contains("'lots' is not a byte count"));
+  const CliResult bad_preset = run_porta("gen-checkpoint --preset gpt-5 --out " + dir + "/x");
+  CHECK(bad_preset.exit_code == 1);
+  CHECK_THAT(bad_preset.output, Catch::Contains("unknown preset 'gpt-5'"));
+  const CliResult layers_alone = run_porta("gen-checkpoint --layers 2 --out " + dir + "/x");
+  CHECK(layers_alone.exit_code == 1);
+  CHECK_THAT(layers_alone.output, Catch::Contains("--layers and --vocab need --preset"));
+}
+
 }  // namespace
 }  // namespace porta::test
 

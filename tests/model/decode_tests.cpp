@@ -84,7 +84,7 @@ TEST_CASE("The MLA cache holds the normalised latent and the rotated k_pe per po
 TEST_CASE("Greedy generate() equals argmax over recomputed logits", "[model]") {
   const model::Model m = load(tiny_model("deepseek_v2", 9));
   const std::vector<std::int32_t> prompt{7, 8, 9};
-  model::Session session(m, {.capacity = 16});
+  model::Session session(m, {.capacity = 16, .all_logits = true});
   const auto result = model::generate(session, prompt, {.max_new_tokens = 6});
   REQUIRE(result.tokens.size() == 6);
   CHECK(result.decode_steps == 5);

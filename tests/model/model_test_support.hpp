@@ -47,7 +47,7 @@ inline std::vector<int> prompt_ids() { return {3, 141, 59, 26, 5, 35, 89, 79}; }
 // Prompt logits [T, V] from a fresh session.
 inline Tensor porta_logits(const model::Model& m, const std::vector<int>& ids,
                            const std::string& backend = "reference") {
-  model::Session session(m, {.backend = backend, .capacity = 64});
+  model::Session session(m, {.backend = backend, .capacity = 64, .all_logits = true});
   const std::vector<std::int32_t> ids32(ids.begin(), ids.end());
   return session.forward(ids32);
 }

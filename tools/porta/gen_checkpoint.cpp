@@ -1,6 +1,9 @@
 // `porta gen-checkpoint --kind deepseek_v3 --out DIR [--seed N]`: a tiny random checkpoint in the
 // exact Hugging Face layout (config.json + model.safetensors, or shards with an index), for tests
-// and demos.
+// and demos; `--preset deepseek-v2-lite [--layers N] [--vocab N]`: one in a real model's shapes,
+// streamed to disk.
+#include <chrono>
+
 #include <fmt/format.h>
 
 #include <porta/model/checkpoint_gen.hpp>
@@ -17,6 +20,9 @@ Command add_gen_checkpoint_command(CLI::App& app) {
     std::string dtype = "bf16";
     bool fp8 = false;
     int shards = 1;
+    std::string preset;
+    std::int64_t layers = 0;
+    std::int64_t vocab = 0;
   };
   auto o = std::make_shared<Options>();
   app.add_option("--kind", o->kind, "deepseek_v3, deepseek_v2, mixtral, qwen2_moe or qwen3_moe")
@@ -29,7 +35,30 @@ Command add_gen_checkpoint_command(CLI::App& app) {
                "Store the projections as f8_e4m3 with 128x128 block scales (DeepSeek-V3 style)");
   app.add_option("--shards", o->shards, "Number of safetensors shards (>1 writes an index)")
       ->capture_default_str();
+  app.add_option("--preset", o->preset,
+                 "A real model's shapes instead of a tiny kind: deepseek-v2-lite, deepseek-v3, "
+                 "mixtral-8x7b, qwen3-30b-a3b (written streaming, shard by shard)");
+  app.add_option("--layers", o->layers, "With --preset: keep the first N layers");
+  app.add_option("--vocab", o->vocab, "With --preset: vocabulary size instead of the model's");
   return [o] {
+    if (!o->preset.empty()) {
+      if (o->fp8 || o->shards != 1)
+        throw Error(ErrorCode::InvalidArgument,
+                    "--preset writes bf16/f16/f32 shards of 4 GiB: --fp8 and --shards apply to "
+                    "the tiny kinds only");
+      const auto start = std::chrono::steady_clock::now();
+      const std::string config_json = model::real_config_json(o->preset, o->layers, o->vocab);
+      const std::uint64_t bytes = model::write_random_checkpoint(
+          o->out, config_json, {.seed = o->seed, .dtype = parse_dtype(o->dtype)});
+      const double seconds =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      fmt::print("wrote {} ({}, {} bytes, seed {}) to {} in {:.2f} s ({:.2f} GB/s)\n", o->preset,
+                 o->dtype, bytes, o->seed, o->out, seconds,
+                 seconds > 0 ? static_cast<double>(bytes) / seconds / 1e9 : 0.0);
+      return 0;
+    }
+    if (o->layers != 0 || o->vocab != 0)
+      throw Error(ErrorCode::InvalidArgument, "--layers and --vocab need --preset");
     const std::string config_json = model::tiny_config_json(o->kind, o->fp8);
     const model::ModelConfig config = model::parse_config(config_json, o->kind + " preset");
     const auto tensors = model::random_weights(

@@ -8,6 +8,7 @@
 #include <porta/device.hpp>
 #include <porta/io.hpp>
 #include <porta/model/generate.hpp>
+#include <porta/model/memory.hpp>
 
 #include "commands.hpp"
 
@@ -59,6 +60,7 @@ Command add_run_command(CLI::App& app) {
     std::string fp8_dtype = "bf16";
     std::int64_t capacity = 0;
     std::optional<std::int32_t> eos;
+    std::string max_memory;
   };
   auto o = std::make_shared<Options>();
   app.add_option("--model", o->model_dir, "Checkpoint directory (config.json + safetensors)")
@@ -72,7 +74,11 @@ Command add_run_command(CLI::App& app) {
   app.add_option("--seed", o->seed, "Sampling seed")->capture_default_str();
   app.add_option("--eos", o->eos, "Stop after this token id");
   app.add_option("--dump-logits", o->dump_logits,
-                 "Write the logits of every prompt position as a [T, vocab] f32 .npy file");
+                 "Write the logits of every prompt position as a [T, vocab] f32 .npy file "
+                 "(without it, prefill computes the last position's logits only)");
+  app.add_option("--max-memory", o->max_memory,
+                 "Refuse to load a model needing more than this (e.g. 12G); default: the "
+                 "memory available now");
   app.add_option("--weight-dtype", o->weight_dtype,
                  "Convert every weight to this dtype at load (f32, bf16, f16); default: keep");
   app.add_option("--fp8-dtype", o->fp8_dtype, "Dequantise FP8 weights to bf16 or f32")
@@ -91,6 +97,20 @@ Command add_run_command(CLI::App& app) {
     model::LoadOptions load;
     load.fp8_dtype = parse_dtype(o->fp8_dtype);
     if (!o->weight_dtype.empty()) load.weight_dtype = parse_dtype(o->weight_dtype);
+    const auto t = static_cast<std::int64_t>(prompt.size());
+    const std::int64_t needed = std::max<std::int64_t>(t + o->max_new_tokens - 1, t);
+    const std::int64_t capacity = o->capacity > 0 ? o->capacity : needed;
+    const bool all_logits = !o->dump_logits.empty();
+
+    // What the run will hold, checked before a byte of weights is touched.
+    const model::MemoryNeed need =
+        model::estimate_memory(o->model_dir, load, t, capacity, all_logits);
+    const std::uint64_t available = model::available_memory();
+    if (!o->max_memory.empty())
+      model::check_memory(need, model::parse_bytes(o->max_memory), "--max-memory");
+    model::check_memory(need, available, "memory available now (MemAvailable)");
+    fmt::print("memory: needs {}\n", need.describe());
+
     const model::Model model = model::Model::load(o->model_dir, load);
     const model::ModelConfig& c = model.config();
     const model::LoadStats& stats = model.stats();
@@ -98,15 +118,17 @@ Command add_run_command(CLI::App& app) {
         "model: {} ({} layers, hidden {}, vocab {}, {} experts top-{}{})\n", c.model_type,
         c.num_layers, c.hidden_size, c.vocab_size, c.num_experts, c.top_k,
         c.mla ? fmt::format(", MLA q_lora {} kv_lora {}", c.q_lora_rank, c.kv_lora_rank) : "");
-    fmt::print("weights: {} tensors, {} bytes mapped, {} copied, {} dequantised from fp8\n",
-               stats.tensors, stats.mapped_bytes, stats.copied_bytes, stats.dequantized_bytes);
+    fmt::print("load: {:.3f} s; {} tensors, {} bytes mapped, {} copied, {} dequantised from fp8\n",
+               stats.seconds, stats.tensors, stats.mapped_bytes, stats.copied_bytes,
+               stats.dequantized_bytes);
+    for (const auto& [why, bytes] : stats.copies)
+      fmt::print("  copied {} bytes: {}\n", bytes, why);
 
-    const auto t = static_cast<std::int64_t>(prompt.size());
-    const std::int64_t needed = std::max<std::int64_t>(t + o->max_new_tokens - 1, t);
     model::Session session(model, {.backend = backend,
                                    .fallback = "reference",
-                                   .capacity = o->capacity > 0 ? o->capacity : needed,
-                                   .profile = true});
+                                   .capacity = capacity,
+                                   .profile = true,
+                                   .all_logits = all_logits});
     const auto result = model::generate(
         session, prompt,
         {.max_new_tokens = o->max_new_tokens,
@@ -136,6 +158,11 @@ Command add_run_command(CLI::App& app) {
     fmt::print("decode: {} tokens in {:.3f} ms = {}{}\n", result.decode_steps,
                result.decode_seconds * 1e3, rate(result.decode_steps, result.decode_seconds),
                simulated(result.decode_device_us));
+    fmt::print("weights copied by the backends at compile: {} bytes (repacked or gathered)\n",
+               session.copied_weight_bytes());
+    fmt::print("activation arenas: {} bytes\n", session.arena_bytes());
+    fmt::print("peak RSS: {} bytes ({:.2f} GB)\n", model::peak_rss_bytes(),
+               static_cast<double>(model::peak_rss_bytes()) / 1e9);
     if (!o->dump_logits.empty()) {
       io::write_npy(o->dump_logits, result.prompt_logits);
       fmt::print("logits: {} written to {}\n", result.prompt_logits.description(), o->dump_logits);

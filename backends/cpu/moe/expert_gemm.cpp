@@ -1,7 +1,7 @@
 // The expert GEMM engine (moe_cpu.hpp): large blocks expert-parallel, each work item one
-// single-threaded oneDNN f32 matmul (bf16 weights widened a cache-sized panel at a time), and our
-// own weight-streaming dot-product loop for the small blocks of decode, which reads bf16 weights
-// as bf16. Also the dtype widening and narrowing the MoE kernels share.
+// single-threaded oneDNN f32 matmul (bf16 weights widened a cache-sized panel at a time), and
+// the weight-streaming dot-product loop of dot_rows.cpp for the small blocks of decode, which
+// reads bf16 weights as bf16. Also the dtype widening and narrowing the MoE kernels share.
 #include <immintrin.h>
 #include <omp.h>
 
@@ -34,85 +34,9 @@ dnnl::matmul::primitive_desc matmul_desc(CpuEnv& env, std::int64_t k, std::int64
   return dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, wei, dst), attr, env.engine);
 }
 
-// ---- the small-block loop ----
-
-__attribute__((target("avx2,fma"))) inline __m256 load8(const float* p) {
-  return _mm256_loadu_ps(p);
-}
 __attribute__((target("avx2,fma"))) inline __m256 load8(const std::uint16_t* p) {
   const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
   return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(raw), 16));
-}
-__attribute__((target("avx2,fma"))) inline float hsum(__m256 v) {
-  const __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  const __m128 d = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  return _mm_cvtss_f32(_mm_add_ss(d, _mm_shuffle_ps(d, d, 1)));
-}
-inline float widen(float v) { return v; }
-inline float widen(std::uint16_t bits) { return bf16_bits_to_f32(bits); }
-
-// y[m, n] for M rows: each weight row is loaded once and used for all M rows; two accumulators
-// per row when registers allow, to hide the FMA latency.
-template <int M, class W>
-__attribute__((target("avx2,fma"))) void small_rows_avx2(const float* x, std::int64_t ldx,
-                                                         const W* w, std::int64_t h,
-                                                         std::int64_t n_begin, std::int64_t n_end,
-                                                         float* y, std::int64_t ldy) {
-  constexpr int kUnroll = M <= 4 ? 2 : 1;
-  const std::int64_t body = h - h % (8 * kUnroll);
-  for (std::int64_t n = n_begin; n < n_end; ++n) {
-    const W* row = w + n * h;
-    __m256 acc[M][kUnroll];
-    for (int m = 0; m < M; ++m)
-      for (int u = 0; u < kUnroll; ++u) acc[m][u] = _mm256_setzero_ps();
-    for (std::int64_t j = 0; j < body; j += 8 * kUnroll) {
-      for (int u = 0; u < kUnroll; ++u) {
-        const __m256 wv = load8(row + j + 8 * u);
-        for (int m = 0; m < M; ++m)
-          acc[m][u] = _mm256_fmadd_ps(_mm256_loadu_ps(x + m * ldx + j + 8 * u), wv, acc[m][u]);
-      }
-    }
-    for (int m = 0; m < M; ++m) {
-      __m256 total = acc[m][0];
-      for (int u = 1; u < kUnroll; ++u) total = _mm256_add_ps(total, acc[m][u]);
-      float sum = hsum(total);
-      for (std::int64_t j = body; j < h; ++j) sum += x[m * ldx + j] * widen(row[j]);
-      y[m * ldy + n] = sum;
-    }
-  }
-}
-
-template <class W>
-void small_rows_plain(const float* x, std::int64_t ldx, std::int64_t rows, const W* w,
-                      std::int64_t h, std::int64_t n_begin, std::int64_t n_end, float* y,
-                      std::int64_t ldy) {
-  for (std::int64_t n = n_begin; n < n_end; ++n)
-    for (std::int64_t m = 0; m < rows; ++m) {
-      float sum = 0.0f;
-      for (std::int64_t j = 0; j < h; ++j) sum += x[m * ldx + j] * widen(w[n * h + j]);
-      y[m * ldy + n] = sum;
-    }
-}
-
-template <class W>
-void small_rows(const float* x, std::int64_t ldx, std::int64_t rows, const W* w, std::int64_t h,
-                std::int64_t n_begin, std::int64_t n_end, float* y, std::int64_t ldy) {
-  if (!has_avx2()) return small_rows_plain(x, ldx, rows, w, h, n_begin, n_end, y, ldy);
-  // Blocks of up to 8 rows, each with the loop specialised for its row count.
-  for (std::int64_t m0 = 0; m0 < rows; m0 += 8) {
-    const float* xm = x + m0 * ldx;
-    float* ym = y + m0 * ldy;
-    switch (std::min<std::int64_t>(rows - m0, 8)) {
-      case 1: small_rows_avx2<1>(xm, ldx, w, h, n_begin, n_end, ym, ldy); break;
-      case 2: small_rows_avx2<2>(xm, ldx, w, h, n_begin, n_end, ym, ldy); break;
-      case 3: small_rows_avx2<3>(xm, ldx, w, h, n_begin, n_end, ym, ldy); break;
-      case 4: small_rows_avx2<4>(xm, ldx, w, h, n_begin, n_end, ym, ldy); break;
-      case 5: small_rows_avx2<5>(xm, ldx, w, h, n_begin, n_end, ym, ldy); break;
-      case 6: small_rows_avx2<6>(xm, ldx, w, h, n_begin, n_end, ym, ldy); break;
-      case 7: small_rows_avx2<7>(xm, ldx, w, h, n_begin, n_end, ym, ldy); break;
-      default: small_rows_avx2<8>(xm, ldx, w, h, n_begin, n_end, ym, ldy); break;
-    }
-  }
 }
 
 __attribute__((target("avx2,fma"))) void widen_bf16_avx2(const std::uint16_t* src,
@@ -157,15 +81,6 @@ void narrow_from_f32(const float* src, DType dtype, std::int64_t count, void* ds
   for (std::int64_t i = 0; i < count; ++i) store_from_f32(dst, dtype, i, src[i]);
 }
 
-void small_gemm(const float* x, std::int64_t ldx, std::int64_t rows, const void* w, DType wdtype,
-                std::int64_t h, std::int64_t n_begin, std::int64_t n_end, float* y,
-                std::int64_t ldy) {
-  if (wdtype == DType::BF16)
-    small_rows(x, ldx, rows, static_cast<const std::uint16_t*>(w), h, n_begin, n_end, y, ldy);
-  else
-    small_rows(x, ldx, rows, static_cast<const float*>(w), h, n_begin, n_end, y, ldy);
-}
-
 ExpertGemm::ExpertGemm(CpuEnv& env, std::int64_t out_features, std::int64_t in_features,
                        DType weight_dtype)
     : env_(env), n_(out_features), h_(in_features), dtype_(weight_dtype) {
@@ -199,25 +114,23 @@ void ExpertGemm::gemm(ThreadState& ts, const float* x, std::int64_t rows, const 
 }
 
 void ExpertGemm::run_item(ThreadState& ts, const Block& b, std::int64_t n0, std::int64_t n1,
-                          const float* x, const void* w_base, float* y) {
+                          const float* x, const void* w_expert, float* y) {
   const float* xb = x + b.first * h_;
   float* yb = y + b.first * n_;
-  const std::int64_t first_row = b.expert * n_;  // of this expert's weights, in the whole tensor
   if (dtype_ == DType::F32) {
-    gemm(ts, xb, b.rows, static_cast<const float*>(w_base) + (first_row + n0) * h_, n1 - n0,
-         yb + n0);
+    gemm(ts, xb, b.rows, static_cast<const float*>(w_expert) + n0 * h_, n1 - n0, yb + n0);
     return;
   }
-  const auto* bits = static_cast<const std::uint16_t*>(w_base);
+  const auto* bits = static_cast<const std::uint16_t*>(w_expert);
   for (std::int64_t p = n0; p < n1; p += panel_rows_) {
     const std::int64_t count = std::min(panel_rows_, n1 - p);
-    widen_to_f32(bits + (first_row + p) * h_, DType::BF16, count * h_, ts.panel.data());
+    widen_to_f32(bits + p * h_, DType::BF16, count * h_, ts.panel.data());
     gemm(ts, xb, b.rows, ts.panel.data(), count, yb + p);
   }
 }
 
 void ExpertGemm::run_large_blocks(const std::vector<Block>& blocks, const float* x,
-                                  const void* w_base, float* y) {
+                                  const ExpertWeights& w, float* y) {
   if (blocks.empty() || n_ == 0) return;
   if (h_ == 0) {
     for (const Block& b : blocks) std::fill_n(y + b.first * n_, b.rows * n_, 0.0f);
@@ -245,7 +158,7 @@ void ExpertGemm::run_large_blocks(const std::vector<Block>& blocks, const float*
       const Block& b = blocks[static_cast<std::size_t>(i / per_block)];
       const std::int64_t n0 = (i % per_block) * width;
       run_item(threads_[static_cast<std::size_t>(omp_get_thread_num())], b, n0,
-               std::min(n_, n0 + width), x, w_base, y);
+               std::min(n_, n0 + width), x, w.at(b.expert), y);
     } catch (...) {
 #pragma omp critical(porta_moe_expert_gemm_error)
       if (!error) error = std::current_exception();
@@ -255,20 +168,18 @@ void ExpertGemm::run_large_blocks(const std::vector<Block>& blocks, const float*
 }
 
 void ExpertGemm::run_small_blocks(const std::vector<Block>& blocks, const float* x,
-                                  std::int64_t ldx, const void* w_base, float* y,
+                                  std::int64_t ldx, const ExpertWeights& w_ref, float* y,
                                   std::int64_t ldy) const {
   if (blocks.empty() || n_ == 0) return;
   // Work items: (block, a slice of 32 weight rows), so that one pass covers every active expert.
   constexpr std::int64_t kSlice = 32;
   const std::int64_t slices = (n_ + kSlice - 1) / kSlice;
   const std::int64_t items = static_cast<std::int64_t>(blocks.size()) * slices;
-  const std::size_t element = dtype_size(dtype_);
   parallel_for(items, 1, [&](std::int64_t begin, std::int64_t end) {
     for (std::int64_t i = begin; i < end; ++i) {
       const Block& b = blocks[static_cast<std::size_t>(i / slices)];
       const std::int64_t n0 = (i % slices) * kSlice;
-      const auto* w =
-          static_cast<const char*>(w_base) + static_cast<std::size_t>(b.expert * n_ * h_) * element;
+      const void* w = w_ref.at(b.expert);
       if (h_ == 0) {
         for (std::int64_t r = 0; r < b.rows; ++r)
           std::fill(y + (b.first + r) * ldy + n0,

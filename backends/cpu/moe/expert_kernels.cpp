@@ -25,7 +25,7 @@ bool is_activation(DType t) { return t == DType::F32 || t == DType::BF16 || t ==
 
 // rows [P, H] f32 times w [E, N, H] by offsets, into y [P, N] f32; rows outside every expert's
 // block are zero.
-void grouped_rows(ExpertGemm& gemm, const float* rows, std::int64_t num_rows, const void* w,
+void grouped_rows(ExpertGemm& gemm, const float* rows, std::int64_t num_rows, const TensorRef& w,
                   std::int64_t experts, const std::int32_t* offsets, float* y) {
   const std::int64_t n = gemm.out_features(), h = gemm.in_features();
   std::fill(y, y + offsets[0] * n, 0.0f);
@@ -117,7 +117,7 @@ class GroupedKernel final : public CpuKernel {
       result_.resize(static_cast<std::size_t>(out_ref.shape().numel()));
       y = result_.data();
     }
-    grouped_rows(gemm_, rows, num_rows, w_ref.host(), experts, offsets, y);
+    grouped_rows(gemm_, rows, num_rows, w_ref, experts, offsets, y);
     if (out_ref.dtype() != DType::F32)
       narrow_from_f32(y, out_ref.dtype(), out_ref.shape().numel(), out_ref.host());
   }
@@ -132,7 +132,16 @@ class GroupedKernel final : public CpuKernel {
 class ExpertsKernel final : public CpuKernel {
  public:
   ExpertsKernel(CpuEnv& env, const GraphState& g, const Node& n)
-      : node_(n),
+      : x_(env.shared_scratch(0)),
+        xp_(env.shared_scratch(1)),
+        gate_rows_(env.shared_scratch(2)),
+        up_rows_(env.shared_scratch(3)),
+        down_rows_(env.shared_scratch(4)),
+        result_(env.shared_scratch(5)),
+        s_gate_(env.shared_scratch(6)),
+        s_up_(env.shared_scratch(7)),
+        s_down_(env.shared_scratch(8)),
+        node_(n),
         attrs_(std::get<porta::moe::ExpertsAttrs>(n.attrs)),
         label_(node_label(g, n)),
         gate_(env, g.input_of(n, 5).shape[1], g.input_of(n, 5).shape[2], g.input_of(n, 5).dtype),
@@ -179,10 +188,10 @@ class ExpertsKernel final : public CpuKernel {
     gate_rows_.resize(static_cast<std::size_t>(P * I));
     up_rows_.resize(static_cast<std::size_t>(P * I));
     down_rows_.resize(static_cast<std::size_t>(P * H));
-    grouped_rows(gate_, xp_.data(), P, ctx.input(node_, 5).host(), E, offsets, gate_rows_.data());
-    grouped_rows(up_, xp_.data(), P, ctx.input(node_, 6).host(), E, offsets, up_rows_.data());
+    grouped_rows(gate_, xp_.data(), P, ctx.input(node_, 5), E, offsets, gate_rows_.data());
+    grouped_rows(up_, xp_.data(), P, ctx.input(node_, 6), E, offsets, up_rows_.data());
     swiglu_in_place(gate_rows_.data(), up_rows_.data(), P * I);
-    grouped_rows(down_, gate_rows_.data(), P, ctx.input(node_, 7).host(), E, offsets,
+    grouped_rows(down_, gate_rows_.data(), P, ctx.input(node_, 7), E, offsets,
                  down_rows_.data());
 
     const TensorRef& out_ref = ctx.output(node_, 0);
@@ -205,10 +214,10 @@ class ExpertsKernel final : public CpuKernel {
     s_gate_.resize(static_cast<std::size_t>(T * Is));
     s_up_.resize(static_cast<std::size_t>(T * Is));
     s_down_.resize(static_cast<std::size_t>(T * H));
-    grouped_rows(*shared_gate_, x, T, ctx.input(node_, 8).host(), 1, all, s_gate_.data());
-    grouped_rows(*shared_up_, x, T, ctx.input(node_, 9).host(), 1, all, s_up_.data());
+    grouped_rows(*shared_gate_, x, T, ctx.input(node_, 8), 1, all, s_gate_.data());
+    grouped_rows(*shared_up_, x, T, ctx.input(node_, 9), 1, all, s_up_.data());
     swiglu_in_place(s_gate_.data(), s_up_.data(), T * Is);
-    grouped_rows(*shared_down_, s_gate_.data(), T, ctx.input(node_, 10).host(), 1, all,
+    grouped_rows(*shared_down_, s_gate_.data(), T, ctx.input(node_, 10), 1, all,
                  s_down_.data());
     std::vector<float> factor(static_cast<std::size_t>(T), 1.0f);
     if (attrs_.shared_gate == porta::moe::SharedGate::Sigmoid) {
@@ -230,12 +239,14 @@ class ExpertsKernel final : public CpuKernel {
     });
   }
 
+  // The plan's shared scratch (CpuEnv::shared_scratch): every MoE layer reuses the same rows.
+  std::vector<float>&x_, &xp_, &gate_rows_, &up_rows_, &down_rows_, &result_, &s_gate_, &s_up_,
+      &s_down_;
   Node node_;
   porta::moe::ExpertsAttrs attrs_;
   std::string label_;
   ExpertGemm gate_, up_, down_;
   std::optional<ExpertGemm> shared_gate_, shared_up_, shared_down_;
-  std::vector<float> x_, xp_, gate_rows_, up_rows_, down_rows_, result_, s_gate_, s_up_, s_down_;
 };
 
 }  // namespace

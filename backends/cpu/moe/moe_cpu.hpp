@@ -37,6 +37,16 @@ bool has_avx2();
 // matmul per panel, so the f32 copy never leaves the cache. Smaller blocks, the decode case, go
 // to our own dot-product loop, which reads each weight row once for all the block's rows and
 // reads bf16 weights as bf16 (half the bytes).
+// Where expert e's weights [N, H] are: TensorRef::part(e) of a (possibly stacked) weight, or
+// one matrix at a fixed address (a dense matmul's weight, as a single expert).
+struct ExpertWeights {
+  const TensorRef* ref = nullptr;
+  const void* single = nullptr;
+  ExpertWeights(const TensorRef& r) : ref(&r) {}        // NOLINT: implicit by design
+  explicit ExpertWeights(const void* w) : single(w) {}
+  const void* at(std::int64_t e) const { return ref != nullptr ? ref->part(e) : single; }
+};
+
 class ExpertGemm {
  public:
   static constexpr std::int64_t kSmallRows = 8;
@@ -44,18 +54,19 @@ class ExpertGemm {
 
   ExpertGemm(CpuEnv& env, std::int64_t out_features, std::int64_t in_features, DType weight_dtype);
 
-  // `blocks` lists (expert, first row, rows); weights of expert e start at w_base + e · N · H
-  // elements; x is [rows, H] f32 (row stride H) and y [rows, N] f32 (row stride N).
+  // `blocks` lists (expert, first row, rows); the weights of expert e are w.part(e), [N, H]
+  // (a stacked weight's parts live wherever the checkpoint mapping has them); x is [rows, H] f32
+  // (row stride H) and y [rows, N] f32 (row stride N).
   struct Block {
     std::int64_t expert, first, rows;
   };
   // Blocks of more than kSmallRows rows, expert-parallel. Safe to call from one thread at a
   // time per object.
-  void run_large_blocks(const std::vector<Block>& blocks, const float* x, const void* w_base,
+  void run_large_blocks(const std::vector<Block>& blocks, const float* x, const ExpertWeights& w,
                         float* y);
   // Every small block of all experts in one parallel pass (x and y with row strides ldx, ldy).
   void run_small_blocks(const std::vector<Block>& blocks, const float* x, std::int64_t ldx,
-                        const void* w_base, float* y, std::int64_t ldy) const;
+                        const ExpertWeights& w, float* y, std::int64_t ldy) const;
 
   std::int64_t out_features() const { return n_; }
   std::int64_t in_features() const { return h_; }
@@ -69,7 +80,7 @@ class ExpertGemm {
     std::vector<float> panel;
   };
   void run_item(ThreadState& ts, const Block& b, std::int64_t n0, std::int64_t n1, const float* x,
-                const void* w_base, float* y);
+                const void* w_expert, float* y);
   void gemm(ThreadState& ts, const float* x, std::int64_t rows, const float* w, std::int64_t cols,
             float* y);
 

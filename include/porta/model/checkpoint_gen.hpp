@@ -45,6 +45,22 @@ std::vector<std::pair<std::string, Tensor>> random_weights(const ModelConfig& co
 void write_checkpoint(const std::string& dir, const std::string& config_json,
                       const std::vector<std::pair<std::string, Tensor>>& tensors, int shards = 1);
 
+// Real-shape presets: "deepseek-v2-lite", "deepseek-v3", "mixtral-8x7b", "qwen3-30b-a3b".
+std::vector<std::string> real_presets();
+// The published config.json of a preset; `layers` > 0 keeps only the first N layers, `vocab` > 0
+// shrinks the vocabulary (0: as published). Throws InvalidArgument naming an unknown preset.
+std::string real_config_json(std::string_view preset, std::int64_t layers = 0,
+                             std::int64_t vocab = 0);
+// Writes config.json and random weights for every tensor the config implies straight to disk,
+// shard by shard (shards of at most shard_bytes, with an index when there are several), never
+// holding more than two 8 MiB chunks: a real-size model at disk speed. Values follow the tiny
+// presets' laws (norms ~1, matrices 1/sqrt(fan_in)) from a xoshiro256** stream per chunk, so the
+// same seed gives the same bytes (not the same values as random_weights()). Returns the bytes of
+// tensor data written. options.fp8 is not supported here.
+std::uint64_t write_random_checkpoint(const std::string& dir, const std::string& config_json,
+                                      const RandomWeightsOptions& options,
+                                      std::uint64_t shard_bytes = 4ull << 30);
+
 // Block-quantises w [N, K] to e4m3 with scales [ceil(N / bn), ceil(K / bk)] (f32): each block's
 // scale maps its largest magnitude to 448. Returns {weight, weight_scale_inv}.
 std::pair<Tensor, Tensor> quantize_fp8(const Tensor& weight,

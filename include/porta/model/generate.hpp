@@ -47,6 +47,9 @@ struct SessionOptions {
   std::string fallback = "reference";  // where ops the backend does not support run
   std::int64_t capacity = 0;           // positions the cache holds; 0: max_position_embeddings
   bool profile = true;
+  // forward() returns the logits of every position [T, vocab]; false (the default): only the
+  // last position's [1, vocab], and the lm_head runs on that row alone.
+  bool all_logits = false;
 };
 
 class Session {
@@ -60,7 +63,8 @@ class Session {
   // position (so that timing a later forward() measures running only).
   void prepare(std::int64_t tokens, bool with_cache);
   // Runs `ids` at positions position() .. position() + T - 1, appends their keys and values to
-  // the cache and returns the logits [T, vocab] (f32).
+  // the cache and returns the logits (f32): [T, vocab] with SessionOptions::all_logits, else
+  // the last position's [1, vocab].
   Tensor forward(std::span<const std::int32_t> ids);
 
   std::int64_t position() const;
@@ -74,6 +78,10 @@ class Session {
   const Tensor& cache(std::int64_t layer, const std::string& slot) const;
   // Where each node of the decode executable runs (empty before the first decode step).
   std::vector<NodePlacement> placement() const;
+  // Weight bytes the compiled executables copied (Executable::copied_weight_bytes, summed).
+  std::uint64_t copied_weight_bytes() const;
+  // Bytes of the executables' activation arenas (Executable::arena_bytes, summed).
+  std::uint64_t arena_bytes() const;
 
  private:
   struct Impl;
@@ -88,7 +96,7 @@ struct GenerateOptions {
 
 struct GenerateResult {
   std::vector<std::int32_t> tokens;  // the generated ids (not the prompt)
-  Tensor prompt_logits;              // [T, vocab] f32, the logits of every prompt position
+  Tensor prompt_logits;  // f32: [T, vocab] with SessionOptions::all_logits, else [1, vocab]
   double compile_seconds = 0;
   double prefill_seconds = 0;
   double decode_seconds = 0;

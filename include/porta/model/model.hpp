@@ -5,7 +5,8 @@
 // model.safetensors.index.json) under their exact Hugging Face names, checks every tensor's
 // presence and shape against the config, dequantises FP8 (e4m3 with block weight_scale_inv)
 // weights, and stacks each MoE layer's per-expert matrices into the [E, I, H] tensors moe_experts
-// takes. bf16/f16/f32 matrices stay views into the mapping. Model::build() then describes the
+// takes as tables of views (Tensor::stack_views). bf16/f16/f32 matrices stay views into the
+// mapping. Model::build() then describes the
 // forward pass for T new tokens, optionally reading a KV cache of S positions, as a graph any
 // backend can compile. Sessions (generate.hpp) drive prefill and decode with it.
 #pragma once
@@ -33,13 +34,16 @@ struct LoadOptions {
   std::optional<DType> weight_dtype;
 };
 
-// What loading cost: bytes used straight from the mapping, bytes copied (expert stacking, dtype
-// conversion, the MLA absorption split) and bytes produced by FP8 dequantisation.
+// What loading cost: bytes used straight from the mapping, bytes copied (dtype conversion, the
+// MLA absorption split, biases widened to f32), each with its reason, and bytes produced by FP8
+// dequantisation. Expert weights are not copied: they are stacked as tables of views.
 struct LoadStats {
   std::size_t tensors = 0;
   std::uint64_t mapped_bytes = 0;
   std::uint64_t copied_bytes = 0;
+  std::map<std::string, std::uint64_t> copies;  // reason -> bytes; they sum to copied_bytes
   std::uint64_t dequantized_bytes = 0;
+  double seconds = 0;  // wall time of Model::load
 };
 
 // w[N, K] in f8_e4m3 times its block scales scale_inv[ceil(N / bn), ceil(K / bk)] (f32 or bf16),
@@ -97,8 +101,9 @@ class Model {
   std::uint64_t weight_bytes() const;
   std::uint64_t decode_bytes_per_token() const;
 
-  // A prepared weight by its name (Hugging Face names; stacked experts are
-  // "model.layers.N.mlp.experts.{gate,up,down}_proj"). Throws NotFound.
+  // A prepared weight by its name (Hugging Face names; the experts of a MoE layer are
+  // "model.layers.N.moe.experts.{gate,up,down}", [E, ...] tensors stacked from views of the
+  // mapping: Tensor::part(e)). Throws NotFound.
   const Tensor& weight(const std::string& name) const;
 
   struct Impl;

@@ -1,0 +1,259 @@
+// porta-bench-model: a real-shape checkpoint end to end, as `porta run` runs it: the
+// DeepSeek-V2-Lite shape cut to its first 8 layers (1 dense + 7 MoE, 64 experts of 1408, top-6,
+// 2 shared, MLA kv_lora 512, vocab 102,400; bf16: 9.2 GB) on disk, mapped, compiled, a 512-token
+// prefill and 128 decode steps at depth 512, in rounds; then the machine's streaming read
+// bandwidth and 2048^3 f32 GEMM rate, the bounds derived from them, and which of the whole-model
+// targets hold (load <= 2 s warm, compile <= 1 s, decode <= 1.15x its bandwidth bound, prefill
+// >= 70 % of the GEMM rate on useful FLOPs, peak RSS <= 1.1x weights + KV + activations).
+//
+//   porta-bench-model [--model DIR] [--layers 8] [--dtype bf16|f32] [--prompt 512]
+//                     [--decode 128] [--rounds 3] [--backend cpu]
+//
+// Without --model the checkpoint is generated (streamed, seed 1) into
+// /tmp/porta-bench-v2lite-<layers>L-<dtype> unless it is already there, after checking the free
+// disk space.
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include <porta/executable.hpp>
+#include <porta/model/checkpoint_gen.hpp>
+#include <porta/model/generate.hpp>
+#include <porta/model/memory.hpp>
+
+#include "timing.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+using porta_bench::Clock;
+using porta_bench::median;
+using porta_bench::seconds_since;
+
+struct Stats {
+  double median = 0, low = 0, high = 0;
+};
+Stats stats(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return {median(v), v.front(), v.back()};
+}
+std::string show(const Stats& s, const char* unit, double scale = 1) {
+  return fmt::format("{:.3f} {} (min {:.3f}, max {:.3f})", s.median * scale, unit, s.low * scale,
+                     s.high * scale);
+}
+
+// Multiply-adds x2 of a forward of `t` tokens after `depth` cached ones: every matmul of the
+// model as porta computes it (MLA absorbed: q_nope into the latent, the value half after
+// attention), top_k routed experts and the shared ones per token, the router, attention scores
+// and values over the causal keys, and the lm_head for the last position only.
+double useful_flops(const porta::model::ModelConfig& c, double t, double depth) {
+  const double h = static_cast<double>(c.hidden_size);
+  const double nh = static_cast<double>(c.num_heads);
+  const double r = static_cast<double>(c.kv_lora_rank);
+  const double rope = static_cast<double>(c.qk_rope_head_dim);
+  const double nope = static_cast<double>(c.qk_nope_head_dim);
+  const double v = static_cast<double>(c.v_head_dim);
+  const double qk = nope + rope;
+  double per_token = 0;  // multiply-adds
+  const double q = c.q_lora_rank > 0
+                       ? h * static_cast<double>(c.q_lora_rank) +
+                             static_cast<double>(c.q_lora_rank) * nh * qk
+                       : h * nh * qk;
+  const double attention_proj = q + h * (r + rope) + nh * nope * r + nh * r * v + nh * v * h;
+  for (std::int64_t l = 0; l < c.num_layers; ++l) {
+    per_token += attention_proj;
+    if (c.is_moe_layer(l))
+      per_token += h * static_cast<double>(c.num_experts) +
+                   3 * h * static_cast<double>(c.moe_intermediate_size * c.top_k) +
+                   3 * h * static_cast<double>(c.shared_intermediate_size);
+    else
+      per_token += 3 * h * static_cast<double>(c.intermediate_size);
+  }
+  // Attention over the keys: each of t tokens sees depth + (its index + 1) keys; per key and
+  // head a score of r + rope and a value row of r.
+  const double keys = t * depth + t * (t + 1) / 2;
+  const double attention = static_cast<double>(c.num_layers) * nh * keys * (r + rope + r);
+  return 2 * (per_token * t + attention + h * static_cast<double>(c.vocab_size));
+}
+
+// f32 GEMM [n, n] x [n, n] (a constant weight) through porta's cpu backend: median GFLOP/s.
+double gemm_gflops(const std::string& backend, std::int64_t n, int reps) {
+  using namespace porta;
+  std::vector<float> values(static_cast<std::size_t>(n * n));
+  for (std::size_t i = 0; i < values.size(); ++i) values[i] = static_cast<float>(i % 7) - 3.0f;
+  Graph g;
+  const Value a = g.input("a", {n, n}, DType::F32);
+  const Value b = g.weight("b", Tensor::from_vector<float>({n, n}, values));
+  g.output("c", g.matmul(a, b));
+  Executable exe = compile(g, {.backend = backend, .fallback = "", .profile = false});
+  const std::map<std::string, Tensor> in{{"a", Tensor::from_vector<float>({n, n}, values)}};
+  const std::map<std::string, Tensor> out{{"c", Tensor::empty({n, n}, DType::F32)}};
+  exe.run(in, out);
+  std::vector<double> times;
+  for (int i = 0; i < reps; ++i) {
+    const auto start = Clock::now();
+    exe.run(in, out);
+    times.push_back(seconds_since(start));
+  }
+  return 2.0 * static_cast<double>(n * n * n) / median(times) / 1e9;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string dir, dtype = "bf16", backend = "cpu";
+  long layers = 8, prompt_len = 512, decode_steps = 128, rounds = 3;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) {
+        fmt::print(stderr, "{} needs a value\n", a);
+        std::exit(2);
+      }
+      return argv[++i];
+    };
+    if (a == "--model")
+      dir = value();
+    else if (a == "--layers")
+      layers = std::stol(value());
+    else if (a == "--dtype")
+      dtype = value();
+    else if (a == "--prompt")
+      prompt_len = std::stol(value());
+    else if (a == "--decode")
+      decode_steps = std::stol(value());
+    else if (a == "--rounds")
+      rounds = std::stol(value());
+    else if (a == "--backend")
+      backend = value();
+    else {
+      fmt::print(stderr,
+                 "usage: porta-bench-model [--model DIR] [--layers N] [--dtype bf16|f32] "
+                 "[--prompt N] [--decode N] [--rounds N] [--backend NAME]\n");
+      return 2;
+    }
+  }
+  try {
+    using namespace porta;
+    const DType weight_dtype = parse_dtype(dtype);
+    if (dir.empty()) {
+      dir = fmt::format("/tmp/porta-bench-v2lite-{}L-{}", layers, dtype);
+      if (!fs::exists(fs::path(dir) / "config.json")) {
+        const std::string config_json =
+            model::real_config_json("deepseek-v2-lite", layers, 0);
+        const model::ModelConfig config = model::parse_config(config_json, "deepseek-v2-lite");
+        std::uint64_t bytes = 0;
+        for (const auto& [name, shape] : model::expected_tensors(config))
+          bytes += static_cast<std::uint64_t>(shape.numel()) * dtype_size(weight_dtype);
+        fs::create_directories(dir);
+        const auto free = fs::space(dir).available;
+        if (free < bytes + (1ull << 30))
+          throw Error(ErrorCode::OutOfMemory,
+                      fmt::format("{} needs {:.1f} GB of disk, {:.1f} GB are free", dir,
+                                  static_cast<double>(bytes) / 1e9,
+                                  static_cast<double>(free) / 1e9));
+        const auto start = Clock::now();
+        model::write_random_checkpoint(dir, config_json, {.seed = 1, .dtype = weight_dtype});
+        const double s = seconds_since(start);
+        fmt::print("generated {} ({:.2f} GB) in {:.1f} s = {:.2f} GB/s\n", dir,
+                   static_cast<double>(bytes) / 1e9, s, static_cast<double>(bytes) / s / 1e9);
+      }
+    }
+    const model::ModelConfig config = model::load_config(dir);
+    const std::int64_t capacity = prompt_len + decode_steps;
+    const model::MemoryNeed need = model::estimate_memory(dir, {}, prompt_len, capacity, false);
+    model::check_memory(need, model::available_memory(), "memory available now");
+    fmt::print("model: {} ({} layers, {} experts top-{}, vocab {}), {}; backend {}; {} threads\n",
+               dir, config.num_layers, config.num_experts, config.top_k, config.vocab_size, dtype,
+               backend, std::thread::hardware_concurrency());
+    fmt::print("memory need (estimated before loading): {}\n", need.describe());
+
+    std::vector<std::int32_t> prompt(static_cast<std::size_t>(prompt_len));
+    for (long i = 0; i < prompt_len; ++i)
+      prompt[static_cast<std::size_t>(i)] =
+          static_cast<std::int32_t>((i * 7919 + 13) % config.vocab_size);
+    std::vector<double> load_s, compile_s, prefill_s, decode_s;
+    std::uint64_t decode_bytes = 0, weight_bytes = 0, copied = 0, repacked = 0, arena = 0;
+    for (long round = 0; round < rounds; ++round) {
+      auto start = Clock::now();
+      const model::Model m = model::Model::load(dir);
+      load_s.push_back(seconds_since(start));
+      decode_bytes = m.decode_bytes_per_token();
+      weight_bytes = m.weight_bytes();
+      copied = m.stats().copied_bytes;
+      model::Session session(m, {.backend = backend, .capacity = capacity, .profile = false});
+      start = Clock::now();
+      session.prepare(prompt_len, false);
+      session.prepare(1, true);
+      compile_s.push_back(seconds_since(start));
+      repacked = session.copied_weight_bytes();
+      arena = session.arena_bytes();
+      start = Clock::now();
+      Tensor logits = session.forward(prompt);
+      prefill_s.push_back(seconds_since(start));
+      const auto vocab = static_cast<std::size_t>(config.vocab_size);
+      std::int32_t next = model::argmax({logits.data_as<float>(), vocab});
+      for (long s = 0; s < decode_steps; ++s) {
+        start = Clock::now();
+        logits = session.forward({&next, 1});
+        decode_s.push_back(seconds_since(start));
+        next = model::argmax({logits.data_as<float>(), vocab});
+      }
+      fmt::print("round {}: load {:.3f} s, compile {:.3f} s, prefill {:.1f} tok/s, decode {:.2f} "
+                 "tok/s\n",
+                 round + 1, load_s.back(), compile_s.back(), prompt_len / prefill_s.back(),
+                 1.0 / median(std::vector<double>(decode_s.end() - decode_steps, decode_s.end())));
+      std::fflush(stdout);
+    }
+    const std::uint64_t rss = model::peak_rss_bytes();  // before the bandwidth buffer below
+
+    const double gbps = porta_bench::streaming_read_gbps();
+    const double gemm = gemm_gflops(backend, 2048, 5);
+    const Stats load = stats(load_s), compile = stats(compile_s), prefill = stats(prefill_s),
+                decode = stats(decode_s);
+    const double bound = static_cast<double>(decode_bytes) / 1e9 / gbps;
+    const double flops = useful_flops(config, static_cast<double>(prompt_len), 0);
+    const double prefill_gflops = flops / prefill.median / 1e9;
+    const std::uint64_t kv = model::kv_cache_bytes(config, capacity);
+    const double rss_ratio =
+        static_cast<double>(rss) / static_cast<double>(weight_bytes + kv + arena);
+
+    fmt::print("\n--- {} rounds (medians, min, max) ---\n", rounds);
+    fmt::print("load (warm page cache after round 1): {}; {} bytes of weights, {} copied at load, "
+               "{} copied/repacked by the backend at compile\n",
+               show(load, "s"), weight_bytes, copied, repacked);
+    fmt::print("compile prefill T={} + decode T=1: {}\n", prompt_len, show(compile, "s"));
+    fmt::print("prefill {} tokens: {} = {:.1f} tok/s; {:.1f} GFLOP useful = {:.1f} GFLOP/s\n",
+               prompt_len, show(prefill, "s"), prompt_len / prefill.median, flops / 1e9,
+               prefill_gflops);
+    fmt::print("decode at depth {}..{}: {} per token = {:.2f} tok/s\n", prompt_len, capacity,
+               show(decode, "ms", 1e3), 1.0 / decode.median);
+    fmt::print("streaming read bandwidth: {:.1f} GB/s; decode reads {:.3f} GB/token -> bound "
+               "{:.1f} ms ({:.2f} tok/s)\n",
+               gbps, static_cast<double>(decode_bytes) / 1e9, bound * 1e3, 1.0 / bound);
+    fmt::print("2048^3 f32 GEMM: {:.1f} GFLOP/s\n", gemm);
+    fmt::print("peak RSS {:.2f} GB; weights {:.2f} + KV {:.3f} + arenas {:.3f} GB\n",
+               static_cast<double>(rss) / 1e9, static_cast<double>(weight_bytes) / 1e9,
+               static_cast<double>(kv) / 1e9, static_cast<double>(arena) / 1e9);
+
+    auto target = [](bool ok, const std::string& what) {
+      fmt::print("  [{}] {}\n", ok ? "holds" : "MISSED", what);
+    };
+    fmt::print("\ntargets:\n");
+    target(load.median <= 2.0, fmt::format("load <= 2 s warm: {:.3f} s", load.median));
+    target(compile.median <= 1.0, fmt::format("compile <= 1 s: {:.3f} s", compile.median));
+    target(decode.median <= 1.15 * bound,
+           fmt::format("decode <= 1.15x bandwidth bound: {:.2f}x", decode.median / bound));
+    target(prefill_gflops >= 0.7 * gemm,
+           fmt::format("prefill >= 70 % of the 2048^3 GEMM rate: {:.0f} %",
+                       100 * prefill_gflops / gemm));
+    target(rss_ratio <= 1.1,
+           fmt::format("peak RSS <= 1.1x (weights + KV + activations): {:.2f}x", rss_ratio));
+    return 0;
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "porta-bench-model: {}\n", e.what());
+    return 1;
+  }
+}
