@@ -46,14 +46,14 @@ std::string plan_to_text(const Plan& plan, const ClusterProfile& cluster,
                      t.comm_ms, t.exposed_comm_ms, t.link_bytes / 1e6, t.scale_out_bytes / 1e6);
   if (decode)
     out += fmt::format("  speed       TPOT {:.1f} ms ({:.1f} tok/s per user), {:.0f} output tok/s per "
-                       "chip, {:.0f} per 8-chip node\n",
+                       "chip, {:.0f} per {}-chip node\n",
                        r.tpot_ms, 1000 / r.tpot_ms, r.tokens_per_s_per_chip,
-                       r.tokens_per_s_per_chip * 8);
+                       r.tokens_per_s_per_chip * cluster.chips_per_node, cluster.chips_per_node);
   else
     out += fmt::format("  speed       TTFT {:.1f} ms, {:.0f} prompt tok/s per chip ({:.0f} computed), "
-                       "{:.0f} per 8-chip node\n",
+                       "{:.0f} per {}-chip node\n",
                        r.ttft_ms, r.tokens_per_s_per_chip, r.computed_tokens_per_s_per_chip,
-                       r.tokens_per_s_per_chip * 8);
+                       r.tokens_per_s_per_chip * cluster.chips_per_node, cluster.chips_per_node);
   out += fmt::format("  memory      {:.1f} GB per chip of {:.0f}: weights {:.1f}, KV cache {:.1f}, "
                      "activations {:.1f}, reserve {:.1f}\n",
                      m.total_gb(), cluster.chip.hbm_gb, m.weights_gb, m.kv_cache_gb,

@@ -27,7 +27,7 @@ TEST_CASE("parameter counts match the published model sizes", "[plan]") {
   // The hypothetical 2xR1 doubles R1's parameters at R1's activated size.
   const ModelSize x2 = model_size(load_model("deepseek-2xr1"));
   CHECK(x2.total_params == Approx(2 * r1.total_params).epsilon(0.02));
-  CHECK(x2.active_params == Approx(r1.active_params));
+  CHECK(x2.active_params == Approx(r1.active_params).epsilon(0.01));  // a wider router
 }
 
 TEST_CASE("no step exceeds peak compute, HBM bandwidth or link bandwidth", "[plan]") {
