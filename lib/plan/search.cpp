@@ -69,7 +69,7 @@ Plan search_plan(const model::ModelConfig& m, const ClusterProfile& cluster,
       decode ? 8192 : std::max<std::int64_t>(1, 65536 / std::max<std::int64_t>(1, req.context));
 
   Candidate best;
-  std::string last_failure;
+  StepReport failure;
   for (int tp : tps)
     for (int mb : mbs)
       for (int red : redundancy) {
@@ -85,13 +85,12 @@ Plan search_plan(const model::ModelConfig& m, const ClusterProfile& cluster,
         if (req.batch) {
           c.report = eval(*req.batch);
           c.ok = meets(c.report);
-          if (!c.ok) last_failure = c.report.fits_memory ? "latency" : "memory";
         } else {
-          const std::int64_t lo_b = std::max<std::int64_t>(mb, 1);
+          // A decode micro-batch holds whole sequences; a prompt splits into two by tokens.
+          const std::int64_t lo_b = decode ? mb : 1;
           StepReport lo = eval(lo_b);
           if (!meets(lo)) {
-            last_failure = lo.fits_memory ? "latency" : "memory";
-            if (!best.ok && !c.ok) c.report = lo;
+            c.report = lo;
           } else {
             std::int64_t good = lo_b, bad = max_batch + 1;
             while (bad - good > 1) {
@@ -108,8 +107,16 @@ Plan search_plan(const model::ModelConfig& m, const ClusterProfile& cluster,
         if (c.ok && (!best.ok ||
                      c.report.tokens_per_s_per_chip > best.report.tokens_per_s_per_chip * 1.0001))
           best = c;
-        else if (!best.ok && !c.ok && (plan.report.time.step_ms == 0))
-          plan.report = c.report;
+        else if (!c.ok) {
+          // Explain a failure with the candidate that came closest: one that fits memory and is
+          // fastest, else the one that needs the least memory.
+          const StepReport& f = c.report;
+          const StepReport& kept = failure;
+          const bool first = kept.time.step_ms == 0;
+          const bool better = f.fits_memory ? (!kept.fits_memory || f.time.step_ms < kept.time.step_ms)
+                                            : (!kept.fits_memory && f.memory.total_gb() < kept.memory.total_gb());
+          if (first || better) failure = f;
+        }
       }
 
   if (best.ok) {
@@ -117,8 +124,9 @@ Plan search_plan(const model::ModelConfig& m, const ClusterProfile& cluster,
     plan.report = best.report;
     return plan;
   }
+  plan.report = failure;
   const StepReport& r = plan.report;
-  if (last_failure == "memory" || !r.fits_memory)
+  if (!r.fits_memory)
     plan.reason = fmt::format(
         "does not fit: {:.1f} GB per chip needed at batch {} (weights {:.1f} GB, KV {:.1f} GB) of "
         "{:.1f} GB usable; use more chips or a smaller weight format",

@@ -131,9 +131,13 @@ StepReport step_time(const model::ModelConfig& m, const ClusterProfile& cluster,
       s.moe_imbalance = skew * (1 + busiest_sigmas(par.chips) / std::sqrt(std::max(routed, 1.0)));
     }
   }
+  // Decode ranks keep the sequences they hold; prefill's scheduler packs prompts so that the ranks'
+  // attention work is even (DeepSeek's prefill load balancer), so only decode pays for the spread.
   const int dp_ranks = par.chips / par.attention_tp;
   s.attention_imbalance =
-      1 + busiest_sigmas(dp_ranks) * as.context_cv / std::sqrt(std::max(s.sequences * par.attention_tp, 1.0));
+      decode ? 1 + busiest_sigmas(dp_ranks) * as.context_cv /
+                       std::sqrt(std::max(s.sequences * par.attention_tp, 1.0))
+             : 1.0;
 
   StepReport r;
   r.parallelism = par;

@@ -32,6 +32,7 @@ struct PlanArgs {
   int attention_tp = 0;
   double kv_bytes = 2;
   double mtp_accept = 0;
+  double occupancy = 1;
   bool list = false;
 };
 
@@ -74,6 +75,7 @@ int run_plan(const PlanArgs& a) {
   if (a.attention_tp > 0) req.attention_tp = a.attention_tp;
   plan::Assumptions assumptions;
   assumptions.mtp_accept = a.mtp_accept;
+  assumptions.occupancy = a.occupancy;
 
   std::vector<std::string> clusters{a.cluster};
   if (!a.compare.empty()) clusters.push_back(a.compare);
@@ -117,6 +119,9 @@ Command add_plan_command(CLI::App& app) {
   app.add_option("--kv-bytes", a->kv_bytes, "Bytes per KV-cache element (2 bf16, 1 fp8/int8)");
   app.add_option("--mtp-accept", a->mtp_accept,
                  "Decode: accepted multi-token-prediction tokens per step (0: off)");
+  app.add_option("--occupancy", a->occupancy,
+                 "Average fraction of the planned batch in flight (1: peak; the DeepSeek anchor "
+                 "fits 0.68)");
   app.add_flag("--list", a->list, "List the built-in clusters and models");
   return [a] { return run_plan(*a); };
 }
