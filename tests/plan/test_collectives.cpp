@@ -107,3 +107,26 @@ TEST_CASE("HCCL 2 x 910B algorithm bandwidths are reproduced (the calibration po
   const auto ag_ring = collective_cost(Collective::AllGather, Algorithm::Ring, 2, S, links);
   CHECK(ag_ring.bandwidth_us == Approx(ag.bandwidth_us));
 }
+
+TEST_CASE("DeepEP's low-latency all_to_all on H800 is within the documented error (held out)", "[plan][collective]") {
+  // DeepEP README: 128 tokens per rank, hidden 7168, top-8, fp8 dispatch (a scale per 128) and
+  // bf16 combine, one 400 Gb/s NIC per H800. Not fitted: the model is 17-32 % fast because the
+  // kernels reach ~40 of the NIC's 50 GB/s; docs/deployment-sim.md tabulates these.
+  const ClusterProfile h800 = load_cluster("h800-node");
+  const double elements = 128.0 * 8 * 7168;
+  const int ranks[] = {16, 32, 64, 128, 256};
+  const double dispatch_us[] = {118, 155, 173, 192, 194};
+  const double combine_us[] = {195, 273, 314, 369, 360};
+  for (int i = 0; i < 5; ++i) {
+    const CollectiveLinks links = cluster_links(h800, ranks[i]);
+    const double d = collective_cost(Collective::AllToAll, Algorithm::Hierarchical, ranks[i],
+                                     elements * (1 + 4.0 / 128), links).time_us;
+    const double c = collective_cost(Collective::AllToAll, Algorithm::Hierarchical, ranks[i],
+                                     elements * 2, links).time_us;
+    INFO("EP" << ranks[i] << ": dispatch " << d << " us, combine " << c << " us");
+    CHECK(d / dispatch_us[i] > 0.65);
+    CHECK(d / dispatch_us[i] < 0.85);
+    CHECK(c / combine_us[i] > 0.65);
+    CHECK(c / combine_us[i] < 0.85);
+  }
+}
