@@ -1,5 +1,8 @@
 // Cluster profiles and model configs: the built-ins load with the figures docs/deployment-sim.md
 // cites, and every kind of bad input is a porta::Error naming what was wrong.
+#include <filesystem>
+#include <fstream>
+
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
@@ -99,6 +102,18 @@ TEST_CASE("a user's profile file works and bad fields are named", "[plan][profil
     CHECK_THAT(e.what(), Catch::Contains("h800-node"));  // lists the built-ins
   }
   CHECK_THROWS_AS(load_cluster("/nonexistent/cluster.json"), porta::Error);
+
+  // From a file, as `porta plan --cluster my.json` reads it.
+  const auto dir = std::filesystem::path(PORTA_TEST_TMPDIR) / "plan";
+  std::filesystem::create_directories(dir);
+  const auto path = (dir / "two_chip.json").string();
+  auto two = good_profile();
+  two["chips_per_node"] = 2;
+  std::ofstream(path) << two.dump();
+  const ClusterProfile loaded = load_cluster(path);
+  CHECK(loaded.chips_per_node == 2);
+  CHECK(loaded.scale_up_domain == 2);  // the domain defaults to the node
+  CHECK(loaded.chip.hbm_tbps == 2);
 }
 
 TEST_CASE("bad models, formats and plans are errors", "[plan][profile]") {
