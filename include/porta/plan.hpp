@@ -97,12 +97,12 @@ struct CollectiveCost {
 // gathered output of all_gather, the per-rank input of reduce_scatter, the per-rank send buffer of
 // all_to_all. Ring and FullMesh use `intra` only. Hierarchical uses `intra` inside groups of
 // `group` ranks (a node or supernode) and `inter` between groups; `ranks` must be a multiple of
-// `group`. `peer_gbps` is the nominal per-direction bandwidth one rank has to one peer (a full-mesh
-// link, or the switch port), `chip_gbps` its total to its group.
+// `group`. `intra.gbps` is the nominal per-direction bandwidth one rank has to one peer (a
+// full-mesh link, or the switch port), `intra_chip_gbps` its total to the group.
 struct CollectiveLinks {
-  LinkSpec intra;           // gbps: per peer link
+  LinkSpec intra;              // gbps: to one peer
   double intra_chip_gbps = 0;  // total per chip inside the group (nominal); 0: = intra.gbps
-  LinkSpec inter;           // gbps: per chip
+  LinkSpec inter;              // gbps: per chip
   int group = 0;
 };
 CollectiveCost collective_cost(Collective c, Algorithm a, int ranks, double bytes,

@@ -119,6 +119,16 @@ TEST_CASE("a user's profile file works and bad fields are named", "[plan][profil
 TEST_CASE("bad models, formats and plans are errors", "[plan][profile]") {
   CHECK_THROWS_AS(load_model("gpt-5"), porta::Error);
   CHECK_THROWS_AS(load_model("/nonexistent/config.json"), porta::Error);
+  {
+    // A user's config.json with a key missing: the error names the key.
+    const auto dir = std::filesystem::path(PORTA_TEST_TMPDIR) / "plan";
+    std::filesystem::create_directories(dir);
+    const auto path = (dir / "config.json").string();
+    std::ofstream(path) << R"({"model_type": "mixtral", "vocab_size": 32000, "num_hidden_layers": 2,
+                               "num_attention_heads": 8, "intermediate_size": 64,
+                               "num_local_experts": 4, "num_experts_per_tok": 2})";
+    CHECK_THROWS_WITH(load_model(path), Catch::Contains("hidden_size"));
+  }
   CHECK_THROWS_AS(parse_weight_format("int3"), porta::Error);
   const auto r1 = load_model("deepseek-r1");
   const ClusterProfile a2 = load_cluster("atlas800-a2");

@@ -171,3 +171,37 @@ TEST_CASE("the search finds the largest batch that meets the TPOT target", "[pla
   CHECK_FALSE(none.feasible);
   CHECK_THAT(none.reason, Catch::Contains("TPOT target"));
 }
+
+TEST_CASE("weight formats and MTP change what the breakdown says they should", "[plan]") {
+  const auto r1 = load_model("deepseek-r1");
+  const ClusterProfile h20 = load_cluster("h20-node");
+  Workload w;
+  w.batch = 32;
+  w.context = 4096;
+  const Parallelism par{64, 1, 0, 1};
+  w.format = WeightFormat::BF16;
+  const StepReport bf16 = step_time(r1, h20, par, w);
+  w.format = WeightFormat::FP8;
+  const StepReport fp8 = step_time(r1, h20, par, w);
+  w.format = WeightFormat::W4A16;
+  const StepReport w4 = step_time(r1, h20, par, w);
+  // The quantised weights halve, then quarter; the embedding, head and routers stay bf16.
+  const double embed_gb = 2.0 * 129280 * 7168 * 2 / 1e9 + 58.0 * 7168 * 256 * 2 / 1e9;
+  CHECK(fp8.memory.weights_gb - embed_gb == Approx((bf16.memory.weights_gb - embed_gb) / 2).epsilon(0.01));
+  CHECK(w4.memory.weights_gb - embed_gb ==
+        Approx((bf16.memory.weights_gb - embed_gb) * (0.5 + 2.0 / 128) / 2).epsilon(0.01));
+  CHECK(fp8.compute_format == "fp8");
+  CHECK(w4.compute_format == "bf16");
+  CHECK(fp8.time.hbm_ms < bf16.time.hbm_ms);
+  // MTP: two tokens per sequence per step, one extra layer, 1 + accepted tokens out.
+  Assumptions mtp;
+  mtp.mtp_accept = 0.8;
+  w.format = WeightFormat::FP8;
+  const StepReport m = step_time(r1, h20, par, w, mtp);
+  CHECK(m.tpot_ms == Approx(m.time.step_ms / 1.8));
+  CHECK(m.tokens_per_s_per_chip == Approx(32 * 1.8 / (m.time.step_ms / 1e3)));
+  CHECK(m.time.step_ms > fp8.time.step_ms);
+  // Twice the tokens through 62 layers instead of 61; the busiest chip's share of routed tokens
+  // shrinks a little with more of them (1/sqrt(mu)), hence the 8 %.
+  CHECK(m.time.flops == Approx(2 * fp8.time.flops * 62 / 61).epsilon(0.08));
+}
