@@ -32,6 +32,8 @@ int main(int argc, char** argv) {
                    porta::cli::add_gen_checkpoint_command);
   register_command("bench", "Benchmark backends side by side on an MoE-style graph",
                    porta::cli::add_bench_command);
+  register_command("plan", "Plan a deployment: chips, batch and parallelism for a model on a cluster",
+                   porta::cli::add_plan_command);
 #ifdef PORTA_CLI_HAS_OPENCL
   register_command("tune", "Tune CLBlast's GEMM for an OpenCL device",
                    porta::cli::add_tune_command);
