@@ -1,0 +1,255 @@
+// BPE: loading vocab + merges, and merging a word.
+#include "bpe.hpp"
+
+#include <algorithm>
+#include <bit>
+#include <queue>
+
+#include "utf8.hpp"
+
+namespace porta::tok {
+
+namespace {
+
+constexpr std::size_t kCacheCapacity = 1 << 16;
+constexpr std::size_t kCacheMaxWord = 256;
+
+}  // namespace
+
+void PairMap::reserve(std::size_t n) {
+  const std::size_t capacity = std::bit_ceil(std::max<std::size_t>(16, n * 2));
+  entries_.assign(capacity, Entry{});
+  mask_ = capacity - 1;
+  shift_ = 64 - std::countr_zero(capacity);
+}
+
+bool PairMap::insert(std::int32_t left, std::int32_t right, Merge merge) {
+  const std::uint64_t key = pack(left, right);
+  for (std::size_t i = slot(key);; i = (i + 1) & mask_) {
+    Entry& e = entries_[i];
+    if (e.key == key) return false;
+    if (e.key == kEmpty) {
+      e.key = key;
+      e.merge = merge;
+      return true;
+    }
+  }
+}
+
+Bpe::Bpe(const json& model, const std::string& path) {
+  const std::string type = string_or(model, "type", path, "BPE");
+  if (type != "BPE")
+    bad_field(path + ".type",
+              fmt::format("unsupported model '{}' (porta supports BPE models)", type));
+  if (const auto d = model.find("dropout"); d != model.end() && !d->is_null()) {
+    if (!d->is_number()) bad_field(path + ".dropout", "expected a number or null");
+    if (d->get<double>() > 0)
+      bad_field(path + ".dropout", "BPE dropout is a training-time option porta does not apply");
+  }
+  prefix_ = string_or(model, "continuing_subword_prefix", path, "");
+  suffix_ = string_or(model, "end_of_word_suffix", path, "");
+  fuse_unk_ = bool_or(model, "fuse_unk", path, false);
+  byte_fallback_ = bool_or(model, "byte_fallback", path, false);
+  ignore_merges_ = bool_or(model, "ignore_merges", path, false);
+
+  const json& vocab = required(model, "vocab", path);
+  if (!vocab.is_object()) bad_field(path + ".vocab", "expected an object of token: id");
+  vocab_.reserve(vocab.size());
+  for (const auto& [token, id_json] : vocab.items()) {
+    const std::int32_t id = token_id(id_json, fmt::format("{}.vocab[\"{}\"]", path, token));
+    if (static_cast<std::size_t>(id) >= tokens_.size())
+      tokens_.resize(static_cast<std::size_t>(id) + 1);
+    tokens_[static_cast<std::size_t>(id)] = token;
+    vocab_.emplace(token, id);
+  }
+  char_ids_.assign(0x800, -1);
+  for (const auto& [token, id] : vocab_) {
+    std::size_t i = 0;
+    const char32_t c = token.empty() ? 0 : next_code_point(token, i);
+    if (!token.empty() && i == token.size() && c < 0x800) char_ids_[c] = id;
+  }
+
+  if (const auto unk = model.find("unk_token"); unk != model.end() && !unk->is_null()) {
+    if (!unk->is_string()) bad_field(path + ".unk_token", "expected a string or null");
+    const auto it = vocab_.find(unk->get<std::string>());
+    if (it == vocab_.end())
+      bad_field(path + ".unk_token",
+                fmt::format("'{}' is not in the vocabulary", unk->get<std::string>()));
+    unk_ = it->second;
+  }
+
+  const json& merges = required(model, "merges", path);
+  if (!merges.is_array()) bad_field(path + ".merges", "expected an array");
+  merges_.reserve(merges.size());
+  std::string merged;
+  for (std::size_t rank = 0; rank < merges.size(); ++rank) {
+    const json& m = merges[rank];
+    std::string_view left, right;
+    const std::string* line = nullptr;
+    if (m.is_string()) {
+      line = m.get_ptr<const std::string*>();
+      const std::size_t space = line->find(' ');
+      if (space == std::string::npos || line->find(' ', space + 1) != std::string::npos)
+        bad_field(fmt::format("{}.merges[{}]", path, rank),
+                  fmt::format("'{}' is not two tokens separated by one space", *line));
+      left = std::string_view(*line).substr(0, space);
+      right = std::string_view(*line).substr(space + 1);
+    } else if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string()) {
+      left = *m[0].get_ptr<const std::string*>();
+      right = *m[1].get_ptr<const std::string*>();
+    } else {
+      bad_field(fmt::format("{}.merges[{}]", path, rank),
+                "expected \"a b\" or [\"a\", \"b\"]");
+    }
+    const auto l = vocab_.find(left), r = vocab_.find(right);
+    if (l == vocab_.end() || r == vocab_.end())
+      bad_field(fmt::format("{}.merges[{}]", path, rank),
+                fmt::format("'{}' is not in the vocabulary", l == vocab_.end() ? left : right));
+    merged.assign(left);
+    merged.append(right.substr(std::min(prefix_.size(), right.starts_with(prefix_)
+                                                            ? prefix_.size()
+                                                            : std::size_t{0})));
+    const auto out = vocab_.find(merged);
+    if (out == vocab_.end())
+      bad_field(fmt::format("{}.merges[{}]", path, rank),
+                fmt::format("the merged token '{}' is not in the vocabulary", merged));
+    merges_.insert(l->second, r->second,
+                   {static_cast<std::int32_t>(rank), static_cast<std::int32_t>(out->second)});
+  }
+}
+
+std::optional<std::int32_t> Bpe::token_to_id(std::string_view token) const {
+  const auto it = vocab_.find(token);
+  if (it == vocab_.end()) return std::nullopt;
+  return it->second;
+}
+
+const std::string* Bpe::id_to_token(std::int32_t id) const {
+  if (id < 0 || static_cast<std::size_t>(id) >= tokens_.size()) return nullptr;
+  const std::string& t = tokens_[static_cast<std::size_t>(id)];
+  return t.empty() ? nullptr : &t;
+}
+
+std::int32_t Bpe::symbol_id(std::string_view text) const {
+  const auto it = vocab_.find(text);
+  return it == vocab_.end() ? -1 : it->second;
+}
+
+void Bpe::encode_word(std::string_view word, std::vector<std::int32_t>& out) const {
+  if (word.empty()) return;
+  if (word.size() <= kCacheMaxWord) {
+    std::lock_guard lock(cache_mutex_);
+    if (const auto it = cache_.find(word); it != cache_.end()) {
+      out.insert(out.end(), it->second.begin(), it->second.end());
+      return;
+    }
+  }
+  const std::size_t mark = out.size();
+  merge_word(word, out);
+  if (word.size() <= kCacheMaxWord) {
+    std::lock_guard lock(cache_mutex_);
+    if (cache_.size() < kCacheCapacity)
+      cache_.emplace(std::string(word),
+                     std::vector<std::int32_t>(out.begin() + static_cast<std::ptrdiff_t>(mark),
+                                               out.end()));
+  }
+}
+
+void Bpe::merge_word(std::string_view word, std::vector<std::int32_t>& out) const {
+  if (ignore_merges_ && prefix_.empty() && suffix_.empty()) {
+    if (const auto it = vocab_.find(word); it != vocab_.end()) {
+      out.push_back(it->second);
+      return;
+    }
+  }
+  struct Symbol {
+    std::int32_t id;
+    std::int32_t prev, next;
+  };
+  std::vector<Symbol> symbols;
+  symbols.reserve(word.size());
+  const bool plain = prefix_.empty() && suffix_.empty();
+  bool last_unk = false;
+  std::string buffer;
+  auto push = [&](std::int32_t id) {
+    const auto n = static_cast<std::int32_t>(symbols.size());
+    symbols.push_back({id, n - 1, n + 1});
+  };
+  std::size_t i = 0;
+  while (i < word.size()) {
+    const std::size_t begin = i;
+    const char32_t c = next_code_point(word, i);
+    std::int32_t id = -1;
+    if (plain && c < 0x800) {
+      id = char_ids_[c];
+    } else {
+      buffer.clear();
+      if (begin > 0) buffer.append(prefix_);
+      buffer.append(word.substr(begin, i - begin));
+      if (i == word.size()) buffer.append(suffix_);
+      id = symbol_id(buffer);
+    }
+    if (id >= 0) {
+      push(id);
+      last_unk = false;
+      continue;
+    }
+    if (byte_fallback_) {
+      std::int32_t bytes[4];
+      bool all = true;
+      for (std::size_t k = begin; k < i; ++k) {
+        const std::string name =
+            fmt::format("<0x{:02X}>", static_cast<unsigned char>(word[k]));
+        bytes[k - begin] = symbol_id(name);
+        all &= bytes[k - begin] >= 0;
+      }
+      if (all) {
+        for (std::size_t k = begin; k < i; ++k) push(bytes[k - begin]);
+        last_unk = false;
+        continue;
+      }
+    }
+    if (unk_) {
+      if (!(fuse_unk_ && last_unk)) push(*unk_);
+      last_unk = true;
+    }
+  }
+  if (symbols.empty()) return;
+  symbols.back().next = -1;
+
+  struct Candidate {
+    std::int32_t rank, pos, left, right, id;
+    bool operator>(const Candidate& o) const {
+      return rank != o.rank ? rank > o.rank : pos > o.pos;
+    }
+  };
+  std::priority_queue<Candidate, std::vector<Candidate>, std::greater<>> queue;
+  auto consider = [&](std::int32_t pos) {
+    if (pos < 0) return;
+    const std::int32_t next = symbols[static_cast<std::size_t>(pos)].next;
+    if (next < 0) return;
+    const std::int32_t l = symbols[static_cast<std::size_t>(pos)].id;
+    const std::int32_t r = symbols[static_cast<std::size_t>(next)].id;
+    if (const PairMap::Merge* m = merges_.find(l, r)) queue.push({m->rank, pos, l, r, m->id});
+  };
+  for (std::size_t k = 0; k + 1 < symbols.size(); ++k) consider(static_cast<std::int32_t>(k));
+  while (!queue.empty()) {
+    const Candidate c = queue.top();
+    queue.pop();
+    Symbol& left = symbols[static_cast<std::size_t>(c.pos)];
+    // Stale entries: the left symbol was merged away (id -1) or changed, or its neighbour did.
+    if (left.id != c.left || left.next < 0) continue;
+    Symbol& right = symbols[static_cast<std::size_t>(left.next)];
+    if (right.id != c.right) continue;
+    left.id = c.id;
+    right.id = -1;
+    left.next = right.next;
+    if (right.next >= 0) symbols[static_cast<std::size_t>(right.next)].prev = c.pos;
+    consider(left.prev);
+    consider(c.pos);
+  }
+  for (std::int32_t k = 0; k >= 0; k = symbols[static_cast<std::size_t>(k)].next)
+    out.push_back(symbols[static_cast<std::size_t>(k)].id);
+}
+
+}  // namespace porta::tok

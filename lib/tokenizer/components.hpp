@@ -1,0 +1,73 @@
+// The stages of a Hugging Face tokenizer pipeline as tokenizer.json declares them, each built from
+// its JSON object by a factory that rejects unknown types and malformed fields by path:
+//   normalizer -> pre-tokenizer -> model (BPE) -> post-processor;  decoder for the way back.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "json_fields.hpp"
+
+namespace porta::tok {
+
+// A stretch of the input the pre-tokenizers have cut out. at_start: it begins at offset 0 of the
+// original text (Metaspace's prepend_scheme "first" looks at that).
+struct Piece {
+  std::string text;
+  bool at_start = false;
+};
+
+class Normalizer {
+ public:
+  virtual ~Normalizer() = default;
+  virtual void normalize(std::string& text) const = 0;
+};
+
+class PreTokenizer {
+ public:
+  virtual ~PreTokenizer() = default;
+  // Replaces `pieces` with their finer split.
+  virtual void split(std::vector<Piece>& pieces) const = 0;
+  // Whether this stage maps bytes to the byte-level alphabet (the model then sees that alphabet).
+  virtual bool byte_level() const { return false; }
+};
+
+class Decoder {
+ public:
+  virtual ~Decoder() = default;
+  // Hugging Face's decode_chain: token strings in, token strings out, joined by the caller.
+  // With raw_bytes, bytes that do not form valid UTF-8 are kept as they are instead of becoming
+  // U+FFFD (the streaming decoder waits for the rest of a character).
+  virtual void decode_chain(std::vector<std::string>& tokens, bool raw_bytes) const = 0;
+};
+
+// Special tokens the post-processor adds around a sequence.
+class PostProcessor {
+ public:
+  virtual ~PostProcessor() = default;
+  virtual void process(std::vector<std::int32_t>& ids) const = 0;
+};
+
+// Factories; `path` is the field's location for error messages. A null JSON value gives nullptr.
+std::unique_ptr<Normalizer> make_normalizer(const json& j, const std::string& path);
+std::unique_ptr<PreTokenizer> make_pre_tokenizer(const json& j, const std::string& path);
+std::unique_ptr<Decoder> make_decoder(const json& j, const std::string& path);
+std::unique_ptr<PostProcessor> make_post_processor(const json& j, const std::string& path);
+// A post-processor adding `prefix` before and `suffix` after the ids (transformers' Llama
+// tokenizers rebuild theirs from add_bos_token / add_eos_token this way).
+std::unique_ptr<PostProcessor> make_affix_processor(std::vector<std::int32_t> prefix,
+                                                    std::vector<std::int32_t> suffix);
+
+}  // namespace porta::tok
+
+namespace porta::tok {
+
+class Regex;
+// A {"String": s} or {"Regex": r} pattern object (Split, Replace).
+std::unique_ptr<Regex> make_pattern(const json& j, const std::string& path);
+// `text` with every match of `pattern` replaced by `content`.
+std::string replace_all(const Regex& pattern, const std::string& text, const std::string& content);
+
+}  // namespace porta::tok
