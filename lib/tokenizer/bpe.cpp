@@ -11,7 +11,6 @@ namespace porta::tok {
 
 namespace {
 
-constexpr std::size_t kCacheCapacity = 1 << 16;
 constexpr std::size_t kCacheMaxWord = 256;
 
 }  // namespace
@@ -36,7 +35,7 @@ bool PairMap::insert(std::int32_t left, std::int32_t right, Merge merge) {
   }
 }
 
-Bpe::Bpe(const json& model, const std::string& path) {
+Bpe::Bpe(const json& model, BpeTables tables, const std::string& path) {
   const std::string type = string_or(model, "type", path, "BPE");
   if (type != "BPE")
     bad_field(path + ".type",
@@ -46,82 +45,58 @@ Bpe::Bpe(const json& model, const std::string& path) {
     if (d->get<double>() > 0)
       bad_field(path + ".dropout", "BPE dropout is a training-time option porta does not apply");
   }
+  if (!tables.has_vocab) bad_field(path + ".vocab", "missing");
+  if (!tables.has_merges) bad_field(path + ".merges", "missing");
   prefix_ = string_or(model, "continuing_subword_prefix", path, "");
   suffix_ = string_or(model, "end_of_word_suffix", path, "");
   fuse_unk_ = bool_or(model, "fuse_unk", path, false);
   byte_fallback_ = bool_or(model, "byte_fallback", path, false);
   ignore_merges_ = bool_or(model, "ignore_merges", path, false);
 
-  const json& vocab = required(model, "vocab", path);
-  if (!vocab.is_object()) bad_field(path + ".vocab", "expected an object of token: id");
-  vocab_.reserve(vocab.size());
-  for (const auto& [token, id_json] : vocab.items()) {
-    const std::int32_t id = token_id(id_json, fmt::format("{}.vocab[\"{}\"]", path, token));
-    if (static_cast<std::size_t>(id) >= tokens_.size())
-      tokens_.resize(static_cast<std::size_t>(id) + 1);
-    tokens_[static_cast<std::size_t>(id)] = token;
-    vocab_.emplace(token, id);
-  }
+  vocab_.reserve(tables.vocab.size());
+  std::int32_t max_id = -1;
+  for (const auto& [token, id] : tables.vocab) max_id = std::max(max_id, id);
+  tokens_.resize(static_cast<std::size_t>(max_id + 1));
   char_ids_.assign(0x800, -1);
-  for (const auto& [token, id] : vocab_) {
+  for (auto& [token, id] : tables.vocab) {
+    if (vocab_.insert(token, id) != id) continue;  // a duplicate token keeps its first id
     std::size_t i = 0;
     const char32_t c = token.empty() ? 0 : next_code_point(token, i);
     if (!token.empty() && i == token.size() && c < 0x800) char_ids_[c] = id;
+    tokens_[static_cast<std::size_t>(id)] = std::move(token);
   }
 
   if (const auto unk = model.find("unk_token"); unk != model.end() && !unk->is_null()) {
     if (!unk->is_string()) bad_field(path + ".unk_token", "expected a string or null");
-    const auto it = vocab_.find(unk->get<std::string>());
-    if (it == vocab_.end())
+    const std::int32_t id = vocab_.find(unk->get<std::string>());
+    if (id < 0)
       bad_field(path + ".unk_token",
                 fmt::format("'{}' is not in the vocabulary", unk->get<std::string>()));
-    unk_ = it->second;
+    unk_ = id;
   }
 
-  const json& merges = required(model, "merges", path);
-  if (!merges.is_array()) bad_field(path + ".merges", "expected an array");
-  merges_.reserve(merges.size());
+  merges_.reserve(tables.merges.size());
   std::string merged;
-  for (std::size_t rank = 0; rank < merges.size(); ++rank) {
-    const json& m = merges[rank];
-    std::string_view left, right;
-    const std::string* line = nullptr;
-    if (m.is_string()) {
-      line = m.get_ptr<const std::string*>();
-      const std::size_t space = line->find(' ');
-      if (space == std::string::npos || line->find(' ', space + 1) != std::string::npos)
-        bad_field(fmt::format("{}.merges[{}]", path, rank),
-                  fmt::format("'{}' is not two tokens separated by one space", *line));
-      left = std::string_view(*line).substr(0, space);
-      right = std::string_view(*line).substr(space + 1);
-    } else if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string()) {
-      left = *m[0].get_ptr<const std::string*>();
-      right = *m[1].get_ptr<const std::string*>();
-    } else {
+  for (std::size_t rank = 0; rank < tables.merges.size(); ++rank) {
+    const auto& [left, right] = tables.merges[rank];
+    const std::int32_t l = vocab_.find(left), r = vocab_.find(right);
+    if (l < 0 || r < 0)
       bad_field(fmt::format("{}.merges[{}]", path, rank),
-                "expected \"a b\" or [\"a\", \"b\"]");
-    }
-    const auto l = vocab_.find(left), r = vocab_.find(right);
-    if (l == vocab_.end() || r == vocab_.end())
-      bad_field(fmt::format("{}.merges[{}]", path, rank),
-                fmt::format("'{}' is not in the vocabulary", l == vocab_.end() ? left : right));
+                fmt::format("'{}' is not in the vocabulary", l < 0 ? left : right));
     merged.assign(left);
-    merged.append(right.substr(std::min(prefix_.size(), right.starts_with(prefix_)
-                                                            ? prefix_.size()
-                                                            : std::size_t{0})));
-    const auto out = vocab_.find(merged);
-    if (out == vocab_.end())
+    merged.append(right, right.starts_with(prefix_) ? prefix_.size() : 0, std::string::npos);
+    const std::int32_t out = vocab_.find(merged);
+    if (out < 0)
       bad_field(fmt::format("{}.merges[{}]", path, rank),
                 fmt::format("the merged token '{}' is not in the vocabulary", merged));
-    merges_.insert(l->second, r->second,
-                   {static_cast<std::int32_t>(rank), static_cast<std::int32_t>(out->second)});
+    merges_.insert(l, r, {static_cast<std::int32_t>(rank), out});
   }
 }
 
 std::optional<std::int32_t> Bpe::token_to_id(std::string_view token) const {
-  const auto it = vocab_.find(token);
-  if (it == vocab_.end()) return std::nullopt;
-  return it->second;
+  const std::int32_t id = vocab_.find(token);
+  if (id < 0) return std::nullopt;
+  return id;
 }
 
 const std::string* Bpe::id_to_token(std::int32_t id) const {
@@ -130,35 +105,26 @@ const std::string* Bpe::id_to_token(std::int32_t id) const {
   return t.empty() ? nullptr : &t;
 }
 
-std::int32_t Bpe::symbol_id(std::string_view text) const {
-  const auto it = vocab_.find(text);
-  return it == vocab_.end() ? -1 : it->second;
-}
+std::int32_t Bpe::symbol_id(std::string_view text) const { return vocab_.find(text); }
 
 void Bpe::encode_word(std::string_view word, std::vector<std::int32_t>& out) const {
   if (word.empty()) return;
   if (word.size() <= kCacheMaxWord) {
     std::lock_guard lock(cache_mutex_);
-    if (const auto it = cache_.find(word); it != cache_.end()) {
-      out.insert(out.end(), it->second.begin(), it->second.end());
-      return;
-    }
+    if (cache_.lookup(word, out)) return;
   }
   const std::size_t mark = out.size();
   merge_word(word, out);
   if (word.size() <= kCacheMaxWord) {
     std::lock_guard lock(cache_mutex_);
-    if (cache_.size() < kCacheCapacity)
-      cache_.emplace(std::string(word),
-                     std::vector<std::int32_t>(out.begin() + static_cast<std::ptrdiff_t>(mark),
-                                               out.end()));
+    cache_.store(word, out.data() + mark, out.size() - mark);
   }
 }
 
 void Bpe::merge_word(std::string_view word, std::vector<std::int32_t>& out) const {
   if (ignore_merges_ && prefix_.empty() && suffix_.empty()) {
-    if (const auto it = vocab_.find(word); it != vocab_.end()) {
-      out.push_back(it->second);
+    if (const std::int32_t id = vocab_.find(word); id >= 0) {
+      out.push_back(id);
       return;
     }
   }

@@ -14,6 +14,8 @@
 #include <vector>
 
 #include "json_fields.hpp"
+#include "string_table.hpp"
+#include "tokenizer_json.hpp"
 
 namespace porta::tok {
 
@@ -65,8 +67,9 @@ class PairMap {
 
 class Bpe {
  public:
-  // `path` is "model" for error messages.
-  Bpe(const json& model, const std::string& path);
+  // `model` holds the options, `tables` the vocabulary and merges; `path` is "model" for error
+  // messages.
+  Bpe(const json& model, BpeTables tables, const std::string& path);
 
   // Appends the ids of one pre-tokenized word.
   void encode_word(std::string_view word, std::vector<std::int32_t>& out) const;
@@ -79,7 +82,7 @@ class Bpe {
   void merge_word(std::string_view word, std::vector<std::int32_t>& out) const;
   std::int32_t symbol_id(std::string_view text) const;
 
-  Vocab vocab_;
+  StringTable vocab_;
   std::vector<std::string> tokens_;  // id -> token ("" where no token has that id)
   std::vector<std::int32_t> char_ids_;  // code point < 0x800 -> id (-1: not a token)
   PairMap merges_;
@@ -88,8 +91,7 @@ class Bpe {
   bool fuse_unk_ = false, byte_fallback_ = false, ignore_merges_ = false;
 
   mutable std::mutex cache_mutex_;
-  mutable std::unordered_map<std::string, std::vector<std::int32_t>, StringHash, std::equal_to<>>
-      cache_;
+  mutable WordCache cache_{1 << 16};
 };
 
 }  // namespace porta::tok

@@ -9,6 +9,7 @@
 #include "bpe.hpp"
 #include "chat_template.hpp"
 #include "components.hpp"
+#include "tokenizer_json.hpp"
 #include "utf8.hpp"
 
 namespace porta {
@@ -159,10 +160,12 @@ Tokenizer Tokenizer::load(const std::string& dir) {
 Tokenizer Tokenizer::from_json(std::string_view tokenizer_json, std::string_view config_json,
                                std::string_view origin) {
   auto impl = std::make_unique<Impl>();
-  const json j = parse_json(tokenizer_json, origin);
   try {
+    tok::BpeTables tables;
+    const json j = tok::parse_tokenizer_json(tokenizer_json, tables);
     if (!j.is_object()) tok::bad_field("(top level)", "expected a JSON object");
-    impl->model = std::make_unique<tok::Bpe>(tok::required(j, "model", ""), "model");
+    impl->model =
+        std::make_unique<tok::Bpe>(tok::required(j, "model", ""), std::move(tables), "model");
     impl->normalizer = tok::make_normalizer(j.value("normalizer", json()), "normalizer");
     impl->pre_tokenizer = tok::make_pre_tokenizer(j.value("pre_tokenizer", json()), "pre_tokenizer");
     impl->post_processor =
