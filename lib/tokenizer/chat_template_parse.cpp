@@ -523,7 +523,7 @@ class TemplateParser {
     }
     if (ends.size() != 0)
       template_error(chunks_.empty() ? 1 : chunks_.back().line,
-                     fmt::format("the template ends before '{{% {} %}}'", *ends.begin()));
+                     fmt::format("the template ends without its '{{% {} %}}'", *(ends.end() - 1)));
     return "";
   }
 
