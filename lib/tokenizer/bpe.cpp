@@ -3,7 +3,6 @@
 
 #include <algorithm>
 #include <bit>
-#include <queue>
 
 #include "utf8.hpp"
 
@@ -132,8 +131,9 @@ void Bpe::merge_word(std::string_view word, std::vector<std::int32_t>& out) cons
     std::int32_t id;
     std::int32_t prev, next;
   };
-  std::vector<Symbol> symbols;
-  symbols.reserve(word.size());
+  // Reused across calls: a word's merge should not cost two allocations.
+  thread_local std::vector<Symbol> symbols;
+  symbols.clear();
   const bool plain = prefix_.empty() && suffix_.empty();
   bool last_unk = false;
   std::string buffer;
@@ -189,19 +189,24 @@ void Bpe::merge_word(std::string_view word, std::vector<std::int32_t>& out) cons
       return rank != o.rank ? rank > o.rank : pos > o.pos;
     }
   };
-  std::priority_queue<Candidate, std::vector<Candidate>, std::greater<>> queue;
+  thread_local std::vector<Candidate> queue;  // a min-heap on (rank, position)
+  queue.clear();
   auto consider = [&](std::int32_t pos) {
     if (pos < 0) return;
     const std::int32_t next = symbols[static_cast<std::size_t>(pos)].next;
     if (next < 0) return;
     const std::int32_t l = symbols[static_cast<std::size_t>(pos)].id;
     const std::int32_t r = symbols[static_cast<std::size_t>(next)].id;
-    if (const PairMap::Merge* m = merges_.find(l, r)) queue.push({m->rank, pos, l, r, m->id});
+    if (const PairMap::Merge* m = merges_.find(l, r)) {
+      queue.push_back({m->rank, pos, l, r, m->id});
+      std::push_heap(queue.begin(), queue.end(), std::greater<>());
+    }
   };
   for (std::size_t k = 0; k + 1 < symbols.size(); ++k) consider(static_cast<std::int32_t>(k));
   while (!queue.empty()) {
-    const Candidate c = queue.top();
-    queue.pop();
+    std::pop_heap(queue.begin(), queue.end(), std::greater<>());
+    const Candidate c = queue.back();
+    queue.pop_back();
     Symbol& left = symbols[static_cast<std::size_t>(c.pos)];
     // Stale entries: the left symbol was merged away (id -1) or changed, or its neighbour did.
     if (left.id != c.left || left.next < 0) continue;
