@@ -6,17 +6,28 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "json_fields.hpp"
 
 namespace porta::tok {
 
-// A stretch of the input the pre-tokenizers have cut out. at_start: it begins at offset 0 of the
-// original text (Metaspace's prepend_scheme "first" looks at that).
-struct Piece {
+// The stretches of text the pre-tokenizers have cut out so far: byte ranges of one buffer, so
+// that a split only adds ranges and never copies text (stages that change the text, ByteLevel and
+// Metaspace, write a new buffer). at_start: the piece begins at offset 0 of the original text
+// (Metaspace's prepend_scheme "first" looks at that).
+struct Pieces {
+  struct Span {
+    std::uint32_t begin = 0, end = 0;
+    bool at_start = false;
+  };
   std::string text;
-  bool at_start = false;
+  std::vector<Span> spans;
+
+  std::string_view view(const Span& s) const {
+    return std::string_view(text).substr(s.begin, s.end - s.begin);
+  }
 };
 
 class Normalizer {
@@ -29,7 +40,7 @@ class PreTokenizer {
  public:
   virtual ~PreTokenizer() = default;
   // Replaces `pieces` with their finer split.
-  virtual void split(std::vector<Piece>& pieces) const = 0;
+  virtual void split(Pieces& pieces) const = 0;
   // Whether this stage maps bytes to the byte-level alphabet (the model then sees that alphabet).
   virtual bool byte_level() const { return false; }
 };

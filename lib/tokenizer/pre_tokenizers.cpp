@@ -1,5 +1,4 @@
 // Pre-tokenizers: Split, ByteLevel, Digits, Metaspace, Whitespace, WhitespaceSplit and Sequence.
-#include <functional>
 
 #include "byte_level.hpp"
 #include "components.hpp"
@@ -15,54 +14,63 @@ namespace {
 constexpr std::string_view kGpt2Pattern =
     R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
 
-// Splits every piece at the spans `find` reports as matches.
-void split_pieces(std::vector<Piece>& pieces, SplitBehavior behavior, bool invert,
-                  const std::function<void(const std::string&, std::vector<Span>&)>& find) {
-  std::vector<Piece> out;
-  out.reserve(pieces.size() * 2);
-  std::vector<Span> spans;
-  for (Piece& piece : pieces) {
+// Match spans of one piece, relative to it; reused across pieces.
+thread_local std::vector<Span> t_spans;
+
+// Splits every piece at the spans `find` reports (matches and the gaps between them, covering
+// the piece): only ranges change, the text stays where it is.
+template <class Find>
+void split_pieces(Pieces& pieces, SplitBehavior behavior, bool invert, Find&& find) {
+  std::vector<Pieces::Span> out;
+  out.reserve(pieces.spans.size() * 2);
+  for (const Pieces::Span& piece : pieces.spans) {
+    std::vector<Span>& spans = t_spans;
     spans.clear();
-    find(piece.text, spans);
+    find(pieces.view(piece), spans);
     if (invert)
       for (Span& s : spans) s.is_match = !s.is_match;
-    const auto kept = apply_split_behavior(std::move(spans), behavior);
-    spans = {};
-    for (const Span& s : kept)
-      out.push_back({piece.text.substr(s.begin, s.end - s.begin), piece.at_start && s.begin == 0});
+    for (const Span& s : apply_split_behavior(spans, behavior))
+      out.push_back({piece.begin + static_cast<std::uint32_t>(s.begin),
+                     piece.begin + static_cast<std::uint32_t>(s.end),
+                     piece.at_start && s.begin == 0});
   }
-  pieces = std::move(out);
+  pieces.spans = std::move(out);
+}
+
+// Rewrites every piece's text into a new buffer: write(piece, span, out) appends its new text.
+template <class Write>
+void rewrite_pieces(Pieces& pieces, Write&& write) {
+  std::string text;
+  text.reserve(pieces.text.size() + pieces.text.size() / 2 + 16);
+  for (Pieces::Span& piece : pieces.spans) {
+    const auto begin = static_cast<std::uint32_t>(text.size());
+    write(pieces.view(piece), piece, text);
+    piece.begin = begin;
+    piece.end = static_cast<std::uint32_t>(text.size());
+  }
+  pieces.text = std::move(text);
 }
 
 // Spans of matches and the gaps between them, covering the text.
-void regex_spans(const Regex& re, const std::string& text, std::vector<Span>& spans) {
+void regex_spans(const Regex& re, std::string_view text, std::vector<Span>& spans) {
+  thread_local std::vector<std::pair<std::size_t, std::size_t>> matches;
+  matches.clear();
+  re.find_all(text, matches);
   std::size_t last = 0;
-  re.for_each_match(text, [&](std::size_t begin, std::size_t end) {
+  for (const auto& [begin, end] : matches) {
     if (begin > last) spans.push_back({last, begin, false});
     spans.push_back({begin, end, true});
     last = end;
-  });
-  if (last < text.size()) spans.push_back({last, text.size(), false});
-}
-
-// Spans of runs of characters that satisfy (match) or fail `pred`, one span per character when
-// `each` is set.
-void char_spans(const std::string& text, std::vector<Span>& spans,
-                const std::function<bool(char32_t)>& pred) {
-  std::size_t i = 0;
-  while (i < text.size()) {
-    const std::size_t begin = i;
-    const bool m = pred(next_code_point(text, i));
-    spans.push_back({begin, i, m});
   }
+  if (last < text.size()) spans.push_back({last, text.size(), false});
 }
 
 class Split final : public PreTokenizer {
  public:
   Split(std::unique_ptr<Regex> pattern, SplitBehavior behavior, bool invert)
       : pattern_(std::move(pattern)), behavior_(behavior), invert_(invert) {}
-  void split(std::vector<Piece>& pieces) const override {
-    split_pieces(pieces, behavior_, invert_, [this](const std::string& text, std::vector<Span>& s) {
+  void split(Pieces& pieces) const override {
+    split_pieces(pieces, behavior_, invert_, [this](std::string_view text, std::vector<Span>& s) {
       regex_spans(*pattern_, text, s);
     });
   }
@@ -78,16 +86,21 @@ class ByteLevel final : public PreTokenizer {
   ByteLevel(bool add_prefix_space, bool use_regex) : add_prefix_space_(add_prefix_space) {
     if (use_regex) regex_ = std::make_unique<Regex>(kGpt2Pattern, "ByteLevel");
   }
-  void split(std::vector<Piece>& pieces) const override {
+  void split(Pieces& pieces) const override {
     if (add_prefix_space_)
-      for (Piece& p : pieces)
-        if (p.text.empty() || p.text[0] != ' ') p.text.insert(p.text.begin(), ' ');
+      rewrite_pieces(pieces, [](std::string_view piece, const Pieces::Span&, std::string& out) {
+        if (piece.empty() || piece[0] != ' ') out.push_back(' ');
+        out.append(piece);
+      });
     if (regex_)
       split_pieces(pieces, SplitBehavior::Isolated, false,
-                   [this](const std::string& text, std::vector<Span>& s) {
+                   [this](std::string_view text, std::vector<Span>& s) {
                      regex_spans(*regex_, text, s);
                    });
-    for (Piece& p : pieces) p.text = byte_level_encode(p.text);
+    const auto& table = byte_level_tables().byte_to_utf8;
+    rewrite_pieces(pieces, [&table](std::string_view piece, const Pieces::Span&, std::string& out) {
+      for (const char c : piece) out.append(table[static_cast<unsigned char>(c)]);
+    });
   }
   bool byte_level() const override { return true; }
 
@@ -99,10 +112,15 @@ class ByteLevel final : public PreTokenizer {
 class Digits final : public PreTokenizer {
  public:
   explicit Digits(bool individual) : individual_(individual) {}
-  void split(std::vector<Piece>& pieces) const override {
+  void split(Pieces& pieces) const override {
     split_pieces(pieces, individual_ ? SplitBehavior::Isolated : SplitBehavior::Contiguous, false,
-                 [](const std::string& text, std::vector<Span>& s) {
-                   char_spans(text, s, [](char32_t c) { return c >= '0' && c <= '9'; });
+                 [](std::string_view text, std::vector<Span>& s) {
+                   std::size_t i = 0;
+                   while (i < text.size()) {
+                     const std::size_t begin = i;
+                     const char32_t c = next_code_point(text, i);
+                     s.push_back({begin, i, c >= '0' && c <= '9'});
+                   }
                  });
   }
 
@@ -116,27 +134,25 @@ class Metaspace final : public PreTokenizer {
  public:
   Metaspace(std::string replacement, PrependScheme scheme, bool split)
       : replacement_(std::move(replacement)), scheme_(scheme), split_(split) {}
-  void split(std::vector<Piece>& pieces) const override {
-    for (Piece& p : pieces) {
-      std::string out;
-      out.reserve(p.text.size() + 8);
-      for (const char c : p.text) {
+  void split(Pieces& pieces) const override {
+    rewrite_pieces(pieces, [this](std::string_view piece, const Pieces::Span& span,
+                                  std::string& out) {
+      const bool starts = piece.starts_with(' ') || piece.starts_with(replacement_);
+      if (!starts && (scheme_ == PrependScheme::Always ||
+                      (scheme_ == PrependScheme::First && span.at_start)))
+        out.append(replacement_);
+      for (const char c : piece) {
         if (c == ' ')
           out.append(replacement_);
         else
           out.push_back(c);
       }
-      const bool starts = out.compare(0, replacement_.size(), replacement_) == 0;
-      if (!starts && (scheme_ == PrependScheme::Always ||
-                      (scheme_ == PrependScheme::First && p.at_start)))
-        out.insert(0, replacement_);
-      p.text = std::move(out);
-    }
+    });
     if (!split_) return;
     split_pieces(pieces, SplitBehavior::MergedWithNext, false,
-                 [this](const std::string& text, std::vector<Span>& s) {
+                 [this](std::string_view text, std::vector<Span>& s) {
                    std::size_t last = 0, at = 0;
-                   while ((at = text.find(replacement_, last)) != std::string::npos) {
+                   while ((at = text.find(replacement_, last)) != std::string_view::npos) {
                      if (at > last) s.push_back({last, at, false});
                      s.push_back({at, at + replacement_.size(), true});
                      last = at + replacement_.size();
@@ -156,8 +172,8 @@ class RegexKeep final : public PreTokenizer {
  public:
   RegexKeep(std::string_view pattern, SplitBehavior behavior, bool invert, std::string_view name)
       : regex_(pattern, name), behavior_(behavior), invert_(invert) {}
-  void split(std::vector<Piece>& pieces) const override {
-    split_pieces(pieces, behavior_, invert_, [this](const std::string& text, std::vector<Span>& s) {
+  void split(Pieces& pieces) const override {
+    split_pieces(pieces, behavior_, invert_, [this](std::string_view text, std::vector<Span>& s) {
       regex_spans(regex_, text, s);
     });
   }
@@ -171,7 +187,7 @@ class RegexKeep final : public PreTokenizer {
 class Sequence final : public PreTokenizer {
  public:
   explicit Sequence(std::vector<std::unique_ptr<PreTokenizer>> parts) : parts_(std::move(parts)) {}
-  void split(std::vector<Piece>& pieces) const override {
+  void split(Pieces& pieces) const override {
     for (const auto& p : parts_) p->split(pieces);
   }
   bool byte_level() const override {

@@ -58,8 +58,8 @@ Regex::Regex(std::string_view pattern, std::string_view field)
 
 Regex::~Regex() { pcre2_code_free(static_cast<pcre2_code*>(code_)); }
 
-void Regex::for_each_match(std::string_view text,
-                           const std::function<void(std::size_t, std::size_t)>& on_match) const {
+void Regex::find_all(std::string_view text,
+                     std::vector<std::pair<std::size_t, std::size_t>>& out) const {
   auto* code = static_cast<pcre2_code*>(code_);
   ThreadMatchState& state = match_state();
   const auto* subject = reinterpret_cast<PCRE2_SPTR>(text.data());
@@ -76,7 +76,7 @@ void Regex::for_each_match(std::string_view text,
                               pcre2_message(rc)));
     const PCRE2_SIZE* ovector = pcre2_get_ovector_pointer(state.data);
     const std::size_t begin = ovector[0], end = ovector[1];
-    on_match(begin, end);
+    out.emplace_back(begin, end);
     if (end > begin) {
       start = end;
     } else {
@@ -87,6 +87,13 @@ void Regex::for_each_match(std::string_view text,
         ++start;
     }
   }
+}
+
+void Regex::for_each_match(std::string_view text,
+                           const std::function<void(std::size_t, std::size_t)>& on_match) const {
+  std::vector<std::pair<std::size_t, std::size_t>> matches;
+  find_all(text, matches);
+  for (const auto& [begin, end] : matches) on_match(begin, end);
 }
 
 std::string regex_escape(std::string_view text) {

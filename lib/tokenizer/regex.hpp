@@ -7,6 +7,8 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace porta::tok {
 
@@ -21,6 +23,9 @@ class Regex {
   // Calls on_match(begin, end) for every match in `text` (valid UTF-8), empty ones included.
   void for_each_match(std::string_view text,
                       const std::function<void(std::size_t, std::size_t)>& on_match) const;
+  // The same matches appended to `out` as (begin, end) pairs (no call per match).
+  void find_all(std::string_view text,
+                std::vector<std::pair<std::size_t, std::size_t>>& out) const;
 
   const std::string& pattern() const { return pattern_; }
 

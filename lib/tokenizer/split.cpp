@@ -21,13 +21,13 @@ SplitBehavior parse_split_behavior(std::string_view name, std::string_view path)
                           path, name));
 }
 
-std::vector<Span> apply_split_behavior(std::vector<Span> spans, SplitBehavior behavior) {
+std::vector<Span> apply_split_behavior(const std::vector<Span>& spans, SplitBehavior behavior) {
   std::vector<Span> out;
   out.reserve(spans.size());
   bool previous_match = false;
   switch (behavior) {
     case SplitBehavior::Isolated:
-      out = std::move(spans);
+      out = spans;
       break;
     case SplitBehavior::Removed:
       for (const Span& s : spans)

@@ -20,6 +20,6 @@ struct Span {
 
 // The pieces of a text covered by `spans` (consecutive, covering it all) under `behavior`,
 // empty pieces dropped.
-std::vector<Span> apply_split_behavior(std::vector<Span> spans, SplitBehavior behavior);
+std::vector<Span> apply_split_behavior(const std::vector<Span>& spans, SplitBehavior behavior);
 
 }  // namespace porta::tok

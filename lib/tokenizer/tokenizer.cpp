@@ -40,23 +40,29 @@ struct Tokenizer::Impl {
   void encode_plain(std::string_view text, bool at_start, std::vector<std::int32_t>& ids) const {
     std::string normalized(text);
     if (normalizer) normalizer->normalize(normalized);
-    std::vector<tok::Piece> pieces;
-    for (const tok::Segment& s : normalized_added.split(normalized)) {
-      if (s.token >= 0) {
-        flush(pieces, ids);
-        ids.push_back(s.token);
-      } else {
-        pieces.push_back({normalized.substr(s.begin, s.end - s.begin), at_start && s.begin == 0});
-      }
+    if (normalized_added.empty()) {
+      encode_pieces(std::move(normalized), {{0, 0, at_start}}, ids);
+      return;
     }
-    flush(pieces, ids);
+    for (const tok::Segment& s : normalized_added.split(normalized)) {
+      if (s.token >= 0)
+        ids.push_back(s.token);
+      else
+        encode_pieces(normalized.substr(s.begin, s.end - s.begin), {{0, 0, at_start && s.begin == 0}},
+                      ids);
+    }
   }
 
-  void flush(std::vector<tok::Piece>& pieces, std::vector<std::int32_t>& ids) const {
-    if (pieces.empty()) return;
+  // Pre-tokenizes `text` (one piece) and runs the model on each piece.
+  void encode_pieces(std::string text, std::vector<tok::Pieces::Span> spans,
+                     std::vector<std::int32_t>& ids) const {
+    if (text.empty()) return;
+    if (text.size() > UINT32_MAX)
+      throw Error(ErrorCode::InvalidArgument, "encode: a text of 4 GiB or more");
+    tok::Pieces pieces{std::move(text), std::move(spans)};
+    pieces.spans[0].end = static_cast<std::uint32_t>(pieces.text.size());
     if (pre_tokenizer) pre_tokenizer->split(pieces);
-    for (const tok::Piece& p : pieces) model->encode_word(p.text, ids);
-    pieces.clear();
+    for (const auto& span : pieces.spans) model->encode_word(pieces.view(span), ids);
   }
 
   std::string decode(std::span<const std::int32_t> ids, bool skip_special, bool raw) const {
