@@ -41,8 +41,6 @@ class PreTokenizer {
   virtual ~PreTokenizer() = default;
   // Replaces `pieces` with their finer split.
   virtual void split(Pieces& pieces) const = 0;
-  // Whether this stage maps bytes to the byte-level alphabet (the model then sees that alphabet).
-  virtual bool byte_level() const { return false; }
 };
 
 class Decoder {

@@ -102,7 +102,6 @@ class ByteLevel final : public PreTokenizer {
       for (const char c : piece) out.append(table[static_cast<unsigned char>(c)]);
     });
   }
-  bool byte_level() const override { return true; }
 
  private:
   bool add_prefix_space_;
@@ -189,11 +188,6 @@ class Sequence final : public PreTokenizer {
   explicit Sequence(std::vector<std::unique_ptr<PreTokenizer>> parts) : parts_(std::move(parts)) {}
   void split(Pieces& pieces) const override {
     for (const auto& p : parts_) p->split(pieces);
-  }
-  bool byte_level() const override {
-    for (const auto& p : parts_)
-      if (p->byte_level()) return true;
-    return false;
   }
 
  private:
