@@ -14,6 +14,8 @@ readonly packages=(
   cmake g++ make pkg-config
   # runtime libraries: fmt, JSON (model configs, traces), CLI11 (the porta program)
   libfmt-dev nlohmann-json3-dev libcli11-dev
+  # tokenizer: Unicode regexes for pre-tokenizers (PCRE2) and Unicode normalization (utf8proc)
+  libpcre2-dev libutf8proc-dev
   # backends: oneDNN (cpu), CLBlast + OpenCL with the portable pocl CPU driver (opencl), Eigen
   libdnnl-dev libclblast-dev opencl-headers ocl-icd-opencl-dev pocl-opencl-icd libeigen3-dev
   # tests

@@ -136,6 +136,13 @@ Tensor Session::forward(std::span<const std::int32_t> ids) {
 std::int64_t Session::position() const { return impl_->position; }
 std::int64_t Session::capacity() const { return impl_->options.capacity; }
 void Session::reset() { impl_->position = 0; }
+void Session::rewind(std::int64_t position) {
+  if (position < 0 || position > impl_->position)
+    throw Error(ErrorCode::InvalidArgument,
+                fmt::format("cannot rewind a session at position {} to {}", impl_->position,
+                            position));
+  impl_->position = position;
+}
 const Profile& Session::last_profile() const {
   return impl_->last ? impl_->last->profile() : impl_->empty_profile;
 }
@@ -200,6 +207,7 @@ GenerateResult generate(Session& session, std::span<const std::int32_t> prompt,
   const float* last =
       result.prompt_logits.data_as<float>() + (result.prompt_logits.shape()[0] - 1) * vocab;
   result.tokens.push_back(sampler.sample({last, static_cast<std::size_t>(vocab)}));
+  if (options.on_token) options.on_token(result.tokens.back());
 
   start = Clock::now();
   double device = 0;
@@ -216,6 +224,7 @@ GenerateResult generate(Session& session, std::span<const std::int32_t> prompt,
     }
     result.tokens.push_back(
         sampler.sample({logits.data_as<float>(), static_cast<std::size_t>(vocab)}));
+    if (options.on_token) options.on_token(result.tokens.back());
   }
   result.decode_seconds = seconds_since(start);
   result.decode_device_us = modelled ? device : -1;

@@ -19,6 +19,8 @@ Command add_bench_command(CLI::App& app);
 Command add_tune_command(CLI::App& app);
 Command add_sim_command(CLI::App& app);
 Command add_plan_command(CLI::App& app);
+Command add_tokenize_command(CLI::App& app);
+Command add_chat_command(CLI::App& app);
 
 // Exit codes: 0 success, 1 a failure (an error, a failing check), 2 bad usage.
 inline constexpr int kExitFailure = 1;

@@ -1,12 +1,13 @@
 // `porta gen-checkpoint --kind deepseek_v3 --out DIR [--seed N]`: a tiny random checkpoint in the
-// exact Hugging Face layout (config.json + model.safetensors, or shards with an index), for tests
-// and demos; `--preset deepseek-v2-lite [--layers N] [--vocab N]`: one in a real model's shapes,
-// streamed to disk.
+// exact Hugging Face layout (config.json + model.safetensors, or shards with an index) with a tiny
+// tokenizer (tokenizer.json + tokenizer_config.json), for tests and demos; `--preset
+// deepseek-v2-lite [--layers N] [--vocab N]`: one in a real model's shapes, streamed to disk.
 #include <chrono>
 
 #include <fmt/format.h>
 
 #include <porta/model/checkpoint_gen.hpp>
+#include <porta/model/tiny_tokenizer.hpp>
 
 #include "commands.hpp"
 
@@ -64,6 +65,7 @@ Command add_gen_checkpoint_command(CLI::App& app) {
     const auto tensors = model::random_weights(
         config, {.seed = o->seed, .dtype = parse_dtype(o->dtype), .fp8 = o->fp8});
     model::write_checkpoint(o->out, config_json, tensors, o->shards);
+    model::write_tiny_tokenizer(o->out, config.vocab_size);
     std::uint64_t bytes = 0;
     for (const auto& [name, t] : tensors) bytes += t.nbytes();
     fmt::print("wrote {} ({}, {} tensors, {} bytes, seed {}) to {}\n", o->kind,

@@ -28,6 +28,10 @@ int main(int argc, char** argv) {
   register_command("inspect", "List the tensors of a safetensors, .npy or checkpoint",
                    porta::cli::add_inspect_command);
   register_command("run", "Run a Hugging Face MoE checkpoint", porta::cli::add_run_command);
+  register_command("chat", "Chat with a Hugging Face MoE checkpoint (its chat template, on stdin)",
+                   porta::cli::add_chat_command);
+  register_command("tokenize", "Show the ids and pieces a model's tokenizer makes of a text",
+                   porta::cli::add_tokenize_command);
   register_command("gen-checkpoint", "Write a tiny random checkpoint in the Hugging Face layout",
                    porta::cli::add_gen_checkpoint_command);
   register_command("bench", "Benchmark backends side by side on an MoE-style graph",

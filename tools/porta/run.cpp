@@ -1,5 +1,6 @@
-// `porta run --model DIR --prompt-ids 1,2,3`: load a Hugging Face MoE checkpoint, prefill the
-// prompt and decode on a backend, print the generated ids and the speed of each phase.
+// `porta run --model DIR --prompt-ids 1,2,3` or `--prompt TEXT`: load a Hugging Face MoE
+// checkpoint, prefill the prompt and decode on a backend, print the generated ids (and, for a text
+// prompt, stream the generated text as it comes) and the speed of each phase.
 #include <algorithm>
 #include <charconv>
 
@@ -11,6 +12,7 @@
 #include <porta/model/memory.hpp>
 
 #include "commands.hpp"
+#include "text_io.hpp"
 
 namespace porta::cli {
 
@@ -51,6 +53,8 @@ Command add_run_command(CLI::App& app) {
     std::string model_dir;
     std::string backend;
     std::string prompt;
+    std::string prompt_text;
+    bool chat_template = false;
     std::int64_t max_new_tokens = 16;
     float temperature = 0;
     float top_p = 1;
@@ -66,7 +70,14 @@ Command add_run_command(CLI::App& app) {
   app.add_option("--model", o->model_dir, "Checkpoint directory (config.json + safetensors)")
       ->required();
   app.add_option("--backend", o->backend, "cpu, opencl, npu-sim:910b2, reference (default: cpu)");
-  app.add_option("--prompt-ids", o->prompt, "Prompt token ids, comma-separated: 1,2,3")->required();
+  auto* ids_option =
+      app.add_option("--prompt-ids", o->prompt, "Prompt token ids, comma-separated: 1,2,3");
+  app.add_option("--prompt", o->prompt_text,
+                 "Prompt text, encoded with the checkpoint's tokenizer.json; the answer streams "
+                 "as text and stops at the tokenizer's EOS")
+      ->excludes(ids_option);
+  app.add_flag("--chat-template", o->chat_template,
+               "With --prompt: send the text as one user message in the model's chat template");
   app.add_option("--max-new-tokens", o->max_new_tokens, "Tokens to generate")
       ->capture_default_str();
   app.add_option("--temperature", o->temperature, "0 for greedy decoding")->capture_default_str();
@@ -86,7 +97,18 @@ Command add_run_command(CLI::App& app) {
   app.add_option("--capacity", o->capacity,
                  "KV-cache positions (default: prompt + max-new-tokens)");
   return [o] {
-    const std::vector<std::int32_t> prompt = parse_ids(o->prompt);
+    if (o->prompt.empty() == o->prompt_text.empty())
+      throw Error(ErrorCode::InvalidArgument,
+                  "give the prompt as --prompt TEXT or as --prompt-ids 1,2,3");
+    std::optional<Tokenizer> tokenizer;
+    std::vector<std::int32_t> prompt;
+    if (!o->prompt_text.empty()) {
+      tokenizer = Tokenizer::load(o->model_dir);
+      prompt = encode_text_prompt(*tokenizer, o->prompt_text, o->chat_template);
+      if (!o->eos) o->eos = tokenizer->eos_id();
+    } else {
+      prompt = parse_ids(o->prompt);
+    }
     if (o->max_new_tokens < 0)
       throw Error(ErrorCode::InvalidArgument, "--max-new-tokens must be >= 0");
     const std::string backend = o->backend.empty() ? default_backend() : o->backend;
@@ -129,11 +151,25 @@ Command add_run_command(CLI::App& app) {
                                    .capacity = capacity,
                                    .profile = true,
                                    .all_logits = all_logits});
+    std::optional<TextStreamer> streamer;
+    if (tokenizer) {
+      streamer.emplace(*tokenizer);
+      fmt::print("text: ");
+    }
     const auto result = model::generate(
         session, prompt,
         {.max_new_tokens = o->max_new_tokens,
          .sampling = {.temperature = o->temperature, .top_p = o->top_p, .seed = o->seed},
-         .eos_token = o->eos});
+         .eos_token = o->eos,
+         .on_token = streamer ? std::function<void(std::int32_t)>(
+                                    [&](std::int32_t id) {
+                                      if (id != o->eos) streamer->push(id);
+                                    })
+                              : nullptr});
+    if (streamer) {
+      streamer->finish();
+      fmt::print("\n");
+    }
 
     const auto placement = session.placement();
     if (!placement.empty()) {

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -70,6 +71,9 @@ class Session {
   std::int64_t position() const;
   std::int64_t capacity() const;
   void reset();  // forget the cache; the next forward() starts at position 0
+  // Keep only the first `position` cached positions (0 <= position <= position()): the next
+  // forward() continues from there (a chat turn whose ids diverge from the cache's after them).
+  void rewind(std::int64_t position);
   // The last run's profile and its modelled device time (sum of OpProfile::device_us; -1 when
   // the backend does not model one).
   const Profile& last_profile() const;
@@ -92,6 +96,8 @@ struct GenerateOptions {
   std::int64_t max_new_tokens = 16;
   SamplingOptions sampling;
   std::optional<std::int32_t> eos_token;  // stop after emitting it
+  // Called with each generated token as soon as it is sampled (to stream text as it comes).
+  std::function<void(std::int32_t)> on_token;
 };
 
 struct GenerateResult {
