@@ -19,6 +19,9 @@ Command add_bench_command(CLI::App& app);
 Command add_tune_command(CLI::App& app);
 Command add_sim_command(CLI::App& app);
 
+// `porta inspect` of a GGUF file (inspect_gguf.cpp).
+int inspect_gguf(const std::string& path);
+
 // Exit codes: 0 success, 1 a failure (an error, a failing check), 2 bad usage.
 inline constexpr int kExitFailure = 1;
 inline constexpr int kExitUsage = 2;

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <porta/model/checkpoint_gen.hpp>
+#include <porta/model/gguf.hpp>
 
 #include "commands.hpp"
 
@@ -17,6 +18,9 @@ Command add_gen_checkpoint_command(CLI::App& app) {
     std::string dtype = "bf16";
     bool fp8 = false;
     int shards = 1;
+    std::string gguf;
+    std::string gguf_type;
+    bool gguf_split_kv_b = false;
   };
   auto o = std::make_shared<Options>();
   app.add_option("--kind", o->kind, "deepseek_v3, deepseek_v2, mixtral, qwen2_moe or qwen3_moe")
@@ -29,12 +33,24 @@ Command add_gen_checkpoint_command(CLI::App& app) {
                "Store the projections as f8_e4m3 with 128x128 block scales (DeepSeek-V3 style)");
   app.add_option("--shards", o->shards, "Number of safetensors shards (>1 writes an index)")
       ->capture_default_str();
+  app.add_option("--gguf", o->gguf, "Also write the same weights as this GGUF file");
+  app.add_option("--gguf-type", o->gguf_type,
+                 "ggml type of the GGUF's matrices (f32, f16, bf16, q8_0, q4_0, q4_K, ...; "
+                 "default: --dtype)");
+  app.add_flag("--gguf-split-kv-b", o->gguf_split_kv_b,
+               "DeepSeek: write kv_b_proj as attn_k_b + attn_v_b, as current llama.cpp does");
   return [o] {
     const std::string config_json = model::tiny_config_json(o->kind, o->fp8);
     const model::ModelConfig config = model::parse_config(config_json, o->kind + " preset");
     const auto tensors = model::random_weights(
         config, {.seed = o->seed, .dtype = parse_dtype(o->dtype), .fp8 = o->fp8});
     model::write_checkpoint(o->out, config_json, tensors, o->shards);
+    if (!o->gguf.empty()) {
+      const auto type = gguf::parse_type(o->gguf_type.empty() ? o->dtype : o->gguf_type);
+      model::write_gguf_model(o->gguf, config, tensors,
+                              {.matrix_type = type, .split_kv_b = o->gguf_split_kv_b});
+      fmt::print("wrote {} as GGUF ({} matrices) to {}\n", o->kind, gguf::type_name(type), o->gguf);
+    }
     std::uint64_t bytes = 0;
     for (const auto& [name, t] : tensors) bytes += t.nbytes();
     fmt::print("wrote {} ({}, {} tensors, {} bytes, seed {}) to {}\n", o->kind,

@@ -8,6 +8,7 @@
 #include <porta/device.hpp>
 #include <porta/io.hpp>
 #include <porta/model/generate.hpp>
+#include <porta/model/gguf.hpp>
 
 #include "commands.hpp"
 
@@ -61,7 +62,8 @@ Command add_run_command(CLI::App& app) {
     std::optional<std::int32_t> eos;
   };
   auto o = std::make_shared<Options>();
-  app.add_option("--model", o->model_dir, "Checkpoint directory (config.json + safetensors)")
+  app.add_option("--model", o->model_dir,
+                 "Checkpoint directory (config.json + safetensors) or a .gguf file")
       ->required();
   app.add_option("--backend", o->backend, "cpu, opencl, npu-sim:910b2, reference (default: cpu)");
   app.add_option("--prompt-ids", o->prompt, "Prompt token ids, comma-separated: 1,2,3")->required();
@@ -75,7 +77,8 @@ Command add_run_command(CLI::App& app) {
                  "Write the logits of every prompt position as a [T, vocab] f32 .npy file");
   app.add_option("--weight-dtype", o->weight_dtype,
                  "Convert every weight to this dtype at load (f32, bf16, f16); default: keep");
-  app.add_option("--fp8-dtype", o->fp8_dtype, "Dequantise FP8 weights to bf16 or f32")
+  app.add_option("--fp8-dtype", o->fp8_dtype,
+                 "Dequantise FP8 (and GGUF block-quantized) weights to bf16 or f32")
       ->capture_default_str();
   app.add_option("--capacity", o->capacity,
                  "KV-cache positions (default: prompt + max-new-tokens)");
@@ -91,7 +94,12 @@ Command add_run_command(CLI::App& app) {
     model::LoadOptions load;
     load.fp8_dtype = parse_dtype(o->fp8_dtype);
     if (!o->weight_dtype.empty()) load.weight_dtype = parse_dtype(o->weight_dtype);
-    const model::Model model = model::Model::load(o->model_dir, load);
+    model::GgufLoadReport gguf;
+    const model::Model model =
+        model::is_gguf_file(o->model_dir)
+            ? model::load_gguf(o->model_dir, {.load = load, .dequantize_to = load.fp8_dtype}, &gguf)
+            : model::Model::load(o->model_dir, load);
+    if (!gguf.summary.empty()) fmt::print("{}\n", gguf.summary);
     const model::ModelConfig& c = model.config();
     const model::LoadStats& stats = model.stats();
     fmt::print(
