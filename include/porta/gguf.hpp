@@ -137,6 +137,23 @@ class GgufFile {
   std::shared_ptr<const Impl> impl_;
 };
 
+// The tokenizer a GGUF carries (`tokenizer.ggml.*`, `tokenizer.chat_template`), read and checked
+// for the tokenizer to build on: arrays have the right element types, per-token arrays have one
+// entry per token, special ids name tokens. Errors name the key.
+struct TokenizerMetadata {
+  std::string model;  // tokenizer.ggml.model: "gpt2" (byte-level BPE), "llama" (SentencePiece), ...
+  std::string pre;    // tokenizer.ggml.pre: the pre-tokenizer's name ("deepseek-v3", "qwen2", ...)
+  std::vector<std::string> tokens;
+  std::vector<std::int32_t> token_types;  // empty when absent
+  std::vector<float> scores;              // empty when absent
+  std::vector<std::string> merges;        // "a b" pairs, BPE only
+  std::optional<std::int64_t> bos_id, eos_id, unknown_id, padding_id, eot_id;
+  std::optional<bool> add_bos, add_eos, add_space_prefix;
+  std::string chat_template;  // empty when absent
+};
+// nullopt when the file has no tokenizer.ggml.model.
+std::optional<TokenizerMetadata> tokenizer_metadata(const GgufFile& file);
+
 // A tensor to write: name, dims innermost first, type and its bytes (row_bytes of the type).
 struct TensorToWrite {
   std::string name;

@@ -145,6 +145,7 @@ std::size_t row_bytes(GgmlType type, std::uint64_t elements) {
 void dequantize(GgmlType type, std::span<const std::byte> blocks, std::span<float> out) {
   const Entry& e = dequantizable_entry(type);
   const std::size_t n = check_blocks(type, out.size(), blocks.size());
+  if (n == 0) return;
   switch (type) {
     case GgmlType::F32: std::memcpy(out.data(), blocks.data(), blocks.size()); return;
     case GgmlType::F16: convert(blocks.data(), DType::F16, out.data(), DType::F32, n); return;
@@ -158,6 +159,7 @@ void dequantize(GgmlType type, std::span<const std::byte> blocks, std::span<floa
 void quantize(GgmlType type, std::span<const float> values, std::span<std::byte> blocks) {
   const Entry& e = dequantizable_entry(type);
   const std::size_t n = check_blocks(type, values.size(), blocks.size());
+  if (n == 0) return;
   switch (type) {
     case GgmlType::F32: std::memcpy(blocks.data(), values.data(), blocks.size()); return;
     case GgmlType::F16: convert(values.data(), DType::F32, blocks.data(), DType::F16, n); return;

@@ -245,3 +245,50 @@ TEST_CASE("a GGUF file truncated at any byte is a porta::Error", "[gguf][reader]
   b.u64(0);
   CHECK(open_bytes(b.bytes, "empty.gguf").tensors().empty());
 }
+
+TEST_CASE("the tokenizer metadata is read and checked", "[gguf][reader]") {
+  const auto path = test::gguf_tmp("tokenizer.gguf");
+  std::vector<std::pair<std::string, Value>> md = {
+      {"general.architecture", Value::str("qwen3moe")},
+      {"tokenizer.ggml.model", Value::str("gpt2")},
+      {"tokenizer.ggml.pre", Value::str("qwen2")},
+      {"tokenizer.ggml.tokens", Value::strings({"a", "b", "ab", "<|endoftext|>"})},
+      {"tokenizer.ggml.token_type",
+       Value::array_of(ValueType::I32, {Value::i32(1), Value::i32(1), Value::i32(1), Value::i32(3)})},
+      {"tokenizer.ggml.merges", Value::strings({"a b"})},
+      {"tokenizer.ggml.eos_token_id", Value::u32(3)},
+      {"tokenizer.ggml.add_bos_token", Value::boolean_value(false)},
+      {"tokenizer.chat_template", Value::str("{% for m in messages %}{{ m.content }}{% endfor %}")},
+  };
+  write_gguf(path, md, {});
+  const auto t = tokenizer_metadata(GgufFile::open(path));
+  REQUIRE(t.has_value());
+  CHECK(t->model == "gpt2");
+  CHECK(t->pre == "qwen2");
+  CHECK(t->tokens == std::vector<std::string>{"a", "b", "ab", "<|endoftext|>"});
+  CHECK(t->token_types == std::vector<std::int32_t>{1, 1, 1, 3});
+  CHECK(t->scores.empty());
+  CHECK(t->merges == std::vector<std::string>{"a b"});
+  CHECK(t->eos_id == 3);
+  CHECK_FALSE(t->bos_id.has_value());
+  CHECK(t->add_bos == false);
+  CHECK_THAT(t->chat_template, Catch::StartsWith("{% for m"));
+
+  auto bad = md;
+  bad[6].second = Value::u32(4);
+  write_gguf(path, bad, {});
+  REQUIRE_PORTA_ERROR(tokenizer_metadata(GgufFile::open(path)), ErrorCode::CorruptFile,
+                      "'tokenizer.ggml.eos_token_id' is 4, outside the 4 tokens");
+  bad = md;
+  bad[4].second = Value::array_of(ValueType::I32, {Value::i32(1)});
+  write_gguf(path, bad, {});
+  REQUIRE_PORTA_ERROR(tokenizer_metadata(GgufFile::open(path)), ErrorCode::CorruptFile,
+                      "'tokenizer.ggml.token_type' has 1 entries for 4 tokens");
+  bad = md;
+  bad[3].second = Value::array_of(ValueType::U8, {Value::u8(1)});
+  write_gguf(path, bad, {});
+  REQUIRE_PORTA_ERROR(tokenizer_metadata(GgufFile::open(path)), ErrorCode::CorruptFile,
+                      "'tokenizer.ggml.tokens' is an array of u8, not of string");
+  write_gguf(path, {md[0]}, {});
+  CHECK_FALSE(tokenizer_metadata(GgufFile::open(path)).has_value());
+}
