@@ -2,6 +2,7 @@
 // stores of the f16 scales, and the 6-bit scale packing of the K-quants.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -45,5 +46,16 @@ inline void k4_scale_min(int j, const std::byte* q, std::uint8_t& scale, std::ui
 
 // Round half away from zero, as C's roundf (the quantizers' rounding).
 inline int round_int(float x) { return static_cast<int>(std::lround(x)); }
+inline int clamp_code(float x, int lo, int hi) { return std::clamp(round_int(x), lo, hi); }
+inline float inverse(float d) { return d != 0 ? 1.0f / d : 0.0f; }
+
+// The value of largest magnitude, with its sign: the quantizers map it onto the most negative
+// code so that the full code range is used.
+inline float signed_absmax(const float* x, int n) {
+  float best = 0;
+  for (int i = 0; i < n; ++i)
+    if (std::fabs(x[i]) > std::fabs(best)) best = x[i];
+  return best;
+}
 
 }  // namespace porta::gguf::detail

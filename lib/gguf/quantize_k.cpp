@@ -15,16 +15,6 @@ namespace porta::gguf::detail {
 
 namespace {
 
-float inverse(float d) { return d != 0 ? 1.0f / d : 0.0f; }
-int clamp_code(float x, int lo, int hi) { return std::clamp(round_int(x), lo, hi); }
-
-float signed_absmax(const float* x, int n) {
-  float best = 0;
-  for (int i = 0; i < n; ++i)
-    if (std::fabs(x[i]) > std::fabs(best)) best = x[i];
-  return best;
-}
-
 // Per sub-block of `size` elements: scale = range / (levels - 1) and min = -min(0, lowest), so
 // that x = scale * q - min with q in [0, levels).
 void ranges(const float* x, int subs, int size, int levels, float* scale, float* min) {

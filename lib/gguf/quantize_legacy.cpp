@@ -15,16 +15,6 @@ namespace porta::gguf::detail {
 
 namespace {
 
-// The value of largest magnitude, with its sign.
-float signed_absmax(const float* x, int n) {
-  float best = 0;
-  for (int i = 0; i < n; ++i)
-    if (std::fabs(x[i]) > std::fabs(best)) best = x[i];
-  return best;
-}
-
-int clamp_code(float x, int lo, int hi) { return std::clamp(round_int(x), lo, hi); }
-
 // Writes 32 codes (0..15) as Q4_0-ordered nibbles: element j low, element j + 16 high.
 void pack_nibbles(const int* codes, std::byte* qs) {
   for (int j = 0; j < kQK / 2; ++j)
@@ -42,8 +32,6 @@ void pack_q5(const int* codes, std::byte* qh, std::byte* qs) {
   for (int b = 0; b < 4; ++b) qh[b] = static_cast<std::byte>((high >> (8 * b)) & 0xFF);
   pack_nibbles(low, qs);
 }
-
-float inverse(float d) { return d != 0 ? 1.0f / d : 0.0f; }
 
 // Codes 0..levels-1 for x = q * d + m with m = min(x) and d from the range.
 void min_scale_codes(const float* x, int levels, float& d, float& m, int* codes) {

@@ -40,16 +40,21 @@ Command add_gen_checkpoint_command(CLI::App& app) {
   app.add_flag("--gguf-split-kv-b", o->gguf_split_kv_b,
                "DeepSeek: write kv_b_proj as attn_k_b + attn_v_b, as current llama.cpp does");
   return [o] {
+    if (o->fp8 && !o->gguf.empty())
+      throw Error(ErrorCode::InvalidArgument,
+                  "--gguf: GGUF has no FP8 block-scaled type; write the GGUF without --fp8");
+    const gguf::GgmlType gguf_type =
+        gguf::parse_type(o->gguf_type.empty() ? o->dtype : o->gguf_type);
     const std::string config_json = model::tiny_config_json(o->kind, o->fp8);
     const model::ModelConfig config = model::parse_config(config_json, o->kind + " preset");
     const auto tensors = model::random_weights(
         config, {.seed = o->seed, .dtype = parse_dtype(o->dtype), .fp8 = o->fp8});
     model::write_checkpoint(o->out, config_json, tensors, o->shards);
     if (!o->gguf.empty()) {
-      const auto type = gguf::parse_type(o->gguf_type.empty() ? o->dtype : o->gguf_type);
       model::write_gguf_model(o->gguf, config, tensors,
-                              {.matrix_type = type, .split_kv_b = o->gguf_split_kv_b});
-      fmt::print("wrote {} as GGUF ({} matrices) to {}\n", o->kind, gguf::type_name(type), o->gguf);
+                              {.matrix_type = gguf_type, .split_kv_b = o->gguf_split_kv_b});
+      fmt::print("wrote {} as GGUF ({} matrices) to {}\n", o->kind, gguf::type_name(gguf_type),
+                 o->gguf);
     }
     std::uint64_t bytes = 0;
     for (const auto& [name, t] : tensors) bytes += t.nbytes();
