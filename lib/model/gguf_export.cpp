@@ -4,6 +4,7 @@
 #include <porta/model/gguf.hpp>
 
 #include <cstring>
+#include <deque>
 
 #include <fmt/format.h>
 
@@ -132,7 +133,8 @@ Metadata gguf_metadata(const ModelConfig& c, const GgufExportOptions& options) {
 std::vector<gguf::TensorToWrite> gguf_from_hf(const ModelConfig& c,
                                               const std::vector<std::pair<std::string, Tensor>>& hf,
                                               const GgufExportOptions& options) {
-  std::vector<Pending> pending;
+  // A deque: slot() hands out references that must survive later insertions (k_b and v_b).
+  std::deque<Pending> pending;
   std::map<std::string, std::size_t> index;
   auto slot = [&](const std::string& name, const Shape& shape) -> Pending& {
     const auto [it, inserted] = index.emplace(name, pending.size());

@@ -1,6 +1,7 @@
 // GGUF tensors -> the Hugging Face tensors porta's loader expects, and load_gguf().
 #include <porta/model/gguf.hpp>
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 
@@ -163,6 +164,28 @@ class Importer {
   std::map<std::string, Tensor> cache_;
 };
 
+// "q8_0: token_embd.weight, blk.*.attn_q.weight; q6_K: output.weight": the dequantized tensors
+// by type, with layer numbers folded so that a 60-layer model still gives one line.
+std::string dequantized_list(const std::vector<std::pair<std::string, std::string>>& tensors) {
+  std::vector<std::pair<std::string, std::vector<std::string>>> by_type;
+  for (const auto& [name, type] : tensors) {
+    std::string pattern = name;
+    if (pattern.starts_with("blk.")) {
+      const std::size_t dot = pattern.find('.', 4);
+      if (dot != std::string::npos) pattern = "blk.*" + pattern.substr(dot);
+    }
+    auto it = std::find_if(by_type.begin(), by_type.end(),
+                           [&](const auto& entry) { return entry.first == type; });
+    if (it == by_type.end()) it = by_type.insert(by_type.end(), {type, {}});
+    if (std::find(it->second.begin(), it->second.end(), pattern) == it->second.end())
+      it->second.push_back(pattern);
+  }
+  std::vector<std::string> parts;
+  for (const auto& [type, patterns] : by_type)
+    parts.push_back(fmt::format("{}: {}", type, fmt::join(patterns, ", ")));
+  return fmt::format("{}", fmt::join(parts, "; "));
+}
+
 }  // namespace
 
 bool is_gguf_file(const std::string& path) {
@@ -188,16 +211,12 @@ Model load_gguf(const std::string& path, const GgufLoadOptions& options, GgufLoa
   if (report != nullptr) {
     report->dequantized_tensors = tensors.dequantized.size();
     report->summary.clear();
-    if (!tensors.dequantized.empty()) {
-      std::map<std::string, int> by_type;
-      for (const auto& [name, type] : tensors.dequantized) ++by_type[type];
-      std::vector<std::string> parts;
-      for (const auto& [type, count] : by_type) parts.push_back(fmt::format("{} {}", count, type));
+    if (!tensors.dequantized.empty())
       report->summary = fmt::format(
-          "gguf: dequantized {} block-quantized tensors ({}) to {} at load; packed in-place "
+          "gguf: dequantized {} block-quantized tensors to {} at load ({}); packed in-place "
           "compute on GGUF blocks arrives with the quantized-weights work",
-          tensors.dequantized.size(), fmt::join(parts, ", "), dtype_name(options.dequantize_to));
-    }
+          tensors.dequantized.size(), dtype_name(options.dequantize_to),
+          dequantized_list(tensors.dequantized));
   }
   return model;
 }

@@ -153,7 +153,9 @@ TEST_CASE("block-quantized GGUF models dequantize at load exactly as the blocks 
       model::GgufLoadReport report;
       const model::Model from_gguf = model::load_gguf(path, {.dequantize_to = DType::F32}, &report);
       CHECK(report.dequantized_tensors > 0);
-      CHECK_THAT(report.summary, Catch::Contains("q8_0") && Catch::Contains("dequantized") &&
+      CHECK_THAT(report.summary, Catch::Contains("q8_0: token_embd.weight") &&
+                                     Catch::Contains("blk.*.attn_output.weight") &&
+                                     Catch::Contains("dequantized") &&
                                      Catch::Contains("quantized-weights work"));
       const model::Model expected_model = model::Model::from_tensors(m.config, expected_weights);
       const auto prompt = test::prompt_ids();

@@ -232,8 +232,11 @@ TEST_CASE("corrupt GGUF fields are porta::Errors naming the key or tensor and th
 }
 
 TEST_CASE("a GGUF file truncated at any byte is a porta::Error", "[gguf][reader]") {
-  const std::string bytes = test::sample_file().bytes;
-  for (std::size_t length = 0; length < bytes.size(); ++length) {
+  const Builder sample = test::sample_file();
+  const std::string& bytes = sample.bytes;
+  // Every byte of the header and the padding, every fourth of the tensor data.
+  for (std::size_t length = 0; length < bytes.size();
+       length += length < sample.at.at("data") ? 1 : 4) {
     INFO("length " << length);
     CHECK_THROWS_AS(open_bytes(bytes.substr(0, length), "truncated.gguf"), Error);
   }
