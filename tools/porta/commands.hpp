@@ -22,6 +22,9 @@ Command add_plan_command(CLI::App& app);
 Command add_tokenize_command(CLI::App& app);
 Command add_chat_command(CLI::App& app);
 
+// `porta inspect` of a GGUF file (inspect_gguf.cpp).
+int inspect_gguf(const std::string& path);
+
 // Exit codes: 0 success, 1 a failure (an error, a failing check), 2 bad usage.
 inline constexpr int kExitFailure = 1;
 inline constexpr int kExitUsage = 2;

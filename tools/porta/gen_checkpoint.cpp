@@ -8,6 +8,7 @@
 
 #include <porta/model/checkpoint_gen.hpp>
 #include <porta/model/tiny_tokenizer.hpp>
+#include <porta/model/gguf.hpp>
 
 #include "commands.hpp"
 
@@ -24,6 +25,9 @@ Command add_gen_checkpoint_command(CLI::App& app) {
     std::string preset;
     std::int64_t layers = 0;
     std::int64_t vocab = 0;
+    std::string gguf;
+    std::string gguf_type;
+    bool gguf_split_kv_b = false;
   };
   auto o = std::make_shared<Options>();
   app.add_option("--kind", o->kind, "deepseek_v3, deepseek_v2, mixtral, qwen2_moe or qwen3_moe")
@@ -41,6 +45,12 @@ Command add_gen_checkpoint_command(CLI::App& app) {
                  "mixtral-8x7b, qwen3-30b-a3b (written streaming, shard by shard)");
   app.add_option("--layers", o->layers, "With --preset: keep the first N layers");
   app.add_option("--vocab", o->vocab, "With --preset: vocabulary size instead of the model's");
+  app.add_option("--gguf", o->gguf, "Also write the same weights as this GGUF file");
+  app.add_option("--gguf-type", o->gguf_type,
+                 "ggml type of the GGUF's matrices (f32, f16, bf16, q8_0, q4_0, q4_K, ...; "
+                 "default: --dtype)");
+  app.add_flag("--gguf-split-kv-b", o->gguf_split_kv_b,
+               "DeepSeek: write kv_b_proj as attn_k_b + attn_v_b, as current llama.cpp does");
   return [o] {
     if (!o->preset.empty()) {
       if (o->fp8 || o->shards != 1)
@@ -60,12 +70,23 @@ Command add_gen_checkpoint_command(CLI::App& app) {
     }
     if (o->layers != 0 || o->vocab != 0)
       throw Error(ErrorCode::InvalidArgument, "--layers and --vocab need --preset");
+    if (o->fp8 && !o->gguf.empty())
+      throw Error(ErrorCode::InvalidArgument,
+                  "--gguf: GGUF has no FP8 block-scaled type; write the GGUF without --fp8");
+    const gguf::GgmlType gguf_type =
+        gguf::parse_type(o->gguf_type.empty() ? o->dtype : o->gguf_type);
     const std::string config_json = model::tiny_config_json(o->kind, o->fp8);
     const model::ModelConfig config = model::parse_config(config_json, o->kind + " preset");
     const auto tensors = model::random_weights(
         config, {.seed = o->seed, .dtype = parse_dtype(o->dtype), .fp8 = o->fp8});
     model::write_checkpoint(o->out, config_json, tensors, o->shards);
     model::write_tiny_tokenizer(o->out, config.vocab_size);
+    if (!o->gguf.empty()) {
+      model::write_gguf_model(o->gguf, config, tensors,
+                              {.matrix_type = gguf_type, .split_kv_b = o->gguf_split_kv_b});
+      fmt::print("wrote {} as GGUF ({} matrices) to {}\n", o->kind, gguf::type_name(gguf_type),
+                 o->gguf);
+    }
     std::uint64_t bytes = 0;
     for (const auto& [name, t] : tensors) bytes += t.nbytes();
     fmt::print("wrote {} ({}, {} tensors, {} bytes, seed {}) to {}\n", o->kind,

@@ -1,8 +1,9 @@
 // `porta inspect FILE`: the tensors of a safetensors file, an .npy file, a sharded index or a
-// checkpoint directory.
+// checkpoint directory; GGUF files also show their metadata (inspect_gguf.cpp).
 #include <fmt/format.h>
 
 #include <porta/io.hpp>
+#include <porta/model/gguf.hpp>
 
 #include "commands.hpp"
 
@@ -11,9 +12,11 @@ namespace porta::cli {
 Command add_inspect_command(CLI::App& app) {
   auto path = std::make_shared<std::string>();
   app.add_option("file", *path,
-                 "A .safetensors, .npy, model.safetensors.index.json or checkpoint directory")
+                 "A .safetensors, .npy, .gguf, model.safetensors.index.json or checkpoint "
+                 "directory")
       ->required();
   return [path] {
+    if (model::is_gguf_file(*path)) return inspect_gguf(*path);
     const auto entries = io::list_tensors(*path);
     std::size_t name_width = 4;
     for (const auto& e : entries) name_width = std::max(name_width, e.name.size());

@@ -10,6 +10,7 @@
 #include <porta/io.hpp>
 #include <porta/model/generate.hpp>
 #include <porta/model/memory.hpp>
+#include <porta/model/gguf.hpp>
 
 #include "commands.hpp"
 #include "text_io.hpp"
@@ -67,7 +68,8 @@ Command add_run_command(CLI::App& app) {
     std::string max_memory;
   };
   auto o = std::make_shared<Options>();
-  app.add_option("--model", o->model_dir, "Checkpoint directory (config.json + safetensors)")
+  app.add_option("--model", o->model_dir,
+                 "Checkpoint directory (config.json + safetensors) or a .gguf file")
       ->required();
   app.add_option("--backend", o->backend, "cpu, opencl, npu-sim:910b2, reference (default: cpu)");
   auto* ids_option =
@@ -92,7 +94,8 @@ Command add_run_command(CLI::App& app) {
                  "memory available now");
   app.add_option("--weight-dtype", o->weight_dtype,
                  "Convert every weight to this dtype at load (f32, bf16, f16); default: keep");
-  app.add_option("--fp8-dtype", o->fp8_dtype, "Dequantise FP8 weights to bf16 or f32")
+  app.add_option("--fp8-dtype", o->fp8_dtype,
+                 "Dequantise FP8 (and GGUF block-quantized) weights to bf16 or f32")
       ->capture_default_str();
   app.add_option("--capacity", o->capacity,
                  "KV-cache positions (default: prompt + max-new-tokens)");
@@ -123,17 +126,26 @@ Command add_run_command(CLI::App& app) {
     const std::int64_t needed = std::max<std::int64_t>(t + o->max_new_tokens - 1, t);
     const std::int64_t capacity = o->capacity > 0 ? o->capacity : needed;
     const bool all_logits = !o->dump_logits.empty();
+    const bool gguf_file = model::is_gguf_file(o->model_dir);
 
-    // What the run will hold, checked before a byte of weights is touched.
-    const model::MemoryNeed need =
-        model::estimate_memory(o->model_dir, load, t, capacity, all_logits);
-    const std::uint64_t available = model::available_memory();
-    if (!o->max_memory.empty())
-      model::check_memory(need, model::parse_bytes(o->max_memory), "--max-memory");
-    model::check_memory(need, available, "memory available now (MemAvailable)");
-    fmt::print("memory: needs {}\n", need.describe());
+    // What the run will hold, checked before a byte of weights is touched (for a Hugging Face
+    // folder; a GGUF file's estimate is not written yet).
+    if (!gguf_file) {
+      const model::MemoryNeed need =
+          model::estimate_memory(o->model_dir, load, t, capacity, all_logits);
+      const std::uint64_t available = model::available_memory();
+      if (!o->max_memory.empty())
+        model::check_memory(need, model::parse_bytes(o->max_memory), "--max-memory");
+      model::check_memory(need, available, "memory available now (MemAvailable)");
+      fmt::print("memory: needs {}\n", need.describe());
+    }
 
-    const model::Model model = model::Model::load(o->model_dir, load);
+    model::GgufLoadReport gguf;
+    const model::Model model =
+        gguf_file
+            ? model::load_gguf(o->model_dir, {.load = load, .dequantize_to = load.fp8_dtype}, &gguf)
+            : model::Model::load(o->model_dir, load);
+    if (!gguf.summary.empty()) fmt::print("{}\n", gguf.summary);
     const model::ModelConfig& c = model.config();
     const model::LoadStats& stats = model.stats();
     fmt::print(

@@ -1,0 +1,77 @@
+// Models from GGUF files: llama.cpp's deepseek2, llama-with-experts (Mixtral), qwen2moe and
+// qwen3moe architectures mapped onto porta's ModelConfig and Hugging Face weight names, so that
+// a GGUF loads through the same Model::from_tensors path as a safetensors checkpoint.
+//
+// gguf_config() reads `<arch>.*` metadata into the config.json porta's parse_config() takes;
+// gguf_hf_tensors() produces every tensor the config implies under its Hugging Face name and
+// shape: GGUF's merged expert tensors are sliced per expert, llama's permuted q/k rows put back,
+// deepseek2's split attn_k_b/attn_v_b recombined into kv_b_proj. f32/f16/bf16 tensors whose
+// layout needs no change stay views of the mapping; block-quantized tensors are dequantized at
+// load (packed in-place compute comes with the quantized-weights work). The export direction
+// (gguf_from_hf) writes a porta model as a GGUF the way llama.cpp's converter lays it out.
+#pragma once
+
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <porta/gguf.hpp>
+#include <porta/model/model.hpp>
+
+namespace porta::model {
+
+// True when `path` is a regular file starting with the GGUF magic.
+bool is_gguf_file(const std::string& path);
+
+// The Hugging Face config.json (as JSON text) a GGUF's metadata implies; errors name the GGUF
+// key. gguf_config parses it with parse_config().
+std::string gguf_config_json(const gguf::GgufFile& file);
+ModelConfig gguf_config(const gguf::GgufFile& file);
+
+struct GgufTensors {
+  std::map<std::string, Tensor> tensors;  // Hugging Face names
+  // GGUF tensors that were dequantized, with their ggml type names, in file order.
+  std::vector<std::pair<std::string, std::string>> dequantized;
+  std::uint64_t mapped_bytes = 0;  // bytes used as views of the mapping
+};
+// Every tensor `config` implies, from `file`. Block types are dequantized into `dequantize_to`
+// (f32 or bf16). Missing tensors, wrong shapes and types porta cannot dequantize are errors
+// naming the GGUF tensor (and the Hugging Face name it stands for).
+GgufTensors gguf_hf_tensors(const gguf::GgufFile& file, const ModelConfig& config,
+                            DType dequantize_to = DType::BF16);
+
+struct GgufLoadOptions {
+  LoadOptions load;
+  DType dequantize_to = DType::BF16;
+};
+struct GgufLoadReport {
+  std::size_t dequantized_tensors = 0;
+  std::string summary;  // one line for `porta run`, empty when nothing was dequantized
+};
+Model load_gguf(const std::string& path, const GgufLoadOptions& options = {},
+                GgufLoadReport* report = nullptr);
+
+// ---- export ------------------------------------------------------------------------------------
+struct GgufExportOptions {
+  // Type of the matrices (embedding, projections, experts). A row length the type's block does
+  // not divide falls back to q8_0, then f16, as llama.cpp's quantizer does. Norms, biases and
+  // the router stay f32.
+  gguf::GgmlType matrix_type = gguf::GgmlType::BF16;
+  // deepseek2: write kv_b_proj as llama.cpp's current converter does (attn_k_b, transposed, and
+  // attn_v_b) instead of one attn_kv_b.
+  bool split_kv_b = false;
+};
+// GGUF metadata for `config` (general.architecture, `<arch>.*`). InvalidArgument for configs
+// GGUF cannot express (DeepSeek moe_layer_freq > 1, YaRN mscale != mscale_all_dim).
+std::vector<std::pair<std::string, gguf::Value>> gguf_metadata(
+    const ModelConfig& config, const GgufExportOptions& options = {});
+// The GGUF tensors for Hugging Face tensors `hf` of a model of `config`.
+std::vector<gguf::TensorToWrite> gguf_from_hf(const ModelConfig& config,
+                                              const std::vector<std::pair<std::string, Tensor>>& hf,
+                                              const GgufExportOptions& options = {});
+void write_gguf_model(const std::string& path, const ModelConfig& config,
+                      const std::vector<std::pair<std::string, Tensor>>& hf,
+                      const GgufExportOptions& options = {});
+
+}  // namespace porta::model

@@ -1,0 +1,201 @@
+// A porta model (config + Hugging Face tensors) written as a GGUF the way llama.cpp's
+// convert_hf_to_gguf.py lays it out: merged expert tensors, llama's permuted q/k, deepseek2's
+// optional kv_b split, the architecture's metadata keys.
+#include <porta/model/gguf.hpp>
+
+#include <cstring>
+#include <deque>
+
+#include <fmt/format.h>
+
+#include <porta/error.hpp>
+
+#include "model/gguf_names.hpp"
+
+namespace porta::model {
+
+namespace {
+
+using gguf::GgmlType;
+using gguf::Value;
+using Metadata = std::vector<std::pair<std::string, Value>>;
+
+Value u32(std::int64_t v) { return Value::u32(static_cast<std::uint32_t>(v)); }
+Value f32(double v) { return Value::f32(static_cast<float>(v)); }
+
+void rope_metadata(const ModelConfig& c, const std::string& a, Metadata& m) {
+  const RopeScaling& s = c.rope.scaling;
+  if (s.type == RopeScalingType::Linear) {
+    m.emplace_back(a + ".rope.scaling.type", Value::str("linear"));
+    m.emplace_back(a + ".rope.scaling.factor", f32(s.factor));
+  } else if (s.type == RopeScalingType::Yarn) {
+    m.emplace_back(a + ".rope.scaling.type", Value::str("yarn"));
+    m.emplace_back(a + ".rope.scaling.factor", f32(s.factor));
+    m.emplace_back(a + ".rope.scaling.original_context_length", u32(s.original_max_position));
+    m.emplace_back(a + ".rope.scaling.yarn_beta_fast", f32(s.beta_fast));
+    m.emplace_back(a + ".rope.scaling.yarn_beta_slow", f32(s.beta_slow));
+    if (c.mla) {
+      if (s.mscale_all_dim != 0 && s.mscale != s.mscale_all_dim)
+        throw Error(ErrorCode::InvalidArgument,
+                    fmt::format("YaRN mscale {} != mscale_all_dim {} cannot be expressed in GGUF "
+                                "(it stores one yarn_log_multiplier)",
+                                s.mscale, s.mscale_all_dim));
+      m.emplace_back(a + ".rope.scaling.yarn_log_multiplier", f32(0.1 * s.mscale_all_dim));
+    }
+  }
+}
+
+void mla_metadata(const ModelConfig& c, const std::string& a, const GgufExportOptions& o,
+                  Metadata& m) {
+  if (c.moe_layer_freq != 1)
+    throw Error(ErrorCode::InvalidArgument,
+                fmt::format("moe_layer_freq {} cannot be expressed in GGUF", c.moe_layer_freq));
+  m.emplace_back(a + ".rope.dimension_count", u32(c.qk_rope_head_dim));
+  if (c.q_lora_rank > 0) m.emplace_back(a + ".attention.q_lora_rank", u32(c.q_lora_rank));
+  m.emplace_back(a + ".attention.kv_lora_rank", u32(c.kv_lora_rank));
+  if (o.split_kv_b) {
+    // Current llama.cpp: the cache holds the latent, so "keys" are kv_lora + rope wide.
+    m.emplace_back(a + ".attention.head_count_kv", u32(1));
+    m.emplace_back(a + ".attention.key_length", u32(c.kv_lora_rank + c.qk_rope_head_dim));
+    m.emplace_back(a + ".attention.value_length", u32(c.kv_lora_rank));
+    m.emplace_back(a + ".attention.key_length_mla", u32(c.query_head_dim()));
+    m.emplace_back(a + ".attention.value_length_mla", u32(c.v_head_dim));
+  } else {
+    m.emplace_back(a + ".attention.head_count_kv", u32(c.num_heads));
+    m.emplace_back(a + ".attention.key_length", u32(c.query_head_dim()));
+    m.emplace_back(a + ".attention.value_length", u32(c.v_head_dim));
+  }
+  if (c.num_experts == 0) return;
+  m.emplace_back(a + ".expert_count", u32(c.num_experts));
+  m.emplace_back(a + ".expert_used_count", u32(c.top_k));
+  m.emplace_back(a + ".expert_feed_forward_length", u32(c.moe_intermediate_size));
+  m.emplace_back(a + ".expert_shared_count", u32(c.shared_intermediate_size / c.moe_intermediate_size));
+  m.emplace_back(a + ".leading_dense_block_count", u32(c.first_k_dense_replace));
+  m.emplace_back(a + ".expert_weights_scale", f32(c.router.scale));
+  m.emplace_back(a + ".expert_weights_norm", Value::boolean_value(c.router.renormalize));
+  m.emplace_back(a + ".expert_gating_func", u32(c.router.score == moe::Score::Sigmoid ? 2 : 1));
+  m.emplace_back(a + ".expert_group_count", u32(c.router.num_groups));
+  m.emplace_back(a + ".expert_group_used_count", u32(c.router.topk_groups));
+}
+
+// The type a tensor is stored as: vectors, the router and its bias in f32; matrices in the
+// requested type when their rows hold whole blocks, else q8_0, else f16.
+GgmlType storage_type(const std::string& gguf_name, const std::vector<std::uint64_t>& dims,
+                      GgmlType requested) {
+  if (dims.size() < 2 || gguf_name.find("ffn_gate_inp") != std::string::npos) return GgmlType::F32;
+  for (GgmlType t : {requested, GgmlType::Q8_0, GgmlType::F16})
+    if (dims[0] % gguf::traits_of(t).block_elements == 0) return t;
+  return GgmlType::F16;
+}
+
+struct Pending {
+  std::string name;
+  Shape shape;
+  std::vector<float> values;
+};
+
+}  // namespace
+
+Metadata gguf_metadata(const ModelConfig& c, const GgufExportOptions& options) {
+  const std::string a = detail::gguf_architecture(c);
+  Metadata m;
+  m.emplace_back("general.architecture", Value::str(a));
+  m.emplace_back("general.name", Value::str(fmt::format("porta {}", c.model_type)));
+  m.emplace_back(a + ".vocab_size", u32(c.vocab_size));
+  m.emplace_back(a + ".context_length", u32(c.max_position_embeddings));
+  m.emplace_back(a + ".embedding_length", u32(c.hidden_size));
+  m.emplace_back(a + ".block_count", u32(c.num_layers));
+  m.emplace_back(a + ".feed_forward_length", u32(c.intermediate_size));
+  m.emplace_back(a + ".attention.head_count", u32(c.num_heads));
+  m.emplace_back(a + ".attention.layer_norm_rms_epsilon", f32(c.rms_norm_eps));
+  m.emplace_back(a + ".rope.freq_base", f32(c.rope.theta));
+  rope_metadata(c, a, m);
+  if (c.mla) {
+    mla_metadata(c, a, options, m);
+    return m;
+  }
+  m.emplace_back(a + ".attention.head_count_kv", u32(c.num_kv_heads));
+  m.emplace_back(a + ".expert_count", u32(c.num_experts));
+  m.emplace_back(a + ".expert_used_count", u32(c.top_k));
+  if (c.family == Family::Mixtral) {
+    m.emplace_back(a + ".rope.dimension_count", u32(c.head_dim));
+    return m;
+  }
+  m.emplace_back(a + ".attention.key_length", u32(c.head_dim));
+  m.emplace_back(a + ".attention.value_length", u32(c.head_dim));
+  m.emplace_back(a + ".expert_feed_forward_length", u32(c.moe_intermediate_size));
+  m.emplace_back(a + ".expert_weights_norm", Value::boolean_value(c.router.renormalize));
+  if (c.family == Family::Qwen2Moe)
+    m.emplace_back(a + ".expert_shared_feed_forward_length", u32(c.shared_intermediate_size));
+  return m;
+}
+
+std::vector<gguf::TensorToWrite> gguf_from_hf(const ModelConfig& c,
+                                              const std::vector<std::pair<std::string, Tensor>>& hf,
+                                              const GgufExportOptions& options) {
+  // A deque: slot() hands out references that must survive later insertions (k_b and v_b).
+  std::deque<Pending> pending;
+  std::map<std::string, std::size_t> index;
+  auto slot = [&](const std::string& name, const Shape& shape) -> Pending& {
+    const auto [it, inserted] = index.emplace(name, pending.size());
+    if (inserted) pending.push_back({name, shape, std::vector<float>(static_cast<std::size_t>(shape.numel()))});
+    return pending[it->second];
+  };
+  for (const auto& [name, t] : hf) {
+    const detail::GgufName n = detail::gguf_name_of(name, c);
+    const std::vector<float> values = t.to_f32();
+    switch (n.layout) {
+      case detail::GgufLayout::Same: slot(n.gguf, t.shape()).values = values; break;
+      case detail::GgufLayout::PermutedRows: {
+        Pending& p = slot(n.gguf, t.shape());
+        detail::permute_rows(reinterpret_cast<const std::byte*>(values.data()),
+                             reinterpret_cast<std::byte*>(p.values.data()), n.heads, t.shape()[0],
+                             static_cast<std::size_t>(t.shape()[1]) * sizeof(float), false);
+        break;
+      }
+      case detail::GgufLayout::ExpertSlice: {
+        Pending& p = slot(n.gguf, {c.num_experts, t.shape()[0], t.shape()[1]});
+        std::copy(values.begin(), values.end(),
+                  p.values.begin() + n.expert * static_cast<std::int64_t>(values.size()));
+        break;
+      }
+      case detail::GgufLayout::KvB: {
+        if (!options.split_kv_b) {
+          slot(n.gguf, t.shape()).values = values;
+          break;
+        }
+        const auto heads = c.num_heads, nope = c.qk_nope_head_dim, vd = c.v_head_dim,
+                   r = c.kv_lora_rank;
+        const std::string blk = fmt::format("blk.{}.", n.layer);
+        Pending& k = slot(blk + "attn_k_b.weight", {heads, r, nope});
+        Pending& v = slot(blk + "attn_v_b.weight", {heads, vd, r});
+        for (std::int64_t h = 0; h < heads; ++h) {
+          const float* head = values.data() + h * (nope + vd) * r;
+          for (std::int64_t i = 0; i < nope; ++i)
+            for (std::int64_t j = 0; j < r; ++j)
+              k.values[static_cast<std::size_t>((h * r + j) * nope + i)] = head[i * r + j];
+          std::copy(head + nope * r, head + (nope + vd) * r, v.values.begin() + h * vd * r);
+        }
+        break;
+      }
+    }
+  }
+  std::vector<gguf::TensorToWrite> out;
+  out.reserve(pending.size());
+  for (const Pending& p : pending) {
+    std::vector<std::uint64_t> dims;
+    for (int axis = p.shape.rank() - 1; axis >= 0; --axis)
+      dims.push_back(static_cast<std::uint64_t>(p.shape[axis]));
+    out.push_back(gguf::make_tensor(p.name, p.shape, storage_type(p.name, dims, options.matrix_type),
+                                    p.values));
+  }
+  return out;
+}
+
+void write_gguf_model(const std::string& path, const ModelConfig& config,
+                      const std::vector<std::pair<std::string, Tensor>>& hf,
+                      const GgufExportOptions& options) {
+  gguf::write_gguf(path, gguf_metadata(config, options), gguf_from_hf(config, hf, options));
+}
+
+}  // namespace porta::model

@@ -1,0 +1,91 @@
+// `porta gen-checkpoint --gguf`, `porta inspect FILE.gguf` and `porta run --model FILE.gguf`
+// through the real program: the GGUF runs like its safetensors folder, corrupt files are a
+// message and exit status 1.
+#ifdef PORTA_CLI_PATH
+
+#include <catch2/catch.hpp>
+
+#include "cli/cli_support.hpp"
+#include "gguf/gguf_test_support.hpp"
+#include "model/model_test_support.hpp"
+
+namespace porta::test {
+namespace {
+
+// The ids after "tokens: " up to the end of that line.
+std::string tokens_of(const std::string& output) {
+  const std::size_t at = output.find("tokens: ");
+  if (at == std::string::npos) return "(none)";
+  const std::size_t begin = at + 8;
+  return output.substr(begin, output.find('\n', begin) - begin);
+}
+
+}  // namespace
+
+TEST_CASE("porta run on a GGUF gives the tokens of its safetensors copy", "[gguf][cli]") {
+  for (const std::string kind : {"deepseek_v3", "mixtral", "qwen2_moe"}) {
+    const std::string dir = model_tmpdir("gguf_cli_" + kind);
+    const std::string file = dir + "/model.gguf";
+    const CliResult gen =
+        run_porta("gen-checkpoint --kind " + kind + " --seed 4 --out " + dir + " --gguf " + file);
+    INFO(gen.output);
+    REQUIRE(gen.exit_code == 0);
+    const std::string args = " --backend reference --prompt-ids 5,6,7 --max-new-tokens 5";
+    const CliResult folder = run_porta("run --model " + dir + args);
+    const CliResult gguf = run_porta("run --model " + file + args);
+    INFO(folder.output << "\n" << gguf.output);
+    REQUIRE(folder.exit_code == 0);
+    REQUIRE(gguf.exit_code == 0);
+    CHECK(tokens_of(gguf.output) == tokens_of(folder.output));
+    CHECK(tokens_of(gguf.output) != "(none)");
+    CHECK_THAT(gguf.output, !Catch::Contains("dequantized"));
+  }
+}
+
+TEST_CASE("porta run dequantizes block-quantized GGUF weights at load and says so", "[gguf][cli]") {
+  const std::string dir = model_tmpdir("gguf_cli_q4");
+  const std::string file = dir + "/model.gguf";
+  REQUIRE(run_porta("gen-checkpoint --kind qwen3_moe --out " + dir + " --gguf " + file +
+                    " --gguf-type q4_0")
+              .exit_code == 0);
+  const CliResult run = run_porta("run --model " + file +
+                                  " --backend reference --prompt-ids 1,2 --max-new-tokens 2");
+  INFO(run.output);
+  CHECK(run.exit_code == 0);
+  CHECK_THAT(run.output, Catch::Contains("q4_0") && Catch::Contains("to bf16 at load") &&
+                             Catch::Contains("quantized-weights work"));
+}
+
+TEST_CASE("porta inspect lists a GGUF's metadata and tensors; corrupt files exit 1",
+          "[gguf][cli]") {
+  const std::string dir = model_tmpdir("gguf_cli_inspect");
+  const std::string file = dir + "/model.gguf";
+  REQUIRE(run_porta("gen-checkpoint --kind deepseek_v2 --out " + dir + " --gguf " + file +
+                    " --gguf-type q8_0 --gguf-split-kv-b")
+              .exit_code == 0);
+  const CliResult out = run_porta("inspect " + file);
+  INFO(out.output);
+  CHECK(out.exit_code == 0);
+  CHECK_THAT(out.output, Catch::Contains("GGUF version 3") &&
+                             Catch::Contains("general.architecture") &&
+                             Catch::Contains("\"deepseek2\"") &&
+                             Catch::Contains("deepseek2.expert_count") &&
+                             Catch::Contains("blk.1.ffn_gate_exps.weight") &&
+                             Catch::Contains("[8, 32, 64]") && Catch::Contains("{64, 32, 8}") &&
+                             Catch::Contains("blk.0.attn_k_b.weight") && Catch::Contains("q8_0"));
+
+  std::string bytes = io::test::read_bytes(file);
+  bytes.resize(bytes.size() / 2);
+  const std::string broken = dir + "/broken.gguf";
+  io::test::write_bytes(broken, bytes);
+  for (const std::string command : {"inspect ", "run --prompt-ids 1 --model "}) {
+    const CliResult bad = run_porta(command + broken);
+    INFO(bad.output);
+    CHECK(bad.exit_code == 1);
+    CHECK_THAT(bad.output, Catch::Contains("runs past the end"));
+  }
+}
+
+}  // namespace porta::test
+
+#endif  // PORTA_CLI_PATH
