@@ -1,7 +1,9 @@
 # Warnings and sanitizer flags shared by every porta target (applied through porta_project_options).
 add_library(porta_project_options INTERFACE)
-target_compile_options(porta_project_options INTERFACE -Wall -Wextra -Wpedantic -Wshadow=local -Wswitch-enum
-                                                       -Werror=switch-enum
+# -Wswitch-enum: a switch over an enum names every value (no `default:` silently taking a new op
+# kind or dtype); the op catalogue's generated switches rely on it (docs/architecture.md).
+target_compile_options(porta_project_options INTERFACE -Wall -Wextra -Wpedantic -Wshadow=local
+                                                       -Wswitch-enum
                                                        -Wno-missing-field-initializers)
 if(PORTA_WERROR)
   target_compile_options(porta_project_options INTERFACE -Werror)

@@ -76,7 +76,9 @@ class Conversation {
     Tensor logits = session_.forward(fresh);
     cached_.insert(cached_.end(), fresh.begin(), fresh.end());
     const auto vocab = static_cast<std::size_t>(logits.shape()[1]);
-    const float* row = logits.data_as<float>() + (fresh.size() - 1) * vocab;
+    // The last position's row: forward() returns [1, vocab] unless the session keeps all logits.
+    const float* row =
+        logits.data_as<float>() + static_cast<std::size_t>(logits.shape()[0] - 1) * vocab;
     std::int32_t next = sampler_.sample({row, vocab});
 
     TextStreamer out(tokenizer_);
