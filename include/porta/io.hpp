@@ -8,6 +8,8 @@
 // and the tensor or key at fault, never a crash.
 #pragma once
 
+#include <porta/config.hpp>
+
 #include <cstddef>
 #include <map>
 #include <memory>
@@ -17,6 +19,7 @@
 
 #include <porta/tensor.hpp>
 
+PORTA_API_BEGIN
 namespace porta::io {
 
 // ---- .npy -------------------------------------------------------------------------------------
@@ -80,3 +83,4 @@ void write_safetensors(const std::string& path,
 std::vector<TensorEntry> list_tensors(const std::string& path);
 
 }  // namespace porta::io
+PORTA_API_END

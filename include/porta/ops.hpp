@@ -5,6 +5,8 @@
 // list and say honestly which ones they support; the runtime places the rest elsewhere.
 #pragma once
 
+#include <porta/config.hpp>
+
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -15,6 +17,7 @@
 #include <porta/dtype.hpp>
 #include <porta/moe.hpp>
 
+PORTA_API_BEGIN
 namespace porta {
 
 enum class OpKind : std::uint8_t {
@@ -176,3 +179,4 @@ RopeLayout parse_rope_layout(std::string_view name);                // "neox", "
 GeluApproximation parse_gelu_approximation(std::string_view name);  // "none", "tanh"
 
 }  // namespace porta
+PORTA_API_END

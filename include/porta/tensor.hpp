@@ -6,6 +6,8 @@
 // this way, so a 100 GB checkpoint is never copied just to be described.
 #pragma once
 
+#include <porta/config.hpp>
+
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -17,6 +19,7 @@
 #include <porta/error.hpp>
 #include <porta/shape.hpp>
 
+PORTA_API_BEGIN
 namespace porta {
 
 class Tensor {
@@ -81,3 +84,4 @@ class Tensor {
 };
 
 }  // namespace porta
+PORTA_API_END

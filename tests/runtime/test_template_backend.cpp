@@ -2,7 +2,9 @@
 // kernels. Built only with -DPORTA_BACKEND_TEMPLATE=ON. These tests double as the example of how
 // to test a new backend: results against plain computations, placement with reasons, transfers
 // only at domain edges, and the buffer and support contracts.
-#ifdef PORTA_HAS_TEMPLATE_BACKEND
+#include <porta/config.hpp>
+
+#if PORTA_HAS_BACKEND_TEMPLATE
 
 #include <cmath>
 #include <cstddef>
@@ -250,4 +252,4 @@ TEST_CASE("template device is listed honestly", "[template]") {
   }
 }
 
-#endif  // PORTA_HAS_TEMPLATE_BACKEND
+#endif  // PORTA_HAS_BACKEND_TEMPLATE

@@ -8,6 +8,8 @@
 // appends the new rows. Executables are compiled once per token count and reused.
 #pragma once
 
+#include <porta/config.hpp>
+
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -19,6 +21,7 @@
 #include <porta/executable.hpp>
 #include <porta/model/model.hpp>
 
+PORTA_API_BEGIN
 namespace porta::model {
 
 struct SamplingOptions {
@@ -103,3 +106,4 @@ GenerateResult generate(Session& session, std::span<const std::int32_t> prompt,
                         const GenerateOptions& options);
 
 }  // namespace porta::model
+PORTA_API_END
