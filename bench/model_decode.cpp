@@ -20,14 +20,12 @@
 #include <porta/model/checkpoint_gen.hpp>
 #include <porta/model/generate.hpp>
 
+#include "timing.hpp"
+
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0 : v[v.size() / 2];
-}
+using porta_bench::Clock;
+using porta_bench::median;
 
 // GB/s of summing a buffer much larger than the caches, on all hardware threads, best of 3.
 double streaming_read_gbps() {
