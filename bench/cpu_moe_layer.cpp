@@ -40,6 +40,7 @@ using porta::DType;
 using porta::Tensor;
 using porta_bench::Clock;
 using porta_bench::interleaved_medians;
+using porta_bench::median;
 using porta_bench::seconds_since;
 
 constexpr std::int64_t kHidden = 2048, kExperts = 64, kInter = 1408, kTopK = 6;
@@ -53,8 +54,7 @@ double median_time(int reps, const std::function<void()>& body, bool warm_up = t
     body();
     times.push_back(seconds_since(start));
   }
-  std::sort(times.begin(), times.end());
-  return times[times.size() / 2];
+  return median(times);
 }
 
 // Deterministic pseudo-random fill, fast enough for gigabytes.

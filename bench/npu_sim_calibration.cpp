@@ -11,6 +11,8 @@
 
 #include <porta/npu_sim.hpp>
 
+#include "timing.hpp"
+
 int main(int argc, char** argv) {
   const std::string spec = argc > 1 ? argv[1] : "910b2";
   const auto profile = porta::npu_sim::load_profile(spec);
@@ -33,13 +35,12 @@ int main(int argc, char** argv) {
       wall.push_back(
           std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
     }
-    std::sort(wall.begin(), wall.end());
     const double tflops = r.flops / (r.time_us * 1e-6) * 1e-12;
     const double ratio = tflops / pt.target_tflops;
     const bool in = ratio >= 0.85 && ratio <= 1.15;
     all_in = all_in && in;
     fmt::print("{:>6} {:>12.1f} {:>13.1f} {:>7.3f} {:>8} {:>10.2f} {:>11.3f}  {}\n", pt.n, tflops,
-               pt.target_tflops, ratio, in ? "yes" : "NO", r.time_us, wall[wall.size() / 2],
+               pt.target_tflops, ratio, in ? "yes" : "NO", r.time_us, porta_bench::median(wall),
                r.tiling);
   }
   fmt::print("{}\n", all_in ? "all points within +-15 %" : "SOME POINTS OUTSIDE +-15 %");

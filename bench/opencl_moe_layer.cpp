@@ -31,14 +31,12 @@
 #include "../backends/opencl/opencl_tuning.hpp"
 #include "runtime/backend.hpp"
 
+#include "timing.hpp"
+
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
-}
+using porta_bench::Clock;
+using porta_bench::median;
 
 std::vector<float> random_values(std::size_t count, std::uint64_t seed) {
   std::mt19937_64 rng(seed);

@@ -2,7 +2,8 @@
 # with `find_package(porta)` + `porta::porta` or with `pkg-config --cflags --libs porta`.
 #
 # Installed: libporta (EXPORT porta-targets, NAMESPACE porta::), include/porta/ plus the generated
-# version.hpp, the `porta` program when it is built, porta-config{,-version}.cmake and porta.pc.
+# version.hpp and config.hpp, the `porta` program when it is built, porta-config{,-version}.cmake,
+# porta.pc, and the documentation in share/doc/porta.
 # Tested by the ctest porta:embed_example, which installs into a scratch prefix and builds
 # examples/embed against it exactly as a user would.
 include(GNUInstallDirs)
@@ -26,8 +27,8 @@ else()
 endif()
 
 # ---- what an installed static libporta still needs from its consumers ---------------------------
-# A shared libporta carries its private dependencies (fmt, JSON, oneDNN, OpenMP, CLBlast, OpenCL) inside
-# itself: consumers need only Threads. A static libporta does not: the consumer's link must name
+# A shared libporta carries its private dependencies (JSON, oneDNN, OpenMP, CLBlast, OpenCL) inside
+# itself: consumers need only Threads and fmt (public: porta::porta brings it). A static libporta does not: the consumer's link must name
 # them, so the exported target, porta-config.cmake and porta.pc must too. Internal targets linked
 # into porta (porta_project_options, each backend's object library) are never installed; in a
 # static build their link items appear in porta's INTERFACE_LINK_LIBRARIES as $<LINK_ONLY:...>,
@@ -45,13 +46,13 @@ set(_porta_known_dependencies
   "Eigen3::|Eigen3|eigen3|"
   "Threads::|Threads||-pthread")
 
-# Strips one $<LINK_ONLY:...> wrapper, the form CMake stores private items of static libraries in.
+# Strips the $<LINK_ONLY:...> (the form CMake stores private items of static libraries in) and
+# $<BUILD_INTERFACE:...> (porta's in-tree object libraries) wrappers around a link item.
 function(_porta_link_item_name item out_var)
-  if(item MATCHES "^\\$<LINK_ONLY:([^$<>]+)>$")
-    set(${out_var} "${CMAKE_MATCH_1}" PARENT_SCOPE)
-  else()
-    set(${out_var} "${item}" PARENT_SCOPE)
-  endif()
+  while(item MATCHES "^\\$<(LINK_ONLY|BUILD_INTERFACE):(.+)>$")
+    set(item "${CMAKE_MATCH_2}")
+  endwhile()
+  set(${out_var} "${item}" PARENT_SCOPE)
 endfunction()
 
 # Collects, through internal (non-imported) targets only, every imported target or plain library
@@ -186,27 +187,35 @@ install(TARGETS porta EXPORT porta-targets
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT porta_runtime
           NAMELINK_COMPONENT porta_development
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT porta_development)
+# A header that belongs to one backend (include/porta/<id>.hpp) is installed only with it.
+set(_porta_header_excludes "")
+foreach(_backend IN LISTS PORTA_ALL_BACKENDS)
+  porta_backend_id(${_backend} _id)
+  if(NOT _backend IN_LIST PORTA_BUILT_BACKENDS)
+    list(APPEND _porta_header_excludes PATTERN "${_id}.hpp" EXCLUDE)
+  endif()
+endforeach()
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/include/porta
         DESTINATION ${CMAKE_INSTALL_INCLUDEDIR} COMPONENT porta_development
-        FILES_MATCHING PATTERN "*.hpp")
+        FILES_MATCHING PATTERN "*.hpp" ${_porta_header_excludes})
 install(FILES ${PROJECT_BINARY_DIR}/generated/porta/version.hpp
+              ${PROJECT_BINARY_DIR}/generated/porta/config.hpp
         DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/porta COMPONENT porta_development)
 
 if(TARGET porta_cli)
-  if(NOT PORTA_INSTALL_STATIC)
-    # The installed program finds the libporta installed beside it, wherever the prefix is.
-    file(RELATIVE_PATH _porta_bin_to_lib ${CMAKE_INSTALL_FULL_BINDIR} ${CMAKE_INSTALL_FULL_LIBDIR})
-    set_target_properties(porta_cli PROPERTIES INSTALL_RPATH "$ORIGIN/${_porta_bin_to_lib}")
-  endif()
+  # The program links libporta's objects itself (it uses internals libporta does not export).
   install(TARGETS porta_cli RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT porta_runtime)
 endif()
 
-install(FILES ${PROJECT_SOURCE_DIR}/LICENSE
+# The documentation (share/doc/porta): the README, docs/ and the license.
+install(FILES ${PROJECT_SOURCE_DIR}/LICENSE ${PROJECT_SOURCE_DIR}/README.md
+        DESTINATION ${CMAKE_INSTALL_DOCDIR} COMPONENT porta_runtime)
+install(DIRECTORY ${PROJECT_SOURCE_DIR}/docs/
         DESTINATION ${CMAKE_INSTALL_DOCDIR} COMPONENT porta_runtime)
 
 # ---- CMake package ------------------------------------------------------------------------------
-get_property(PORTA_INSTALLED_BACKENDS GLOBAL PROPERTY PORTA_BUILTIN_BACKENDS)
-list(PREPEND PORTA_INSTALLED_BACKENDS reference)
+# porta_BACKENDS: the names porta::compile() accepts, "reference" first.
+set(PORTA_INSTALLED_BACKENDS reference ${PORTA_BUILT_BACKENDS})
 
 install(EXPORT porta-targets
         NAMESPACE porta::

@@ -10,8 +10,8 @@
 set -euo pipefail
 
 readonly packages=(
-  # build tools
-  cmake g++ make pkg-config
+  # build tools (Ninja: the Makefile's generator, it schedules every target's files on every core)
+  cmake g++ make ninja-build pkg-config
   # runtime libraries: fmt, JSON (model configs, traces), CLI11 (the porta program)
   libfmt-dev nlohmann-json3-dev libcli11-dev
   # tokenizer: Unicode regexes for pre-tokenizers (PCRE2) and Unicode normalization (utf8proc)

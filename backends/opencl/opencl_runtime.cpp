@@ -1,4 +1,4 @@
-// Discovery, devices, errors and the program cache of the opencl backend.
+// Discovery, devices and errors of the opencl backend (the program cache: program_cache.cpp).
 #include "opencl_runtime.hpp"
 
 #include <algorithm>
@@ -154,45 +154,6 @@ std::vector<DeviceLocation> discover_devices(std::string* why_none) {
   return found;
 }
 
-// ---- programs -----------------------------------------------------------------------------------
-
-ProgramCache::~ProgramCache() {
-  for (auto& [key, program] : programs_) clReleaseProgram(program);
-}
-
-cl_program ProgramCache::get(std::string_view source, const std::string& options,
-                             std::string_view label) {
-  std::lock_guard lock(mutex_);
-  auto key = std::make_pair(std::string(source), options);
-  if (auto it = programs_.find(key); it != programs_.end()) return it->second;
-  const char* text = source.data();
-  const std::size_t length = source.size();
-  cl_int status = CL_SUCCESS;
-  cl_program program = clCreateProgramWithSource(context_, 1, &text, &length, &status);
-  check_cl(status, fmt::format("creating the program '{}'", label));
-  status = clBuildProgram(program, 1, &device_, options.c_str(), nullptr, nullptr);
-  if (status != CL_SUCCESS) {
-    std::size_t size = 0;
-    clGetProgramBuildInfo(program, device_, CL_PROGRAM_BUILD_LOG, 0, nullptr, &size);
-    std::string log(size, '\0');
-    if (size > 0)
-      clGetProgramBuildInfo(program, device_, CL_PROGRAM_BUILD_LOG, size, log.data(), nullptr);
-    while (!log.empty() && (log.back() == '\0' || log.back() == '\n')) log.pop_back();
-    clReleaseProgram(program);
-    throw Error(ErrorCode::Backend,
-                fmt::format("opencl: building the program '{}' (options '{}') failed: {}; build "
-                            "log:\n{}",
-                            label, options, cl_status_name(status), log));
-  }
-  programs_.emplace(std::move(key), program);
-  return program;
-}
-
-std::size_t ProgramCache::builds() const {
-  std::lock_guard lock(mutex_);
-  return programs_.size();
-}
-
 // ---- devices ------------------------------------------------------------------------------------
 
 Device::Device(DeviceLocation location, int index) : location_(location), index_(index) {
@@ -226,7 +187,11 @@ Device::Device(DeviceLocation location, int index) : location_(location), index_
     clReleaseContext(context_);
     check_cl(status, fmt::format("creating a command queue on '{}'", name_));
   }
-  programs_ = std::make_unique<ProgramCache>(context_, device);
+  // A binary on disk is reused only by the same platform, device and driver.
+  const std::string device_key =
+      fmt::format("platform: {}\ndevice: {} ({})\nopencl: {}\ndriver: {}", platform_name_, name_,
+                  vendor_, version_, driver_);
+  programs_ = std::make_unique<ProgramCache>(context_, device, device_key, program_cache_dir());
 }
 
 Device::~Device() {

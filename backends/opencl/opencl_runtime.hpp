@@ -23,6 +23,8 @@
 #include <porta/device.hpp>
 #include <porta/error.hpp>
 
+#include "program_cache.hpp"
+
 namespace porta::detail::opencl {
 
 // The embedded .cl sources (generated at build time from kernels/*.cl).
@@ -76,25 +78,6 @@ struct DeviceLocation {
 // Every OpenCL 1.2+ device of every platform, in platform order. With none, `why_none` says why
 // (no platform, no ICD, only older devices). Never throws.
 std::vector<DeviceLocation> discover_devices(std::string* why_none);
-
-// Builds programs once per (context, source, options) and keeps them for the process.
-class ProgramCache {
- public:
-  ProgramCache(cl_context context, cl_device_id device) : context_(context), device_(device) {}
-  ~ProgramCache();
-  ProgramCache(const ProgramCache&) = delete;
-  ProgramCache& operator=(const ProgramCache&) = delete;
-  // The built program. A failed build throws porta::Error (Backend) holding the build log;
-  // `label` names the program in messages.
-  cl_program get(std::string_view source, const std::string& options, std::string_view label);
-  std::size_t builds() const;  // programs built so far (for tests: each is built once)
-
- private:
-  cl_context context_;
-  cl_device_id device_;
-  mutable std::mutex mutex_;
-  std::map<std::pair<std::string, std::string>, cl_program> programs_;
-};
 
 // A device opened for use: its context, one in-order queue with profiling, what it can do, and
 // its program cache. Created once per process per device (the registry shares the backend).

@@ -39,15 +39,8 @@ void check_clblast(clblast::StatusCode status, std::string_view what) {
 }  // namespace
 
 std::filesystem::path tuning_file(const Device& device) {
-  std::filesystem::path dir;
-  if (const char* d = std::getenv("PORTA_OPENCL_TUNING_DIR"); d != nullptr && *d != '\0')
-    dir = d;
-  else if (const char* x = std::getenv("XDG_CACHE_HOME"); x != nullptr && *x != '\0')
-    dir = std::filesystem::path(x) / "porta" / "opencl";
-  else if (const char* h = std::getenv("HOME"); h != nullptr && *h != '\0')
-    dir = std::filesystem::path(h) / ".cache" / "porta" / "opencl";
-  else
-    dir = std::filesystem::temp_directory_path() / "porta-opencl";
+  std::filesystem::path dir = user_opencl_dir();
+  if (const char* d = std::getenv("PORTA_OPENCL_TUNING_DIR"); d != nullptr && *d != '\0') dir = d;
   const std::string name = device_text(device.id(), CL_DEVICE_NAME);
   const std::string driver = device_text(device.id(), CL_DRIVER_VERSION);
   return dir / fmt::format("xgemm-{}-{}.txt", file_safe(name), file_safe(driver));

@@ -1,13 +1,14 @@
 // Builds a small graph with porta's public API, runs it on the reference backend and checks the
-// result against the same computation written out in plain C++.
+// result against the same computation written out in plain C++. It prints with fmt, as the
+// README's example does: porta::porta and `pkg-config porta` bring fmt along.
 //
 //   y = silu(rms_norm(x · W, gamma)),  x[4, 8], W[8, 8], gamma[8]
 #include <porta/porta.hpp>
 
+#include <fmt/format.h>
+
 #include <cmath>
-#include <cstdio>
 #include <exception>
-#include <string>
 #include <vector>
 
 namespace {
@@ -67,8 +68,7 @@ int main() {
     const std::vector<double> want = expected_output(x, w, gamma);
 
     if (got.size() != want.size()) {
-      std::fprintf(stderr, "embed: porta returned %zu values, expected %zu\n", got.size(),
-                   want.size());
+      fmt::print(stderr, "embed: porta returned {} values, expected {}\n", got.size(), want.size());
       return 1;
     }
     double max_error = 0.0;  // relative to the value's magnitude, absolute near zero
@@ -77,15 +77,13 @@ int main() {
       max_error = std::fmax(max_error, error);
     }
     const bool ok = max_error < 1e-5;
-    std::printf(
-        "porta %s: y = silu(rms_norm(x[%d,%d] . W[%d,%d])) on reference, max error %.2e: %s\n",
-        PORTA_VERSION_STRING, kRows, kCols, kCols, kCols, max_error, ok ? "OK" : "MISMATCH");
+    fmt::print("porta {}: y = silu(rms_norm(x[{},{}] . W[{},{}])) on reference, max error {:.2e}: {}\n",
+               PORTA_VERSION_STRING, kRows, kCols, kCols, kCols, max_error, ok ? "OK" : "MISMATCH");
     return ok ? 0 : 1;
   } catch (const porta::Error& error) {
-    std::fprintf(stderr, "porta error (%s): %s\n",
-                 std::string(porta::error_code_name(error.code())).c_str(), error.what());
+    fmt::print(stderr, "porta error ({}): {}\n", porta::error_code_name(error.code()), error.what());
   } catch (const std::exception& error) {
-    std::fprintf(stderr, "error: %s\n", error.what());
+    fmt::print(stderr, "error: {}\n", error.what());
   }
   return 1;
 }

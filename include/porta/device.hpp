@@ -5,6 +5,8 @@
 // OpenCL platform, say) is still listed, marked unavailable with the reason.
 #pragma once
 
+#include <porta/config.hpp>
+
 #include <cstdint>
 #include <string>
 #include <utility>
@@ -12,6 +14,7 @@
 
 #include <porta/dtype.hpp>
 
+PORTA_API_BEGIN
 namespace porta {
 
 struct DeviceInfo {
@@ -33,3 +36,4 @@ std::vector<DeviceInfo> list_devices();
 DeviceInfo device_info(const std::string& name);
 
 }  // namespace porta
+PORTA_API_END

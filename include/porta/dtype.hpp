@@ -6,6 +6,8 @@
 // backend and match PyTorch's own casts.
 #pragma once
 
+#include <porta/config.hpp>
+
 #include <bit>
 #include <cmath>
 #include <cstddef>
@@ -14,6 +16,7 @@
 #include <string>
 #include <string_view>
 
+PORTA_API_BEGIN
 namespace porta {
 
 enum class DType : std::uint8_t {
@@ -207,3 +210,4 @@ void store_from_f32(void* data, DType t, std::size_t i, float value) noexcept;
 void convert(const void* src, DType src_type, void* dst, DType dst_type, std::size_t count);
 
 }  // namespace porta
+PORTA_API_END

@@ -3,10 +3,13 @@
 // with a machine-readable code and a message that names the op, node, tensor or key involved.
 #pragma once
 
+#include <porta/config.hpp>
+
 #include <stdexcept>
 #include <string>
 #include <string_view>
 
+PORTA_API_BEGIN
 namespace porta {
 
 enum class ErrorCode {
@@ -34,3 +37,4 @@ class Error : public std::runtime_error {
 };
 
 }  // namespace porta
+PORTA_API_END

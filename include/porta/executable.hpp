@@ -7,6 +7,8 @@
 // run() calls are serialised.
 #pragma once
 
+#include <porta/config.hpp>
+
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -16,6 +18,7 @@
 #include <porta/graph.hpp>
 #include <porta/tensor.hpp>
 
+PORTA_API_BEGIN
 namespace porta {
 
 struct CompileOptions {
@@ -127,3 +130,4 @@ class Executable {
 Executable compile(const Graph& graph, const CompileOptions& options = {});
 
 }  // namespace porta
+PORTA_API_END

@@ -10,12 +10,15 @@
 // importance-weighted search (its files dequantize with lower error).
 #pragma once
 
+#include <porta/config.hpp>
+
 #include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <span>
 #include <string_view>
 
+PORTA_API_BEGIN
 namespace porta::gguf {
 
 // The numbering is ggml's enum ggml_type, which GGUF files store; gaps are types ggml removed.
@@ -91,3 +94,4 @@ inline constexpr std::int8_t kIq4nlValues[16] = {-127, -104, -83, -65, -49, -35,
                                                  1,    13,   25,  38,  53,  69,  89,  113};
 
 }  // namespace porta::gguf
+PORTA_API_END

@@ -13,6 +13,8 @@
 // weight [out, in] is stored with dims {in, out}, the same bytes.
 #pragma once
 
+#include <porta/config.hpp>
+
 #include <cstddef>
 #include <cstdint>
 #include <map>
@@ -27,6 +29,7 @@
 #include <porta/shape.hpp>
 #include <porta/tensor.hpp>
 
+PORTA_API_BEGIN
 namespace porta::gguf {
 
 inline constexpr std::uint32_t kDefaultAlignment = 32;
@@ -172,3 +175,4 @@ void write_gguf(const std::string& path, const std::vector<std::pair<std::string
                 const std::vector<TensorToWrite>& tensors, std::uint32_t version = 3);
 
 }  // namespace porta::gguf
+PORTA_API_END

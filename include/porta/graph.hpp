@@ -6,6 +6,8 @@
 // Weights are shared with the caller's Tensor (or a memory-mapped checkpoint), never copied.
 #pragma once
 
+#include <porta/config.hpp>
+
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -17,6 +19,7 @@
 #include <porta/ops.hpp>
 #include <porta/tensor.hpp>
 
+PORTA_API_BEGIN
 namespace porta {
 
 using ValueId = std::uint32_t;
@@ -185,3 +188,4 @@ Value operator*(Value a, Value b);
 Value operator/(Value a, Value b);
 
 }  // namespace porta
+PORTA_API_END

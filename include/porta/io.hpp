@@ -8,6 +8,8 @@
 // and the tensor or key at fault, never a crash.
 #pragma once
 
+#include <porta/config.hpp>
+
 #include <cstddef>
 #include <functional>
 #include <map>
@@ -19,6 +21,7 @@
 
 #include <porta/tensor.hpp>
 
+PORTA_API_BEGIN
 namespace porta::io {
 
 // ---- .npy -------------------------------------------------------------------------------------
@@ -96,3 +99,4 @@ void write_safetensors_streamed(const std::string& path, const std::vector<Tenso
 std::vector<TensorEntry> list_tensors(const std::string& path);
 
 }  // namespace porta::io
+PORTA_API_END

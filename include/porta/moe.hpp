@@ -1,14 +1,16 @@
 // Attributes of porta's Mixture-of-Experts ops and the presets of real checkpoints.
 //
 // The router covers every routing variant of DeepSeek-V2/V3, Mixtral, Qwen-MoE, OLMoE and Switch
-// with one op and exact semantics; ../shared/specs/moe-router.md (docs/moe-router.md) is the
-// specification. The presets return the attributes each model family uses, so
+// with one op and exact semantics; docs/moe-router.md is the specification. The presets return the attributes each model family uses, so
 // `g.moe_router(logits, porta::moe::deepseek_v3())` routes as DeepSeek-V3 does.
 #pragma once
+
+#include <porta/config.hpp>
 
 #include <cstdint>
 #include <string_view>
 
+PORTA_API_BEGIN
 namespace porta::moe {
 
 enum class Score { Softmax, Sigmoid, SqrtSoftplus, Identity };
@@ -84,3 +86,4 @@ struct ExpertsAttrs {
 };
 
 }  // namespace porta::moe
+PORTA_API_END

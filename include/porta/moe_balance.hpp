@@ -9,12 +9,15 @@
 // that hot experts are served by several devices (DeepSeek's EPLB).
 #pragma once
 
+#include <porta/config.hpp>
+
 #include <cstdint>
 #include <span>
 #include <vector>
 
 #include <porta/tensor.hpp>
 
+PORTA_API_BEGIN
 namespace porta::moe {
 
 struct LoadStats {
@@ -70,3 +73,4 @@ ExpertPlacement plan_expert_placement(std::span<const std::int64_t> load, std::i
                                       std::int64_t slots_per_device);
 
 }  // namespace porta::moe
+PORTA_API_END

@@ -5,6 +5,12 @@
 // core and pipe. docs/npu-sim.md describes the model, each parameter's source and its limits.
 #pragma once
 
+#include <porta/config.hpp>
+
+#if !PORTA_HAS_BACKEND_NPU_SIM
+#error "<porta/npu_sim.hpp> needs the npu-sim backend, which this porta was built without (-DPORTA_BACKEND_NPU_SIM=ON)"
+#endif
+
 #include <array>
 #include <cstdint>
 #include <string>
@@ -14,6 +20,7 @@
 #include <porta/dtype.hpp>
 #include <porta/graph.hpp>
 
+PORTA_API_BEGIN
 namespace porta::npu_sim {
 
 // ---- device profiles ---------------------------------------------------------------------------
@@ -182,3 +189,4 @@ std::vector<std::int32_t> cube_matmul_i8(const std::vector<std::int8_t>& a,
                                          std::int64_t k, std::int64_t n);
 
 }  // namespace porta::npu_sim
+PORTA_API_END

@@ -5,6 +5,8 @@
 // list and say honestly which ones they support; the runtime places the rest elsewhere.
 #pragma once
 
+#include <porta/config.hpp>
+
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -15,6 +17,7 @@
 #include <porta/dtype.hpp>
 #include <porta/moe.hpp>
 
+PORTA_API_BEGIN
 namespace porta {
 
 // THE OP LIST: the single declaration of every op. One line per op:
@@ -222,3 +225,4 @@ RopeLayout parse_rope_layout(std::string_view name);                // "neox", "
 GeluApproximation parse_gelu_approximation(std::string_view name);  // "none", "tanh"
 
 }  // namespace porta
+PORTA_API_END

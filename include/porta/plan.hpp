@@ -11,6 +11,8 @@
 // docs/deployment-sim.md together with its sources and the published points it was checked on.
 #pragma once
 
+#include <porta/config.hpp>
+
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -18,6 +20,7 @@
 
 #include <porta/model/config.hpp>
 
+PORTA_API_BEGIN
 namespace porta::plan {
 
 // ---- Hardware -------------------------------------------------------------------------------
@@ -245,3 +248,4 @@ std::string plan_to_json(const Plan& plan, const ClusterProfile& cluster,
                          const std::string& model_name);
 
 }  // namespace porta::plan
+PORTA_API_END

@@ -3,11 +3,14 @@
 // dimension is a valid empty tensor (an MoE layer with T = 0 tokens, an expert with no rows).
 #pragma once
 
+#include <porta/config.hpp>
+
 #include <cstdint>
 #include <initializer_list>
 #include <string>
 #include <vector>
 
+PORTA_API_BEGIN
 namespace porta {
 
 class Shape {
@@ -44,3 +47,4 @@ class Shape {
 };
 
 }  // namespace porta
+PORTA_API_END

@@ -12,6 +12,8 @@
 // buffer for code that needs one (a copy the caller should count).
 #pragma once
 
+#include <porta/config.hpp>
+
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -23,6 +25,7 @@
 #include <porta/error.hpp>
 #include <porta/shape.hpp>
 
+PORTA_API_BEGIN
 namespace porta {
 
 class Tensor {
@@ -106,3 +109,4 @@ class Tensor {
 };
 
 }  // namespace porta
+PORTA_API_END

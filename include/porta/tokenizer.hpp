@@ -8,6 +8,8 @@
 // template construct involved.
 #pragma once
 
+#include <porta/config.hpp>
+
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -16,6 +18,7 @@
 #include <string_view>
 #include <vector>
 
+PORTA_API_BEGIN
 namespace porta {
 
 struct ChatMessage {
@@ -89,3 +92,4 @@ class StreamDecoder {
 };
 
 }  // namespace porta
+PORTA_API_END

@@ -10,8 +10,9 @@
 #include "reference/reference_backend.hpp"
 #include "runtime/backend.hpp"
 
-// Each backend compiled in defines porta_backend_family_<id>() in its own folder.
-#define PORTA_BUILTIN_BACKEND(id) porta::detail::BackendFamily porta_backend_family_##id();
+// Each backend compiled in defines porta_backend_family_<id>() in its own folder; `name` is the
+// family's name, which porta::compile() accepts.
+#define PORTA_BUILTIN_BACKEND(id, name) porta::detail::BackendFamily porta_backend_family_##id();
 #include "porta_builtin_backends.inc"
 #undef PORTA_BUILTIN_BACKEND
 
@@ -26,7 +27,7 @@ struct Registry {
 
   Registry() {
     families.push_back(reference_backend_family());
-#define PORTA_BUILTIN_BACKEND(id) families.push_back(porta_backend_family_##id());
+#define PORTA_BUILTIN_BACKEND(id, name) families.push_back(porta_backend_family_##id());
 #include "porta_builtin_backends.inc"
 #undef PORTA_BUILTIN_BACKEND
   }

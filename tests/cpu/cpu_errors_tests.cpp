@@ -9,7 +9,7 @@
 #include "../../backends/cpu/onednn_error.hpp"
 #include "cpu/cpu_test_support.hpp"
 #include "runtime/backend.hpp"
-#include "unit/error_check.hpp"
+#include "core/error_check.hpp"
 
 using namespace cpu_test;
 using porta::DType;

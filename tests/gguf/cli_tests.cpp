@@ -5,7 +5,7 @@
 
 #include <catch2/catch.hpp>
 
-#include "cli/cli_support.hpp"
+#include "tools/cli_support.hpp"
 #include "gguf/gguf_test_support.hpp"
 #include "model/model_test_support.hpp"
 

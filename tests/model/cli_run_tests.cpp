@@ -12,7 +12,7 @@
 #include <porta/device.hpp>
 #include <porta/io.hpp>
 
-#include "cli/cli_support.hpp"
+#include "tools/cli_support.hpp"
 #include "model/model_test_support.hpp"
 
 namespace porta::test {

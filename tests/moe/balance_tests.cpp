@@ -8,7 +8,7 @@
 #include <porta/moe_balance.hpp>
 
 #include "moe/moe_test_support.hpp"
-#include "unit/error_check.hpp"
+#include "core/error_check.hpp"
 
 namespace moe = porta::moe;
 using porta::ErrorCode;

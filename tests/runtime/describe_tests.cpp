@@ -10,7 +10,7 @@
 #include <porta/executable.hpp>
 #include <porta/graph.hpp>
 
-#include "cli/cli_support.hpp"
+#include "tools/cli_support.hpp"
 #include "model/model_test_support.hpp"
 
 namespace {

@@ -11,7 +11,7 @@
 #include <porta/graph.hpp>
 
 #include "runtime/test_backends.hpp"
-#include "unit/error_check.hpp"
+#include "core/error_check.hpp"
 
 using porta::DType;
 using porta::ErrorCode;

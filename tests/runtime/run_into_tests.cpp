@@ -12,7 +12,7 @@
 #include <porta/executable.hpp>
 #include <porta/graph.hpp>
 
-#include "unit/error_check.hpp"
+#include "core/error_check.hpp"
 
 using porta::DType;
 using porta::ErrorCode;

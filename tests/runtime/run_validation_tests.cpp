@@ -13,7 +13,7 @@
 #include <porta/executable.hpp>
 #include <porta/graph.hpp>
 
-#include "unit/error_check.hpp"
+#include "core/error_check.hpp"
 
 using porta::DType;
 using porta::ErrorCode;

@@ -12,7 +12,7 @@
 #include <porta/model/config.hpp>
 #include <porta/tokenizer.hpp>
 
-#include "cli/cli_support.hpp"
+#include "tools/cli_support.hpp"
 #include "tokenizer/tokenizer_test_support.hpp"
 
 namespace porta::test {

@@ -117,9 +117,10 @@ Format parse_format(const std::string& name) {
 std::string to_markdown(const std::vector<Record>& records) {
   std::string out = header_text(records);
   out +=
-      "| case | dtype | T | backend | runs | median ms | spread ms | speed-up | tokens/s | "
-      "GFLOP/s | GB/s | device ms | device GFLOP/s | device util | max err | notes |\n"
-      "|---|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|--:|---|\n";
+      "| case | dtype | T | backend | runs | median ms | spread ms | compile ms | first run ms | "
+      "speed-up | tokens/s | GFLOP/s | GB/s | device ms | device GFLOP/s | device util | max err | "
+      "notes |\n"
+      "|---|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|--:|---|\n";
   std::map<std::string, double> baseline;  // key -> the first measured backend's median
   std::map<std::string, std::string> skipped;
   for (const auto& r : records) {
@@ -129,16 +130,17 @@ std::string to_markdown(const std::vector<Record>& records) {
     }
     if (r.status == Status::Failed) {
       out += fmt::format(
-          "| {} | {} | {} | {} | - | - | - | - | - | - | - | - | - | - | - | failed: "
+          "| {} | {} | {} | {} | - | - | - | - | - | - | - | - | - | - | - | - | - | failed: "
           "{} |\n",
           r.case_id, r.dtype, r.tokens, r.backend, escape_cell(r.message));
       continue;
     }
     const double base = baseline.emplace(r.key(), r.wall.median).first->second;
     out += fmt::format(
-        "| {} | {} | {} | {} | {} | {} | {}-{} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+        "| {} | {} | {} | {} | {} | {} | {}-{} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} "
+        "|\n",
         r.case_id, r.dtype, r.tokens, r.backend, r.wall.count, sig3(r.wall.median),
-        sig3(r.wall.min), sig3(r.wall.max),
+        sig3(r.wall.min), sig3(r.wall.max), sig3(r.compile_ms), sig3(r.first_run_ms),
         r.wall.median > 0 ? sig3(base / r.wall.median) + "x" : "-", sig3(r.tokens_per_s),
         sig3(r.gflops), sig3(r.gbps), r.device_ms ? sig3(*r.device_ms) : "-",
         r.device_gflops ? sig3(*r.device_gflops) : "-", utilisation_text(r),
@@ -202,7 +204,7 @@ const std::vector<std::string>& csv_columns() {
       "flops",         "bytes",         "gflops",     "gbps",          "tokens_per_s", "device_ms",
       "device_gflops", "modelled_ops",  "total_ops",  "metrics",       "max_error",    "message",
       "description",   "porta_version", "git_commit", "compiler",      "flags",        "build_type",
-      "host_cpu",      "host_cores",    "host_os",    "checked_tokens"};
+      "host_cpu",      "host_cores",    "host_os",    "checked_tokens", "first_run_ms"};
   return columns;
 }
 
@@ -251,7 +253,8 @@ std::string to_csv(const std::vector<Record>& records) {
                                          r.host.cpu,
                                          std::to_string(r.host.logical_cores),
                                          r.host.os,
-                                         std::to_string(r.checked_tokens)};
+                                         std::to_string(r.checked_tokens),
+                                         ok ? csv_number(r.first_run_ms) : ""};
     std::vector<std::string> quoted;
     for (const auto& c : cells) quoted.push_back(csv_quote(c));
     out += fmt::format("{}\n", fmt::join(quoted, ","));

@@ -259,6 +259,7 @@ nlohmann::json to_json(const Record& r) {
       {"warmup", r.warmup},
       {"repetitions", r.wall.count},
       {"compile_ms", r.compile_ms},
+      {"first_run_ms", r.first_run_ms},
       {"wall_ms",
        {{"median", r.wall.median},
         {"min", r.wall.min},
@@ -309,6 +310,8 @@ Record record_from_json(const nlohmann::json& j, const std::string& origin) {
     r.wall.min = wall.value("min", r.wall.median);
     r.wall.max = wall.value("max", r.wall.median);
     r.wall.count = j.value("repetitions", 1);
+    r.compile_ms = j.value("compile_ms", 0.0);
+    r.first_run_ms = j.value("first_run_ms", 0.0);
     r.gflops = j.value("gflops", 0.0);
     r.gbps = j.value("gbps", 0.0);
     r.tokens_per_s = j.value("tokens_per_s", 0.0);

@@ -62,9 +62,12 @@ struct Record {
   std::string message;  // why it was skipped or failed; notes (ops placed elsewhere) when ok
 
   // Wall time of run() on the host, in milliseconds, over `wall.count` repetitions after warm-up.
+  // The one-time costs are apart: compile() and the first run (which builds what a backend builds
+  // lazily: OpenCL programs, oneDNN kernels, first-touch memory), never one of the samples.
   int warmup = 0;
   Stats wall;
   double compile_ms = 0;
+  double first_run_ms = 0;
   double flops = 0;  // per run, from the profile
   double bytes = 0;
   double gflops = 0, gbps = 0, tokens_per_s = 0;  // at the median wall time

@@ -2,9 +2,10 @@
 // against the reference backend.
 //
 // For each case (family config x dtype x token count) the graph is built once and the reference
-// output computed once (or not at all with check = false); then each backend compiles it, runs it
-// `warmup` times untimed and up to `repetitions` times timed, stopping early once `max_seconds` of
-// timed runs are spent (at least one timed run always happens). A backend that is compiled in but
+// output computed once (or not at all with check = false); then each backend compiles it (timed),
+// runs it once on its own (timed apart: the first run pays lazy one-time costs), `warmup` - 1 more
+// times untimed and up to `repetitions` times timed, stopping early once `max_seconds` of timed
+// runs are spent (at least one timed run after the first always happens). A backend that is compiled in but
 // has no device, or was not compiled in, gives "skipped" records with the reason; a failure in one
 // case is a "failed" record, and the sweep goes on.
 #pragma once

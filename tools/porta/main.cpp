@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 
+#include <porta/config.hpp>
 #include <porta/error.hpp>
 #include <porta/version.hpp>
 
@@ -38,11 +39,11 @@ int main(int argc, char** argv) {
                    porta::cli::add_bench_command);
   register_command("plan", "Plan a deployment: chips, batch and parallelism for a model on a cluster",
                    porta::cli::add_plan_command);
-#ifdef PORTA_CLI_HAS_OPENCL
+#if PORTA_HAS_BACKEND_OPENCL
   register_command("tune", "Tune CLBlast's GEMM for an OpenCL device",
                    porta::cli::add_tune_command);
 #endif
-#ifdef PORTA_CLI_HAS_NPU_SIM
+#if PORTA_HAS_BACKEND_NPU_SIM
   register_command("sim", "Time an op, a MoE layer or a model on an npu-sim profile",
                    porta::cli::add_sim_command);
 #endif

@@ -1,6 +1,6 @@
-// Internals of the cpu backend's MoE kernels: a small thread pool for the loops oneDNN does not
-// run (the router's rows, the decode-time expert dot products, permute and combine), the expert
-// GEMM engine shared by grouped_matmul and moe_experts, and each op's lowering.
+// Internals of the cpu backend's MoE kernels: parallel_for, which runs the loops oneDNN does not
+// (the router's rows, the decode-time expert dot products, permute and combine) on OpenMP's
+// threads, the expert GEMM engine shared by grouped_matmul and moe_experts, and each op's lowering.
 #pragma once
 
 #include <cstdint>

@@ -8,6 +8,8 @@
 // 1/sqrt(fan_in) initialisation, from a seeded stream: the same seed gives the same bytes.
 #pragma once
 
+#include <porta/config.hpp>
+
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -17,6 +19,7 @@
 #include <porta/model/config.hpp>
 #include <porta/tensor.hpp>
 
+PORTA_API_BEGIN
 namespace porta::model {
 
 // "deepseek_v3", "deepseek_v2", "mixtral", "qwen2_moe", "qwen3_moe"
@@ -67,3 +70,4 @@ std::pair<Tensor, Tensor> quantize_fp8(const Tensor& weight,
                                        std::pair<std::int64_t, std::int64_t> block);
 
 }  // namespace porta::model
+PORTA_API_END

@@ -8,6 +8,8 @@
 // mistyped or out-of-range key is a porta::Error naming the key.
 #pragma once
 
+#include <porta/config.hpp>
+
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -16,6 +18,7 @@
 #include <porta/moe.hpp>
 #include <porta/ops.hpp>
 
+PORTA_API_BEGIN
 namespace porta::model {
 
 enum class Family { DeepseekV2, DeepseekV3, Mixtral, Qwen2Moe, Qwen3Moe };
@@ -90,3 +93,4 @@ ModelConfig load_config(const std::string& path);
 float yarn_mscale(float scale, float mscale);
 
 }  // namespace porta::model
+PORTA_API_END

@@ -8,6 +8,8 @@
 // appends the new rows. Executables are compiled once per token count and reused.
 #pragma once
 
+#include <porta/config.hpp>
+
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -20,6 +22,7 @@
 #include <porta/executable.hpp>
 #include <porta/model/model.hpp>
 
+PORTA_API_BEGIN
 namespace porta::model {
 
 struct SamplingOptions {
@@ -117,3 +120,4 @@ GenerateResult generate(Session& session, std::span<const std::int32_t> prompt,
                         const GenerateOptions& options);
 
 }  // namespace porta::model
+PORTA_API_END

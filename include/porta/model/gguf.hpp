@@ -11,6 +11,8 @@
 // (gguf_from_hf) writes a porta model as a GGUF the way llama.cpp's converter lays it out.
 #pragma once
 
+#include <porta/config.hpp>
+
 #include <map>
 #include <string>
 #include <utility>
@@ -19,6 +21,7 @@
 #include <porta/gguf.hpp>
 #include <porta/model/model.hpp>
 
+PORTA_API_BEGIN
 namespace porta::model {
 
 // True when `path` is a regular file starting with the GGUF magic.
@@ -75,3 +78,4 @@ void write_gguf_model(const std::string& path, const ModelConfig& config,
                       const GgufExportOptions& options = {});
 
 }  // namespace porta::model
+PORTA_API_END

@@ -5,12 +5,15 @@
 // kernels' scratch and the logits). Also the process's peak resident set, to check the estimate.
 #pragma once
 
+#include <porta/config.hpp>
+
 #include <cstdint>
 #include <string>
 
 #include <porta/model/config.hpp>
 #include <porta/model/model.hpp>
 
+PORTA_API_BEGIN
 namespace porta::model {
 
 struct MemoryNeed {
@@ -45,3 +48,4 @@ std::uint64_t parse_bytes(const std::string& text);
 std::uint64_t peak_rss_bytes();
 
 }  // namespace porta::model
+PORTA_API_END

@@ -11,6 +11,8 @@
 // backend can compile. Sessions (generate.hpp) drive prefill and decode with it.
 #pragma once
 
+#include <porta/config.hpp>
+
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -23,6 +25,7 @@
 #include <porta/model/config.hpp>
 #include <porta/tensor.hpp>
 
+PORTA_API_BEGIN
 namespace porta::model {
 
 struct LoadOptions {
@@ -113,3 +116,4 @@ class Model {
 };
 
 }  // namespace porta::model
+PORTA_API_END

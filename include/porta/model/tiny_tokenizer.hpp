@@ -4,9 +4,12 @@
 // from a fixed English text until the vocabulary is full, and a Mixtral-like chat template.
 #pragma once
 
+#include <porta/config.hpp>
+
 #include <cstdint>
 #include <string>
 
+PORTA_API_BEGIN
 namespace porta::model {
 
 // Writes DIR/tokenizer.json and DIR/tokenizer_config.json with exactly `vocab_size` ids
@@ -14,3 +17,4 @@ namespace porta::model {
 void write_tiny_tokenizer(const std::string& dir, std::int64_t vocab_size);
 
 }  // namespace porta::model
+PORTA_API_END

@@ -7,7 +7,7 @@
 #include <porta/error.hpp>
 
 #include "graph/graph_state.hpp"
-#include "ops/ops_test_support.hpp"
+#include "reference/ops_test_support.hpp"
 #include "reference/reference_backend.hpp"
 #include "runtime/backend.hpp"
 

@@ -4,7 +4,7 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
-#include "cli/cli_support.hpp"
+#include "tools/cli_support.hpp"
 
 using porta::test::run_porta;
 

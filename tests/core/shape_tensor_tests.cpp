@@ -8,7 +8,7 @@
 
 #include <porta/tensor.hpp>
 
-#include "unit/error_check.hpp"
+#include "core/error_check.hpp"
 
 using porta::DType;
 using porta::ErrorCode;

@@ -12,7 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include <porta/model/checkpoint_gen.hpp>
-#include "cli/cli_support.hpp"
+#include "tools/cli_support.hpp"
 
 namespace {
 

@@ -6,7 +6,7 @@
 
 #include <porta/error.hpp>
 
-#include "ops/ops_test_support.hpp"
+#include "reference/ops_test_support.hpp"
 
 using namespace ops_test;
 

@@ -11,7 +11,7 @@
 #include <catch2/catch.hpp>
 
 #include <porta/porta.hpp>
-#include "cli/cli_support.hpp"
+#include "tools/cli_support.hpp"
 
 namespace {
 

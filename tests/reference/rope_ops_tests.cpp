@@ -4,7 +4,7 @@
 #include <cmath>
 #include <numbers>
 
-#include "ops/ops_test_support.hpp"
+#include "reference/ops_test_support.hpp"
 
 using namespace ops_test;
 

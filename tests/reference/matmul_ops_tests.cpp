@@ -1,6 +1,6 @@
 // Reference matmul: worked 2x3·3x2 products, transposes, batch broadcasting, accumulation.
 
-#include "ops/ops_test_support.hpp"
+#include "reference/ops_test_support.hpp"
 
 using namespace ops_test;
 

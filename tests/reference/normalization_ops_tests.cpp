@@ -4,7 +4,7 @@
 #include <limits>
 #include <optional>
 
-#include "ops/ops_test_support.hpp"
+#include "reference/ops_test_support.hpp"
 
 using namespace ops_test;
 

@@ -10,7 +10,7 @@
 
 #include <porta/dtype.hpp>
 
-#include "unit/error_check.hpp"
+#include "core/error_check.hpp"
 
 using porta::DType;
 

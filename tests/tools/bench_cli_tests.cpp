@@ -14,7 +14,7 @@
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
-#include "cli/cli_support.hpp"
+#include "tools/cli_support.hpp"
 
 namespace {
 
@@ -148,7 +148,7 @@ TEST_CASE("porta bench --format csv has stable columns and one row per record", 
       "flops",         "bytes",         "gflops",     "gbps",          "tokens_per_s", "device_ms",
       "device_gflops", "modelled_ops",  "total_ops",  "metrics",       "max_error",    "message",
       "description",   "porta_version", "git_commit", "compiler",      "flags",        "build_type",
-      "host_cpu",      "host_cores",    "host_os",    "checked_tokens"};
+      "host_cpu",      "host_cores",    "host_os",    "checked_tokens", "first_run_ms"};
   REQUIRE(split_csv_line(header) == expected);
   int rows = 0;
   for (std::string line; std::getline(lines, line); ++rows) {

@@ -2,7 +2,7 @@
 
 #include <cstdint>
 
-#include "ops/ops_test_support.hpp"
+#include "reference/ops_test_support.hpp"
 
 using namespace ops_test;
 

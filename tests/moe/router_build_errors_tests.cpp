@@ -3,7 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include "moe/moe_test_support.hpp"
-#include "unit/error_check.hpp"
+#include "core/error_check.hpp"
 
 using porta::DType;
 using porta::ErrorCode;
