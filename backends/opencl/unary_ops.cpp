@@ -12,7 +12,7 @@ namespace porta::detail::opencl {
 
 namespace {
 
-constexpr std::size_t kLocal = 64;
+constexpr std::size_t kUnaryLocal = 64;
 
 #define PORTA_CL_UNARY(kind, expr) OpKind::kind,
 constexpr OpKind kUnaryOps[] = {
@@ -57,7 +57,7 @@ void unary_lower(Device& device, const GraphState& g, const Node& n, LoweredOp& 
   const ValueId x = n.inputs[0], y = n.outputs[0];
   op.run = [=](const Bindings& b, Enqueuer& q) {
     set_args(k, code, variant, b.at(x), xd, b.at(y), od, count);
-    q.launch(k, {static_cast<std::size_t>(count)}, {kLocal}, "unary");
+    q.launch(k, {static_cast<std::size_t>(count)}, {kUnaryLocal}, "unary");
   };
 }
 

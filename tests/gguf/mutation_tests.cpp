@@ -23,11 +23,11 @@ TEST_CASE("mutated GGUF files load or raise porta::Error, never crash", "[gguf][
   }
   const auto original_path = test::gguf_tmp("mutation_original.gguf");
   write_gguf(original_path,
-             {{"general.architecture", Value::str("llama")},
-              {"llama.block_count", Value::u32(1)},
-              {"tokenizer.ggml.tokens", Value::strings({"a", "b", "<s>"})},
+             {{"general.architecture", gguf::Value::str("llama")},
+              {"llama.block_count", gguf::Value::u32(1)},
+              {"tokenizer.ggml.tokens", gguf::Value::strings({"a", "b", "<s>"})},
               {"tokenizer.ggml.scores",
-               Value::array_of(ValueType::F32, {Value::f32(0), Value::f32(-1), Value::f32(-2)})}},
+               gguf::Value::array_of(ValueType::F32, {gguf::Value::f32(0), gguf::Value::f32(-1), gguf::Value::f32(-2)})}},
              tensors);
   const std::string original = io::test::read_bytes(original_path);
   // The header (where the counts, lengths, types and offsets live) is where mutations matter;

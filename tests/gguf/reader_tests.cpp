@@ -32,7 +32,7 @@ TEST_CASE("a hand-built GGUF file reads back exactly", "[gguf][reader]") {
     CHECK(f.get_int("test.count") == -7);
     CHECK(f.get_float("test.scale") == 0.5);
     CHECK(f.get_bool("test.flag"));
-    const Value* list = f.find("test.list");
+    const gguf::Value* list = f.find("test.list");
     REQUIRE(list != nullptr);
     CHECK(list->element_type == ValueType::U16);
     REQUIRE(list->array.size() == 3);
@@ -65,24 +65,24 @@ TEST_CASE("a hand-built GGUF file reads back exactly", "[gguf][reader]") {
 
 TEST_CASE("the writer's files read back: every value type, every block type, alignment",
           "[gguf][writer]") {
-  std::vector<std::pair<std::string, Value>> metadata = {
-      {"general.architecture", Value::str("test")},
-      {"general.alignment", Value::u32(128)},
-      {"v.u8", Value::u8(200)},
-      {"v.i8", Value::i8(-100)},
-      {"v.u16", Value::u16(60000)},
-      {"v.i16", Value::i16(-30000)},
-      {"v.u32", Value::u32(4000000000u)},
-      {"v.i32", Value::i32(-2000000000)},
-      {"v.u64", Value::u64(1ull << 60)},
-      {"v.i64", Value::i64(-(1ll << 60))},
-      {"v.f32", Value::f32(1.25f)},
-      {"v.f64", Value::f64(-2.5e300)},
-      {"v.bool", Value::boolean_value(false)},
-      {"v.empty", Value::str("")},
-      {"v.strings", Value::strings({"a", "", "ccc"})},
-      {"v.ints", Value::array_of(ValueType::I32, {Value::i32(1), Value::i32(-2)})},
-      {"v.none", Value::array_of(ValueType::F32, {})},
+  std::vector<std::pair<std::string, gguf::Value>> metadata = {
+      {"general.architecture", gguf::Value::str("test")},
+      {"general.alignment", gguf::Value::u32(128)},
+      {"v.u8", gguf::Value::u8(200)},
+      {"v.i8", gguf::Value::i8(-100)},
+      {"v.u16", gguf::Value::u16(60000)},
+      {"v.i16", gguf::Value::i16(-30000)},
+      {"v.u32", gguf::Value::u32(4000000000u)},
+      {"v.i32", gguf::Value::i32(-2000000000)},
+      {"v.u64", gguf::Value::u64(1ull << 60)},
+      {"v.i64", gguf::Value::i64(-(1ll << 60))},
+      {"v.f32", gguf::Value::f32(1.25f)},
+      {"v.f64", gguf::Value::f64(-2.5e300)},
+      {"v.bool", gguf::Value::boolean_value(false)},
+      {"v.empty", gguf::Value::str("")},
+      {"v.strings", gguf::Value::strings({"a", "", "ccc"})},
+      {"v.ints", gguf::Value::array_of(ValueType::I32, {gguf::Value::i32(1), gguf::Value::i32(-2)})},
+      {"v.none", gguf::Value::array_of(ValueType::F32, {})},
   };
   std::vector<TensorToWrite> tensors;
   std::vector<std::vector<float>> originals;
@@ -251,17 +251,17 @@ TEST_CASE("a GGUF file truncated at any byte is a porta::Error", "[gguf][reader]
 
 TEST_CASE("the tokenizer metadata is read and checked", "[gguf][reader]") {
   const auto path = test::gguf_tmp("tokenizer.gguf");
-  std::vector<std::pair<std::string, Value>> md = {
-      {"general.architecture", Value::str("qwen3moe")},
-      {"tokenizer.ggml.model", Value::str("gpt2")},
-      {"tokenizer.ggml.pre", Value::str("qwen2")},
-      {"tokenizer.ggml.tokens", Value::strings({"a", "b", "ab", "<|endoftext|>"})},
+  std::vector<std::pair<std::string, gguf::Value>> md = {
+      {"general.architecture", gguf::Value::str("qwen3moe")},
+      {"tokenizer.ggml.model", gguf::Value::str("gpt2")},
+      {"tokenizer.ggml.pre", gguf::Value::str("qwen2")},
+      {"tokenizer.ggml.tokens", gguf::Value::strings({"a", "b", "ab", "<|endoftext|>"})},
       {"tokenizer.ggml.token_type",
-       Value::array_of(ValueType::I32, {Value::i32(1), Value::i32(1), Value::i32(1), Value::i32(3)})},
-      {"tokenizer.ggml.merges", Value::strings({"a b"})},
-      {"tokenizer.ggml.eos_token_id", Value::u32(3)},
-      {"tokenizer.ggml.add_bos_token", Value::boolean_value(false)},
-      {"tokenizer.chat_template", Value::str("{% for m in messages %}{{ m.content }}{% endfor %}")},
+       gguf::Value::array_of(ValueType::I32, {gguf::Value::i32(1), gguf::Value::i32(1), gguf::Value::i32(1), gguf::Value::i32(3)})},
+      {"tokenizer.ggml.merges", gguf::Value::strings({"a b"})},
+      {"tokenizer.ggml.eos_token_id", gguf::Value::u32(3)},
+      {"tokenizer.ggml.add_bos_token", gguf::Value::boolean_value(false)},
+      {"tokenizer.chat_template", gguf::Value::str("{% for m in messages %}{{ m.content }}{% endfor %}")},
   };
   write_gguf(path, md, {});
   const auto t = tokenizer_metadata(GgufFile::open(path));
@@ -278,17 +278,17 @@ TEST_CASE("the tokenizer metadata is read and checked", "[gguf][reader]") {
   CHECK_THAT(t->chat_template, Catch::StartsWith("{% for m"));
 
   auto bad = md;
-  bad[6].second = Value::u32(4);
+  bad[6].second = gguf::Value::u32(4);
   write_gguf(path, bad, {});
   REQUIRE_PORTA_ERROR(tokenizer_metadata(GgufFile::open(path)), ErrorCode::CorruptFile,
                       "'tokenizer.ggml.eos_token_id' is 4, outside the 4 tokens");
   bad = md;
-  bad[4].second = Value::array_of(ValueType::I32, {Value::i32(1)});
+  bad[4].second = gguf::Value::array_of(ValueType::I32, {gguf::Value::i32(1)});
   write_gguf(path, bad, {});
   REQUIRE_PORTA_ERROR(tokenizer_metadata(GgufFile::open(path)), ErrorCode::CorruptFile,
                       "'tokenizer.ggml.token_type' has 1 entries for 4 tokens");
   bad = md;
-  bad[3].second = Value::array_of(ValueType::U8, {Value::u8(1)});
+  bad[3].second = gguf::Value::array_of(ValueType::U8, {gguf::Value::u8(1)});
   write_gguf(path, bad, {});
   REQUIRE_PORTA_ERROR(tokenizer_metadata(GgufFile::open(path)), ErrorCode::CorruptFile,
                       "'tokenizer.ggml.tokens' is an array of u8, not of string");
