@@ -4,18 +4,11 @@ namespace porta::detail::cpu {
 
 namespace {
 thread_local LoweringLog* current = nullptr;
-thread_local std::string* current_text = nullptr;
 }  // namespace
 
-LoweringLog::LoweringLog() : outer_(current) {
-  current = this;
-  current_text = &text_;
-}
+LoweringLog::LoweringLog() : outer_(current) { current = this; }
 
-LoweringLog::~LoweringLog() {
-  current = outer_;
-  current_text = outer_ != nullptr ? &outer_->text_ : nullptr;
-}
+LoweringLog::~LoweringLog() { current = outer_; }
 
 std::string LoweringLog::take() {
   std::string text = std::move(text_);
@@ -24,9 +17,12 @@ std::string LoweringLog::take() {
 }
 
 void log_choice(const std::string& what) {
-  if (current_text == nullptr) return;
-  if (!current_text->empty()) *current_text += "; ";
-  *current_text += what;
+  if (current != nullptr) current->append(what);
+}
+
+void LoweringLog::append(const std::string& what) {
+  if (!text_.empty()) text_ += "; ";
+  text_ += what;
 }
 
 }  // namespace porta::detail::cpu

@@ -19,6 +19,7 @@ class LoweringLog {
   LoweringLog(const LoweringLog&) = delete;
   LoweringLog& operator=(const LoweringLog&) = delete;
   std::string take();
+  void append(const std::string& what);
 
  private:
   std::string text_;

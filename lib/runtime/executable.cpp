@@ -115,11 +115,13 @@ struct ExecutableImpl {
   GraphState graph;
   CompileOptions options;
   std::vector<NodePlacement> placement;
-  std::vector<std::string> backend_of_node;  // by NodeId, empty for dead nodes
-  std::vector<OpCost> costs;                 // by NodeId
-  std::vector<int> home;                     // by ValueId: the domain that holds the value
-  std::uint64_t copied_weight_bytes = 0;     // see Executable::copied_weight_bytes()
-  std::vector<Domain> domains;               // [0] is the host
+  std::vector<std::string> backend_of_node;    // by NodeId, empty for dead nodes
+  std::vector<std::size_t> placement_of_node;  // by NodeId: index into placement, or kDead
+  static constexpr std::size_t kDead = static_cast<std::size_t>(-1);
+  std::vector<OpCost> costs;              // by NodeId
+  std::vector<int> home;                  // by ValueId: the domain that holds the value
+  std::uint64_t copied_weight_bytes = 0;  // see Executable::copied_weight_bytes()
+  std::vector<Domain> domains;            // [0] is the host
   std::vector<Step> steps;
   Profile profile;
   std::mutex run_mutex;
@@ -183,6 +185,7 @@ void build(ExecutableImpl& x) {
   x.domains[kHostDomain].refs.resize(g.values.size());
   x.home.assign(g.values.size(), kHostDomain);
   x.backend_of_node.assign(g.nodes.size(), std::string());
+  x.placement_of_node.assign(g.nodes.size(), ExecutableImpl::kDead);
   x.costs.resize(g.nodes.size());
 
   // Placement, then segments of consecutive nodes on one backend.
@@ -190,6 +193,7 @@ void build(ExecutableImpl& x) {
   for (const auto& n : g.nodes) {
     if (!live[n.id]) continue;
     const auto& p = placed[n.id];
+    x.placement_of_node[n.id] = x.placement.size();
     x.placement.push_back({n.name, std::string(op_name(n.op)), p.backend->name(), p.reason});
     x.backend_of_node[n.id] = p.backend->name();
     x.costs[n.id] = op_cost(g, n);
@@ -347,8 +351,8 @@ void build(ExecutableImpl& x) {
                               describe_node(g, g.nodes[s.nodes.front()]), e.what()));
     }
     for (const auto& [node, what] : s.plan->choices())
-      for (auto& p : x.placement)
-        if (p.node == g.nodes[node].name) p.implementation = what;
+      if (x.placement_of_node.at(node) != ExecutableImpl::kDead)
+        x.placement[x.placement_of_node[node]].implementation = what;
   }
 }
 
@@ -649,13 +653,12 @@ std::string Executable::describe() const {
   if (!impl_) return "porta: empty executable\n";
   const auto& x = *impl_;
   std::string out = fmt::format("porta: plan of {} nodes\n", x.placement.size());
-  for (const auto& p : x.placement) {
-    const Node* node = nullptr;
-    for (const auto& n : x.graph.nodes)
-      if (n.name == p.node) node = &n;
+  for (const Node& n : x.graph.nodes) {
+    if (x.placement_of_node[n.id] == detail::ExecutableImpl::kDead) continue;
+    const NodePlacement& p = x.placement[x.placement_of_node[n.id]];
     std::string result;
-    if (node != nullptr && !node->outputs.empty()) {
-      const auto& v = x.graph.values[node->outputs[0]];
+    if (!n.outputs.empty()) {
+      const auto& v = x.graph.values[n.outputs[0]];
       result = fmt::format("{}{}", dtype_name(v.dtype), v.shape.to_string());
     }
     out += fmt::format("porta: {:<14} {:<28} -> {:<22} on {:<14} {}{}\n", p.op, p.node, result,
