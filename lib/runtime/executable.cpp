@@ -109,6 +109,11 @@ class RunRecorder final : public OpRecorder {
   std::chrono::steady_clock::time_point start_;
 };
 
+// Marks a node without a placement (dead code) in ExecutableImpl::placement_of_node. A
+// namespace-scope constant, not a static member: an odr-used static member of the exported
+// ExecutableImpl would be emitted as a unique global and leak out of libporta.
+constexpr std::size_t kNoPlacement = static_cast<std::size_t>(-1);
+
 }  // namespace
 
 struct ExecutableImpl {
@@ -116,8 +121,7 @@ struct ExecutableImpl {
   CompileOptions options;
   std::vector<NodePlacement> placement;
   std::vector<std::string> backend_of_node;    // by NodeId, empty for dead nodes
-  std::vector<std::size_t> placement_of_node;  // by NodeId: index into placement, or kDead
-  static constexpr std::size_t kDead = static_cast<std::size_t>(-1);
+  std::vector<std::size_t> placement_of_node;  // by NodeId: index into placement, or kNoPlacement
   std::vector<OpCost> costs;              // by NodeId
   std::vector<int> home;                  // by ValueId: the domain that holds the value
   std::uint64_t copied_weight_bytes = 0;  // see Executable::copied_weight_bytes()
@@ -185,7 +189,7 @@ void build(ExecutableImpl& x) {
   x.domains[kHostDomain].refs.resize(g.values.size());
   x.home.assign(g.values.size(), kHostDomain);
   x.backend_of_node.assign(g.nodes.size(), std::string());
-  x.placement_of_node.assign(g.nodes.size(), ExecutableImpl::kDead);
+  x.placement_of_node.assign(g.nodes.size(), kNoPlacement);
   x.costs.resize(g.nodes.size());
 
   // Placement, then segments of consecutive nodes on one backend.
@@ -351,7 +355,7 @@ void build(ExecutableImpl& x) {
                               describe_node(g, g.nodes[s.nodes.front()]), e.what()));
     }
     for (const auto& [node, what] : s.plan->choices())
-      if (x.placement_of_node.at(node) != ExecutableImpl::kDead)
+      if (x.placement_of_node.at(node) != kNoPlacement)
         x.placement[x.placement_of_node[node]].implementation = what;
   }
 }
@@ -654,7 +658,7 @@ std::string Executable::describe() const {
   const auto& x = *impl_;
   std::string out = fmt::format("porta: plan of {} nodes\n", x.placement.size());
   for (const Node& n : x.graph.nodes) {
-    if (x.placement_of_node[n.id] == detail::ExecutableImpl::kDead) continue;
+    if (x.placement_of_node[n.id] == kNoPlacement) continue;
     const NodePlacement& p = x.placement[x.placement_of_node[n.id]];
     std::string result;
     if (!n.outputs.empty()) {
