@@ -1,5 +1,9 @@
 // block_dot.hpp's kernels with AVX-512F/BW/VL: 16-lane f32 vectors (the code extraction stays
 // 256-bit).
+// GCC 12's AVX-512 conversion intrinsics pass _mm512_undefined_*() as the unused merge source,
+// which -Wmaybe-uninitialized reports once inlined here; nothing is read uninitialised.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
 #include <immintrin.h>
 
 #include <cstring>
@@ -32,7 +36,14 @@ PORTA_BLOCK_TARGET inline Vec vload16(const float* x) { return _mm512_loadu_ps(x
 PORTA_BLOCK_TARGET inline Vec vmul16(const float* a, const float* b) {
   return _mm512_mul_ps(_mm512_loadu_ps(a), _mm512_loadu_ps(b));
 }
-PORTA_BLOCK_TARGET inline float vsum(Vec v) { return _mm512_reduce_add_ps(v); }
+PORTA_BLOCK_TARGET inline float vsum(Vec v) {
+  // Through memory: GCC 12's 512-bit extract and reduce intrinsics trip -Wuninitialized.
+  alignas(64) float lanes[16];
+  _mm512_store_ps(lanes, v);
+  float sum = 0;
+  for (const float lane : lanes) sum += lane;
+  return sum;
+}
 
 #include "ggml/block_kernels.inl"
 
