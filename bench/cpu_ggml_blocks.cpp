@@ -1,7 +1,7 @@
 // Products on GGUF's packed blocks (backends/cpu/ggml) next to the bf16 decode kernel, in one
 // run, on DeepSeek-V2-Lite's routed-expert shapes per token: 6 experts' gate+up (16896 x 2048)
-// and down (6 x 2048 rows x 1408). Decode (T = 1) streams the packed rows; prefill (T = 64)
-// decodes each weight row once. The bandwidth bound is the weight bytes a token reads divided
+// and down (6 x 2048 rows x 1408; not whole K-quant blocks, so Q8_0/Q4_0 only). Decode (T = 1)
+// streams the packed rows; prefill (T = 64) decodes each weight row once. The bandwidth bound is the weight bytes a token reads divided
 // by the machine's streaming read bandwidth (timing.hpp), which decode cannot beat.
 //
 //   porta-bench-cpu-ggml-blocks [--quick]
@@ -68,6 +68,14 @@ int main(int argc, char** argv) {
       for (std::size_t i = 0; i < wf.size(); ++i) wb[i] = porta::f32_to_bf16_bits(wf[i]);
       std::vector<float> x(static_cast<std::size_t>(t * m.k), 0.5f), y(static_cast<std::size_t>(t * m.n));
       for (const GgmlType type : {GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_K, GgmlType::Q6_K}) {
+        if (m.k % porta::gguf::traits_of(type).block_elements != 0) {
+          // V2-Lite's 1408-wide rows are not whole K-quant super-blocks; llama.cpp writes such
+          // tensors in a 32-element type instead.
+          fmt::print("{:>6} {:>4} {:>6}x{:<6} (rows are not whole {}-element blocks)\n",
+                     porta::gguf::type_name(type), t, m.n, m.k,
+                     porta::gguf::traits_of(type).block_elements);
+          continue;
+        }
         std::vector<std::byte> packed(porta::gguf::row_bytes(type, static_cast<std::uint64_t>(m.n * m.k)));
         porta::gguf::quantize(type, wf, packed);
         const auto med = porta_bench::interleaved_medians(

@@ -8,8 +8,10 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 
 #include "gguf_vocab.hpp"
+#include "tokenizer_json.hpp"
 
 namespace porta::gguf {
 
@@ -18,11 +20,15 @@ namespace {
 using tok::GgufTokenType;
 using tok::json;
 
-json read_json(const std::filesystem::path& path) {
+std::string read_text(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error(ErrorCode::NotFound, fmt::format("cannot open '{}'", path.string()));
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+json read_json(const std::filesystem::path& path) {
   try {
-    return json::parse(in);
+    return json::parse(read_text(path));
   } catch (const json::exception& e) {
     throw Error(ErrorCode::CorruptFile, fmt::format("'{}': {}", path.string(), e.what()));
   }
@@ -53,7 +59,14 @@ std::string config_token(const json& config, const char* key) {
 std::vector<std::pair<std::string, Value>> tokenizer_metadata_from_hf(const std::string& dir) {
   const std::filesystem::path base(dir);
   const std::string origin = (base / "tokenizer.json").string();
-  const json j = read_json(base / "tokenizer.json");
+  // The vocabulary and merges straight into tables (most of the file), the rest as a tree.
+  tok::BpeTables tables;
+  json j;
+  try {
+    j = tok::parse_tokenizer_json(read_text(base / "tokenizer.json"), tables);
+  } catch (const Error& e) {
+    throw Error(e.code(), fmt::format("'{}': {}", origin, e.what()));
+  }
   const json config = std::filesystem::exists(base / "tokenizer_config.json")
                           ? read_json(base / "tokenizer_config.json")
                           : json::object();
@@ -79,9 +92,9 @@ std::vector<std::pair<std::string, Value>> tokenizer_metadata_from_hf(const std:
     types[at] = type;
   };
   const bool byte_fallback = model.value("byte_fallback", false);
-  for (const auto& [text, id] : model.at("vocab").items()) {
+  for (const auto& [text, id] : tables.vocab) {
     const bool is_byte = byte_fallback && text.size() == 6 && text.starts_with("<0x") && text.back() == '>';
-    place(id.get<std::int64_t>(), text, is_byte ? GgufTokenType::Byte : GgufTokenType::Normal);
+    place(id, text, is_byte ? GgufTokenType::Byte : GgufTokenType::Normal);
   }
   for (const json& a : j.value("added_tokens", json::array()))
     place(a.at("id").get<std::int64_t>(), a.at("content").get<std::string>(),
@@ -97,9 +110,8 @@ std::vector<std::pair<std::string, Value>> tokenizer_metadata_from_hf(const std:
       }
 
   std::vector<std::string> merges;
-  for (const json& m : model.value("merges", json::array())) {
-    std::string joined = m.is_string() ? m.get<std::string>()
-                                       : m.at(0).get<std::string>() + " " + m.at(1).get<std::string>();
+  for (const auto& [left, right] : tables.merges) {
+    std::string joined = left + " " + right;
     if (std::count(joined.begin(), joined.end(), ' ') != 1)
       bad(fmt::format("merge '{}' has a token with a space, which GGUF cannot store", joined));
     merges.push_back(std::move(joined));

@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 
 #include <map>
+#include <optional>
 
 #include <porta/error.hpp>
 #include <porta/gguf.hpp>
@@ -165,34 +166,45 @@ TEST_CASE("a SentencePiece GGUF without merges merges in score order", "[gguf][t
   CHECK(differ > 0);  // the scores, not the vocabulary alone, decide
 }
 
-TEST_CASE("the real byte-level tokenizers survive GGUF and encode every case exactly",
-          "[gguf][tokenizer]") {
-  for (const auto& [name, pre, cases] :
-       {std::tuple{"deepseek_v3", "deepseek-v3", 29}, {"qwen3", "qwen2", 29}}) {
-    const std::string dir = porta::test::tokenizer_data_dir(name);
-    if (dir.empty()) continue;
-    const Metadata m = tokenizer_metadata_from_hf(dir);
-    const std::string path = write_tokenizer_gguf(name, m);
-    const GgufFile file = GgufFile::open(path);
-    CHECK(file.get_string("tokenizer.ggml.model") == "gpt2");
-    CHECK(file.get_string("tokenizer.ggml.pre") == pre);
-    const Tokenizer gg = Tokenizer::from_gguf(path);
-    int checked = 0;
-    for (const auto& c : porta::test::read_cases(dir)) {
-      if (!c.contains("text")) continue;
-      const std::string text = c["text"];
-      INFO(name << ": " << text);
-      CHECK(gg.encode(text, false) == c["ids"].get<std::vector<std::int32_t>>());
-      CHECK(gg.decode(c["ids"].get<std::vector<std::int32_t>>()) == c["decoded"].get<std::string>());
-      ++checked;
-    }
-    CHECK(checked == cases);
-    if (std::string(name) == "deepseek_v3") {
-      CHECK(gg.bos_id() == 0);
-      CHECK(gg.encode("hi").front() == 0);
-      CHECK(gg.has_chat_template());
-    }
+namespace {
+
+// A real tokenizer of ../shared/data/tokenizers written as GGUF keys and read back encodes every
+// case as transformers.js did.
+std::optional<Tokenizer> check_real_tokenizer(const std::string& name, const std::string& pre,
+                                              int cases) {
+  const std::string dir = porta::test::tokenizer_data_dir(name);
+  if (dir.empty()) return std::nullopt;
+  const std::string path = write_tokenizer_gguf(name, tokenizer_metadata_from_hf(dir));
+  const GgufFile file = GgufFile::open(path);
+  CHECK(file.get_string("tokenizer.ggml.model") == "gpt2");
+  CHECK(file.get_string("tokenizer.ggml.pre") == pre);
+  Tokenizer gg = Tokenizer::from_gguf(path);
+  int checked = 0;
+  for (const auto& c : porta::test::read_cases(dir)) {
+    if (!c.contains("text")) continue;
+    const std::string text = c["text"];
+    INFO(name << ": " << text);
+    CHECK(gg.encode(text, false) == c["ids"].get<std::vector<std::int32_t>>());
+    CHECK(gg.decode(c["ids"].get<std::vector<std::int32_t>>()) == c["decoded"].get<std::string>());
+    ++checked;
   }
+  CHECK(checked == cases);
+  return std::optional<Tokenizer>(std::move(gg));
+}
+
+}  // namespace
+
+TEST_CASE("DeepSeek-V3's tokenizer survives GGUF and encodes every case exactly",
+          "[gguf][tokenizer]") {
+  const auto gg = check_real_tokenizer("deepseek_v3", "deepseek-v3", 29);
+  if (!gg) return;
+  CHECK(gg->bos_id() == 0);
+  CHECK(gg->encode("hi").front() == 0);  // add_bos_token
+  CHECK(gg->has_chat_template());
+}
+
+TEST_CASE("Qwen3's tokenizer survives GGUF and encodes every case exactly", "[gguf][tokenizer]") {
+  check_real_tokenizer("qwen3", "qwen2", 29);
 }
 
 TEST_CASE("bad GGUF tokenizer metadata is an error naming the key", "[gguf][tokenizer]") {
