@@ -51,8 +51,9 @@ const std::vector<std::string> kTexts = {
     "",
 };
 
-std::string tiny_dir() {
-  const std::string dir = gguf_tmp("tiny_tokenizer");
+// One folder per test case: ctest runs test cases as parallel processes.
+std::string tiny_dir(const std::string& name) {
+  const std::string dir = gguf_tmp(name + "_hf");
   model::write_tiny_tokenizer(dir, 256);
   return dir;
 }
@@ -105,7 +106,7 @@ std::vector<std::int32_t> spm_reference(const std::vector<std::string>& tokens,
 
 TEST_CASE("the tiny model's tokenizer as GGUF metadata tokenizes like its tokenizer.json",
           "[gguf][tokenizer]") {
-  const std::string dir = tiny_dir();
+  const std::string dir = tiny_dir("tiny_tokenizer");
   const Metadata m = tokenizer_metadata_from_hf(dir);
   const std::string path = write_tokenizer_gguf("tiny_tokenizer", m);
   const Tokenizer hf = Tokenizer::load(dir);
@@ -131,7 +132,8 @@ TEST_CASE("the tiny model's tokenizer as GGUF metadata tokenizes like its tokeni
 }
 
 TEST_CASE("a SentencePiece GGUF without merges merges in score order", "[gguf][tokenizer]") {
-  const Metadata m = without(tokenizer_metadata_from_hf(tiny_dir()), "tokenizer.ggml.merges");
+  const Metadata m =
+      without(tokenizer_metadata_from_hf(tiny_dir("tiny_scores")), "tokenizer.ggml.merges");
   const std::string path = write_tokenizer_gguf("tiny_scores", m);
   const GgufFile file = GgufFile::open(path);
   const auto meta = tokenizer_metadata(file);
@@ -208,7 +210,7 @@ TEST_CASE("Qwen3's tokenizer survives GGUF and encodes every case exactly", "[gg
 }
 
 TEST_CASE("bad GGUF tokenizer metadata is an error naming the key", "[gguf][tokenizer]") {
-  const Metadata m = tokenizer_metadata_from_hf(tiny_dir());
+  const Metadata m = tokenizer_metadata_from_hf(tiny_dir("tiny_errors"));
   auto fails = [](const std::string& name, const Metadata& md, ErrorCode code,
                   const std::string& needle) {
     const std::string path = write_tokenizer_gguf(name, md);
