@@ -68,7 +68,7 @@ TEST_CASE("packed-block dot products match the exact dequantization on every ISA
   for (const GgmlType t : {GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_K, GgmlType::Q6_K}) {
     REQUIRE(cg::has_block_kernel(t));
     const std::int64_t block = porta::gguf::traits_of(t).block_elements;
-    for (const std::int64_t k : {block, 3 * block, 1024 + (block == 32 ? 96 : 0)}) {
+    for (const std::int64_t k : {block, 3 * block, std::int64_t{1024} + (block == 32 ? 96 : 0)}) {
       for (const bool raw : {false, true}) {
         const std::int64_t n = 9;
         const auto w = random_rows(t, n, k, rng, raw);
