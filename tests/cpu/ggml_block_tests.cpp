@@ -23,13 +23,10 @@ namespace {
 
 // Offsets of a block's f16 scales, which random bytes must not turn into NaN or huge values.
 std::vector<std::size_t> f16_fields(GgmlType t) {
-  switch (t) {
-    case GgmlType::Q8_0:
-    case GgmlType::Q4_0: return {0};
-    case GgmlType::Q4_K: return {0, 2};
-    case GgmlType::Q6_K: return {208};
-    default: return {};
-  }
+  if (t == GgmlType::Q8_0 || t == GgmlType::Q4_0) return {0};
+  if (t == GgmlType::Q4_K) return {0, 2};
+  if (t == GgmlType::Q6_K) return {208};
+  return {};
 }
 
 std::vector<std::byte> random_rows(GgmlType t, std::int64_t n, std::int64_t k, std::mt19937& rng,

@@ -2,11 +2,15 @@
 // instruction set, and the decode/prefill loops over weight rows.
 #include "ggml/block_dot.hpp"
 
+#include <algorithm>
+
 #include <span>
 
 #include <fmt/format.h>
 
 #include <porta/error.hpp>
+
+#include "moe/dot_rows.hpp"
 
 namespace porta::detail::cpu::ggml {
 
@@ -30,17 +34,6 @@ float plain_dot(gguf::GgmlType type, const std::byte* row, const float* x, std::
     gguf::dequantize(type, {row, traits.block_bytes}, {block, traits.block_elements});
     for (std::uint32_t i = 0; i < traits.block_elements; ++i) sum += block[i] * x[at + i];
   }
-  return sum;
-}
-
-float float_dot(BlockIsa isa, const float* a, const float* b, std::int64_t k) {
-  switch (isa) {
-    case BlockIsa::Avx512: return dot_f32_avx512(a, b, k);
-    case BlockIsa::Avx2: return dot_f32_avx2(a, b, k);
-    case BlockIsa::Plain: break;
-  }
-  float sum = 0;
-  for (std::int64_t i = 0; i < k; ++i) sum += a[i] * b[i];
   return sum;
 }
 
@@ -120,14 +113,18 @@ void block_matmul(BlockIsa isa, gguf::GgmlType type, const std::byte* w, std::in
     }
     return;
   }
+  // Prefill: each weight row decoded once, then the decode kernel's f32 loop takes up to 8 rows
+  // of x against it while it sits in L1.
+  const moe::DotIsa dot_isa = isa == BlockIsa::Avx512 ? moe::DotIsa::Avx512 : moe::DotIsa::Avx2;
 #pragma omp parallel
   {
     std::vector<float> decoded(static_cast<std::size_t>(k));
 #pragma omp for schedule(static)
     for (std::int64_t n = 0; n < n_rows; ++n) {
       gguf::dequantize(type, {w + static_cast<std::size_t>(n) * row_bytes, row_bytes}, decoded);
-      for (std::int64_t r = 0; r < rows; ++r)
-        y[r * ldy + n] = float_dot(isa, decoded.data(), x + r * ldx, k);
+      for (std::int64_t r = 0; r < rows; r += 8)
+        moe::small_gemm_isa(dot_isa, x + r * ldx, ldx, std::min<std::int64_t>(8, rows - r),
+                            decoded.data(), DType::F32, k, 0, 1, y + r * ldy + n, ldy);
     }
   }
 }

@@ -34,7 +34,8 @@ float block_dot(BlockIsa isa, gguf::GgmlType type, const std::byte* row, const f
 
 // y[r·ldy + n] = Σ_k W[n, k] · x[r·ldx + k] for r < rows and n < n_rows, W rows of
 // row_bytes(type, k) bytes each. Few rows (decode) stream the blocks once per row of x; many rows
-// (prefill) decode each weight row once into f32 and reuse it for every row of x. Threads split n.
+// (prefill) decode each weight row once into f32 and run the f32 decode loop (moe/dot_rows.hpp) on
+// it, 8 rows of x at a time. Threads split n.
 void block_matmul(BlockIsa isa, gguf::GgmlType type, const std::byte* w, std::int64_t n_rows,
                   std::int64_t k, const float* x, std::int64_t ldx, std::int64_t rows, float* y,
                   std::int64_t ldy);
@@ -43,7 +44,5 @@ void block_matmul(BlockIsa isa, gguf::GgmlType type, const std::byte* w, std::in
 // the instructions.
 float block_dot_avx2(gguf::GgmlType type, const std::byte* row, const float* x, std::int64_t k);
 float block_dot_avx512(gguf::GgmlType type, const std::byte* row, const float* x, std::int64_t k);
-float dot_f32_avx2(const float* a, const float* b, std::int64_t k);
-float dot_f32_avx512(const float* a, const float* b, std::int64_t k);
 
 }  // namespace porta::detail::cpu::ggml

@@ -32,10 +32,6 @@ PORTA_BLOCK_TARGET inline Vec vdot16(__m128i codes, const float* x) {
 PORTA_BLOCK_TARGET inline Vec vload16(const float* x) {
   return _mm256_add_ps(_mm256_loadu_ps(x), _mm256_loadu_ps(x + 8));
 }
-PORTA_BLOCK_TARGET inline Vec vmul16(const float* a, const float* b) {
-  return _mm256_fmadd_ps(_mm256_loadu_ps(a + 8), _mm256_loadu_ps(b + 8),
-                         _mm256_mul_ps(_mm256_loadu_ps(a), _mm256_loadu_ps(b)));
-}
 PORTA_BLOCK_TARGET inline float vsum(Vec v) {
   const __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
   const __m128 t = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -49,9 +45,6 @@ PORTA_BLOCK_TARGET inline float vsum(Vec v) {
 PORTA_BLOCK_TARGET float block_dot_avx2(gguf::GgmlType type, const std::byte* row, const float* x,
                                         std::int64_t k) {
   return dot_blocks(type, row, x, k);
-}
-PORTA_BLOCK_TARGET float dot_f32_avx2(const float* a, const float* b, std::int64_t k) {
-  return dot_floats(a, b, k);
 }
 
 }  // namespace porta::detail::cpu::ggml

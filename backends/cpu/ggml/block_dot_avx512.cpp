@@ -33,9 +33,6 @@ PORTA_BLOCK_TARGET inline Vec vdot16(__m128i codes, const float* x) {
   return _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(codes)), _mm512_loadu_ps(x));
 }
 PORTA_BLOCK_TARGET inline Vec vload16(const float* x) { return _mm512_loadu_ps(x); }
-PORTA_BLOCK_TARGET inline Vec vmul16(const float* a, const float* b) {
-  return _mm512_mul_ps(_mm512_loadu_ps(a), _mm512_loadu_ps(b));
-}
 PORTA_BLOCK_TARGET inline float vsum(Vec v) {
   // Through memory: GCC 12's 512-bit extract and reduce intrinsics trip -Wuninitialized.
   alignas(64) float lanes[16];
@@ -52,9 +49,6 @@ PORTA_BLOCK_TARGET inline float vsum(Vec v) {
 PORTA_BLOCK_TARGET float block_dot_avx512(gguf::GgmlType type, const std::byte* row,
                                           const float* x, std::int64_t k) {
   return dot_blocks(type, row, x, k);
-}
-PORTA_BLOCK_TARGET float dot_f32_avx512(const float* a, const float* b, std::int64_t k) {
-  return dot_floats(a, b, k);
 }
 
 }  // namespace porta::detail::cpu::ggml

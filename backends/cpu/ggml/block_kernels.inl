@@ -1,8 +1,8 @@
 // The SIMD row kernels of block_dot.hpp, written once for both vector widths. The including file
 // defines PORTA_BLOCK_TARGET (the target attribute), the float vector type Vec, and
 //   Vec vzero(); Vec vdot16(__m128i codes, const float* x);   // 16 int8 codes times 16 floats
-//   Vec vfma(float s, Vec v, Vec acc); Vec vadd(Vec, Vec); Vec vload16(const float* x) (a sum of
-//   16 floats folded into a Vec); float vsum(Vec);
+//   Vec vfma(float s, Vec v, Vec acc); Vec vadd(Vec, Vec); Vec vload16(const float* x) (16 floats
+//   folded into a Vec, for sums); float vsum(Vec);
 // Code extraction uses AVX2 integer instructions, which both targets include.
 // Included inside an ISA-specific anonymous namespace.
 
@@ -110,15 +110,6 @@ T float dot_blocks(gguf::GgmlType type, const std::byte* row, const float* x, st
   if (type == G::Q6_K) return dot_q6_k(row, x, k / 256);
   throw Error(ErrorCode::Unsupported,
               fmt::format("no {} block kernel for {}", PORTA_BLOCK_ISA_NAME, gguf::type_name(type)));
-}
-
-T float dot_floats(const float* a, const float* b, std::int64_t k) {
-  Vec acc = vzero();
-  std::int64_t i = 0;
-  for (; i + 16 <= k; i += 16) acc = vadd(acc, vmul16(a + i, b + i));
-  float tail = 0;
-  for (; i < k; ++i) tail += a[i] * b[i];
-  return vsum(acc) + tail;
 }
 
 #undef T
