@@ -156,6 +156,10 @@ struct TokenizerMetadata {
 };
 // nullopt when the file has no tokenizer.ggml.model.
 std::optional<TokenizerMetadata> tokenizer_metadata(const GgufFile& file);
+// The tokenizer.ggml.* keys (and tokenizer.chat_template) for the Hugging Face tokenizer in `dir`
+// (tokenizer.json, tokenizer_config.json): byte-level BPE as "gpt2" with a pre-tokenizer porta
+// can name, Metaspace BPE as "llama". Unsupported naming the file for anything else.
+std::vector<std::pair<std::string, Value>> tokenizer_metadata_from_hf(const std::string& dir);
 
 // A tensor to write: name, dims innermost first, type and its bytes (row_bytes of the type).
 struct TensorToWrite {

@@ -28,8 +28,12 @@ struct ChatMessage {
 
 class Tokenizer {
  public:
-  // Reads DIR/tokenizer.json and, when present, DIR/tokenizer_config.json.
+  // Reads DIR/tokenizer.json and, when present, DIR/tokenizer_config.json; when `dir` is a GGUF
+  // file, the tokenizer it carries (from_gguf).
   static Tokenizer load(const std::string& dir);
+  // The tokenizer.ggml.* metadata of a GGUF file (byte-level "gpt2" and SentencePiece "llama"
+  // vocabularies; see docs/gguf.md).
+  static Tokenizer from_gguf(const std::string& path);
   // The same from the files' text; `config_json` may be empty. `origin` names the source in
   // error messages.
   static Tokenizer from_json(std::string_view tokenizer_json, std::string_view config_json = {},

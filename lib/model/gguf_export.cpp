@@ -195,7 +195,11 @@ std::vector<gguf::TensorToWrite> gguf_from_hf(const ModelConfig& c,
 void write_gguf_model(const std::string& path, const ModelConfig& config,
                       const std::vector<std::pair<std::string, Tensor>>& hf,
                       const GgufExportOptions& options) {
-  gguf::write_gguf(path, gguf_metadata(config, options), gguf_from_hf(config, hf, options));
+  auto metadata = gguf_metadata(config, options);
+  if (!options.tokenizer_dir.empty())
+    for (auto& kv : gguf::tokenizer_metadata_from_hf(options.tokenizer_dir))
+      metadata.push_back(std::move(kv));
+  gguf::write_gguf(path, metadata, gguf_from_hf(config, hf, options));
 }
 
 }  // namespace porta::model

@@ -1,6 +1,8 @@
 // porta::Tokenizer: loading tokenizer.json + tokenizer_config.json, encode and decode.
 #include <porta/tokenizer.hpp>
 
+#include <porta/model/gguf.hpp>
+
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -152,6 +154,7 @@ Tokenizer& Tokenizer::operator=(Tokenizer&&) noexcept = default;
 
 Tokenizer Tokenizer::load(const std::string& dir) {
   const std::filesystem::path base(dir);
+  if (model::is_gguf_file(dir)) return from_gguf(dir);
   const auto tokenizer_path = base / "tokenizer.json";
   if (!std::filesystem::exists(tokenizer_path))
     throw Error(ErrorCode::NotFound,

@@ -5,6 +5,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <filesystem>
+
 #include "tools/cli_support.hpp"
 #include "gguf/gguf_test_support.hpp"
 #include "model/model_test_support.hpp"
@@ -40,6 +42,31 @@ TEST_CASE("porta run on a GGUF gives the tokens of its safetensors copy", "[gguf
     CHECK(tokens_of(gguf.output) != "(none)");
     CHECK_THAT(gguf.output, !Catch::Contains("dequantized"));
   }
+}
+
+TEST_CASE("porta run --prompt reads the tokenizer inside the GGUF", "[gguf][cli]") {
+  const std::string dir = model_tmpdir("gguf_cli_prompt");
+  const std::string file = dir + "/model.gguf";
+  REQUIRE(run_porta("gen-checkpoint --kind mixtral --seed 2 --out " + dir + " --gguf " + file)
+              .exit_code == 0);
+  // The GGUF alone: no tokenizer.json beside it.
+  const std::string alone = model_tmpdir("gguf_cli_prompt_alone") + "/model.gguf";
+  std::filesystem::copy_file(file, alone, std::filesystem::copy_options::overwrite_existing);
+  const std::string args =
+      " --backend reference --prompt \"Hello! How are you today?\" --max-new-tokens 4";
+  const CliResult folder = run_porta("run --model " + dir + args);
+  const CliResult gguf = run_porta("run --model " + alone + args);
+  INFO(folder.output << "\n" << gguf.output);
+  REQUIRE(folder.exit_code == 0);
+  REQUIRE(gguf.exit_code == 0);
+  CHECK(tokens_of(gguf.output) == tokens_of(folder.output));
+  CHECK(tokens_of(gguf.output) != "(none)");
+  const auto prompt_of = [](const std::string& out) {
+    const std::size_t at = out.find("prompt: ");
+    return at == std::string::npos ? std::string("(none)") : out.substr(at, out.find('\n', at) - at);
+  };
+  CHECK(prompt_of(gguf.output) == prompt_of(folder.output));
+  CHECK(prompt_of(gguf.output).starts_with("prompt: 1 "));  // the BOS, then the text
 }
 
 TEST_CASE("porta run dequantizes block-quantized GGUF weights at load and says so", "[gguf][cli]") {

@@ -13,6 +13,7 @@
 
 #include <porta/device.hpp>
 #include <porta/model/generate.hpp>
+#include <porta/model/gguf.hpp>
 #include <porta/tokenizer.hpp>
 
 #include "commands.hpp"
@@ -142,7 +143,9 @@ Command add_chat_command(CLI::App& app) {
     if (!device.available)
       throw Error(ErrorCode::Unsupported, fmt::format("backend '{}' is unavailable: {}",
                                                       o->backend, device.unavailable_reason));
-    const model::Model model = model::Model::load(o->model_dir);
+    const model::Model model = model::is_gguf_file(o->model_dir)
+                                   ? model::load_gguf(o->model_dir)
+                                   : model::Model::load(o->model_dir);
     const std::int64_t capacity =
         o->capacity > 0 ? o->capacity
                         : std::min<std::int64_t>(model.config().max_position_embeddings, 4096);

@@ -83,7 +83,9 @@ Command add_gen_checkpoint_command(CLI::App& app) {
     model::write_tiny_tokenizer(o->out, config.vocab_size);
     if (!o->gguf.empty()) {
       model::write_gguf_model(o->gguf, config, tensors,
-                              {.matrix_type = gguf_type, .split_kv_b = o->gguf_split_kv_b});
+                              {.matrix_type = gguf_type,
+                               .split_kv_b = o->gguf_split_kv_b,
+                               .tokenizer_dir = o->out});
       fmt::print("wrote {} as GGUF ({} matrices) to {}\n", o->kind, gguf::type_name(gguf_type),
                  o->gguf);
     }

@@ -64,6 +64,8 @@ struct GgufExportOptions {
   // deepseek2: write kv_b_proj as llama.cpp's current converter does (attn_k_b, transposed, and
   // attn_v_b) instead of one attn_kv_b.
   bool split_kv_b = false;
+  // When set, the Hugging Face tokenizer in this folder is written as tokenizer.ggml.* keys.
+  std::string tokenizer_dir;
 };
 // GGUF metadata for `config` (general.architecture, `<arch>.*`). InvalidArgument for configs
 // GGUF cannot express (DeepSeek moe_layer_freq > 1, YaRN mscale != mscale_all_dim).
