@@ -67,6 +67,14 @@ void quantize_activations_static(const float* x, std::int64_t count, QuantActiva
   }
 }
 
+float int8_output(const std::int64_t* acc, const QuantMatrix& w, std::int64_t row,
+                  float x_scale) noexcept {
+  float y = 0.0f;
+  for (std::int64_t g = 0; g < w.groups(); ++g)
+    y += static_cast<float>(acc[g]) * w.scale_at(row, g);
+  return y * x_scale;
+}
+
 void quant_linear_reference(const float* x, std::int64_t rows, const QuantMatrix& w,
                             ActivationQuant mode, QuantActivationParams params, float* out) {
   const auto k = static_cast<std::size_t>(w.k);

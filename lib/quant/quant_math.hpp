@@ -52,13 +52,10 @@ void quant_linear_reference(const float* x, std::int64_t rows, const QuantMatrix
                             ActivationQuant mode, QuantActivationParams params, float* out);
 
 // The f32 scaling of one int8 output from its per-group integer sums (the function above uses
-// it; a fast backend must produce the same float from the same integers).
-inline float int8_output(const std::int64_t* acc, const QuantMatrix& w, std::int64_t row,
-                         float x_scale) noexcept {
-  float y = 0.0f;
-  for (std::int64_t g = 0; g < w.groups(); ++g)
-    y += static_cast<float>(acc[g]) * w.scale_at(row, g);
-  return y * x_scale;
-}
+// it; a fast backend must produce the same float from the same integers). Out of line on
+// purpose: inlined into a kernel compiled for an FMA target, GCC would contract y += a · s into
+// a fused multiply-add and change the rounding.
+float int8_output(const std::int64_t* acc, const QuantMatrix& w, std::int64_t row,
+                  float x_scale) noexcept;
 
 }  // namespace porta::detail

@@ -28,9 +28,7 @@ SupportResult quant_supports(const GraphState& g, const Node& n) {
     return SupportResult::no(fmt::format("{}: activations of dtype {} (f32, bf16 or f16 only)",
                                          op_name(n.op), dtype_name(x)));
   const std::size_t first = n.op == OpKind::QuantGroupedMatmul ? 1 : 2;
-  const std::size_t last = n.op == OpKind::QuantMoeExperts ? 5
-                           : n.op == OpKind::QuantMatmul   ? 2
-                                                           : 2;
+  const std::size_t last = n.op == OpKind::QuantMoeExperts ? 5 : 2;  // the index inputs
   for (std::size_t i = first; i < last; ++i)
     if (g.input_of(n, i).dtype != DType::I32)
       return SupportResult::no(fmt::format("{}: index input {} must be i32", op_name(n.op), i));
