@@ -17,6 +17,14 @@ float QuantMatrix::scale_at(std::int64_t row, std::int64_t g) const noexcept {
                      static_cast<std::size_t>((row / bn) * groups() + g));
 }
 
+void QuantMatrix::scale_row(std::int64_t row, float* out) const {
+  const std::int64_t bn = scheme.block_n < 1 ? 1 : scheme.block_n;
+  const auto* base =
+      static_cast<const char*>(scale) +
+      static_cast<std::size_t>((row / bn) * groups()) * dtype_size(scheme.scale_dtype);
+  convert(base, scheme.scale_dtype, out, DType::F32, static_cast<std::size_t>(groups()));
+}
+
 std::int32_t QuantMatrix::zero_at(std::int64_t row, std::int64_t g) const noexcept {
   if (zero == nullptr) return scheme.format == QuantFormat::Int4 ? 8 : 0;
   const std::int64_t bn = scheme.block_n < 1 ? 1 : scheme.block_n;

@@ -23,6 +23,8 @@ struct QuantMatrix {
   // The scale and zero of row `row`, group `g`, widened.
   float scale_at(std::int64_t row, std::int64_t g) const noexcept;
   std::int32_t zero_at(std::int64_t row, std::int64_t g) const noexcept;
+  // All groups' scales of row `row`, widened into out[groups()] (one call per row).
+  void scale_row(std::int64_t row, float* out) const;
   // The integer code q of (row, col) in the data's unsigned domain for int4 (0..15), signed for
   // int8 (-128..127); not for FP8.
   std::int32_t code(std::int64_t row, std::int64_t col) const noexcept;

@@ -178,7 +178,9 @@ __attribute__((target("avx512f,avx512bw"))) void fused_rows_avx512(const float* 
                                                                    std::int64_t n_end, float* y,
                                                                    std::int64_t ldy) {
   const std::int64_t group = w.group();
+  std::vector<float> scales(static_cast<std::size_t>(w.groups()));
   for (std::int64_t n = n_begin; n < n_end; ++n) {
+    w.scale_row(n, scales.data());  // one widening call per row, not one per group
     __m512 acc[M];
     float tail[M];
     for (int m = 0; m < M; ++m) {
@@ -186,7 +188,7 @@ __attribute__((target("avx512f,avx512bw"))) void fused_rows_avx512(const float* 
       tail[m] = 0.0f;
     }
     for (std::int64_t g = 0, c0 = 0; c0 < w.k; ++g, c0 += group) {
-      const float s = w.scale_at(n, g);
+      const float s = scales[static_cast<std::size_t>(g)];
       const std::int32_t z = w.zero_at(n, g);
       const __m512 vs = _mm512_set1_ps(s);
       const __m512i vz = _mm512_set1_epi32(z);
@@ -446,21 +448,35 @@ void weight_only_rows(QuantIsa isa, const float* x, std::int64_t ldx, std::int64
   }
 }
 
-void quant_linear(const float* x, std::int64_t rows, const QuantMatrix& w, ActivationQuant mode,
-                  QuantActivationParams params, float* y) {
-  if (rows == 0 || w.n == 0) return;
+void quant_linear_blocks(const float* x, std::int64_t k, const std::vector<QuantBlock>& blocks,
+                         std::int64_t out_features, ActivationQuant mode,
+                         QuantActivationParams params, float* y) {
+  std::int64_t rows = 0;
+  for (const auto& b : blocks) rows += b.count;
+  if (rows == 0 || out_features == 0) return;
   const QuantIsa isa = active_quant_isa();
   // Chunks of at least ~256 k multiply-adds: an OpenMP region costs more than a smaller one.
-  const std::int64_t grain = std::max<std::int64_t>(16, (std::int64_t{1} << 18) / (rows * w.k + 1));
+  const std::int64_t grain = std::max<std::int64_t>(16, (std::int64_t{1} << 18) / (rows * k + 1));
   if (mode == ActivationQuant::None) {
-    moe::parallel_for(w.n, grain, [&](std::int64_t b, std::int64_t e) {
-      weight_only_rows(isa, x, w.k, rows, w, b, e, y, w.n);
+    moe::parallel_for(out_features, grain, [&](std::int64_t b, std::int64_t e) {
+      for (const auto& block : blocks)
+        weight_only_rows(isa, x + block.first * k, k, block.count, block.w, b, e,
+                         y + block.first * out_features, out_features);
     });
     return;
   }
-  const QuantizedRows a = quantize_rows(x, w.k, rows, w.k, mode, params);
-  moe::parallel_for(w.n, grain,
-                    [&](std::int64_t b, std::int64_t e) { int8_rows(isa, a, w, b, e, y, w.n); });
+  std::vector<QuantizedRows> codes;
+  for (const auto& block : blocks)
+    codes.push_back(quantize_rows(x + block.first * k, k, block.count, k, mode, params));
+  moe::parallel_for(out_features, grain, [&](std::int64_t b, std::int64_t e) {
+    for (std::size_t i = 0; i < blocks.size(); ++i)
+      int8_rows(isa, codes[i], blocks[i].w, b, e, y + blocks[i].first * out_features, out_features);
+  });
+}
+
+void quant_linear(const float* x, std::int64_t rows, const QuantMatrix& w, ActivationQuant mode,
+                  QuantActivationParams params, float* y) {
+  quant_linear_blocks(x, w.k, {QuantBlock{w, 0, rows}}, w.n, mode, params, y);
 }
 
 }  // namespace porta::detail::cpu::quant
