@@ -21,8 +21,12 @@
 #include <cstring>
 #include <optional>
 
+#include <fmt/format.h>
+
 #include "cpu_util.hpp"
+#include "lowering_log.hpp"
 #include "matmul.hpp"
+#include "moe/dot_rows.hpp"
 #include "moe/moe_cpu.hpp"
 
 namespace porta::detail::cpu {
@@ -71,6 +75,10 @@ class WeightRowsMatmulKernel final : public CpuKernel {
     }
     weight_stride_ = static_cast<std::size_t>(n_ * k_) * dtype_size(b.dtype);
     if (!few_rows(out)) panels_.emplace(env, n_, k_, w_dtype_);
+    log_choice(panels_ ? fmt::format("porta weight-rows matmul: {} panels, oneDNN sgemm",
+                                     dtype_name(w_dtype_))
+                       : fmt::format("porta weight-rows matmul: {} dot rows ({})",
+                                     dtype_name(w_dtype_), moe::dot_isa_name(moe::best_dot_isa())));
     if (transpose_a_ || a_dtype_ != DType::F32)
       x_ = F32Scratch(static_cast<std::size_t>(batch_ * m_ * k_));
     if (out_dtype_ != DType::F32) y_ = F32Scratch(static_cast<std::size_t>(batch_ * m_ * n_));
