@@ -1,12 +1,17 @@
 // attention: softmax(scale · q·kᵀ) · v per query head, causal or not, grouped-query, optionally
 // after a KV cache prefix read at cache_len (checked at run time). oneDNN 2.6 has no attention
-// primitive; this is a loop of our own over (query token, head) pairs in parallel, with f32
-// vectorised dot products, a max-subtracted softmax and per-thread scratch sized at compile time.
+// primitive; this is ours: per block of query rows (a few tokens, all heads sharing one kv head
+// or one head's tokens) the scores and the weighted values are two f32 GEMMs through oneDNN's
+// sgemm, with a max-subtracted softmax and the causal mask between them, blocks in parallel,
+// per-slot scratch sized at compile time.
+#include <omp.h>
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
 
 #include <fmt/format.h>
+#include <oneapi/dnnl/dnnl.h>
 
 #include "cpu_util.hpp"
 #include "dense_ops.hpp"
@@ -43,9 +48,18 @@ class AttentionKernel final : public CpuKernel {
       capacity_ = g.input_of(n, 3).shape[0];
     }
     label_ = fmt::format("attention '{}'", n.name);
-    stride_ = capacity_ + kv_tokens_ + value_dim_;
-    scratch_ = F32Scratch(static_cast<std::size_t>(cpu_threads()) *
-                          static_cast<std::size_t>(std::max<std::int64_t>(stride_, 1)));
+    // One kv head (MQA, MLA's shared latent): every query head of a token block reads the same
+    // keys, so the block's rows are all its (token, head) pairs, contiguous in q. Else one head's
+    // tokens, strided by the heads. About 128 query rows per block.
+    one_kv_head_ = kv_heads_ == 1;
+    block_tokens_ =
+        one_kv_head_ ? std::max<std::int64_t>(1, 128 / std::max<std::int64_t>(q_heads_, 1)) : 64;
+    block_tokens_ =
+        std::clamp<std::int64_t>(block_tokens_, 1, std::max<std::int64_t>(q_tokens_, 1));
+    const std::int64_t rows = block_tokens_ * (one_kv_head_ ? q_heads_ : 1);
+    slots_ = std::max<std::int64_t>(cpu_threads(), 1);
+    slot_stride_ = rows * (capacity_ + kv_tokens_) + rows;
+    scratch_ = F32Scratch(static_cast<std::size_t>(slots_ * slot_stride_));
   }
 
   void run(const ExecContext& ctx) override {
@@ -73,67 +87,113 @@ class AttentionKernel final : public CpuKernel {
             : nullptr;
     float* out = out_.write(ctx);
     const std::int64_t keys = cached + kv_tokens_;
-    const std::int64_t group = q_heads_ / std::max<std::int64_t>(kv_heads_, 1);
-    const std::int64_t dk = key_dim_, dv = value_dim_, hkv = kv_heads_;
-
-    // One scratch slice per chunk (never per OpenMP thread number, which belongs to the caller's
-    // team when run() is called from inside a parallel region).
-    const std::int64_t pairs = q_tokens_ * q_heads_;
-    const std::int64_t work = pairs * std::max<std::int64_t>(keys * (dk + dv), 1);
-    const std::int64_t chunks =
-        std::clamp<std::int64_t>(work / 4096, 1, std::min<std::int64_t>(cpu_threads(), pairs));
-    parallel_for(chunks, 1, [&](std::int64_t chunk_begin, std::int64_t chunk_end) {
-      for (std::int64_t chunk = chunk_begin; chunk < chunk_end; ++chunk) {
-        const std::int64_t begin = pairs * chunk / chunks, end = pairs * (chunk + 1) / chunks;
-        float* scores = scratch_.data() + chunk * stride_;
-        float* acc = scores + capacity_ + kv_tokens_;
-        for (std::int64_t pair = begin; pair < end; ++pair) {
-          const std::int64_t i = pair / q_heads_, h = pair % q_heads_, gkv = h / group;
-          float* o = out + pair * dv;
-          const std::int64_t visible =
-              causal_ ? std::clamp<std::int64_t>(keys - q_tokens_ + i + 1, 0, keys) : keys;
-          if (visible == 0) {
-            std::fill(o, o + dv, 0.0f);
-            continue;
-          }
-          const float* query = q + pair * dk;
-          float max_score = -std::numeric_limits<float>::infinity();
-          for (std::int64_t j = 0; j < visible; ++j) {
-            const float* key =
-                j < cached ? kc + (j * hkv + gkv) * dk : k + ((j - cached) * hkv + gkv) * dk;
-            float dot = 0.0f;
-#pragma omp simd reduction(+ : dot)
-            for (std::int64_t c = 0; c < dk; ++c) dot += query[c] * key[c];
-            scores[j] = dot * scale_;
-            max_score = std::max(max_score, scores[j]);
-          }
-          float sum = 0.0f;
-          for (std::int64_t j = 0; j < visible; ++j) {
-            scores[j] = std::exp(scores[j] - max_score);
-            sum += scores[j];
-          }
-          std::fill(acc, acc + dv, 0.0f);
-          for (std::int64_t j = 0; j < visible; ++j) {
-            const float* value =
-                j < cached ? vc + (j * hkv + gkv) * dv : v + ((j - cached) * hkv + gkv) * dv;
-            const float w = scores[j];
-#pragma omp simd
-            for (std::int64_t c = 0; c < dv; ++c) acc[c] += w * value[c];
-          }
-          const float inv = 1.0f / sum;
-          for (std::int64_t c = 0; c < dv; ++c) o[c] = acc[c] * inv;
-        }
+    // Work items: (block of query tokens, kv head or query head). Round-robin over the slots so
+    // that each slot gets early (short, causal) and late (long) blocks alike.
+    const std::int64_t blocks = (q_tokens_ + block_tokens_ - 1) / block_tokens_;
+    const std::int64_t per_block = one_kv_head_ ? 1 : q_heads_;
+    const std::int64_t items = blocks * per_block;
+    const std::int64_t slots = std::min<std::int64_t>(slots_, items);
+    // One block (decode: a token's heads over one kv head): sgemm would split it across the
+    // threads, two barriers per GEMM for ~20 MFLOP; on one thread it is a fraction of a
+    // millisecond, and no thread waits for another the OS descheduled.
+    if (items == 1) {
+      const int threads = omp_get_max_threads();
+      omp_set_num_threads(1);
+      try {
+        run_item(0, 0, q, k, v, kc, vc, cached, keys, out, scratch_.data());
+      } catch (...) {
+        omp_set_num_threads(threads);
+        throw;
       }
+      omp_set_num_threads(threads);
+      out_.finish(ctx);
+      return;
+    }
+    parallel_for(slots, 1, [&](std::int64_t slot_begin, std::int64_t slot_end) {
+      for (std::int64_t slot = slot_begin; slot < slot_end; ++slot)
+        for (std::int64_t item = slot; item < items; item += slots)
+          run_item(item / per_block, item % per_block, q, k, v, kc, vc, cached, keys, out,
+                   scratch_.data() + slot * slot_stride_);
     });
     out_.finish(ctx);
   }
 
  private:
+  // softmax(scale · Q·Kᵀ) · V for one block of query rows as two GEMMs (oneDNN's sgemm, over the
+  // cached keys then the new ones), the causal mask applied per row between them. `scratch`
+  // holds the block's scores [rows, visible] and the rows' 1 / Σ.
+  void run_item(std::int64_t block, std::int64_t head, const float* q, const float* k,
+                const float* v, const float* kc, const float* vc, std::int64_t cached,
+                std::int64_t keys, float* out, float* scratch) const {
+    const std::int64_t i0 = block * block_tokens_;
+    const std::int64_t nt = std::min(block_tokens_, q_tokens_ - i0);
+    const std::int64_t group = q_heads_ / std::max<std::int64_t>(kv_heads_, 1);
+    const std::int64_t rows = one_kv_head_ ? nt * q_heads_ : nt;
+    const std::int64_t gkv = one_kv_head_ ? 0 : head / group;
+    // Row r's query token, and where its q and output rows are.
+    const std::int64_t heads_per_token = one_kv_head_ ? q_heads_ : 1;
+    const float* qa = q + (i0 * q_heads_ + (one_kv_head_ ? 0 : head)) * key_dim_;
+    const std::int64_t lda = one_kv_head_ ? key_dim_ : q_heads_ * key_dim_;
+    float* o = out + (i0 * q_heads_ + (one_kv_head_ ? 0 : head)) * value_dim_;
+    const std::int64_t ldo = one_kv_head_ ? value_dim_ : q_heads_ * value_dim_;
+    auto visible_of = [&](std::int64_t i) {
+      return causal_ ? std::clamp<std::int64_t>(keys - q_tokens_ + i + 1, 0, keys) : keys;
+    };
+    const std::int64_t width = visible_of(i0 + nt - 1);  // the block's widest row
+    if (width == 0 || value_dim_ == 0) {
+      for (std::int64_t r = 0; r < rows; ++r) std::fill_n(o + r * ldo, value_dim_, 0.0f);
+      return;
+    }
+    float* scores = scratch;
+    float* inv = scratch + rows * width;
+    const std::int64_t ldk = kv_heads_ * key_dim_, ldv = kv_heads_ * value_dim_;
+    const std::int64_t from_cache = std::min(cached, width), fresh = width - from_cache;
+    if (from_cache > 0)
+      sgemm('N', 'T', rows, from_cache, key_dim_, scale_, qa, lda, kc + gkv * key_dim_, ldk, 0.0f,
+            scores, width);
+    if (fresh > 0)
+      sgemm('N', 'T', rows, fresh, key_dim_, scale_, qa, lda, k + gkv * key_dim_, ldk, 0.0f,
+            scores + from_cache, width);
+    for (std::int64_t r = 0; r < rows; ++r) {
+      float* s = scores + r * width;
+      const std::int64_t visible = visible_of(i0 + r / heads_per_token);
+      float max_score = -std::numeric_limits<float>::infinity();
+      for (std::int64_t j = 0; j < visible; ++j) max_score = std::max(max_score, s[j]);
+      float sum = 0.0f;
+      for (std::int64_t j = 0; j < visible; ++j) {
+        s[j] = std::exp(s[j] - max_score);
+        sum += s[j];
+      }
+      std::fill(s + visible, s + width, 0.0f);
+      inv[r] = visible > 0 ? 1.0f / sum : 0.0f;
+    }
+    if (from_cache > 0)
+      sgemm('N', 'N', rows, value_dim_, from_cache, 1.0f, scores, width, vc + gkv * value_dim_, ldv,
+            0.0f, o, ldo);
+    if (fresh > 0)
+      sgemm('N', 'N', rows, value_dim_, fresh, 1.0f, scores + from_cache, width,
+            v + gkv * value_dim_, ldv, from_cache > 0 ? 1.0f : 0.0f, o, ldo);
+    for (std::int64_t r = 0; r < rows; ++r)
+      for (std::int64_t c = 0; c < value_dim_; ++c) o[r * ldo + c] *= inv[r];
+  }
+
+  // Row-major C = alpha · op(A) · op(B) + beta · C through oneDNN's sgemm (single-threaded
+  // inside our parallel region).
+  void sgemm(char ta, char tb, std::int64_t m, std::int64_t n, std::int64_t kk, float alpha,
+             const float* a, std::int64_t lda, const float* b, std::int64_t ldb, float beta,
+             float* c, std::int64_t ldc) const {
+    const dnnl_status_t status = dnnl_sgemm(ta, tb, m, n, kk, alpha, a, lda, b, ldb, beta, c, ldc);
+    if (status != dnnl_success)
+      throw Error(ErrorCode::Backend,
+                  fmt::format("cpu backend: {}: oneDNN sgemm {}x{}x{} failed (status {})", label_,
+                              m, n, kk, static_cast<int>(status)));
+  }
+
   F32Operand q_, k_, v_, out_, k_cache_, v_cache_;
-  bool with_cache_ = false, cache_len_i64_ = false, causal_ = true;
+  bool with_cache_ = false, cache_len_i64_ = false, causal_ = true, one_kv_head_ = false;
   ValueId cache_len_ = 0;
   std::int64_t q_tokens_ = 0, q_heads_ = 0, key_dim_ = 0, kv_tokens_ = 0, kv_heads_ = 0;
-  std::int64_t value_dim_ = 0, capacity_ = 0, stride_ = 0;
+  std::int64_t value_dim_ = 0, capacity_ = 0, block_tokens_ = 1, slots_ = 1, slot_stride_ = 0;
   float scale_ = 1.0f;
   std::string label_;
   F32Scratch scratch_;

@@ -82,7 +82,25 @@ struct PlannedKernel {
   NodeId node;  // recorded under this node in the profile
   std::unique_ptr<CpuKernel> kernel;
   std::vector<NodeId> fused;  // nodes computed by this kernel's post-ops, recorded at 0 µs
+  bool serial = false;        // tiny: run on the calling thread alone (see single_threaded())
 };
+
+// A node whose outputs are a few cache lines' worth (decode's norms, adds, slices, permutes at
+// T = 1) runs on one thread: a parallel region costs a barrier, and on a loaded machine a barrier
+// waits for whichever thread the OS descheduled (decode ran ~300 regions per token; they were a
+// third of its time with the host shared). The weight-streaming and GEMM ops keep their threads.
+bool single_threaded(const GraphState& g, const Node& n) {
+  if (n.op == OpKind::Matmul || n.op == OpKind::Attention || n.op == OpKind::MoeExperts ||
+      n.op == OpKind::GroupedMatmul)
+    return false;
+  constexpr std::uint64_t kTinyBytes = 64 * 1024;
+  std::uint64_t bytes = 0;
+  for (ValueId out : n.outputs) {
+    const ValueInfo& v = g.value(out);
+    bytes += static_cast<std::uint64_t>(v.shape.numel()) * dtype_size(v.dtype);
+  }
+  return bytes <= kTinyBytes;
+}
 
 struct CpuPlan final : Plan {
   CpuEnv env;
@@ -191,7 +209,7 @@ class CpuBackend final : public Backend {
             continue;
           }
         }
-        plan->kernels.push_back({id, entry->lower(plan->env, g, n), {}});
+        plan->kernels.push_back({id, entry->lower(plan->env, g, n), {}, single_threaded(g, n)});
       } catch (const dnnl::error& e) {
         throw onednn_error(g, n, "lower", e);
       }
@@ -204,9 +222,20 @@ class CpuBackend final : public Backend {
     auto& cpu_plan = static_cast<CpuPlan&>(plan);
     // OpenMP's thread count is per calling thread: set it for whichever thread runs us.
     if (omp_get_max_threads() != threads_) omp_set_num_threads(threads_);
-    for (auto& [id, kernel, fused] : cpu_plan.kernels) {
+    for (auto& [id, kernel, fused, serial] : cpu_plan.kernels) {
       try {
-        ctx.timed(id, [&] { kernel->run(ctx); });
+        if (serial && threads_ > 1) {
+          omp_set_num_threads(1);
+          try {
+            ctx.timed(id, [&] { kernel->run(ctx); });
+          } catch (...) {
+            omp_set_num_threads(threads_);
+            throw;
+          }
+          omp_set_num_threads(threads_);
+        } else {
+          ctx.timed(id, [&] { kernel->run(ctx); });
+        }
       } catch (const dnnl::error& e) {
         throw onednn_error(g, g.nodes[id], "run", e);
       }

@@ -12,5 +12,8 @@ namespace porta::detail::cpu {
 int configured_threads(std::string* error = nullptr);
 // The same, read once: what our own loops use and what execute() hands oneDNN's OpenMP pool.
 int cpu_threads();
+// The threads our loops may use now: cpu_threads(), or fewer where the caller lowered OpenMP's
+// thread count (execute() runs tiny nodes on one thread).
+int active_threads();
 
 }  // namespace porta::detail::cpu

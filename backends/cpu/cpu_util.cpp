@@ -139,4 +139,6 @@ int cpu_threads() {
   return threads;
 }
 
+int active_threads() { return std::max(1, std::min(cpu_threads(), omp_get_max_threads())); }
+
 }  // namespace porta::detail::cpu

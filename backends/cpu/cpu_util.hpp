@@ -83,7 +83,7 @@ class F32Scratch {
 // count is below `grain` elements of work per extra thread.
 template <class F>
 void parallel_for(std::int64_t count, std::int64_t grain, F&& body) {
-  const std::int64_t max_threads = cpu_threads();
+  const std::int64_t max_threads = active_threads();
   std::int64_t threads = grain > 0 ? count / grain : max_threads;
   threads = std::clamp<std::int64_t>(threads, 1, max_threads);
   if (threads <= 1) {

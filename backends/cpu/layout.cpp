@@ -92,17 +92,31 @@ class StridedPermuteKernel final : public CpuKernel {
     const auto* src = static_cast<const std::byte*>(value_ptr(ctx, in_));
     auto* dst = static_cast<std::byte*>(value_ptr(ctx, out_));
     const std::size_t rank = dims_.size();
-    parallel_for(count_, 1 << 15, [&](std::int64_t begin, std::int64_t end) {
-      for (std::int64_t flat = begin; flat < end; ++flat) {
-        std::int64_t rest = flat, offset = 0;
-        for (std::size_t d = rank; d-- > 0;) {
-          offset += (rest % dims_[d]) * strides_[d];
-          rest /= dims_[d];
-        }
-        std::memcpy(dst + static_cast<std::size_t>(flat) * element_,
-                    src + static_cast<std::size_t>(offset) * element_, element_);
-      }
-    });
+    // Runs of the innermost dimension: one memcpy each when that dimension is contiguous.
+    const std::int64_t inner = dims_.empty() ? 1 : dims_.back();
+    const bool contiguous = !dims_.empty() && strides_.back() == 1;
+    const std::int64_t runs = count_ / std::max<std::int64_t>(inner, 1);
+    parallel_for(runs, std::max<std::int64_t>(1, (1 << 15) / std::max<std::int64_t>(inner, 1)),
+                 [&](std::int64_t begin, std::int64_t end) {
+                   for (std::int64_t run = begin; run < end; ++run) {
+                     std::int64_t rest = run, offset = 0;
+                     for (std::size_t d = rank - 1; d-- > 0;) {
+                       offset += (rest % dims_[d]) * strides_[d];
+                       rest /= dims_[d];
+                     }
+                     std::byte* to = dst + static_cast<std::size_t>(run * inner) * element_;
+                     if (contiguous) {
+                       std::memcpy(to, src + static_cast<std::size_t>(offset) * element_,
+                                   static_cast<std::size_t>(inner) * element_);
+                       continue;
+                     }
+                     for (std::int64_t i = 0; i < inner; ++i)
+                       std::memcpy(
+                           to + static_cast<std::size_t>(i) * element_,
+                           src + static_cast<std::size_t>(offset + i * strides_.back()) * element_,
+                           element_);
+                   }
+                 });
   }
 
  private:
@@ -207,7 +221,11 @@ SupportResult supports_permute(const GraphState&, const Node&) { return SupportR
 
 std::unique_ptr<CpuKernel> lower_permute(CpuEnv& env, const GraphState& g, const Node& n) {
   if (g.input_of(n, 0).shape.numel() == 0) return std::make_unique<NoopKernel>();
-  if (bits_type(g.input_of(n, 0).dtype)) return std::make_unique<ReorderKernel>(env, g, n);
+  // A small permute (decode's per-head transposes) is a few strided copies on one thread; a
+  // oneDNN reorder runs them on every thread, a barrier per call.
+  const ValueInfo& x = g.input_of(n, 0);
+  const bool small = static_cast<std::uint64_t>(x.shape.numel()) * dtype_size(x.dtype) <= 64 * 1024;
+  if (bits_type(x.dtype) && !small) return std::make_unique<ReorderKernel>(env, g, n);
   return std::make_unique<StridedPermuteKernel>(g, n);
 }
 

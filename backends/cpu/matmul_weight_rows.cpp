@@ -12,20 +12,32 @@
 //   L2-sized panel at a time and runs a oneDNN f32 matmul per panel, in parallel over columns.
 //
 // A bf16 weight stored as [K, N] at M <= 8 is transposed once into [N, K] rows (a counted copy).
+//
+// Batched 3-D matmuls [B, M, K] x [B, N, K]ᵀ against a constant weight (MLA's per-head absorbed
+// projections) run the same way per batch entry: each batch entry is one "expert" of the GEMM
+// engine, its weight at a fixed stride, so a bf16 weight is never widened whole (it was: 134 MB of
+// f32 copies at compile for the 8-layer V2-Lite, streamed at twice the bytes in decode).
 #include <algorithm>
 #include <cstring>
 #include <optional>
 
+#include <fmt/format.h>
+
 #include "cpu_util.hpp"
+#include "lowering_log.hpp"
 #include "matmul.hpp"
+#include "moe/dot_rows.hpp"
 #include "moe/moe_cpu.hpp"
 
 namespace porta::detail::cpu {
 
 namespace {
 
+// The row count of each batch entry: out is [M, N] or [B, M, N].
+std::int64_t rows_of(const ValueInfo& out) { return out.shape[out.shape.rank() - 2]; }
+
 bool few_rows(const ValueInfo& out) {
-  return out.shape[0] >= 1 && out.shape[0] <= moe::ExpertGemm::kSmallRows;
+  return rows_of(out) >= 1 && rows_of(out) <= moe::ExpertGemm::kSmallRows;
 }
 
 class WeightRowsMatmulKernel final : public CpuKernel {
@@ -40,9 +52,11 @@ class WeightRowsMatmulKernel final : public CpuKernel {
     a_dtype_ = a.dtype;
     out_dtype_ = out.dtype;
     transpose_a_ = attrs.transpose_a;
-    m_ = out.shape[0];
-    n_ = out.shape[1];
-    k_ = attrs.transpose_a ? a.shape[0] : a.shape[1];
+    const int rank = static_cast<int>(out.shape.rank());
+    batch_ = rank == 3 ? out.shape[0] : 1;
+    m_ = out.shape[rank - 2];
+    n_ = out.shape[rank - 1];
+    k_ = attrs.transpose_a ? a.shape[rank - 2] : a.shape[rank - 1];
     w_dtype_ = b.dtype;
     // [N, K] rows: the stored layout when b is transposed (an nn.Linear weight, read in place
     // from the graph's constant, which outlives the plan), else a transpose of [K, N].
@@ -51,42 +65,61 @@ class WeightRowsMatmulKernel final : public CpuKernel {
     } else {
       const std::size_t size = dtype_size(b.dtype);
       const auto* src = static_cast<const char*>(b.constant.data());
-      weight_.resize(static_cast<std::size_t>(n_ * k_) * size);
-      for (std::int64_t kk = 0; kk < k_; ++kk)
-        for (std::int64_t j = 0; j < n_; ++j)
-          std::memcpy(weight_.data() + static_cast<std::size_t>(j * k_ + kk) * size,
-                      src + static_cast<std::size_t>(kk * n_ + j) * size, size);
+      weight_.resize(static_cast<std::size_t>(batch_ * n_ * k_) * size);
+      for (std::int64_t e = 0; e < batch_; ++e)
+        for (std::int64_t kk = 0; kk < k_; ++kk)
+          for (std::int64_t j = 0; j < n_; ++j)
+            std::memcpy(weight_.data() + static_cast<std::size_t>((e * n_ + j) * k_ + kk) * size,
+                        src + static_cast<std::size_t>((e * k_ + kk) * n_ + j) * size, size);
       rows_ = weight_.data();
     }
+    weight_stride_ = static_cast<std::size_t>(n_ * k_) * dtype_size(b.dtype);
     if (!few_rows(out)) panels_.emplace(env, n_, k_, w_dtype_);
-    if (transpose_a_ || a_dtype_ != DType::F32) x_ = F32Scratch(static_cast<std::size_t>(m_ * k_));
-    if (out_dtype_ != DType::F32) y_ = F32Scratch(static_cast<std::size_t>(m_ * n_));
+    log_choice(panels_ ? fmt::format("porta weight-rows matmul: {} panels, oneDNN sgemm",
+                                     dtype_name(w_dtype_))
+                       : fmt::format("porta weight-rows matmul: {} dot rows ({})",
+                                     dtype_name(w_dtype_), moe::dot_isa_name(moe::best_dot_isa())));
+    if (transpose_a_ || a_dtype_ != DType::F32)
+      x_ = F32Scratch(static_cast<std::size_t>(batch_ * m_ * k_));
+    if (out_dtype_ != DType::F32) y_ = F32Scratch(static_cast<std::size_t>(batch_ * m_ * n_));
   }
 
   void run(const ExecContext& ctx) override {
     const void* a = value_ptr(ctx, a_);
     const float* x = static_cast<const float*>(a);
-    if (transpose_a_) {  // a is [K, M]
+    if (transpose_a_) {  // a is [B, K, M]
       float* wide = x_.data();
-      for (std::int64_t kk = 0; kk < k_; ++kk)
-        for (std::int64_t r = 0; r < m_; ++r)
-          wide[r * k_ + kk] = load_as_f32(a, a_dtype_, static_cast<std::size_t>(kk * m_ + r));
+      for (std::int64_t e = 0; e < batch_; ++e)
+        for (std::int64_t kk = 0; kk < k_; ++kk)
+          for (std::int64_t r = 0; r < m_; ++r)
+            wide[(e * m_ + r) * k_ + kk] =
+                load_as_f32(a, a_dtype_, static_cast<std::size_t>((e * k_ + kk) * m_ + r));
       x = wide;
     } else if (a_dtype_ != DType::F32) {
-      load_f32(a, a_dtype_, x_.data(), static_cast<std::size_t>(m_ * k_));
+      load_f32(a, a_dtype_, x_.data(), static_cast<std::size_t>(batch_ * m_ * k_));
       x = x_.data();
     }
     void* out = value_ptr(ctx, out_);
     float* y = out_dtype_ == DType::F32 ? static_cast<float*>(out) : y_.data();
+    const moe::ExpertWeights weights(rows_, weight_stride_);
     if (panels_) {
-      panels_->run_large_blocks({{0, 0, m_}}, x, moe::ExpertWeights(rows_), y);
+      blocks_.clear();
+      for (std::int64_t e = 0; e < batch_; ++e) blocks_.push_back({e, e * m_, m_});
+      panels_->run_large_blocks(blocks_, x, weights, y);
     } else {
-      // Slices of output columns, 64 weight rows at the least per thread.
-      parallel_for(n_, 64, [&](std::int64_t begin, std::int64_t end) {
-        moe::small_gemm(x, k_, m_, rows_, w_dtype_, k_, begin, end, y, n_);
+      // Items of (batch entry, a slice of 64 output columns), handed out dynamically: a thread
+      // the OS descheduled holds up only its current slice, not a static half of the weight.
+      const std::int64_t slices = (n_ + 63) / 64;
+      moe::parallel_for(batch_ * slices, 1, [&](std::int64_t begin, std::int64_t end) {
+        for (std::int64_t i = begin; i < end; ++i) {
+          const std::int64_t e = i / slices, n0 = (i % slices) * 64;
+          moe::small_gemm(x + e * m_ * k_, k_, m_, weights.at(e), w_dtype_, k_, n0,
+                          std::min(n_, n0 + 64), y + e * m_ * n_, n_);
+        }
       });
     }
-    if (out_dtype_ != DType::F32) store_f32(y, out_dtype_, out, static_cast<std::size_t>(m_ * n_));
+    if (out_dtype_ != DType::F32)
+      store_f32(y, out_dtype_, out, static_cast<std::size_t>(batch_ * m_ * n_));
   }
 
   std::uint64_t weight_copy_bytes() const override { return weight_.size(); }
@@ -95,8 +128,10 @@ class WeightRowsMatmulKernel final : public CpuKernel {
   ValueId a_ = 0, out_ = 0;
   DType a_dtype_ = DType::F32, out_dtype_ = DType::F32, w_dtype_ = DType::BF16;
   bool transpose_a_ = false;
-  std::int64_t m_ = 0, n_ = 0, k_ = 0;
+  std::int64_t batch_ = 1, m_ = 0, n_ = 0, k_ = 0;
   const void* rows_ = nullptr;
+  std::size_t weight_stride_ = 0;  // bytes between batch entries' [N, K] weights
+  std::vector<moe::ExpertGemm::Block> blocks_;
   std::vector<char> weight_;  // only when b is stored [K, N]
   std::optional<moe::ExpertGemm> panels_;
   F32Scratch x_, y_;
@@ -109,12 +144,15 @@ bool use_weight_rows_matmul(const dnnl::engine& engine, const GraphState& g, con
   const ValueInfo& a = g.input_of(n, 0);
   const ValueInfo& b = g.input_of(n, 1);
   const ValueInfo& out = g.output_of(n, 0);
-  if (b.kind != ValueKind::Constant || a.shape.rank() != 2 || b.shape.rank() != 2 ||
-      out.shape.rank() != 2 || out.shape[0] < 1 || out.shape[1] < 1 ||
+  const auto rank = out.shape.rank();
+  if (b.kind != ValueKind::Constant || (rank != 2 && rank != 3) || a.shape.rank() != rank ||
+      b.shape.rank() != rank || rows_of(out) < 1 || out.shape[rank - 1] < 1 ||
       (a.dtype != DType::F32 && a.dtype != DType::BF16))
     return false;
-  if (few_rows(out))
-    return b.dtype == DType::BF16 || (b.dtype == DType::F32 && attrs.transpose_b);
+  // Batched: the same batch count everywhere (no broadcast), at least one entry.
+  if (rank == 3 && (out.shape[0] < 1 || a.shape[0] != out.shape[0] || b.shape[0] != out.shape[0]))
+    return false;
+  if (few_rows(out)) return b.dtype == DType::BF16 || (b.dtype == DType::F32 && attrs.transpose_b);
   // Prefill: a bf16 [N, K] weight against activations that a native bf16 matmul cannot take.
   const bool native = a.dtype == DType::BF16 && native_bf16_matmul(engine);
   return b.dtype == DType::BF16 && attrs.transpose_b && !native;

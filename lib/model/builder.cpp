@@ -124,9 +124,11 @@ class Builder {
         g_.rope(g_.reshape(g_.slice(kv, 1, r, r + rope), {t, 1, rope}), positions_, rope_attrs());
     Value latent = g_.concat({g_.reshape(c_kv, {t, 1, r}), k_pe}, 2);  // [T, 1, r + rope]
 
-    // q_nope[h] · W_UK[h] ([nope] x [nope, r] -> [r]) per head, batched over heads.
-    Value q_latent = g_.permute(
-        g_.matmul(g_.permute(q_nope, {1, 0, 2}), w(PreparedNames::k_absorb(l))), {1, 0, 2});
+    // q_nope[h] · W_UK[h] ([nope] x [nope, r] -> [r]) per head, batched over heads; the loader
+    // stores W_UK[h] transposed ([r, nope]).
+    Value q_latent = g_.permute(g_.matmul(g_.permute(q_nope, {1, 0, 2}),
+                                          w(PreparedNames::k_absorb(l)), {.transpose_b = true}),
+                                {1, 0, 2});
     Value q_full = g_.concat({q_latent, q_pe}, 2);  // [T, H, r + rope]
     Value o = attend(l, q_full, latent, g_.slice(latent, 2, 0, r), {latent},
                      c_.attention_scale());  // [T, H, r]

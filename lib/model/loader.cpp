@@ -140,20 +140,26 @@ class Loader {
     keep(p + "kv_a_layernorm.weight", {r});
     keep_linear(p + "o_proj", h, nh * c_.v_head_dim);
 
-    // kv_b_proj [H·(nope + v), r] -> per head [nope, r] (keys) and [v, r] (values): the
-    // absorbed form attends over the cached latent directly (see docs/models.md).
+    // kv_b_proj [H·(nope + v), r] -> per head [r, nope] (keys, transposed) and [v, r] (values):
+    // the absorbed form attends over the cached latent directly (see docs/models.md). Both halves
+    // end up [out, in] per head, the nn.Linear layout the backends stream rows of.
     const auto nope = c_.qk_nope_head_dim;
     const auto vd = c_.v_head_dim;
     const Tensor kv_b = fetch(p + "kv_b_proj.weight", {nh * (nope + vd), r});
-    Tensor k_part = Tensor::zeros({nh, nope, r}, kv_b.dtype());
+    Tensor k_part = Tensor::zeros({nh, r, nope}, kv_b.dtype());
     Tensor v_part = Tensor::zeros({nh, vd, r}, kv_b.dtype());
-    const std::size_t row = static_cast<std::size_t>(r) * dtype_size(kv_b.dtype());
+    const std::size_t size = dtype_size(kv_b.dtype());
+    const std::size_t row = static_cast<std::size_t>(r) * size;
     const auto* src = static_cast<const std::byte*>(kv_b.data());
+    auto* k_dst = static_cast<std::byte*>(k_part.data());
     for (std::int64_t head = 0; head < nh; ++head) {
       const std::byte* head_rows = src + static_cast<std::size_t>(head * (nope + vd)) * row;
-      std::memcpy(
-          static_cast<std::byte*>(k_part.data()) + static_cast<std::size_t>(head * nope) * row,
-          head_rows, static_cast<std::size_t>(nope) * row);
+      for (std::int64_t i = 0; i < nope; ++i)
+        for (std::int64_t j = 0; j < r; ++j)
+          std::memcpy(
+              k_dst + static_cast<std::size_t>((head * r + j) * nope + i) * size,
+              head_rows + static_cast<std::size_t>(i) * row + static_cast<std::size_t>(j) * size,
+              size);
       std::memcpy(
           static_cast<std::byte*>(v_part.data()) + static_cast<std::size_t>(head * vd) * row,
           head_rows + static_cast<std::size_t>(nope) * row, static_cast<std::size_t>(vd) * row);

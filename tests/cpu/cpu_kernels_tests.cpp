@@ -36,6 +36,11 @@ TEST_CASE("cpu matmul matches the reference on odd, transposed, batched and T=1 
       // K not a multiple of the vector loop's 16 or 8.
       {{3, 37}, {37, 19}, false, false, true},
       {{8, 45}, {21, 45}, false, true, true},
+      // Batched against a constant weight (MLA's per-head absorbed projections): few rows per
+      // batch entry streamed per entry, a [B, K, N] weight transposed once, many rows.
+      {{3, 1, 40}, {3, 21, 40}, false, true, true},
+      {{3, 2, 40}, {3, 40, 21}, false, false, true},
+      {{3, 12, 40}, {3, 21, 40}, false, true, true},
   };
   for (const auto& c : cases) {
     INFO("a" << c.a.to_string() << " b" << c.b.to_string() << " ta " << c.ta << " tb " << c.tb);
@@ -48,18 +53,31 @@ TEST_CASE("cpu matmul matches the reference on odd, transposed, batched and T=1 
 }
 
 TEST_CASE("cpu matmul with bf16 weights and f32 activations accumulates in f32", "[cpu][matmul]") {
-  const Build build = [](CaseBuilder& b) -> std::vector<Value> {
-    auto x = b.input_f32("x", {7, 96});
-    auto w = b.graph.weight("w", b.random_tensor({96, 24}, -1, 1, DType::BF16));
-    return {b.graph.matmul(x, w)};
+  struct Case {
+    porta::Shape x, w;
+    bool transpose_b;
   };
-  // The reference sees the same bf16 weight (widened exactly) and f32 activations.
-  CaseBuilder test = make_case(build, DType::F32, DType::F32, 3);
-  CaseBuilder ref = make_case(build, DType::F32, DType::F32, 3);
-  const auto got = porta::compile(test.graph, on("cpu")).run(test.inputs).at("out0").to_f32();
-  const auto want = porta::compile(ref.graph, on("reference")).run(ref.inputs).at("out0").to_f32();
-  REQUIRE(got.size() == want.size());
-  for (std::size_t i = 0; i < got.size(); ++i) CHECK(got[i] == Approx(want[i]).margin(1e-4));
+  // Plain; batched [B, N, K] weights (per-head projections) at many rows (bf16 panels widened
+  // per batch entry) and at one row (streamed as bf16).
+  const std::vector<Case> cases{{{7, 96}, {96, 24}, false},
+                                {{4, 12, 96}, {4, 24, 96}, true},
+                                {{4, 1, 96}, {4, 24, 96}, true}};
+  for (const auto& c : cases) {
+    INFO("x" << c.x.to_string() << " w" << c.w.to_string());
+    const Build build = [c](CaseBuilder& b) -> std::vector<Value> {
+      auto x = b.input_f32("x", c.x);
+      auto w = b.graph.weight("w", b.random_tensor(c.w, -1, 1, DType::BF16));
+      return {b.graph.matmul(x, w, {.transpose_b = c.transpose_b})};
+    };
+    // The reference sees the same bf16 weight (widened exactly) and f32 activations.
+    CaseBuilder test = make_case(build, DType::F32, DType::F32, 3);
+    CaseBuilder ref = make_case(build, DType::F32, DType::F32, 3);
+    const auto got = porta::compile(test.graph, on("cpu")).run(test.inputs).at("out0").to_f32();
+    const auto want =
+        porta::compile(ref.graph, on("reference")).run(ref.inputs).at("out0").to_f32();
+    REQUIRE(got.size() == want.size());
+    for (std::size_t i = 0; i < got.size(); ++i) CHECK(got[i] == Approx(want[i]).margin(1e-4));
+  }
 }
 
 TEST_CASE("cpu matmul with K = 0 or an empty output", "[cpu][matmul]") {
@@ -145,6 +163,24 @@ TEST_CASE("cpu rope, attention, embedding and top_k", "[cpu][positions]") {
                               b.input("v", {1, 2, 16}), b.input("kc", {12, 2, 24}),
                               b.input("vc", {12, 2, 16}), len)};
   });
+  // One kv head shared by 16 query heads (MQA, MLA's latent): blocks of 8 tokens x 16 heads,
+  // three of them, after a cache prefix; then decode (one block, on one thread).
+  check_both_dtypes([](CaseBuilder& b) -> std::vector<Value> {
+    auto len = b.exact_input("len", porta::Tensor::from_vector<std::int64_t>({1}, {5}));
+    return {b.graph.attention(b.input("q", {20, 16, 24}), b.input("k", {20, 1, 24}),
+                              b.input("v", {20, 1, 16}), b.input("kc", {30, 1, 24}),
+                              b.input("vc", {30, 1, 16}), len)};
+  });
+  check_both_dtypes([](CaseBuilder& b) -> std::vector<Value> {
+    auto len = b.exact_input("len", porta::Tensor::from_vector<std::int64_t>({1}, {29}));
+    return {b.graph.attention(b.input("q", {1, 16, 24}), b.input("k", {1, 1, 24}),
+                              b.input("v", {1, 1, 16}), b.input("kc", {30, 1, 24}),
+                              b.input("vc", {30, 1, 16}), len)};
+  });
+  check_both_dtypes([](CaseBuilder& b) -> std::vector<Value> {  // GQA, 2 blocks of 64 tokens
+    return {b.graph.attention(b.input("q", {70, 4, 8}), b.input("k", {70, 2, 8}),
+                              b.input("v", {70, 2, 12}))};
+  });
   check_both_dtypes([](CaseBuilder& b) -> std::vector<Value> {  // more queries than keys
     return {b.graph.attention(b.input("q", {6, 3, 8}), b.input("k", {4, 3, 8}),
                               b.input("v", {4, 3, 8}))};
@@ -164,6 +200,13 @@ TEST_CASE("cpu rope, attention, embedding and top_k", "[cpu][positions]") {
 TEST_CASE("cpu layout ops: reshape, permute, slice, concat, cast", "[cpu][layout]") {
   check_both_dtypes([](CaseBuilder& b) -> std::vector<Value> {
     return {b.graph.permute(b.input("x", {2, 3, 4, 5}), {3, 1, 0, 2})};
+  });
+  // Small permutes are strided copies of our own (contiguous inner runs or not), large ones a
+  // oneDNN reorder (64 KB is the switch).
+  check_both_dtypes([](CaseBuilder& b) -> std::vector<Value> {
+    return {b.graph.permute(b.input("x", {3, 5, 7}), {1, 0, 2}),
+            b.graph.permute(b.input("y", {40, 24, 32}), {1, 0, 2}),
+            b.graph.permute(b.input("z", {40, 24, 32}), {2, 0, 1})};
   });
   check_both_dtypes([](CaseBuilder& b) -> std::vector<Value> {
     auto x = b.input("x", {6, 10});

@@ -296,7 +296,7 @@ TEST_CASE("moe cpu experts match the reference for f32 and bf16 weights", "[moe]
 
 TEST_CASE("moe cpu expert GEMMs split columns and widen bf16 in panels correctly", "[moe][cpu]") {
   REQUIRE_CPU_BACKEND();
-  // H = 1100: a bf16 panel holds 112 weight rows, so I = 300 takes panels of 112, 112 and 76;
+  // H = 1100: a bf16 panel holds 232 weight rows, so I = 300 takes panels of 232 and 68;
   // the shared expert's single block is split into column ranges of 40 (gate, up) and 144
   // (down), the last ones shorter.
   for (DType wdt : {DType::F32, DType::BF16}) {

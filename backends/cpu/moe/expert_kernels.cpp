@@ -79,7 +79,8 @@ __attribute__((target("avx2,fma"))) void swiglu_avx2(float* gate, const float* u
 // of std::exp's, not bit-identical to the reference; for g < -87 the result is about
 // g · e^-88 instead of -0).
 void swiglu_in_place(float* gate, const float* up, std::int64_t count) {
-  parallel_for(count, 4096, [&](std::int64_t begin, std::int64_t end) {
+  // Chunks of 16 K values: a decode step's few routed rows stay on one thread.
+  parallel_for(count, 16384, [&](std::int64_t begin, std::int64_t end) {
     if (has_avx2()) return swiglu_avx2(gate, up, begin, end);
     for (std::int64_t i = begin; i < end; ++i) {
       const float g = gate[i];
@@ -188,11 +189,17 @@ class ExpertsKernel final : public CpuKernel {
     gate_rows_.resize(static_cast<std::size_t>(P * I));
     up_rows_.resize(static_cast<std::size_t>(P * I));
     down_rows_.resize(static_cast<std::size_t>(P * H));
-    grouped_rows(gate_, xp_.data(), P, ctx.input(node_, 5), E, offsets, gate_rows_.data());
-    grouped_rows(up_, xp_.data(), P, ctx.input(node_, 6), E, offsets, up_rows_.data());
-    swiglu_in_place(gate_rows_.data(), up_rows_.data(), P * I);
-    grouped_rows(down_, gate_rows_.data(), P, ctx.input(node_, 7), E, offsets,
-                 down_rows_.data());
+    bool decode = T <= ExpertGemm::kSmallRows;
+    for (std::int64_t e = 0; e < E && decode; ++e)
+      decode = offsets[e + 1] - offsets[e] <= ExpertGemm::kSmallRows;
+    if (decode) {
+      decode_projections(ctx, x, T, H, E, I, P, offsets);
+    } else {
+      grouped_rows(gate_, xp_.data(), P, ctx.input(node_, 5), E, offsets, gate_rows_.data());
+      grouped_rows(up_, xp_.data(), P, ctx.input(node_, 6), E, offsets, up_rows_.data());
+      swiglu_in_place(gate_rows_.data(), up_rows_.data(), P * I);
+      grouped_rows(down_, gate_rows_.data(), P, ctx.input(node_, 7), E, offsets, down_rows_.data());
+    }
 
     const TensorRef& out_ref = ctx.output(node_, 0);
     float* out = out_ref.host_as<float>();
@@ -201,24 +208,80 @@ class ExpertsKernel final : public CpuKernel {
       out = result_.data();
     }
     combine_f32(down_rows_.data(), H, w_ref.host_as<const float>(), inv, T, S, out);
-    if (attrs_.has_shared) add_shared(ctx, x, T, H, out);
+    if (attrs_.has_shared) add_shared(ctx, x, T, H, out, decode);
     if (out_ref.dtype() != DType::F32) narrow_from_f32(out, out_ref.dtype(), T * H, out_ref.host());
   }
 
  private:
-  // The shared expert on every token, scaled per token by sigmoid(x · w) when gated, added on.
+  // Decode (every block, and the shared expert's T rows, within kSmallRows): the gate and up
+  // projections of every active expert and of the shared expert in one parallel pass, SwiGLU,
+  // then every down projection in a second: two barriers per layer instead of six.
+  void decode_projections(const ExecContext& ctx, const float* x, std::int64_t T, std::int64_t H,
+                          std::int64_t E, std::int64_t I, std::int64_t P,
+                          const std::int32_t* offsets) {
+    const ExpertWeights wg(ctx.input(node_, 5)), wu(ctx.input(node_, 6)), wd(ctx.input(node_, 7));
+    const std::int64_t Is = attrs_.has_shared ? shared_gate_->out_features() : 0;
+    if (attrs_.has_shared) {
+      s_gate_.resize(static_cast<std::size_t>(T * Is));
+      s_up_.resize(static_cast<std::size_t>(T * Is));
+      s_down_.resize(static_cast<std::size_t>(T * H));
+    }
+    // Rows outside every block (padding) are zero, as grouped_rows leaves them.
+    for (auto* rows : {&gate_rows_, &up_rows_}) {
+      std::fill_n(rows->data(), offsets[0] * I, 0.0f);
+      std::fill(rows->data() + static_cast<std::int64_t>(offsets[E]) * I, rows->data() + P * I,
+                0.0f);
+    }
+    std::fill_n(down_rows_.data(), offsets[0] * H, 0.0f);
+    std::fill(down_rows_.data() + static_cast<std::int64_t>(offsets[E]) * H,
+              down_rows_.data() + P * H, 0.0f);
+    std::vector<SmallJob> jobs;
+    for (std::int64_t e = 0; e < E; ++e) {
+      const std::int64_t first = offsets[e], rows = offsets[e + 1] - offsets[e];
+      if (rows == 0) continue;
+      const float* xe = xp_.data() + first * H;
+      jobs.push_back(
+          {xe, H, rows, wg.at(e), gate_.weight_dtype(), H, I, gate_rows_.data() + first * I, I});
+      jobs.push_back(
+          {xe, H, rows, wu.at(e), up_.weight_dtype(), H, I, up_rows_.data() + first * I, I});
+    }
+    if (attrs_.has_shared) {
+      jobs.push_back({x, H, T, ExpertWeights(ctx.input(node_, 8)).at(0),
+                      shared_gate_->weight_dtype(), H, Is, s_gate_.data(), Is});
+      jobs.push_back({x, H, T, ExpertWeights(ctx.input(node_, 9)).at(0), shared_up_->weight_dtype(),
+                      H, Is, s_up_.data(), Is});
+    }
+    run_small_jobs(jobs);
+    swiglu_in_place(gate_rows_.data(), up_rows_.data(), P * I);
+    if (attrs_.has_shared) swiglu_in_place(s_gate_.data(), s_up_.data(), T * Is);
+    jobs.clear();
+    for (std::int64_t e = 0; e < E; ++e) {
+      const std::int64_t first = offsets[e], rows = offsets[e + 1] - offsets[e];
+      if (rows == 0) continue;
+      jobs.push_back({gate_rows_.data() + first * I, I, rows, wd.at(e), down_.weight_dtype(), I, H,
+                      down_rows_.data() + first * H, H});
+    }
+    if (attrs_.has_shared)
+      jobs.push_back({s_gate_.data(), Is, T, ExpertWeights(ctx.input(node_, 10)).at(0),
+                      shared_down_->weight_dtype(), Is, H, s_down_.data(), H});
+    run_small_jobs(jobs);
+  }
+
+  // The shared expert on every token, scaled per token by sigmoid(x · w) when gated, added on
+  // (its projections already computed into s_down_ when `projected`).
   void add_shared(const ExecContext& ctx, const float* x, std::int64_t T, std::int64_t H,
-                  float* out) {
-    const std::int64_t Is = shared_gate_->out_features();
-    const std::int32_t all[2] = {0, static_cast<std::int32_t>(T)};
-    s_gate_.resize(static_cast<std::size_t>(T * Is));
-    s_up_.resize(static_cast<std::size_t>(T * Is));
-    s_down_.resize(static_cast<std::size_t>(T * H));
-    grouped_rows(*shared_gate_, x, T, ctx.input(node_, 8), 1, all, s_gate_.data());
-    grouped_rows(*shared_up_, x, T, ctx.input(node_, 9), 1, all, s_up_.data());
-    swiglu_in_place(s_gate_.data(), s_up_.data(), T * Is);
-    grouped_rows(*shared_down_, s_gate_.data(), T, ctx.input(node_, 10), 1, all,
-                 s_down_.data());
+                  float* out, bool projected) {
+    if (!projected) {
+      const std::int64_t Is = shared_gate_->out_features();
+      const std::int32_t all[2] = {0, static_cast<std::int32_t>(T)};
+      s_gate_.resize(static_cast<std::size_t>(T * Is));
+      s_up_.resize(static_cast<std::size_t>(T * Is));
+      s_down_.resize(static_cast<std::size_t>(T * H));
+      grouped_rows(*shared_gate_, x, T, ctx.input(node_, 8), 1, all, s_gate_.data());
+      grouped_rows(*shared_up_, x, T, ctx.input(node_, 9), 1, all, s_up_.data());
+      swiglu_in_place(s_gate_.data(), s_up_.data(), T * Is);
+      grouped_rows(*shared_down_, s_gate_.data(), T, ctx.input(node_, 10), 1, all, s_down_.data());
+    }
     std::vector<float> factor(static_cast<std::size_t>(T), 1.0f);
     if (attrs_.shared_gate == porta::moe::SharedGate::Sigmoid) {
       const TensorRef& gw = ctx.input(node_, 11);

@@ -30,27 +30,35 @@ bool has_avx2();
 // grouped_matmul and of moe_experts' three projections. Weights are [E, N, H] (nn.Linear
 // layout) in f32 or bf16, read where they are (never copied whole). Blocks of more than
 // kSmallRows rows run expert-parallel: work items of (block, range of output columns) are
-// handed to OpenMP's threads, and each item is one single-threaded oneDNN f32 matmul (created
-// once, at lower time, with run-time row and column counts), so threads never wait for each
-// other inside a small GEMM. oneDNN 2.6 has no bf16 matmul without AVX-512: a bf16 item widens
-// its weights to f32 one L2-sized panel of rows at a time, in its thread's scratch, and runs the
-// matmul per panel, so the f32 copy never leaves the cache. Smaller blocks, the decode case, go
-// to our own dot-product loop, which reads each weight row once for all the block's rows and
-// reads bf16 weights as bf16 (half the bytes).
-// Where expert e's weights [N, H] are: TensorRef::part(e) of a (possibly stacked) weight, or
-// one matrix at a fixed address (a dense matmul's weight, as a single expert).
+// handed to OpenMP's threads, and each item is one single-threaded oneDNN f32 sgemm, so threads
+// never wait for each other inside a small GEMM. oneDNN 2.6 has no bf16 matmul without AVX-512: a
+// bf16 item widens its weights to f32 one L2-sized panel of rows at a time, in its thread's
+// scratch and transposed (the layout oneDNN's sgemm packs fastest), and runs the GEMM per panel,
+// so the f32 copy never leaves the cache. Smaller blocks,
+// the decode case, go to our own dot-product loop, which reads each weight row once for all the
+// block's rows and reads bf16 weights as bf16 (half the bytes). Where expert e's weights [N, H]
+// are: TensorRef::part(e) of a (possibly stacked) weight, or matrices at a fixed stride from one
+// address (a dense matmul's weight as a single expert, a batched matmul's weight with one expert
+// per batch entry).
 struct ExpertWeights {
   const TensorRef* ref = nullptr;
   const void* single = nullptr;
-  ExpertWeights(const TensorRef& r) : ref(&r) {}        // NOLINT: implicit by design
-  explicit ExpertWeights(const void* w) : single(w) {}
-  const void* at(std::int64_t e) const { return ref != nullptr ? ref->part(e) : single; }
+  std::size_t stride = 0;                         // bytes from one expert's matrix to the next
+  ExpertWeights(const TensorRef& r) : ref(&r) {}  // NOLINT: implicit by design
+  explicit ExpertWeights(const void* w, std::size_t stride_bytes = 0)
+      : single(w), stride(stride_bytes) {}
+  const void* at(std::int64_t e) const {
+    return ref != nullptr ? ref->part(e)
+                          : static_cast<const char*>(single) + static_cast<std::size_t>(e) * stride;
+  }
 };
 
 class ExpertGemm {
  public:
   static constexpr std::int64_t kSmallRows = 8;
-  static constexpr std::int64_t kPanelBytes = 512 * 1024;  // widened bf16 rows per panel
+  // Widened bf16 rows per panel: half of a 2 MiB L2, next to the block's rows of x. Fewer,
+  // wider panels also mean fewer re-packings of x inside the GEMM (one per panel).
+  static constexpr std::int64_t kPanelBytes = 1024 * 1024;
 
   ExpertGemm(CpuEnv& env, std::int64_t out_features, std::int64_t in_features, DType weight_dtype);
 
@@ -73,25 +81,37 @@ class ExpertGemm {
   DType weight_dtype() const { return dtype_; }
 
  private:
-  // One thread's oneDNN stream, scratchpad and bf16 panel.
+  // One thread's bf16 panel.
   struct ThreadState {
-    dnnl::stream stream;
-    std::vector<std::uint8_t> scratchpad;
     std::vector<float> panel;
   };
   void run_item(ThreadState& ts, const Block& b, std::int64_t n0, std::int64_t n1, const float* x,
                 const void* w_expert, float* y);
-  void gemm(ThreadState& ts, const float* x, std::int64_t rows, const float* w, std::int64_t cols,
+  void gemm(const float* x, std::int64_t rows, const float* w, bool w_rows, std::int64_t cols,
             float* y);
 
   CpuEnv& env_;
   std::int64_t n_, h_;
   DType dtype_;
   std::int64_t panel_rows_ = 0;  // bf16 weight rows widened at a time
-  dnnl::matmul matmul_;          // [M, H] x [H, cols] (M, cols at run time), weights as [cols, H]
-  std::size_t scratchpad_bytes_ = 0;
   std::vector<ThreadState> threads_;
 };
+
+// One small GEMM y[r, n] = Σ_h x[r, h] · w[n, h] (r < rows <= kSmallRows, n < n_out) of a batch
+// that run_small_jobs() runs in a single parallel pass.
+struct SmallJob {
+  const float* x;
+  std::int64_t ldx, rows;
+  const void* w;
+  DType wdtype;
+  std::int64_t h, n_out;
+  float* y;
+  std::int64_t ldy;
+};
+// Every job, split into slices of 32 weight rows, in one parallel region: decode runs all of a
+// MoE layer's gate and up projections (routed and shared) in one pass, then all down ones,
+// instead of a region (and a barrier) per projection.
+void run_small_jobs(const std::vector<SmallJob>& jobs);
 
 // The small-block dot products for rows [n_begin, n_end) of one expert's weights.
 void small_gemm(const float* x, std::int64_t ldx, std::int64_t rows, const void* w, DType wdtype,

@@ -22,7 +22,7 @@ void parallel_for(std::int64_t count, std::int64_t grain,
   if (count <= 0) return;
   grain = std::max<std::int64_t>(grain, 1);
   // A few chunks per worker so that uneven chunks even out, never smaller than `grain`.
-  const std::int64_t workers = worker_count();
+  const std::int64_t workers = active_threads();
   const std::int64_t chunk = std::max(grain, (count + workers * 4 - 1) / (workers * 4));
   const std::int64_t chunks = (count + chunk - 1) / chunk;
   if (chunks == 1 || workers == 1) {
