@@ -57,5 +57,8 @@ std::span<const OpLowering> dense_lowerings();
 // The MoE ops: moe_router, moe_permute, grouped_matmul, moe_experts, moe_combine
 // (backends/cpu/moe/).
 std::span<const OpLowering> moe_lowerings();
+// all_to_all, all_gather, all_reduce, reduce_scatter: host memory through the communicator
+// (backends/cpu/collectives.cpp).
+std::span<const OpLowering> collective_lowerings();
 
 }  // namespace porta::detail::cpu

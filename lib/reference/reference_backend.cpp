@@ -102,6 +102,12 @@ SupportResult op_support(const GraphState& g, const Node& n) {
     case OpKind::GroupedMatmul: return reference::grouped_matmul_supports(g, n);
     case OpKind::MoeExperts: return reference::moe_experts_supports(g, n);
     case OpKind::MoeCombine: return reference::moe_combine_supports(g, n);
+    case OpKind::AllToAll:
+    case OpKind::AllGather: return SupportResult::yes();  // bytes, any dtype
+    case OpKind::AllReduce:
+    case OpKind::ReduceScatter: return need_float(g, n, 0, 1);
+    case OpKind::MoeExpertsEp:
+      return both(need_float(g, n, 0, 2), both(need_integer(g, n, 2), need_float(g, n, 5, all)));
   }
   return SupportResult::no(
       fmt::format("{}: unknown op kind {}", node_label(n), static_cast<int>(n.op)));
