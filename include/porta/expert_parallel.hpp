@@ -62,7 +62,8 @@ double imbalance(const ExpertPlacement& placement, const std::vector<double>& lo
 // DeepSeek's EPLB (github.com/deepseek-ai/EPLB), per layer: replicate the experts with the
 // highest load per replica until there are E + `replicas` slots, then pack the slots onto ranks
 // by balanced packing (heaviest first, into the lightest rank that still has room), so every rank
-// holds (E + replicas) / ranks slots. With `nodes` > 1 it is hierarchical: groups of
+// holds (E + replicas) / ranks slots (fewer only when every rank of a node already holds all of
+// its experts), never two replicas of one expert. With `nodes` > 1 it is hierarchical: groups of
 // E / `groups` consecutive experts are packed onto nodes first (keeping an expert group's traffic
 // inside one node), then replicated and packed onto the node's ranks. Throws porta::Error when
 // the sizes do not divide.
@@ -72,7 +73,7 @@ struct EplbOptions {
   std::int64_t nodes = 1;     // ranks are grouped into nodes of ranks / nodes consecutive ranks
   std::int64_t groups = 0;    // expert groups for the hierarchical step; 0: one per expert
 };
-ExpertPlacement eplb(const std::vector<double>& load, const EplbOptions& options);
+ExpertPlacement eplb(const std::vector<std::int64_t>& load, const EplbOptions& options);
 
 }  // namespace porta::ep
 PORTA_API_END

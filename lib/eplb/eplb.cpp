@@ -1,9 +1,12 @@
 // DeepSeek's expert-parallel load balancer (EPLB), written from the description of
-// github.com/deepseek-ai/EPLB: replicate the experts with the most load per replica, then pack
-// the replicas onto ranks, heaviest first, into the lightest rank with room; hierarchically, pack
-// expert groups onto nodes first.
+// github.com/deepseek-ai/EPLB: hierarchically, pack expert groups onto nodes first (balanced
+// packing); then, inside each node, replicate the experts with the most load per replica and pack
+// the replicas onto the node's ranks, heaviest first, into the lightest rank with room: that step
+// is porta::moe::plan_expert_placement (include/porta/moe_balance.hpp), which also keeps two
+// replicas of one expert off the same rank.
 #include <porta/error.hpp>
 #include <porta/expert_parallel.hpp>
+#include <porta/moe_balance.hpp>
 
 #include <algorithm>
 #include <numeric>
@@ -43,35 +46,18 @@ std::vector<std::int64_t> balanced_packing(const std::vector<double>& weight, st
   return pack_of;
 }
 
-// Slots for `weight.size()` experts growing to `slots`: each extra slot goes to the expert with
-// the highest load per replica (ties: lower index). Returns each slot's expert (index into
-// `weight`): the experts once in order, then the replicas in the order they were added.
-std::vector<std::int64_t> replicate(const std::vector<double>& weight, std::int64_t slots) {
-  std::vector<std::int64_t> slot_expert(weight.size());
-  std::iota(slot_expert.begin(), slot_expert.end(), 0);
-  std::vector<double> copies(weight.size(), 1.0);
-  while (static_cast<std::int64_t>(slot_expert.size()) < slots) {
-    std::size_t best = 0;
-    for (std::size_t e = 1; e < weight.size(); ++e)
-      if (weight[e] / copies[e] > weight[best] / copies[best]) best = e;
-    copies[best] += 1;
-    slot_expert.push_back(static_cast<std::int64_t>(best));
-  }
-  return slot_expert;
-}
-
 void require(bool ok, const std::string& what) {
   if (!ok) throw Error(ErrorCode::InvalidArgument, "eplb: " + what);
 }
 
 }  // namespace
 
-ExpertPlacement eplb(const std::vector<double>& load, const EplbOptions& o) {
+ExpertPlacement eplb(const std::vector<std::int64_t>& load, const EplbOptions& o) {
   const auto experts = static_cast<std::int64_t>(load.size());
   const std::int64_t groups = o.groups == 0 ? experts : o.groups;
   const std::int64_t physical = experts + o.replicas;
   require(experts > 0, "no expert loads");
-  for (double l : load) require(l >= 0, fmt::format("a negative load {}", l));
+  for (auto l : load) require(l >= 0, fmt::format("a negative load {}", l));
   require(o.ranks >= 1 && o.nodes >= 1 && o.replicas >= 0,
           fmt::format("ranks ({}) and nodes ({}) must be >= 1, replicas ({}) >= 0", o.ranks,
                       o.nodes, o.replicas));
@@ -90,7 +76,8 @@ ExpertPlacement eplb(const std::vector<double>& load, const EplbOptions& o) {
   const std::int64_t group_size = experts / groups;
   std::vector<double> group_load(static_cast<std::size_t>(groups), 0.0);
   for (std::int64_t e = 0; e < experts; ++e)
-    group_load[static_cast<std::size_t>(e / group_size)] += load[static_cast<std::size_t>(e)];
+    group_load[static_cast<std::size_t>(e / group_size)] +=
+        static_cast<double>(load[static_cast<std::size_t>(e)]);
   const auto node_of_group = balanced_packing(group_load, o.nodes);
 
   ExpertPlacement out;
@@ -103,20 +90,15 @@ ExpertPlacement eplb(const std::vector<double>& load, const EplbOptions& o) {
       if (node_of_group[static_cast<std::size_t>(gi)] == node)
         for (std::int64_t e = gi * group_size; e < (gi + 1) * group_size; ++e)
           node_experts.push_back(e);
-    std::vector<double> node_load;
+    std::vector<std::int64_t> node_load;
     for (auto e : node_experts) node_load.push_back(load[static_cast<std::size_t>(e)]);
     // 2. Replicate within the node, 3. pack the node's slots onto its ranks.
-    const auto slot_expert = replicate(node_load, physical / o.nodes);
-    std::vector<double> copies(node_experts.size(), 0.0);
-    for (auto e : slot_expert) copies[static_cast<std::size_t>(e)] += 1;
-    std::vector<double> slot_load;
-    for (auto e : slot_expert)
-      slot_load.push_back(node_load[static_cast<std::size_t>(e)] /
-                          copies[static_cast<std::size_t>(e)]);
-    const auto rank_of_slot = balanced_packing(slot_load, ranks_per_node);
-    for (std::size_t s = 0; s < slot_expert.size(); ++s)
-      out.rank_experts[static_cast<std::size_t>(node * ranks_per_node + rank_of_slot[s])]
-          .push_back(node_experts[static_cast<std::size_t>(slot_expert[s])]);
+    const auto packed =
+        moe::plan_expert_placement(node_load, ranks_per_node, physical / o.ranks);
+    for (std::int64_t r = 0; r < ranks_per_node; ++r)
+      for (auto e : packed.device_experts[static_cast<std::size_t>(r)])
+        out.rank_experts[static_cast<std::size_t>(node * ranks_per_node + r)].push_back(
+            node_experts[static_cast<std::size_t>(e)]);
   }
   for (auto& slots : out.rank_experts) std::sort(slots.begin(), slots.end());
   validate(out);

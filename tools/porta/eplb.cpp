@@ -43,7 +43,7 @@ Command add_eplb_command(CLI::App& app) {
       const std::vector<double> weights(counts.begin(), counts.end());
       const auto before = ep::imbalance(ep::contiguous_placement(load.num_experts, o->eplb.ranks),
                                         weights);
-      const auto& p = placement.layers[layer] = ep::eplb(weights, o->eplb);
+      const auto& p = placement.layers[layer] = ep::eplb(counts, o->eplb);
       const auto after = ep::imbalance(p, weights);
       worst_before = std::max(worst_before, before);
       worst_after = std::max(worst_after, after);
