@@ -5,6 +5,9 @@
 // a timeout name the rank that never arrived. On timeout the job ends with MPI_Abort and that
 // message: a peer that died or hangs must not leave the others blocked forever. The MPI C API is
 // used from C++ (the C++ bindings are deprecated); no MPI type reaches a public header.
+// mpi.h pulls in the deprecated C++ bindings when compiled as C++ unless told not to.
+#define OMPI_SKIP_MPICXX 1
+#define MPICH_SKIP_MPICXX 1
 #include <mpi.h>
 
 #include <climits>
