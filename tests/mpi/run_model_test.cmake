@@ -1,7 +1,8 @@
 # `mpirun -np NP porta run --expert-parallel NP` gives the tokens of one process, on the reference
 # backend (bit-identical layers) and on cpu, with the contiguous placement and with an EPLB
 # placement with replicas computed from a load that `porta run --record-expert-load` recorded.
-# Variables: PORTA (the program), MPIRUN (mpirun and its options, a ;-list), NP, WORK_DIR.
+# Variables: PORTA (the program), MPIRUN (mpirun and its options, a ;-list), NP, WORK_DIR,
+# BACKENDS (a ;-list).
 file(REMOVE_RECURSE ${WORK_DIR})
 file(MAKE_DIRECTORY ${WORK_DIR})
 set(model ${WORK_DIR}/tiny-v3)
@@ -24,9 +25,9 @@ function(tokens_of out_var text)
 endfunction()
 
 run_checked(ignored ${PORTA} gen-checkpoint --kind deepseek_v3 --out ${model} --seed 3)
-set(args --model ${model} --prompt-ids 5,17,3,9,21,8,2 --max-new-tokens 6)
+set(args --model ${model} --prompt-ids 5,17,3,9,21,8,2 --max-new-tokens 5)
 
-foreach(backend reference cpu)
+foreach(backend ${BACKENDS})
   run_checked(single ${PORTA} run ${args} --backend ${backend}
               --record-expert-load ${WORK_DIR}/load.json)
   tokens_of(expected "${single}")
