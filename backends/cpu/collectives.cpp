@@ -34,7 +34,7 @@ SupportResult float_only(const GraphState& g, const Node& n) {
 SupportResult any_dtype(const GraphState&, const Node&) { return SupportResult::yes(); }
 
 template <HostKernel Run>
-std::unique_ptr<CpuKernel> lower(CpuEnv&, const GraphState& g, const Node& n) {
+std::unique_ptr<CpuKernel> lower_collective(CpuEnv&, const GraphState& g, const Node& n) {
   return std::make_unique<CollectiveKernel>(g, n, Run);
 }
 
@@ -42,10 +42,10 @@ std::unique_ptr<CpuKernel> lower(CpuEnv&, const GraphState& g, const Node& n) {
 
 std::span<const OpLowering> collective_lowerings() {
   static const OpLowering table[] = {
-      {OpKind::AllToAll, any_dtype, lower<reference::run_all_to_all>},
-      {OpKind::AllGather, any_dtype, lower<reference::run_all_gather>},
-      {OpKind::AllReduce, float_only, lower<reference::run_all_reduce>},
-      {OpKind::ReduceScatter, float_only, lower<reference::run_reduce_scatter>},
+      {OpKind::AllToAll, any_dtype, lower_collective<reference::run_all_to_all>},
+      {OpKind::AllGather, any_dtype, lower_collective<reference::run_all_gather>},
+      {OpKind::AllReduce, float_only, lower_collective<reference::run_all_reduce>},
+      {OpKind::ReduceScatter, float_only, lower_collective<reference::run_reduce_scatter>},
   };
   return table;
 }

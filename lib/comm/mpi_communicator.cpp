@@ -28,7 +28,7 @@ namespace {
 
 constexpr int kTag = 7311;  // one tag: MPI keeps messages of one (source, tag) in order
 
-void check(int code, const char* what) {
+void check_mpi(int code, const char* what) {
   if (code == MPI_SUCCESS) return;
   char text[MPI_MAX_ERROR_STRING];
   int length = 0;
@@ -53,9 +53,9 @@ void finalize_at_exit() {
 class MpiCommunicator final : public Communicator {
  public:
   MpiCommunicator(MPI_Comm comm, bool owned) : comm_(comm), owned_(owned) {
-    check(MPI_Comm_rank(comm_, &rank_), "MPI_Comm_rank");
-    check(MPI_Comm_size(comm_, &size_), "MPI_Comm_size");
-    check(MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN), "MPI_Comm_set_errhandler");
+    check_mpi(MPI_Comm_rank(comm_, &rank_), "MPI_Comm_rank");
+    check_mpi(MPI_Comm_size(comm_, &size_), "MPI_Comm_size");
+    check_mpi(MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN), "MPI_Comm_set_errhandler");
   }
   ~MpiCommunicator() override {
     int finalized = 0;
@@ -71,7 +71,7 @@ class MpiCommunicator final : public Communicator {
 
   std::shared_ptr<Communicator> split(int color, int key) const override {
     MPI_Comm sub = MPI_COMM_NULL;
-    check(MPI_Comm_split(comm_, color < 0 ? MPI_UNDEFINED : color, key, &sub), "MPI_Comm_split");
+    check_mpi(MPI_Comm_split(comm_, color < 0 ? MPI_UNDEFINED : color, key, &sub), "MPI_Comm_split");
     if (sub == MPI_COMM_NULL)
       throw Error(ErrorCode::InvalidArgument, fmt::format("split: color {} is negative", color));
     auto result = std::make_shared<MpiCommunicator>(sub, true);
@@ -135,8 +135,8 @@ class MpiCommunicator final : public Communicator {
                                   rank_, out, in));
         if (in > 0) std::copy(block, block + in, recv + recv_at);
       } else {
-        check(MPI_Irecv(recv + recv_at, in, MPI_BYTE, p, kTag, comm_, &requests[up]), what);
-        check(MPI_Isend(block, out, MPI_BYTE, p, kTag, comm_, &requests[n + up]), what);
+        check_mpi(MPI_Irecv(recv + recv_at, in, MPI_BYTE, p, kTag, comm_, &requests[up]), what);
+        check_mpi(MPI_Isend(block, out, MPI_BYTE, p, kTag, comm_, &requests[n + up]), what);
       }
       recv_at += in;
       send_at += sends_differ ? send_bytes[up] : 0;
@@ -149,7 +149,7 @@ class MpiCommunicator final : public Communicator {
     const auto deadline = start + timeout();
     for (int spins = 0;; ++spins) {
       int done = 0;
-      check(MPI_Testall(static_cast<int>(requests.size()), requests.data(), &done,
+      check_mpi(MPI_Testall(static_cast<int>(requests.size()), requests.data(), &done,
                         MPI_STATUSES_IGNORE),
             what);
       if (done) return;
@@ -196,7 +196,7 @@ std::shared_ptr<Communicator> mpi_world() {
   MPI_Initialized(&initialized);
   if (!initialized) {
     int provided = 0;
-    check(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_SERIALIZED, &provided), "MPI_Init_thread");
+    check_mpi(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_SERIALIZED, &provided), "MPI_Init_thread");
     std::atexit(finalize_at_exit);
   }
   world = std::make_shared<MpiCommunicator>(MPI_COMM_WORLD, false);

@@ -48,7 +48,7 @@ std::int64_t layer_key(const std::string& key, const std::string& path) {
 }
 
 template <class F>
-auto field(const std::string& path, const std::string& where, F&& get) {
+auto json_field(const std::string& path, const std::string& where, F&& get) {
   try {
     return get();
   } catch (const json::exception& e) {
@@ -140,16 +140,16 @@ void write_placement(const std::string& path, const ModelPlacement& placement) {
 ModelPlacement read_placement(const std::string& path) {
   const json j = read_json(path, "placement");
   ModelPlacement out;
-  const auto ranks = field(path, "ranks", [&] { return j.at("ranks").get<std::int64_t>(); });
+  const auto ranks = json_field(path, "ranks", [&] { return j.at("ranks").get<std::int64_t>(); });
   const auto experts =
-      field(path, "num_experts", [&] { return j.at("num_experts").get<std::int64_t>(); });
-  const json& layers = field(path, "layers", [&]() -> const json& { return j.at("layers"); });
+      json_field(path, "num_experts", [&] { return j.at("num_experts").get<std::int64_t>(); });
+  const json& layers = json_field(path, "layers", [&]() -> const json& { return j.at("layers"); });
   if (!layers.is_object())
     throw Error(ErrorCode::CorruptFile, fmt::format("'{}': layers is not an object", path));
   for (const auto& [key, value] : layers.items()) {
     ExpertPlacement p;
     p.num_experts = experts;
-    p.rank_experts = field(path, "layer " + key, [&] {
+    p.rank_experts = json_field(path, "layer " + key, [&] {
       return value.get<std::vector<std::vector<std::int64_t>>>();
     });
     if (p.ranks() != ranks)
@@ -179,13 +179,13 @@ ExpertLoad read_expert_load(const std::string& path) {
   const json j = read_json(path, "expert load");
   ExpertLoad out;
   out.num_experts =
-      field(path, "num_experts", [&] { return j.at("num_experts").get<std::int64_t>(); });
-  const json& layers = field(path, "layers", [&]() -> const json& { return j.at("layers"); });
+      json_field(path, "num_experts", [&] { return j.at("num_experts").get<std::int64_t>(); });
+  const json& layers = json_field(path, "layers", [&]() -> const json& { return j.at("layers"); });
   if (!layers.is_object())
     throw Error(ErrorCode::CorruptFile, fmt::format("'{}': layers is not an object", path));
   for (const auto& [key, value] : layers.items()) {
     auto counts =
-        field(path, "layer " + key, [&] { return value.get<std::vector<std::int64_t>>(); });
+        json_field(path, "layer " + key, [&] { return value.get<std::vector<std::int64_t>>(); });
     if (static_cast<std::int64_t>(counts.size()) != out.num_experts)
       throw Error(ErrorCode::CorruptFile,
                   fmt::format("'{}': layer {} has {} counts for {} experts", path, key,

@@ -29,7 +29,7 @@ Communicator& communicator_for(const Node& n, const ExecContext& ctx, std::int64
 
 namespace {
 
-std::int64_t row_bytes(const TensorRef& t) {
+std::int64_t bytes_per_row(const TensorRef& t) {
   const std::int64_t rows = t.shape()[0];
   return rows == 0 ? 0 : static_cast<std::int64_t>(t.nbytes()) / rows;
 }
@@ -43,7 +43,7 @@ void run_all_to_all(const GraphState&, const Node& n, const ExecContext& ctx) {
   const TensorRef& out = ctx.output(n, 0);
   const auto send_rows = load_i64(ctx.input(n, 1));
   const std::int64_t rows = x.shape()[0];
-  const std::int64_t stride = row_bytes(x);
+  const std::int64_t stride = bytes_per_row(x);
   const auto peers = static_cast<std::size_t>(a.ranks);
 
   std::string failure;
