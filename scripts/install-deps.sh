@@ -20,6 +20,9 @@ readonly packages=(
   libpcre2-dev libutf8proc-dev
   # backends: oneDNN (cpu), CLBlast + OpenCL with the portable pocl CPU driver (opencl), Eigen
   libdnnl-dev libclblast-dev opencl-headers ocl-icd-opencl-dev pocl-opencl-icd libeigen3-dev
+  # expert parallelism across processes: Open MPI (the communicator's MPI implementation, and
+  # mpirun for the multi-rank tests)
+  openmpi-bin libopenmpi-dev
   # tests
   catch2
 )

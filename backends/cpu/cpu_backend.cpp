@@ -28,7 +28,8 @@ namespace porta::detail::cpu {
 namespace {
 
 const OpLowering* find_lowering(OpKind op) {
-  for (auto table : {dense_lowerings(), eltwise_lowerings(), moe_lowerings(), quant_lowerings()})
+  for (auto table : {dense_lowerings(), eltwise_lowerings(), moe_lowerings(), quant_lowerings(),
+                     collective_lowerings()})
     for (const OpLowering& entry : table)
       if (entry.op == op) return &entry;
   return nullptr;

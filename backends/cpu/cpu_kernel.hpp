@@ -60,5 +60,8 @@ std::span<const OpLowering> moe_lowerings();
 // The quantized-weight ops: quant_matmul, quant_grouped_matmul, quant_moe_experts
 // (backends/cpu/quant/).
 std::span<const OpLowering> quant_lowerings();
+// all_to_all, all_gather, all_reduce, reduce_scatter: host memory through the communicator
+// (backends/cpu/collectives.cpp).
+std::span<const OpLowering> collective_lowerings();
 
 }  // namespace porta::detail::cpu

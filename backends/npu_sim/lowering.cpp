@@ -2,6 +2,8 @@
 // in three classes (simple, exp, div), whose cycle costs come from the profile.
 #include "lowering.hpp"
 
+#include "collective_timing.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <numeric>
@@ -233,6 +235,11 @@ void lower_ascend(const DeviceProfile& p, const GraphState& g, const Node& n,
       return;
     }
     case OpKind::MoeExperts: return lower_moe_experts(p, g, n, rows_per_expert, k);
+    case OpKind::AllToAll:
+    case OpKind::AllGather:
+    case OpKind::AllReduce:
+    case OpKind::ReduceScatter: return k.add([&](SpanSink*) { return time_collective(p, g, n); });
+    case OpKind::MoeExpertsEp: break;  // declined by supports(): no per-rank expert timing yet
     case OpKind::Add:
     case OpKind::Sub:
     case OpKind::Mul: return vector(elementwise(p, g, n, Mix{1, 0, 0}, false, name));
@@ -387,7 +394,10 @@ std::vector<KernelResult> lower_node(const DeviceProfile& p, const GraphState& g
     const auto cost = op_cost(g, n);
     const bool cube = n.op == OpKind::Matmul || n.op == OpKind::GroupedMatmul ||
                       n.op == OpKind::MoeExperts || n.op == OpKind::Attention;
-    if (n.op == OpKind::Reshape) {
+    if (n.op == OpKind::AllToAll || n.op == OpKind::AllGather || n.op == OpKind::AllReduce ||
+        n.op == OpKind::ReduceScatter) {
+      k.add([&](SpanSink*) { return time_collective(p, g, n); });
+    } else if (n.op == OpKind::Reshape) {
       k.add(
           [&](SpanSink*) {
             KernelResult r;

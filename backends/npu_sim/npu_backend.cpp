@@ -141,6 +141,11 @@ class NpuSimBackend final : public Backend {
       return SupportResult::no(
           fmt::format("{}: i64 arithmetic: the 910B vector unit computes integers in 32 bits",
                       reference::node_label(n)));
+    if (n.op == OpKind::MoeExpertsEp)
+      return SupportResult::no(fmt::format(
+          "{}: npu-sim times the collective ops but not yet an expert-parallel layer's per-rank "
+          "experts",
+          reference::node_label(n)));
     // Every remaining dtype/attribute rule is the reference kernels' (they run the vector ops).
     return reference_->supports(g, n);
   }

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include <porta/comm.hpp>
 #include <porta/graph.hpp>
 #include <porta/tensor.hpp>
 
@@ -32,6 +33,9 @@ struct CompileOptions {
   bool profile = true;
   // Reject run() inputs holding NaN or infinity with a porta::Error naming the input.
   bool check_finite_inputs = false;
+  // The processes the collective ops (all_to_all, moe_experts_ep, ...) exchange data with.
+  // Null: this process alone (a single-process communicator).
+  std::shared_ptr<Communicator> comm;
 };
 
 struct NodePlacement {

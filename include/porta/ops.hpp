@@ -15,6 +15,7 @@
 #include <vector>
 
 #include <porta/dtype.hpp>
+#include <porta/expert_parallel.hpp>
 #include <porta/moe.hpp>
 #include <porta/quant.hpp>
 
@@ -94,7 +95,25 @@ namespace porta {
     "x, routing weights, offsets, perm, inv, gate data, up data, down data, gate scale, "          \
     "up scale, down scale, gate zero, up zero, down zero",                                         \
     QuantAttrs, quant_moe_experts, quant_moe_experts,                                              \
-    "routed SwiGLU experts with quantized weights")
+    "routed SwiGLU experts with quantized weights")                                                \
+  PORTA_COLLECTIVE_OP_LIST(X)
+
+// Collectives over the Executable's communicator (CompileOptions::comm; docs/expert-parallel.md),
+// and the expert-parallel MoE layer built on them. Kept in one block at the end of the list.
+#define PORTA_COLLECTIVE_OP_LIST(X)                                                                \
+  X(AllToAll, all_to_all, 2, 2, "x, send_counts", CollectiveAttrs, all_to_all, data_movement,      \
+    "rows of x to each rank by per-peer counts; outputs rows [capacity, ...], recv_counts")        \
+  X(AllGather, all_gather, 1, 1, "x", CollectiveAttrs, all_gather, data_movement,                  \
+    "every rank's x, stacked along axis 0 in rank order")                                          \
+  X(AllReduce, all_reduce, 1, 1, "x", CollectiveAttrs, all_reduce, elementwise,                    \
+    "x summed over ranks, in rank order")                                                          \
+  X(ReduceScatter, reduce_scatter, 1, 1, "x", CollectiveAttrs, reduce_scatter, elementwise,        \
+    "x summed over ranks; rank r keeps block r of axis 0")                                         \
+  X(MoeExpertsEp, moe_experts_ep, 8, 12,                                                           \
+    "x, routing weights, offsets, perm, inv, w_gate, w_up, w_down, shared gate, shared up, "       \
+    "shared down, shared gate weight",                                                             \
+    ExpertParallelAttrs, moe_experts_ep, moe_experts,                                              \
+    "moe_experts with the experts placed on ranks: rows dispatched and returned by all_to_all")
 
 enum class OpKind : std::uint8_t {
 #define PORTA_OP_ENUMERATOR(kind, ...) kind,
@@ -221,10 +240,32 @@ struct QuantAttrs {
   friend bool operator==(const QuantAttrs&, const QuantAttrs&) = default;
 };
 
+// The collectives' attributes. `ranks`: the communicator size the graph is built for (compile
+// checks it). all_to_all: x [R, ...] and send_counts [ranks] (i32: rows for each rank, in rank
+// order, summing to at most R); outputs rows [capacity, ...] (received rows first, in rank order,
+// zero rows after) and recv_counts [ranks] (i32). all_gather: [R, ...] -> [ranks·R, ...].
+// all_reduce: same shape, f32 sums in rank order. reduce_scatter: [ranks·R, ...] -> [R, ...].
+struct CollectiveAttrs {
+  std::int64_t ranks = 1;
+  std::int64_t capacity = 0;  // all_to_all only
+  friend bool operator==(const CollectiveAttrs&, const CollectiveAttrs&) = default;
+};
+
+// moe_experts_ep: moe_experts' inputs, except that w_gate, w_up, w_down hold this rank's slots
+// only ([slots on `rank`, I, H], in placement order). Every rank holds all T rows of x and the
+// same routing; rank r dispatches the assignments of tokens [r·T/ranks, (r+1)·T/ranks) and the
+// outputs are gathered, so every rank's output is the whole [T, H].
+struct ExpertParallelAttrs {
+  moe::ExpertsAttrs experts;
+  std::int64_t rank = 0;
+  ep::ExpertPlacement placement;
+  friend bool operator==(const ExpertParallelAttrs&, const ExpertParallelAttrs&) = default;
+};
+
 using OpAttrs = std::variant<NoAttrs, MatmulAttrs, GeluAttrs, AxisAttrs, NormAttrs, RopeAttrs,
                              ReshapeAttrs, PermuteAttrs, SliceAttrs, CastAttrs, TopKAttrs,
                              AttentionAttrs, moe::RouterAttrs, MoePermuteAttrs, moe::ExpertsAttrs,
-                             QuantAttrs>;
+                             QuantAttrs, CollectiveAttrs, ExpertParallelAttrs>;
 
 // ---- catalogue queries ------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 // This header brings in the whole public API.
 #pragma once
 
+#include <porta/comm.hpp>
 #include <porta/device.hpp>
 #include <porta/dtype.hpp>
 #include <porta/error.hpp>

@@ -501,7 +501,10 @@ Outputs moe_combine_rule(const Rule& r, const NoAttrs&) {
   return {{Shape{t, r.shape(0)[1]}, r.dtype(0)}};
 }
 
-Outputs moe_experts_rule(const Rule& r, const moe::ExpertsAttrs& a) {
+// `logical_experts`: the experts offsets count, when the weights hold other slots than those
+// (moe_experts_ep: this rank's slots); 0: the weights' E.
+Outputs moe_experts_inputs_rule(const Rule& r, const moe::ExpertsAttrs& a,
+                                std::int64_t logical_experts) {
   // x, weights, offsets, perm, inv, w_gate, w_up, w_down [, s_gate, s_up, s_down [, s_gate_w]]
   const std::size_t expected = 8 + (a.has_shared ? 3 : 0) +
                                (a.has_shared && a.shared_gate == moe::SharedGate::Sigmoid ? 1 : 0);
@@ -529,7 +532,9 @@ Outputs moe_experts_rule(const Rule& r, const moe::ExpertsAttrs& a) {
             ErrorCode::ShapeMismatch, fmt::format("gate and up weights must be [E, I, {}]", h));
   r.require(r.shape(7) == (Shape{e, h, inter}), ErrorCode::ShapeMismatch,
             fmt::format("down weights must be [{}, {}, {}]", e, h, inter));
-  r.require(r.shape(2) == Shape{e + 1}, ErrorCode::ShapeMismatch, "offsets must be [E + 1]");
+  const auto routed = logical_experts > 0 ? logical_experts : e;
+  r.require(r.shape(2) == Shape{routed + 1}, ErrorCode::ShapeMismatch,
+            fmt::format("offsets must be [E + 1] = [{}]", routed + 1));
   if (a.has_shared) {
     for (std::size_t i = 8; i < r.count(); ++i) {
       r.require_float(i);
@@ -659,6 +664,72 @@ Outputs quant_moe_experts_rule(const Rule& r, const QuantAttrs& a) {
                        w == 2 ? down : gate_up);
   check_activation(r, a, false);
   return {{r.shape(0), r.dtype(0)}};
+}
+
+Outputs moe_experts_rule(const Rule& r, const moe::ExpertsAttrs& a) {
+  return moe_experts_inputs_rule(r, a, 0);
+}
+
+// ---- collectives ----
+
+void require_ranks(const Rule& r, const CollectiveAttrs& a) {
+  r.require(a.ranks >= 1, ErrorCode::InvalidArgument,
+            fmt::format("ranks must be >= 1, not {}", a.ranks));
+}
+
+Outputs all_to_all_rule(const Rule& r, const CollectiveAttrs& a) {
+  require_ranks(r, a);
+  r.require(r.shape(0).rank() >= 1, ErrorCode::ShapeMismatch, "x must have rank >= 1");
+  r.require_dtype(1, DType::I32);
+  r.require(r.shape(1) == Shape{a.ranks}, ErrorCode::ShapeMismatch,
+            fmt::format("send_counts must be [ranks] = [{}]", a.ranks));
+  r.require(a.capacity >= 0, ErrorCode::InvalidArgument,
+            fmt::format("capacity must be >= 0, not {}", a.capacity));
+  auto dims = r.shape(0).dims();
+  dims[0] = a.capacity;
+  return {{Shape(std::move(dims)), r.dtype(0)}, {Shape{a.ranks}, DType::I32}};
+}
+
+Outputs all_gather_rule(const Rule& r, const CollectiveAttrs& a) {
+  require_ranks(r, a);
+  r.require(r.shape(0).rank() >= 1, ErrorCode::ShapeMismatch, "x must have rank >= 1");
+  auto dims = r.shape(0).dims();
+  dims[0] *= a.ranks;
+  return {{Shape(std::move(dims)), r.dtype(0)}};
+}
+
+Outputs all_reduce_rule(const Rule& r, const CollectiveAttrs& a) {
+  require_ranks(r, a);
+  r.require_float(0);
+  return {{r.shape(0), r.dtype(0)}};
+}
+
+Outputs reduce_scatter_rule(const Rule& r, const CollectiveAttrs& a) {
+  require_ranks(r, a);
+  r.require_float(0);
+  r.require(r.shape(0).rank() >= 1 && r.shape(0)[0] % a.ranks == 0, ErrorCode::ShapeMismatch,
+            fmt::format("axis 0 of x must be a multiple of ranks ({})", a.ranks));
+  auto dims = r.shape(0).dims();
+  dims[0] /= a.ranks;
+  return {{Shape(std::move(dims)), r.dtype(0)}};
+}
+
+Outputs moe_experts_ep_rule(const Rule& r, const ExpertParallelAttrs& a) {
+  try {
+    ep::validate(a.placement);
+  } catch (const Error& e) {
+    r.fail(ErrorCode::InvalidArgument, e.what());
+  }
+  r.require(a.rank >= 0 && a.rank < a.placement.ranks(), ErrorCode::InvalidArgument,
+            fmt::format("rank {} is not among the placement's {} ranks", a.rank,
+                        a.placement.ranks()));
+  const auto slots =
+      static_cast<std::int64_t>(a.placement.rank_experts[static_cast<std::size_t>(a.rank)].size());
+  Outputs out = moe_experts_inputs_rule(r, a.experts, a.placement.num_experts);
+  r.require(r.shape(5)[0] == slots, ErrorCode::ShapeMismatch,
+            fmt::format("w_gate holds {} experts but the placement gives rank {} {} slots",
+                        r.shape(5)[0], a.rank, slots));
+  return out;
 }
 
 Outputs gelu_rule(const Rule& r, const GeluAttrs& a) {

@@ -178,7 +178,16 @@ class Builder {
         weights.shared_gate_weight = w(name("shared_gate"));
       }
     }
-    return g_.moe_experts(x, route, weights, attrs);
+    if (spec_.expert_counts) g_.output(fmt::format("layer.{}.expert_counts", l), route.counts);
+    if (!m_.ep_placement) return g_.moe_experts(x, route, weights, attrs);
+    // Expert parallelism: this rank's slots only, dispatched to by all_to_all.
+    std::vector<Value> in{x, route.weights, route.offsets, route.perm, route.inv,
+                          weights.gate, weights.up, weights.down};
+    if (attrs.has_shared)
+      in.insert(in.end(), {*weights.shared_gate, *weights.shared_up, *weights.shared_down});
+    if (weights.shared_gate_weight) in.push_back(*weights.shared_gate_weight);
+    const ExpertParallelAttrs ep{attrs, m_.ep_rank, m_.ep_placement->layers.at(l)};
+    return g_.add_op(OpKind::MoeExpertsEp, in, ep)[0];
   }
 
   const Model::Impl& m_;

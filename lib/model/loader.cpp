@@ -192,11 +192,13 @@ class Loader {
 
   // Experts e = 0..E-1 of `names(e)`, each [rows, cols], as one [E, rows, cols] tensor whose
   // parts stay where they are (views of the mapping): Tensor::stack_views, no copy.
+  // Under expert parallelism only `experts` (this rank's slots), in slot order: the others are
+  // never fetched, so their pages are never touched.
   Tensor stack(const std::function<std::string(std::int64_t)>& names, std::int64_t rows,
-               std::int64_t cols) {
+               std::int64_t cols, const std::vector<std::int64_t>& experts) {
     std::vector<Tensor> parts;
-    parts.reserve(static_cast<std::size_t>(c_.num_experts));
-    for (std::int64_t e = 0; e < c_.num_experts; ++e) {
+    parts.reserve(experts.size());
+    for (const std::int64_t e : experts) {
       Tensor t = fetch(names(e), {rows, cols});
       if (!parts.empty() && t.dtype() != parts.front().dtype()) {
         t = t.to(parts.front().dtype());
@@ -205,6 +207,30 @@ class Loader {
       parts.push_back(std::move(t));
     }
     return Tensor::stack_views(parts);
+  }
+
+  // The experts of MoE layer `l` this process holds: all of them, or under expert parallelism
+  // its rank's slots.
+  std::vector<std::int64_t> local_experts(std::int64_t l) const {
+    std::vector<std::int64_t> all;
+    if (!options_.ep_placement) {
+      for (std::int64_t e = 0; e < c_.num_experts; ++e) all.push_back(e);
+      return all;
+    }
+    const auto it = options_.ep_placement->layers.find(l);
+    if (it == options_.ep_placement->layers.end())
+      throw Error(ErrorCode::InvalidArgument,
+                  fmt::format("the expert placement has no entry for MoE layer {}", l));
+    const ep::ExpertPlacement& p = it->second;
+    if (p.num_experts != c_.num_experts)
+      throw Error(ErrorCode::InvalidArgument,
+                  fmt::format("the expert placement of layer {} is for {} experts; the model has {}",
+                              l, p.num_experts, c_.num_experts));
+    if (options_.ep_rank < 0 || options_.ep_rank >= p.ranks())
+      throw Error(ErrorCode::InvalidArgument,
+                  fmt::format("rank {} is not among the {} ranks of layer {}'s placement",
+                              options_.ep_rank, p.ranks(), l));
+    return p.rank_experts[static_cast<std::size_t>(options_.ep_rank)];
   }
 
   void load_moe(std::int64_t l) {
@@ -228,12 +254,13 @@ class Loader {
       return
           [&experts, hf](std::int64_t i) { return fmt::format("{}{}.{}.weight", experts, i, hf); };
     };
+    const auto mine = local_experts(l);
     out_.weights[PreparedNames::moe(l, "experts.gate")] =
-        stack(expert(mixtral ? "w1" : "gate_proj"), inter, h);
+        stack(expert(mixtral ? "w1" : "gate_proj"), inter, h, mine);
     out_.weights[PreparedNames::moe(l, "experts.up")] =
-        stack(expert(mixtral ? "w3" : "up_proj"), inter, h);
+        stack(expert(mixtral ? "w3" : "up_proj"), inter, h, mine);
     out_.weights[PreparedNames::moe(l, "experts.down")] =
-        stack(expert(mixtral ? "w2" : "down_proj"), h, inter);
+        stack(expert(mixtral ? "w2" : "down_proj"), h, inter, mine);
     if (c_.shared_intermediate_size > 0) {
       const auto is = c_.shared_intermediate_size;
       const std::string s =
@@ -283,6 +310,8 @@ Model Model::load(const std::string& dir, const LoadOptions& options) {
                             [&](const std::string& name) { return checkpoint.contains(name); },
                             [&](const std::string& name) { return checkpoint.get(name); }};
   Loader(source, options, *impl).load_all();
+  impl->ep_placement = options.ep_placement;
+  impl->ep_rank = options.ep_rank;
   impl->stats.seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   Model model;
@@ -299,6 +328,8 @@ Model Model::from_tensors(ModelConfig config, const std::map<std::string, Tensor
                             [&](const std::string& name) { return tensors.count(name) != 0; },
                             [&](const std::string& name) { return tensors.at(name); }};
   Loader(source, options, *impl).load_all();
+  impl->ep_placement = options.ep_placement;
+  impl->ep_rank = options.ep_rank;
   Model model;
   model.impl_ = std::move(impl);
   return model;

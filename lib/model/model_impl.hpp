@@ -2,6 +2,7 @@
 #pragma once
 
 #include <map>
+#include <optional>
 #include <string>
 
 #include <porta/model/model.hpp>
@@ -26,6 +27,8 @@ struct Model::Impl {
   std::map<std::string, Tensor> weights;
   LoadStats stats;
   std::string lm_head_name;  // lm_head.weight, or the embedding table when tied
+  std::optional<ep::ModelPlacement> ep_placement;  // LoadOptions'; set: MoE layers are EP
+  std::int64_t ep_rank = 0;
 
   const Tensor& get(const std::string& name) const;
 };

@@ -38,6 +38,7 @@ struct Session::Impl {
   std::map<std::int64_t, Executable> with_cache;  // by token count
   Executable* last = nullptr;
   Profile empty_profile;
+  ep::ExpertLoad load;
 
   Executable& executable(std::int64_t tokens, bool cached) {
     auto& table = cached ? with_cache : prefill;
@@ -45,11 +46,13 @@ struct Session::Impl {
     if (it != table.end()) return it->second;
     const Graph graph = model.build(
         {.tokens = tokens, .cache_capacity = cached ? options.capacity : 0,
-                                     .all_logits = options.all_logits});
+                                     .all_logits = options.all_logits,
+                                     .expert_counts = options.record_expert_load});
     CompileOptions compile_options;
     compile_options.backend = options.backend;
     compile_options.fallback = options.fallback;
     compile_options.profile = options.profile;
+    compile_options.comm = options.comm;
     return table.emplace(tokens, compile(graph, compile_options)).first->second;
   }
 };
@@ -129,6 +132,15 @@ Tensor Session::forward(std::span<const std::int32_t> ids) {
           rows.data(), rows.nbytes());
     }
   s.position += t;
+  if (s.options.record_expert_load)
+    for (std::int64_t l = 0; l < c.num_layers; ++l) {
+      const auto it = outputs.find(fmt::format("layer.{}.expert_counts", l));
+      if (it == outputs.end()) continue;
+      auto& sum = s.load.layers[l];
+      sum.resize(static_cast<std::size_t>(it->second.shape()[0]), 0);
+      const auto* counts = it->second.data_as<std::int32_t>();
+      for (std::size_t e = 0; e < sum.size(); ++e) sum[e] += counts[e];
+    }
   Tensor logits = outputs.at(kLogitsOutput);
   return logits.dtype() == DType::F32 ? logits : logits.to(DType::F32);
 }
@@ -145,6 +157,11 @@ void Session::rewind(std::int64_t position) {
 }
 const Profile& Session::last_profile() const {
   return impl_->last ? impl_->last->profile() : impl_->empty_profile;
+}
+ep::ExpertLoad Session::expert_load() const {
+  ep::ExpertLoad load = impl_->load;
+  load.num_experts = impl_->model.config().num_experts;
+  return load;
 }
 double Session::last_device_us() const { return device_us(last_profile()); }
 

@@ -24,10 +24,13 @@ std::vector<float> linear(const float* a, std::int64_t m, std::int64_t k, const 
   return out;
 }
 
-// The shared expert's output [T, H] for x [T, H].
+}  // namespace
+
 std::vector<float> shared_expert(const Node& n, const ExecContext& ctx, const float* x,
                                  std::int64_t tokens, std::int64_t hidden) {
-  const auto& attrs = std::get<moe::ExpertsAttrs>(n.attrs);
+  // moe_experts or moe_experts_ep: both carry the experts' attributes.
+  const auto* ep = std::get_if<ExpertParallelAttrs>(&n.attrs);
+  const moe::ExpertsAttrs& attrs = ep != nullptr ? ep->experts : std::get<moe::ExpertsAttrs>(n.attrs);
   const TensorRef& gate_ref = ctx.input(n, 8);
   const std::int64_t inner = gate_ref.shape()[0];
   const F32Input gate_w(gate_ref), up_w(ctx.input(n, 9)), down_w(ctx.input(n, 10));
@@ -47,8 +50,6 @@ std::vector<float> shared_expert(const Node& n, const ExecContext& ctx, const fl
   }
   return out;
 }
-
-}  // namespace
 
 ExpertRouting load_expert_routing(const Node& n, const ExecContext& ctx) {
   const std::int64_t tokens = ctx.input(n, 0).shape()[0];

@@ -83,6 +83,10 @@ std::vector<float> grouped_matmul_rows(const float* rows, std::int64_t num_rows,
 std::vector<float> combine_rows(const float* yp, std::int64_t hidden, const float* weights,
                                 std::span<const std::int64_t> inv, std::int64_t tokens,
                                 std::int64_t top_k);
+// The shared expert of moe_experts (inputs 8 to 11 of node `n`) on x [tokens, hidden]: its output
+// [tokens, hidden], scaled per token by the sigmoid gate when the attributes say so.
+std::vector<float> shared_expert(const Node& n, const ExecContext& ctx, const float* x,
+                                 std::int64_t tokens, std::int64_t hidden);
 // silu(gate) · up, elementwise.
 std::vector<float> swiglu_values(std::span<const float> gate, std::span<const float> up);
 

@@ -105,6 +105,12 @@ SupportResult op_support(const GraphState& g, const Node& n) {
     case OpKind::QuantMatmul:
     case OpKind::QuantGroupedMatmul:
     case OpKind::QuantMoeExperts: return reference::quant_ops_supports(g, n);
+    case OpKind::AllToAll:
+    case OpKind::AllGather: return SupportResult::yes();  // bytes, any dtype
+    case OpKind::AllReduce:
+    case OpKind::ReduceScatter: return need_float(g, n, 0, 1);
+    case OpKind::MoeExpertsEp:
+      return both(need_float(g, n, 0, 2), both(need_integer(g, n, 2), need_float(g, n, 5, all)));
   }
   return SupportResult::no(
       fmt::format("{}: unknown op kind {}", node_label(n), static_cast<int>(n.op)));

@@ -21,6 +21,7 @@
 #include <string_view>
 #include <vector>
 
+#include <porta/comm.hpp>
 #include <porta/device.hpp>
 #include <porta/error.hpp>
 #include <porta/graph.hpp>
@@ -100,6 +101,8 @@ class OpRecorder {
 struct ExecContext {
   std::span<const TensorRef> values;  // indexed by ValueId, in this backend's memory domain
   OpRecorder* recorder = nullptr;     // null when profiling is off
+  // The processes collective ops exchange with (CompileOptions::comm); never null at run time.
+  Communicator* comm = nullptr;
 
   const TensorRef& input(const Node& n, std::size_t i) const { return values[n.inputs[i]]; }
   const TensorRef& output(const Node& n, std::size_t i) const { return values[n.outputs[i]]; }

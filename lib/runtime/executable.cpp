@@ -487,6 +487,7 @@ Executable compile(const Graph& graph, const CompileOptions& options) {
   impl->graph.inputs = graph.inputs();
   impl->graph.outputs = graph.outputs();
   impl->options = options;
+  if (!impl->options.comm) impl->options.comm = single_process_communicator();
   detail::build(*impl);
   Executable exe;
   exe.impl_ = std::move(impl);
@@ -583,7 +584,7 @@ void Executable::run(const std::map<std::string, Tensor>& inputs,
       continue;
     }
     ExecContext ctx{x.domains[static_cast<std::size_t>(s.domain)].refs,
-                    x.options.profile ? &recorder : nullptr};
+                    x.options.profile ? &recorder : nullptr, x.options.comm.get()};
     try {
       s.backend->execute(*s.plan, g, ctx);
     } catch (const Error&) {

@@ -37,6 +37,8 @@ int main(int argc, char** argv) {
                    porta::cli::add_gen_checkpoint_command);
   register_command("bench", "Benchmark backends side by side on an MoE-style graph",
                    porta::cli::add_bench_command);
+  register_command("eplb", "Place experts and replicas on ranks from a recorded expert load (EPLB)",
+                   porta::cli::add_eplb_command);
   register_command("plan", "Plan a deployment: chips, batch and parallelism for a model on a cluster",
                    porta::cli::add_plan_command);
 #if PORTA_HAS_BACKEND_OPENCL

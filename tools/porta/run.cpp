@@ -3,10 +3,13 @@
 // prompt, stream the generated text as it comes) and the speed of each phase.
 #include <algorithm>
 #include <charconv>
+#include <cstdio>
 
 #include <fmt/format.h>
 
+#include <porta/comm.hpp>
 #include <porta/device.hpp>
+#include <porta/expert_parallel.hpp>
 #include <porta/io.hpp>
 #include <porta/model/generate.hpp>
 #include <porta/model/memory.hpp>
@@ -66,6 +69,9 @@ Command add_run_command(CLI::App& app) {
     std::int64_t capacity = 0;
     std::optional<std::int32_t> eos;
     std::string max_memory;
+    std::int64_t expert_parallel = 0;
+    std::string placement;
+    std::string record_expert_load;
   };
   auto o = std::make_shared<Options>();
   app.add_option("--model", o->model_dir,
@@ -99,7 +105,44 @@ Command add_run_command(CLI::App& app) {
       ->capture_default_str();
   app.add_option("--capacity", o->capacity,
                  "KV-cache positions (default: prompt + max-new-tokens)");
+  app.add_option("--expert-parallel", o->expert_parallel,
+                 "Split the experts over the N processes mpirun started (mpirun -np N porta run "
+                 "... --expert-parallel N); attention is replicated on every rank");
+  app.add_option("--placement", o->placement,
+                 "With --expert-parallel: the experts of each rank, per MoE layer (a file "
+                 "`porta eplb` wrote); default: contiguous runs, no replicas");
+  app.add_option("--record-expert-load", o->record_expert_load,
+                 "Write the tokens routed to each expert of each MoE layer (JSON, for porta eplb)");
   return [o] {
+    // Under expert parallelism every rank runs this same command; rank 0 prints, and every
+    // failure before the run is agreed on, so all ranks end with the failing rank's message.
+    std::shared_ptr<Communicator> comm;
+    if (o->expert_parallel > 0 || !o->placement.empty()) {
+      if (o->expert_parallel < 1)
+        throw Error(ErrorCode::InvalidArgument, "--placement needs --expert-parallel N");
+      comm = o->expert_parallel == 1 && !launched_by_mpi() ? single_process_communicator()
+                                                           : mpi_world();
+      if (comm->size() != o->expert_parallel)
+        throw Error(ErrorCode::InvalidArgument,
+                    fmt::format("--expert-parallel {} but mpirun started {} process(es) (run "
+                                "mpirun -np {} porta run ...)",
+                                o->expert_parallel, comm->size(), o->expert_parallel));
+      if (comm->rank() != 0 && std::freopen("/dev/null", "w", stdout) == nullptr)
+        throw Error(ErrorCode::Io, "cannot silence the output of ranks other than 0");
+    }
+    const auto agreed = [&](auto&& step) {
+      if (!comm) return step();
+      std::string failure;
+      try {
+        step();
+      } catch (const std::bad_alloc&) {
+        failure = "out of memory";
+      } catch (const std::exception& e) {
+        failure = e.what();
+      }
+      comm->agree(failure);
+      if (!failure.empty()) throw Error(ErrorCode::Internal, "unreachable: agree() threw");
+    };
     if (o->prompt.empty() == o->prompt_text.empty())
       throw Error(ErrorCode::InvalidArgument,
                   "give the prompt as --prompt TEXT or as --prompt-ids 1,2,3");
@@ -120,6 +163,27 @@ Command add_run_command(CLI::App& app) {
       throw Error(ErrorCode::Unsupported, fmt::format("backend '{}' is unavailable: {}", backend,
                                                       device.unavailable_reason));
     model::LoadOptions load;
+    if (comm) {
+      load.ep_rank = comm->rank();
+      agreed([&] {
+        if (!o->placement.empty()) {
+          load.ep_placement = ep::read_placement(o->placement);
+        } else {
+          const model::ModelConfig config = model::load_config(o->model_dir);
+          load.ep_placement.emplace();
+          for (std::int64_t l = 0; l < config.num_layers; ++l)
+            if (config.is_moe_layer(l))
+              load.ep_placement->layers[l] =
+                  ep::contiguous_placement(config.num_experts, comm->size());
+        }
+        for (const auto& [layer, p] : load.ep_placement->layers)
+          if (p.ranks() != comm->size())
+            throw Error(ErrorCode::InvalidArgument,
+                        fmt::format("--placement: layer {} places experts on {} ranks, but {} "
+                                    "processes run",
+                                    layer, p.ranks(), comm->size()));
+      });
+    }
     load.fp8_dtype = parse_dtype(o->fp8_dtype);
     if (!o->weight_dtype.empty()) load.weight_dtype = parse_dtype(o->weight_dtype);
     const auto t = static_cast<std::int64_t>(prompt.size());
@@ -141,10 +205,12 @@ Command add_run_command(CLI::App& app) {
     }
 
     model::GgufLoadReport gguf;
-    const model::Model model =
-        gguf_file
-            ? model::load_gguf(o->model_dir, {.load = load, .dequantize_to = load.fp8_dtype}, &gguf)
-            : model::Model::load(o->model_dir, load);
+    model::Model model;
+    agreed([&] {
+      model = gguf_file ? model::load_gguf(o->model_dir,
+                                           {.load = load, .dequantize_to = load.fp8_dtype}, &gguf)
+                        : model::Model::load(o->model_dir, load);
+    });
     if (!gguf.summary.empty()) fmt::print("{}\n", gguf.summary);
     const model::ModelConfig& c = model.config();
     const model::LoadStats& stats = model.stats();
@@ -162,7 +228,9 @@ Command add_run_command(CLI::App& app) {
                                    .fallback = "reference",
                                    .capacity = capacity,
                                    .profile = true,
-                                   .all_logits = all_logits});
+                                   .all_logits = all_logits,
+                                   .comm = comm,
+                                   .record_expert_load = !o->record_expert_load.empty()});
     std::optional<TextStreamer> streamer;
     if (tokenizer) {
       streamer.emplace(*tokenizer);
@@ -211,6 +279,13 @@ Command add_run_command(CLI::App& app) {
     fmt::print("activation arenas: {} bytes\n", session.arena_bytes());
     fmt::print("peak RSS: {} bytes ({:.2f} GB)\n", model::peak_rss_bytes(),
                static_cast<double>(model::peak_rss_bytes()) / 1e9);
+    if (comm)
+      fmt::print("expert parallel: {} ranks (attention replicated, experts split{})\n",
+                 comm->size(), o->placement.empty() ? ", contiguous" : " by " + o->placement);
+    if (!o->record_expert_load.empty() && (!comm || comm->rank() == 0)) {
+      ep::write_expert_load(o->record_expert_load, session.expert_load());
+      fmt::print("expert load: written to {}\n", o->record_expert_load);
+    }
     if (!o->dump_logits.empty()) {
       io::write_npy(o->dump_logits, result.prompt_logits);
       fmt::print("logits: {} written to {}\n", result.prompt_logits.description(), o->dump_logits);

@@ -54,6 +54,11 @@ struct SessionOptions {
   // forward() returns the logits of every position [T, vocab]; false (the default): only the
   // last position's [1, vocab], and the lm_head runs on that row alone.
   bool all_logits = false;
+  // The processes an expert-parallel model (LoadOptions::ep_placement) runs on; null: one.
+  std::shared_ptr<Communicator> comm;
+  // Sum the router's per-expert counts of every MoE layer over the session's runs
+  // (Session::expert_load).
+  bool record_expert_load = false;
 };
 
 class Session {
@@ -80,6 +85,8 @@ class Session {
   // The last run's profile and its modelled device time (sum of OpProfile::device_us; -1 when
   // the backend does not model one).
   const Profile& last_profile() const;
+  // Tokens routed to each expert of each MoE layer so far (SessionOptions::record_expert_load).
+  ep::ExpertLoad expert_load() const;
   double last_device_us() const;
   // The cache rows held for layer `layer`, slot `slot` (see Model::cache_slots), [capacity, ...].
   const Tensor& cache(std::int64_t layer, const std::string& slot) const;

@@ -11,6 +11,7 @@
 // backend can compile. Sessions (generate.hpp) drive prefill and decode with it.
 #pragma once
 
+#include <porta/expert_parallel.hpp>
 #include <porta/config.hpp>
 
 #include <cstdint>
@@ -35,6 +36,11 @@ struct LoadOptions {
   // backends whose kernels want one dtype. Unset: weights keep the checkpoint's dtype and are
   // used from the mapping without a copy.
   std::optional<DType> weight_dtype;
+  // Expert parallelism: this process is rank `ep_rank` and loads, for each MoE layer, only the
+  // experts `ep_placement` gives it (in slot order), so it maps its share of the experts; the
+  // graph's MoE layers become moe_experts_ep. Every MoE layer needs a placement.
+  std::optional<ep::ModelPlacement> ep_placement;
+  std::int64_t ep_rank = 0;
 };
 
 // What loading cost: bytes used straight from the mapping, bytes copied (dtype conversion, the
@@ -63,6 +69,9 @@ struct GraphSpec {
   // Also output each layer's attention and MLP/MoE block results, "layer.<l>.attention" and
   // "layer.<l>.mlp" [T, H] (before their residual add), for layer-by-layer comparisons.
   bool block_outputs = false;
+  // Also output each MoE layer's router counts, "layer.<l>.expert_counts" [E] (i32): the tokens
+  // routed to each expert (`porta run --record-expert-load`).
+  bool expert_counts = false;
 };
 
 // One tensor of a layer's KV cache: graph input "cache.<layer>.<name>" of shape [S, heads, dim]

@@ -1,0 +1,136 @@
+// Expert parallelism on this machine's shared memory (docs/expert-parallel.md), under mpirun:
+//   mpirun --oversubscribe --allow-run-as-root --mca btl self,vader -np N porta-bench-ep-mpi all-to-all
+//     all_to_all latency and bandwidth against the bytes each rank sends to each peer
+//   mpirun ... -np N porta-bench-ep-mpi moe-layer
+//     the expert-parallel MoE layer's exchange (T = 512) with N ranks: time in the all_to_alls
+//     against time in the local experts (the reference backend's grouped GEMM), medians
+// Rank 0 prints; every figure is the median over repetitions of the slowest rank.
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+#include <string>
+
+#include <fmt/format.h>
+
+#include <porta/comm.hpp>
+#include <porta/expert_parallel.hpp>
+
+#include "comm/expert_dispatch.hpp"
+#include "reference/moe_internal.hpp"
+#include "timing.hpp"
+
+namespace {
+
+using porta_bench::Clock;
+using porta_bench::median;
+using porta_bench::seconds_since;
+
+double slowest(porta::Communicator& comm, double seconds) {
+  std::vector<float> v{static_cast<float>(seconds)};
+  std::vector<float> all(static_cast<std::size_t>(comm.size()));
+  comm.all_gather(v.data(), sizeof(float), all.data(),
+                  std::vector<std::int64_t>(all.size(), sizeof(float)));
+  return *std::max_element(all.begin(), all.end());
+}
+
+void all_to_all(porta::Communicator& comm) {
+  const auto n = static_cast<std::size_t>(comm.size());
+  if (comm.rank() == 0)
+    fmt::print("all_to_all, {} ranks (shared memory): bytes per peer, median latency, bandwidth "
+               "(bytes a rank sends to its peers / time)\n{:>10} {:>12} {:>12}\n",
+               n, "bytes", "latency us", "GB/s");
+  for (std::int64_t bytes = 8; bytes <= (std::int64_t{4} << 20); bytes *= 8) {
+    std::vector<char> send(static_cast<std::size_t>(bytes) * n, 1), recv(send.size());
+    const std::vector<std::int64_t> counts(n, bytes);
+    const int reps = bytes >= (1 << 20) ? 10 : 50;
+    std::vector<double> times;
+    for (int r = 0; r < reps + 2; ++r) {
+      comm.barrier();
+      const auto start = Clock::now();
+      comm.all_to_all(send.data(), counts, recv.data(), counts);
+      const double t = slowest(comm, seconds_since(start));
+      if (r >= 2) times.push_back(t);
+    }
+    const double t = median(times);
+    const double sent = static_cast<double>(bytes) * static_cast<double>(n - 1);
+    if (comm.rank() == 0)
+      fmt::print("{:>10} {:>12.1f} {:>12.3f}\n", bytes, t * 1e6, sent / t / 1e9);
+  }
+}
+
+std::vector<float> random_values(std::size_t n, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<float> d(-1, 1);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(rng);
+  return v;
+}
+
+void moe_layer(porta::Communicator& comm) {
+  constexpr std::int64_t T = 512, H = 512, I = 256, E = 16, K = 4;
+  const auto n = comm.size();
+  const auto placement = porta::ep::contiguous_placement(E, n);
+  // A routing every rank shares: token t's k-th expert (t·7 + k·5) mod E, distinct per token.
+  std::vector<std::int64_t> counts(E, 0), offsets(E + 1, 0), perm(T * K);
+  for (std::int64_t t = 0; t < T; ++t)
+    for (std::int64_t k = 0; k < K; ++k) ++counts[static_cast<std::size_t>((t * 7 + k * 5) % E)];
+  for (std::int64_t e = 0; e < E; ++e) offsets[e + 1] = offsets[e] + counts[e];
+  std::vector<std::int64_t> fill(offsets.begin(), offsets.end() - 1);
+  for (std::int64_t t = 0; t < T; ++t)
+    for (std::int64_t k = 0; k < K; ++k)
+      perm[static_cast<std::size_t>(fill[(t * 7 + k * 5) % E]++)] = t * K + k;
+  const auto x = random_values(T * H, 1);
+  const auto& mine = placement.rank_experts[static_cast<std::size_t>(comm.rank())];
+  const auto slots = static_cast<std::int64_t>(mine.size());
+  const auto w_gate = random_values(static_cast<std::size_t>(slots * I * H), 2);
+  const auto w_up = random_values(static_cast<std::size_t>(slots * I * H), 3);
+  const auto w_down = random_values(static_cast<std::size_t>(slots * H * I), 4);
+  namespace ref = porta::detail::reference;
+  const porta::detail::ep::LocalExperts local =
+      [&](const float* rows, std::int64_t count, std::span<const std::int64_t> at, float* out) {
+        const auto g = ref::grouped_matmul_rows(rows, count, H, w_gate.data(), slots, I, at);
+        const auto u = ref::grouped_matmul_rows(rows, count, H, w_up.data(), slots, I, at);
+        const auto a = ref::swiglu_values(g, u);
+        const auto d = ref::grouped_matmul_rows(a.data(), count, I, w_down.data(), slots, H, at);
+        std::copy(d.begin(), d.end(), out);
+      };
+  const porta::detail::ep::DispatchInput in{&placement, offsets, perm, T, K, H, x.data()};
+  std::vector<double> total, exchange, compute;
+  for (int r = 0; r < 4; ++r) {
+    porta::detail::ep::DispatchStats stats;
+    comm.barrier();
+    const auto start = Clock::now();
+    (void)porta::detail::ep::dispatch_to_experts(comm, in, local, &stats);
+    const double t = slowest(comm, seconds_since(start));
+    const double x_us = slowest(comm, stats.exchange_us * 1e-6);
+    const double c_us = slowest(comm, stats.compute_us * 1e-6);
+    if (r == 0) continue;  // warm-up
+    total.push_back(t), exchange.push_back(x_us), compute.push_back(c_us);
+  }
+  if (comm.rank() == 0)
+    fmt::print("moe layer T={} H={} I={} E={} K={}, {} rank(s): {:.1f} ms per layer, all_to_all "
+               "{:.1f} ms ({:.1f} %), local experts {:.1f} ms (slowest rank, medians)\n",
+               T, H, I, E, K, n, median(total) * 1e3, median(exchange) * 1e3,
+               100 * median(exchange) / median(total), median(compute) * 1e3);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::string mode = argc > 1 ? argv[1] : "";
+  if (mode != "all-to-all" && mode != "moe-layer") {
+    std::fprintf(stderr, "usage: mpirun -np N %s all-to-all|moe-layer\n", argv[0]);
+    return 2;
+  }
+  try {
+    auto comm = porta::launched_by_mpi() ? porta::mpi_world() : porta::single_process_communicator();
+    if (mode == "all-to-all")
+      all_to_all(*comm);
+    else
+      moe_layer(*comm);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
