@@ -658,7 +658,7 @@ std::string Executable::describe() const {
   const auto& x = *impl_;
   std::string out = fmt::format("porta: plan of {} nodes\n", x.placement.size());
   for (const Node& n : x.graph.nodes) {
-    if (x.placement_of_node[n.id] == kNoPlacement) continue;
+    if (x.placement_of_node[n.id] == detail::kNoPlacement) continue;
     const NodePlacement& p = x.placement[x.placement_of_node[n.id]];
     std::string result;
     if (!n.outputs.empty()) {
