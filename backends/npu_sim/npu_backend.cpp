@@ -121,6 +121,10 @@ class NpuSimBackend final : public Backend {
   }
 
   SupportResult supports(const GraphState& g, const Node& n) const override {
+    if (n.op == OpKind::QuantMatmul || n.op == OpKind::QuantGroupedMatmul ||
+        n.op == OpKind::QuantMoeExperts)
+      return SupportResult::no(fmt::format("{}: quantized weights are not modelled on npu-sim yet",
+                                           reference::node_label(n)));
     for (auto v : n.inputs)
       if (g.values[v].dtype == DType::F8E4M3)
         return SupportResult::no(fmt::format(

@@ -107,6 +107,21 @@ struct MoeExpertWeights {
   std::optional<Value> shared_gate, shared_up, shared_down, shared_gate_weight;
 };
 
+// A quantized weight in a graph (Graph::weight of a QuantizedTensor): its data, scale and (when
+// asymmetric) zero-point constants, the scheme and the logical shape [..., N, K].
+struct QuantizedValue {
+  Value data, scale;
+  std::optional<Value> zero;
+  QuantScheme scheme;
+  Shape shape;
+};
+
+// Routed experts with quantized weights (one scheme for all three): gate and up [E, I, H], down
+// [E, H, I] logically. Shared experts are separate quantized matmuls.
+struct QuantMoeExpertWeights {
+  QuantizedValue gate, up, down;
+};
+
 class Graph {
  public:
   Graph();
@@ -120,6 +135,9 @@ class Graph {
   Value input(std::string name, Shape shape, DType dtype);
   Value weight(std::string name, Tensor value);         // shares the tensor's memory
   Value scalar(float value, DType dtype = DType::F32);  // a rank-0 constant
+  // A quantized weight: validated (porta::Error naming `name` and the field), its tensors shared.
+  // The constants are named `name`, `name.scale` and `name.zero`.
+  QuantizedValue weight(std::string name, QuantizedTensor value);
   void output(std::string name, Value value);
 
   // ---- ops (each checks its operands now) ----
@@ -155,6 +173,14 @@ class Graph {
   Value moe_experts(Value x, const MoeRoute& route, const MoeExpertWeights& weights,
                     moe::ExpertsAttrs attrs = {});
   Value moe_combine(Value expert_rows, const MoeRoute& route);
+  // Quantized weights (docs/quantization.md): x [..., K] -> [..., N]; rows [P, K] -> [P, N];
+  // the routed experts. `params` is the per-tensor activation scale and offset of StaticInt8.
+  Value matmul(Value x, const QuantizedValue& w, ActivationQuant act = ActivationQuant::None,
+               QuantActivationParams params = {});
+  Value grouped_matmul(Value rows, const QuantizedValue& w, Value offsets,
+                       ActivationQuant act = ActivationQuant::None);
+  Value moe_experts(Value x, const MoeRoute& route, const QuantMoeExpertWeights& weights,
+                    ActivationQuant act = ActivationQuant::None);
 
   // The generic builder behind all of the above: checks arity and runs the op's shape rule.
   std::vector<Value> add_op(OpKind op, const std::vector<Value>& inputs, OpAttrs attrs = {});

@@ -16,6 +16,7 @@
 
 #include <porta/dtype.hpp>
 #include <porta/moe.hpp>
+#include <porta/quant.hpp>
 
 PORTA_API_BEGIN
 namespace porta {
@@ -83,7 +84,17 @@ namespace porta {
     moe::ExpertsAttrs, moe_experts, moe_experts,                                                   \
     "routed SwiGLU experts plus optional shared experts")                                          \
   X(MoeCombine, moe_combine, 3, 3, "expert_rows, routing weights, inv", NoAttrs, moe_combine,      \
-    elementwise, "weighted sum of each token's expert rows")
+    elementwise, "weighted sum of each token's expert rows")                                       \
+  X(QuantMatmul, quant_matmul, 3, 4, "x, data, scale, zero", QuantAttrs, quant_matmul,             \
+    quant_matmul, "x[..., K] · W[N, K]ᵀ, W quantized (int8, int4, f8_e4m3; docs/quantization.md)") \
+  X(QuantGroupedMatmul, quant_grouped_matmul, 4, 5, "rows, offsets, data, scale, zero",            \
+    QuantAttrs, quant_grouped_matmul, grouped_matmul,                                              \
+    "ragged per-expert matmul with quantized weights [E, N, K]")                                   \
+  X(QuantMoeExperts, quant_moe_experts, 11, 14,                                                    \
+    "x, routing weights, offsets, perm, inv, gate data, up data, down data, gate scale, "          \
+    "up scale, down scale, gate zero, up zero, down zero",                                         \
+    QuantAttrs, quant_moe_experts, quant_moe_experts,                                              \
+    "routed SwiGLU experts with quantized weights")
 
 enum class OpKind : std::uint8_t {
 #define PORTA_OP_ENUMERATOR(kind, ...) kind,
@@ -199,9 +210,21 @@ struct MoePermuteAttrs {
   friend bool operator==(const MoePermuteAttrs&, const MoePermuteAttrs&) = default;
 };
 
+// The quantized ops (quant_matmul, quant_grouped_matmul, quant_moe_experts): the weight's scheme
+// (one for gate, up and down) and how activations are quantized; act_scale and act_offset are the
+// per-tensor parameters of ActivationQuant::StaticInt8 (docs/quantization.md).
+struct QuantAttrs {
+  QuantScheme scheme;
+  ActivationQuant activation = ActivationQuant::None;
+  float act_scale = 1.0f;
+  float act_offset = 0.0f;
+  friend bool operator==(const QuantAttrs&, const QuantAttrs&) = default;
+};
+
 using OpAttrs = std::variant<NoAttrs, MatmulAttrs, GeluAttrs, AxisAttrs, NormAttrs, RopeAttrs,
                              ReshapeAttrs, PermuteAttrs, SliceAttrs, CastAttrs, TopKAttrs,
-                             AttentionAttrs, moe::RouterAttrs, MoePermuteAttrs, moe::ExpertsAttrs>;
+                             AttentionAttrs, moe::RouterAttrs, MoePermuteAttrs, moe::ExpertsAttrs,
+                             QuantAttrs>;
 
 // ---- catalogue queries ------------------------------------------------------------------------
 

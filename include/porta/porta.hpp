@@ -11,6 +11,7 @@
 #include <porta/io.hpp>
 #include <porta/moe.hpp>
 #include <porta/ops.hpp>
+#include <porta/quant.hpp>
 #include <porta/shape.hpp>
 #include <porta/tensor.hpp>
 #include <porta/version.hpp>

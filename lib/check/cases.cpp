@@ -87,13 +87,18 @@ RandomRouting random_routing(std::mt19937_64& rng, std::int64_t tokens, std::int
   return r;
 }
 
+void add_case(std::vector<CaseDef>& cases, OpKind op, std::string label,
+              std::function<std::vector<Value>(CaseBuilder&)> build) {
+  cases.push_back({op, std::move(label), std::move(build)});
+}
+
 namespace {
 
 using Outs = std::vector<Value>;
 
 void add(std::vector<CaseDef>& cases, OpKind op, std::string label,
          std::function<Outs(CaseBuilder&)> build) {
-  cases.push_back({op, std::move(label), std::move(build)});
+  add_case(cases, op, std::move(label), std::move(build));
 }
 
 Value positions_input(CaseBuilder& b, std::int64_t tokens, std::int64_t start) {

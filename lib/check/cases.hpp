@@ -37,6 +37,10 @@ struct CaseDef {
   std::function<std::vector<Value>(CaseBuilder&)> build;  // returns the values to compare
 };
 
+// Appends one case (the quantized ops' cases live in quant_cases.cpp).
+void add_case(std::vector<CaseDef>& cases, OpKind op, std::string label,
+              std::function<std::vector<Value>(CaseBuilder&)> build);
+
 // Every op's cases, in the op list's order. Each op of the list has its cases_<name> (cases.cpp),
 // so an op without conformance cases does not link.
 const std::vector<CaseDef>& all_cases();

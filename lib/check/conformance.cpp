@@ -71,8 +71,10 @@ std::int64_t contraction_length(const Graph& graph, OpKind op) {
       k = std::max(k, std::get<MatmulAttrs>(n.attrs).transpose_a ? a[-2] : a[-1]);
     else if (op == OpKind::GroupedMatmul)
       k = std::max(k, a[1]);
-    else if (op == OpKind::MoeExperts)
+    else if (op == OpKind::MoeExperts || op == OpKind::QuantMoeExperts)
       k = std::max({k, a[1], graph.value(n.inputs[5]).shape[1]});
+    else if (op == OpKind::QuantMatmul || op == OpKind::QuantGroupedMatmul)
+      k = std::max(k, a[-1]);
   }
   return k;
 }
@@ -150,7 +152,7 @@ double tolerance(OpKind op, DType dtype) {
   // rounding. The op list's cost family says which kind of computation an op is.
   const std::string_view family = porta::detail::op_cost_family(op);
   if (family == "matmul" || family == "grouped_matmul" || family == "attention" ||
-      family == "moe_experts")
+      family == "moe_experts" || family == "quant_matmul" || family == "quant_moe_experts")
     return base * 8;
   if (family == "normalization" || op == OpKind::Exp) return base * 4;
   return base * 2;

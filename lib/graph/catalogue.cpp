@@ -1,8 +1,10 @@
 // The op table and each op's shape/dtype rule. Every rule checks everything that can be checked
 // before data exists, so that a graph that was built is well-typed.
 #include "graph/catalogue.hpp"
+#include "quant/quant_layout.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <array>
 #include <numeric>
 
@@ -541,6 +543,121 @@ Outputs moe_experts_rule(const Rule& r, const moe::ExpertsAttrs& a) {
       r.require(r.shape(11) == (Shape{1, h}), ErrorCode::ShapeMismatch,
                 "shared gate weight must be [1, H]");
   }
+  return {{r.shape(0), r.dtype(0)}};
+}
+
+// ---- quantized ops ----
+
+// The activation mode against the scheme: int8 activations meet int8 weights only, and static
+// parameters must be usable (docs/quantization.md).
+void check_activation(const Rule& r, const QuantAttrs& a, bool allow_static) {
+  switch (a.activation) {
+    case ActivationQuant::None: return;
+    case ActivationQuant::StaticInt8:
+      r.require(allow_static, ErrorCode::InvalidArgument,
+                "activation: static_int8 has one scale per tensor; this op quantizes several "
+                "activations (use dynamic_int8)");
+      r.require(std::isfinite(a.act_scale) && a.act_scale > 0, ErrorCode::InvalidArgument,
+                fmt::format("activation: act_scale = {} must be finite and positive", a.act_scale));
+      r.require(a.act_offset == std::nearbyint(a.act_offset) && a.act_offset >= -128 &&
+                    a.act_offset <= 127,
+                ErrorCode::InvalidArgument,
+                fmt::format("activation: act_offset = {} must be an integer in [-128, 127]",
+                            a.act_offset));
+      [[fallthrough]];
+    case ActivationQuant::DynamicInt8:
+      r.require(a.scheme.format == QuantFormat::Int8, ErrorCode::InvalidArgument,
+                fmt::format("activation: {} activations need int8 weights, not {}",
+                            to_string(a.activation), describe(a.scheme)));
+      return;
+  }
+  r.fail(ErrorCode::InvalidArgument, "activation: unknown activation quantization");
+}
+
+// One quantized weight given as inputs data, scale[, zero] against its logical shape.
+void check_quant_weight(const Rule& r, const QuantAttrs& a, std::size_t data, std::size_t scale,
+                        std::optional<std::size_t> zero, const Shape& logical) {
+  QuantLayout layout{r.shape(data), r.dtype(data), r.shape(scale), r.dtype(scale),
+                     zero.has_value(), zero ? r.shape(*zero) : Shape{},
+                     zero ? r.dtype(*zero) : DType::I8};
+  const auto problem = quant_layout_problem(layout, logical, a.scheme);
+  if (!problem) return;
+  std::size_t at = data;
+  if (problem->starts_with("scale")) at = scale;
+  if (problem->starts_with("zero") && zero) at = *zero;
+  r.fail(problem->starts_with("data") || problem->starts_with("scale") ? ErrorCode::ShapeMismatch
+                                                                       : ErrorCode::InvalidArgument,
+         fmt::format("{} ({}): {}", r.role(at), describe(a.scheme), *problem));
+}
+
+
+Outputs quant_matmul_rule(const Rule& r, const QuantAttrs& a) {
+  r.require_float(0);
+  r.require(r.shape(0).rank() >= 1, ErrorCode::ShapeMismatch, "x (input 0) needs rank >= 1");
+  r.require_rank(1, 2);
+  r.require(a.scheme.zero_point == (r.count() == 4), ErrorCode::InvalidArgument,
+            a.scheme.zero_point ? "zero (input 3): the scheme is asymmetric but no zero points "
+                                  "are given"
+                                : "zero (input 3): the scheme is symmetric but zero points are "
+                                  "given");
+  const std::int64_t k = r.shape(0)[-1];
+  const std::int64_t n = r.shape(1)[0];
+  check_quant_weight(r, a, 1, 2, a.scheme.zero_point ? std::optional<std::size_t>(3) : std::nullopt,
+                     Shape{n, k});
+  check_activation(r, a, true);
+  Shape out = r.shape(0);
+  out[-1] = n;
+  return {{out, r.dtype(0)}};
+}
+
+Outputs quant_grouped_matmul_rule(const Rule& r, const QuantAttrs& a) {
+  r.require_float(0);
+  r.require_rank(0, 2);
+  r.require_dtype(1, DType::I32);
+  r.require_rank(2, 3);
+  r.require(a.scheme.zero_point == (r.count() == 5), ErrorCode::InvalidArgument,
+            a.scheme.zero_point ? "zero (input 4): the scheme is asymmetric but no zero points "
+                                  "are given"
+                                : "zero (input 4): the scheme is symmetric but zero points are "
+                                  "given");
+  const std::int64_t e = r.shape(2)[0];
+  const std::int64_t n = r.shape(2)[1];
+  r.require(r.shape(1) == Shape{e + 1}, ErrorCode::ShapeMismatch,
+            fmt::format("offsets (input 1) must have shape [{}] (experts + 1)", e + 1));
+  check_quant_weight(r, a, 2, 3, a.scheme.zero_point ? std::optional<std::size_t>(4) : std::nullopt,
+                     Shape{e, n, r.shape(0)[1]});
+  check_activation(r, a, true);
+  return {{Shape{r.shape(0)[0], n}, r.dtype(0)}};
+}
+
+Outputs quant_moe_experts_rule(const Rule& r, const QuantAttrs& a) {
+  // x, weights, offsets, perm, inv, gate/up/down data, gate/up/down scale [, gate/up/down zero]
+  const std::size_t expected = a.scheme.zero_point ? 14 : 11;
+  r.require(r.count() == expected, ErrorCode::InvalidArgument,
+            fmt::format("expected {} inputs for a {} scheme, got {}", expected,
+                        a.scheme.zero_point ? "asymmetric" : "symmetric", r.count()));
+  r.require_float(0);
+  r.require_rank(0, 2);
+  const auto t = r.shape(0)[0];
+  const auto h = r.shape(0)[1];
+  r.require_dtype(1, DType::F32);
+  r.require(r.shape(1).rank() == 2 && r.shape(1)[0] == t, ErrorCode::ShapeMismatch,
+            "routing weights must be [T, K]");
+  const auto k = r.shape(1)[1];
+  r.require_dtype(2, DType::I32);
+  r.require_dtype(3, DType::I32);
+  r.require_dtype(4, DType::I32);
+  r.require(r.shape(4) == Shape{t * k}, ErrorCode::ShapeMismatch, "inv must be [T·K]");
+  for (std::size_t i = 5; i < 8; ++i) r.require_rank(i, 3);
+  const auto e = r.shape(5)[0];
+  const auto inter = r.shape(5)[1];
+  r.require(r.shape(2) == Shape{e + 1}, ErrorCode::ShapeMismatch, "offsets must be [E + 1]");
+  const Shape gate_up{e, inter, h}, down{e, h, inter};
+  for (std::size_t w = 0; w < 3; ++w)
+    check_quant_weight(r, a, 5 + w, 8 + w,
+                       a.scheme.zero_point ? std::optional<std::size_t>(11 + w) : std::nullopt,
+                       w == 2 ? down : gate_up);
+  check_activation(r, a, false);
   return {{r.shape(0), r.dtype(0)}};
 }
 

@@ -63,6 +63,19 @@ double moe_experts_flops(const GraphState& g, const Node& n) {
   return flops;
 }
 
+// x[..., K] against W[N, K]: K from x, whatever the weight's packing.
+double quant_matmul_flops(const GraphState& g, const Node& n) {
+  return 2.0 * out_elements(g, n) * static_cast<double>(g.input_of(n, 0).shape[-1]);
+}
+
+// The routed experts only (quantized moe_experts has no shared experts): 3 linears per row.
+double quant_moe_experts_flops(const GraphState& g, const Node& n) {
+  const Shape& x = g.input_of(n, 0).shape;
+  const Shape& w = g.input_of(n, 1).shape;
+  const double inner = static_cast<double>(g.input_of(n, 5).shape[1]);
+  return 2.0 * static_cast<double>(w[0] * w[1]) * static_cast<double>(x[1]) * inner * 3.0;
+}
+
 }  // namespace
 
 std::string_view op_cost_family(OpKind op) {

@@ -101,6 +101,17 @@ Value Graph::weight(std::string name, Tensor value) {
   return Value(state_.get(), id);
 }
 
+QuantizedValue Graph::weight(std::string name, QuantizedTensor value) {
+  validate(value, name);
+  QuantizedValue q;
+  q.scheme = value.scheme;
+  q.shape = value.shape;
+  q.scale = weight(name + ".scale", std::move(value.scale));
+  if (value.scheme.zero_point) q.zero = weight(name + ".zero", std::move(value.zero));
+  q.data = weight(std::move(name), std::move(value.data));
+  return q;
+}
+
 Value Graph::scalar(float value, DType dtype) {
   const float values[] = {value};
   return weight(fmt::format("scalar_{}", state_->values.size()),
@@ -314,6 +325,39 @@ Value Graph::moe_experts(Value x, const MoeRoute& route, const MoeExpertWeights&
     }
   }
   return add_op(OpKind::MoeExperts, inputs, attrs)[0];
+}
+
+Value Graph::matmul(Value x, const QuantizedValue& w, ActivationQuant act,
+                    QuantActivationParams params) {
+  std::vector<Value> inputs{x, w.data, w.scale};
+  if (w.zero) inputs.push_back(*w.zero);
+  return add_op(OpKind::QuantMatmul, inputs, QuantAttrs{w.scheme, act, params.scale, params.offset})[0];
+}
+
+Value Graph::grouped_matmul(Value rows, const QuantizedValue& w, Value offsets,
+                            ActivationQuant act) {
+  std::vector<Value> inputs{rows, offsets, w.data, w.scale};
+  if (w.zero) inputs.push_back(*w.zero);
+  return add_op(OpKind::QuantGroupedMatmul, inputs, QuantAttrs{w.scheme, act})[0];
+}
+
+Value Graph::moe_experts(Value x, const MoeRoute& route, const QuantMoeExpertWeights& w,
+                         ActivationQuant act) {
+  if (!(w.up.scheme == w.gate.scheme) || !(w.down.scheme == w.gate.scheme))
+    throw Error(ErrorCode::InvalidArgument,
+                fmt::format("moe_experts: gate, up and down must share one quantization scheme "
+                            "(gate {}, up {}, down {})",
+                            describe(w.gate.scheme), describe(w.up.scheme), describe(w.down.scheme)));
+  std::vector<Value> inputs{x,          route.weights, route.offsets, route.perm,  route.inv,
+                            w.gate.data, w.up.data,    w.down.data,   w.gate.scale, w.up.scale,
+                            w.down.scale};
+  if (w.gate.scheme.zero_point) {
+    if (!w.gate.zero || !w.up.zero || !w.down.zero)
+      throw Error(ErrorCode::InvalidArgument,
+                  "moe_experts: an asymmetric scheme needs zero points for gate, up and down");
+    inputs.insert(inputs.end(), {*w.gate.zero, *w.up.zero, *w.down.zero});
+  }
+  return add_op(OpKind::QuantMoeExperts, inputs, QuantAttrs{w.gate.scheme, act})[0];
 }
 
 Value Graph::moe_combine(Value expert_rows, const MoeRoute& route) {

@@ -13,4 +13,6 @@ SupportResult moe_permute_supports(const GraphState& g, const Node& n);
 SupportResult grouped_matmul_supports(const GraphState& g, const Node& n);
 SupportResult moe_experts_supports(const GraphState& g, const Node& n);
 SupportResult moe_combine_supports(const GraphState& g, const Node& n);
+// The quantized ops (quant_ops.cpp): every scheme and activation mode the rules accept.
+SupportResult quant_ops_supports(const GraphState& g, const Node& n);
 }  // namespace porta::detail::reference

@@ -102,6 +102,9 @@ SupportResult op_support(const GraphState& g, const Node& n) {
     case OpKind::GroupedMatmul: return reference::grouped_matmul_supports(g, n);
     case OpKind::MoeExperts: return reference::moe_experts_supports(g, n);
     case OpKind::MoeCombine: return reference::moe_combine_supports(g, n);
+    case OpKind::QuantMatmul:
+    case OpKind::QuantGroupedMatmul:
+    case OpKind::QuantMoeExperts: return reference::quant_ops_supports(g, n);
   }
   return SupportResult::no(
       fmt::format("{}: unknown op kind {}", node_label(n), static_cast<int>(n.op)));
