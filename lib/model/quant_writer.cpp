@@ -31,6 +31,11 @@ constexpr float kStaticInputOffset = 3.0f;
 
 std::string module_of(const std::string& name) { return name.substr(0, name.size() - 7); }
 
+// msModelSlim's W8A8 checkpoints of MoE models (DeepSeek-R1 on Ascend) quantize the routed
+// experts' activations dynamically and the rest statically: a per-tensor scale cannot describe
+// the rows an expert happens to receive.
+bool is_routed_expert(const std::string& name) { return name.find(".experts.") != std::string::npos; }
+
 bool is_packed(const QuantizedFormat& f) {
   return f.family == QFamily::CompressedTensors && f.activation == ActivationQuant::None;
 }
@@ -116,7 +121,7 @@ std::vector<std::pair<std::string, Tensor>> encode_linear(const std::string& nam
     out.emplace_back(name, q.data);
     out.emplace_back(m + ".weight_scale", q.scale);
     out.emplace_back(m + ".weight_offset", Tensor::zeros({n, 1}, q.scale.dtype()));
-    if (f.activation != ActivationQuant::StaticInt8) return out;
+    if (f.activation != ActivationQuant::StaticInt8 || is_routed_expert(name)) return out;
     const std::vector<float> s_w = q.scale.to_f32();
     std::vector<float> deq(static_cast<std::size_t>(n));
     std::vector<std::int32_t> bias(static_cast<std::size_t>(n));
@@ -218,7 +223,7 @@ std::string msmodelslim_description(const std::vector<std::string>& tensor_names
     const auto dot = name.rfind('.');
     const bool quantized =
         dot != std::string::npos && quantized_modules.count(name.substr(0, dot)) != 0;
-    j[name] = quantized ? type : "FLOAT";
+    j[name] = !quantized ? "FLOAT" : is_routed_expert(name) ? "W8A8_DYNAMIC" : type;
   }
   return j.dump(2) + "\n";
 }

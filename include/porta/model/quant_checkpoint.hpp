@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include <porta/io.hpp>
 #include <porta/quant.hpp>
 #include <porta/tensor.hpp>
 
@@ -40,6 +41,11 @@ bool is_quantized_linear(const std::string& name);
 // "X.weight" + "X.weight_scale" (+ zero points, packing, msModelSlim's static parameters).
 std::vector<std::pair<std::string, Tensor>> encode_linear(const std::string& name, const Tensor& w,
                                                           const QuantizedFormat& format);
+
+// The (name, dtype, shape) of what encode_linear() writes for a [N, K] weight, in its order,
+// without encoding (compressed-tensors formats: the streaming quantizer's output header).
+std::vector<io::TensorSpec> quantized_tensor_specs(const std::string& name, const Shape& shape,
+                                                   const QuantizedFormat& format);
 
 // config.json with the format's quantization_config added (compressed-tensors, fp8), or as it is.
 std::string quantized_config_json(const std::string& config_json, const QuantizedFormat& format);
