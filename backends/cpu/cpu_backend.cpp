@@ -21,13 +21,14 @@
 #include "matmul.hpp"
 #include "onednn_error.hpp"
 #include "op_algorithms.hpp"
+#include "quant/quant_cpu.hpp"
 
 namespace porta::detail::cpu {
 
 namespace {
 
 const OpLowering* find_lowering(OpKind op) {
-  for (auto table : {dense_lowerings(), eltwise_lowerings(), moe_lowerings()})
+  for (auto table : {dense_lowerings(), eltwise_lowerings(), moe_lowerings(), quant_lowerings()})
     for (const OpLowering& entry : table)
       if (entry.op == op) return &entry;
   return nullptr;
@@ -134,7 +135,8 @@ class CpuBackend final : public Backend {
         {"threads", std::to_string(threads_)},
         {"bf16_matmul", native_bf16 ? "native (f32 accumulation)"
                                     : "widened to f32 (no bf16 matmul kernel for this ISA)"},
-        {"fusion", "matmul + bias/residual add, sub, mul, div, silu, gelu, sigmoid, exp"}};
+        {"fusion", "matmul + bias/residual add, sub, mul, div, silu, gelu, sigmoid, exp"},
+        {"quant_kernels", quant::quant_kernels_description()}};
     return d;
   }
 

@@ -57,5 +57,8 @@ std::span<const OpLowering> dense_lowerings();
 // The MoE ops: moe_router, moe_permute, grouped_matmul, moe_experts, moe_combine
 // (backends/cpu/moe/).
 std::span<const OpLowering> moe_lowerings();
+// The quantized-weight ops: quant_matmul, quant_grouped_matmul, quant_moe_experts
+// (backends/cpu/quant/).
+std::span<const OpLowering> quant_lowerings();
 
 }  // namespace porta::detail::cpu

@@ -122,9 +122,9 @@ void cases_quant_moe_experts(std::vector<CaseDef>& c) {
         const bool block = s.scheme.block_n > 1;
         const std::int64_t h = block ? 160 : 128, inter = block ? 136 : 128;
         add_case(c, OpKind::QuantMoeExperts,
-                 label(block ? "T=6 H=160 I=136 E=4 K=2" : "T=6 H=128 I=128 E=8 K=2", s, act),
+                 label(block ? "T=6 H=160 I=136 E=2 K=2" : "T=6 H=128 I=128 E=4 K=2", s, act),
                  [s, act, h, inter, block](CaseBuilder& b) -> Outs {
-                   const std::int64_t experts = block ? 4 : 8;
+                   const std::int64_t experts = block ? 2 : 4;
                    auto routing = random_routing(b.rng, 6, experts, 2);
                    MoeRoute route;
                    route.weights = b.exact_input("weights", routing.weights);
