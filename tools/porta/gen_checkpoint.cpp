@@ -78,7 +78,7 @@ Command add_gen_checkpoint_command(CLI::App& app) {
       const double seconds =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       fmt::print("wrote {} ({}, {} bytes, seed {}) to {} in {:.2f} s ({:.2f} GB/s)\n", o->preset,
-                 o->dtype, bytes, o->seed, o->out, seconds,
+                 o->format.empty() ? o->dtype : o->format + ", other tensors " + o->dtype, bytes, o->seed, o->out, seconds,
                  seconds > 0 ? static_cast<double>(bytes) / seconds / 1e9 : 0.0);
       return 0;
     }
