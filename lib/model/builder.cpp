@@ -7,6 +7,11 @@
 // the value half of kv_b_proj is applied after attention. Scores and outputs are the same as the
 // expanded form (q_nope·k_nope + q_pe·k_pe), and the cache holds kv_lora_rank + rope numbers per
 // position instead of heads · (nope + rope + v).
+//
+// Weights a quantized checkpoint keeps quantized (Model::quantized_weight) go through the
+// quantized matmul and moe_experts with the activation mode their format asks for (W8A8: int8
+// activations; weight-only: none); quantized routed experts run the shared experts as separate
+// (quantized) matmuls, since the quantized moe_experts takes the routed ones only.
 #include <fmt/format.h>
 
 #include "model/model_impl.hpp"
@@ -66,7 +71,21 @@ class Builder {
     return v;
   }
 
+  const QuantizedWeight* quantized(const std::string& name) const {
+    const auto it = m_.quantized.find(name);
+    return it == m_.quantized.end() ? nullptr : &it->second;
+  }
+  QuantizedValue qw(const std::string& name) {
+    const auto it = qvalues_.find(name);
+    if (it != qvalues_.end()) return it->second;
+    QuantizedValue v = g_.weight(name, quantized(name)->weight);
+    qvalues_.emplace(name, v);
+    return v;
+  }
+
   Value linear(Value x, const std::string& weight_name) {
+    if (const QuantizedWeight* q = quantized(weight_name))
+      return g_.matmul(x, qw(weight_name), q->activation, q->input);
     return g_.matmul(x, w(weight_name), {.transpose_b = true});
   }
   Value linear_layer(Value x, const std::string& prefix, bool bias = false) {
@@ -165,10 +184,35 @@ class Builder {
     Value logits = linear(x, name("gate"));
     const MoeRoute route = c_.router.use_bias ? g_.moe_router(logits, c_.router, w(name("bias")))
                                               : g_.moe_router(logits, c_.router);
+    if (spec_.expert_counts) g_.output(fmt::format("layer.{}.expert_counts", l), route.counts);
+    auto shared_mlp = [&] {
+      Value shared = linear(g_.swiglu(linear(x, name("shared.gate")), linear(x, name("shared.up"))),
+                            name("shared.down"));
+      if (c_.shared_expert_gated) shared = shared * g_.sigmoid(linear(x, name("shared_gate")));
+      return shared;
+    };
+    if (const QuantizedWeight* q = quantized(name("experts.gate"))) {
+      if (m_.ep_placement)
+        throw Error(ErrorCode::Unsupported,
+                    fmt::format("layer {}: expert parallelism runs float expert weights, and this "
+                                "layer's experts are quantized ({}); load the model with "
+                                "--dequantize to run it expert-parallel",
+                                l, describe(q->weight.scheme)));
+      Value y = g_.moe_experts(
+          x, route,
+          QuantMoeExpertWeights{qw(name("experts.gate")), qw(name("experts.up")),
+                                qw(name("experts.down"))},
+          q->activation);
+      return c_.shared_intermediate_size == 0 ? y : y + shared_mlp();
+    }
     MoeExpertWeights weights{w(name("experts.gate")), w(name("experts.up")),
                              w(name("experts.down"))};
     moe::ExpertsAttrs attrs;
-    if (c_.shared_intermediate_size > 0) {
+    // Float routed experts with quantized shared ones: the shared MLP runs on its own.
+    std::optional<Value> separate_shared;
+    if (c_.shared_intermediate_size > 0 && quantized(name("shared.gate"))) {
+      separate_shared = shared_mlp();
+    } else if (c_.shared_intermediate_size > 0) {
       attrs.has_shared = true;
       weights.shared_gate = w(name("shared.gate"));
       weights.shared_up = w(name("shared.up"));
@@ -178,7 +222,12 @@ class Builder {
         weights.shared_gate_weight = w(name("shared_gate"));
       }
     }
-    if (spec_.expert_counts) g_.output(fmt::format("layer.{}.expert_counts", l), route.counts);
+    Value routed = routed_experts(l, x, route, weights, attrs);
+    return separate_shared ? routed + *separate_shared : routed;
+  }
+
+  Value routed_experts(std::int64_t l, Value x, const MoeRoute& route,
+                       const MoeExpertWeights& weights, const moe::ExpertsAttrs& attrs) {
     if (!m_.ep_placement) return g_.moe_experts(x, route, weights, attrs);
     // Expert parallelism: this rank's slots only, dispatched to by all_to_all.
     std::vector<Value> in{x, route.weights, route.offsets, route.perm, route.inv,
@@ -196,6 +245,7 @@ class Builder {
   Graph g_;
   Value ids_, positions_, cache_len_;
   std::map<std::string, Value> values_;
+  std::map<std::string, QuantizedValue> qvalues_;
 };
 
 }  // namespace

@@ -6,12 +6,15 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <optional>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include <porta/io.hpp>
 #include <porta/model/checkpoint_gen.hpp>
+#include <porta/model/quant_checkpoint.hpp>
 
 namespace porta::model {
 
@@ -243,6 +246,14 @@ void fill_values(DType dtype, const Law& law, std::uint64_t seed, std::span<std:
   for (std::size_t i = 0; i < 65536; ++i)
     store_from_f32(table.data(), dtype, i, law.offset + law.scale * unit(i));
   Xoshiro rng(seed);
+  if (dtype == DType::I8) {
+    // Int8 codes of a per-channel quantized matrix: uniform over [-127, 127].
+    std::vector<std::byte> codes(65536);
+    for (std::size_t i = 0; i < 65536; ++i)
+      codes[i] = static_cast<std::byte>(static_cast<std::int8_t>(std::lround(127.0f * unit(i))));
+    fill_from_table<std::uint8_t>(codes, rng, out);
+    return;
+  }
   if (size == 2)
     fill_from_table<std::uint16_t>(table, rng, out);
   else
@@ -299,10 +310,39 @@ std::uint64_t write_random_checkpoint(const std::string& dir, const std::string&
     throw Error(ErrorCode::Unsupported,
                 "the streaming writer does not quantise to fp8 (use the tiny presets for that)");
   const ModelConfig config = parse_config(config_json, "the preset's config.json");
+  // A quantized format: each linear's int8 codes are drawn uniformly and its per-channel scale
+  // is the float law's bound / 127, so values follow the same law as the float checkpoint's.
+  std::optional<QuantizedFormat> format;
+  if (!options.format.empty()) {
+    format = parse_quantized_format(options.format);
+    if (format->family == QuantizedFormat::Family::Fp8 || format->scheme.format != QuantFormat::Int8 ||
+        (format->family == QuantizedFormat::Family::CompressedTensors &&
+         format->activation == ActivationQuant::None) ||
+        format->activation == ActivationQuant::StaticInt8)
+      throw Error(ErrorCode::Unsupported,
+                  fmt::format("the streaming writer draws int8 per-channel codes: formats "
+                              "compressed-tensors-w8a8 and msmodelslim-w8a8-dynamic, not '{}'",
+                              options.format));
+  }
   std::vector<io::TensorSpec> specs;
-  for (const auto& [name, shape] : expected_tensors(config))
-    specs.push_back({name, name.ends_with("e_score_correction_bias") ? DType::F32 : options.dtype,
-                     shape});
+  std::map<std::string, Law> laws_by_name;
+  for (const auto& [name, shape] : expected_tensors(config)) {
+    const DType dtype = name.ends_with("e_score_correction_bias") ? DType::F32 : options.dtype;
+    if (!format || !is_quantized_linear(name)) {
+      specs.push_back({name, dtype, shape});
+      continue;
+    }
+    const std::string m = name.substr(0, name.size() - 7);
+    const Law law = law_of(name, shape);
+    const bool ms = format->family == QuantizedFormat::Family::MsModelSlim;
+    specs.push_back({name, DType::I8, shape});
+    specs.push_back({m + ".weight_scale", ms ? DType::F32 : DType::BF16, Shape{shape[0], 1}});
+    laws_by_name[m + ".weight_scale"] = Law{law.scale / 127.0f, 0.0f};
+    if (ms) {
+      specs.push_back({m + ".weight_offset", DType::F32, Shape{shape[0], 1}});
+      laws_by_name[m + ".weight_offset"] = Law{0.0f, 0.0f};
+    }
+  }
   auto bytes_of = [](const io::TensorSpec& t) {
     return static_cast<std::uint64_t>(t.shape.numel()) * dtype_size(t.dtype);
   };
@@ -322,7 +362,7 @@ std::uint64_t write_random_checkpoint(const std::string& dir, const std::string&
   fs::create_directories(dir);
   {
     std::ofstream config_file(fs::path(dir) / "config.json", std::ios::binary | std::ios::trunc);
-    config_file << config_json;
+    config_file << (format ? quantized_config_json(config_json, *format) : config_json);
     if (!config_file) throw Error(ErrorCode::Io, fmt::format("cannot write '{}/config.json'", dir));
   }
   const std::map<std::string, std::string> metadata{{"format", "pt"}};
@@ -335,7 +375,8 @@ std::uint64_t write_random_checkpoint(const std::string& dir, const std::string&
     const auto& tensors = shards[s];
     std::vector<Law> laws;
     for (const auto& t : tensors) {
-      laws.push_back(law_of(t.name, t.shape));
+      const auto known = laws_by_name.find(t.name);
+      laws.push_back(known != laws_by_name.end() ? known->second : law_of(t.name, t.shape));
       weight_map[t.name] = file;
     }
     constexpr std::size_t kChunk = 8u << 20;
@@ -347,6 +388,16 @@ std::uint64_t write_random_checkpoint(const std::string& dir, const std::string&
           fill_values(tensors[i].dtype, laws[i], seed, chunk);
         },
         kChunk);
+  }
+  if (format && format->family == QuantizedFormat::Family::MsModelSlim) {
+    std::vector<std::string> names;
+    for (const auto& t : specs) names.push_back(t.name);
+    std::ofstream out(fs::path(dir) / "quant_model_description.json",
+                      std::ios::binary | std::ios::trunc);
+    out << msmodelslim_description(names, *format);
+    if (!out)
+      throw Error(ErrorCode::Io,
+                  fmt::format("cannot write '{}/quant_model_description.json'", dir));
   }
   if (shards.size() > 1) {
     const json index = {{"metadata", {{"total_size", total}}}, {"weight_map", weight_map}};

@@ -318,13 +318,20 @@ ModelConfig parse_config(const std::string& json_text, const std::string& source
   if (r.has("quantization_config")) {
     const Reader q = r.nested("quantization_config");
     const std::string method = q.string("quant_method");
-    if (method != "fp8") q.fail("quant_method", fmt::format("'{}' is not supported (fp8)", method));
-    if (q.has("fmt") && q.string("fmt") != "e4m3")
-      q.fail("fmt", fmt::format("'{}' is not supported (e4m3)", q.string("fmt")));
-    const auto block = q.integers("weight_block_size");
-    if (block.size() != 2 || block[0] < 1 || block[1] < 1)
-      q.fail("weight_block_size", "must be two positive integers, e.g. [128, 128]");
-    c.fp8_block = std::pair{block[0], block[1]};
+    c.quant_method = method;
+    c.quantization_config = r.object("quantization_config").dump();
+    if (method == "fp8") {
+      if (q.has("fmt") && q.string("fmt") != "e4m3")
+        q.fail("fmt", fmt::format("'{}' is not supported (e4m3)", q.string("fmt")));
+      const auto block = q.integers("weight_block_size");
+      if (block.size() != 2 || block[0] < 1 || block[1] < 1)
+        q.fail("weight_block_size", "must be two positive integers, e.g. [128, 128]");
+      c.fp8_block = std::pair{block[0], block[1]};
+    } else if (method != "compressed-tensors") {
+      // compressed-tensors' groups are parsed by the loader (lib/model/compressed_tensors.cpp).
+      q.fail("quant_method",
+             fmt::format("'{}' is not supported (fp8, compressed-tensors)", method));
+    }
   }
   return c;
 }

@@ -1,7 +1,10 @@
 // Loading: every tensor the config implies, under its Hugging Face name, checked for presence,
-// dtype and shape; FP8 weights dequantised; per-expert matrices stacked for moe_experts as a table
-// of views (no copy); MLA's kv_b_proj split per head for the absorbed attention (a small copy).
-// Everything else is a view of the mapping. Every copy is counted in LoadStats with its reason.
+// dtype and shape; quantized linear weights (FP8, compressed-tensors, msModelSlim) converted to
+// the canonical QuantizedTensor by their format's reader (lib/model/quant_formats.hpp), or
+// dequantised when LoadOptions::dequantize says so; per-expert matrices stacked for moe_experts
+// as a table of views (no copy); MLA's kv_b_proj split per head for the absorbed attention (a
+// small copy). Everything else is a view of the mapping. Every copy is counted in LoadStats with
+// its reason.
 #include <chrono>
 #include <cstring>
 #include <filesystem>
@@ -17,16 +20,13 @@ namespace porta::model {
 
 namespace {
 
-struct TensorSource {
-  std::string where;  // "checkpoint 'DIR'" for messages
-  std::function<bool(const std::string&)> contains;
-  std::function<Tensor(const std::string&)> get;
-};
-
 class Loader {
  public:
-  Loader(const TensorSource& source, const LoadOptions& options, Model::Impl& out)
-      : src_(source), options_(options), out_(out), c_(out.config) {}
+  Loader(const TensorSource& source, const LoadOptions& options, Model::Impl& out,
+         const QuantFormatReader* reader)
+      : src_(source), options_(options), out_(out), c_(out.config), reader_(reader) {
+    if (reader_) out_.quant_format = reader_->name();
+  }
 
   void load_all() {
     const auto h = c_.hidden_size;
@@ -46,7 +46,7 @@ class Loader {
     }
     keep("model.norm.weight", {h});
     if (src_.contains("lm_head.weight") || !c_.tie_word_embeddings) {
-      keep("lm_head.weight", {c_.vocab_size, h});
+      keep_linear_weight("lm_head.weight", "lm_head.weight", {c_.vocab_size, h});
       out_.lm_head_name = "lm_head.weight";
     } else {
       out_.lm_head_name = "model.embed_tokens.weight";
@@ -107,12 +107,45 @@ class Loader {
   void keep(const std::string& name, const Shape& expected) {
     out_.weights[name] = fetch(name, expected);
   }
+
+  // A linear layer's weight as its format's reader gives it: nullopt when stored unquantized.
+  std::optional<QuantizedWeight> quantized(const std::string& name, const Shape& expected) {
+    if (!reader_) return std::nullopt;
+    auto q = reader_->linear(src_, name, expected,
+                             [this](const std::string& why, std::uint64_t bytes) { copied(why, bytes); });
+    if (q) ++out_.stats.tensors;
+    return q;
+  }
+  Tensor dequantized(const QuantizedWeight& q) {
+    const DType to = options_.weight_dtype.value_or(options_.fp8_dtype);
+    Tensor t = dequantize(q.weight);
+    if (t.dtype() != to) t = t.to(to);
+    out_.stats.dequantized_bytes += t.nbytes();
+    return t;
+  }
+  void keep_quantized(const std::string& prepared, QuantizedWeight q) {
+    out_.stats.quantized_tensors += 1;
+    out_.stats.quantized_bytes += q.weight.nbytes();
+    out_.quantized[prepared] = std::move(q);
+  }
+  // A linear weight: kept quantized when the checkpoint quantized it (unless
+  // LoadOptions::dequantize), else as fetch() gives it.
+  void keep_linear_weight(const std::string& prepared, const std::string& name,
+                          const Shape& expected) {
+    auto q = quantized(name, expected);
+    if (!q)
+      out_.weights[prepared] = fetch(name, expected);
+    else if (options_.dequantize)
+      out_.weights[prepared] = dequantized(*q);
+    else
+      keep_quantized(prepared, std::move(*q));
+  }
   void keep_as(const std::string& prepared, const std::string& name, const Shape& expected) {
-    out_.weights[prepared] = fetch(name, expected);
+    keep_linear_weight(prepared, name, expected);
   }
   void keep_linear(const std::string& prefix, std::int64_t out_features, std::int64_t in_features,
                    bool bias = false) {
-    keep(prefix + ".weight", {out_features, in_features});
+    keep_linear_weight(prefix + ".weight", prefix + ".weight", {out_features, in_features});
     if (!bias) return;
     // The bias is added to f32 activations, so it is kept in f32 (a small copy).
     Tensor b = fetch(prefix + ".bias", {out_features});
@@ -145,7 +178,10 @@ class Loader {
     // end up [out, in] per head, the nn.Linear layout the backends stream rows of.
     const auto nope = c_.qk_nope_head_dim;
     const auto vd = c_.v_head_dim;
-    const Tensor kv_b = fetch(p + "kv_b_proj.weight", {nh * (nope + vd), r});
+    // A quantized kv_b_proj is dequantised: its per-head halves feed batched matmuls.
+    const auto kv_b_q = quantized(p + "kv_b_proj.weight", {nh * (nope + vd), r});
+    const Tensor kv_b =
+        kv_b_q ? dequantized(*kv_b_q) : fetch(p + "kv_b_proj.weight", {nh * (nope + vd), r});
     Tensor k_part = Tensor::zeros({nh, r, nope}, kv_b.dtype());
     Tensor v_part = Tensor::zeros({nh, vd, r}, kv_b.dtype());
     const std::size_t size = dtype_size(kv_b.dtype());
@@ -194,19 +230,58 @@ class Loader {
   // parts stay where they are (views of the mapping): Tensor::stack_views, no copy.
   // Under expert parallelism only `experts` (this rank's slots), in slot order: the others are
   // never fetched, so their pages are never touched.
-  Tensor stack(const std::function<std::string(std::int64_t)>& names, std::int64_t rows,
-               std::int64_t cols, const std::vector<std::int64_t>& experts) {
+  void stack(const std::string& prepared, const std::function<std::string(std::int64_t)>& names,
+             std::int64_t rows, std::int64_t cols, const std::vector<std::int64_t>& experts) {
     std::vector<Tensor> parts;
+    std::vector<QuantizedWeight> qparts;
     parts.reserve(experts.size());
     for (const std::int64_t e : experts) {
-      Tensor t = fetch(names(e), {rows, cols});
+      auto q = quantized(names(e), {rows, cols});
+      if (q && !options_.dequantize) {
+        if (!parts.empty())
+          throw Error(ErrorCode::InvalidArgument,
+                      fmt::format("{}: expert tensor '{}' is quantized but the first expert's is not",
+                                  src_.where, names(e)));
+        if (!qparts.empty() && (q->weight.scheme != qparts.front().weight.scheme ||
+                                q->activation != qparts.front().activation ||
+                                q->input != qparts.front().input))
+          throw Error(ErrorCode::InvalidArgument,
+                      fmt::format("{}: expert tensor '{}' is quantized as {} but the first expert's as {} "
+                                  "(scheme): one layer's experts share one scheme",
+                                  src_.where, names(e), describe(q->weight.scheme),
+                                  describe(qparts.front().weight.scheme)));
+        qparts.push_back(std::move(*q));
+        continue;
+      }
+      if (!qparts.empty())
+        throw Error(ErrorCode::InvalidArgument,
+                    fmt::format("{}: expert tensor '{}' is not quantized but the first expert's is",
+                                src_.where, names(e)));
+      Tensor t = q ? dequantized(*q) : fetch(names(e), {rows, cols});
       if (!parts.empty() && t.dtype() != parts.front().dtype()) {
         t = t.to(parts.front().dtype());
         copied("experts stored in mixed dtypes, converted to the first expert's", t.nbytes());
       }
       parts.push_back(std::move(t));
     }
-    return Tensor::stack_views(parts);
+    if (qparts.empty()) {
+      out_.weights[prepared] = Tensor::stack_views(parts);
+      return;
+    }
+    // [E, N, K] codes, scales and zero points: tables of views, like float experts.
+    auto gather = [&](Tensor QuantizedTensor::*field) {
+      std::vector<Tensor> v;
+      for (const auto& q : qparts) v.push_back(q.weight.*field);
+      return Tensor::stack_views(v);
+    };
+    QuantizedWeight stacked = qparts.front();
+    stacked.weight.data = gather(&QuantizedTensor::data);
+    stacked.weight.scale = gather(&QuantizedTensor::scale);
+    if (stacked.weight.scheme.zero_point) stacked.weight.zero = gather(&QuantizedTensor::zero);
+    stacked.weight.shape = Shape{static_cast<std::int64_t>(experts.size()), rows, cols};
+    validate(stacked.weight, prepared);
+    out_.stats.quantized_tensors += experts.size() - 1;
+    keep_quantized(prepared, std::move(stacked));
   }
 
   // The experts of MoE layer `l` this process holds: all of them, or under expert parallelism
@@ -255,12 +330,11 @@ class Loader {
           [&experts, hf](std::int64_t i) { return fmt::format("{}{}.{}.weight", experts, i, hf); };
     };
     const auto mine = local_experts(l);
-    out_.weights[PreparedNames::moe(l, "experts.gate")] =
-        stack(expert(mixtral ? "w1" : "gate_proj"), inter, h, mine);
-    out_.weights[PreparedNames::moe(l, "experts.up")] =
-        stack(expert(mixtral ? "w3" : "up_proj"), inter, h, mine);
-    out_.weights[PreparedNames::moe(l, "experts.down")] =
-        stack(expert(mixtral ? "w2" : "down_proj"), h, inter, mine);
+    stack(PreparedNames::moe(l, "experts.gate"), expert(mixtral ? "w1" : "gate_proj"), inter, h,
+          mine);
+    stack(PreparedNames::moe(l, "experts.up"), expert(mixtral ? "w3" : "up_proj"), inter, h, mine);
+    stack(PreparedNames::moe(l, "experts.down"), expert(mixtral ? "w2" : "down_proj"), h, inter,
+          mine);
     if (c_.shared_intermediate_size > 0) {
       const auto is = c_.shared_intermediate_size;
       const std::string s =
@@ -277,6 +351,7 @@ class Loader {
   const LoadOptions& options_;
   Model::Impl& out_;
   const ModelConfig& c_;
+  const QuantFormatReader* reader_;
 };
 
 void check_options(const LoadOptions& options) {
@@ -309,7 +384,8 @@ Model Model::load(const std::string& dir, const LoadOptions& options) {
   const TensorSource source{fmt::format("checkpoint '{}'", dir),
                             [&](const std::string& name) { return checkpoint.contains(name); },
                             [&](const std::string& name) { return checkpoint.get(name); }};
-  Loader(source, options, *impl).load_all();
+  const auto reader = open_quant_format(dir, impl->config);
+  Loader(source, options, *impl, reader.get()).load_all();
   impl->ep_placement = options.ep_placement;
   impl->ep_rank = options.ep_rank;
   impl->stats.seconds =
@@ -327,7 +403,8 @@ Model Model::from_tensors(ModelConfig config, const std::map<std::string, Tensor
   const TensorSource source{"the given tensors",
                             [&](const std::string& name) { return tensors.count(name) != 0; },
                             [&](const std::string& name) { return tensors.at(name); }};
-  Loader(source, options, *impl).load_all();
+  const auto reader = open_quant_format("", impl->config);
+  Loader(source, options, *impl, reader.get()).load_all();
   impl->ep_placement = options.ep_placement;
   impl->ep_rank = options.ep_rank;
   Model model;
@@ -338,6 +415,16 @@ Model Model::from_tensors(ModelConfig config, const std::map<std::string, Tensor
 const ModelConfig& Model::config() const { return impl_->config; }
 const LoadStats& Model::stats() const { return impl_->stats; }
 const Tensor& Model::weight(const std::string& name) const { return impl_->get(name); }
+const QuantizedWeight* Model::quantized_weight(const std::string& name) const {
+  const auto it = impl_->quantized.find(name);
+  return it == impl_->quantized.end() ? nullptr : &it->second;
+}
+std::vector<std::string> Model::quantized_weight_names() const {
+  std::vector<std::string> out;
+  for (const auto& [name, q] : impl_->quantized) out.push_back(name);
+  return out;
+}
+const std::string& Model::quant_format() const { return impl_->quant_format; }
 
 std::vector<CacheSlot> Model::cache_slots() const {
   const ModelConfig& c = impl_->config;
@@ -355,6 +442,7 @@ std::string cache_output_name(std::int64_t layer, const std::string& slot) {
 std::uint64_t Model::weight_bytes() const {
   std::uint64_t total = 0;
   for (const auto& [name, t] : impl_->weights) total += t.nbytes();
+  for (const auto& [name, q] : impl_->quantized) total += q.weight.nbytes();
   return total;
 }
 
@@ -371,6 +459,12 @@ std::uint64_t Model::decode_bytes_per_token() const {
     } else {
       total += t.nbytes();
     }
+  }
+  for (const auto& [name, q] : impl_->quantized) {
+    const std::uint64_t bytes = q.weight.nbytes();
+    total += name.find(".moe.experts.") != std::string::npos
+                 ? bytes / static_cast<std::uint64_t>(c.num_experts) * static_cast<std::uint64_t>(c.top_k)
+                 : bytes;
   }
   return total;
 }

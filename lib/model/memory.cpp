@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cctype>
 #include <fstream>
+#include <set>
 
 #include <fmt/format.h>
 
@@ -75,23 +76,43 @@ MemoryNeed estimate_memory(const std::string& dir, const LoadOptions& options,
   std::map<std::string, io::TensorEntry> entries;
   for (auto& e : checkpoint.entries()) entries.emplace(e.name, std::move(e));
   MemoryNeed need;
-  for (const auto& [name, shape] : expected_tensors(c)) {
+  const auto expected = expected_tensors(c);
+  std::set<std::string> expected_names, linear_modules;
+  for (const auto& [name, shape] : expected) {
+    expected_names.insert(name);
+    if (name.ends_with(".weight")) linear_modules.insert(name.substr(0, name.size() - 7));
+  }
+  // A quantized checkpoint's parameters (scales, zero points, packed data) are mapped too.
+  std::set<std::string> quantized_modules;
+  for (const auto& [name, e] : entries) {
+    const auto dot = name.rfind('.');
+    if (expected_names.count(name) || dot == std::string::npos) continue;
+    const std::string module = name.substr(0, dot);
+    if (linear_modules.count(module) == 0) continue;
+    need.weights += e.nbytes;
+    quantized_modules.insert(module);
+  }
+  const auto dequantized_size = [&](const Shape& shape) {
+    return u(shape.numel()) * dtype_size(options.weight_dtype.value_or(options.fp8_dtype));
+  };
+  for (const auto& [name, shape] : expected) {
+    const bool quantized = name.ends_with(".weight") &&
+                           quantized_modules.count(name.substr(0, name.size() - 7)) != 0;
+    // MLA's kv_b_proj is split into its key and value halves (a copy; dequantised if quantized).
+    if (name.ends_with("kv_b_proj.weight") && quantized) need.weights += dequantized_size(shape);
     const auto it = entries.find(name);
-    if (it == entries.end()) continue;  // Model::load names what is missing
+    if (it == entries.end()) continue;  // packed under another name, or Model::load names it
     const io::TensorEntry& e = it->second;
     need.weights += e.nbytes;  // mapped
     std::uint64_t held = e.nbytes;
-    if (e.dtype == DType::F8E4M3) {
-      if (auto scale = entries.find(name + "_scale_inv"); scale != entries.end())
-        need.weights += scale->second.nbytes;
-      held = u(e.shape.numel()) * dtype_size(options.weight_dtype.value_or(options.fp8_dtype));
+    if (quantized && options.dequantize) {
+      held = dequantized_size(shape);
       need.weights += held;
-    } else if (options.weight_dtype && *options.weight_dtype != e.dtype) {
+    } else if (!quantized && options.weight_dtype && *options.weight_dtype != e.dtype) {
       held = u(e.shape.numel()) * dtype_size(*options.weight_dtype);
       need.weights += held;
     }
-    // MLA's kv_b_proj is split into its key and value halves (a copy).
-    if (name.ends_with("kv_b_proj.weight")) need.weights += held;
+    if (name.ends_with("kv_b_proj.weight") && !quantized) need.weights += held;
   }
   need.kv_cache = kv_cache_bytes(c, capacity);
   need.activations = activation_bytes(c, tokens, 0, all_logits);

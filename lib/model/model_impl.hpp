@@ -7,6 +7,8 @@
 
 #include <porta/model/model.hpp>
 
+#include "model/quant_formats.hpp"
+
 namespace porta::model {
 
 // Names of the prepared tensors that are not single Hugging Face tensors.
@@ -25,6 +27,8 @@ struct PreparedNames {
 struct Model::Impl {
   ModelConfig config;
   std::map<std::string, Tensor> weights;
+  std::map<std::string, QuantizedWeight> quantized;  // same names; never also in `weights`
+  std::string quant_format;
   LoadStats stats;
   std::string lm_head_name;  // lm_head.weight, or the embedding table when tied
   std::optional<ep::ModelPlacement> ep_placement;  // LoadOptions'; set: MoE layers are EP

@@ -119,10 +119,11 @@ TEST_CASE("FP8 dequantisation is exact on crafted blocks, partial edge blocks in
   for (std::size_t i = 0; i < big.size(); ++i) REQUIRE(std::fabs(back[i] - big[i]) <= 0.0625f);
 }
 
-TEST_CASE("An FP8 checkpoint on disk loads with its scales", "[model]") {
+TEST_CASE("An FP8 checkpoint on disk loads with its scales, dequantised at load on request",
+          "[model]") {
   const TinyModel tiny = tiny_model("deepseek_v3", 2, DType::BF16, true);
   const std::string dir = write_tiny("v3_fp8", tiny);
-  const model::Model m = model::Model::load(dir, {.fp8_dtype = DType::F32});
+  const model::Model m = model::Model::load(dir, {.dequantize = true, .fp8_dtype = DType::F32});
   CHECK(m.stats().dequantized_bytes > 0);
   CHECK(m.weight("model.layers.0.self_attn.o_proj.weight").dtype() == DType::F32);
   const auto logits = porta_logits(m, prompt_ids()).to_f32();

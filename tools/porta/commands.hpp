@@ -22,6 +22,7 @@ Command add_plan_command(CLI::App& app);
 Command add_tokenize_command(CLI::App& app);
 Command add_chat_command(CLI::App& app);
 Command add_eplb_command(CLI::App& app);
+Command add_quantize_command(CLI::App& app);
 
 // `porta inspect` of a GGUF file (inspect_gguf.cpp).
 int inspect_gguf(const std::string& path);

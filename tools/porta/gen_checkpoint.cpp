@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include <porta/model/checkpoint_gen.hpp>
+#include <porta/model/quant_checkpoint.hpp>
 #include <porta/model/tiny_tokenizer.hpp>
 #include <porta/model/gguf.hpp>
 
@@ -28,6 +29,8 @@ Command add_gen_checkpoint_command(CLI::App& app) {
     std::string gguf;
     std::string gguf_type;
     bool gguf_split_kv_b = false;
+    std::string format;
+    std::int64_t group = 128;
   };
   auto o = std::make_shared<Options>();
   app.add_option("--kind", o->kind, "deepseek_v3, deepseek_v2, mixtral, qwen2_moe or qwen3_moe")
@@ -51,7 +54,17 @@ Command add_gen_checkpoint_command(CLI::App& app) {
                  "default: --dtype)");
   app.add_flag("--gguf-split-kv-b", o->gguf_split_kv_b,
                "DeepSeek: write kv_b_proj as attn_k_b + attn_v_b, as current llama.cpp does");
+  app.add_option("--format", o->format,
+                 "Write the linear projections quantized in this checkpoint format: " +
+                     fmt::format("{}", fmt::join(model::quantized_format_names(), ", ")) +
+                     " (docs/quantized-checkpoints.md)");
+  app.add_option("--group", o->group, "Group size along K of the int4 formats")
+      ->capture_default_str();
   return [o] {
+    if (!o->format.empty() && (o->fp8 || !o->gguf.empty() || o->shards != 1))
+      throw Error(ErrorCode::InvalidArgument,
+                  "--format writes one quantized checkpoint: not with --fp8 (use --format fp8), "
+                  "--gguf or --shards");
     if (!o->preset.empty()) {
       if (o->fp8 || o->shards != 1)
         throw Error(ErrorCode::InvalidArgument,
@@ -60,11 +73,12 @@ Command add_gen_checkpoint_command(CLI::App& app) {
       const auto start = std::chrono::steady_clock::now();
       const std::string config_json = model::real_config_json(o->preset, o->layers, o->vocab);
       const std::uint64_t bytes = model::write_random_checkpoint(
-          o->out, config_json, {.seed = o->seed, .dtype = parse_dtype(o->dtype)});
+          o->out, config_json,
+          {.seed = o->seed, .dtype = parse_dtype(o->dtype), .format = o->format});
       const double seconds =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       fmt::print("wrote {} ({}, {} bytes, seed {}) to {} in {:.2f} s ({:.2f} GB/s)\n", o->preset,
-                 o->dtype, bytes, o->seed, o->out, seconds,
+                 o->format.empty() ? o->dtype : o->format + ", other tensors " + o->dtype, bytes, o->seed, o->out, seconds,
                  seconds > 0 ? static_cast<double>(bytes) / seconds / 1e9 : 0.0);
       return 0;
     }
@@ -75,6 +89,17 @@ Command add_gen_checkpoint_command(CLI::App& app) {
                   "--gguf: GGUF has no FP8 block-scaled type; write the GGUF without --fp8");
     const gguf::GgmlType gguf_type =
         gguf::parse_type(o->gguf_type.empty() ? o->dtype : o->gguf_type);
+    if (!o->format.empty()) {
+      const auto format = model::parse_quantized_format(o->format, o->group);
+      const std::string config_json = model::tiny_config_json(o->kind);
+      const model::ModelConfig config = model::parse_config(config_json, o->kind + " preset");
+      const auto tensors =
+          model::random_weights(config, {.seed = o->seed, .dtype = parse_dtype(o->dtype)});
+      model::write_quantized_checkpoint(o->out, config_json, tensors, format);
+      model::write_tiny_tokenizer(o->out, config.vocab_size);
+      fmt::print("wrote {} ({}, seed {}) to {}\n", o->kind, o->format, o->seed, o->out);
+      return 0;
+    }
     const std::string config_json = model::tiny_config_json(o->kind, o->fp8);
     const model::ModelConfig config = model::parse_config(config_json, o->kind + " preset");
     const auto tensors = model::random_weights(

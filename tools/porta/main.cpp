@@ -35,6 +35,8 @@ int main(int argc, char** argv) {
                    porta::cli::add_tokenize_command);
   register_command("gen-checkpoint", "Write a tiny random checkpoint in the Hugging Face layout",
                    porta::cli::add_gen_checkpoint_command);
+  register_command("quantize", "Quantize a float checkpoint into compressed-tensors (W8A8, W4A16)",
+                   porta::cli::add_quantize_command);
   register_command("bench", "Benchmark backends side by side on an MoE-style graph",
                    porta::cli::add_bench_command);
   register_command("eplb", "Place experts and replicas on ranks from a recorded expert load (EPLB)",

@@ -16,6 +16,7 @@
 #include <porta/model/gguf.hpp>
 
 #include "commands.hpp"
+#include "run_compare.hpp"
 #include "text_io.hpp"
 
 namespace porta::cli {
@@ -72,6 +73,8 @@ Command add_run_command(CLI::App& app) {
     std::int64_t expert_parallel = 0;
     std::string placement;
     std::string record_expert_load;
+    std::string compare_with;
+    bool dequantize = false;
   };
   auto o = std::make_shared<Options>();
   app.add_option("--model", o->model_dir,
@@ -103,6 +106,13 @@ Command add_run_command(CLI::App& app) {
   app.add_option("--fp8-dtype", o->fp8_dtype,
                  "Dequantise FP8 (and GGUF block-quantized) weights to bf16 or f32")
       ->capture_default_str();
+  app.add_option("--compare-with", o->compare_with,
+                 "Also run the prompt through this checkpoint of the same model (e.g. the "
+                 "unquantized one) and report the logits' max abs / relative error and top-1 "
+                 "agreement");
+  app.add_flag("--dequantize", o->dequantize,
+               "Dequantise a quantized checkpoint's weights at load (to --fp8-dtype) instead of "
+               "computing with them quantized");
   app.add_option("--capacity", o->capacity,
                  "KV-cache positions (default: prompt + max-new-tokens)");
   app.add_option("--expert-parallel", o->expert_parallel,
@@ -185,6 +195,7 @@ Command add_run_command(CLI::App& app) {
       });
     }
     load.fp8_dtype = parse_dtype(o->fp8_dtype);
+    load.dequantize = o->dequantize;
     if (!o->weight_dtype.empty()) load.weight_dtype = parse_dtype(o->weight_dtype);
     const auto t = static_cast<std::int64_t>(prompt.size());
     const std::int64_t needed = std::max<std::int64_t>(t + o->max_new_tokens - 1, t);
@@ -218,9 +229,12 @@ Command add_run_command(CLI::App& app) {
         "model: {} ({} layers, hidden {}, vocab {}, {} experts top-{}{})\n", c.model_type,
         c.num_layers, c.hidden_size, c.vocab_size, c.num_experts, c.top_k,
         c.mla ? fmt::format(", MLA q_lora {} kv_lora {}", c.q_lora_rank, c.kv_lora_rank) : "");
-    fmt::print("load: {:.3f} s; {} tensors, {} bytes mapped, {} copied, {} dequantised from fp8\n",
+    fmt::print("load: {:.3f} s; {} tensors, {} bytes mapped, {} copied, {} dequantised\n",
                stats.seconds, stats.tensors, stats.mapped_bytes, stats.copied_bytes,
                stats.dequantized_bytes);
+    if (stats.quantized_tensors > 0)
+      fmt::print("quantized: {} ({} weights kept quantized, {} bytes)\n", model.quant_format(),
+                 stats.quantized_tensors, stats.quantized_bytes);
     for (const auto& [why, bytes] : stats.copies)
       fmt::print("  copied {} bytes: {}\n", bytes, why);
 
@@ -285,6 +299,13 @@ Command add_run_command(CLI::App& app) {
     if (!o->record_expert_load.empty() && (!comm || comm->rank() == 0)) {
       ep::write_expert_load(o->record_expert_load, session.expert_load());
       fmt::print("expert load: written to {}\n", o->record_expert_load);
+    }
+    if (!o->compare_with.empty()) {
+      const model::Model other = model::Model::load(o->compare_with, load);
+      const LogitComparison d = compare_logits(model, other, prompt, backend);
+      fmt::print("compare-with {}: prompt logits max abs error {:.6g}, max relative error {:.6g} "
+                 "(of each position's largest |logit|), top-1 agreement {}/{}\n",
+                 o->compare_with, d.max_abs, d.max_rel, d.top1_agree, d.positions);
     }
     if (!o->dump_logits.empty()) {
       io::write_npy(o->dump_logits, result.prompt_logits);

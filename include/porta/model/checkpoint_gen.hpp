@@ -38,6 +38,10 @@ struct RandomWeightsOptions {
   // Store the linear projections as f8_e4m3 with per-block weight_scale_inv (the config must
   // carry quantization_config.weight_block_size), as DeepSeek-V3's release does.
   bool fp8 = false;
+  // write_random_checkpoint only: a quantized format name (quantized_format_names() in
+  // quant_checkpoint.hpp) whose int8 per-channel codes and scales are drawn directly, so a
+  // real-size quantized checkpoint is written at disk speed without a float copy. Empty: float.
+  std::string format;
 };
 
 std::vector<std::pair<std::string, Tensor>> random_weights(const ModelConfig& config,

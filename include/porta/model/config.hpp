@@ -74,6 +74,10 @@ struct ModelConfig {
 
   // FP8 block quantisation (quantization_config.weight_block_size), empty when not quantised.
   std::optional<std::pair<std::int64_t, std::int64_t>> fp8_block;
+  // quantization_config.quant_method ("fp8" or "compressed-tensors"; empty when absent) and the
+  // whole object as JSON text, which the loader's format readers parse (docs/quantized-checkpoints.md).
+  std::string quant_method;
+  std::string quantization_config;
 
   bool is_moe_layer(std::int64_t layer) const;
   // The query head size the attention scores are computed with (MLA: nope + rope).

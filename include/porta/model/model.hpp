@@ -24,13 +24,18 @@
 
 #include <porta/graph.hpp>
 #include <porta/model/config.hpp>
+#include <porta/quant.hpp>
 #include <porta/tensor.hpp>
 
 PORTA_API_BEGIN
 namespace porta::model {
 
 struct LoadOptions {
-  // FP8 weights are dequantised into this dtype: bf16 (half the memory) or f32.
+  // Quantized checkpoints (DeepSeek FP8, compressed-tensors, msModelSlim) keep their weights
+  // quantized in memory (views of the mapping, computed with the quantized ops). With
+  // `dequantize` they are dequantised at load into fp8_dtype instead (bf16: half the memory of
+  // f32), as porta did before it had quantized ops.
+  bool dequantize = false;
   DType fp8_dtype = DType::BF16;
   // When set, every floating-point weight is converted to this dtype at load (a copy), for
   // backends whose kernels want one dtype. Unset: weights keep the checkpoint's dtype and are
@@ -52,6 +57,8 @@ struct LoadStats {
   std::uint64_t copied_bytes = 0;
   std::map<std::string, std::uint64_t> copies;  // reason -> bytes; they sum to copied_bytes
   std::uint64_t dequantized_bytes = 0;
+  std::size_t quantized_tensors = 0;  // weights kept quantized (counted in `tensors` too)
+  std::uint64_t quantized_bytes = 0;  // their data + scales + zero points
   double seconds = 0;  // wall time of Model::load
 };
 
@@ -60,6 +67,14 @@ struct LoadStats {
 Tensor dequantize_fp8(const Tensor& weight, const Tensor& scale_inv,
                       std::pair<std::int64_t, std::int64_t> block, DType to,
                       const std::string& name = "weight");
+
+// A weight the checkpoint stores quantized, in the canonical layout of include/porta/quant.hpp,
+// with the activation mode its format asks for (W8A8: int8 activations; weight-only: none).
+struct QuantizedWeight {
+  QuantizedTensor weight;
+  ActivationQuant activation = ActivationQuant::None;
+  QuantActivationParams input;  // ActivationQuant::StaticInt8 only
+};
 
 // The shape of a graph Model::build() describes.
 struct GraphSpec {
@@ -117,6 +132,12 @@ class Model {
   // "model.layers.N.moe.experts.{gate,up,down}", [E, ...] tensors stacked from views of the
   // mapping: Tensor::part(e)). Throws NotFound.
   const Tensor& weight(const std::string& name) const;
+  // The same names for the weights kept quantized: nullptr when `name` is not one of them.
+  const QuantizedWeight* quantized_weight(const std::string& name) const;
+  std::vector<std::string> quantized_weight_names() const;
+  // The checkpoint's quantized format ("compressed-tensors ...", "msModelSlim W8A8_DYNAMIC",
+  // "fp8 e4m3 128x128 blocks"); empty when it has none.
+  const std::string& quant_format() const;
 
   struct Impl;
 
