@@ -716,7 +716,7 @@ Outputs reduce_scatter_rule(const Rule& r, const CollectiveAttrs& a) {
 
 Outputs moe_experts_ep_rule(const Rule& r, const ExpertParallelAttrs& a) {
   try {
-    ep::validate(a.placement);
+    porta::ep::validate(a.placement);
   } catch (const Error& e) {
     r.fail(ErrorCode::InvalidArgument, e.what());
   }
