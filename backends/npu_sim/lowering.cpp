@@ -253,17 +253,23 @@ void quant_linear(const DeviceProfile& p, const QuantAttrs& a, const std::vector
     // unpack (int4) or widen, subtract the zero, multiply by the scale, cast
     aq.cycles_per_repeat = cycles(p, Mix{a.scheme.format == QuantFormat::Int4 ? 4.0 : 3.0, 0, 0});
     aq.flops = 2.0 * static_cast<double>(aq.row_elems);
-    k.add([&](SpanSink* s) { return time_vector(p, aq, s); });
+    // inside the fused weight-quant GEMM kernel (no launch of its own)
+    k.add([&](SpanSink* s) { return time_vector(p, aq, s); }, false);
   }
+  // Per-channel W8A8: FixPipe applies the channel scale on the way out of L0C and the token
+  // scale is the fused epilogue of the same kernel (CANN's QuantBatchMatmul), so the output
+  // leaves in the activation dtype. Grouped scales have no such path: every K-group's int32 sum
+  // is written out and a vector epilogue (in the same kernel) scales and sums them.
+  const bool partials = w8a8 && groups > 1;
   GemmProblem prob;
   prob.dtype = w8a8 ? DType::I8 : cube_dtype(t);
-  prob.out_dtype = w8a8 ? DType::I32 : t;
+  prob.out_dtype = partials ? DType::I32 : t;
   prob.b_gm_bytes = b_bytes;
   for (auto m : counts)
-    for (std::int64_t g = 0; g < (w8a8 ? groups : 1); ++g)
-      prob.groups.push_back({m, n_out, w8a8 ? std::min(group, kdim - g * group) : kdim});
+    for (std::int64_t g = 0; g < (partials ? groups : 1); ++g)
+      prob.groups.push_back({m, n_out, partials ? std::min(group, kdim - g * group) : kdim});
   k.add([&](SpanSink* s) { return time_gemm(p, prob, nullptr, s); });
-  if (!w8a8) return;
+  if (!partials) return;
   VectorWork e;
   e.what = "int8 dequant epilogue";
   e.row_elems = rows * n_out;
@@ -274,7 +280,7 @@ void quant_linear(const DeviceProfile& p, const QuantAttrs& a, const std::vector
   e.cycles_per_repeat =
       cycles(p, with_casts(Mix{2.0 * static_cast<double>(groups) + 1, 0, 0}, t, false));
   e.flops = static_cast<double>(rows * n_out) * (2.0 * static_cast<double>(groups) + 1);
-  k.add([&](SpanSink* s) { return time_vector(p, e, s); });
+  k.add([&](SpanSink* s) { return time_vector(p, e, s); }, false);
 }
 
 void lower_quant(const DeviceProfile& p, const GraphState& g, const Node& n,
