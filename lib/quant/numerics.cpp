@@ -17,6 +17,14 @@ float QuantMatrix::scale_at(std::int64_t row, std::int64_t g) const noexcept {
                      static_cast<std::size_t>((row / bn) * groups() + g));
 }
 
+void QuantMatrix::scale_row(std::int64_t row, float* out) const {
+  const std::int64_t bn = scheme.block_n < 1 ? 1 : scheme.block_n;
+  const auto* base =
+      static_cast<const char*>(scale) +
+      static_cast<std::size_t>((row / bn) * groups()) * dtype_size(scheme.scale_dtype);
+  convert(base, scheme.scale_dtype, out, DType::F32, static_cast<std::size_t>(groups()));
+}
+
 std::int32_t QuantMatrix::zero_at(std::int64_t row, std::int64_t g) const noexcept {
   if (zero == nullptr) return scheme.format == QuantFormat::Int4 ? 8 : 0;
   const std::int64_t bn = scheme.block_n < 1 ? 1 : scheme.block_n;
@@ -65,6 +73,14 @@ void quantize_activations_static(const float* x, std::int64_t count, QuantActiva
     v = std::clamp(v + p.offset, -128.0f, 127.0f);
     q[i] = static_cast<std::int8_t>(v);
   }
+}
+
+float int8_output(const std::int64_t* acc, const QuantMatrix& w, std::int64_t row,
+                  float x_scale) noexcept {
+  float y = 0.0f;
+  for (std::int64_t g = 0; g < w.groups(); ++g)
+    y += static_cast<float>(acc[g]) * w.scale_at(row, g);
+  return y * x_scale;
 }
 
 void quant_linear_reference(const float* x, std::int64_t rows, const QuantMatrix& w,

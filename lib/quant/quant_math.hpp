@@ -23,6 +23,8 @@ struct QuantMatrix {
   // The scale and zero of row `row`, group `g`, widened.
   float scale_at(std::int64_t row, std::int64_t g) const noexcept;
   std::int32_t zero_at(std::int64_t row, std::int64_t g) const noexcept;
+  // All groups' scales of row `row`, widened into out[groups()] (one call per row).
+  void scale_row(std::int64_t row, float* out) const;
   // The integer code q of (row, col) in the data's unsigned domain for int4 (0..15), signed for
   // int8 (-128..127); not for FP8.
   std::int32_t code(std::int64_t row, std::int64_t col) const noexcept;
@@ -52,13 +54,10 @@ void quant_linear_reference(const float* x, std::int64_t rows, const QuantMatrix
                             ActivationQuant mode, QuantActivationParams params, float* out);
 
 // The f32 scaling of one int8 output from its per-group integer sums (the function above uses
-// it; a fast backend must produce the same float from the same integers).
-inline float int8_output(const std::int64_t* acc, const QuantMatrix& w, std::int64_t row,
-                         float x_scale) noexcept {
-  float y = 0.0f;
-  for (std::int64_t g = 0; g < w.groups(); ++g)
-    y += static_cast<float>(acc[g]) * w.scale_at(row, g);
-  return y * x_scale;
-}
+// it; a fast backend must produce the same float from the same integers). Out of line on
+// purpose: inlined into a kernel compiled for an FMA target, GCC would contract y += a · s into
+// a fused multiply-add and change the rounding.
+float int8_output(const std::int64_t* acc, const QuantMatrix& w, std::int64_t row,
+                  float x_scale) noexcept;
 
 }  // namespace porta::detail

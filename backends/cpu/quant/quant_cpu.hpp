@@ -57,6 +57,18 @@ void weight_only_rows(QuantIsa isa, const float* x, std::int64_t ldx, std::int64
 void dequantize_rows(QuantIsa isa, const QuantMatrix& w, std::int64_t n_begin, std::int64_t n_end,
                      float* out);
 
+// Rows [first, first + count) of the activations through matrix w (one expert's block).
+struct QuantBlock {
+  QuantMatrix w;
+  std::int64_t first = 0, count = 0;
+};
+// Several blocks (the experts of a ragged grouped matmul) in one parallel region over the output
+// columns, so decode pays for one OpenMP region per projection rather than one per expert.
+// x [rows, k] f32, y [rows, out_features] f32 (rows outside every block are left as they are).
+void quant_linear_blocks(const float* x, std::int64_t k, const std::vector<QuantBlock>& blocks,
+                         std::int64_t out_features, ActivationQuant mode,
+                         QuantActivationParams params, float* y);
+
 // The whole linear layer of one matrix: quantizes activations when asked, then runs the row
 // loops over the output columns on the cpu backend's threads. x [rows, k] f32, y [rows, n] f32.
 void quant_linear(const float* x, std::int64_t rows, const QuantMatrix& w, ActivationQuant mode,

@@ -5,6 +5,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdlib>
 #include <string_view>
 
@@ -95,38 +96,207 @@ void centred_int8_row(const QuantMatrix& w, std::int64_t row, std::int16_t* out)
 
 // ---- dequantization of weight rows (exact values: (float)(q − z) · s, f8(q) · s) ----
 
+// e4m3 bytes as f32, for the gathers of the AVX-512 path.
+const float* f8_table() {
+  static const auto table = [] {
+    std::array<float, 256> t{};
+    for (int b = 0; b < 256; ++b)
+      t[static_cast<std::size_t>(b)] = f8e4m3_bits_to_f32(static_cast<std::uint8_t>(b));
+    return t;
+  }();
+  return table.data();
+}
+
+// Sixteen weights (row, c .. c + 15) as exact f32 values: (float)(q − z) · s, or f8(q) · s.
+// For int4, c is even (groups are even), so the 16 nibbles are 8 whole bytes.
+__attribute__((target("avx512f,avx512bw"))) inline __m512 load16_weights(const QuantMatrix& w,
+                                                                         std::int64_t row,
+                                                                         std::int64_t c, __m512i vz,
+                                                                         __m512 vs) {
+  const auto* bytes = static_cast<const std::uint8_t*>(w.data);
+  if (w.scheme.format == QuantFormat::F8E4M3) {
+    const __m512i idx = _mm512_maskz_cvtepu8_epi32(
+        0xFFFF, _mm_loadu_si128(reinterpret_cast<const __m128i*>(bytes + row * w.k + c)));
+    return _mm512_mul_ps(_mm512_mask_i32gather_ps(_mm512_setzero_ps(), 0xFFFF, idx, f8_table(), 4),
+                         vs);
+  }
+  __m512i q;
+  if (w.scheme.format == QuantFormat::Int4) {
+    // Each byte b becomes the word (b & 15) | (b >> 4) << 8, whose two bytes are elements 2j and
+    // 2j + 1 in k order.
+    const __m128i raw =
+        _mm_loadl_epi64(reinterpret_cast<const __m128i*>(bytes + row * (w.k / 2) + c / 2));
+    const __m128i wide = _mm_cvtepu8_epi16(raw);
+    const __m128i lo = _mm_and_si128(wide, _mm_set1_epi16(0x0f));
+    const __m128i hi = _mm_slli_epi16(_mm_srli_epi16(wide, 4), 8);
+    q = _mm512_maskz_cvtepu8_epi32(0xFFFF, _mm_or_si128(lo, hi));
+  } else {
+    q = _mm512_maskz_cvtepi8_epi32(
+        0xFFFF, _mm_loadu_si128(reinterpret_cast<const __m128i*>(bytes + row * w.k + c)));
+  }
+  return _mm512_mul_ps(_mm512_maskz_cvtepi32_ps(0xFFFF, _mm512_sub_epi32(q, vz)), vs);
+}
+
+// One weight element, exactly as dequantize_row computes it.
+inline float weight_at(const QuantMatrix& w, std::int64_t row, std::int64_t c, std::int32_t z,
+                       float s) {
+  if (w.scheme.format == QuantFormat::F8E4M3)
+    return f8e4m3_bits_to_f32(static_cast<const std::uint8_t*>(w.data)[row * w.k + c]) * s;
+  return static_cast<float>(w.code(row, c) - z) * s;
+}
+
 __attribute__((target("avx512f,avx512bw"))) void dequantize_row_avx512(const QuantMatrix& w,
                                                                        std::int64_t row,
                                                                        float* out) {
   const std::int64_t group = w.group();
-  const auto* bytes = static_cast<const std::uint8_t*>(w.data);
-  const bool int4 = w.scheme.format == QuantFormat::Int4;
   for (std::int64_t g = 0, c0 = 0; c0 < w.k; ++g, c0 += group) {
     const float s = w.scale_at(row, g);
     const std::int32_t z = w.zero_at(row, g);
-    const __m512 vs = _mm512_set1_ps(s);
-    const __m512i vz = _mm512_set1_epi32(z);
     const std::int64_t c1 = std::min(w.k, c0 + group);
     std::int64_t c = c0;
-    for (; c + 16 <= c1; c += 16) {
-      __m512i q;
-      if (int4) {
-        // 8 bytes → 16 nibbles in k order: each byte b becomes the word (b & 15) | (b >> 4) << 8,
-        // whose two bytes are elements 2j and 2j + 1.
-        const __m128i raw =
-            _mm_loadl_epi64(reinterpret_cast<const __m128i*>(bytes + row * (w.k / 2) + c / 2));
-        const __m128i wide = _mm_cvtepu8_epi16(raw);
-        const __m128i lo = _mm_and_si128(wide, _mm_set1_epi16(0x0f));
-        const __m128i hi = _mm_slli_epi16(_mm_srli_epi16(wide, 4), 8);
-        q = _mm512_maskz_cvtepu8_epi32(0xFFFF, _mm_or_si128(lo, hi));
-      } else {
-        q = _mm512_maskz_cvtepi8_epi32(
-            0xFFFF, _mm_loadu_si128(reinterpret_cast<const __m128i*>(bytes + row * w.k + c)));
-      }
-      _mm512_storeu_ps(
-          out + c, _mm512_mul_ps(_mm512_maskz_cvtepi32_ps(0xFFFF, _mm512_sub_epi32(q, vz)), vs));
+    for (; c + 16 <= c1; c += 16)
+      _mm512_storeu_ps(out + c, load16_weights(w, row, c, _mm512_set1_epi32(z), _mm512_set1_ps(s)));
+    for (; c < c1; ++c) out[c] = weight_at(w, row, c, z, s);
+  }
+}
+
+__attribute__((target("avx512f"))) inline float float_lane_sum(__m512 v) {
+  alignas(64) float lanes[16];
+  _mm512_store_ps(lanes, v);
+  float sum = 0;
+  for (float lane : lanes) sum += lane;
+  return sum;
+}
+
+// Decode: M ≤ 8 activation rows against weight rows [n_begin, n_end), each weight formed in
+// registers and used for all M rows at once, never stored: the weights are streamed once, at
+// their quantized size.
+template <int M>
+__attribute__((target("avx512f,avx512bw"))) void fused_rows_avx512(const float* x, std::int64_t ldx,
+                                                                   const QuantMatrix& w,
+                                                                   std::int64_t n_begin,
+                                                                   std::int64_t n_end, float* y,
+                                                                   std::int64_t ldy) {
+  const std::int64_t group = w.group();
+  std::vector<float> scales(static_cast<std::size_t>(w.groups()));
+  for (std::int64_t n = n_begin; n < n_end; ++n) {
+    w.scale_row(n, scales.data());  // one widening call per row, not one per group
+    __m512 acc[M];
+    float tail[M];
+    for (int m = 0; m < M; ++m) {
+      acc[m] = _mm512_setzero_ps();
+      tail[m] = 0.0f;
     }
-    for (; c < c1; ++c) out[c] = static_cast<float>(w.code(row, c) - z) * s;
+    for (std::int64_t g = 0, c0 = 0; c0 < w.k; ++g, c0 += group) {
+      const float s = scales[static_cast<std::size_t>(g)];
+      const std::int32_t z = w.zero_at(n, g);
+      const __m512 vs = _mm512_set1_ps(s);
+      const __m512i vz = _mm512_set1_epi32(z);
+      const std::int64_t c1 = std::min(w.k, c0 + group);
+      std::int64_t c = c0;
+      for (; c + 16 <= c1; c += 16) {
+        const __m512 wv = load16_weights(w, n, c, vz, vs);
+        for (int m = 0; m < M; ++m)
+          acc[m] = _mm512_fmadd_ps(_mm512_loadu_ps(x + m * ldx + c), wv, acc[m]);
+      }
+      for (; c < c1; ++c) {
+        const float wv = weight_at(w, n, c, z, s);
+        for (int m = 0; m < M; ++m) tail[m] += x[m * ldx + c] * wv;
+      }
+    }
+    for (int m = 0; m < M; ++m) y[m * ldy + n] = float_lane_sum(acc[m]) + tail[m];
+  }
+}
+
+void fused_rows(const float* x, std::int64_t ldx, std::int64_t rows, const QuantMatrix& w,
+                std::int64_t n_begin, std::int64_t n_end, float* y, std::int64_t ldy) {
+  for (std::int64_t m0 = 0; m0 < rows; m0 += 8) {
+    const float* xm = x + m0 * ldx;
+    float* ym = y + m0 * ldy;
+    switch (std::min<std::int64_t>(rows - m0, 8)) {
+      case 1: fused_rows_avx512<1>(xm, ldx, w, n_begin, n_end, ym, ldy); break;
+      case 2: fused_rows_avx512<2>(xm, ldx, w, n_begin, n_end, ym, ldy); break;
+      case 3: fused_rows_avx512<3>(xm, ldx, w, n_begin, n_end, ym, ldy); break;
+      case 4: fused_rows_avx512<4>(xm, ldx, w, n_begin, n_end, ym, ldy); break;
+      case 5: fused_rows_avx512<5>(xm, ldx, w, n_begin, n_end, ym, ldy); break;
+      case 6: fused_rows_avx512<6>(xm, ldx, w, n_begin, n_end, ym, ldy); break;
+      case 7: fused_rows_avx512<7>(xm, ldx, w, n_begin, n_end, ym, ldy); break;
+      default: fused_rows_avx512<8>(xm, ldx, w, n_begin, n_end, ym, ldy); break;
+    }
+  }
+}
+
+// W8A8 for M ≤ 8 activation rows: 32 weight codes widened to int16 in a register and used for all
+// M rows (vpdpwssd with VNNI, vpmaddwd + vpaddd without); exact int32 sums per group. One body,
+// compiled for each target (a VNNI target could let the compiler use VNNI in the scalar tails).
+#define PORTA_FUSED_INT8(NAME, TARGET, ACCUMULATE)                                            \
+  template <int M>                                                                            \
+  __attribute__((target(TARGET))) void NAME(const QuantizedRows& a, std::int64_t m0,          \
+                                            const QuantMatrix& w, std::int64_t n_begin,       \
+                                            std::int64_t n_end, float* y, std::int64_t ldy) { \
+    const std::int64_t group = w.group();                                                     \
+    std::vector<std::int64_t> acc(static_cast<std::size_t>(w.groups() * M));                  \
+    const std::int16_t* x = a.codes.data() + m0 * a.k;                                        \
+    for (std::int64_t n = n_begin; n < n_end; ++n) {                                          \
+      const auto* q = static_cast<const std::int8_t*>(w.data) + n * w.k;                      \
+      for (std::int64_t g = 0, c0 = 0; c0 < w.k; ++g, c0 += group) {                          \
+        const std::int32_t z = w.zero_at(n, g);                                               \
+        const __m512i vz = _mm512_set1_epi16(static_cast<std::int16_t>(z));                   \
+        const std::int64_t c1 = std::min(w.k, c0 + group);                                    \
+        __m512i sums[M];                                                                      \
+        for (int m = 0; m < M; ++m) sums[m] = _mm512_setzero_si512();                         \
+        std::int64_t c = c0;                                                                  \
+        for (; c + 32 <= c1; c += 32) {                                                       \
+          const __m512i wv = _mm512_sub_epi16(                                                \
+              _mm512_maskz_cvtepi8_epi16(                                                     \
+                  0xFFFFFFFF, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + c))),   \
+              vz);                                                                            \
+          for (int m = 0; m < M; ++m) {                                                       \
+            const __m512i xv = _mm512_loadu_si512(x + m * a.k + c);                           \
+            sums[m] = ACCUMULATE;                                                             \
+          }                                                                                   \
+        }                                                                                     \
+        for (int m = 0; m < M; ++m) {                                                         \
+          std::int32_t total = lane_sum(sums[m]);                                             \
+          for (std::int64_t t = c; t < c1; ++t)                                               \
+            total += static_cast<std::int32_t>(x[m * a.k + t]) * (q[t] - z);                  \
+          acc[static_cast<std::size_t>(m * w.groups() + g)] = total;                          \
+        }                                                                                     \
+      }                                                                                       \
+      for (int m = 0; m < M; ++m)                                                             \
+        y[(m0 + m) * ldy + n] = int8_output(acc.data() + m * w.groups(), w, n,                \
+                                            a.scales[static_cast<std::size_t>(m0 + m)]);      \
+    }                                                                                         \
+  }
+PORTA_FUSED_INT8(fused_int8_bw, "avx512f,avx512bw",
+                 _mm512_add_epi32(sums[m], _mm512_madd_epi16(xv, wv)))
+PORTA_FUSED_INT8(fused_int8_vnni, "avx512f,avx512bw,avx512vnni",
+                 _mm512_dpwssd_epi32(sums[m], xv, wv))
+#undef PORTA_FUSED_INT8
+
+template <int M, bool Vnni>
+void fused_int8_avx512(const QuantizedRows& a, std::int64_t m0, const QuantMatrix& w,
+                       std::int64_t n_begin, std::int64_t n_end, float* y, std::int64_t ldy) {
+  if constexpr (Vnni)
+    fused_int8_vnni<M>(a, m0, w, n_begin, n_end, y, ldy);
+  else
+    fused_int8_bw<M>(a, m0, w, n_begin, n_end, y, ldy);
+}
+
+template <bool Vnni>
+void fused_int8(const QuantizedRows& a, const QuantMatrix& w, std::int64_t n_begin,
+                std::int64_t n_end, float* y, std::int64_t ldy) {
+  for (std::int64_t m0 = 0; m0 < a.rows; m0 += 8) {
+    switch (std::min<std::int64_t>(a.rows - m0, 8)) {
+      case 1: fused_int8_avx512<1, Vnni>(a, m0, w, n_begin, n_end, y, ldy); break;
+      case 2: fused_int8_avx512<2, Vnni>(a, m0, w, n_begin, n_end, y, ldy); break;
+      case 3: fused_int8_avx512<3, Vnni>(a, m0, w, n_begin, n_end, y, ldy); break;
+      case 4: fused_int8_avx512<4, Vnni>(a, m0, w, n_begin, n_end, y, ldy); break;
+      case 5: fused_int8_avx512<5, Vnni>(a, m0, w, n_begin, n_end, y, ldy); break;
+      case 6: fused_int8_avx512<6, Vnni>(a, m0, w, n_begin, n_end, y, ldy); break;
+      case 7: fused_int8_avx512<7, Vnni>(a, m0, w, n_begin, n_end, y, ldy); break;
+      default: fused_int8_avx512<8, Vnni>(a, m0, w, n_begin, n_end, y, ldy); break;
+    }
   }
 }
 
@@ -234,6 +404,8 @@ QuantizedRows quantize_rows(const float* x, std::int64_t ldx, std::int64_t rows,
 
 void int8_rows(QuantIsa isa, const QuantizedRows& a, const QuantMatrix& w, std::int64_t n_begin,
                std::int64_t n_end, float* y, std::int64_t ldy) {
+  if (isa == QuantIsa::Avx512Vnni) return fused_int8<true>(a, w, n_begin, n_end, y, ldy);
+  if (isa == QuantIsa::Avx512) return fused_int8<false>(a, w, n_begin, n_end, y, ldy);
   std::vector<std::int16_t> codes(static_cast<std::size_t>(w.k));
   std::vector<std::int64_t> acc(static_cast<std::size_t>(w.groups()));
   const std::int64_t group = w.group();
@@ -251,8 +423,7 @@ void int8_rows(QuantIsa isa, const QuantizedRows& a, const QuantMatrix& w, std::
 
 void dequantize_rows(QuantIsa isa, const QuantMatrix& w, std::int64_t n_begin, std::int64_t n_end,
                      float* out) {
-  const bool vector = (isa == QuantIsa::Avx512 || isa == QuantIsa::Avx512Vnni) &&
-                      w.scheme.format != QuantFormat::F8E4M3;
+  const bool vector = isa == QuantIsa::Avx512 || isa == QuantIsa::Avx512Vnni;
   for (std::int64_t n = n_begin; n < n_end; ++n) {
     float* row = out + (n - n_begin) * w.k;
     if (vector)
@@ -265,6 +436,8 @@ void dequantize_rows(QuantIsa isa, const QuantMatrix& w, std::int64_t n_begin, s
 void weight_only_rows(QuantIsa isa, const float* x, std::int64_t ldx, std::int64_t rows,
                       const QuantMatrix& w, std::int64_t n_begin, std::int64_t n_end, float* y,
                       std::int64_t ldy) {
+  const bool avx512 = isa == QuantIsa::Avx512 || isa == QuantIsa::Avx512Vnni;
+  if (avx512 && rows <= 8) return fused_rows(x, ldx, rows, w, n_begin, n_end, y, ldy);
   constexpr std::int64_t kBlock = 8;  // weight rows dequantized at a time: 8 · K floats in L1/L2
   std::vector<float> buffer(static_cast<std::size_t>(kBlock * w.k));
   for (std::int64_t n0 = n_begin; n0 < n_end; n0 += kBlock) {
@@ -275,21 +448,35 @@ void weight_only_rows(QuantIsa isa, const float* x, std::int64_t ldx, std::int64
   }
 }
 
-void quant_linear(const float* x, std::int64_t rows, const QuantMatrix& w, ActivationQuant mode,
-                  QuantActivationParams params, float* y) {
-  if (rows == 0 || w.n == 0) return;
+void quant_linear_blocks(const float* x, std::int64_t k, const std::vector<QuantBlock>& blocks,
+                         std::int64_t out_features, ActivationQuant mode,
+                         QuantActivationParams params, float* y) {
+  std::int64_t rows = 0;
+  for (const auto& b : blocks) rows += b.count;
+  if (rows == 0 || out_features == 0) return;
   const QuantIsa isa = active_quant_isa();
   // Chunks of at least ~256 k multiply-adds: an OpenMP region costs more than a smaller one.
-  const std::int64_t grain = std::max<std::int64_t>(16, (std::int64_t{1} << 18) / (rows * w.k + 1));
+  const std::int64_t grain = std::max<std::int64_t>(16, (std::int64_t{1} << 18) / (rows * k + 1));
   if (mode == ActivationQuant::None) {
-    moe::parallel_for(w.n, grain, [&](std::int64_t b, std::int64_t e) {
-      weight_only_rows(isa, x, w.k, rows, w, b, e, y, w.n);
+    moe::parallel_for(out_features, grain, [&](std::int64_t b, std::int64_t e) {
+      for (const auto& block : blocks)
+        weight_only_rows(isa, x + block.first * k, k, block.count, block.w, b, e,
+                         y + block.first * out_features, out_features);
     });
     return;
   }
-  const QuantizedRows a = quantize_rows(x, w.k, rows, w.k, mode, params);
-  moe::parallel_for(w.n, grain,
-                    [&](std::int64_t b, std::int64_t e) { int8_rows(isa, a, w, b, e, y, w.n); });
+  std::vector<QuantizedRows> codes;
+  for (const auto& block : blocks)
+    codes.push_back(quantize_rows(x + block.first * k, k, block.count, k, mode, params));
+  moe::parallel_for(out_features, grain, [&](std::int64_t b, std::int64_t e) {
+    for (std::size_t i = 0; i < blocks.size(); ++i)
+      int8_rows(isa, codes[i], blocks[i].w, b, e, y + blocks[i].first * out_features, out_features);
+  });
+}
+
+void quant_linear(const float* x, std::int64_t rows, const QuantMatrix& w, ActivationQuant mode,
+                  QuantActivationParams params, float* y) {
+  quant_linear_blocks(x, w.k, {QuantBlock{w, 0, rows}}, w.n, mode, params, y);
 }
 
 }  // namespace porta::detail::cpu::quant

@@ -28,9 +28,7 @@ SupportResult quant_supports(const GraphState& g, const Node& n) {
     return SupportResult::no(fmt::format("{}: activations of dtype {} (f32, bf16 or f16 only)",
                                          op_name(n.op), dtype_name(x)));
   const std::size_t first = n.op == OpKind::QuantGroupedMatmul ? 1 : 2;
-  const std::size_t last = n.op == OpKind::QuantMoeExperts ? 5
-                           : n.op == OpKind::QuantMatmul   ? 2
-                                                           : 2;
+  const std::size_t last = n.op == OpKind::QuantMoeExperts ? 5 : 2;  // the index inputs
   for (std::size_t i = first; i < last; ++i)
     if (g.input_of(n, i).dtype != DType::I32)
       return SupportResult::no(fmt::format("{}: index input {} must be i32", op_name(n.op), i));
@@ -59,17 +57,20 @@ class QuantKernelBase : public CpuKernel {
         quant_matrix(ctx, node_, quant_inputs(node_, which), expert, out_features, k);
     quant_linear(x, rows, w, attrs_.activation, params_, y);
   }
-  // Ragged: block e of rows (offsets) through expert e; rows outside every block are 0.
+  // Ragged: block e of rows (offsets) through expert e, all experts in one parallel region;
+  // rows outside every block are 0.
   std::vector<float> grouped(const ExecContext& ctx, int which, const float* x,
                              std::int64_t num_rows, std::int64_t k, std::int64_t out_features,
                              std::span<const std::int64_t> offsets) const {
     std::vector<float> y(static_cast<std::size_t>(num_rows * out_features), 0.0f);
-    for (std::size_t e = 0; e + 1 < offsets.size(); ++e) {
-      const std::int64_t first = offsets[e], count = offsets[e + 1] - offsets[e];
-      if (count > 0)
-        linear(ctx, which, static_cast<std::int64_t>(e), x + first * k, count, out_features, k,
-               y.data() + first * out_features);
-    }
+    std::vector<quant::QuantBlock> blocks;
+    const QuantInputs in = quant_inputs(node_, which);
+    for (std::size_t e = 0; e + 1 < offsets.size(); ++e)
+      if (offsets[e + 1] > offsets[e])
+        blocks.push_back(
+            {quant_matrix(ctx, node_, in, static_cast<std::int64_t>(e), out_features, k),
+             offsets[e], offsets[e + 1] - offsets[e]});
+    quant::quant_linear_blocks(x, k, blocks, out_features, attrs_.activation, params_, y.data());
     return y;
   }
   static void store(const TensorRef& out, std::span<const float> values) {
