@@ -136,7 +136,9 @@ void experts_lower(Device& device, const GraphState& g, const Node& n, LoweredOp
   gemms->push_back(make_quant_gemm(device, op, attrs, P, I, H, E));
   op.kernels.push_back(device.kernel("moe_permute_rows"));
   const cl_kernel permute = op.kernels.back().get();
-  op.kernels.push_back(device.kernel("swiglu"));
+  // With fp64 the SwiGLU is the reference's to the bit, and W8A8 then matches it exactly.
+  const bool f64_swiglu = device.has_fp64();
+  op.kernels.push_back(device.kernel(f64_swiglu ? "swiglu_f64" : "swiglu"));
   const cl_kernel swiglu = op.kernels.back().get();
   op.kernels.push_back(device.kernel("moe_combine_rows"));
   const cl_kernel combine = op.kernels.back().get();
@@ -163,7 +165,10 @@ void experts_lower(Device& device, const GraphState& g, const Node& n, LoweredOp
                        DType::F32);
     enqueue_quant_gemm(gm[1], q, b.of(*xp), xt, weight_args(b, node, 1), offsets, b.of(*up),
                        DType::F32);
-    set_args(swiglu, b.of(*gate), b.of(*up), f32, b.of(*act), P * I);
+    if (f64_swiglu)
+      set_args(swiglu, gate->mem(), up->mem(), act->mem(), P * I);
+    else
+      set_args(swiglu, b.of(*gate), b.of(*up), f32, b.of(*act), P * I);
     q.launch(swiglu, {static_cast<std::size_t>(P * I)}, {64}, "swiglu");
     enqueue_quant_gemm(gm[2], q, b.of(*act), DType::F32, weight_args(b, node, 2), offsets,
                        b.of(*down), DType::F32);

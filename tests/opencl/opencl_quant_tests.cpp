@@ -132,3 +132,38 @@ TEST_CASE("opencl quant_grouped_matmul rejects bad offsets", "[opencl][quant]") 
                              {"offsets", Tensor::from_vector<std::int32_t>({3}, {0, 3, 2})}}),
                     Catch::Contains("offsets"));
 }
+
+TEST_CASE("opencl W8A8 quant_moe_experts equals the reference bit for bit with fp64",
+          "[opencl][quant]") {
+  const std::string device = opencl_device();
+  if (device.empty()) return;
+  bool fp64 = false;
+  for (const auto& [key, value] : device_info(device).properties)
+    if (key.rfind("fp64", 0) == 0) fp64 = value == "yes";
+  if (!fp64) {
+    WARN("skipped: " << device << " has no fp64 (its SwiGLU rounds in f32)");
+    return;
+  }
+  const std::int64_t experts = 3, h = 64, inner = 32;
+  Graph m;
+  auto x = m.input("x", {4, h}, DType::F32);
+  MoeRoute route;
+  route.weights = m.input("weights", {4, 2}, DType::F32);
+  route.offsets = m.input("offsets", {experts + 1}, DType::I32);
+  route.perm = m.input("perm", {8}, DType::I32);
+  route.inv = m.input("inv", {8}, DType::I32);
+  const auto s8 = scheme(QuantFormat::Int8, 32, true);
+  QuantMoeExpertWeights ew{m.weight("gate", quantize(random_tensor({experts, inner, h}, 1), s8)),
+                           m.weight("up", quantize(random_tensor({experts, inner, h}, 2), s8)),
+                           m.weight("down", quantize(random_tensor({experts, h, inner}, 4), s8))};
+  m.output("y", m.moe_experts(x, route, ew, ActivationQuant::DynamicInt8));
+  // assignment a = token * 2 + slot; expert 0 gets a = 0, 5, 6; expert 1: 1, 2, 7; expert 2: 3, 4
+  const std::map<std::string, Tensor> in{
+      {"x", random_tensor({4, h}, 9)},
+      {"weights", Tensor::from_vector<float>({4, 2}, {0.6f, 0.4f, 0.5f, 0.5f, 0.7f, 0.3f, 0.9f,
+                                                      0.1f})},
+      {"offsets", Tensor::from_vector<std::int32_t>({4}, {0, 3, 6, 8})},
+      {"perm", Tensor::from_vector<std::int32_t>({8}, {0, 5, 6, 1, 2, 7, 3, 4})},
+      {"inv", Tensor::from_vector<std::int32_t>({8}, {0, 3, 4, 6, 7, 1, 2, 5})}};
+  CHECK(run_on(m, in, device) == run_on(m, in, "reference"));
+}

@@ -159,3 +159,15 @@ kernel void quantize_static(global const uchar* x_buffer, ulong x_offset, int x_
   q[i] = isnan(v) ? (char)offset : (char)clamp(rint(v / scale) + offset, -128.0f, 127.0f);
   if (i % K == 0) scales[i / K] = scale;
 }
+
+#ifdef PORTA_HAS_FP64
+// SwiGLU as the reference computes it (in double, one rounding to f32): under W8A8 the down
+// projection requantizes these values, so an f32 SwiGLU's last-bit differences could move a code.
+kernel void swiglu_f64(global const float* gate, global const float* up, global float* out,
+                       long count) {
+  const long i = get_global_id(0);
+  if (i >= count) return;
+  const double g = gate[i];
+  out[i] = (float)(g / (1.0 + exp(-g)) * (double)up[i]);
+}
+#endif
