@@ -9,6 +9,7 @@
 #include <porta/error.hpp>
 
 #include "gemm.hpp"
+#include "quant/quant_refs.hpp"
 #include "reference/kernel_util.hpp"
 #include "reference/moe_internal.hpp"
 
@@ -92,6 +93,56 @@ std::vector<float> linear(const float* x, std::int64_t m, std::int64_t k, const 
   std::vector<float> out(static_cast<std::size_t>(m * n));
   gemm_nt(x, k, w.host(), w.dtype(), n, k, m, out.data(), n);
   round_in_place(out, t);
+  return out;
+}
+
+// The weight-only antiquant of one [N, K] matrix as the vector cores do it ahead of the cube:
+// codes minus zero (exact in fp16/bf16: at most 255 in magnitude) times the scale held in the
+// activation dtype, the product rounded to it. A product of two fp16 (11-bit) or bf16 (8-bit)
+// significands is exact in f32, so rounding it once equals the device's fp16/bf16 multiply. For
+// f32 activations both roundings vanish and the values are docs/quantization.md's exactly.
+std::vector<float> antiquant(const QuantMatrix& w, DType t) {
+  std::vector<float> out(static_cast<std::size_t>(w.n * w.k));
+  std::vector<std::int32_t> codes(static_cast<std::size_t>(w.k));
+  const std::int64_t group = w.group();
+  for (std::int64_t row = 0; row < w.n; ++row) {
+    centred_codes_row(w, row, codes.data());
+    float* dst = out.data() + row * w.k;
+    for (std::int64_t g = 0; g < w.groups(); ++g) {
+      const float s = round_to(w.scale_at(row, g), t);
+      for (std::int64_t c = g * group; c < std::min(w.k, (g + 1) * group); ++c)
+        dst[c] = round_to(static_cast<float>(codes[static_cast<std::size_t>(c)]) * s, t);
+    }
+  }
+  return out;
+}
+
+// rows [num_rows, k] (values already in the activation dtype t) times expert e's quantized
+// weight over its block of rows, rounded to `round` (the kernel's output cast). W8A8: the
+// activations are quantized per token on the vector cores and the cube sums int8 products into
+// int32 exactly; the scaling in f32 is docs/quantization.md's, so this is the reference's
+// quant_linear_reference, bit for bit. Weight-only: antiquant above, then the cube's f32 GEMM.
+std::vector<float> quant_rows(const ExecContext& ctx, const Node& n, int which, const float* rows,
+                              std::int64_t num_rows, std::int64_t k, std::int64_t out_features,
+                              std::span<const std::int64_t> offsets, DType t, DType round) {
+  const auto& a = std::get<QuantAttrs>(n.attrs);
+  const QuantInputs in = quant_inputs(n, which);
+  std::vector<float> out(static_cast<std::size_t>(num_rows * out_features), 0.0f);
+  for (std::size_t e = 0; e + 1 < offsets.size(); ++e) {
+    const std::int64_t first = offsets[e], count = offsets[e + 1] - offsets[e];
+    if (count <= 0) continue;
+    const QuantMatrix w = quant_matrix(ctx, n, in, static_cast<std::int64_t>(e), out_features, k);
+    float* dst = out.data() + first * out_features;
+    if (a.activation != ActivationQuant::None) {
+      quant_linear_reference(rows + first * k, count, w, a.activation,
+                             {a.act_scale, a.act_offset}, dst);
+    } else {
+      const auto dense = antiquant(w, operand_dtype(t));
+      gemm_nt(rows + first * k, k, dense.data(), DType::F32, out_features, k, count, dst,
+              out_features);
+    }
+  }
+  round_in_place(out, round);
   return out;
 }
 
@@ -226,6 +277,58 @@ std::vector<std::int64_t> expert_rows(const GraphState&, const Node& n, const Ex
   for (std::size_t e = 0; e + 1 < offsets.size(); ++e)
     counts.push_back(std::max<std::int64_t>(0, offsets[e + 1] - offsets[e]));
   return counts;
+}
+
+void run_quant_matmul(const GraphState&, const Node& n, const ExecContext& ctx) {
+  const TensorRef& x_ref = ctx.input(n, 0);
+  const std::int64_t k = x_ref.shape()[-1];
+  const std::int64_t rows = k == 0 ? 0 : x_ref.shape().numel() / k;
+  const std::int64_t out_features = ctx.input(n, 1).shape()[0];
+  const auto x = widen_all(x_ref);
+  const std::vector<std::int64_t> whole{0, rows};
+  const auto out = quant_rows(ctx, n, 0, x.data(), rows, k, out_features, whole, x_ref.dtype(),
+                              DType::F32);
+  const TensorRef& out_ref = ctx.output(n, 0);
+  store_rounded(out.data(), out.size(), out_ref.host(), out_ref.dtype());
+}
+
+void run_quant_grouped_matmul(const GraphState&, const Node& n, const ExecContext& ctx) {
+  const TensorRef& rows_ref = ctx.input(n, 0);
+  const auto offsets = reference::load_indices(n, ctx.input(n, 1), "offsets");
+  const std::int64_t num_rows = rows_ref.shape()[0];
+  reference::check_offsets(node_label(n), offsets, num_rows);
+  const auto rows = widen_all(rows_ref);
+  const auto out = quant_rows(ctx, n, 0, rows.data(), num_rows, rows_ref.shape()[1],
+                              ctx.input(n, 2).shape()[1], offsets, rows_ref.dtype(), DType::F32);
+  const TensorRef& out_ref = ctx.output(n, 0);
+  store_rounded(out.data(), out.size(), out_ref.host(), out_ref.dtype());
+}
+
+// The kernels of a quantized MoE FFN, each rounding its output to the activation dtype as in
+// run_moe_experts: gather, gate and up, SwiGLU, down (its input quantized per token again under
+// W8A8), the weighted combine.
+void run_quant_moe_experts(const GraphState&, const Node& n, const ExecContext& ctx) {
+  const TensorRef& x_ref = ctx.input(n, 0);
+  const TensorRef& weights_ref = ctx.input(n, 1);
+  const std::int64_t tokens = x_ref.shape()[0];
+  const std::int64_t hidden = x_ref.shape()[1];
+  const std::int64_t top_k = weights_ref.shape()[1];
+  const std::int64_t inner = ctx.input(n, 5).shape()[1];
+  const DType t = x_ref.dtype();
+  const auto [offsets, perm, inv, rows] = reference::load_expert_routing(n, ctx);
+  const auto x = widen_all(x_ref);
+  const auto weights = widen_all(weights_ref);
+  const auto xp = reference::permute_rows(x.data(), tokens, hidden, perm, top_k);
+  const auto gate = quant_rows(ctx, n, 0, xp.data(), rows, hidden, inner, offsets, t, t);
+  const auto up = quant_rows(ctx, n, 1, xp.data(), rows, hidden, inner, offsets, t, t);
+  // The reference's SwiGLU values (f32 vector compute) rounded to t: with f32 activations the
+  // requantized down-projection input, and so the W8A8 integer sums, equal the reference's.
+  auto act = reference::swiglu_values(gate, up);
+  round_in_place(act, t);
+  const auto down = quant_rows(ctx, n, 2, act.data(), rows, inner, hidden, offsets, t, t);
+  const auto out = reference::combine_rows(down.data(), hidden, weights.data(), inv, tokens, top_k);
+  const TensorRef& out_ref = ctx.output(n, 0);
+  store_rounded(out.data(), out.size(), out_ref.host(), out_ref.dtype());
 }
 
 }  // namespace porta::detail::npu_sim

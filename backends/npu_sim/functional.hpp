@@ -18,6 +18,12 @@ namespace porta::detail::npu_sim {
 void run_matmul(const GraphState& g, const Node& n, const ExecContext& ctx);
 void run_grouped_matmul(const GraphState& g, const Node& n, const ExecContext& ctx);
 void run_moe_experts(const GraphState& g, const Node& n, const ExecContext& ctx);
+// The quantized ops (docs/npu-sim.md, "Quantized weights"): W8A8 on the int8 cube (int32 sums,
+// exact), weight-only int8/int4 antiquantized to the activation dtype on the vector cores, then
+// the cube's f32-accumulating GEMM. No FP8: the 910B has no fp8 data type.
+void run_quant_matmul(const GraphState& g, const Node& n, const ExecContext& ctx);
+void run_quant_grouped_matmul(const GraphState& g, const Node& n, const ExecContext& ctx);
+void run_quant_moe_experts(const GraphState& g, const Node& n, const ExecContext& ctx);
 
 // The rows each expert received (offsets[e + 1] - offsets[e]) from a grouped_matmul or
 // moe_experts node's offsets input at run time; empty for other ops.

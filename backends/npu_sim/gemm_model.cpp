@@ -54,6 +54,7 @@ class CoreProgram {
               const Contention& c, bool keep_spans)
       : p_(p), t_(t), c_(c), keep_spans_(keep_spans) {
     es_ = static_cast<double>(dtype_size(prob.dtype));
+    b_gm_es_ = prob.b_bytes_per_elem();
     out_es_ = static_cast<double>(dtype_size(prob.out_dtype));
     rate_ = cube_rate(p, prob.dtype);
     l0a_bpc_ = bytes_per_cycle(p, p.l1_to_l0a_gbps);
@@ -75,7 +76,7 @@ class CoreProgram {
         const std::int64_t kb = std::min(t_.step_k, tile.k - k0);
         const auto slot = static_cast<std::size_t>(l1_count++ % 2);
         const double a_bytes = static_cast<double>(tile.m * kb) * es_;
-        const double b_bytes = static_cast<double>(kb * tile.n) * es_;
+        const double b_bytes = static_cast<double>(kb * tile.n) * b_gm_es_;
         double loaded = issue(Pipe::Mte2, l1_free[slot], dma_cycles(p_, a_bytes, tile.miss_a, c_));
         loaded = issue(Pipe::Mte2, loaded, dma_cycles(p_, b_bytes, tile.miss_b, c_));
         out_.l1 += a_bytes + b_bytes;
@@ -128,7 +129,7 @@ class CoreProgram {
   const GemmTiling& t_;
   const Contention& c_;
   bool keep_spans_;
-  double es_ = 2, out_es_ = 2, rate_ = 1, l0a_bpc_ = 1, l0b_bpc_ = 1;
+  double es_ = 2, b_gm_es_ = 2, out_es_ = 2, rate_ = 1, l0a_bpc_ = 1, l0b_bpc_ = 1;
   std::array<double, kPipeCount> free_{};
   CoreOutcome out_;
 };
@@ -170,6 +171,7 @@ class L2Blocks {
 std::vector<std::vector<TileDesc>> assign_tiles(const DeviceProfile& p, const GemmProblem& prob,
                                                 const GemmTiling& t, std::size_t& tile_count) {
   const double es = static_cast<double>(dtype_size(prob.dtype));
+  const double b_es = prob.b_bytes_per_elem();
   const double out_es = static_cast<double>(dtype_size(prob.out_dtype));
   const double l2 = static_cast<double>(p.l2_bytes);
   struct Issued {
@@ -188,7 +190,7 @@ std::vector<std::vector<TileDesc>> assign_tiles(const DeviceProfile& p, const Ge
         prob.b_shared ? shared_b_base : a_base + static_cast<std::uint64_t>(mb);
     const std::uint64_t c_base = a_base + static_cast<std::uint64_t>(mb + nb);
     next_id += static_cast<std::uint64_t>(mb + nb + mb * nb);
-    const double b_block = static_cast<double>(t.base_n * g.k) * es;
+    const double b_block = static_cast<double>(t.base_n * g.k) * b_es;
     const auto panel = std::max<std::int64_t>(1, static_cast<std::int64_t>(l2 / 2 / b_block));
     for (std::int64_t j0 = 0; j0 < nb; j0 += panel)
       for (std::int64_t i = 0; i < mb; ++i)
@@ -201,7 +203,7 @@ std::vector<std::vector<TileDesc>> assign_tiles(const DeviceProfile& p, const Ge
           x.b = b_base + static_cast<std::uint64_t>(j);
           x.c = c_base + static_cast<std::uint64_t>(i * nb + j);
           x.a_bytes = static_cast<double>(x.desc.m * g.k) * es;
-          x.b_bytes = static_cast<double>(x.desc.n * g.k) * es;
+          x.b_bytes = static_cast<double>(x.desc.n * g.k) * b_es;
           x.c_bytes = static_cast<double>(x.desc.m * x.desc.n) * out_es;
           tiles.push_back(x);
         }
@@ -245,9 +247,9 @@ double lower_bound(const DeviceProfile& p, const GemmProblem& prob, const GemmTi
     mmad += static_cast<double>(round_up(g.m, 16) / 16) *
             static_cast<double>(round_up(g.n, 16) / 16) *
             static_cast<double>(round_up(g.k, 16) / 16);
-    loads +=
-        static_cast<double>(g.k) * es *
-        static_cast<double>(mb * std::min(g.n, nb * t.base_n) + nb * std::min(g.m, mb * t.base_m));
+    loads += static_cast<double>(g.k) *
+             (prob.b_bytes_per_elem() * static_cast<double>(mb * std::min(g.n, nb * t.base_n)) +
+              es * static_cast<double>(nb * std::min(g.m, mb * t.base_m)));
   }
   const double cores =
       static_cast<double>(std::min<std::int64_t>(p.cube_cores, std::max<std::int64_t>(tiles, 1)));

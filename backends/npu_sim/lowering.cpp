@@ -13,11 +13,19 @@
 #include <porta/error.hpp>
 
 #include "graph/catalogue.hpp"
+#include "quant/quant_refs.hpp"
 
 namespace porta::detail::npu_sim {
 
 namespace {
 
+bool is_quant(OpKind op) {
+  return op == OpKind::QuantMatmul || op == OpKind::QuantGroupedMatmul ||
+         op == OpKind::QuantMoeExperts;
+}
+bool w8a8(const Node& n) {
+  return is_quant(n.op) && std::get<QuantAttrs>(n.attrs).activation != ActivationQuant::None;
+}
 double numel(const ValueInfo& v) { return static_cast<double>(v.shape.numel()); }
 double es(DType t) { return static_cast<double>(dtype_size(t)); }
 
@@ -188,6 +196,141 @@ void lower_moe_experts(const DeviceProfile& p, const GraphState& g, const Node& 
     w.cycles_per_repeat = cycles(p, with_casts(Mix{2, 0, 0}, t, false));
     w.flops = static_cast<double>(tokens * hidden) * 2;
     return time_vector(p, w, s);
+  });
+}
+
+// ---- quantized weights (docs/npu-sim.md, "Quantized weights")
+
+// Bytes per logical weight element that weight `which` of a quantized op streams from HBM: its
+// codes (int4: half a byte) plus its scales and zero points.
+double quant_bytes_per_elem(const GraphState& g, const Node& n, int which) {
+  const QuantInputs in = quant_inputs(n, which);
+  const ValueInfo& data = g.input_of(n, in.data);
+  const ValueInfo& scale = g.input_of(n, in.scale);
+  double bytes = numel(data) * es(data.dtype) + numel(scale) * es(scale.dtype);
+  if (in.zero) bytes += numel(g.input_of(n, *in.zero));
+  const bool int4 = std::get<QuantAttrs>(n.attrs).scheme.format == QuantFormat::Int4;
+  return bytes / std::max(1.0, numel(data) * (int4 ? 2.0 : 1.0));
+}
+
+// One quantized linear over `counts` rows per expert ([rows, kdim] in dtype t, out [rows, n]):
+// - W8A8: the activations are quantized on the vector cores (dynamic: a max pass and a quantize
+//   pass per token; static: one pass), the cube multiplies int8 at the profile's int8 rate into
+//   int32 (one K-slice per scale group, each written out as int32), and one vector kernel applies
+//   the group scales, sums the groups and multiplies by the token scale;
+// - weight-only: the vector cores antiquantize the weights of the experts that got rows
+//   ((q - z) · s into the activation dtype, costed as compute: the bytes are the GEMM's B stream)
+//   and the cube runs the activation-dtype GEMM.
+// Either way the cube's B stream is the weight at its quantized size (codes, scales, zeros).
+void quant_linear(const DeviceProfile& p, const QuantAttrs& a, const std::vector<std::int64_t>& counts,
+                  std::int64_t n_out, std::int64_t kdim, DType t, double b_bytes, Kernels& k) {
+  const bool w8a8 = a.activation != ActivationQuant::None;
+  const std::int64_t rows = std::accumulate(counts.begin(), counts.end(), std::int64_t{0});
+  const std::int64_t group = a.scheme.group_k <= 0 ? kdim : std::min(a.scheme.group_k, kdim);
+  const std::int64_t groups = kdim == 0 ? 1 : (kdim + group - 1) / group;
+  if (w8a8) {
+    VectorWork q;
+    q.what = a.activation == ActivationQuant::DynamicInt8 ? "per-token int8 quantization"
+                                                          : "static int8 quantization";
+    q.row_elems = kdim;
+    q.rows = rows;
+    q.in_bytes_per_elem = es(t);
+    q.out_bytes_per_elem = 1.0 + (a.activation == ActivationQuant::DynamicInt8 ? 4.0 : 0.0) /
+                                     static_cast<double>(std::max<std::int64_t>(kdim, 1));
+    q.compute_bytes = 4;
+    // dynamic: |x| and max (pass 1); divide, round, clamp, cast (pass 2)
+    const bool dynamic = a.activation == ActivationQuant::DynamicInt8;
+    q.cycles_per_repeat = cycles(p, with_casts(dynamic ? Mix{5, 0, 1} : Mix{4, 0, 1}, t, true));
+    q.row_passes = dynamic ? 2 : 1;
+    q.flops = static_cast<double>(rows * kdim) * (dynamic ? 4 : 3);
+    k.add([&](SpanSink* s) { return time_vector(p, q, s); });
+  } else {
+    VectorWork aq;
+    aq.what = "antiquant";
+    std::int64_t experts_used = 0;
+    for (auto c : counts) experts_used += c > 0 ? 1 : 0;
+    aq.row_elems = experts_used * n_out * kdim;
+    aq.compute_bytes = 2;  // fp16/bf16 operands for the cube; f32 for f32 activations
+    if (cube_dtype(t) == DType::F32) aq.compute_bytes = 4;
+    // unpack (int4) or widen, subtract the zero, multiply by the scale, cast
+    aq.cycles_per_repeat = cycles(p, Mix{a.scheme.format == QuantFormat::Int4 ? 4.0 : 3.0, 0, 0});
+    aq.flops = 2.0 * static_cast<double>(aq.row_elems);
+    // inside the fused weight-quant GEMM kernel (no launch of its own)
+    k.add([&](SpanSink* s) { return time_vector(p, aq, s); }, false);
+  }
+  // Per-channel W8A8: FixPipe applies the channel scale on the way out of L0C and the token
+  // scale is the fused epilogue of the same kernel (CANN's QuantBatchMatmul), so the output
+  // leaves in the activation dtype. Grouped scales have no such path: every K-group's int32 sum
+  // is written out and a vector epilogue (in the same kernel) scales and sums them.
+  const bool partials = w8a8 && groups > 1;
+  GemmProblem prob;
+  prob.dtype = w8a8 ? DType::I8 : cube_dtype(t);
+  prob.out_dtype = partials ? DType::I32 : t;
+  prob.b_gm_bytes = b_bytes;
+  for (auto m : counts)
+    for (std::int64_t g = 0; g < (partials ? groups : 1); ++g)
+      prob.groups.push_back({m, n_out, partials ? std::min(group, kdim - g * group) : kdim});
+  k.add([&](SpanSink* s) { return time_gemm(p, prob, nullptr, s); });
+  if (!partials) return;
+  VectorWork e;
+  e.what = "int8 dequant epilogue";
+  e.row_elems = rows * n_out;
+  e.in_bytes_per_elem = 4.0 * static_cast<double>(groups);
+  e.out_bytes_per_elem = es(t);
+  e.fixed_bytes = static_cast<double>(n_out * groups) * 4 + static_cast<double>(rows) * 4;
+  e.compute_bytes = 4;
+  e.cycles_per_repeat =
+      cycles(p, with_casts(Mix{2.0 * static_cast<double>(groups) + 1, 0, 0}, t, false));
+  e.flops = static_cast<double>(rows * n_out) * (2.0 * static_cast<double>(groups) + 1);
+  k.add([&](SpanSink* s) { return time_vector(p, e, s); }, false);
+}
+
+void lower_quant(const DeviceProfile& p, const GraphState& g, const Node& n,
+                 const std::vector<std::int64_t>& rows_per_expert, Kernels& k) {
+  const auto& a = std::get<QuantAttrs>(n.attrs);
+  const ValueInfo& x = g.input_of(n, 0);
+  const DType t = x.dtype;
+  const std::int64_t kdim = x.shape[-1];
+  if (n.op == OpKind::QuantMatmul) {
+    const std::int64_t rows = kdim == 0 ? 0 : x.shape.numel() / kdim;
+    return quant_linear(p, a, {rows}, g.input_of(n, 1).shape[0], kdim, t,
+                        quant_bytes_per_elem(g, n, 0), k);
+  }
+  const Shape& w = g.input_of(n, n.op == OpKind::QuantGroupedMatmul ? 2 : 5).shape;
+  const std::int64_t rows = g.input_of(n, n.op == OpKind::QuantGroupedMatmul ? 0 : 3).shape[0];
+  const auto counts = rows_per_expert.empty() ? balanced(rows, w[0]) : rows_per_expert;
+  if (n.op == OpKind::QuantGroupedMatmul)
+    return quant_linear(p, a, counts, w[1], kdim, t, quant_bytes_per_elem(g, n, 0), k);
+  // quant_moe_experts: permute, gate+up as one GEMM of width 2I, SwiGLU, down, combine
+  const std::int64_t tokens = x.shape[0], hidden = x.shape[1];
+  const std::int64_t top_k = g.input_of(n, 1).shape[1];
+  const std::int64_t inner = w[1];
+  k.add([&](SpanSink* s) {
+    return time_gather(p,
+                       copy_runs("moe permute", static_cast<double>(rows * hidden),
+                                 static_cast<double>(hidden), es(t)),
+                       s);
+  });
+  const double gate_up_bytes = (quant_bytes_per_elem(g, n, 0) + quant_bytes_per_elem(g, n, 1)) / 2;
+  quant_linear(p, a, counts, 2 * inner, hidden, t, gate_up_bytes, k);
+  VectorWork sw;
+  sw.what = "swiglu";
+  sw.row_elems = rows * inner;
+  sw.in_bytes_per_elem = 2 * es(t);
+  sw.out_bytes_per_elem = es(t);
+  sw.compute_bytes = 4;
+  sw.cycles_per_repeat = cycles(p, with_casts(Mix{4, 1, 1}, t, true));
+  sw.flops = static_cast<double>(rows * inner) * 4;
+  k.add([&](SpanSink* s) { return time_vector(p, sw, s); });
+  quant_linear(p, a, counts, hidden, inner, t, quant_bytes_per_elem(g, n, 2), k);
+  k.add([&](SpanSink* s) {
+    GatherWork c = copy_runs("moe combine", static_cast<double>(tokens * top_k * hidden),
+                             static_cast<double>(hidden), es(t));
+    c.out_bytes = static_cast<double>(tokens * hidden) * es(t);
+    const double repeats = std::ceil(static_cast<double>(hidden) * 4 / p.vector_repeat_bytes);
+    c.vector_cycles = static_cast<double>(tokens * top_k) * repeats * cycles(p, Mix{3, 0, 0});
+    c.flops = 2.0 * static_cast<double>(tokens * top_k * hidden);
+    return time_gather(p, c, s);
   });
 }
 
@@ -378,7 +521,7 @@ void lower_ascend(const DeviceProfile& p, const GraphState& g, const Node& n,
     }
     case OpKind::QuantMatmul:
     case OpKind::QuantGroupedMatmul:
-    case OpKind::QuantMoeExperts: break;  // declined by supports() until npu-sim models int8
+    case OpKind::QuantMoeExperts: return lower_quant(p, g, n, rows_per_expert, k);
   }
   throw Error(ErrorCode::Internal,
               fmt::format("npu-sim: no timing model for op kind {}", static_cast<int>(n.op)));
@@ -393,7 +536,8 @@ std::vector<KernelResult> lower_node(const DeviceProfile& p, const GraphState& g
   if (p.model == porta::npu_sim::ModelKind::Roofline) {
     const auto cost = op_cost(g, n);
     const bool cube = n.op == OpKind::Matmul || n.op == OpKind::GroupedMatmul ||
-                      n.op == OpKind::MoeExperts || n.op == OpKind::Attention;
+                      n.op == OpKind::MoeExperts || n.op == OpKind::Attention ||
+                      is_quant(n.op);
     if (n.op == OpKind::AllToAll || n.op == OpKind::AllGather || n.op == OpKind::AllReduce ||
         n.op == OpKind::ReduceScatter) {
       k.add([&](SpanSink*) { return time_collective(p, g, n); });
@@ -409,7 +553,7 @@ std::vector<KernelResult> lower_node(const DeviceProfile& p, const GraphState& g
     } else {
       k.add([&](SpanSink*) {
         return time_roofline(p, std::string(op_name(n.op)), cost.flops, cost.bytes,
-                             cube_dtype(g.output_of(n, 0).dtype), cube);
+                             w8a8(n) ? DType::I8 : cube_dtype(g.output_of(n, 0).dtype), cube);
       });
     }
     return k.take();
@@ -425,6 +569,7 @@ OpReport time_node(const DeviceProfile& p, const GraphState& g, const Node& n,
   DType t = g.output_of(n, 0).dtype;
   if (n.op == OpKind::Matmul || n.op == OpKind::GroupedMatmul || n.op == OpKind::MoeExperts)
     t = cube_dtype(g.input_of(n, 0).dtype);
+  if (is_quant(n.op)) t = w8a8(n) ? DType::I8 : cube_dtype(g.input_of(n, 0).dtype);
   return compose(p, n.name, std::string(op_name(n.op)), kernels, t);
 }
 

@@ -23,7 +23,14 @@ namespace {
 
 using porta::npu_sim::load_profile;
 
-bool data_dependent(OpKind op) { return op == OpKind::GroupedMatmul || op == OpKind::MoeExperts; }
+bool data_dependent(OpKind op) {
+  return op == OpKind::GroupedMatmul || op == OpKind::MoeExperts ||
+         op == OpKind::QuantGroupedMatmul || op == OpKind::QuantMoeExperts;
+}
+bool quantized(OpKind op) {
+  return op == OpKind::QuantMatmul || op == OpKind::QuantGroupedMatmul ||
+         op == OpKind::QuantMoeExperts;
+}
 
 // The cube ops have NPU numerics of their own (functional.hpp); every other op runs on the
 // vector cores, in f32 with one rounding into the output dtype: the reference's numerics.
@@ -31,6 +38,9 @@ void run_functional(const GraphState& g, const Node& n, const ExecContext& ctx) 
   if (n.op == OpKind::Matmul) return npu_sim::run_matmul(g, n, ctx);
   if (n.op == OpKind::GroupedMatmul) return npu_sim::run_grouped_matmul(g, n, ctx);
   if (n.op == OpKind::MoeExperts) return npu_sim::run_moe_experts(g, n, ctx);
+  if (n.op == OpKind::QuantMatmul) return npu_sim::run_quant_matmul(g, n, ctx);
+  if (n.op == OpKind::QuantGroupedMatmul) return npu_sim::run_quant_grouped_matmul(g, n, ctx);
+  if (n.op == OpKind::QuantMoeExperts) return npu_sim::run_quant_moe_experts(g, n, ctx);
   return reference::run_node(g, n, ctx);
 }
 
@@ -87,7 +97,8 @@ class NpuSimBackend final : public Backend {
                                                                       : "roofline"},
         {"numerics",
          "cube: fp16/bf16 inputs, f32 accumulation, one RNE rounding at FixPipe; "
-         "vector: f32 compute, one rounding"},
+         "vector: f32 compute, one rounding; W8A8: int8 cube, exact int32 sums, f32 "
+         "scaling; int8/int4 weight-only: antiquant to the activation dtype, then the cube"},
         {"profiles", fmt::format("{} (npu-sim:NAME), or npu-sim:file=PATH.json",
                                  fmt::join(porta::npu_sim::builtin_profiles(), ", "))},
         {"source", profile_.source}};
@@ -102,9 +113,14 @@ class NpuSimBackend final : public Backend {
   // The cube's numerics: each kernel rounds its output once into the dtype (unit roundoff u), and
   // the f32 accumulator adds at most ~K·2^-24 relative to max|output| for random-sign terms.
   // moe_experts chains four roundings (gate/up, SwiGLU, down, combine). A factor 2 of margin.
+  // The quantized ops' weight-only path rounds twice more per GEMM (the scale and the
+  // antiquantized weight into the activation dtype), so a quantized GEMM counts three roundings
+  // and quant_moe_experts (two GEMM stages, SwiGLU, combine, and the requantization of the SwiGLU
+  // output under W8A8) eight.
   std::optional<double> conformance_tolerance(OpKind op, DType dtype,
                                               std::int64_t k) const override {
-    if (op != OpKind::Matmul && op != OpKind::GroupedMatmul && op != OpKind::MoeExperts)
+    if (op != OpKind::Matmul && op != OpKind::GroupedMatmul && op != OpKind::MoeExperts &&
+        !quantized(op))
       return std::nullopt;
     double u = 0;
     switch (dtype) {
@@ -116,15 +132,18 @@ class NpuSimBackend final : public Backend {
       case DType::I64:
       case DType::F8E4M3: return std::nullopt;
     }
-    const double roundings = op == OpKind::MoeExperts ? 4 : 1;
+    double roundings = op == OpKind::MoeExperts ? 4 : 1;
+    if (quantized(op)) roundings = op == OpKind::QuantMoeExperts ? 8 : 3;
     return 2 * (roundings * u + static_cast<double>(std::max<std::int64_t>(k, 1)) * 0x1p-24);
   }
 
   SupportResult supports(const GraphState& g, const Node& n) const override {
-    if (n.op == OpKind::QuantMatmul || n.op == OpKind::QuantGroupedMatmul ||
-        n.op == OpKind::QuantMoeExperts)
-      return SupportResult::no(fmt::format("{}: quantized weights are not modelled on npu-sim yet",
-                                           reference::node_label(n)));
+    if (quantized(n.op) &&
+        std::get<QuantAttrs>(n.attrs).scheme.format == QuantFormat::F8E4M3)
+      return SupportResult::no(
+          fmt::format("{}: f8_e4m3 weights: the Ascend 910B that npu-sim models has no fp8 data "
+                      "type (dequantize them at load, or quantize to int8)",
+                      reference::node_label(n)));
     for (auto v : n.inputs)
       if (g.values[v].dtype == DType::F8E4M3)
         return SupportResult::no(fmt::format(

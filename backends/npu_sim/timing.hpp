@@ -60,6 +60,13 @@ struct GemmProblem {
   DType dtype = DType::F16;       // operands (f16/bf16, f32, i8)
   DType out_dtype = DType::F16;
   bool b_shared = false;  // one B for every group (a broadcast weight)
+  // Bytes per B element read from GM when B is stored narrower than the operands: a quantized
+  // weight streams its codes plus its scales and zeros (int4: half a byte and the scales), and is
+  // widened on the way (antiquant). 0: B is stored as `dtype`.
+  double b_gm_bytes = 0;
+  double b_bytes_per_elem() const {
+    return b_gm_bytes > 0 ? b_gm_bytes : static_cast<double>(dtype_size(dtype));
+  }
 };
 
 struct GemmTiling {

@@ -166,6 +166,9 @@ const OpenclLowering kLowerings[] = {
     {OpKind::GroupedMatmul, moe_supports, moe_lower},
     {OpKind::MoeExperts, moe_supports, moe_lower},
     {OpKind::MoeCombine, moe_supports, moe_lower},
+    {OpKind::QuantMatmul, quant_supports, quant_lower},
+    {OpKind::QuantGroupedMatmul, quant_supports, quant_lower},
+    {OpKind::QuantMoeExperts, quant_supports, quant_lower},
 };
 
 const OpenclLowering* find_lowering(OpKind op) {

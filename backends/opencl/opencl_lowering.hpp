@@ -180,6 +180,9 @@ SupportResult matmul_supports(const Device&, const GraphState& g, const Node& n)
 void matmul_lower(Device& device, const GraphState& g, const Node& n, LoweredOp& op);
 SupportResult moe_supports(const Device&, const GraphState& g, const Node& n);
 void moe_lower(Device& device, const GraphState& g, const Node& n, LoweredOp& op);
+// quant_ops.cpp: quant_matmul, quant_grouped_matmul, quant_moe_experts.
+SupportResult quant_supports(const Device& device, const GraphState& g, const Node& n);
+void quant_lower(Device& device, const GraphState& g, const Node& n, LoweredOp& op);
 
 // Shared with moe_ops.cpp and the benchmark: the ragged grouped GEMM out[r] = rows[r] · w[e]ᵀ for
 // rows r of expert e (offsets[e] <= r < offsets[e + 1]); rows outside every expert are zero

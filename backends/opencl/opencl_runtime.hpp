@@ -96,6 +96,8 @@ class Device {
   const std::string& name() const { return name_; }
   bool has_fp16() const { return fp16_; }
   bool has_fp64() const { return fp64_; }
+  // CL_FP_CORRECTLY_ROUNDED_DIVIDE_SQRT: the program is then built with exact f32 division.
+  bool exact_division() const { return exact_div_sqrt_; }
   std::uint64_t global_memory() const { return global_memory_; }
   std::uint64_t max_allocation() const { return max_allocation_; }
   std::size_t max_work_group() const { return max_work_group_; }
