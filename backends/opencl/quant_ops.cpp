@@ -116,7 +116,7 @@ const ClBuffer* f32_scratch(Device& device, LoweredOp& op, cl_long count) {
   return op.buffers.back().get();
 }
 
-void experts_lower(Device& device, const GraphState& g, const Node& n, LoweredOp& op) {
+void quant_experts_lower(Device& device, const GraphState& g, const Node& n, LoweredOp& op) {
   const auto& attrs = std::get<QuantAttrs>(n.attrs);
   const ValueInfo& x = g.input_of(n, 0);
   const cl_long T = x.shape[0], H = x.shape[1], K = g.input_of(n, 1).shape[1];
@@ -200,7 +200,7 @@ SupportResult quant_supports(const Device& device, const GraphState& g, const No
 }
 
 void quant_lower(Device& device, const GraphState& g, const Node& n, LoweredOp& op) {
-  if (n.op == OpKind::QuantMoeExperts) return experts_lower(device, g, n, op);
+  if (n.op == OpKind::QuantMoeExperts) return quant_experts_lower(device, g, n, op);
   const auto& attrs = std::get<QuantAttrs>(n.attrs);
   const ValueInfo& x = g.input_of(n, 0);
   const cl_long K = x.shape[-1];
