@@ -231,13 +231,19 @@ int fault(const std::shared_ptr<porta::Communicator>& comm, const std::string& k
                                   "cannot open '/nonexistent/porta-weights.safetensors'");
     }
     if (victim && kind == "fault-oom") {
-      std::vector<float> huge(std::size_t{1} << 60);  // throws std::bad_alloc / length_error
-      huge[0] = 1;
+      // A 1 PiB tensor: its allocation fails as on a machine out of memory, and porta reports
+      // ErrorCode::OutOfMemory (under ASan too, where allocator_may_return_null makes the
+      // allocation return null as malloc would; ASan's operator new would end the process).
+      const porta::Tensor huge =
+          porta::Tensor::empty(porta::Shape{std::int64_t{1} << 24, std::int64_t{1} << 24},
+                               porta::DType::F32);
+      (void)huge;
     }
     if (victim && kind == "fault-hang") std::this_thread::sleep_for(std::chrono::seconds(60));
     if (victim && kind == "fault-kill") raise(SIGKILL);
   } catch (const porta::Error& e) {
-    failure = e.what();
+    failure = e.code() == porta::ErrorCode::OutOfMemory ? std::string("out of memory: ") + e.what()
+                                                        : std::string(e.what());
   } catch (const std::bad_alloc&) {
     failure = "out of memory";
   } catch (const std::length_error&) {
