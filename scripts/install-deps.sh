@@ -11,8 +11,7 @@ set -euo pipefail
 
 readonly packages=(
   # build tools (Ninja: the Makefile's generator, it schedules every target's files on every core;
-  # ccache: a second `make test` or CI run on the same machine recompiles only what changed, in any
-  # checkout folder, since CMakeLists.txt keys the cache on paths relative to the source tree)
+  # ccache: a second `make test` in the same checkout recompiles only what changed)
   cmake g++ make ninja-build pkg-config ccache
   # runtime libraries: fmt, JSON (model configs, traces), CLI11 (the porta program)
   libfmt-dev nlohmann-json3-dev libcli11-dev
