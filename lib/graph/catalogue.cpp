@@ -4,8 +4,8 @@
 #include "quant/quant_layout.hpp"
 
 #include <algorithm>
-#include <cmath>
 #include <array>
+#include <cmath>
 #include <numeric>
 
 #include <fmt/format.h>
@@ -501,15 +501,9 @@ Outputs moe_combine_rule(const Rule& r, const NoAttrs&) {
   return {{Shape{t, r.shape(0)[1]}, r.dtype(0)}};
 }
 
-// `logical_experts`: the experts offsets count, when the weights hold other slots than those
-// (moe_experts_ep: this rank's slots); 0: the weights' E.
-Outputs moe_experts_inputs_rule(const Rule& r, const moe::ExpertsAttrs& a,
-                                std::int64_t logical_experts) {
-  // x, weights, offsets, perm, inv, w_gate, w_up, w_down [, s_gate, s_up, s_down [, s_gate_w]]
-  const std::size_t expected = 8 + (a.has_shared ? 3 : 0) +
-                               (a.has_shared && a.shared_gate == moe::SharedGate::Sigmoid ? 1 : 0);
-  r.require(r.count() == expected, ErrorCode::InvalidArgument,
-            fmt::format("expected {} inputs for these attributes, got {}", expected, r.count()));
+// The inputs every routed-experts op starts with: x [T, H], routing weights [T, K] f32, offsets,
+// perm and inv (i32, inv [T·K]). Returns {T, H, K}.
+std::array<std::int64_t, 3> check_routed_rows(const Rule& r) {
   r.require_float(0);
   r.require_rank(0, 2);
   const auto t = r.shape(0)[0];
@@ -522,6 +516,19 @@ Outputs moe_experts_inputs_rule(const Rule& r, const moe::ExpertsAttrs& a,
   r.require_dtype(3, DType::I32);
   r.require_dtype(4, DType::I32);
   r.require(r.shape(4) == Shape{t * k}, ErrorCode::ShapeMismatch, "inv must be [T·K]");
+  return {t, h, k};
+}
+
+// `logical_experts`: the experts offsets count, when the weights hold other slots than those
+// (moe_experts_ep: this rank's slots); 0: the weights' E.
+Outputs moe_experts_inputs_rule(const Rule& r, const moe::ExpertsAttrs& a,
+                                std::int64_t logical_experts) {
+  // x, weights, offsets, perm, inv, w_gate, w_up, w_down [, s_gate, s_up, s_down [, s_gate_w]]
+  const std::size_t expected = 8 + (a.has_shared ? 3 : 0) +
+                               (a.has_shared && a.shared_gate == moe::SharedGate::Sigmoid ? 1 : 0);
+  r.require(r.count() == expected, ErrorCode::InvalidArgument,
+            fmt::format("expected {} inputs for these attributes, got {}", expected, r.count()));
+  const auto [t, h, k] = check_routed_rows(r);
   for (std::size_t i = 5; i < 8; ++i) {
     r.require_float(i);
     r.require_rank(i, 3);
@@ -641,18 +648,7 @@ Outputs quant_moe_experts_rule(const Rule& r, const QuantAttrs& a) {
   r.require(r.count() == expected, ErrorCode::InvalidArgument,
             fmt::format("expected {} inputs for a {} scheme, got {}", expected,
                         a.scheme.zero_point ? "asymmetric" : "symmetric", r.count()));
-  r.require_float(0);
-  r.require_rank(0, 2);
-  const auto t = r.shape(0)[0];
-  const auto h = r.shape(0)[1];
-  r.require_dtype(1, DType::F32);
-  r.require(r.shape(1).rank() == 2 && r.shape(1)[0] == t, ErrorCode::ShapeMismatch,
-            "routing weights must be [T, K]");
-  const auto k = r.shape(1)[1];
-  r.require_dtype(2, DType::I32);
-  r.require_dtype(3, DType::I32);
-  r.require_dtype(4, DType::I32);
-  r.require(r.shape(4) == Shape{t * k}, ErrorCode::ShapeMismatch, "inv must be [T·K]");
+  const auto [t, h, k] = check_routed_rows(r);
   for (std::size_t i = 5; i < 8; ++i) r.require_rank(i, 3);
   const auto e = r.shape(5)[0];
   const auto inter = r.shape(5)[1];
