@@ -6,12 +6,13 @@
 // [bits·i, bits·(i+1)), as unsigned value + 2^(bits-1)), `weight_shape` and zero points packed
 // the same way along N. Little-endian int4 words are byte for byte the canonical low-nibble-first
 // layout, so those are views; int8 words and zero points are repacked (counted).
-#include <regex>
+#include <memory>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "model/quant_formats.hpp"
+#include "tokenizer/regex.hpp"
 
 namespace porta::model {
 
@@ -21,9 +22,28 @@ using nlohmann::json;
 
 enum class Packing { Int, Float, Pack };
 
+// A module name, or a "re:" pattern, which compressed-tensors matches with Python's re.match
+// (anchored at the start). PCRE2 reads the Python syntax these configs use; a pattern that does
+// not compile is a CorruptFile error naming the config field.
+class ModulePattern {
+ public:
+  ModulePattern(const std::string& text, const std::string& field) : text_(text) {
+    if (text.starts_with("re:"))
+      regex_ = std::make_shared<const tok::Regex>(std::string_view(text).substr(3), field);
+  }
+  bool matches(const std::string& module) const {
+    return regex_ ? regex_->matches_at_start(module) : text_ == module;
+  }
+  const std::string& text() const { return text_; }
+
+ private:
+  std::string text_;
+  std::shared_ptr<const tok::Regex> regex_;
+};
+
 struct Group {
   std::string name;
-  std::vector<std::string> targets;
+  std::vector<ModulePattern> targets;
   Packing packing = Packing::Int;
   QuantFormat format = QuantFormat::Int8;
   int bits = 8;
@@ -32,14 +52,6 @@ struct Group {
   ActivationQuant activation = ActivationQuant::None;
   bool input_zero_point = false;
 };
-
-bool matches(const std::string& pattern, const std::string& module) {
-  // compressed-tensors matches "re:" patterns with Python's re.match (anchored at the start).
-  if (pattern.starts_with("re:"))
-    return std::regex_search(module, std::regex(pattern.substr(3)),
-                             std::regex_constants::match_continuous);
-  return pattern == module;
-}
 
 bool is_router(const std::string& module) {
   return module.ends_with(".gate") || module.ends_with(".shared_expert_gate");
@@ -62,7 +74,7 @@ class CompressedTensorsReader final : public QuantFormatReader {
       if (!q["ignore"].is_array()) fail("ignore", "must be a list of module names or re: patterns");
       for (const auto& item : q["ignore"]) {
         if (!item.is_string()) fail("ignore", fmt::format("holds {}, not a string", item.dump()));
-        ignore_.push_back(item.get<std::string>());
+        ignore_.emplace_back(item.get<std::string>(), source_ + ": quantization_config.ignore");
       }
     }
   }
@@ -102,7 +114,8 @@ class CompressedTensorsReader final : public QuantFormatReader {
   }
 
   static bool targets_by_class(const Group& g) {
-    return std::find(g.targets.begin(), g.targets.end(), "Linear") != g.targets.end();
+    return std::any_of(g.targets.begin(), g.targets.end(),
+                       [](const ModulePattern& t) { return t.text() == "Linear"; });
   }
 
   static std::string summary(const Group& g) {
@@ -127,7 +140,7 @@ class CompressedTensorsReader final : public QuantFormatReader {
       if (!target.starts_with("re:") && target != "Linear" && target.find('.') == std::string::npos)
         fail(at + ".targets", fmt::format("'{}' is neither Linear, a module name nor a re: pattern",
                                           target));
-      out.targets.push_back(target);
+      out.targets.emplace_back(target, source_ + ": quantization_config." + at + ".targets");
     }
     const std::string format = g.value("format", top_format);
     if (format == "int-quantized")
@@ -194,10 +207,10 @@ class CompressedTensorsReader final : public QuantFormatReader {
 
   const Group* group_of(const std::string& module) const {
     for (const auto& pattern : ignore_)
-      if (matches(pattern, module)) return nullptr;
+      if (pattern.matches(module)) return nullptr;
     for (const auto& g : groups_)
       for (const auto& t : g.targets)
-        if (t == "Linear" || matches(t, module)) return &g;
+        if (t.text() == "Linear" || t.matches(module)) return &g;
     return nullptr;
   }
 
@@ -325,7 +338,7 @@ class CompressedTensorsReader final : public QuantFormatReader {
 
   std::string source_;
   std::vector<Group> groups_;
-  std::vector<std::string> ignore_;
+  std::vector<ModulePattern> ignore_;
 };
 
 }  // namespace

@@ -6,7 +6,6 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <regex>
 #include <set>
 
 #include <fmt/format.h>
@@ -93,9 +92,22 @@ QuantizedFormat parse_quantized_format(std::string_view name, std::int64_t group
   return f;
 }
 
+// The linear layers of the supported architectures: "*_proj.weight", "*_proj_with_mqa.weight"
+// and Mixtral's "*.experts.<e>.w1|w2|w3.weight".
 bool is_quantized_linear(const std::string& name) {
-  static const std::regex linear(R"(.*(_proj|_proj_with_mqa|\.experts\.\d+\.w[123])\.weight)");
-  return std::regex_match(name, linear);
+  constexpr std::string_view suffix = ".weight";
+  const std::string_view whole = name;
+  if (!whole.ends_with(suffix)) return false;
+  const std::string_view module = whole.substr(0, whole.size() - suffix.size());
+  if (module.ends_with("_proj") || module.ends_with("_proj_with_mqa")) return true;
+  // ".experts.<digits>.w[123]"
+  if (module.size() < 3 || module[module.size() - 3] != '.' || module[module.size() - 2] != 'w' ||
+      module.back() < '1' || module.back() > '3')
+    return false;
+  const std::string_view head = module.substr(0, module.size() - 3);
+  const std::size_t dot = head.find_last_not_of("0123456789");
+  if (dot == std::string_view::npos || dot + 1 == head.size() || head[dot] != '.') return false;
+  return head.substr(0, dot).ends_with(".experts");
 }
 
 std::vector<std::pair<std::string, Tensor>> encode_linear(const std::string& name, const Tensor& w,

@@ -89,6 +89,21 @@ void Regex::find_all(std::string_view text,
   }
 }
 
+bool Regex::matches_at_start(std::string_view text) const {
+  ThreadMatchState& state = match_state();
+  // PCRE2_ANCHORED at match time runs the interpreter rather than the JIT code: these patterns
+  // are matched a few thousand times per checkpoint, not millions.
+  const int rc = pcre2_match(static_cast<pcre2_code*>(code_),
+                             reinterpret_cast<PCRE2_SPTR>(text.data()), text.size(), 0,
+                             PCRE2_ANCHORED, state.data, state.context);
+  if (rc == PCRE2_ERROR_NOMATCH) return false;
+  if (rc < 0)
+    throw Error(ErrorCode::InvalidArgument,
+                fmt::format("{}: matching the regex '{}' failed: {}", field_, pattern_,
+                            pcre2_message(rc)));
+  return true;
+}
+
 void Regex::for_each_match(std::string_view text,
                            const std::function<void(std::size_t, std::size_t)>& on_match) const {
   std::vector<std::pair<std::size_t, std::size_t>> matches;

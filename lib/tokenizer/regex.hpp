@@ -1,5 +1,6 @@
-// A compiled PCRE2 pattern (UTF + UCP, JIT when available) with the one operation the tokenizer
-// needs: every non-overlapping match, left to right.
+// A compiled PCRE2 pattern (UTF + UCP, JIT when available) with the operations porta needs: every
+// non-overlapping match, left to right (the tokenizer), and an anchored match (the module patterns
+// of quantized checkpoints' configs, which are Python regexes).
 #pragma once
 
 #include <cstddef>
@@ -26,6 +27,9 @@ class Regex {
   // The same matches appended to `out` as (begin, end) pairs (no call per match).
   void find_all(std::string_view text,
                 std::vector<std::pair<std::size_t, std::size_t>>& out) const;
+
+  // Whether a match starts at the beginning of `text` (Python's re.match; it need not reach the end).
+  bool matches_at_start(std::string_view text) const;
 
   const std::string& pattern() const { return pattern_; }
 

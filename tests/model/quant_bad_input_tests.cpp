@@ -13,7 +13,7 @@
 #include "model/model_test_support.hpp"
 #include "model/quant_formats.hpp"
 
-namespace porta::test {
+namespace porta::test::model_quant_bad_input_tests {
 namespace {
 
 namespace fs = std::filesystem;
@@ -192,6 +192,13 @@ TEST_CASE("A description or config that disagrees with the tensors is refused", 
   ignoring["ignore"] = {"lm_head", "re:layer\\..*"};
   REQUIRE_PORTA_ERROR(read_ct(ignoring.dump(), encoded("compressed-tensors-w8a8")),
                       ErrorCode::InvalidArgument, "layer.proj.weight_scale", "ignore");
+  // re: patterns are anchored at the start (Python's re.match), not searched for.
+  ignoring["ignore"] = {"re:proj"};
+  CHECK_NOTHROW(read_ct(ignoring.dump(), encoded("compressed-tensors-w8a8")));
+  // A pattern that does not compile names the field and the pattern.
+  ignoring["ignore"] = {"re:layer\\.(proj"};
+  REQUIRE_PORTA_ERROR(read_ct(ignoring.dump(), encoded("compressed-tensors-w8a8")),
+                      ErrorCode::CorruptFile, "quantization_config.ignore", "layer\\.(proj");
   // weight_shape that disagrees with the config's shape.
   Source shape = encoded("compressed-tensors-w4a16");
   shape.tensors["layer.proj.weight_shape"] = Tensor::from_vector<std::int64_t>({2}, {8, 32});
@@ -227,4 +234,4 @@ TEST_CASE("A quantized checkpoint on disk with a bad tensor names it", "[model][
 }
 
 }  // namespace
-}  // namespace porta::test
+}  // namespace porta::test::model_quant_bad_input_tests

@@ -14,7 +14,7 @@
 
 #include "model/model_test_support.hpp"
 
-namespace porta::test {
+namespace porta::test::model_quant_checkpoint_tests {
 namespace {
 
 namespace fs = std::filesystem;
@@ -251,8 +251,14 @@ TEST_CASE("gen-checkpoint's quantized configs name their format", "[model][quant
   CHECK(model::is_quantized_linear("model.layers.0.self_attn.kv_a_proj_with_mqa.weight"));
   CHECK_FALSE(model::is_quantized_linear("model.layers.0.block_sparse_moe.gate.weight"));
   CHECK_FALSE(model::is_quantized_linear("lm_head.weight"));
+  CHECK(model::is_quantized_linear("model.layers.3.mlp.experts.12.gate_proj.weight"));
+  CHECK(model::is_quantized_linear("model.layers.0.block_sparse_moe.experts.0.w1.weight"));
+  CHECK_FALSE(model::is_quantized_linear("model.layers.0.block_sparse_moe.experts.7.w4.weight"));
+  CHECK_FALSE(model::is_quantized_linear("model.layers.0.block_sparse_moe.experts.w2.weight"));
+  CHECK_FALSE(model::is_quantized_linear("model.layers.0.block_sparse_moe.experts7.w2.weight"));
+  CHECK_FALSE(model::is_quantized_linear("model.layers.0.self_attn.q_proj.bias"));
   CHECK_THROWS_WITH(model::parse_quantized_format("w3a16"), Catch::Contains("compressed-tensors-w8a8"));
 }
 
 }  // namespace
-}  // namespace porta::test
+}  // namespace porta::test::model_quant_checkpoint_tests
