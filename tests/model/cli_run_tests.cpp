@@ -5,7 +5,6 @@
 
 #include <array>
 #include <cstdio>
-#include <regex>
 
 #include <catch2/catch.hpp>
 
@@ -15,13 +14,13 @@
 #include "tools/cli_support.hpp"
 #include "model/model_test_support.hpp"
 
-namespace porta::test {
+namespace porta::test::model_cli_run_tests {
 namespace {
 
+// The ids `porta run` printed after "tokens: ".
 std::string tokens_line(const std::string& output) {
-  std::smatch m;
-  if (std::regex_search(output, m, std::regex("tokens: ([0-9 ]*)"))) return m[1];
-  return "(none)";
+  const std::string line = line_after(output, "tokens");
+  return line.substr(0, line.find_first_not_of("0123456789 "));
 }
 
 TEST_CASE(
@@ -119,6 +118,6 @@ TEST_CASE("porta run reports what loading mapped and copied, and refuses a model
 }
 
 }  // namespace
-}  // namespace porta::test
+}  // namespace porta::test::model_cli_run_tests
 
 #endif

@@ -3,9 +3,9 @@
 // encode/decode; broken tokenizer files are errors naming the field.
 #ifdef PORTA_CLI_PATH
 
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <regex>
 
 #include <catch2/catch.hpp>
 
@@ -15,13 +15,28 @@
 #include "tools/cli_support.hpp"
 #include "tokenizer/tokenizer_test_support.hpp"
 
-namespace porta::test {
+namespace porta::test::tokenizer_cli_text_tests {
 namespace {
 
-std::string line_after(const std::string& output, const std::string& label) {
-  std::smatch m;
-  if (std::regex_search(output, m, std::regex(label + ": ([^\n]*)"))) return m[1];
-  return "(none)";
+// The counts of each turn's "[N tokens ...; prompt P ids, R reused from the cache]" line.
+struct TurnStats {
+  unsigned long tokens = 0, prompt = 0, reused = 0;
+};
+
+std::vector<TurnStats> turn_stats(const std::string& output) {
+  std::vector<TurnStats> out;
+  const std::string end = " reused from the cache]";
+  for (auto at = output.find(end); at != std::string::npos; at = output.find(end, at + 1)) {
+    const auto open = output.rfind('[', at);
+    const auto prompt = output.find("; prompt ", open);
+    REQUIRE(open != std::string::npos);
+    REQUIRE(prompt < at);
+    TurnStats t;
+    REQUIRE(std::sscanf(output.c_str() + open, "[%lu tokens", &t.tokens) == 1);
+    REQUIRE(std::sscanf(output.c_str() + prompt, "; prompt %lu ids, %lu", &t.prompt, &t.reused) == 2);
+    out.push_back(t);
+  }
+  return out;
 }
 
 std::vector<std::int32_t> parse_ids(const std::string& line) {
@@ -114,32 +129,27 @@ TEST_CASE("porta chat keeps the conversation and the KV cache across turns", "[t
                            "Hello there\nWhat is the weather like?\n/reset\nHello there\n/quit\n");
   INFO(chat.output);
   REQUIRE(chat.exit_code == 0);
-  std::vector<std::smatch> stats;
-  const std::regex stat(R"(\[(\d+) tokens[^;]*; prompt (\d+) ids, (\d+) reused from the cache\])");
-  for (auto it = std::sregex_iterator(chat.output.begin(), chat.output.end(), stat);
-       it != std::sregex_iterator(); ++it)
-    stats.push_back(*it);
+  const std::vector<TurnStats> stats = turn_stats(chat.output);
   REQUIRE(stats.size() == 3);
   const auto first_prompt = tok.encode("<s>[INST] Hello there [/INST]", false);
-  CHECK(std::stoul(stats[0][2]) == first_prompt.size());
-  CHECK(std::stoul(stats[0][3]) == 0);
+  CHECK(stats[0].prompt == first_prompt.size());
+  CHECK(stats[0].reused == 0);
   // Turn two runs only what the cache does not hold yet: at least turn one's prompt is reused
   // (and the answer's ids as far as they re-encode the same; the last answer token was sampled
   // but never run).
-  const auto answer_tokens = std::stoul(stats[0][1]);
-  CHECK(std::stoul(stats[1][3]) >= first_prompt.size());
-  CHECK(std::stoul(stats[1][3]) < first_prompt.size() + answer_tokens);
+  const auto answer_tokens = stats[0].tokens;
+  CHECK(stats[1].reused >= first_prompt.size());
+  CHECK(stats[1].reused < first_prompt.size() + answer_tokens);
   CHECK_THAT(chat.output, Catch::Contains("(the conversation and the KV cache are reset)"));
-  CHECK(std::stoul(stats[2][3]) == 0);
-  CHECK(stats[2][2] == stats[0][2]);
+  CHECK(stats[2].reused == 0);
+  CHECK(stats[2].prompt == stats[0].prompt);
 
   // The first answer is what `porta run` generates for the same templated prompt.
   const CliResult run = run_porta("run --model " + dir +
                                   " --backend reference --max-new-tokens 5 --chat-template "
                                   "--prompt \"Hello there\"");
-  std::smatch first_answer;
-  REQUIRE(std::regex_search(chat.output, first_answer, std::regex("> ([^\n]*)")));
-  CHECK(first_answer[1] == line_after(run.output, "text"));
+  REQUIRE(chat.output.find("> ") != std::string::npos);
+  CHECK(rest_of_line_after(chat.output, "> ") == line_after(run.output, "text"));
 
   const CliResult no_input = run_porta_with_input("chat --model " + dir, "");
   CHECK(no_input.exit_code == 0);
@@ -179,6 +189,6 @@ TEST_CASE("a broken tokenizer.json makes porta run --prompt fail naming the fiel
 }
 
 }  // namespace
-}  // namespace porta::test
+}  // namespace porta::test::tokenizer_cli_text_tests
 
 #endif  // PORTA_CLI_PATH
