@@ -11,6 +11,8 @@
 #include "check/conformance.hpp"
 #include "runtime/backend.hpp"
 
+namespace check_conformance_tests {
+
 TEST_CASE("every op of the catalogue has conformance cases", "[check]") {
   const auto covered = porta::check::covered_ops();
   for (const auto& op : porta::all_ops()) {
@@ -123,3 +125,5 @@ TEST_CASE("conformance options are validated", "[check]") {
   options.dtypes = {porta::DType::I32};
   CHECK_THROWS_AS(porta::check::run_conformance(options), porta::Error);
 }
+
+}  // namespace check_conformance_tests

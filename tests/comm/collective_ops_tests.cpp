@@ -10,6 +10,8 @@
 
 #include "core/error_check.hpp"
 
+namespace comm_collective_ops_tests {
+
 using porta::CollectiveAttrs;
 using porta::ErrorCode;
 using porta::OpKind;
@@ -170,3 +172,5 @@ TEST_CASE("moe_experts_ep: the placement must match the weights", "[comm][moe]")
   REQUIRE_PORTA_ERROR(g.add_op(OpKind::MoeExpertsEp, in, attrs), ErrorCode::InvalidArgument,
                       "no rank holds expert 3");
 }
+
+}  // namespace comm_collective_ops_tests

@@ -10,6 +10,8 @@
 
 #include <porta/dtype.hpp>
 
+namespace core_dtype_float_tests {
+
 namespace {
 
 // A binary float format with `mantissa_bits` stored mantissa bits, exponent bias `bias` and
@@ -357,3 +359,5 @@ TEST_CASE("the storage structs convert through the same rules", "[unit][dtype]")
   STATIC_REQUIRE(porta::dtype_of_v<porta::Float8E4M3> == porta::DType::F8E4M3);
   STATIC_REQUIRE(porta::f32_to_f16_bits(1.0f) == 0x3c00u);  // usable at compile time
 }
+
+}  // namespace core_dtype_float_tests

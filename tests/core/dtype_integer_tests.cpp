@@ -12,6 +12,8 @@
 
 #include "core/error_check.hpp"
 
+namespace core_dtype_integer_tests {
+
 using porta::DType;
 
 namespace {
@@ -184,3 +186,5 @@ TEST_CASE("parse_dtype rejects unknown spellings naming them", "[unit][dtype]") 
   REQUIRE_PORTA_ERROR(porta::parse_dtype("f32 "), porta::ErrorCode::InvalidArgument, "'f32 '");
   REQUIRE_PORTA_ERROR(porta::parse_dtype("F8_E5M2"), porta::ErrorCode::InvalidArgument, "F8_E5M2");
 }
+
+}  // namespace core_dtype_integer_tests

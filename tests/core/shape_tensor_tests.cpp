@@ -10,6 +10,8 @@
 
 #include "core/error_check.hpp"
 
+namespace core_shape_tensor_tests {
+
 using porta::DType;
 using porta::ErrorCode;
 using porta::Shape;
@@ -198,3 +200,5 @@ TEST_CASE("empty tensors convert, clone and widen", "[unit][tensor]") {
   CHECK(empty.to_f32().empty());
   CHECK(null_view.to(DType::F32).numel() == 0);
 }
+
+}  // namespace core_shape_tensor_tests

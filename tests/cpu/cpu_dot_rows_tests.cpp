@@ -9,6 +9,8 @@
 
 #include "../../backends/cpu/moe/dot_rows.hpp"
 
+namespace cpu_dot_rows_tests {
+
 namespace cm = porta::detail::cpu::moe;
 
 TEST_CASE("The decode dot products match a double sum on every available ISA", "[cpu][dot]") {
@@ -60,3 +62,5 @@ TEST_CASE("The decode dot products match a double sum on every available ISA", "
     }
   }
 }
+
+}  // namespace cpu_dot_rows_tests

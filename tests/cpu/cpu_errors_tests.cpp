@@ -11,6 +11,8 @@
 #include "runtime/backend.hpp"
 #include "core/error_check.hpp"
 
+namespace cpu_errors_tests {
+
 using namespace cpu_test;
 using porta::DType;
 
@@ -147,3 +149,5 @@ TEST_CASE("a oneDNN failure becomes a porta::Error naming the op, node and shape
                  Catch::Contains("could not create a primitive descriptor") &&
                  Catch::Contains(fmt::format("dnnl_status_t {}", int{dnnl_unimplemented})));
 }
+
+}  // namespace cpu_errors_tests

@@ -4,6 +4,8 @@
 
 #include "cpu/cpu_test_support.hpp"
 
+namespace cpu_fusion_tests {
+
 using namespace cpu_test;
 using porta::DType;
 using porta::Value;
@@ -133,3 +135,5 @@ TEST_CASE("a SwiGLU MLP fuses silu and the product into its two matmuls", "[cpu]
     CHECK(cpu_error(build, DType::BF16) <= tolerance(DType::BF16));
   }
 }
+
+}  // namespace cpu_fusion_tests

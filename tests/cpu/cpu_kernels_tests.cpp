@@ -2,6 +2,8 @@
 // shapes beyond the conformance cases: odd sizes, broadcasting, transposes, batches, T = 1.
 #include "cpu/cpu_test_support.hpp"
 
+namespace cpu_kernels_tests {
+
 using namespace cpu_test;
 using porta::DType;
 using porta::Value;
@@ -230,3 +232,5 @@ TEST_CASE("cpu layout ops: reshape, permute, slice, concat, cast", "[cpu][layout
                  .at("y");
   CHECK(out.to_f32() == std::vector<float>{1, 4, 2, 5, 3, 6});
 }
+
+}  // namespace cpu_kernels_tests

@@ -14,6 +14,8 @@
 #include "check/conformance.hpp"
 #include "core/error_check.hpp"
 
+namespace cpu_quant_tests {
+
 using namespace porta;
 namespace q = porta::detail::cpu::quant;
 
@@ -162,3 +164,5 @@ TEST_CASE("porta devices names the cpu's quantized-kernel path", "[cpu][quant]")
   CHECK(q::active_quant_isa() == q::QuantIsa::Plain);
   unsetenv("PORTA_CPU_QUANT_ISA");
 }
+
+}  // namespace cpu_quant_tests

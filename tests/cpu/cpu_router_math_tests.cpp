@@ -13,6 +13,8 @@
 
 #include "../../backends/cpu/moe/router_math.hpp"
 
+namespace cpu_router_math_tests {
+
 namespace cm = porta::detail::cpu::moe;
 
 namespace {
@@ -184,3 +186,5 @@ TEST_CASE("cpu router softmax scores equal the reference's f32 bits", "[cpu][moe
   CHECK(bad_rows == 0);
   CHECK(rows > 18000);
 }
+
+}  // namespace cpu_router_math_tests

@@ -8,6 +8,8 @@
 
 #include "../../backends/cpu/cpu_threads.hpp"
 
+namespace cpu_threads_tests {
+
 namespace {
 
 // Sets PORTA_CPU_THREADS for one scope and restores what was there.
@@ -55,3 +57,5 @@ TEST_CASE("PORTA_CPU_THREADS sets the cpu thread count", "[cpu][threads]") {
     CHECK_THAT(error, Catch::Contains("PORTA_CPU_THREADS") && Catch::Contains(bad));
   }
 }
+
+}  // namespace cpu_threads_tests

@@ -16,6 +16,8 @@
 
 #include "../../backends/cpu/ggml/block_dot.hpp"
 
+namespace cpu_ggml_block_tests {
+
 namespace cg = porta::detail::cpu::ggml;
 using porta::gguf::GgmlType;
 
@@ -135,3 +137,5 @@ TEST_CASE("packed-block products refuse types without kernels and partial blocks
   CHECK_THROWS_WITH(cg::block_dot(cg::best_block_isa(), GgmlType::Q8_0, row.data(), x.data(), 48),
                     Catch::Contains("48 elements"));
 }
+
+}  // namespace cpu_ggml_block_tests

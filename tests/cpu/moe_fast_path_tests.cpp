@@ -12,6 +12,8 @@
 
 #include "moe/moe_test_support.hpp"
 
+namespace cpu_moe_fast_path_tests {
+
 using porta::DType;
 using porta::Graph;
 using porta::Tensor;
@@ -370,3 +372,5 @@ TEST_CASE("moe cpu kernels refuse bad routing tables with an error", "[moe][cpu]
     CHECK_THAT(e.what(), Catch::Contains("gather") && Catch::Contains("-5"));
   }
 }
+
+}  // namespace cpu_moe_fast_path_tests

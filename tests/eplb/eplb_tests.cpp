@@ -9,6 +9,8 @@
 
 #include "core/error_check.hpp"
 
+namespace eplb_tests {
+
 namespace ep = porta::ep;
 using porta::ErrorCode;
 
@@ -104,3 +106,5 @@ TEST_CASE("placement and load files round-trip; bad ones name the file and the f
   REQUIRE_PORTA_ERROR(ep::read_expert_load(write(R"({"num_experts": 3, "layers": {"2": [1, 2]}})")),
                       ErrorCode::CorruptFile, "layer 2 has 2 counts for 3 experts");
 }
+
+}  // namespace eplb_tests

@@ -13,6 +13,8 @@
 
 #include "gguf/block_reference.hpp"
 
+namespace gguf_block_tests {
+
 using namespace porta::gguf;
 
 namespace {
@@ -178,3 +180,5 @@ TEST_CASE("round-to-nearest quantizers reproduce random weights within each type
     for (float v : y) CHECK(v == 0.0f);
   }
 }
+
+}  // namespace gguf_block_tests

@@ -11,7 +11,7 @@
 #include "gguf/gguf_test_support.hpp"
 #include "model/model_test_support.hpp"
 
-namespace porta::test {
+namespace porta::test::gguf_cli_tests {
 namespace {
 
 // The ids after "tokens: " up to the end of that line.
@@ -113,6 +113,6 @@ TEST_CASE("porta inspect lists a GGUF's metadata and tensors; corrupt files exit
   }
 }
 
-}  // namespace porta::test
+}  // namespace porta::test::gguf_cli_tests
 
 #endif  // PORTA_CLI_PATH

@@ -12,6 +12,8 @@
 #include "gguf/gguf_test_support.hpp"
 #include "model/model_test_support.hpp"
 
+namespace gguf_model_tests {
+
 using namespace porta;
 using gguf::GgmlType;
 using gguf::GgufFile;
@@ -296,3 +298,5 @@ TEST_CASE("bad GGUF models are errors naming the GGUF key or tensor", "[gguf][mo
                         ErrorCode::Unsupported, "without experts");
   }
 }
+
+}  // namespace gguf_model_tests

@@ -10,8 +10,12 @@
 
 #include "gguf/gguf_test_support.hpp"
 
+namespace gguf_mutation_tests {
+
 using namespace porta;
 using namespace porta::gguf;
+// porta::test (other files' helpers) is visible too when test files share a unity batch.
+namespace test = porta::gguf::test;
 
 TEST_CASE("mutated GGUF files load or raise porta::Error, never crash", "[gguf][mutation]") {
   std::vector<TensorToWrite> tensors;
@@ -82,3 +86,5 @@ TEST_CASE("mutated GGUF files load or raise porta::Error, never crash", "[gguf][
   CHECK(rejected > trials / 4);
   CHECK(loaded > 0);
 }
+
+}  // namespace gguf_mutation_tests

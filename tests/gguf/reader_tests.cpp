@@ -8,8 +8,12 @@
 
 #include "gguf/gguf_test_support.hpp"
 
+namespace gguf_reader_tests {
+
 using namespace porta;
 using namespace porta::gguf;
+// porta::test (other files' helpers) is visible too when test files share a unity batch.
+namespace test = porta::gguf::test;
 using porta::gguf::test::Builder;
 
 namespace {
@@ -295,3 +299,5 @@ TEST_CASE("the tokenizer metadata is read and checked", "[gguf][reader]") {
   write_gguf(path, {md[0]}, {});
   CHECK_FALSE(tokenizer_metadata(GgufFile::open(path)).has_value());
 }
+
+}  // namespace gguf_reader_tests

@@ -16,7 +16,7 @@
 #include "gguf/gguf_test_support.hpp"
 #include "tokenizer/tokenizer_test_support.hpp"
 
-namespace porta::gguf::test {
+namespace porta::gguf::test::gguf_tokenizer_tests {
 namespace {
 
 using Metadata = std::vector<std::pair<std::string, gguf::Value>>;
@@ -241,4 +241,4 @@ TEST_CASE("bad GGUF tokenizer metadata is an error naming the key", "[gguf][toke
         "no tokenizer.ggml.model");
 }
 
-}  // namespace porta::gguf::test
+}  // namespace porta::gguf::test::gguf_tokenizer_tests

@@ -10,6 +10,8 @@
 
 #include "core/error_check.hpp"
 
+namespace graph_error_tests {
+
 using porta::DType;
 using porta::ErrorCode;
 using porta::Graph;
@@ -243,3 +245,5 @@ TEST_CASE("values, inputs, names and outputs are checked", "[unit][graph]") {
   REQUIRE_PORTA_ERROR(g1.node(99), ErrorCode::NotFound, "99");
   REQUIRE_PORTA_ERROR(g1.weight("undefined", Tensor()), ErrorCode::InvalidArgument, "undefined");
 }
+
+}  // namespace graph_error_tests

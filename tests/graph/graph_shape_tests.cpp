@@ -8,6 +8,8 @@
 #include <porta/graph.hpp>
 #include <porta/moe.hpp>
 
+namespace graph_shape_tests {
+
 using porta::DType;
 using porta::Graph;
 using porta::Shape;
@@ -179,3 +181,5 @@ TEST_CASE("Graph inspection: nodes, values, default names, to_string", "[unit][g
   Graph moved = std::move(g);
   CHECK(moved.silu(y).shape() == Shape{2, 4});
 }
+
+}  // namespace graph_shape_tests

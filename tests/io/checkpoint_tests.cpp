@@ -8,6 +8,8 @@
 
 #include "io/io_test_support.hpp"
 
+namespace io_checkpoint_tests {
+
 using namespace porta;
 using namespace porta::io::test;
 
@@ -167,3 +169,5 @@ TEST_CASE("checkpoint bad input: a tensor in two files of a folder", "[io][check
   REQUIRE_PORTA_ERROR(io::Checkpoint::open(dir), ErrorCode::CorruptFile,
                       "tensor 'w' appears in both");
 }
+
+}  // namespace io_checkpoint_tests

@@ -1,4 +1,5 @@
-// Helpers for the loader tests: scratch folders, byte-level file builders and an error matcher.
+// Helpers for the loader tests: scratch folders and byte-level file builders (the error matcher,
+// REQUIRE_PORTA_ERROR, is core/error_check.hpp's).
 //
 // Test files are built byte by byte from the format specifications wherever the test is about
 // reading, so that a reader bug cannot be masked by the same bug in the writer.
@@ -15,6 +16,8 @@
 
 #include <porta/error.hpp>
 #include <porta/tensor.hpp>
+
+#include "core/error_check.hpp"
 
 namespace porta::io::test {
 
@@ -70,20 +73,3 @@ T load_unaligned(const void* data, std::size_t i) {
 }
 
 }  // namespace porta::io::test
-
-// Asserts that `expression` throws porta::Error with `error_code` and a message containing
-// `fragment`.
-#define REQUIRE_PORTA_ERROR(expression, error_code, fragment)                               \
-  do {                                                                                      \
-    bool porta_threw_ = false;                                                              \
-    try {                                                                                   \
-      (void)(expression);                                                                   \
-    } catch (const porta::Error& porta_error_) {                                            \
-      porta_threw_ = true;                                                                  \
-      INFO("message: " << porta_error_.what());                                             \
-      CHECK(std::string(porta::error_code_name(porta_error_.code())) ==                     \
-            std::string(porta::error_code_name(error_code)));                               \
-      CHECK_THAT(std::string(porta_error_.what()), Catch::Contains(std::string(fragment))); \
-    }                                                                                       \
-    if (!porta_threw_) FAIL("expected porta::Error from " #expression);                     \
-  } while (false)

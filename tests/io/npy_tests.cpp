@@ -9,6 +9,8 @@
 
 #include "io/io_test_support.hpp"
 
+namespace io_npy_tests {
+
 using namespace porta;
 using namespace porta::io::test;
 
@@ -295,3 +297,5 @@ TEST_CASE("default-constructed loaders throw instead of crashing", "[io][bad]") 
   REQUIRE_PORTA_ERROR(io::write_npy(fresh_dir("npy_undefined") + "/u.npy", Tensor()),
                       ErrorCode::InvalidArgument, "empty");
 }
+
+}  // namespace io_npy_tests

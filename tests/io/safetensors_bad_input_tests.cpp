@@ -8,6 +8,8 @@
 
 #include "io/io_test_support.hpp"
 
+namespace io_safetensors_bad_input_tests {
+
 using namespace porta;
 using namespace porta::io::test;
 
@@ -210,3 +212,5 @@ TEST_CASE("safetensors bad input: a shape whose size overflows", "[io][safetenso
           R"({"w":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,0]}})", ""));
   REQUIRE_PORTA_ERROR(io::SafeTensorsFile::open(path), ErrorCode::CorruptFile, "overflows");
 }
+
+}  // namespace io_safetensors_bad_input_tests

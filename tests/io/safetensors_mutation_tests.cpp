@@ -8,6 +8,8 @@
 
 #include <porta/io.hpp>
 
+namespace io_safetensors_mutation_tests {
+
 TEST_CASE("mutated safetensors files load or raise porta::Error, never crash", "[io]") {
   const auto dir = std::filesystem::path(PORTA_TEST_TMPDIR) / "io" / "mutation";
   std::filesystem::create_directories(dir);
@@ -54,3 +56,5 @@ TEST_CASE("mutated safetensors files load or raise porta::Error, never crash", "
   CHECK(rejected > 0);
   CHECK(loaded + rejected == 1500);
 }
+
+}  // namespace io_safetensors_mutation_tests

@@ -8,6 +8,8 @@
 
 #include "io/io_test_support.hpp"
 
+namespace io_safetensors_tests {
+
 using namespace porta;
 using namespace porta::io::test;
 
@@ -158,3 +160,5 @@ TEST_CASE("list_tensors of a safetensors file", "[io][safetensors]") {
   REQUIRE_PORTA_ERROR(io::list_tensors(dir + "/absent.safetensors"), ErrorCode::NotFound,
                       "absent.safetensors");
 }
+
+}  // namespace io_safetensors_tests

@@ -8,7 +8,7 @@
 
 #include "model/model_test_support.hpp"
 
-namespace porta::test {
+namespace porta::test::model_backend_tests {
 namespace {
 
 std::vector<std::string> available_backends() {
@@ -75,4 +75,4 @@ TEST_CASE("Decode with the cache equals recomputation on every available backend
 }
 
 }  // namespace
-}  // namespace porta::test
+}  // namespace porta::test::model_backend_tests

@@ -10,7 +10,7 @@
 
 #include "model/model_test_support.hpp"
 
-namespace porta::test {
+namespace porta::test::model_checkpoint_tests {
 namespace {
 
 namespace fs = std::filesystem;
@@ -241,4 +241,4 @@ TEST_CASE("Malformed checkpoints give errors naming the tensor or key", "[model]
 }
 
 }  // namespace
-}  // namespace porta::test
+}  // namespace porta::test::model_checkpoint_tests

@@ -6,7 +6,7 @@
 
 #include "model/model_test_support.hpp"
 
-namespace porta::test {
+namespace porta::test::model_decode_tests {
 namespace {
 
 // Prefill `split` tokens, then feed the rest one by one (or in one chunk); each step's logits
@@ -159,4 +159,4 @@ TEST_CASE("Sampling: greedy ties, seeded temperature sampling, top-p, NaN", "[mo
 }
 
 }  // namespace
-}  // namespace porta::test
+}  // namespace porta::test::model_decode_tests

@@ -4,7 +4,7 @@
 
 #include "model/model_test_support.hpp"
 
-namespace porta::test {
+namespace porta::test::model_forward_tests {
 namespace {
 
 // FP8 weights stay f8_e4m3 in the model (quantized matmuls, f32 accumulation of the exact
@@ -134,4 +134,4 @@ TEST_CASE("Routers the configs imply", "[model]") {
 }
 
 }  // namespace
-}  // namespace porta::test
+}  // namespace porta::test::model_forward_tests

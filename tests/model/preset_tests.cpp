@@ -10,7 +10,7 @@
 
 #include "model/model_test_support.hpp"
 
-namespace porta::test {
+namespace porta::test::model_preset_tests {
 namespace {
 
 double parameters(const model::ModelConfig& c) {
@@ -97,4 +97,4 @@ TEST_CASE("A streamed random checkpoint loads, runs and is the same for the same
       Catch::Contains("f32, bf16 or f16"));
 }
 
-}  // namespace porta::test
+}  // namespace porta::test::model_preset_tests

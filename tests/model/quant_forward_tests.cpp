@@ -12,7 +12,7 @@
 #include "model/model_test_support.hpp"
 #include "tools/cli_support.hpp"
 
-namespace porta::test {
+namespace porta::test::model_quant_forward_tests {
 namespace {
 
 namespace fs = std::filesystem;
@@ -149,4 +149,4 @@ TEST_CASE("porta quantize, inspect and run --compare-with on the command line", 
 #endif
 
 }  // namespace
-}  // namespace porta::test
+}  // namespace porta::test::model_quant_forward_tests

@@ -13,7 +13,7 @@
 
 #include "model/model_test_support.hpp"
 
-namespace porta::test {
+namespace porta::test::model_zero_copy_tests {
 namespace {
 
 namespace fs = std::filesystem;
@@ -222,4 +222,4 @@ TEST_CASE("The memory a run needs is known before loading, and too much is refus
   CHECK(model::peak_rss_bytes() > 0);
 }
 
-}  // namespace porta::test
+}  // namespace porta::test::model_zero_copy_tests

@@ -10,6 +10,8 @@
 #include "moe/moe_test_support.hpp"
 #include "core/error_check.hpp"
 
+namespace moe_balance_tests {
+
 namespace moe = porta::moe;
 using porta::ErrorCode;
 using porta::Tensor;
@@ -144,3 +146,5 @@ TEST_CASE("moe plan_expert_placement replicates hot experts and balances devices
                         ErrorCode::InvalidArgument, "cannot hold 3 experts");
   }
 }
+
+}  // namespace moe_balance_tests

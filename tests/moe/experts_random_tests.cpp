@@ -12,6 +12,8 @@
 
 #include "moe/moe_test_support.hpp"
 
+namespace moe_experts_random_tests {
+
 using porta::DType;
 using porta::Graph;
 using porta::Tensor;
@@ -171,3 +173,5 @@ TEST_CASE("moe experts and the unfused ops match a dense per-expert loop on rand
     }
   }
 }
+
+}  // namespace moe_experts_random_tests

@@ -10,6 +10,8 @@
 
 #include "moe/moe_test_support.hpp"
 
+namespace moe_experts_tests {
+
 using porta::DType;
 using porta::Graph;
 using porta::Tensor;
@@ -204,3 +206,5 @@ TEST_CASE("moe_experts with T = 0 tokens", "[moe]") {
   CHECK(y.empty());
   CHECK(ids.empty());
 }
+
+}  // namespace moe_experts_tests

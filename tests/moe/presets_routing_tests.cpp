@@ -6,6 +6,8 @@
 
 #include "moe/moe_test_support.hpp"
 
+namespace moe_presets_routing_tests {
+
 using namespace porta_moe_test;
 namespace moe = porta::moe;
 
@@ -100,3 +102,5 @@ TEST_CASE("moe preset switch_capacity: top-1 softmax with capacity dropping", "[
   CHECK(r.counts == std::vector<std::int32_t>{1, 0, 3, 0});
   CHECK(r.dropped == std::vector<std::int32_t>{0, 0, 2, 0});
 }
+
+}  // namespace moe_presets_routing_tests

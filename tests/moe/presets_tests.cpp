@@ -4,6 +4,8 @@
 #include <porta/error.hpp>
 #include <porta/moe.hpp>
 
+namespace moe_presets_tests {
+
 using namespace porta::moe;
 
 namespace {
@@ -139,3 +141,5 @@ TEST_CASE("moe unknown attribute names throw InvalidArgument listing the accepte
   expect_rejected(parse_group_score, "top2", "max, top2_sum");
   expect_rejected(parse_mode, "", "token_choice, hash, expert_choice");
 }
+
+}  // namespace moe_presets_tests

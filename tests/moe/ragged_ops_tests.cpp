@@ -4,6 +4,8 @@
 
 #include "moe/moe_test_support.hpp"
 
+namespace moe_ragged_ops_tests {
+
 using porta::DType;
 using porta::Graph;
 using porta::Tensor;
@@ -130,3 +132,5 @@ TEST_CASE("router -> permute -> combine round-trips the tokens", "[moe]") {
   const std::vector<float> expected{1, -2, 3, 0.5f, -4, 8};
   for (std::size_t i = 0; i < y.size(); ++i) CHECK(y[i] == Approx(expected[i]));
 }
+
+}  // namespace moe_ragged_ops_tests

@@ -5,6 +5,8 @@
 #include "moe/moe_test_support.hpp"
 #include "core/error_check.hpp"
 
+namespace moe_router_build_errors_tests {
+
 using porta::DType;
 using porta::ErrorCode;
 using porta::Graph;
@@ -152,3 +154,5 @@ TEST_CASE("moe router build-time errors of the valid mask, hash and expert-choic
                         ErrorCode::InvalidArgument, "no effect in mode expert_choice");
   }
 }
+
+}  // namespace moe_router_build_errors_tests

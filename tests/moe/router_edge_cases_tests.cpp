@@ -9,6 +9,8 @@
 
 #include "moe/moe_test_support.hpp"
 
+namespace moe_router_edge_cases_tests {
+
 using namespace porta_moe_test;
 using porta::moe::GroupScore;
 using porta::moe::Score;
@@ -202,3 +204,5 @@ TEST_CASE("moe router capacity drops assignments in token order", "[moe]") {
     CHECK(r.dropped == std::vector<std::int32_t>{9, 0});
   }
 }
+
+}  // namespace moe_router_edge_cases_tests

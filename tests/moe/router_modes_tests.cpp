@@ -7,6 +7,8 @@
 
 #include "moe/moe_test_support.hpp"
 
+namespace moe_router_modes_tests {
+
 using namespace porta_moe_test;
 using porta::moe::Mode;
 using porta::moe::Score;
@@ -228,3 +230,5 @@ TEST_CASE("moe router size helpers", "[moe]") {
   a.block_size = 2;
   CHECK(porta::moe::perm_rows(a, 8) == 4 * 8 + 4);
 }
+
+}  // namespace moe_router_modes_tests

@@ -9,6 +9,8 @@
 
 #include "moe/moe_test_support.hpp"
 
+namespace moe_router_spec_cases_tests {
+
 using namespace porta_moe_test;
 using porta::moe::GroupScore;
 using porta::moe::Score;
@@ -188,3 +190,5 @@ TEST_CASE("moe router with the deepseek_v3 preset routes on biased, group-limite
   CHECK(r.counts == counts);
   CHECK(r.mean_score == std::vector<float>(16, 0.5f));
 }
+
+}  // namespace moe_router_spec_cases_tests

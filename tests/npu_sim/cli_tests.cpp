@@ -14,6 +14,8 @@
 #include <porta/model/checkpoint_gen.hpp>
 #include "tools/cli_support.hpp"
 
+namespace npu_sim_cli_tests {
+
 namespace {
 
 using porta::test::run_porta;
@@ -95,3 +97,5 @@ TEST_CASE("porta sim rejects bad input with a message", "[npu-sim]") {
 }
 
 #endif
+
+}  // namespace npu_sim_cli_tests

@@ -10,6 +10,8 @@
 
 #include "check/conformance.hpp"
 
+namespace npu_sim_numerics_tests {
+
 using porta::DType;
 
 TEST_CASE("cube matmul accumulates in f32 and rounds once to nearest even", "[npu-sim]") {
@@ -198,3 +200,5 @@ TEST_CASE("npu-sim's grouped_matmul is exact on exact sums at every edge", "[npu
         }
   }
 }
+
+}  // namespace npu_sim_numerics_tests

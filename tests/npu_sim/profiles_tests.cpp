@@ -10,6 +10,8 @@
 #include <porta/npu_sim.hpp>
 #include <porta/porta.hpp>
 
+namespace npu_sim_profiles_tests {
+
 namespace {
 
 std::string write_profile(const std::string& name, const std::string& text) {
@@ -144,3 +146,5 @@ TEST_CASE("bad profiles are errors naming the field", "[npu-sim]") {
   }
   CHECK_THROWS_AS(porta::compile(g, {.backend = "npu-sim:910z"}), porta::Error);
 }
+
+}  // namespace npu_sim_profiles_tests

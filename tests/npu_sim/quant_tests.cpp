@@ -10,6 +10,8 @@
 #include <porta/npu_sim.hpp>
 #include <porta/porta.hpp>
 
+namespace npu_sim_quant_tests {
+
 using namespace porta;
 namespace sim = porta::npu_sim;
 
@@ -160,3 +162,5 @@ TEST_CASE("npu-sim times W8A8 at the int8 rate and weights at their quantized by
         Approx((0.5 + 2.0 / 128) / 2).epsilon(0.03));
   CHECK(w4_decode.time_us < f16_decode.time_us);
 }
+
+}  // namespace npu_sim_quant_tests

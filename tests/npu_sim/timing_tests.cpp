@@ -9,6 +9,8 @@
 #include <porta/npu_sim.hpp>
 #include <porta/porta.hpp>
 
+namespace npu_sim_timing_tests {
+
 using porta::DType;
 namespace sim = porta::npu_sim;
 
@@ -269,3 +271,5 @@ TEST_CASE("npu-sim times a run with its real routing and reports it per op", "[n
     CHECK(op.metrics.count(key) == 1);
   CHECK(porta::device_info("npu-sim").name == "npu-sim:910b2");
 }
+
+}  // namespace npu_sim_timing_tests

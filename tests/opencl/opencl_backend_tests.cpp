@@ -22,6 +22,8 @@
 #include "../../backends/opencl/opencl_tuning.hpp"
 #include "runtime/backend.hpp"
 
+namespace opencl_backend_tests {
+
 namespace {
 
 // The first available OpenCL device's name, or empty (with a warning saying why) when there is
@@ -292,3 +294,5 @@ TEST_CASE("the ragged grouped GEMM matches the reference with both tile configur
                       Catch::Contains("PORTA_OPENCL_GROUPED_TILES"));
   }
 }
+
+}  // namespace opencl_backend_tests

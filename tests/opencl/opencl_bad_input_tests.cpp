@@ -14,6 +14,8 @@
 
 #include <porta/porta.hpp>
 
+namespace opencl_bad_input_tests {
+
 namespace {
 
 using porta::DType;
@@ -220,3 +222,5 @@ TEST_CASE("opencl: an attention cache_len beyond the cache is an error", "[openc
   bad["len"] = i32({1}, {-1});
   check_bad_then_good(g, device, bad, good, "attention 'attn'", "cache_len -1");
 }
+
+}  // namespace opencl_bad_input_tests

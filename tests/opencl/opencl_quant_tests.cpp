@@ -11,6 +11,8 @@
 
 #include <porta/porta.hpp>
 
+namespace opencl_quant_tests {
+
 using namespace porta;
 
 namespace {
@@ -167,3 +169,5 @@ TEST_CASE("opencl W8A8 quant_moe_experts equals the reference bit for bit with f
       {"inv", Tensor::from_vector<std::int32_t>({8}, {0, 3, 4, 6, 7, 1, 2, 5})}};
   CHECK(run_on(m, in, device) == run_on(m, in, "reference"));
 }
+
+}  // namespace opencl_quant_tests

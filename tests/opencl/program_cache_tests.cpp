@@ -18,6 +18,8 @@
 #include "../../backends/opencl/opencl_tuning.hpp"
 #include "runtime/backend.hpp"
 
+namespace opencl_program_cache_tests {
+
 namespace {
 
 namespace cl = porta::detail::opencl;
@@ -100,7 +102,9 @@ TEST_CASE("a second process loads the opencl program from the disk cache", "[ope
   CHECK(new_driver.entry_path(kSource, "-cl-std=CL1.2") != entry);
   cl::ProgramCache new_options(device->context(), device->id(), key, dir);
   new_options.get(kSource, "-cl-std=CL1.2 -cl-mad-enable", "test");
-  new_options.get(std::string(kSource) + "\n", "-cl-std=CL1.2", "test");
+  std::string other_source = kSource;
+  other_source += '\n';
+  new_options.get(other_source, "-cl-std=CL1.2", "test");
   CHECK(new_options.counts().compiled == 2);
   CHECK(new_options.counts().loaded == 0);
 }
@@ -178,3 +182,5 @@ TEST_CASE("the opencl program cache directory follows the environment", "[opencl
     ::unsetenv("XDG_CACHE_HOME");
   if (saved != nullptr) ::setenv("PORTA_OPENCL_PROGRAM_CACHE", restore.c_str(), 1);
 }
+
+}  // namespace opencl_program_cache_tests

@@ -6,6 +6,8 @@
 
 #include <porta/plan.hpp>
 
+namespace plan_anchor_tests {
+
 using namespace porta::plan;
 
 TEST_CASE("DeepSeek's H800 decode figure is reproduced within 25 %", "[plan][anchor]") {
@@ -62,3 +64,5 @@ TEST_CASE("the anchor's only fitted term is the fleet occupancy", "[plan][anchor
   CHECK(a.time.step_ms == Approx(b.time.step_ms));
   CHECK(a.tokens_per_s_per_chip == Approx(b.tokens_per_s_per_chip * anchor.occupancy));
 }
+
+}  // namespace plan_anchor_tests

@@ -6,6 +6,8 @@
 
 #include "tools/cli_support.hpp"
 
+namespace plan_cli_tests {
+
 using porta::test::run_porta;
 
 TEST_CASE("porta plan prints an R1 decode plan and compares two clusters", "[plan][cli]") {
@@ -45,3 +47,5 @@ TEST_CASE("porta plan rejects bad input with a message", "[plan][cli]") {
 }
 
 #endif  // PORTA_CLI_PATH
+
+}  // namespace plan_cli_tests

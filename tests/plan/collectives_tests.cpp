@@ -5,6 +5,8 @@
 #include <porta/error.hpp>
 #include <porta/plan.hpp>
 
+namespace plan_collectives_tests {
+
 using namespace porta::plan;
 
 namespace {
@@ -130,3 +132,5 @@ TEST_CASE("DeepEP's low-latency all_to_all on H800 is within the documented erro
     CHECK(c / combine_us[i] < 0.85);
   }
 }
+
+}  // namespace plan_collectives_tests

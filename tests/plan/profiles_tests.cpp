@@ -9,6 +9,8 @@
 #include <porta/error.hpp>
 #include <porta/plan.hpp>
 
+namespace plan_profiles_tests {
+
 using namespace porta::plan;
 
 namespace {
@@ -148,3 +150,5 @@ TEST_CASE("bad models, formats and plans are errors", "[plan][profile]") {
   w.batch = 0;
   CHECK_THROWS_WITH(step_time(r1, a2, {64, 1, 0, 1}, w), Catch::Contains("batch"));
 }
+
+}  // namespace plan_profiles_tests

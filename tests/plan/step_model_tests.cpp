@@ -8,6 +8,8 @@
 #include <porta/error.hpp>
 #include <porta/plan.hpp>
 
+namespace plan_step_model_tests {
+
 using namespace porta::plan;
 
 TEST_CASE("parameter counts match the published model sizes", "[plan]") {
@@ -205,3 +207,5 @@ TEST_CASE("weight formats and MTP change what the breakdown says they should", "
   // shrinks a little with more of them (1/sqrt(mu)), hence the 8 %.
   CHECK(m.time.flops == Approx(2 * fp8.time.flops * 62 / 61).epsilon(0.08));
 }
+
+}  // namespace plan_step_model_tests

@@ -9,6 +9,8 @@
 
 #include "core/error_check.hpp"
 
+namespace quant_errors_tests {
+
 using namespace porta;
 
 namespace {
@@ -153,3 +155,5 @@ TEST_CASE("quant_grouped_matmul and quant_moe_experts rules", "[quant]") {
   REQUIRE_PORTA_ERROR(g.moe_experts(x, route, {gate, up, down8}), ErrorCode::InvalidArgument,
                       "share one quantization scheme");
 }
+
+}  // namespace quant_errors_tests

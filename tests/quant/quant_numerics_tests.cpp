@@ -14,6 +14,8 @@
 
 #include "core/error_check.hpp"
 
+namespace quant_numerics_tests {
+
 using namespace porta;
 
 namespace {
@@ -190,3 +192,5 @@ TEST_CASE("per-token activation quantization: s = max|x| / 127, ties to even", "
   quantize_activations_per_token(bad.data(), 1, 2, q.data(), s.data());
   CHECK(std::isnan(s[0]));
 }
+
+}  // namespace quant_numerics_tests

@@ -11,6 +11,8 @@
 
 #include <porta/porta.hpp>
 
+namespace quant_ops_tests {
+
 using namespace porta;
 
 namespace {
@@ -142,3 +144,5 @@ TEST_CASE("quant_moe_experts equals its composition from quant_matmul", "[quant]
     for (std::size_t i = 0; i < moe.size(); ++i) CHECK(moe[i] == composed[i]);
   }
 }
+
+}  // namespace quant_ops_tests

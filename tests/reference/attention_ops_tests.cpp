@@ -8,6 +8,8 @@
 
 #include "reference/ops_test_support.hpp"
 
+namespace reference_attention_ops_tests {
+
 using namespace ops_test;
 
 namespace {
@@ -132,3 +134,5 @@ TEST_CASE("attention rejects a cache_len beyond the cache", "[ops][attention]") 
   }
   CHECK_THROWS_AS(attend_cached(-1, true), porta::Error);
 }
+
+}  // namespace reference_attention_ops_tests

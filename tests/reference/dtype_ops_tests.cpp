@@ -4,6 +4,8 @@
 
 #include "reference/ops_test_support.hpp"
 
+namespace reference_dtype_ops_tests {
+
 using namespace ops_test;
 
 namespace {
@@ -97,3 +99,5 @@ TEST_CASE("bf16 rms_norm and softmax round once into bf16", "[ops][dtype]") {
   // softmax([3, 4]) = [0.268941, 0.731059] -> bf16 [0.26953125, 0.73046875].
   check_close(out.at("soft").to_f32(), {0.26953125, 0.73046875}, 0.0);
 }
+
+}  // namespace reference_dtype_ops_tests

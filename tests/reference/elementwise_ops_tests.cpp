@@ -8,6 +8,8 @@
 
 #include "reference/ops_test_support.hpp"
 
+namespace reference_elementwise_ops_tests {
+
 using namespace ops_test;
 
 TEST_CASE("add broadcasts a row and a column like NumPy", "[ops][elementwise]") {
@@ -173,3 +175,5 @@ TEST_CASE("swiglu is silu(gate) times up", "[ops][elementwise]") {
   const double e = std::exp(1.0);
   check_close(out.to_f32(), {0.0, 2.0 / (1.0 + 1.0 / e), -3.0 / (1.0 + e), -1.7615941559557649});
 }
+
+}  // namespace reference_elementwise_ops_tests

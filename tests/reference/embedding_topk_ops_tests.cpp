@@ -9,6 +9,8 @@
 
 #include "reference/ops_test_support.hpp"
 
+namespace reference_embedding_topk_ops_tests {
+
 using namespace ops_test;
 
 TEST_CASE("embedding gathers table rows for ids of any shape", "[ops][embedding]") {
@@ -116,3 +118,5 @@ TEST_CASE("top_k compares large i64 values exactly", "[ops][topk]") {
   const auto result = top_k_of(x, 2, true);
   CHECK(result.indices == std::vector<std::int32_t>{1, 0});
 }
+
+}  // namespace reference_embedding_topk_ops_tests

@@ -4,6 +4,8 @@
 
 #include "reference/ops_test_support.hpp"
 
+namespace reference_layout_ops_tests {
+
 using namespace ops_test;
 
 namespace {
@@ -143,3 +145,5 @@ TEST_CASE("ops run on zero-token inputs", "[ops][layout]") {
   CHECK(out.at("rows").shape() == porta::Shape{0, 4});
   CHECK(out.at("attn").shape() == porta::Shape{0, 1, 4});
 }
+
+}  // namespace reference_layout_ops_tests

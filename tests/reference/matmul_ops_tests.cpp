@@ -2,6 +2,8 @@
 
 #include "reference/ops_test_support.hpp"
 
+namespace reference_matmul_ops_tests {
+
 using namespace ops_test;
 
 namespace {
@@ -76,3 +78,5 @@ TEST_CASE("matmul with an empty inner dimension is all zeros", "[ops][matmul]") 
   CHECK(out.shape() == porta::Shape{2, 3});
   check_close(out.to_f32(), {0, 0, 0, 0, 0, 0}, 0.0);
 }
+
+}  // namespace reference_matmul_ops_tests

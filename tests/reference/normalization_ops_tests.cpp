@@ -6,6 +6,8 @@
 
 #include "reference/ops_test_support.hpp"
 
+namespace reference_normalization_ops_tests {
+
 using namespace ops_test;
 
 namespace {
@@ -92,3 +94,5 @@ TEST_CASE("layer_norm uses the biased variance, weight and bias", "[ops][norm]")
     check_close(out.to_f32(), {-0.5, 1.5});
   }
 }
+
+}  // namespace reference_normalization_ops_tests

@@ -11,6 +11,8 @@
 #include "reference/reference_backend.hpp"
 #include "runtime/backend.hpp"
 
+namespace reference_backend_tests {
+
 using namespace ops_test;
 
 namespace {
@@ -112,3 +114,5 @@ TEST_CASE("the reference backend times each op it runs", "[ops][reference]") {
     CHECK(it->time_us >= 0);
   }
 }
+
+}  // namespace reference_backend_tests

@@ -6,6 +6,8 @@
 
 #include "reference/ops_test_support.hpp"
 
+namespace reference_rope_ops_tests {
+
 using namespace ops_test;
 
 namespace {
@@ -135,3 +137,5 @@ TEST_CASE("rope YaRN blends frequencies and scales by mscale", "[ops][rope]") {
     check_close(out.to_f32(), std::vector<double>(8, 1.0), 1e-6);
   }
 }
+
+}  // namespace reference_rope_ops_tests

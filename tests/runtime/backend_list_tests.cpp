@@ -13,6 +13,8 @@
 
 #include "runtime/backend.hpp"
 
+namespace runtime_backend_list_tests {
+
 namespace {
 
 // (id, name) of each backend built in, from the same generated list the registry includes.
@@ -61,3 +63,5 @@ TEST_CASE("every backend built in is registered under its declared name", "[runt
   CHECK(built_in("template") == bool(PORTA_HAS_BACKEND_TEMPLATE));
   CHECK_FALSE(built_in("npu_sim"));
 }
+
+}  // namespace runtime_backend_list_tests

@@ -13,6 +13,8 @@
 #include "model/model_test_support.hpp"
 #include "tools/cli_support.hpp"
 
+namespace runtime_describe_tests {
+
 namespace {
 
 bool available(const std::string& backend) {
@@ -96,3 +98,5 @@ TEST_CASE("PORTA_VERBOSE=1 porta run prints the plan with the chosen implementat
   CHECK_THAT(quiet.output, !Catch::Contains("porta: plan of"));
 }
 #endif
+
+}  // namespace runtime_describe_tests

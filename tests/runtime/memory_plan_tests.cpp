@@ -15,6 +15,8 @@
 
 #include "runtime/memory_plan.hpp"
 
+namespace runtime_memory_plan_tests {
+
 using porta::detail::BufferRequest;
 using porta::detail::plan_memory;
 
@@ -182,3 +184,5 @@ TEST_CASE("an early graph output is not overwritten by later values", "[unit][me
   // buffers, reused in turn (and none of them is `first`'s memory, or got_first would be wrong).
   CHECK(exe.arena_bytes() == 2 * 64);
 }
+
+}  // namespace runtime_memory_plan_tests

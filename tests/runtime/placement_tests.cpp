@@ -13,6 +13,8 @@
 #include "runtime/test_backends.hpp"
 #include "core/error_check.hpp"
 
+namespace runtime_placement_tests {
+
 using porta::DType;
 using porta::ErrorCode;
 using porta::Graph;
@@ -315,3 +317,5 @@ TEST_CASE("values move between two devices through the host", "[runtime][placeme
   CHECK(first->out_of_range == 0);
   CHECK(second->out_of_range == 0);
 }
+
+}  // namespace runtime_placement_tests

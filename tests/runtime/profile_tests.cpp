@@ -15,6 +15,8 @@
 
 #include "core/error_check.hpp"
 
+namespace runtime_profile_tests {
+
 using porta::DType;
 using porta::Tensor;
 
@@ -173,3 +175,5 @@ TEST_CASE("every executed node appears exactly once in the profile", "[runtime][
     CHECK(count == 1);
   }
 }
+
+}  // namespace runtime_profile_tests

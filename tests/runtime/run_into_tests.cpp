@@ -14,6 +14,8 @@
 
 #include "core/error_check.hpp"
 
+namespace runtime_run_into_tests {
+
 using porta::DType;
 using porta::ErrorCode;
 using porta::Graph;
@@ -139,3 +141,5 @@ TEST_CASE("run(inputs, outputs) rejects bad output tensors by name", "[runtime][
   exe.run(inputs, out);
   CHECK(out.at("sum").to_f32() == std::vector<float>{11, 22, 33, 44, 55, 66});
 }
+
+}  // namespace runtime_run_into_tests

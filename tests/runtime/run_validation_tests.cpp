@@ -15,6 +15,8 @@
 
 #include "core/error_check.hpp"
 
+namespace runtime_run_validation_tests {
+
 using porta::DType;
 using porta::ErrorCode;
 using porta::Graph;
@@ -173,3 +175,5 @@ TEST_CASE("an executable runs many times with fresh inputs", "[runtime]") {
             .at("y")
             .to_f32() == std::vector<float>(6, 1.0f));
 }
+
+}  // namespace runtime_run_validation_tests

@@ -12,6 +12,8 @@
 #include <porta/executable.hpp>
 #include <porta/graph.hpp>
 
+namespace runtime_thread_tests {
+
 using porta::DType;
 using porta::Tensor;
 
@@ -124,3 +126,5 @@ TEST_CASE("one Executable shared by two threads serialises its runs", "[runtime]
   CHECK(mismatches[0] == 0);
   CHECK(mismatches[1] == 0);
 }
+
+}  // namespace runtime_thread_tests

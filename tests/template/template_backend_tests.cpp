@@ -19,6 +19,8 @@
 
 #include "runtime/backend.hpp"
 
+namespace template_backend_tests {
+
 namespace {
 
 porta::Tensor f32_tensor(porta::Shape shape, const std::vector<float>& values) {
@@ -248,3 +250,4 @@ TEST_CASE("template device is listed honestly", "[template]") {
   }
 }
 
+}  // namespace template_backend_tests

@@ -11,7 +11,7 @@
 
 #include "tokenizer/tokenizer_test_support.hpp"
 
-namespace porta::test {
+namespace porta::test::tokenizer_chat_template_tests {
 namespace {
 
 // Ordered: tojson prints keys in the order the messages give them.
@@ -213,4 +213,4 @@ TEST_CASE("chat templates: unsupported constructs and bad input are errors namin
 }
 
 }  // namespace
-}  // namespace porta::test
+}  // namespace porta::test::tokenizer_chat_template_tests

@@ -7,7 +7,7 @@
 
 #include "tokenizer/tokenizer_test_support.hpp"
 
-namespace porta::test {
+namespace porta::test::tokenizer_real_tokenizer_tests {
 namespace {
 
 void check_text_cases(const std::string& name, std::size_t expected_cases) {
@@ -101,4 +101,4 @@ TEST_CASE("the streaming decoder rebuilds the real cases without splitting a cha
 }
 
 }  // namespace
-}  // namespace porta::test
+}  // namespace porta::test::tokenizer_real_tokenizer_tests

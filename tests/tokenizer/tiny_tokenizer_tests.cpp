@@ -9,7 +9,7 @@
 
 #include "tokenizer/tokenizer_test_support.hpp"
 
-namespace porta::test {
+namespace porta::test::tokenizer_tiny_tokenizer_tests {
 namespace {
 
 using nlohmann::json;
@@ -206,4 +206,4 @@ TEST_CASE("added tokens honour lstrip, rstrip and single_word", "[tokenizer]") {
 }
 
 }  // namespace
-}  // namespace porta::test
+}  // namespace porta::test::tokenizer_tiny_tokenizer_tests

@@ -9,7 +9,7 @@
 
 #include "tokenizer/tokenizer_test_support.hpp"
 
-namespace porta::test {
+namespace porta::test::tokenizer_error_tests {
 namespace {
 
 using nlohmann::json;
@@ -105,4 +105,4 @@ TEST_CASE("bad input to encode, decode and load is an error naming it", "[tokeni
 }
 
 }  // namespace
-}  // namespace porta::test
+}  // namespace porta::test::tokenizer_error_tests

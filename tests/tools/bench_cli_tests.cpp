@@ -16,6 +16,8 @@
 #include <nlohmann/json.hpp>
 #include "tools/cli_support.hpp"
 
+namespace tools_bench_cli_tests {
+
 namespace {
 
 using nlohmann::json;
@@ -387,3 +389,5 @@ TEST_CASE("porta bench rejects bad arguments with a message and a non-zero exit"
 }
 
 #endif  // PORTA_CLI_PATH
+
+}  // namespace tools_bench_cli_tests

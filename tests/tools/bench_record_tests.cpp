@@ -7,6 +7,8 @@
 
 #include "../../tools/porta/bench_record.cpp"
 
+namespace tools_bench_record_tests {
+
 using namespace porta;
 using namespace porta::cli::bench;
 
@@ -77,3 +79,5 @@ TEST_CASE("bench records round-trip through JSON", "[bench]") {
                     Catch::Contains("a.json") && Catch::Contains("no field 'dtype'"));
   CHECK_THROWS_AS(record_from_json(nlohmann::json::array(), "a.json"), porta::Error);
 }
+
+}  // namespace tools_bench_record_tests

@@ -13,6 +13,8 @@
 #include <porta/porta.hpp>
 #include "tools/cli_support.hpp"
 
+namespace tools_cli_tests {
+
 namespace {
 
 using porta::test::CliResult;
@@ -151,3 +153,5 @@ TEST_CASE("porta bench prints a side-by-side table", "[cli]") {
 }
 
 #endif  // PORTA_CLI_PATH
+
+}  // namespace tools_cli_tests
