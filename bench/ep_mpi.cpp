@@ -4,9 +4,15 @@
 //   mpirun ... -np N porta-bench-ep-mpi moe-layer
 //     the expert-parallel MoE layer's exchange (T = 512) with N ranks: time in the all_to_alls
 //     against time in the local experts (the reference backend's grouped GEMM), medians
+//   mpirun ... -np N porta-bench-ep-mpi model-rss DIR [BACKEND]
+//     each rank loads DIR's checkpoint with its contiguous share of every MoE layer's experts, runs
+//     one 256-token forward pass on BACKEND (default cpu), and reports its resident memory (peak,
+//     file-backed: the weights it mapped and touched, anonymous) next to the shared weights plus
+//     its share of the experts. Without mpirun: the same for one process holding every expert.
 // Rank 0 prints; every figure is the median over repetitions of the slowest rank.
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <random>
 #include <string>
 
@@ -14,6 +20,8 @@
 
 #include <porta/comm.hpp>
 #include <porta/expert_parallel.hpp>
+#include <porta/model/model.hpp>
+#include <porta/porta.hpp>
 
 #include "comm/expert_dispatch.hpp"
 #include "reference/moe_internal.hpp"
@@ -114,20 +122,92 @@ void moe_layer(porta::Communicator& comm) {
                100 * median(exchange) / median(total), median(compute) * 1e3);
 }
 
+// A field of /proc/self/status in bytes ("VmHWM", "RssFile", "RssAnon"; the file says kB).
+double status_bytes(const std::string& field) {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind(field + ":", 0) == 0) return std::stod(line.substr(field.size() + 1)) * 1024;
+  return -1;
+}
+
+void model_rss(const std::shared_ptr<porta::Communicator>& comm_ptr, const std::string& dir,
+               const std::string& backend) {
+  porta::Communicator& comm = *comm_ptr;
+  // Before any weight is mapped: the program and its libraries (oneDNN's code is most of it).
+  const double program = status_bytes("RssFile");
+  namespace model = porta::model;
+  const model::ModelConfig config = model::load_config(dir);
+  model::LoadOptions load;
+  if (comm.size() > 1) {
+    load.ep_rank = comm.rank();
+    load.ep_placement.emplace();
+    for (std::int64_t l = 0; l < config.num_layers; ++l)
+      if (config.is_moe_layer(l))
+        load.ep_placement->layers[l] = porta::ep::contiguous_placement(config.num_experts,
+                                                                       comm.size());
+  }
+  const auto m = model::Model::load(dir, load);
+  // The routed experts this rank holds: the stacked [slots, ...] tensors of every MoE layer.
+  double experts = 0;
+  for (std::int64_t l = 0; l < config.num_layers; ++l)
+    if (config.is_moe_layer(l))
+      for (const char* w : {"gate", "up", "down"})
+        experts += static_cast<double>(
+            m.weight(fmt::format("model.layers.{}.moe.experts.{}", l, w)).nbytes());
+  const double shared = static_cast<double>(m.weight_bytes()) - experts;
+  // Pages of the embedding table are touched only for the ids looked up.
+  const auto embedding = static_cast<double>(m.weight("model.embed_tokens.weight").nbytes());
+  // Enough tokens that the router sends rows to every expert, so that every expert's pages are
+  // touched (an idle expert's never are).
+  const std::int64_t tokens = 256;
+  const auto graph = m.build({.tokens = tokens, .all_logits = false});
+  auto exe = porta::compile(graph, {.backend = backend, .comm = comm_ptr});
+  std::vector<std::int32_t> ids(tokens), positions(tokens);
+  for (std::int64_t t = 0; t < tokens; ++t)
+    ids[static_cast<std::size_t>(t)] = static_cast<std::int32_t>((t * 7919) % config.vocab_size),
+    positions[static_cast<std::size_t>(t)] = static_cast<std::int32_t>(t);
+  (void)exe.run({{model::kIdsInput, porta::Tensor::from_vector<std::int32_t>({tokens}, ids)},
+                 {model::kPositionsInput,
+                  porta::Tensor::from_vector<std::int32_t>({tokens}, positions)}});
+  const std::vector<double> mine{shared,  embedding, experts, status_bytes("VmHWM"),
+                                 program, status_bytes("RssFile"), status_bytes("RssAnon")};
+  const auto bytes = static_cast<std::int64_t>(mine.size() * sizeof(double));
+  std::vector<double> all(mine.size() * static_cast<std::size_t>(comm.size()));
+  comm.all_gather(mine.data(), bytes, all.data(),
+                  std::vector<std::int64_t>(static_cast<std::size_t>(comm.size()), bytes));
+  if (comm.rank() != 0) return;
+  const auto mib = [](double b) { return b / (1 << 20); };
+  fmt::print("{}: {} rank(s), {} backend, one {}-token forward pass; MiB (shared: every weight "
+             "but the routed experts, of which the embedding table; RssFile before loading: the program)"
+             "\n{:>4} {:>8} {:>9} {:>9} {:>15} {:>9} {:>15} {:>9} {:>9}\n",
+             dir, comm.size(), backend, tokens, "rank", "shared", "embedding", "experts",
+             "shared+experts", "peak RSS", "RssFile before", "RssFile", "RssAnon");
+  for (int r = 0; r < comm.size(); ++r) {
+    const double* v = all.data() + static_cast<std::size_t>(r) * mine.size();
+    fmt::print("{:>4} {:>8.0f} {:>9.0f} {:>9.0f} {:>15.0f} {:>9.0f} {:>15.0f} {:>9.0f} {:>9.0f}\n",
+               r, mib(v[0]), mib(v[1]), mib(v[2]), mib(v[0] + v[2]), mib(v[3]), mib(v[4]),
+               mib(v[5]), mib(v[6]));
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   const std::string mode = argc > 1 ? argv[1] : "";
-  if (mode != "all-to-all" && mode != "moe-layer") {
-    std::fprintf(stderr, "usage: mpirun -np N %s all-to-all|moe-layer\n", argv[0]);
+  if (mode != "all-to-all" && mode != "moe-layer" && !(mode == "model-rss" && argc > 2)) {
+    std::fprintf(stderr, "usage: mpirun -np N %s all-to-all|moe-layer|model-rss DIR [BACKEND]\n",
+                 argv[0]);
     return 2;
   }
   try {
     auto comm = porta::launched_by_mpi() ? porta::mpi_world() : porta::single_process_communicator();
     if (mode == "all-to-all")
       all_to_all(*comm);
-    else
+    else if (mode == "moe-layer")
       moe_layer(*comm);
+    else
+      model_rss(comm, argv[2], argc > 3 ? argv[3] : "cpu");
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 1;
