@@ -1,6 +1,7 @@
 // The multi-process tests of expert parallelism, run by ctest under `mpirun -np 2` and `-np 4`
 // (tests/mpi/CMakeLists.txt). One program, one mode per test:
-//   collectives  the four collective ops through graphs on every rank, against closed-form values
+//   collectives  the four collective ops through graphs on every rank, against closed-form values,
+//                on the reference, cpu and (when it has a device) opencl backends
 //   moe          moe_experts_ep on every rank against moe_experts in one process: bit-identical on
 //                the reference backend, within 1e-6 on cpu (its own kernels), with a contiguous
 //                placement and with EPLB replicas, the slots' weights read in place
@@ -72,6 +73,9 @@ void test_collectives(const std::shared_ptr<porta::Communicator>& comm, const st
   g.output("scattered",
            g.add_op(porta::OpKind::ReduceScatter, {z}, porta::CollectiveAttrs{.ranks = n})[0]);
   auto exe = porta::compile(g, {.backend = backend, .comm = comm});
+  for (const auto& p : exe.placement())
+    expect(p.backend == backend, fmt::format("rank {}: {} placed on {}, not {} ({})", me, p.op,
+                                             p.backend, backend, p.reason));
   std::vector<float> yv(2 * h), zv(static_cast<std::size_t>(n * 2 * h));
   for (std::size_t i = 0; i < yv.size(); ++i) yv[i] = static_cast<float>(me + 1) * 0.5f + i;
   for (std::size_t i = 0; i < zv.size(); ++i) zv[i] = static_cast<float>((me + 1) * (i + 1));
@@ -294,6 +298,12 @@ int main(int argc, char** argv) {
       if (mode == "collectives") {
         test_collectives(comm, "reference");
         test_collectives(comm, "cpu");
+        // opencl stages them through host memory itself (PoCL in CI; skipped without a device).
+        for (const auto& d : porta::list_devices())
+          if (d.name.rfind("opencl", 0) == 0 && d.available) {
+            test_collectives(comm, d.name);
+            break;
+          }
       } else if (mode == "moe") {
         test_moe(comm, 13);
         test_moe(comm, 96);
