@@ -1,9 +1,10 @@
 // Expert parallelism on this machine's shared memory (docs/expert-parallel.md), under mpirun:
 //   mpirun --oversubscribe --allow-run-as-root --mca btl self,vader -np N porta-bench-ep-mpi all-to-all
 //     all_to_all latency and bandwidth against the bytes each rank sends to each peer
-//   mpirun ... -np N porta-bench-ep-mpi moe-layer
+//   mpirun ... -np N porta-bench-ep-mpi moe-layer [reference|cpu]
 //     the expert-parallel MoE layer's exchange (T = 512) with N ranks: time in the all_to_alls
-//     against time in the local experts (the reference backend's grouped GEMM), medians
+//     against time in the local experts (the reference backend's grouped GEMM, or the cpu
+//     backend's grouped_matmul kernels), medians
 //   mpirun ... -np N porta-bench-ep-mpi model-rss DIR [BACKEND]
 //     each rank loads DIR's checkpoint with its contiguous share of every MoE layer's experts, runs
 //     one 256-token forward pass on BACKEND (default cpu), and reports its resident memory (peak,
@@ -13,6 +14,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <optional>
 #include <random>
 #include <string>
 
@@ -74,7 +76,7 @@ std::vector<float> random_values(std::size_t n, std::uint64_t seed) {
   return v;
 }
 
-void moe_layer(porta::Communicator& comm) {
+void moe_layer(porta::Communicator& comm, const std::string& backend) {
   constexpr std::int64_t T = 512, H = 512, I = 256, E = 16, K = 4;
   const auto n = comm.size();
   const auto placement = porta::ep::contiguous_placement(E, n);
@@ -94,8 +96,33 @@ void moe_layer(porta::Communicator& comm) {
   const auto w_up = random_values(static_cast<std::size_t>(slots * I * H), 3);
   const auto w_down = random_values(static_cast<std::size_t>(slots * H * I), 4);
   namespace ref = porta::detail::reference;
+  // The cpu backend's grouped GEMMs, compiled on the first (warm-up) call: the routing is fixed,
+  // so every call receives the same rows.
+  std::optional<porta::Executable> cpu_experts;
   const porta::detail::ep::LocalExperts local =
       [&](const float* rows, std::int64_t count, std::span<const std::int64_t> at, float* out) {
+        if (backend == "cpu") {
+          if (!cpu_experts) {
+            porta::Graph g;
+            const auto view = [](const std::vector<float>& v, porta::Shape s) {
+              return porta::Tensor::view(const_cast<float*>(v.data()), s, porta::DType::F32);
+            };
+            auto r = g.input("rows", {count, H}, porta::DType::F32);
+            auto o = g.input("offsets", {slots + 1}, porta::DType::I32);
+            auto gate = g.grouped_matmul(r, g.weight("gate", view(w_gate, {slots, I, H})), o);
+            auto up = g.grouped_matmul(r, g.weight("up", view(w_up, {slots, I, H})), o);
+            g.output("y", g.grouped_matmul(g.swiglu(gate, up),
+                                           g.weight("down", view(w_down, {slots, H, I})), o));
+            cpu_experts = porta::compile(g, {.backend = "cpu", .fallback = ""});
+          }
+          const std::vector<std::int32_t> offsets32(at.begin(), at.end());
+          auto y = cpu_experts->run(
+              {{"rows", porta::Tensor::view(const_cast<float*>(rows), {count, H},
+                                            porta::DType::F32)},
+               {"offsets", porta::Tensor::from_vector<std::int32_t>({slots + 1}, offsets32)}});
+          std::copy_n(static_cast<const float*>(y["y"].data()), count * H, out);
+          return;
+        }
         const auto g = ref::grouped_matmul_rows(rows, count, H, w_gate.data(), slots, I, at);
         const auto u = ref::grouped_matmul_rows(rows, count, H, w_up.data(), slots, I, at);
         const auto a = ref::swiglu_values(g, u);
@@ -104,7 +131,7 @@ void moe_layer(porta::Communicator& comm) {
       };
   const porta::detail::ep::DispatchInput in{&placement, offsets, perm, T, K, H, x.data()};
   std::vector<double> total, exchange, compute;
-  for (int r = 0; r < 4; ++r) {
+  for (int r = 0; r < (backend == "cpu" ? 11 : 4); ++r) {
     porta::detail::ep::DispatchStats stats;
     comm.barrier();
     const auto start = Clock::now();
@@ -116,9 +143,9 @@ void moe_layer(porta::Communicator& comm) {
     total.push_back(t), exchange.push_back(x_us), compute.push_back(c_us);
   }
   if (comm.rank() == 0)
-    fmt::print("moe layer T={} H={} I={} E={} K={}, {} rank(s): {:.1f} ms per layer, all_to_all "
-               "{:.1f} ms ({:.1f} %), local experts {:.1f} ms (slowest rank, medians)\n",
-               T, H, I, E, K, n, median(total) * 1e3, median(exchange) * 1e3,
+    fmt::print("moe layer T={} H={} I={} E={} K={}, {} rank(s), {} experts: {:.1f} ms per layer, "
+               "all_to_all {:.1f} ms ({:.1f} %), local experts {:.1f} ms (slowest rank, medians)\n",
+               T, H, I, E, K, n, backend, median(total) * 1e3, median(exchange) * 1e3,
                100 * median(exchange) / median(total), median(compute) * 1e3);
 }
 
@@ -196,7 +223,9 @@ void model_rss(const std::shared_ptr<porta::Communicator>& comm_ptr, const std::
 int main(int argc, char** argv) {
   const std::string mode = argc > 1 ? argv[1] : "";
   if (mode != "all-to-all" && mode != "moe-layer" && !(mode == "model-rss" && argc > 2)) {
-    std::fprintf(stderr, "usage: mpirun -np N %s all-to-all|moe-layer|model-rss DIR [BACKEND]\n",
+    std::fprintf(stderr,
+                 "usage: mpirun -np N %s all-to-all|moe-layer [reference|cpu]|model-rss DIR "
+                 "[BACKEND]\n",
                  argv[0]);
     return 2;
   }
@@ -205,7 +234,7 @@ int main(int argc, char** argv) {
     if (mode == "all-to-all")
       all_to_all(*comm);
     else if (mode == "moe-layer")
-      moe_layer(*comm);
+      moe_layer(*comm, argc > 2 ? argv[2] : "reference");
     else
       model_rss(comm, argv[2], argc > 3 ? argv[3] : "cpu");
   } catch (const std::exception& e) {
