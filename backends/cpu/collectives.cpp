@@ -1,8 +1,7 @@
 // The cpu backend's collective ops. The data is already in host memory, where MPI reads and
 // writes it, so each kernel is the host implementation the reference backend runs (there is no
-// oneDNN primitive for an exchange between processes). moe_experts_ep is declined: its local
-// experts would run the reference's loops here, not the cpu's grouped GEMM, and the runtime places
-// it on the reference backend, which says so in the placement report.
+// oneDNN primitive for an exchange between processes). moe_experts_ep runs the same exchange
+// around the cpu's own expert kernels (moe_ep.cpp).
 #include "cpu_kernel.hpp"
 
 #include <fmt/format.h>
@@ -46,6 +45,7 @@ std::span<const OpLowering> collective_lowerings() {
       {OpKind::AllGather, any_dtype, lower_collective<reference::run_all_gather>},
       {OpKind::AllReduce, float_only, lower_collective<reference::run_all_reduce>},
       {OpKind::ReduceScatter, float_only, lower_collective<reference::run_reduce_scatter>},
+      {OpKind::MoeExpertsEp, experts_ep_supports, lower_experts_ep},
   };
   return table;
 }

@@ -63,5 +63,8 @@ std::span<const OpLowering> quant_lowerings();
 // all_to_all, all_gather, all_reduce, reduce_scatter: host memory through the communicator
 // (backends/cpu/collectives.cpp).
 std::span<const OpLowering> collective_lowerings();
+// Its moe_experts_ep entry: the exchange around the cpu expert kernels (backends/cpu/moe_ep.cpp).
+SupportResult experts_ep_supports(const GraphState& graph, const Node& node);
+std::unique_ptr<CpuKernel> lower_experts_ep(CpuEnv& env, const GraphState& graph, const Node& node);
 
 }  // namespace porta::detail::cpu

@@ -12,11 +12,29 @@
 
 namespace porta::detail::npu_sim {
 
-KernelResult time_collective(const DeviceProfile& p, const GraphState& g, const Node& n) {
-  const auto& attrs = std::get<CollectiveAttrs>(n.attrs);
-  const int ranks = static_cast<int>(attrs.ranks);
+KernelResult time_exchange(const DeviceProfile& p, plan::Collective c, int ranks, double bytes) {
   KernelResult r;
   r.kernel = "interconnect";
+  if (ranks <= 1) {
+    r.tiling = "1 rank: a local copy";
+    return r;
+  }
+  const auto cluster = plan::load_cluster(p.name == "h20" ? "h20-node" : "atlas800-a2");
+  const auto links = plan::cluster_links(cluster, ranks);
+  const auto algorithm =
+      ranks <= cluster.chips_per_node ? plan::Algorithm::FullMesh : plan::Algorithm::Hierarchical;
+  const auto cost = plan::collective_cost(c, algorithm, ranks, bytes, links);
+  r.time_us = cost.time_us;
+  r.cycles = cost.time_us * p.clock_hz() * 1e-6;
+  r.tiling = fmt::format("{} of {:.0f} bytes over {} ranks of {} ({}): {:.1f} us latency + {:.1f} "
+                         "us bandwidth",
+                         plan::collective_name(c), bytes, ranks, cluster.name,
+                         plan::algorithm_name(algorithm), cost.latency_us, cost.bandwidth_us);
+  return r;
+}
+
+KernelResult time_collective(const DeviceProfile& p, const GraphState& g, const Node& n) {
+  const auto& attrs = std::get<CollectiveAttrs>(n.attrs);
   const ValueInfo& x = g.input_of(n, 0);
   const ValueInfo& out = g.output_of(n, 0);
   const auto bytes_of = [](const ValueInfo& v) {
@@ -34,21 +52,7 @@ KernelResult time_collective(const DeviceProfile& p, const GraphState& g, const 
   } else if (n.op == OpKind::ReduceScatter) {
     c = plan::Collective::ReduceScatter;
   }
-  const auto cluster = plan::load_cluster(p.name == "h20" ? "h20-node" : "atlas800-a2");
-  if (ranks <= 1) {
-    r.tiling = "1 rank: a local copy";
-    return r;
-  }
-  const auto links = plan::cluster_links(cluster, ranks);
-  const auto algorithm =
-      ranks <= cluster.chips_per_node ? plan::Algorithm::FullMesh : plan::Algorithm::Hierarchical;
-  const auto cost = plan::collective_cost(c, algorithm, ranks, bytes, links);
-  r.time_us = cost.time_us;
-  r.cycles = cost.time_us * p.clock_hz() * 1e-6;
-  r.tiling = fmt::format("{} over {} ranks of {} ({}): {:.1f} us latency + {:.1f} us bandwidth",
-                         plan::collective_name(c), ranks, cluster.name,
-                         plan::algorithm_name(algorithm), cost.latency_us, cost.bandwidth_us);
-  return r;
+  return time_exchange(p, c, static_cast<int>(attrs.ranks), bytes);
 }
 
 }  // namespace porta::detail::npu_sim

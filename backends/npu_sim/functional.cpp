@@ -8,6 +8,7 @@
 
 #include <porta/error.hpp>
 
+#include "comm/expert_dispatch.hpp"
 #include "gemm.hpp"
 #include "quant/quant_refs.hpp"
 #include "reference/kernel_util.hpp"
@@ -271,6 +272,20 @@ void run_moe_experts(const GraphState&, const Node& n, const ExecContext& ctx) {
 }
 
 std::vector<std::int64_t> expert_rows(const GraphState&, const Node& n, const ExecContext& ctx) {
+  if (n.op == OpKind::MoeExpertsEp) {
+    // The rows this rank's slots receive: every expert's kept (non-padding) assignments, split
+    // over its replicas as the dispatch splits them.
+    const auto& a = std::get<ExpertParallelAttrs>(n.attrs);
+    const auto offsets = reference::load_indices(n, ctx.input(n, 2), "offsets");
+    const auto perm = reference::load_indices(n, ctx.input(n, 3), "perm");
+    const std::int64_t assignments = ctx.input(n, 1).shape().numel();
+    std::vector<std::int64_t> kept(offsets.size() - 1, 0);
+    for (std::size_t e = 0; e + 1 < offsets.size(); ++e)
+      for (std::int64_t i = std::max<std::int64_t>(0, offsets[e]);
+           i < std::min(offsets[e + 1], static_cast<std::int64_t>(perm.size())); ++i)
+        kept[e] += perm[static_cast<std::size_t>(i)] < assignments ? 1 : 0;
+    return ep::slot_rows(a.placement, a.rank, kept);
+  }
   if (n.op != OpKind::GroupedMatmul && n.op != OpKind::MoeExperts) return {};
   const auto offsets = reference::load_indices(n, ctx.input(n, 2), "offsets");
   std::vector<std::int64_t> counts;

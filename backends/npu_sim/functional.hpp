@@ -26,7 +26,8 @@ void run_quant_grouped_matmul(const GraphState& g, const Node& n, const ExecCont
 void run_quant_moe_experts(const GraphState& g, const Node& n, const ExecContext& ctx);
 
 // The rows each expert received (offsets[e + 1] - offsets[e]) from a grouped_matmul or
-// moe_experts node's offsets input at run time; empty for other ops.
+// moe_experts node's offsets input at run time; for moe_experts_ep, the rows each of the rank's
+// slots receives; empty for other ops.
 std::vector<std::int64_t> expert_rows(const GraphState& g, const Node& n, const ExecContext& ctx);
 
 float round_to(float value, DType dtype);

@@ -12,6 +12,7 @@
 
 #include <porta/error.hpp>
 
+#include "comm/expert_dispatch.hpp"
 #include "graph/catalogue.hpp"
 #include "quant/quant_refs.hpp"
 
@@ -130,17 +131,43 @@ GatherWork copy_runs(const std::string& what, double elems, double run, double e
   return w;
 }
 
+// What the expert FFN kernels of moe_experts (and of one rank's moe_experts_ep) work on.
+struct ExpertsWork {
+  DType t = DType::F32;  // activations
+  std::int64_t tokens = 0, hidden = 0, top_k = 0, inner = 0;
+  std::int64_t permuted = 0;         // rows the permute gathers
+  std::int64_t ffn_rows = 0;         // rows through SwiGLU
+  std::vector<std::int64_t> counts;  // rows per expert (or slot) of the grouped GEMMs
+  bool has_shared = false, sigmoid_gate = false;
+  std::int64_t s_inner = 0;  // the shared expert's I
+};
+
+void lower_expert_ffn(const DeviceProfile& p, const ExpertsWork& w, Kernels& k);
+
 void lower_moe_experts(const DeviceProfile& p, const GraphState& g, const Node& n,
                        const std::vector<std::int64_t>& rows_per_expert, Kernels& k) {
   const auto& attrs = std::get<moe::ExpertsAttrs>(n.attrs);
-  const ValueInfo& x = g.input_of(n, 0);
-  const DType t = x.dtype;
-  const std::int64_t tokens = x.shape[0], hidden = x.shape[1];
-  const std::int64_t top_k = g.input_of(n, 1).shape[1];
-  const std::int64_t rows = g.input_of(n, 3).shape[0];
-  const std::int64_t experts = g.input_of(n, 5).shape[0];
-  const std::int64_t inner = g.input_of(n, 5).shape[1];
-  const auto counts = rows_per_expert.empty() ? balanced(rows, experts) : rows_per_expert;
+  ExpertsWork w;
+  w.t = g.input_of(n, 0).dtype;
+  w.tokens = g.input_of(n, 0).shape[0];
+  w.hidden = g.input_of(n, 0).shape[1];
+  w.top_k = g.input_of(n, 1).shape[1];
+  w.permuted = w.ffn_rows = g.input_of(n, 3).shape[0];
+  w.inner = g.input_of(n, 5).shape[1];
+  w.counts = rows_per_expert.empty() ? balanced(w.permuted, g.input_of(n, 5).shape[0])
+                                     : rows_per_expert;
+  w.has_shared = attrs.has_shared;
+  w.sigmoid_gate = attrs.shared_gate == moe::SharedGate::Sigmoid;
+  if (w.has_shared) w.s_inner = g.input_of(n, 8).shape[0];
+  lower_expert_ffn(p, w, k);
+}
+
+// Permute, gate and up, SwiGLU, down, combine, and the shared expert.
+void lower_expert_ffn(const DeviceProfile& p, const ExpertsWork& work, Kernels& k) {
+  const DType t = work.t;
+  const std::int64_t tokens = work.tokens, hidden = work.hidden, top_k = work.top_k;
+  const std::int64_t rows = work.permuted, inner = work.inner;
+  const auto& counts = work.counts;
   const DType ct = cube_dtype(t);
   k.add([&](SpanSink* s) {
     return time_gather(p,
@@ -163,7 +190,7 @@ void lower_moe_experts(const DeviceProfile& p, const GraphState& g, const Node& 
     w.flops = static_cast<double>(r * width) * 4;
     return w;
   };
-  k.add([&](SpanSink* s) { return time_vector(p, swiglu(rows, inner), s); });
+  k.add([&](SpanSink* s) { return time_vector(p, swiglu(work.ffn_rows, inner), s); });
   k.add([&](SpanSink* s) { return time_gemm(p, grouped(counts, hidden, inner, ct), nullptr, s); });
   k.add([&](SpanSink* s) {
     GatherWork w = copy_runs("moe combine", static_cast<double>(tokens * top_k * hidden),
@@ -174,12 +201,11 @@ void lower_moe_experts(const DeviceProfile& p, const GraphState& g, const Node& 
     w.flops = 2.0 * static_cast<double>(tokens * top_k * hidden);
     return time_gather(p, w, s);
   });
-  if (!attrs.has_shared) return;
-  const std::int64_t s_inner = g.input_of(n, 8).shape[0];
+  if (!work.has_shared) return;
+  const std::int64_t s_inner = work.s_inner;
   GemmProblem up;
   up.dtype = up.out_dtype = ct;
-  up.groups = {
-      {tokens, 2 * s_inner + (attrs.shared_gate == moe::SharedGate::Sigmoid ? 1 : 0), hidden}};
+  up.groups = {{tokens, 2 * s_inner + (work.sigmoid_gate ? 1 : 0), hidden}};
   k.add([&](SpanSink* s) { return time_gemm(p, up, nullptr, s); });
   k.add([&](SpanSink* s) { return time_vector(p, swiglu(tokens, s_inner), s); });
   GemmProblem down;
@@ -196,6 +222,42 @@ void lower_moe_experts(const DeviceProfile& p, const GraphState& g, const Node& 
     w.cycles_per_repeat = cycles(p, with_casts(Mix{2, 0, 0}, t, false));
     w.flops = static_cast<double>(tokens * hidden) * 2;
     return time_vector(p, w, s);
+  });
+}
+
+// One rank's moe_experts_ep: the FFN kernels of moe_experts on its share of the tokens
+// (permute and combine of T/ranks tokens' rows, the shared expert on them) and on the rows its
+// slots receive, plus the exchanges: its permuted rows out and back (two all_to_all of those
+// rows) and the ranks' outputs gathered (all_gather of [T, H]), each timed by the interconnect
+// model the collective ops use. `rows_per_slot` empty: experts get T·K / E rows each.
+void lower_moe_experts_ep(const DeviceProfile& p, const GraphState& g, const Node& n,
+                          const std::vector<std::int64_t>& rows_per_slot, Kernels& k) {
+  const auto& a = std::get<ExpertParallelAttrs>(n.attrs);
+  const ValueInfo& x = g.input_of(n, 0);
+  const std::int64_t tokens = x.shape[0];
+  const auto ranks = static_cast<int>(a.placement.ranks());
+  ExpertsWork w;
+  w.t = x.dtype;
+  w.tokens = ep::token_range(tokens, ranks, a.rank).size();
+  w.hidden = x.shape[1];
+  w.top_k = g.input_of(n, 1).shape[1];
+  w.permuted = w.tokens * w.top_k;
+  w.inner = g.input_of(n, 5).shape[1];
+  w.counts = rows_per_slot.empty()
+                 ? ep::slot_rows(a.placement, a.rank,
+                                 balanced(tokens * w.top_k, a.placement.num_experts))
+                 : rows_per_slot;
+  w.ffn_rows = std::accumulate(w.counts.begin(), w.counts.end(), std::int64_t{0});
+  w.has_shared = a.experts.has_shared;
+  w.sigmoid_gate = a.experts.shared_gate == moe::SharedGate::Sigmoid;
+  if (w.has_shared) w.s_inner = g.input_of(n, 8).shape[0];
+  lower_expert_ffn(p, w, k);
+  const double rows_bytes = static_cast<double>(w.permuted * w.hidden) * es(w.t);
+  for (int i = 0; i < 2; ++i)
+    k.add([&](SpanSink*) { return time_exchange(p, plan::Collective::AllToAll, ranks, rows_bytes); });
+  k.add([&](SpanSink*) {
+    return time_exchange(p, plan::Collective::AllGather, ranks,
+                         static_cast<double>(tokens * w.hidden) * es(w.t));
   });
 }
 
@@ -382,7 +444,7 @@ void lower_ascend(const DeviceProfile& p, const GraphState& g, const Node& n,
     case OpKind::AllGather:
     case OpKind::AllReduce:
     case OpKind::ReduceScatter: return k.add([&](SpanSink*) { return time_collective(p, g, n); });
-    case OpKind::MoeExpertsEp: break;  // declined by supports(): no per-rank expert timing yet
+    case OpKind::MoeExpertsEp: return lower_moe_experts_ep(p, g, n, rows_per_expert, k);
     case OpKind::Add:
     case OpKind::Sub:
     case OpKind::Mul: return vector(elementwise(p, g, n, Mix{1, 0, 0}, false, name));
@@ -567,7 +629,8 @@ OpReport time_node(const DeviceProfile& p, const GraphState& g, const Node& n,
   if (sink != nullptr) sink->op = n.name;
   const auto kernels = lower_node(p, g, n, rows_per_expert, sink);
   DType t = g.output_of(n, 0).dtype;
-  if (n.op == OpKind::Matmul || n.op == OpKind::GroupedMatmul || n.op == OpKind::MoeExperts)
+  if (n.op == OpKind::Matmul || n.op == OpKind::GroupedMatmul || n.op == OpKind::MoeExperts ||
+      n.op == OpKind::MoeExpertsEp)
     t = cube_dtype(g.input_of(n, 0).dtype);
   if (is_quant(n.op)) t = w8a8(n) ? DType::I8 : cube_dtype(g.input_of(n, 0).dtype);
   return compose(p, n.name, std::string(op_name(n.op)), kernels, t);

@@ -25,7 +25,8 @@ using porta::npu_sim::load_profile;
 
 bool data_dependent(OpKind op) {
   return op == OpKind::GroupedMatmul || op == OpKind::MoeExperts ||
-         op == OpKind::QuantGroupedMatmul || op == OpKind::QuantMoeExperts;
+         op == OpKind::QuantGroupedMatmul || op == OpKind::QuantMoeExperts ||
+         op == OpKind::MoeExpertsEp;
 }
 bool quantized(OpKind op) {
   return op == OpKind::QuantMatmul || op == OpKind::QuantGroupedMatmul ||
@@ -160,11 +161,6 @@ class NpuSimBackend final : public Backend {
       return SupportResult::no(
           fmt::format("{}: i64 arithmetic: the 910B vector unit computes integers in 32 bits",
                       reference::node_label(n)));
-    if (n.op == OpKind::MoeExpertsEp)
-      return SupportResult::no(fmt::format(
-          "{}: npu-sim times the collective ops but not yet an expert-parallel layer's per-rank "
-          "experts",
-          reference::node_label(n)));
     // Every remaining dtype/attribute rule is the reference kernels' (they run the vector ops).
     return reference_->supports(g, n);
   }

@@ -169,6 +169,10 @@ const OpenclLowering kLowerings[] = {
     {OpKind::QuantMatmul, quant_supports, quant_lower},
     {OpKind::QuantGroupedMatmul, quant_supports, quant_lower},
     {OpKind::QuantMoeExperts, quant_supports, quant_lower},
+    {OpKind::AllToAll, collective_supports, collective_lower},
+    {OpKind::AllGather, collective_supports, collective_lower},
+    {OpKind::AllReduce, collective_supports, collective_lower},
+    {OpKind::ReduceScatter, collective_supports, collective_lower},
 };
 
 const OpenclLowering* find_lowering(OpKind op) {

@@ -39,6 +39,8 @@ class Bindings {
       : ctx_(ctx), device_(device), checks_(checks), first_check_(first_check) {}
   DeviceArg at(ValueId value) const;
   DeviceArg of(const ClBuffer& buffer) const { return {buffer.mem(), 0}; }
+  // The run's context: what an op staged through host memory (a collective) runs with.
+  const ExecContext& context() const { return ctx_; }
   // Where the op's check number `slot` (its order in LoweredOp::checks) writes its record.
   DeviceArg check_record(std::size_t slot) const;
 
@@ -180,6 +182,10 @@ SupportResult matmul_supports(const Device&, const GraphState& g, const Node& n)
 void matmul_lower(Device& device, const GraphState& g, const Node& n, LoweredOp& op);
 SupportResult moe_supports(const Device&, const GraphState& g, const Node& n);
 void moe_lower(Device& device, const GraphState& g, const Node& n, LoweredOp& op);
+// collective_ops.cpp: all_to_all, all_gather, all_reduce, reduce_scatter, staged through host
+// memory to the host collective.
+SupportResult collective_supports(const Device& device, const GraphState& g, const Node& n);
+void collective_lower(Device& device, const GraphState& g, const Node& n, LoweredOp& op);
 // quant_ops.cpp: quant_matmul, quant_grouped_matmul, quant_moe_experts.
 SupportResult quant_supports(const Device& device, const GraphState& g, const Node& n);
 void quant_lower(Device& device, const GraphState& g, const Node& n, LoweredOp& op);

@@ -31,6 +31,22 @@ TokenRange token_range(std::int64_t tokens, std::int64_t ranks, std::int64_t ran
   return {rank * tokens / ranks, (rank + 1) * tokens / ranks};
 }
 
+std::vector<std::int64_t> slot_rows(const porta::ep::ExpertPlacement& placement, std::int64_t rank,
+                                    std::span<const std::int64_t> rows_per_expert) {
+  std::vector<std::int64_t> out;
+  for (const std::int64_t e : placement.rank_experts.at(static_cast<std::size_t>(rank))) {
+    const auto replicas = placement.replicas(e);
+    const auto r = static_cast<std::int64_t>(replicas.size());
+    std::int64_t j = 0;  // this slot's index among the expert's replicas
+    while (replicas[static_cast<std::size_t>(j)].first != rank ||
+           replicas[static_cast<std::size_t>(j)].second != static_cast<std::int64_t>(out.size()))
+      ++j;
+    const std::int64_t rows = rows_per_expert[static_cast<std::size_t>(e)];
+    out.push_back(rows / r + (j < rows % r ? 1 : 0));
+  }
+  return out;
+}
+
 std::vector<float> dispatch_to_experts(Communicator& comm, const DispatchInput& in,
                                        const LocalExperts& experts, DispatchStats* stats) {
   const auto& placement = *in.placement;

@@ -20,6 +20,12 @@ struct TokenRange {
 };
 TokenRange token_range(std::int64_t tokens, std::int64_t ranks, std::int64_t rank);
 
+// The rows each of `rank`'s slots receives when expert e has rows_per_expert[e] kept assignments:
+// replica j of an expert with r replicas gets the assignments i with i mod r = j. What a rank's
+// experts compute, for timing models (npu-sim) that do not run the exchange.
+std::vector<std::int64_t> slot_rows(const porta::ep::ExpertPlacement& placement, std::int64_t rank,
+                                    std::span<const std::int64_t> rows_per_expert);
+
 struct DispatchInput {
   const porta::ep::ExpertPlacement* placement = nullptr;
   std::span<const std::int64_t> offsets;  // [E + 1], the router's

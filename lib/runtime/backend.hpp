@@ -72,11 +72,13 @@ struct TensorRef {
 };
 
 // The inputs of the MoE ops that are stacked expert weights [E, N, K]: grouped_matmul's weights,
-// moe_experts' routed gate, up and down, and the data, scales and zeros of their quantized forms.
+// moe_experts' and moe_experts_ep's routed gate, up and down, and the data, scales and zeros of
+// their quantized forms.
 // Backends whose kernels address experts through TensorRef::part answer reads_stacked() with this.
 inline bool is_expert_weight_input(const Node& n, std::size_t input) {
   return (n.op == OpKind::GroupedMatmul && input == 1) ||
-         (n.op == OpKind::MoeExperts && input >= 5 && input <= 7) ||
+         ((n.op == OpKind::MoeExperts || n.op == OpKind::MoeExpertsEp) && input >= 5 &&
+          input <= 7) ||
          (n.op == OpKind::QuantGroupedMatmul && input >= 2) ||
          (n.op == OpKind::QuantMoeExperts && input >= 5);
 }

@@ -357,4 +357,17 @@ std::unique_ptr<CpuKernel> lower_experts(CpuEnv& env, const GraphState& g, const
   return std::make_unique<ExpertsKernel>(env, g, n);
 }
 
+void expert_ffn_rows(ExpertGemm& gate, ExpertGemm& up, ExpertGemm& down, const float* rows,
+                     std::int64_t num_rows, const TensorRef& w_gate, const TensorRef& w_up,
+                     const TensorRef& w_down, std::int64_t experts, const std::int32_t* offsets,
+                     std::vector<float>& gate_rows, std::vector<float>& up_rows, float* y) {
+  const std::int64_t inner = gate.out_features();
+  gate_rows.resize(static_cast<std::size_t>(num_rows * inner));
+  up_rows.resize(static_cast<std::size_t>(num_rows * inner));
+  grouped_rows(gate, rows, num_rows, w_gate, experts, offsets, gate_rows.data());
+  grouped_rows(up, rows, num_rows, w_up, experts, offsets, up_rows.data());
+  swiglu_in_place(gate_rows.data(), up_rows.data(), num_rows * inner);
+  grouped_rows(down, gate_rows.data(), num_rows, w_down, experts, offsets, y);
+}
+
 }  // namespace porta::detail::cpu::moe

@@ -128,6 +128,14 @@ void narrow_from_f32(const float* src, DType dtype, std::int64_t count, void* ds
 void combine_f32(const float* rows, std::int64_t hidden, const float* weights,
                  const std::int32_t* inv, std::int64_t tokens, std::int64_t top_k, float* out);
 
+// The routed experts' SwiGLU FFN, y = down(silu(gate·x) ⊙ up·x), on rows already grouped by
+// expert (offsets [experts + 1]): moe_experts' prefill path, for callers that permute the rows
+// themselves (moe_experts_ep, backends/cpu/moe_ep.cpp). gate_rows and up_rows are scratch.
+void expert_ffn_rows(ExpertGemm& gate, ExpertGemm& up, ExpertGemm& down, const float* rows,
+                     std::int64_t num_rows, const TensorRef& w_gate, const TensorRef& w_up,
+                     const TensorRef& w_down, std::int64_t experts, const std::int32_t* offsets,
+                     std::vector<float>& gate_rows, std::vector<float>& up_rows, float* y);
+
 // Reads and checks the routing tables a kernel indexes with (throws InvalidArgument naming the
 // node): offsets non-decreasing within [0, rows], perm >= 0, inv in [-1, rows).
 void check_offsets(const std::string& label, const std::int32_t* offsets, std::int64_t count,
