@@ -6,6 +6,8 @@
 #include <porta/npu_sim.hpp>
 #include <porta/porta.hpp>
 
+namespace npu_sim_ep_timing_tests {
+
 using porta::DType;
 namespace sim = porta::npu_sim;
 
@@ -60,3 +62,5 @@ TEST_CASE("npu-sim times moe_experts_ep as its local experts plus three exchange
   const auto ep4 = sim::simulate(experts_graph(kT, 2, kT * kK, &four), p).report.ops.at(0);
   CHECK(ep4.flops == Approx(local.flops / 2).epsilon(1e-12));
 }
+
+}  // namespace npu_sim_ep_timing_tests

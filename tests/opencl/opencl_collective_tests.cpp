@@ -9,6 +9,8 @@
 
 #include <porta/porta.hpp>
 
+namespace opencl_collective_tests {
+
 namespace {
 
 std::string first_opencl_device() {
@@ -57,3 +59,5 @@ TEST_CASE("opencl runs the collective ops itself, between device kernels", "[ope
   CHECK(floats(out["reduce"]) == twice);
   CHECK(floats(out["scatter"]) == twice);
 }
+
+}  // namespace opencl_collective_tests
