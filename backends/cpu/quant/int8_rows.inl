@@ -58,6 +58,14 @@ T void rows_m(const QuantizedRows& a, std::int64_t m0, const QuantMatrix& w, std
             centred_sum(a, m0 + m, g, zeros == nullptr ? 0 : zeros[g], p, wsum);
       }
     }
+    if (groups == 1) {
+      float s;
+      widen_scales(w, n, &s);
+      for (int m = 0; m < M; ++m)
+        y[(m0 + m) * ldy + n] = int8_output_one_group(
+            acc[static_cast<std::size_t>(m)], s, a.scales[static_cast<std::size_t>(m0 + m)]);
+      continue;
+    }
     for (int m = 0; m < M; ++m)
       y[(m0 + m) * ldy + n] = int8_output(acc.data() + m * groups, w, n,
                                           a.scales[static_cast<std::size_t>(m0 + m)]);

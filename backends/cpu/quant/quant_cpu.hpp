@@ -83,6 +83,34 @@ inline const std::int8_t* zero_row(const QuantMatrix& w, std::int64_t n) {
   return w.zero + (n / bn) * w.groups();
 }
 
+// The scales of weight row n ([groups]) widened into out, and one of them: QuantMatrix's
+// scale_row and scale_at inline (those convert element by element through an out-of-line
+// switch, which decode paid once per group).
+inline void widen_scales(const QuantMatrix& w, std::int64_t n, float* out) {
+  const std::int64_t bn = w.scheme.block_n < 1 ? 1 : w.scheme.block_n;
+  const std::int64_t groups = w.groups(), first = (n / bn) * groups;
+  const DType t = w.scheme.scale_dtype;
+  if (t == DType::F32) {
+    std::copy_n(static_cast<const float*>(w.scale) + first, groups, out);
+  } else if (t == DType::BF16) {
+    for (std::int64_t g = 0; g < groups; ++g)
+      out[g] = bf16_bits_to_f32(static_cast<const std::uint16_t*>(w.scale)[first + g]);
+  } else if (t == DType::F16) {
+    for (std::int64_t g = 0; g < groups; ++g)
+      out[g] = f16_bits_to_f32(static_cast<const std::uint16_t*>(w.scale)[first + g]);
+  } else {
+    w.scale_row(n, out);
+  }
+}
+
+// y = (0 + f32(acc) · s) · s_x: int8_output for a single group, inline. A compiler contracting
+// the first step into fma(f32(acc), s, 0) gets the same float (adding an exact zero rounds
+// nothing), so unlike int8_output's sum over groups this is safe on FMA targets.
+inline float int8_output_one_group(std::int64_t acc, float s, float x_scale) {
+  const float scaled = 0.0f + static_cast<float>(acc) * s;
+  return scaled * x_scale;
+}
+
 // The exact integer sum acc_g = Σ_{k ∈ g} (q − o)(w − z) of activation row m and a weight row
 // with zero point z from p = Σ_{k ∈ g} q·w and, when o ≠ 0, wsum = Σ_{k ∈ g} w
 // (docs/quantization.md, "W8A8").

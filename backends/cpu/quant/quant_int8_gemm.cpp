@@ -62,17 +62,16 @@ void onednn_int8_rows(const QuantizedRows& a, std::int64_t m0, std::int64_t coun
   }
   for (std::int64_t j = 0; j < cols; ++j) {
     const std::int64_t n = n_begin + j;
-    const float s = w.scale_at(n, 0);
+    float s;
+    widen_scales(w, n, &s);
     const std::int8_t* zeros = zero_row(w, n);
     const std::int64_t z = zeros == nullptr ? 0 : zeros[0];
     const std::int64_t ws = wsum.empty() ? 0 : wsum[static_cast<std::size_t>(j)];
     for (std::int64_t m = 0; m < count; ++m) {
       const std::int64_t acc =
           centred_sum(a, m0 + m, 0, z, c[static_cast<std::size_t>(m * cols + j)], ws);
-      // int8_output for one group: (0 + f32(acc) · s) · s_x. A compiler contracting the first
-      // step into fma(f32(acc), s, 0) gets the same float: adding an exact zero rounds nothing.
-      const float scaled = 0.0f + static_cast<float>(acc) * s;
-      y[(m0 + m) * ldy + n] = scaled * a.scales[static_cast<std::size_t>(m0 + m)];
+      y[(m0 + m) * ldy + n] =
+          int8_output_one_group(acc, s, a.scales[static_cast<std::size_t>(m0 + m)]);
     }
   }
 }

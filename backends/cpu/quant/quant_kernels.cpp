@@ -174,7 +174,8 @@ __attribute__((target("avx512f,avx512bw"))) void fused_rows_avx512(const float* 
   const std::int64_t group = w.group();
   std::vector<float> scales(static_cast<std::size_t>(w.groups()));
   for (std::int64_t n = n_begin; n < n_end; ++n) {
-    w.scale_row(n, scales.data());  // one widening call per row, not one per group
+    widen_scales(w, n, scales.data());
+    const std::int8_t* zeros = zero_row(w, n);
     __m512 acc[M];
     float tail[M];
     for (int m = 0; m < M; ++m) {
@@ -183,7 +184,7 @@ __attribute__((target("avx512f,avx512bw"))) void fused_rows_avx512(const float* 
     }
     for (std::int64_t g = 0, c0 = 0; c0 < w.k; ++g, c0 += group) {
       const float s = scales[static_cast<std::size_t>(g)];
-      const std::int32_t z = w.zero_at(n, g);
+      const std::int32_t z = zeros != nullptr ? zeros[g] : w.zero_at(n, g);
       const __m512 vs = _mm512_set1_ps(s);
       const __m512i vz = _mm512_set1_epi32(z);
       const std::int64_t c1 = std::min(w.k, c0 + group);
