@@ -171,6 +171,51 @@ TEST_CASE("cpu W8A8 row kernels sum exactly at the ends of the int8 range", "[cp
       }
 }
 
+TEST_CASE("cpu's 16-lane activation quantizer gives the library's codes and scales",
+          "[cpu][quant]") {
+  if (!q::vector_quantizer(q::available_quant_isas().back())) return;  // no AVX-512 here
+  // K = 37: two whole vectors and a tail. Rows: random; ties of round half to even (amax 127
+  // makes s = 1, so x/s = ±0.5, 2.5, ... exactly); zeros; NaN; infinity; subnormals; values
+  // far outside the static range.
+  const std::int64_t k = 37;
+  std::vector<std::vector<float>> rows;
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> dist(-3.0f, 3.0f);
+  rows.emplace_back(k);
+  for (auto& v : rows.back()) v = dist(rng);
+  rows.emplace_back(k);
+  for (std::int64_t c = 0; c < k; ++c)
+    rows.back()[static_cast<std::size_t>(c)] = c == 0 ? 127.0f : (c % 2 ? 0.5f : -1.5f) + c % 5;
+  rows.emplace_back(k, 0.0f);
+  rows.emplace_back(k, 1.0f);
+  rows.back()[20] = std::nanf("");
+  rows.emplace_back(k, -2.0f);
+  rows.back()[36] = -INFINITY;
+  rows.emplace_back(k, 1e-42f);
+  rows.back()[3] = -3e-41f;
+  rows.emplace_back(k, 0.0f);
+  for (std::int64_t c = 0; c < k; ++c) rows.back()[static_cast<std::size_t>(c)] = 40.0f * (c - 18);
+  std::vector<float> x;
+  for (const auto& r : rows) x.insert(x.end(), r.begin(), r.end());
+  const auto count = static_cast<std::int64_t>(rows.size());
+  const QuantActivationParams statics[] = {{0.37f, -5.0f}, {1.0f / 300.0f, 0.0f}, {0.5f, 3.0f}};
+  for (int act = 0; act < 4; ++act) {
+    const auto mode = act == 0 ? ActivationQuant::DynamicInt8 : ActivationQuant::StaticInt8;
+    const QuantActivationParams params = act == 0 ? QuantActivationParams{} : statics[act - 1];
+    INFO(to_string(mode) << " scale " << params.scale << " offset " << params.offset);
+    const auto want = q::quantize_rows(x.data(), k, count, k, mode, params, 16, false);
+    const auto got = q::quantize_rows(x.data(), k, count, k, mode, params, 16, true);
+    CHECK(got.codes == want.codes);
+    CHECK(got.sums == want.sums);
+    CHECK(got.has_min_code == want.has_min_code);
+    for (std::int64_t m = 0; m < count; ++m) {
+      const float a = got.scales[static_cast<std::size_t>(m)];
+      const float b = want.scales[static_cast<std::size_t>(m)];
+      CHECK(((std::isnan(a) && std::isnan(b)) || a == b));
+    }
+  }
+}
+
 TEST_CASE("cpu dequantizes int8 and int4 rows to the exact element values", "[cpu][quant]") {
   const QuantScheme schemes[] = {
       make_scheme(QuantFormat::Int8, 32, true), make_scheme(QuantFormat::Int4, 32, true),

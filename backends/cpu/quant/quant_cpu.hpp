@@ -47,7 +47,7 @@ std::string quant_kernels_description();
 // padded, so whole-vector loads never leave a row), the per-row scale, the offset o (static
 // activations; 0 for dynamic), and the sums Σ q over each weight group [rows, groups], which
 // turn Σ q·w into the centred Σ (q − o)(w − z). `wide` holds (q − o) as int16 [rows, k] for the
-// int16 paths only (filled when quantize_rows is asked for it).
+// int16 paths only (widen_codes fills it).
 struct QuantizedRows {
   std::vector<std::int8_t> codes;
   std::vector<std::int32_t> sums;
@@ -62,9 +62,14 @@ struct QuantizedRows {
   }
 };
 // x [rows, k] f32 (row stride ldx) under DynamicInt8 (per row) or StaticInt8 (params), with the
-// sums for weight groups of `group` columns; rows are quantized on the backend's threads.
+// sums for weight groups of `group` columns; rows are quantized on the backend's threads, by the
+// library's quantizers or (vector, AVX-512 only) their 16-lane copy, which gives the same codes
+// and scales (quant_activations.cpp).
 QuantizedRows quantize_rows(const float* x, std::int64_t ldx, std::int64_t rows, std::int64_t k,
-                            ActivationQuant mode, QuantActivationParams params, std::int64_t group);
+                            ActivationQuant mode, QuantActivationParams params, std::int64_t group,
+                            bool vector);
+// Whether `isa` may use the 16-lane quantizer.
+bool vector_quantizer(QuantIsa isa);
 // Whether int8_rows on `isa` reads QuantizedRows::wide for these activations, and filling it.
 bool needs_wide_codes(QuantIsa isa, bool has_min_code);
 void widen_codes(QuantizedRows& a);

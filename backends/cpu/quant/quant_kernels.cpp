@@ -392,51 +392,6 @@ bool needs_wide_codes(QuantIsa isa, bool has_min_code) {
          (isa == QuantIsa::Avx2 && has_min_code);
 }
 
-QuantizedRows quantize_rows(const float* x, std::int64_t ldx, std::int64_t rows, std::int64_t k,
-                            ActivationQuant mode, QuantActivationParams params,
-                            std::int64_t group) {
-  QuantizedRows a;
-  a.rows = rows;
-  a.k = k;
-  a.ld = (k + 63) / 64 * 64;
-  a.group = group <= 0 ? k : group;
-  a.groups = k == 0 ? 1 : (k + a.group - 1) / a.group;
-  a.offset = mode == ActivationQuant::StaticInt8 ? static_cast<std::int32_t>(params.offset) : 0;
-  a.codes.assign(static_cast<std::size_t>(rows * a.ld), 0);
-  a.sums.assign(static_cast<std::size_t>(rows * a.groups), 0);
-  a.scales.assign(static_cast<std::size_t>(rows), params.scale);
-  std::vector<char> min_code(static_cast<std::size_t>(rows), 0);
-  // ~50 k divisions per chunk: the scalar quantizer is a large part of a prefill otherwise.
-  const std::int64_t grain = std::max<std::int64_t>(1, 50000 / (k + 1));
-  moe::parallel_for(rows, grain, [&](std::int64_t begin, std::int64_t end) {
-    for (std::int64_t m = begin; m < end; ++m) {
-      auto* q = a.codes.data() + m * a.ld;
-      if (mode == ActivationQuant::DynamicInt8)
-        quantize_activations_per_token(x + m * ldx, 1, k, q,
-                                       &a.scales[static_cast<std::size_t>(m)]);
-      else
-        quantize_activations_static(x + m * ldx, k, params, q);
-      for (std::int64_t g = 0; g < a.groups; ++g) {
-        std::int32_t sum = 0;
-        for (std::int64_t c = g * a.group; c < std::min(k, (g + 1) * a.group); ++c) sum += q[c];
-        a.sums[static_cast<std::size_t>(m * a.groups + g)] = sum;
-      }
-      min_code[static_cast<std::size_t>(m)] =
-          static_cast<char>(std::find(q, q + k, std::int8_t{-128}) != q + k);
-    }
-  });
-  a.has_min_code = std::find(min_code.begin(), min_code.end(), 1) != min_code.end();
-  return a;
-}
-
-void widen_codes(QuantizedRows& a) {
-  a.wide.resize(static_cast<std::size_t>(a.rows * a.k));
-  for (std::int64_t m = 0; m < a.rows; ++m)
-    for (std::int64_t c = 0; c < a.k; ++c)
-      a.wide[static_cast<std::size_t>(m * a.k + c)] =
-          static_cast<std::int16_t>(a.row(m)[c] - a.offset);
-}
-
 void int8_rows(QuantIsa isa, const QuantizedRows& a, std::int64_t first, std::int64_t rows,
                const QuantMatrix& w, std::int64_t n_begin, std::int64_t n_end, float* y,
                std::int64_t ldy) {
@@ -519,8 +474,8 @@ void quant_linear_blocks(const float* x, std::int64_t k, const std::vector<Quant
     return;
   }
   // Every block's rows quantized at once (rows between blocks too: harmless, and one loop).
-  QuantizedRows a =
-      quantize_rows(x + lo * k, k, hi - lo, k, mode, params, blocks.front().w.group());
+  QuantizedRows a = quantize_rows(x + lo * k, k, hi - lo, k, mode, params, blocks.front().w.group(),
+                                  vector_quantizer(isa));
   if (needs_wide_codes(isa, a.has_min_code)) widen_codes(a);
   float* ya = y + lo * out_features;
   // Prefill-sized blocks: oneDNN GEMMs, items of (block, range of output columns), at least

@@ -52,18 +52,22 @@ void in_ranges(std::int64_t count, std::int64_t per_chunk, const F& f) {
   moe::parallel_for(count, std::max<std::int64_t>(1, per_chunk), f);
 }
 
-// The reference's permute, SwiGLU and combine, each row (element) written by the same function
-// as the reference's, so the values are the same; only split into ranges.
+// The reference's permute (a row copy, or a zero row for padding), SwiGLU and combine, the
+// latter two by the reference's own functions on ranges of elements and tokens, so every value
+// is the reference's; only the work is split over the backend's threads.
 std::vector<float> permute_parallel(const float* x, std::int64_t tokens, std::int64_t hidden,
                                     std::span<const std::int64_t> perm, std::int64_t top_k) {
   std::vector<float> out(perm.size() * static_cast<std::size_t>(hidden));
   in_ranges(static_cast<std::int64_t>(perm.size()), 65536 / (hidden + 1),
             [&](std::int64_t b, std::int64_t e) {
-              const auto part = reference::permute_rows(
-                  x, tokens, hidden,
-                  perm.subspan(static_cast<std::size_t>(b), static_cast<std::size_t>(e - b)),
-                  top_k);
-              std::copy(part.begin(), part.end(), out.begin() + b * hidden);
+              for (std::int64_t i = b; i < e; ++i) {
+                const std::int64_t a = perm[static_cast<std::size_t>(i)];
+                float* dst = out.data() + i * hidden;
+                if (a < tokens * top_k)
+                  std::copy_n(x + (a / top_k) * hidden, hidden, dst);
+                else
+                  std::fill_n(dst, hidden, 0.0f);
+              }
             });
   return out;
 }
