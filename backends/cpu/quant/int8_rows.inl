@@ -4,7 +4,7 @@
 //   Vec, kBytes    the integer vector type and its width in bytes;
 //   Vec vload(const std::int8_t* p);                  kBytes bytes
 //   Vec vload_part(const std::int8_t* p, std::int64_t n);  the first n bytes, the rest zero
-//   Vec vzero();  std::int32_t vsum(Vec v);          lane sum
+//   Vec vzero();  Vec vadd(Vec, Vec);  std::int32_t vsum(Vec v);   int32 lanes, lane sum
 //   Vec vprep(Vec w);                                 per weight vector, shared by all rows
 //   Vec vdot(Vec acc, Vec prepared, Vec w, Vec x);   acc += 4-byte dot products (int32 lanes)
 //   Vec vcount(Vec acc, Vec w);                       acc += sums of w's signed bytes
@@ -29,15 +29,35 @@ T void rows_m(const QuantizedRows& a, std::int64_t m0, const QuantMatrix& w, std
     const std::int8_t* zeros = zero_row(w, n);
     // The hardware prefetcher follows one stream per thread well, but not across the jump to
     // the next expert's matrix: ask for the rows ahead (within this matrix) explicitly.
-    const std::int8_t* ahead = n + PORTA_PREFETCH_ROWS < n_end ? q + PORTA_PREFETCH_ROWS * k : nullptr;
+    const std::int8_t* ahead =
+        n + PORTA_PREFETCH_ROWS < n_end ? q + PORTA_PREFETCH_ROWS * k : nullptr;
     for (std::int64_t g = 0, c0 = 0; c0 < k; ++g, c0 += group) {
       const std::int64_t c1 = std::min(k, c0 + group);
       Vec sums[M];
       for (int m = 0; m < M; ++m) sums[m] = vzero();
       Vec count = vzero();
       std::int64_t c = c0;
+      if constexpr (M <= 2) {
+        // Two chains per row: one would wait on vpdpbusd's latency when the row is in cache.
+        Vec more[M];
+        for (int m = 0; m < M; ++m) more[m] = vzero();
+        for (; c + 2 * kBytes <= c1; c += 2 * kBytes) {
+          if (ahead != nullptr)
+            for (std::int64_t b = 0; b < 2 * kBytes; b += 64)
+              _mm_prefetch(reinterpret_cast<const char*>(ahead + c + b), _MM_HINT_T0);
+          const Vec w0 = vload(q + c), w1 = vload(q + c + kBytes);
+          const Vec p0 = vprep(w0), p1 = vprep(w1);
+          if (offset) count = vcount(vcount(count, w0), w1);
+          for (int m = 0; m < M; ++m) {
+            sums[m] = vdot(sums[m], p0, w0, vload(x[m] + c));
+            more[m] = vdot(more[m], p1, w1, vload(x[m] + c + kBytes));
+          }
+        }
+        for (int m = 0; m < M; ++m) sums[m] = vadd(sums[m], more[m]);
+      }
       for (; c + kBytes <= c1; c += kBytes) {
-        if (ahead != nullptr && (c & 63) == 0) _mm_prefetch(reinterpret_cast<const char*>(ahead + c), _MM_HINT_T0);
+        if (ahead != nullptr && (c & 63) == 0)
+          _mm_prefetch(reinterpret_cast<const char*>(ahead + c), _MM_HINT_T0);
         const Vec wv = vload(q + c);
         const Vec p = vprep(wv);
         if (offset) count = vcount(count, wv);

@@ -27,6 +27,7 @@ T inline Vec vload_part(const std::int8_t* p, std::int64_t n) {
   return _mm512_maskz_loadu_epi8(n >= 64 ? ~__mmask64{0} : (__mmask64{1} << n) - 1, p);
 }
 T inline Vec vzero() { return _mm512_setzero_si512(); }
+T inline Vec vadd(Vec a, Vec b) { return _mm512_add_epi32(a, b); }
 T inline std::int32_t vsum(Vec v) {
   const __m256i h =
       _mm256_add_epi32(_mm512_castsi512_si256(v),
@@ -45,12 +46,12 @@ T inline Vec vcount(Vec acc, Vec w) { return _mm512_dpbusd_epi32(acc, _mm512_set
 }  // namespace
 }  // namespace vnni512
 
-namespace avx_vnni {
+// The 256-bit loads and lane sum both 256-bit paths share (AVX2 only, so they inline into the
+// AVX-VNNI target too).
+namespace ymm {
 namespace {
-#define T __attribute__((target("avx2,avxvnni")))
+#define T __attribute__((target("avx2")))
 using Vec = __m256i;
-constexpr std::int64_t kBytes = 32;
-constexpr std::int32_t kBias = 128;
 T inline Vec vload(const std::int8_t* p) {
   return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
 }
@@ -60,11 +61,23 @@ T inline Vec vload_part(const std::int8_t* p, std::int64_t n) {
   return _mm256_load_si256(reinterpret_cast<const __m256i*>(bytes));
 }
 T inline Vec vzero() { return _mm256_setzero_si256(); }
+T inline Vec vadd(Vec a, Vec b) { return _mm256_add_epi32(a, b); }
 T inline std::int32_t vsum(Vec v) {
   __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
   s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
   return _mm_cvtsi128_si32(_mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1)));
 }
+#undef T
+}  // namespace
+}  // namespace ymm
+
+namespace avx_vnni {
+namespace {
+#define T __attribute__((target("avx2,avxvnni")))
+using Vec = __m256i;
+constexpr std::int64_t kBytes = 32;
+constexpr std::int32_t kBias = 128;
+using ymm::vload, ymm::vload_part, ymm::vzero, ymm::vadd, ymm::vsum;
 T inline Vec vprep(Vec w) { return _mm256_xor_si256(w, _mm256_set1_epi8(-128)); }
 T inline Vec vdot(Vec acc, Vec prepared, Vec, Vec x) {
   return _mm256_dpbusd_avx_epi32(acc, prepared, x);
@@ -81,20 +94,7 @@ namespace {
 using Vec = __m256i;
 constexpr std::int64_t kBytes = 32;
 constexpr std::int32_t kBias = 0;
-T inline Vec vload(const std::int8_t* p) {
-  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
-}
-T inline Vec vload_part(const std::int8_t* p, std::int64_t n) {
-  alignas(32) std::int8_t bytes[32] = {};
-  std::memcpy(bytes, p, static_cast<std::size_t>(n));
-  return _mm256_load_si256(reinterpret_cast<const __m256i*>(bytes));
-}
-T inline Vec vzero() { return _mm256_setzero_si256(); }
-T inline std::int32_t vsum(Vec v) {
-  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
-  return _mm_cvtsi128_si32(_mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1)));
-}
+using ymm::vload, ymm::vload_part, ymm::vzero, ymm::vadd, ymm::vsum;
 T inline Vec vprep(Vec w) { return _mm256_abs_epi8(w); }
 T inline Vec vdot(Vec acc, Vec prepared, Vec w, Vec x) {
   const __m256i pairs = _mm256_maddubs_epi16(prepared, _mm256_sign_epi8(x, w));
