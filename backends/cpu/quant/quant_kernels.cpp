@@ -1,7 +1,6 @@
-// The quantized kernels of quant_cpu.hpp: choosing the instruction-set path, quantizing the
-// activations, the int16 W8A8 loops (plain, AVX2 with codes of −128, AVX-512 without VNNI), the
-// weight-only loops other than int4's table, and the parallel loop that hands each path its
-// rows. Integer sums are exact on every path (far from int32 overflow for K ≤ 33 000), and the
+// The quantized kernels of quant_cpu.hpp: choosing the instruction-set path, the int16 W8A8
+// loops (plain, AVX2 with codes of −128, AVX-512 without VNNI), the weight-only loops other than
+// int4's table, and the parallel loop that hands each path its rows. Integer sums are exact on every path (far from int32 overflow for K ≤ 33 000), and the
 // float steps are lib/quant's, so W8A8 results equal the reference's bit for bit; weight-only
 // rows are exact f32 weights, so only the f32 summation order differs.
 #include <immintrin.h>
