@@ -68,24 +68,33 @@ bool have_cpu() {
 TEST_CASE("cpu quantized matmul matches the reference on every kernel path", "[cpu][quant]") {
   if (!have_cpu()) return;
   const std::int64_t n = 40;
-  // K = 200: per-channel rows end in partial vector chunks (the grouped schemes skip it).
+  // Rows 1, 2, 3 and 7 take the decode row kernels (up to 8 rows at once), 48 the prefill path
+  // (oneDNN's GEMM on VNNI CPUs). K = 200 and 224 end rows, and K = 224 groups of 32, in partial
+  // vectors (200 skips the grouped schemes). Static activations: a scale of 1/120 keeps the
+  // codes inside [-127, 127], 1/300 clamps many to -128 (the AVX2 path must then widen to
+  // int16), and offsets 0 and -5.
+  const QuantActivationParams statics[] = {
+      {1.0f / 120.0f, -5.0f}, {1.0f / 300.0f, 0.0f}, {1.0f / 300.0f, 7.0f}};
   for (auto isa : q::available_quant_isas())
-    for (std::int64_t k : {320, 200}) {
+    for (std::int64_t k : {320, 200, 224}) {
       ForcedIsa forced(isa);
-      for (std::int64_t rows : {1, 3, 9, 33}) {
+      for (std::int64_t rows : {1, 2, 3, 7, 48}) {
         const auto x = random_f32({rows, k}, 11);
-        const QuantScheme int8_schemes[] = {make_scheme(QuantFormat::Int8),
-                                            make_scheme(QuantFormat::Int8, 32),
-                                            make_scheme(QuantFormat::Int8, 64, true)};
+        const QuantScheme int8_schemes[] = {
+            make_scheme(QuantFormat::Int8), make_scheme(QuantFormat::Int8, 32),
+            make_scheme(QuantFormat::Int8, 0, true), make_scheme(QuantFormat::Int8, 32, true)};
         for (const auto& s : int8_schemes)
-          for (auto act : {ActivationQuant::DynamicInt8, ActivationQuant::StaticInt8}) {
+          for (int act = 0; act < 4; ++act) {
             if (s.group_k != 0 && k % s.group_k != 0) continue;
+            const auto mode = act == 0 ? ActivationQuant::DynamicInt8 : ActivationQuant::StaticInt8;
+            const QuantActivationParams params = act == 0 ? statics[0] : statics[act - 1];
             INFO(q::quant_isa_name(isa)
-                 << " rows " << rows << " " << describe(s) << " " << to_string(act));
+                 << " rows " << rows << " k " << k << " " << describe(s) << " " << to_string(mode)
+                 << " scale " << params.scale << " offset " << params.offset);
             Graph g;
-            g.output("y", g.matmul(g.input("x", {rows, k}, DType::F32),
-                                   g.weight("w", quantize(random_f32({n, k}, 12), s)), act,
-                                   {1.0f / 120.0f, -5.0f}));
+            g.output("y",
+                     g.matmul(g.input("x", {rows, k}, DType::F32),
+                              g.weight("w", quantize(random_f32({n, k}, 12), s)), mode, params));
             // Exact integer sums and the reference's float steps: equal bit for bit.
             CHECK(run_on(g, "cpu", {{"x", x}}) == run_on(g, "reference", {{"x", x}}));
           }
@@ -95,7 +104,7 @@ TEST_CASE("cpu quantized matmul matches the reference on every kernel path", "[c
             make_scheme(QuantFormat::Int4, 0, true)};
         for (const auto& s : weight_schemes) {
           if (s.group_k != 0 && k % s.group_k != 0) continue;
-          INFO(q::quant_isa_name(isa) << " rows " << rows << " " << describe(s));
+          INFO(q::quant_isa_name(isa) << " rows " << rows << " k " << k << " " << describe(s));
           Graph g;
           g.output("y", g.matmul(g.input("x", {rows, k}, DType::F32),
                                  g.weight("w", quantize(random_f32({n, k}, 13), s))));
@@ -104,6 +113,109 @@ TEST_CASE("cpu quantized matmul matches the reference on every kernel path", "[c
         }
       }
     }
+}
+
+TEST_CASE("cpu W8A8 row kernels sum exactly at the ends of the int8 range", "[cpu][quant]") {
+  if (!have_cpu()) return;
+  // Weights of ±127 (and -128 / 127 asymmetric) against activation codes of ±127 (dynamic: a row
+  // of ±amax) and -128 / 127 (static, clamped): the largest products the VNNI, AVX2 and int16
+  // paths must carry without saturating. The symmetric outputs are closed-form sums.
+  // 2 rows: the decode kernels; 48: the prefill path.
+  const std::int64_t k = 136, n = 3;
+  std::vector<float> w(static_cast<std::size_t>(n * k));
+  for (std::int64_t c = 0; c < k; ++c) {
+    w[static_cast<std::size_t>(c)] = -1.0f;                         // all at the low end
+    w[static_cast<std::size_t>(k + c)] = 1.0f;                      // all at the high end
+    w[static_cast<std::size_t>(2 * k + c)] = c % 2 ? 1.0f : -1.0f;  // alternating
+  }
+  const auto qw = quantize(Tensor::from_vector<float>({n, k}, w), make_scheme(QuantFormat::Int8));
+  for (auto isa : q::available_quant_isas())
+    for (std::int64_t rows : {2, 48})
+      for (auto mode : {ActivationQuant::DynamicInt8, ActivationQuant::StaticInt8}) {
+        // Even rows all at -amax, odd rows alternating.
+        std::vector<float> xv(static_cast<std::size_t>(rows * k));
+        for (std::int64_t m = 0; m < rows; ++m)
+          for (std::int64_t c = 0; c < k; ++c)
+            xv[static_cast<std::size_t>(m * k + c)] = m % 2 == 0 || c % 2 == 0 ? -1.0f : 1.0f;
+        const auto x = Tensor::from_vector<float>({rows, k}, xv);
+        ForcedIsa forced(isa);
+        INFO(q::quant_isa_name(isa) << " rows " << rows << " " << to_string(mode));
+        Graph g;
+        // Static: codes clamp(round(x · 200) − 3) = −128 for x = −1, 127 for x = 1.
+        g.output("y", g.matmul(g.input("x", {rows, k}, DType::F32), g.weight("w", qw), mode,
+                               {1.0f / 200.0f, -3.0f}));
+        const auto got = run_on(g, "cpu", {{"x", x}});
+        CHECK(got == run_on(g, "reference", {{"x", x}}));
+        // Per-channel symmetric weights are ±127 codes with s = 1/127: y = Σ (q_x − o)·q_w · s ·
+        // s_x.
+        const double sx = mode == ActivationQuant::DynamicInt8 ? 1.0 / 127.0 : 1.0 / 200.0;
+        const double lo = mode == ActivationQuant::DynamicInt8 ? -127.0 : -128.0 + 3.0;
+        const double hi = mode == ActivationQuant::DynamicInt8 ? 127.0 : 127.0 + 3.0;
+        for (std::int64_t m = 0; m < rows; ++m)
+          for (std::int64_t j = 0; j < n; ++j) {
+            double acc = 0;
+            for (std::int64_t c = 0; c < k; ++c) {
+              const double code = m % 2 == 0 || c % 2 == 0 ? lo : hi;
+              const double wq = j == 0 ? -127 : j == 1 ? 127 : (c % 2 ? 127 : -127);
+              acc += code * wq;
+            }
+            CHECK(got[static_cast<std::size_t>(m * n + j)] ==
+                  Approx(acc / 127.0 * sx).epsilon(1e-6));
+          }
+        // Asymmetric: rows of -1 and of 1 quantize to codes -128 and 127 with zero points 127
+        // and -128; held to the reference.
+        Graph ga;
+        ga.output("y", ga.matmul(ga.input("x", {rows, k}, DType::F32),
+                                 ga.weight("w", quantize(Tensor::from_vector<float>({n, k}, w),
+                                                         make_scheme(QuantFormat::Int8, 0, true))),
+                                 mode, {1.0f / 200.0f, -3.0f}));
+        CHECK(run_on(ga, "cpu", {{"x", x}}) == run_on(ga, "reference", {{"x", x}}));
+      }
+}
+
+TEST_CASE("cpu's 16-lane activation quantizer gives the library's codes and scales",
+          "[cpu][quant]") {
+  if (!q::vector_quantizer(q::available_quant_isas().back())) return;  // no AVX-512 here
+  // K = 37: two whole vectors and a tail. Rows: random; ties of round half to even (amax 127
+  // makes s = 1, so x/s = ±0.5, 2.5, ... exactly); zeros; NaN; infinity; subnormals; values
+  // far outside the static range.
+  const std::int64_t k = 37;
+  std::vector<std::vector<float>> rows;
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> dist(-3.0f, 3.0f);
+  rows.emplace_back(k);
+  for (auto& v : rows.back()) v = dist(rng);
+  rows.emplace_back(k);
+  for (std::int64_t c = 0; c < k; ++c)
+    rows.back()[static_cast<std::size_t>(c)] = c == 0 ? 127.0f : (c % 2 ? 0.5f : -1.5f) + c % 5;
+  rows.emplace_back(k, 0.0f);
+  rows.emplace_back(k, 1.0f);
+  rows.back()[20] = std::nanf("");
+  rows.emplace_back(k, -2.0f);
+  rows.back()[36] = -INFINITY;
+  rows.emplace_back(k, 1e-42f);
+  rows.back()[3] = -3e-41f;
+  rows.emplace_back(k, 0.0f);
+  for (std::int64_t c = 0; c < k; ++c) rows.back()[static_cast<std::size_t>(c)] = 40.0f * (c - 18);
+  std::vector<float> x;
+  for (const auto& r : rows) x.insert(x.end(), r.begin(), r.end());
+  const auto count = static_cast<std::int64_t>(rows.size());
+  const QuantActivationParams statics[] = {{0.37f, -5.0f}, {1.0f / 300.0f, 0.0f}, {0.5f, 3.0f}};
+  for (int act = 0; act < 4; ++act) {
+    const auto mode = act == 0 ? ActivationQuant::DynamicInt8 : ActivationQuant::StaticInt8;
+    const QuantActivationParams params = act == 0 ? QuantActivationParams{} : statics[act - 1];
+    INFO(to_string(mode) << " scale " << params.scale << " offset " << params.offset);
+    const auto want = q::quantize_rows(x.data(), k, count, k, mode, params, 16, false);
+    const auto got = q::quantize_rows(x.data(), k, count, k, mode, params, 16, true);
+    CHECK(got.codes == want.codes);
+    CHECK(got.sums == want.sums);
+    CHECK(got.has_min_code == want.has_min_code);
+    for (std::int64_t m = 0; m < count; ++m) {
+      const float a = got.scales[static_cast<std::size_t>(m)];
+      const float b = want.scales[static_cast<std::size_t>(m)];
+      CHECK(((std::isnan(a) && std::isnan(b)) || a == b));
+    }
+  }
 }
 
 TEST_CASE("cpu dequantizes int8 and int4 rows to the exact element values", "[cpu][quant]") {

@@ -1,7 +1,8 @@
-// The quantized row loops of quant_cpu.hpp per instruction set. Integer sums are exact on every
-// path (int16 products summed in int32 lanes, far from overflow for K ≤ 33 000), and the float
-// steps are lib/quant's, so W8A8 results equal the reference's bit for bit; weight-only rows are
-// exact f32 weights fed to the decode dot loop, so only the f32 summation order differs.
+// The quantized kernels of quant_cpu.hpp: choosing the instruction-set path, the int16 W8A8
+// loops (plain, AVX2 with codes of −128, AVX-512 without VNNI), the weight-only loops other than
+// int4's table, and the parallel loop that hands each path its rows. Integer sums are exact on every path (far from int32 overflow for K ≤ 33 000), and the
+// float steps are lib/quant's, so W8A8 results equal the reference's bit for bit; weight-only
+// rows are exact f32 weights, so only the f32 summation order differs.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -64,19 +65,11 @@ __attribute__((target("avx512f,avx512bw"))) std::int32_t dot16_avx512(const std:
   return lane_sum(acc) + dot16_plain(a + i, b + i, n - i);
 }
 
-__attribute__((target("avx512f,avx512bw,avx512vnni"))) std::int32_t dot16_vnni(
-    const std::int16_t* a, const std::int16_t* b, std::int64_t n) {
-  __m512i acc = _mm512_setzero_si512();
-  std::int64_t i = 0;
-  for (; i + 32 <= n; i += 32)
-    acc = _mm512_dpwssd_epi32(acc, _mm512_loadu_si512(a + i), _mm512_loadu_si512(b + i));
-  return lane_sum(acc) + dot16_plain(a + i, b + i, n - i);
-}
-
 std::int32_t dot16(QuantIsa isa, const std::int16_t* a, const std::int16_t* b, std::int64_t n) {
   switch (isa) {
-    case QuantIsa::Avx512Vnni: return dot16_vnni(a, b, n);
+    case QuantIsa::Avx512Vnni:
     case QuantIsa::Avx512: return dot16_avx512(a, b, n);
+    case QuantIsa::AvxVnni:
     case QuantIsa::Avx2: return dot16_avx2(a, b, n);
     case QuantIsa::Plain: break;
   }
@@ -180,7 +173,8 @@ __attribute__((target("avx512f,avx512bw"))) void fused_rows_avx512(const float* 
   const std::int64_t group = w.group();
   std::vector<float> scales(static_cast<std::size_t>(w.groups()));
   for (std::int64_t n = n_begin; n < n_end; ++n) {
-    w.scale_row(n, scales.data());  // one widening call per row, not one per group
+    widen_scales(w, n, scales.data());
+    const std::int8_t* zeros = zero_row(w, n);
     __m512 acc[M];
     float tail[M];
     for (int m = 0; m < M; ++m) {
@@ -189,7 +183,7 @@ __attribute__((target("avx512f,avx512bw"))) void fused_rows_avx512(const float* 
     }
     for (std::int64_t g = 0, c0 = 0; c0 < w.k; ++g, c0 += group) {
       const float s = scales[static_cast<std::size_t>(g)];
-      const std::int32_t z = w.zero_at(n, g);
+      const std::int32_t z = zeros != nullptr ? zeros[g] : w.zero_at(n, g);
       const __m512 vs = _mm512_set1_ps(s);
       const __m512i vz = _mm512_set1_epi32(z);
       const std::int64_t c1 = std::min(w.k, c0 + group);
@@ -226,84 +220,90 @@ void fused_rows(const float* x, std::int64_t ldx, std::int64_t rows, const Quant
   }
 }
 
-// W8A8 for M ≤ 8 activation rows: 32 weight codes widened to int16 in a register and used for all
-// M rows (vpdpwssd with VNNI, vpmaddwd + vpaddd without); exact int32 sums per group. One body,
-// compiled for each target (a VNNI target could let the compiler use VNNI in the scalar tails).
-#define PORTA_FUSED_INT8(NAME, TARGET, ACCUMULATE)                                            \
-  template <int M>                                                                            \
-  __attribute__((target(TARGET))) void NAME(const QuantizedRows& a, std::int64_t m0,          \
-                                            const QuantMatrix& w, std::int64_t n_begin,       \
-                                            std::int64_t n_end, float* y, std::int64_t ldy) { \
-    const std::int64_t group = w.group();                                                     \
-    std::vector<std::int64_t> acc(static_cast<std::size_t>(w.groups() * M));                  \
-    const std::int16_t* x = a.codes.data() + m0 * a.k;                                        \
-    for (std::int64_t n = n_begin; n < n_end; ++n) {                                          \
-      const auto* q = static_cast<const std::int8_t*>(w.data) + n * w.k;                      \
-      for (std::int64_t g = 0, c0 = 0; c0 < w.k; ++g, c0 += group) {                          \
-        const std::int32_t z = w.zero_at(n, g);                                               \
-        const __m512i vz = _mm512_set1_epi16(static_cast<std::int16_t>(z));                   \
-        const std::int64_t c1 = std::min(w.k, c0 + group);                                    \
-        __m512i sums[M];                                                                      \
-        for (int m = 0; m < M; ++m) sums[m] = _mm512_setzero_si512();                         \
-        std::int64_t c = c0;                                                                  \
-        for (; c + 32 <= c1; c += 32) {                                                       \
-          const __m512i wv = _mm512_sub_epi16(                                                \
-              _mm512_maskz_cvtepi8_epi16(                                                     \
-                  0xFFFFFFFF, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + c))),   \
-              vz);                                                                            \
-          for (int m = 0; m < M; ++m) {                                                       \
-            const __m512i xv = _mm512_loadu_si512(x + m * a.k + c);                           \
-            sums[m] = ACCUMULATE;                                                             \
-          }                                                                                   \
-        }                                                                                     \
-        for (int m = 0; m < M; ++m) {                                                         \
-          std::int32_t total = lane_sum(sums[m]);                                             \
-          for (std::int64_t t = c; t < c1; ++t)                                               \
-            total += static_cast<std::int32_t>(x[m * a.k + t]) * (q[t] - z);                  \
-          acc[static_cast<std::size_t>(m * w.groups() + g)] = total;                          \
-        }                                                                                     \
-      }                                                                                       \
-      for (int m = 0; m < M; ++m)                                                             \
-        y[(m0 + m) * ldy + n] = int8_output(acc.data() + m * w.groups(), w, n,                \
-                                            a.scales[static_cast<std::size_t>(m0 + m)]);      \
-    }                                                                                         \
+// W8A8 on AVX-512 without VNNI, M ≤ 8 activation rows: 32 weight codes widened to int16 in a
+// register (q − z) and used for all M rows against the widened codes (q − o) (vpmaddwd +
+// vpaddd); exact int32 sums per group.
+template <int M>
+__attribute__((target("avx512f,avx512bw"))) void fused_int8_bw(
+    const QuantizedRows& a, std::int64_t m0, const QuantMatrix& w, std::int64_t n_begin,
+    std::int64_t n_end, float* y, std::int64_t ldy) {
+  const std::int64_t group = w.group();
+  std::vector<std::int64_t> acc(static_cast<std::size_t>(w.groups() * M));
+  const std::int16_t* x = a.wide.data() + m0 * a.k;
+  for (std::int64_t n = n_begin; n < n_end; ++n) {
+    const auto* q = static_cast<const std::int8_t*>(w.data) + n * w.k;
+    for (std::int64_t g = 0, c0 = 0; c0 < w.k; ++g, c0 += group) {
+      const std::int32_t z = w.zero_at(n, g);
+      const __m512i vz = _mm512_set1_epi16(static_cast<std::int16_t>(z));
+      const std::int64_t c1 = std::min(w.k, c0 + group);
+      __m512i sums[M];
+      for (int m = 0; m < M; ++m) sums[m] = _mm512_setzero_si512();
+      std::int64_t c = c0;
+      for (; c + 32 <= c1; c += 32) {
+        const __m512i wv = _mm512_sub_epi16(
+            _mm512_maskz_cvtepi8_epi16(0xFFFFFFFF,
+                                       _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + c))),
+            vz);
+        for (int m = 0; m < M; ++m)
+          sums[m] =
+              _mm512_add_epi32(sums[m], _mm512_madd_epi16(_mm512_loadu_si512(x + m * a.k + c), wv));
+      }
+      for (int m = 0; m < M; ++m) {
+        std::int32_t total = lane_sum(sums[m]);
+        for (std::int64_t t = c; t < c1; ++t)
+          total += static_cast<std::int32_t>(x[m * a.k + t]) * (q[t] - z);
+        acc[static_cast<std::size_t>(m * w.groups() + g)] = total;
+      }
+    }
+    for (int m = 0; m < M; ++m)
+      y[(m0 + m) * ldy + n] = int8_output(acc.data() + m * w.groups(), w, n,
+                                          a.scales[static_cast<std::size_t>(m0 + m)]);
   }
-PORTA_FUSED_INT8(fused_int8_bw, "avx512f,avx512bw",
-                 _mm512_add_epi32(sums[m], _mm512_madd_epi16(xv, wv)))
-PORTA_FUSED_INT8(fused_int8_vnni, "avx512f,avx512bw,avx512vnni",
-                 _mm512_dpwssd_epi32(sums[m], xv, wv))
-#undef PORTA_FUSED_INT8
-
-template <int M, bool Vnni>
-void fused_int8_avx512(const QuantizedRows& a, std::int64_t m0, const QuantMatrix& w,
-                       std::int64_t n_begin, std::int64_t n_end, float* y, std::int64_t ldy) {
-  if constexpr (Vnni)
-    fused_int8_vnni<M>(a, m0, w, n_begin, n_end, y, ldy);
-  else
-    fused_int8_bw<M>(a, m0, w, n_begin, n_end, y, ldy);
 }
 
-template <bool Vnni>
-void fused_int8(const QuantizedRows& a, const QuantMatrix& w, std::int64_t n_begin,
-                std::int64_t n_end, float* y, std::int64_t ldy) {
-  for (std::int64_t m0 = 0; m0 < a.rows; m0 += 8) {
-    switch (std::min<std::int64_t>(a.rows - m0, 8)) {
-      case 1: fused_int8_avx512<1, Vnni>(a, m0, w, n_begin, n_end, y, ldy); break;
-      case 2: fused_int8_avx512<2, Vnni>(a, m0, w, n_begin, n_end, y, ldy); break;
-      case 3: fused_int8_avx512<3, Vnni>(a, m0, w, n_begin, n_end, y, ldy); break;
-      case 4: fused_int8_avx512<4, Vnni>(a, m0, w, n_begin, n_end, y, ldy); break;
-      case 5: fused_int8_avx512<5, Vnni>(a, m0, w, n_begin, n_end, y, ldy); break;
-      case 6: fused_int8_avx512<6, Vnni>(a, m0, w, n_begin, n_end, y, ldy); break;
-      case 7: fused_int8_avx512<7, Vnni>(a, m0, w, n_begin, n_end, y, ldy); break;
-      default: fused_int8_avx512<8, Vnni>(a, m0, w, n_begin, n_end, y, ldy); break;
+void fused_int8(const QuantizedRows& a, std::int64_t m0, std::int64_t count, const QuantMatrix& w,
+                std::int64_t n_begin, std::int64_t n_end, float* y, std::int64_t ldy) {
+  switch (count) {
+    case 1: return fused_int8_bw<1>(a, m0, w, n_begin, n_end, y, ldy);
+    case 2: return fused_int8_bw<2>(a, m0, w, n_begin, n_end, y, ldy);
+    case 3: return fused_int8_bw<3>(a, m0, w, n_begin, n_end, y, ldy);
+    case 4: return fused_int8_bw<4>(a, m0, w, n_begin, n_end, y, ldy);
+    case 5: return fused_int8_bw<5>(a, m0, w, n_begin, n_end, y, ldy);
+    case 6: return fused_int8_bw<6>(a, m0, w, n_begin, n_end, y, ldy);
+    case 7: return fused_int8_bw<7>(a, m0, w, n_begin, n_end, y, ldy);
+    default: return fused_int8_bw<8>(a, m0, w, n_begin, n_end, y, ldy);
+  }
+}
+
+// The int16 loop of every path for weight rows [n_begin, n_end) and rows [first, first + rows)
+// of `a`.
+void int16_rows(QuantIsa isa, const QuantizedRows& a, std::int64_t first, std::int64_t rows,
+                const QuantMatrix& w, std::int64_t n_begin, std::int64_t n_end, float* y,
+                std::int64_t ldy) {
+  std::vector<std::int16_t> codes(static_cast<std::size_t>(w.k));
+  std::vector<std::int64_t> acc(static_cast<std::size_t>(w.groups()));
+  const std::int64_t group = w.group();
+  for (std::int64_t n = n_begin; n < n_end; ++n) {
+    centred_int8_row(w, n, codes.data());
+    for (std::int64_t m = first; m < first + rows; ++m) {
+      const std::int16_t* x = a.wide.data() + m * a.k;
+      for (std::int64_t g = 0, c0 = 0; c0 < w.k; ++g, c0 += group)
+        acc[static_cast<std::size_t>(g)] =
+            dot16(isa, x + c0, codes.data() + c0, std::min(group, w.k - c0));
+      y[m * ldy + n] = int8_output(acc.data(), w, n, a.scales[static_cast<std::size_t>(m)]);
     }
   }
 }
+
+// Activation rows per call of the decode row kernels; larger blocks take oneDNN's GEMM where it
+// fits (quant_int8_gemm.cpp).
+constexpr std::int64_t kRowBlock = 8;
 
 moe::DotIsa dot_isa(QuantIsa isa) {
   switch (isa) {
     case QuantIsa::Avx512Vnni:
     case QuantIsa::Avx512: return moe::DotIsa::Avx512;
+    case QuantIsa::AvxVnni:
     case QuantIsa::Avx2: return moe::DotIsa::Avx2;
     case QuantIsa::Plain: break;
   }
@@ -320,6 +320,7 @@ std::optional<QuantIsa>& isa_override() {
 std::vector<QuantIsa> available_quant_isas() {
   std::vector<QuantIsa> isas{QuantIsa::Plain};
   if (moe::has_avx2()) isas.push_back(QuantIsa::Avx2);
+  if (moe::has_avx2() && __builtin_cpu_supports("avxvnni")) isas.push_back(QuantIsa::AvxVnni);
   const bool avx512 =
       moe::has_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
   if (avx512) isas.push_back(QuantIsa::Avx512);
@@ -331,6 +332,7 @@ const char* quant_isa_name(QuantIsa isa) {
   switch (isa) {
     case QuantIsa::Avx512Vnni: return "avx512_vnni";
     case QuantIsa::Avx512: return "avx512";
+    case QuantIsa::AvxVnni: return "avx_vnni";
     case QuantIsa::Avx2: return "avx2";
     case QuantIsa::Plain: break;
   }
@@ -343,13 +345,20 @@ std::string quant_kernels_description() {
     const char* how = "";
     switch (isa) {
       case QuantIsa::Avx512Vnni:
-        how = "W8A8 int32 sums by vpdpwssd; int8/int4 weights dequantized in AVX-512 registers";
+        how =
+            "W8A8 decode by vpdpbusd, prefill by oneDNN's s8s8s32 GEMM; int4 weights by "
+            "table lookup, int8/fp8 dequantized in AVX-512 registers";
         break;
       case QuantIsa::Avx512:
-        how = "W8A8 int32 sums by vpmaddwd; int8/int4 weights dequantized in AVX-512 registers";
+        how =
+            "W8A8 int32 sums by vpmaddwd; int4 weights by table lookup, int8/fp8 dequantized "
+            "in AVX-512 registers";
+        break;
+      case QuantIsa::AvxVnni:
+        how = "W8A8 int32 sums by 256-bit vpdpbusd; weights dequantized by plain loops";
         break;
       case QuantIsa::Avx2:
-        how = "W8A8 int32 sums by vpmaddwd; weights dequantized by plain loops";
+        how = "W8A8 int32 sums by vpmaddubsw + vpmaddwd; weights dequantized by plain loops";
         break;
       case QuantIsa::Plain: how = "plain C++ loops"; break;
     }
@@ -377,46 +386,28 @@ QuantIsa active_quant_isa() {
                           env, fmt::join(names, ", ")));
 }
 
-QuantizedRows quantize_rows(const float* x, std::int64_t ldx, std::int64_t rows, std::int64_t k,
-                            ActivationQuant mode, QuantActivationParams params) {
-  QuantizedRows a;
-  a.rows = rows;
-  a.k = k;
-  a.codes.resize(static_cast<std::size_t>(rows * k));
-  a.scales.assign(static_cast<std::size_t>(rows), params.scale);
-  std::vector<std::int8_t> q(static_cast<std::size_t>(k));
-  const auto offset = static_cast<std::int16_t>(params.offset);
-  for (std::int64_t m = 0; m < rows; ++m) {
-    if (mode == ActivationQuant::DynamicInt8) {
-      quantize_activations_per_token(x + m * ldx, 1, k, q.data(),
-                                     &a.scales[static_cast<std::size_t>(m)]);
-      for (std::int64_t c = 0; c < k; ++c)
-        a.codes[static_cast<std::size_t>(m * k + c)] = q[static_cast<std::size_t>(c)];
-    } else {
-      quantize_activations_static(x + m * ldx, k, params, q.data());
-      for (std::int64_t c = 0; c < k; ++c)
-        a.codes[static_cast<std::size_t>(m * k + c)] =
-            static_cast<std::int16_t>(q[static_cast<std::size_t>(c)] - offset);
-    }
-  }
-  return a;
+bool needs_wide_codes(QuantIsa isa, bool has_min_code) {
+  return isa == QuantIsa::Plain || isa == QuantIsa::Avx512 ||
+         (isa == QuantIsa::Avx2 && has_min_code);
 }
 
-void int8_rows(QuantIsa isa, const QuantizedRows& a, const QuantMatrix& w, std::int64_t n_begin,
-               std::int64_t n_end, float* y, std::int64_t ldy) {
-  if (isa == QuantIsa::Avx512Vnni) return fused_int8<true>(a, w, n_begin, n_end, y, ldy);
-  if (isa == QuantIsa::Avx512) return fused_int8<false>(a, w, n_begin, n_end, y, ldy);
-  std::vector<std::int16_t> codes(static_cast<std::size_t>(w.k));
-  std::vector<std::int64_t> acc(static_cast<std::size_t>(w.groups()));
-  const std::int64_t group = w.group();
-  for (std::int64_t n = n_begin; n < n_end; ++n) {
-    centred_int8_row(w, n, codes.data());
-    for (std::int64_t m = 0; m < a.rows; ++m) {
-      const std::int16_t* x = a.codes.data() + m * a.k;
-      for (std::int64_t g = 0, c0 = 0; c0 < w.k; ++g, c0 += group)
-        acc[static_cast<std::size_t>(g)] =
-            dot16(isa, x + c0, codes.data() + c0, std::min(group, w.k - c0));
-      y[m * ldy + n] = int8_output(acc.data(), w, n, a.scales[static_cast<std::size_t>(m)]);
+void int8_rows(QuantIsa isa, const QuantizedRows& a, std::int64_t first, std::int64_t rows,
+               const QuantMatrix& w, std::int64_t n_begin, std::int64_t n_end, float* y,
+               std::int64_t ldy) {
+  if (needs_wide_codes(isa, a.has_min_code) && isa != QuantIsa::Avx512)
+    return int16_rows(isa, a, first, rows, w, n_begin, n_end, y, ldy);
+  for (std::int64_t m0 = first; m0 < first + rows; m0 += kRowBlock) {
+    const std::int64_t count = std::min(kRowBlock, first + rows - m0);
+    switch (isa) {
+      case QuantIsa::Avx512Vnni:
+        int8_rows_avx512_vnni(a, m0, count, w, n_begin, n_end, y, ldy);
+        break;
+      case QuantIsa::AvxVnni: int8_rows_avx_vnni(a, m0, count, w, n_begin, n_end, y, ldy); break;
+      case QuantIsa::Avx2: int8_rows_avx2(a, m0, count, w, n_begin, n_end, y, ldy); break;
+      case QuantIsa::Avx512:
+      case QuantIsa::Plain:  // widened codes: int16_rows above
+        fused_int8(a, m0, count, w, n_begin, n_end, y, ldy);
+        break;
     }
   }
 }
@@ -451,26 +442,65 @@ void weight_only_rows(QuantIsa isa, const float* x, std::int64_t ldx, std::int64
 void quant_linear_blocks(const float* x, std::int64_t k, const std::vector<QuantBlock>& blocks,
                          std::int64_t out_features, ActivationQuant mode,
                          QuantActivationParams params, float* y) {
-  std::int64_t rows = 0;
-  for (const auto& b : blocks) rows += b.count;
+  std::int64_t rows = 0, lo = 0, hi = 0;
+  for (const auto& b : blocks) {
+    if (rows == 0 || b.first < lo) lo = b.first;
+    hi = std::max(hi, b.first + b.count);
+    rows += b.count;
+  }
   if (rows == 0 || out_features == 0) return;
   const QuantIsa isa = active_quant_isa();
   // Chunks of at least ~256 k multiply-adds: an OpenMP region costs more than a smaller one.
   const std::int64_t grain = std::max<std::int64_t>(16, (std::int64_t{1} << 18) / (rows * k + 1));
   if (mode == ActivationQuant::None) {
+    // int4 by table on AVX-512: each small block's activations reordered once, here.
+    const bool lut = isa == QuantIsa::Avx512 || isa == QuantIsa::Avx512Vnni;
+    std::vector<std::vector<float>> reordered(blocks.size());
+    for (std::size_t i = 0; i < blocks.size(); ++i)
+      if (lut && blocks[i].count <= kRowBlock && int4_lut_fits(blocks[i].w))
+        reordered[i] = deinterleave_int4_rows(x + blocks[i].first * k, k, blocks[i].count, k);
     moe::parallel_for(out_features, grain, [&](std::int64_t b, std::int64_t e) {
-      for (const auto& block : blocks)
-        weight_only_rows(isa, x + block.first * k, k, block.count, block.w, b, e,
-                         y + block.first * out_features, out_features);
+      for (std::size_t i = 0; i < blocks.size(); ++i) {
+        const QuantBlock& block = blocks[i];
+        float* yb = y + block.first * out_features;
+        if (!reordered[i].empty())
+          int4_rows_avx512(reordered[i].data(), block.count, block.w, b, e, yb, out_features);
+        else
+          weight_only_rows(isa, x + block.first * k, k, block.count, block.w, b, e, yb,
+                           out_features);
+      }
     });
     return;
   }
-  std::vector<QuantizedRows> codes;
+  // Every block's rows quantized at once (rows between blocks too: harmless, and one loop).
+  QuantizedRows a = quantize_rows(x + lo * k, k, hi - lo, k, mode, params, blocks.front().w.group(),
+                                  vector_quantizer(isa));
+  if (needs_wide_codes(isa, a.has_min_code)) widen_codes(a);
+  float* ya = y + lo * out_features;
+  // Prefill-sized blocks: oneDNN GEMMs, items of (block, range of output columns), at least
+  // four items per thread.
+  std::vector<const QuantBlock*> large, small;
   for (const auto& block : blocks)
-    codes.push_back(quantize_rows(x + block.first * k, k, block.count, k, mode, params));
+    (block.count > kRowBlock && onednn_int8_fits(isa, block.w) ? large : small).push_back(&block);
+  if (!large.empty()) {
+    const auto count = static_cast<std::int64_t>(large.size());
+    const std::int64_t splits =
+        std::max<std::int64_t>(1, (4 * moe::worker_count() + count - 1) / count);
+    const std::int64_t width = std::max<std::int64_t>(64, (out_features + splits - 1) / splits);
+    const std::int64_t per_block = (out_features + width - 1) / width;
+    moe::parallel_for(count * per_block, 1, [&](std::int64_t b, std::int64_t e) {
+      for (std::int64_t i = b; i < e; ++i) {
+        const QuantBlock& block = *large[static_cast<std::size_t>(i / per_block)];
+        const std::int64_t n0 = (i % per_block) * width;
+        onednn_int8_rows(a, block.first - lo, block.count, block.w, n0,
+                         std::min(out_features, n0 + width), ya, out_features);
+      }
+    });
+  }
+  if (small.empty()) return;
   moe::parallel_for(out_features, grain, [&](std::int64_t b, std::int64_t e) {
-    for (std::size_t i = 0; i < blocks.size(); ++i)
-      int8_rows(isa, codes[i], blocks[i].w, b, e, y + blocks[i].first * out_features, out_features);
+    for (const QuantBlock* block : small)
+      int8_rows(isa, a, block->first - lo, block->count, block->w, b, e, ya, out_features);
   });
 }
 

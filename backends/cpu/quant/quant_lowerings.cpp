@@ -1,12 +1,16 @@
 // The cpu backend's quantized ops: quant_matmul, quant_grouped_matmul and quant_moe_experts on the
 // row loops of quant_kernels.cpp. quant_moe_experts is the reference's composition (permute,
-// gate and up, swiglu, down, combine: the same helper functions) with the projections on the
-// quantized kernels, so it differs from the reference only where those do.
+// gate and up, swiglu, down, combine: the same helper functions, applied to ranges of rows on
+// the backend's threads) with the projections on the quantized kernels, so it differs from the
+// reference only where those do.
+#include <algorithm>
+#include <span>
 #include <variant>
 
 #include <fmt/format.h>
 
 #include "cpu_kernel.hpp"
+#include "moe/moe_cpu.hpp"
 #include "quant/quant_cpu.hpp"
 #include "quant/quant_refs.hpp"
 #include "reference/kernel_util.hpp"
@@ -40,6 +44,58 @@ std::vector<float> f32_values(const TensorRef& t) {
   std::vector<float> v(static_cast<std::size_t>(t.shape().numel()));
   convert(t.host(), t.dtype(), v.data(), DType::F32, v.size());
   return v;
+}
+
+// f(begin, end) over [0, count) on the backend's threads, in chunks of about `per_chunk`.
+template <class F>
+void in_ranges(std::int64_t count, std::int64_t per_chunk, const F& f) {
+  moe::parallel_for(count, std::max<std::int64_t>(1, per_chunk), f);
+}
+
+// The reference's permute (a row copy, or a zero row for padding), SwiGLU and combine, the
+// latter two by the reference's own functions on ranges of elements and tokens, so every value
+// is the reference's; only the work is split over the backend's threads.
+std::vector<float> permute_parallel(const float* x, std::int64_t tokens, std::int64_t hidden,
+                                    std::span<const std::int64_t> perm, std::int64_t top_k) {
+  std::vector<float> out(perm.size() * static_cast<std::size_t>(hidden));
+  in_ranges(static_cast<std::int64_t>(perm.size()), 65536 / (hidden + 1),
+            [&](std::int64_t b, std::int64_t e) {
+              for (std::int64_t i = b; i < e; ++i) {
+                const std::int64_t a = perm[static_cast<std::size_t>(i)];
+                float* dst = out.data() + i * hidden;
+                if (a < tokens * top_k)
+                  std::copy_n(x + (a / top_k) * hidden, hidden, dst);
+                else
+                  std::fill_n(dst, hidden, 0.0f);
+              }
+            });
+  return out;
+}
+
+std::vector<float> swiglu_parallel(const std::vector<float>& gate, const std::vector<float>& up) {
+  std::vector<float> out(gate.size());
+  in_ranges(static_cast<std::int64_t>(gate.size()), 16384, [&](std::int64_t b, std::int64_t e) {
+    const auto n = static_cast<std::size_t>(e - b);
+    const auto part =
+        reference::swiglu_values(std::span(gate).subspan(static_cast<std::size_t>(b), n),
+                                 std::span(up).subspan(static_cast<std::size_t>(b), n));
+    std::copy(part.begin(), part.end(), out.begin() + b);
+  });
+  return out;
+}
+
+std::vector<float> combine_parallel(const float* yp, std::int64_t hidden, const float* weights,
+                                    std::span<const std::int64_t> inv, std::int64_t tokens,
+                                    std::int64_t top_k) {
+  std::vector<float> out(static_cast<std::size_t>(tokens * hidden));
+  in_ranges(tokens, 65536 / (hidden * top_k + 1), [&](std::int64_t b, std::int64_t e) {
+    const auto part = reference::combine_rows(
+        yp, hidden, weights + b * top_k,
+        inv.subspan(static_cast<std::size_t>(b * top_k), static_cast<std::size_t>((e - b) * top_k)),
+        e - b, top_k);
+    std::copy(part.begin(), part.end(), out.begin() + b * hidden);
+  });
+  return out;
 }
 
 class QuantKernelBase : public CpuKernel {
@@ -132,13 +188,13 @@ class QuantExpertsKernel final : public QuantKernelBase {
     const auto [offsets, perm, inv, rows] = reference::load_expert_routing(node_, ctx);
     const auto x = f32_values(x_ref);
     const auto weights = f32_values(weights_ref);
-    const auto xp = reference::permute_rows(x.data(), tokens, hidden, perm, top_k);
+    const auto xp = permute_parallel(x.data(), tokens, hidden, perm, top_k);
     const auto gate = grouped(ctx, 0, xp.data(), rows, hidden, inner, offsets);
     const auto up = grouped(ctx, 1, xp.data(), rows, hidden, inner, offsets);
-    const auto act = reference::swiglu_values(gate, up);
+    const auto act = swiglu_parallel(gate, up);
     const auto down = grouped(ctx, 2, act.data(), rows, inner, hidden, offsets);
     store(ctx.output(node_, 0),
-          reference::combine_rows(down.data(), hidden, weights.data(), inv, tokens, top_k));
+          combine_parallel(down.data(), hidden, weights.data(), inv, tokens, top_k));
   }
 };
 
