@@ -17,6 +17,7 @@
 
 #include "moe/dot_rows.hpp"
 #include "moe/moe_cpu.hpp"
+#include "moe/panel_gemm.hpp"
 
 namespace porta::detail::cpu::moe {
 namespace {
@@ -127,7 +128,11 @@ void narrow_from_f32(const float* src, DType dtype, std::int64_t count, void* ds
 
 ExpertGemm::ExpertGemm(CpuEnv& env, std::int64_t out_features, std::int64_t in_features,
                        DType weight_dtype)
-    : env_(env), n_(out_features), h_(in_features), dtype_(weight_dtype) {
+    : env_(env),
+      n_(out_features),
+      h_(in_features),
+      dtype_(weight_dtype),
+      isa_(best_dot_isa()) {
   if (dtype_ != DType::F32 && dtype_ != DType::BF16)
     throw Error(ErrorCode::Internal,
                 fmt::format("ExpertGemm: weights of dtype {}", dtype_name(dtype_)));
@@ -154,6 +159,10 @@ void ExpertGemm::run_item(ThreadState& ts, const Block& b, std::int64_t n0, std:
                           const float* x, const void* w_expert, float* y) {
   const float* xb = x + b.first * h_;
   float* yb = y + b.first * n_;
+  if (isa_ != DotIsa::Plain) {
+    panel_gemm_isa(isa_, xb, h_, b.rows, w_expert, dtype_, h_, n0, n1, yb, n_, ts.panel.data());
+    return;
+  }
   if (dtype_ == DType::F32) {
     gemm(xb, b.rows, static_cast<const float*>(w_expert) + n0 * h_, true, n1 - n0, yb + n0);
     return;
@@ -178,12 +187,18 @@ void ExpertGemm::run_large_blocks(const std::vector<Block>& blocks, const float*
   const auto threads = static_cast<std::int64_t>(omp_in_parallel() ? 1 : omp_get_max_threads());
   const auto count = static_cast<std::int64_t>(blocks.size());
   const std::int64_t splits = std::max<std::int64_t>(1, (4 * threads + count - 1) / count);
-  const std::int64_t width = std::max<std::int64_t>(8, (n_ + splits - 1) / splits + 7) / 8 * 8;
+  // Multiples of 48 columns where there are enough (whole register tiles of the panel kernel,
+  // whose groups are 6, 8, 12 or 16 weight rows), else of 8.
+  const std::int64_t grain = n_ >= 48 * splits ? 48 : 8;
+  const std::int64_t width =
+      std::max<std::int64_t>(grain, (n_ + splits - 1) / splits + grain - 1) / grain * grain;
   const std::int64_t per_block = (n_ + width - 1) / width;
   const std::int64_t items = count * per_block;
   while (static_cast<std::int64_t>(threads_.size()) < threads) {
     threads_.push_back({});
-    if (dtype_ == DType::BF16)
+    if (isa_ != DotIsa::Plain)
+      threads_.back().panel.resize(panel_scratch_floats(isa_, h_));
+    else if (dtype_ == DType::BF16)
       threads_.back().panel.resize(static_cast<std::size_t>(panel_rows_ * h_));
   }
   const int team = static_cast<int>(std::min(threads, items));

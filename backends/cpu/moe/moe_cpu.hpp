@@ -12,6 +12,7 @@
 #include <porta/dtype.hpp>
 
 #include "cpu_kernel.hpp"
+#include "moe/dot_rows.hpp"
 
 namespace porta::detail::cpu::moe {
 
@@ -30,13 +31,12 @@ bool has_avx2();
 // grouped_matmul and of moe_experts' three projections. Weights are [E, N, H] (nn.Linear
 // layout) in f32 or bf16, read where they are (never copied whole). Blocks of more than
 // kSmallRows rows run expert-parallel: work items of (block, range of output columns) are
-// handed to OpenMP's threads, and each item is one single-threaded oneDNN f32 sgemm, so threads
-// never wait for each other inside a small GEMM. oneDNN 2.6 has no bf16 matmul without AVX-512: a
-// bf16 item widens its weights to f32 one L2-sized panel of rows at a time, in its thread's
-// scratch and transposed (the layout oneDNN's sgemm packs fastest), and runs the GEMM per panel,
-// so the f32 copy never leaves the cache. Smaller blocks,
-// the decode case, go to our own dot-product loop, which reads each weight row once for all the
-// block's rows and reads bf16 weights as bf16 (half the bytes). Where expert e's weights [N, H]
+// handed to OpenMP's threads, and each item is one single-threaded call of porta's register-tiled
+// panel kernel (panel_gemm.hpp: the block's rows transposed once, the weights widened a few rows
+// at a time into L1, f32 accumulation), so threads never wait for each other inside a small
+// GEMM. Without AVX2 an item is oneDNN's f32 sgemm instead, bf16 weights widened one L2-sized
+// panel at a time. Smaller blocks, the decode case, go to our own dot-product loop, which reads
+// each weight row once for all the block's rows and reads bf16 weights as bf16 (half the bytes). Where expert e's weights [N, H]
 // are: TensorRef::part(e) of a (possibly stacked) weight, or matrices at a fixed stride from one
 // address (a dense matmul's weight as a single expert, a batched matmul's weight with one expert
 // per batch entry).
@@ -81,7 +81,7 @@ class ExpertGemm {
   DType weight_dtype() const { return dtype_; }
 
  private:
-  // One thread's bf16 panel.
+  // One thread's scratch: the panel kernel's, or (without AVX2) the widened bf16 panel.
   struct ThreadState {
     std::vector<float> panel;
   };
@@ -93,6 +93,7 @@ class ExpertGemm {
   CpuEnv& env_;
   std::int64_t n_, h_;
   DType dtype_;
+  DotIsa isa_;                   // the panel kernel's (panel_gemm.hpp); Plain: oneDNN's sgemm
   std::int64_t panel_rows_ = 0;  // bf16 weight rows widened at a time
   std::vector<ThreadState> threads_;
 };

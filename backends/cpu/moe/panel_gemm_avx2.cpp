@@ -1,0 +1,41 @@
+// panel_gemm.hpp's kernel with AVX2 + FMA: 8-lane vectors, tiles of 16 rows of x (2 vectors) by
+// 6 weight rows or 8 by 12 (12 accumulators of the 16 registers).
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstdint>
+
+#include "moe/panel_gemm.hpp"
+
+namespace porta::detail::cpu::moe {
+namespace {
+
+#define PORTA_PANEL_TARGET __attribute__((target("avx2,fma")))
+using Vec = __m256;
+constexpr std::int64_t kLanes = 8;
+constexpr int kMaxVecs = 2;
+constexpr int kNrFor[5] = {0, 12, 6, 0, 0};
+
+PORTA_PANEL_TARGET inline Vec vzero() { return _mm256_setzero_ps(); }
+PORTA_PANEL_TARGET inline Vec vload(const float* p) { return _mm256_loadu_ps(p); }
+PORTA_PANEL_TARGET inline void vstore(float* p, Vec v) { _mm256_storeu_ps(p, v); }
+PORTA_PANEL_TARGET inline Vec vbroadcast(const float* p) { return _mm256_broadcast_ss(p); }
+PORTA_PANEL_TARGET inline Vec vfma(Vec a, Vec b, Vec acc) { return _mm256_fmadd_ps(a, b, acc); }
+PORTA_PANEL_TARGET inline void widen_bf16(const std::uint16_t* src, std::int64_t count,
+                                          float* dst) {
+  std::int64_t i = 0;
+  for (; i + 8 <= count; i += 8) {
+    const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i));
+    _mm256_storeu_ps(dst + i, _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(raw), 16)));
+  }
+  for (; i < count; ++i) dst[i] = bf16_bits_to_f32(src[i]);
+}
+
+#include "moe/panel_gemm.inl"
+
+}  // namespace
+
+std::size_t panel_scratch_avx2(std::int64_t k) { return scratch_floats(k); }
+void panel_gemm_avx2(const PanelArgs& a) { panel_gemm_impl(a); }
+
+}  // namespace porta::detail::cpu::moe
