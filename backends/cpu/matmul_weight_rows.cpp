@@ -8,8 +8,9 @@
 //   twice the bytes the model stores.
 // - many rows (prefill) against a bf16 weight stored as [N, K] with f32 activations (oneDNN has
 //   no f32 x bf16 matmul; rounding the activations to bf16 would cost accuracy): the expert GEMM
-//   engine's large-block path with the weight as one expert: porta's panel kernel
-//   (moe/panel_gemm.hpp), which widens a few weight rows at a time, in parallel over columns.
+//   engine's large-block path with the weight as one expert (moe_cpu.hpp: up to ~128 rows
+//   porta's panel kernel, more a oneDNN f32 sgemm per L2-sized widened panel), in parallel over
+//   columns.
 //
 // A bf16 weight stored as [K, N] at M <= 8 is transposed once into [N, K] rows (a counted copy).
 //
@@ -75,13 +76,10 @@ class WeightRowsMatmulKernel final : public CpuKernel {
     }
     weight_stride_ = static_cast<std::size_t>(n_ * k_) * dtype_size(b.dtype);
     if (!few_rows(out)) panels_.emplace(env, n_, k_, w_dtype_);
-    const moe::DotIsa isa = moe::best_dot_isa();
-    log_choice(panels_ ? fmt::format("porta weight-rows matmul: {} panels ({})",
-                                     dtype_name(w_dtype_),
-                                     isa == moe::DotIsa::Plain ? "oneDNN sgemm"
-                                                               : moe::dot_isa_name(isa))
+    log_choice(panels_ ? fmt::format("porta weight-rows matmul: {} panels, oneDNN sgemm",
+                                     dtype_name(w_dtype_))
                        : fmt::format("porta weight-rows matmul: {} dot rows ({})",
-                                     dtype_name(w_dtype_), moe::dot_isa_name(isa)));
+                                     dtype_name(w_dtype_), moe::dot_isa_name(moe::best_dot_isa())));
     if (transpose_a_ || a_dtype_ != DType::F32)
       x_ = F32Scratch(static_cast<std::size_t>(batch_ * m_ * k_));
     if (out_dtype_ != DType::F32) y_ = F32Scratch(static_cast<std::size_t>(batch_ * m_ * n_));

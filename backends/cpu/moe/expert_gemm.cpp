@@ -155,12 +155,22 @@ void ExpertGemm::gemm(const float* x, std::int64_t rows, const float* w, bool w_
                                                 rows, cols, h_, static_cast<int>(status)));
 }
 
+bool ExpertGemm::use_panel_kernel(std::int64_t rows) const {
+  // Up to two chunks (an expert block at prefill: ~48 rows at T = 512, top-6 of 64): the
+  // register-tiled kernel, 2-4x oneDNN's sgemm on widened panels there (it re-packed both
+  // operands for few rows). Beyond, the weights would be widened once per chunk of rows, and
+  // oneDNN's sgemm, which packs them once for all rows, is faster (a dense layer or the shared
+  // expert over a 512-token prompt).
+  return isa_ != DotIsa::Plain && rows <= 2 * panel_chunk_rows(isa_, h_);
+}
+
 void ExpertGemm::run_item(ThreadState& ts, const Block& b, std::int64_t n0, std::int64_t n1,
                           const float* x, const void* w_expert, float* y) {
   const float* xb = x + b.first * h_;
   float* yb = y + b.first * n_;
-  if (isa_ != DotIsa::Plain) {
-    panel_gemm_isa(isa_, xb, h_, b.rows, w_expert, dtype_, h_, n0, n1, yb, n_, ts.panel.data());
+  if (use_panel_kernel(b.rows)) {
+    if (ts.scratch.empty()) ts.scratch.resize(panel_scratch_floats(isa_, h_));
+    panel_gemm_isa(isa_, xb, h_, b.rows, w_expert, dtype_, h_, n0, n1, yb, n_, ts.scratch.data());
     return;
   }
   if (dtype_ == DType::F32) {
@@ -168,6 +178,7 @@ void ExpertGemm::run_item(ThreadState& ts, const Block& b, std::int64_t n0, std:
     return;
   }
   const auto* bits = static_cast<const std::uint16_t*>(w_expert);
+  if (ts.panel.empty()) ts.panel.resize(static_cast<std::size_t>(panel_rows_ * h_));
   for (std::int64_t p = n0; p < n1; p += panel_rows_) {
     const std::int64_t count = std::min(panel_rows_, n1 - p);
     widen_transposed(bits + p * h_, count, h_, ts.panel.data());
@@ -194,13 +205,8 @@ void ExpertGemm::run_large_blocks(const std::vector<Block>& blocks, const float*
       std::max<std::int64_t>(grain, (n_ + splits - 1) / splits + grain - 1) / grain * grain;
   const std::int64_t per_block = (n_ + width - 1) / width;
   const std::int64_t items = count * per_block;
-  while (static_cast<std::int64_t>(threads_.size()) < threads) {
-    threads_.push_back({});
-    if (isa_ != DotIsa::Plain)
-      threads_.back().panel.resize(panel_scratch_floats(isa_, h_));
-    else if (dtype_ == DType::BF16)
-      threads_.back().panel.resize(static_cast<std::size_t>(panel_rows_ * h_));
-  }
+  // Each thread sizes its own scratch on first use (only the path it takes).
+  while (static_cast<std::int64_t>(threads_.size()) < threads) threads_.push_back({});
   const int team = static_cast<int>(std::min(threads, items));
   std::exception_ptr error;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(team)

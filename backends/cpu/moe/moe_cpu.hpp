@@ -31,15 +31,17 @@ bool has_avx2();
 // grouped_matmul and of moe_experts' three projections. Weights are [E, N, H] (nn.Linear
 // layout) in f32 or bf16, read where they are (never copied whole). Blocks of more than
 // kSmallRows rows run expert-parallel: work items of (block, range of output columns) are
-// handed to OpenMP's threads, and each item is one single-threaded call of porta's register-tiled
-// panel kernel (panel_gemm.hpp: the block's rows transposed once, the weights widened a few rows
-// at a time into L1, f32 accumulation), so threads never wait for each other inside a small
-// GEMM. Without AVX2 an item is oneDNN's f32 sgemm instead, bf16 weights widened one L2-sized
-// panel at a time. Smaller blocks, the decode case, go to our own dot-product loop, which reads
-// each weight row once for all the block's rows and reads bf16 weights as bf16 (half the bytes). Where expert e's weights [N, H]
-// are: TensorRef::part(e) of a (possibly stacked) weight, or matrices at a fixed stride from one
-// address (a dense matmul's weight as a single expert, a batched matmul's weight with one expert
-// per batch entry).
+// handed to OpenMP's threads, each one single-threaded GEMM, so threads never wait for each other
+// inside a small GEMM. A block of up to two row chunks of porta's register-tiled panel kernel
+// (panel_gemm.hpp: ~128 rows; an expert's block at prefill) runs that kernel: its rows
+// transposed once, the weights widened a few rows at a time into L1, f32 accumulation. Larger
+// blocks (a dense matmul or the shared expert over a whole prompt), and every block on CPUs
+// without AVX2, run oneDNN's f32 sgemm, bf16 weights widened one L2-sized panel at a time.
+// Smaller blocks, the decode case, go to our own dot-product loop, which reads each weight row
+// once for all the block's rows and reads bf16 weights as bf16 (half the bytes). Where expert e's
+// weights [N, H] are: TensorRef::part(e) of a (possibly stacked) weight, or matrices at a fixed
+// stride from one address (a dense matmul's weight as a single expert, a batched matmul's weight
+// with one expert per batch entry).
 struct ExpertWeights {
   const TensorRef* ref = nullptr;
   const void* single = nullptr;
@@ -81,10 +83,11 @@ class ExpertGemm {
   DType weight_dtype() const { return dtype_; }
 
  private:
-  // One thread's scratch: the panel kernel's, or (without AVX2) the widened bf16 panel.
+  // One thread's scratch: the panel kernel's, and the widened bf16 panel of the sgemm path.
   struct ThreadState {
-    std::vector<float> panel;
+    std::vector<float> scratch, panel;
   };
+  bool use_panel_kernel(std::int64_t rows) const;
   void run_item(ThreadState& ts, const Block& b, std::int64_t n0, std::int64_t n1, const float* x,
                 const void* w_expert, float* y);
   void gemm(const float* x, std::int64_t rows, const float* w, bool w_rows, std::int64_t cols,

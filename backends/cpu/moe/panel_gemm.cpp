@@ -16,6 +16,15 @@ std::size_t panel_scratch_floats(DotIsa isa, std::int64_t k) {
   return 0;
 }
 
+std::int64_t panel_chunk_rows(DotIsa isa, std::int64_t k) {
+  switch (isa) {
+    case DotIsa::Avx512: return panel_chunk_rows_avx512(k);
+    case DotIsa::Avx2: return panel_chunk_rows_avx2(k);
+    case DotIsa::Plain: break;
+  }
+  return 0;
+}
+
 void panel_gemm_isa(DotIsa isa, const float* x, std::int64_t ldx, std::int64_t rows,
                     const void* w, DType wdtype, std::int64_t k, std::int64_t n_begin,
                     std::int64_t n_end, float* y, std::int64_t ldy, float* scratch) {

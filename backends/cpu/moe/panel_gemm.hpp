@@ -19,6 +19,11 @@ namespace porta::detail::cpu::moe {
 
 // Floats of scratch one panel_gemm_isa call needs for reduction length k (per thread).
 std::size_t panel_scratch_floats(DotIsa isa, std::int64_t k);
+// Rows of x the kernel takes in one chunk at reduction length k (64 with AVX-512, 16 with AVX2;
+// fewer where k is so long that the transposed chunk would not fit the L2). Each further chunk
+// widens the weights again, so many-row GEMMs (a dense layer over a whole prompt) are better
+// served by a GEMM that packs its weights once.
+std::int64_t panel_chunk_rows(DotIsa isa, std::int64_t k);
 
 // y[r, n] = Σ_j x[r, j] · w[n, j] for r < rows and n in [n_begin, n_end): x f32 with row stride
 // ldx, w [N, k] row-major in bf16 or f32, y with row stride ldy (columns outside the range are not
@@ -41,6 +46,8 @@ struct PanelArgs {
 };
 std::size_t panel_scratch_avx512(std::int64_t k);
 std::size_t panel_scratch_avx2(std::int64_t k);
+std::int64_t panel_chunk_rows_avx512(std::int64_t k);
+std::int64_t panel_chunk_rows_avx2(std::int64_t k);
 void panel_gemm_avx512(const PanelArgs& a);
 void panel_gemm_avx2(const PanelArgs& a);
 

@@ -40,6 +40,7 @@ PORTA_PANEL_TARGET inline void widen_bf16(const std::uint16_t* src, std::int64_t
 }  // namespace
 
 std::size_t panel_scratch_avx512(std::int64_t k) { return scratch_floats(k); }
+std::int64_t panel_chunk_rows_avx512(std::int64_t k) { return max_rows(k); }
 void panel_gemm_avx512(const PanelArgs& a) { panel_gemm_impl(a); }
 
 }  // namespace porta::detail::cpu::moe
