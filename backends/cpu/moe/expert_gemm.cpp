@@ -156,12 +156,15 @@ void ExpertGemm::gemm(const float* x, std::int64_t rows, const float* w, bool w_
 }
 
 bool ExpertGemm::use_panel_kernel(std::int64_t rows) const {
-  // Up to two chunks (an expert block at prefill: ~48 rows at T = 512, top-6 of 64): the
-  // register-tiled kernel, 2-4x oneDNN's sgemm on widened panels there (it re-packed both
-  // operands for few rows). Beyond, the weights would be widened once per chunk of rows, and
-  // oneDNN's sgemm, which packs them once for all rows, is faster (a dense layer or the shared
-  // expert over a 512-token prompt).
-  return isa_ != DotIsa::Plain && rows <= 2 * panel_chunk_rows(isa_, h_);
+  // bf16 weights in blocks of up to two chunks (an expert block at prefill: ~48 rows at T = 512,
+  // top-6 of 64): the register-tiled kernel, where oneDNN's sgemm re-packed a freshly widened
+  // panel for few rows. Beyond, the weights would be widened once per chunk of rows, and oneDNN,
+  // which packs them once for all rows, is faster (a dense layer or the shared expert over a
+  // 512-token prompt: the dense MLP's down projection, K = 10944, ran 1.6-3x slower through the
+  // panel kernel). f32 weights need no widening: sgemm reads them in place, as fast or faster
+  // (porta-bench-cpu-moe-layer, T = 512: 58-67 % of the GEMM rate through the panel kernel,
+  // 64 % through sgemm, on the loaded 2-core Xeon).
+  return isa_ != DotIsa::Plain && dtype_ == DType::BF16 && rows <= 2 * panel_chunk_rows(isa_, h_);
 }
 
 void ExpertGemm::run_item(ThreadState& ts, const Block& b, std::int64_t n0, std::int64_t n1,

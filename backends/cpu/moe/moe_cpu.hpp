@@ -32,11 +32,12 @@ bool has_avx2();
 // layout) in f32 or bf16, read where they are (never copied whole). Blocks of more than
 // kSmallRows rows run expert-parallel: work items of (block, range of output columns) are
 // handed to OpenMP's threads, each one single-threaded GEMM, so threads never wait for each other
-// inside a small GEMM. A block of up to two row chunks of porta's register-tiled panel kernel
-// (panel_gemm.hpp: ~128 rows; an expert's block at prefill) runs that kernel: its rows
-// transposed once, the weights widened a few rows at a time into L1, f32 accumulation. Larger
-// blocks (a dense matmul or the shared expert over a whole prompt), and every block on CPUs
-// without AVX2, run oneDNN's f32 sgemm, bf16 weights widened one L2-sized panel at a time.
+// inside a small GEMM. A block of bf16 weights and up to two row chunks of porta's
+// register-tiled panel kernel (panel_gemm.hpp: ~128 rows; an expert's block at prefill) runs
+// that kernel: its rows transposed once, the weights widened a few rows at a time into L1, f32
+// accumulation. Larger blocks (a dense matmul or the shared expert over a whole prompt), f32
+// weights, and every block on CPUs without AVX2, run oneDNN's f32 sgemm, bf16 weights widened
+// one L2-sized panel at a time.
 // Smaller blocks, the decode case, go to our own dot-product loop, which reads each weight row
 // once for all the block's rows and reads bf16 weights as bf16 (half the bytes). Where expert e's
 // weights [N, H] are: TensorRef::part(e) of a (possibly stacked) weight, or matrices at a fixed

@@ -1,7 +1,7 @@
 // panel_gemm.hpp's kernel, written once for both vector widths. The including file defines
 // PORTA_PANEL_TARGET (the target attribute), the float vector type Vec with kLanes lanes,
 //   Vec vzero(); Vec vload(const float*); void vstore(float*, Vec); Vec vbroadcast(const float*);
-//   Vec vfma(Vec a, Vec b, Vec acc) (a·b + acc); void widen_bf16(const std::uint16_t*, n, float*);
+//   Vec vfma(Vec a, Vec b, Vec acc) (a·b + acc); Vec vwiden(const std::uint16_t*) (kLanes bf16);
 // kMaxVecs (vectors of rows per chunk) and kNrFor[mv] (weight rows per tile for mv vectors: the
 // accumulator tile kNrFor[mv] × mv vectors fills the register file, leaving room for the mv
 // vectors of x and the broadcast weight). Included inside an ISA-specific anonymous namespace.
@@ -36,13 +36,35 @@ inline float* aligned(float* p) {
   return p + ((64 - bytes % 64) % 64) / sizeof(float);
 }
 
-// xt[j * ld + m] = x[m * ldx + j] for m < mc, 0 for mc <= m < ld.
+// dst[j] = src[j] widened to f32 for j < kc, and the same stretch `ahead` elements further on
+// (the next group of weight rows) fetched into L2: the weights come from memory (a prefill reads
+// each expert's once), and the hardware prefetcher does not ramp up on runs of a few KB in 8
+// rows at once; without this the widening stalled on DRAM for about a third of the kernel's time.
+template <class W>
+T void load_row(const W* src, std::int64_t kc, float* dst, std::int64_t ahead) {
+  constexpr std::int64_t kLine = 64 / sizeof(W);
+  for (std::int64_t j = 0; j < kc; j += kLine)
+    _mm_prefetch(reinterpret_cast<const char*>(src + ahead + j), _MM_HINT_T1);
+  std::int64_t j = 0;
+  if constexpr (std::is_same_v<W, std::uint16_t>) {
+    for (; j + kLanes <= kc; j += kLanes) vstore(dst + j, vwiden(src + j));
+    for (; j < kc; ++j) dst[j] = bf16_bits_to_f32(src[j]);
+  } else {
+    std::copy_n(src, kc, dst);
+  }
+}
+
+// xt[j * ld + m] = x[m * ldx + j] for m < mc, 0 for mc <= m < ld; 16 columns of x at a time, so
+// that the stretch of xt written (16 · ld floats) stays in L1.
 inline void pack_xt(const float* x, std::int64_t ldx, std::int64_t mc, std::int64_t k,
                     std::int64_t ld, float* xt) {
-  for (std::int64_t m = 0; m < mc; ++m)
-    for (std::int64_t j = 0; j < k; ++j) xt[j * ld + m] = x[m * ldx + j];
-  if (mc < ld)
-    for (std::int64_t j = 0; j < k; ++j) std::fill(xt + j * ld + mc, xt + (j + 1) * ld, 0.0f);
+  for (std::int64_t j0 = 0; j0 < k; j0 += 16) {
+    const std::int64_t j1 = std::min<std::int64_t>(k, j0 + 16);
+    for (std::int64_t m = 0; m < mc; ++m)
+      for (std::int64_t j = j0; j < j1; ++j) xt[j * ld + m] = x[m * ldx + j];
+    if (mc < ld)
+      for (std::int64_t j = j0; j < j1; ++j) std::fill(xt + j * ld + mc, xt + (j + 1) * ld, 0.0f);
+  }
 }
 
 // acc[i][v] (+)= Σ_{j < kc} wb[i * KC + j] · xt[j * mv·L + v·L ...]: the register tile, stored to
@@ -87,10 +109,11 @@ T void run_chunk(const PanelArgs& a, const float* xt, std::int64_t m0, std::int6
       const std::int64_t kc = std::min(KC, a.k - k0);
       // Rows past nr (the last group) keep earlier values: their sums are never stored.
       for (std::int64_t i = 0; i < nr; ++i) {
+        const std::int64_t at = (n + i) * a.k + k0, ahead = NR * a.k;
         if (a.bf16)
-          widen_bf16(static_cast<const std::uint16_t*>(a.w) + (n + i) * a.k + k0, kc, wb + i * KC);
+          load_row(static_cast<const std::uint16_t*>(a.w) + at, kc, wb + i * KC, ahead);
         else
-          std::copy_n(static_cast<const float*>(a.w) + (n + i) * a.k + k0, kc, wb + i * KC);
+          load_row(static_cast<const float*>(a.w) + at, kc, wb + i * KC, ahead);
       }
       tile_kernel<MV, NR>(xt + k0 * LD, wb, kc, k0 > 0, tile);
     }

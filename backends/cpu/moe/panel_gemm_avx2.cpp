@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
 #include "moe/panel_gemm.hpp"
 
@@ -21,14 +22,9 @@ PORTA_PANEL_TARGET inline Vec vload(const float* p) { return _mm256_loadu_ps(p);
 PORTA_PANEL_TARGET inline void vstore(float* p, Vec v) { _mm256_storeu_ps(p, v); }
 PORTA_PANEL_TARGET inline Vec vbroadcast(const float* p) { return _mm256_broadcast_ss(p); }
 PORTA_PANEL_TARGET inline Vec vfma(Vec a, Vec b, Vec acc) { return _mm256_fmadd_ps(a, b, acc); }
-PORTA_PANEL_TARGET inline void widen_bf16(const std::uint16_t* src, std::int64_t count,
-                                          float* dst) {
-  std::int64_t i = 0;
-  for (; i + 8 <= count; i += 8) {
-    const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i));
-    _mm256_storeu_ps(dst + i, _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(raw), 16)));
-  }
-  for (; i < count; ++i) dst[i] = bf16_bits_to_f32(src[i]);
+PORTA_PANEL_TARGET inline Vec vwiden(const std::uint16_t* src) {
+  const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src));
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(raw), 16));
 }
 
 #include "moe/panel_gemm.inl"

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
 #include "moe/panel_gemm.hpp"
 
@@ -25,14 +26,9 @@ PORTA_PANEL_TARGET inline Vec vload(const float* p) { return _mm512_loadu_ps(p);
 PORTA_PANEL_TARGET inline void vstore(float* p, Vec v) { _mm512_storeu_ps(p, v); }
 PORTA_PANEL_TARGET inline Vec vbroadcast(const float* p) { return _mm512_set1_ps(*p); }
 PORTA_PANEL_TARGET inline Vec vfma(Vec a, Vec b, Vec acc) { return _mm512_fmadd_ps(a, b, acc); }
-PORTA_PANEL_TARGET inline void widen_bf16(const std::uint16_t* src, std::int64_t count,
-                                          float* dst) {
-  std::int64_t i = 0;
-  for (; i + 16 <= count; i += 16) {
-    const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + i));
-    _mm512_storeu_ps(dst + i, _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(raw), 16)));
-  }
-  for (; i < count; ++i) dst[i] = bf16_bits_to_f32(src[i]);
+PORTA_PANEL_TARGET inline Vec vwiden(const std::uint16_t* src) {
+  const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src));
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(raw), 16));
 }
 
 #include "moe/panel_gemm.inl"
