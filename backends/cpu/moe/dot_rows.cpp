@@ -19,7 +19,7 @@ inline float widen(std::uint16_t bits) { return bf16_bits_to_f32(bits); }
 // Software prefetch 2 KB ahead in the weight stream (the slice's rows are contiguous, so past a
 // row's end is the next row). The hardware prefetcher stops at each 4 KB page, which is one bf16
 // row of 2048: without this the loop ran at 0.73-0.77 of a plain streaming sum on the Xeon
-// (M = 1, bf16, 1.15 GB of rows), with it at 0.95-1.1. Prefetches never fault, so reading ahead
+// (M = 1, bf16, 1.15 GB of rows), with it at 0.93-1.1. Prefetches never fault, so reading ahead
 // past the weight's end is harmless.
 constexpr std::ptrdiff_t kPrefetchBytes = 2048;
 template <int Bytes, class W>
