@@ -160,8 +160,8 @@ bool ExpertGemm::use_panel_kernel(std::int64_t rows) const {
   // top-6 of 64): the register-tiled kernel, where oneDNN's sgemm re-packed a freshly widened
   // panel for few rows. Beyond, the weights would be widened once per chunk of rows, and oneDNN,
   // which packs them once for all rows, is faster (a dense layer or the shared expert over a
-  // 512-token prompt: the dense MLP's down projection, K = 10944, ran 1.6-3x slower through the
-  // panel kernel). f32 weights need no widening: sgemm reads them in place, as fast or faster
+  // 512-token prompt: the dense MLP's largest matmul, K up to 10944, ran 1.6-2.8x slower
+  // through the panel kernel). f32 weights need no widening: sgemm reads them in place, as fast or faster
   // (porta-bench-cpu-moe-layer, T = 512: 58-67 % of the GEMM rate through the panel kernel,
   // 64 % through sgemm, on the loaded 2-core Xeon).
   return isa_ != DotIsa::Plain && dtype_ == DType::BF16 && rows <= 2 * panel_chunk_rows(isa_, h_);
