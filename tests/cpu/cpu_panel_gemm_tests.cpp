@@ -84,7 +84,7 @@ TEST_CASE("The panel GEMM accumulates across K blocks and row chunks", "[cpu][pa
   for (const cm::DotIsa isa : vector_isas())
     for (const porta::DType wdtype : {porta::DType::F32, porta::DType::BF16}) {
       // K = 1400 spans two K blocks of every tile shape (512 to 1360 columns); 70 and 130 rows
-      // take more than one chunk of 64 (AVX-512) or 16 (AVX2) rows.
+      // take more than one chunk of 64 (AVX-512) or 24 (AVX2) rows.
       for (const std::int64_t rows : {1, 16, 17, 48, 64, 70, 130})
         check_case(isa, wdtype, rows, 1400, 29, rng);
       // A K this long shrinks the chunks (the transposed rows must stay within the L2).

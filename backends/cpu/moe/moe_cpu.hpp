@@ -33,7 +33,7 @@ bool has_avx2();
 // kSmallRows rows run expert-parallel: work items of (block, range of output columns) are
 // handed to OpenMP's threads, each one single-threaded GEMM, so threads never wait for each other
 // inside a small GEMM. A block of bf16 weights and up to two row chunks of porta's
-// register-tiled panel kernel (panel_gemm.hpp: ~128 rows; an expert's block at prefill) runs
+// register-tiled panel kernel (panel_gemm.hpp: 128 rows with AVX-512, 48 with AVX2; an expert's block at prefill) runs
 // that kernel: its rows transposed once, the weights widened a few rows at a time into L1, f32
 // accumulation. Larger blocks (a dense matmul or the shared expert over a whole prompt), f32
 // weights, and every block on CPUs without AVX2, run oneDNN's f32 sgemm, bf16 weights widened

@@ -19,7 +19,7 @@ namespace porta::detail::cpu::moe {
 
 // Floats of scratch one panel_gemm_isa call needs for reduction length k (per thread).
 std::size_t panel_scratch_floats(DotIsa isa, std::int64_t k);
-// Rows of x the kernel takes in one chunk at reduction length k (64 with AVX-512, 16 with AVX2;
+// Rows of x the kernel takes in one chunk at reduction length k (64 with AVX-512, 24 with AVX2;
 // fewer where k is so long that the transposed chunk would not fit the L2). Each further chunk
 // widens the weights again, so many-row GEMMs (a dense layer over a whole prompt) are better
 // served by a GEMM that packs its weights once.
