@@ -8,8 +8,9 @@
 //   twice the bytes the model stores.
 // - many rows (prefill) against a bf16 weight stored as [N, K] with f32 activations (oneDNN has
 //   no f32 x bf16 matmul; rounding the activations to bf16 would cost accuracy): the expert GEMM
-//   engine's large-block path with the weight as one expert, which widens it to f32 one
-//   L2-sized panel at a time and runs a oneDNN f32 matmul per panel, in parallel over columns.
+//   engine's large-block path with the weight as one expert (moe_cpu.hpp: up to ~128 rows
+//   porta's panel kernel, more a oneDNN f32 sgemm per L2-sized widened panel), in parallel over
+//   columns.
 //
 // A bf16 weight stored as [K, N] at M <= 8 is transposed once into [N, K] rows (a counted copy).
 //

@@ -298,21 +298,25 @@ TEST_CASE("moe cpu experts match the reference for f32 and bf16 weights", "[moe]
 
 TEST_CASE("moe cpu expert GEMMs split columns and widen bf16 in panels correctly", "[moe][cpu]") {
   REQUIRE_CPU_BACKEND();
-  // H = 1100: a bf16 panel holds 232 weight rows, so I = 300 takes panels of 232 and 68;
-  // the shared expert's single block is split into column ranges of 40 (gate, up) and 144
-  // (down), the last ones shorter.
-  for (DType wdt : {DType::F32, DType::BF16}) {
-    INFO("weights " << porta::dtype_name(wdt));
-    const Layer l{100, 1100, 300, 8, 2, 260, wdt};
-    Outputs inputs;
-    const Graph g = layer_graph(l, 99, inputs);
-    const auto got = run_on(g, "cpu", inputs);
-    const auto want = run_on(g, "reference", inputs);
-    check_close("fused", got.at("fused"), want.at("fused"), 2e-5);
-    check_close("unfused", got.at("unfused"), want.at("unfused"), 2e-5);
-    // Run to run, the same bits.
-    CHECK(same_bits(run_on(g, "cpu", inputs).at("fused"), got.at("fused")));
-  }
+  // H = 1100: a bf16 panel of the sgemm path holds 232 weight rows, so I = 300 takes panels of
+  // 232 and 68; the shared expert's single block is split into column ranges (gate, up: 300 / 8
+  // rounded to 48 or 8; down: 1100 / 8), the last ones shorter. T = 100: every bf16 block runs
+  // the panel kernel (within two chunks of rows); T = 300 (H = 256, to stay fast against the
+  // reference): the shared expert's 300 rows run oneDNN's sgemm on widened panels, the routed
+  // blocks (~75 rows: two chunks of the AVX-512 kernel) the panel kernel.
+  for (const std::int64_t T : {100, 300})
+    for (DType wdt : {DType::F32, DType::BF16}) {
+      INFO("T = " << T << ", weights " << porta::dtype_name(wdt));
+      const Layer l{T, T == 100 ? 1100 : 256, 300, 8, 2, 260, wdt};
+      Outputs inputs;
+      const Graph g = layer_graph(l, 99, inputs);
+      const auto got = run_on(g, "cpu", inputs);
+      const auto want = run_on(g, "reference", inputs);
+      check_close("fused", got.at("fused"), want.at("fused"), 2e-5);
+      check_close("unfused", got.at("unfused"), want.at("unfused"), 2e-5);
+      // Run to run, the same bits.
+      CHECK(same_bits(run_on(g, "cpu", inputs).at("fused"), got.at("fused")));
+    }
 }
 
 TEST_CASE("moe cpu combine is bit-identical to the reference", "[moe][cpu]") {

@@ -16,6 +16,18 @@ namespace {
 inline float widen(float v) { return v; }
 inline float widen(std::uint16_t bits) { return bf16_bits_to_f32(bits); }
 
+// Software prefetch 2 KB ahead in the weight stream (the slice's rows are contiguous, so past a
+// row's end is the next row). The hardware prefetcher stops at each 4 KB page, which is one bf16
+// row of 2048: without this the loop ran at 0.73-0.77 of a plain streaming sum on the Xeon
+// (M = 1, bf16, 1.15 GB of rows), with it at 0.93-1.1. Prefetches never fault, so reading ahead
+// past the weight's end is harmless.
+constexpr std::ptrdiff_t kPrefetchBytes = 2048;
+template <int Bytes, class W>
+inline void prefetch_ahead(const W* p) {
+  for (int b = 0; b < Bytes; b += 64)
+    _mm_prefetch(reinterpret_cast<const char*>(p) + kPrefetchBytes + b, _MM_HINT_T0);
+}
+
 // ---- AVX2 + FMA: 8 lanes ----
 
 __attribute__((target("avx2,fma"))) inline __m256 load8(const float* p) {
@@ -44,6 +56,7 @@ __attribute__((target("avx2,fma"))) void rows_avx2(const float* x, std::int64_t 
     for (int m = 0; m < M; ++m)
       for (int u = 0; u < kUnroll; ++u) acc[m][u] = _mm256_setzero_ps();
     for (std::int64_t j = 0; j < body; j += 8 * kUnroll) {
+      prefetch_ahead<8 * kUnroll * sizeof(W)>(row + j);
       for (int u = 0; u < kUnroll; ++u) {
         const __m256 wv = load8(row + j + 8 * u);
         for (int m = 0; m < M; ++m)
@@ -93,6 +106,7 @@ __attribute__((target("avx512f"))) void rows_avx512(const float* x, std::int64_t
     for (int m = 0; m < M; ++m)
       for (int u = 0; u < kUnroll; ++u) acc[m][u] = _mm512_setzero_ps();
     for (std::int64_t j = 0; j < body; j += 16 * kUnroll) {
+      prefetch_ahead<16 * kUnroll * sizeof(W)>(row + j);
       for (int u = 0; u < kUnroll; ++u) {
         const __m512 wv = load16(row + j + 16 * u);
         for (int m = 0; m < M; ++m)

@@ -17,6 +17,7 @@
 
 #include "moe/dot_rows.hpp"
 #include "moe/moe_cpu.hpp"
+#include "moe/panel_gemm.hpp"
 
 namespace porta::detail::cpu::moe {
 namespace {
@@ -127,7 +128,11 @@ void narrow_from_f32(const float* src, DType dtype, std::int64_t count, void* ds
 
 ExpertGemm::ExpertGemm(CpuEnv& env, std::int64_t out_features, std::int64_t in_features,
                        DType weight_dtype)
-    : env_(env), n_(out_features), h_(in_features), dtype_(weight_dtype) {
+    : env_(env),
+      n_(out_features),
+      h_(in_features),
+      dtype_(weight_dtype),
+      isa_(best_dot_isa()) {
   if (dtype_ != DType::F32 && dtype_ != DType::BF16)
     throw Error(ErrorCode::Internal,
                 fmt::format("ExpertGemm: weights of dtype {}", dtype_name(dtype_)));
@@ -150,15 +155,33 @@ void ExpertGemm::gemm(const float* x, std::int64_t rows, const float* w, bool w_
                                                 rows, cols, h_, static_cast<int>(status)));
 }
 
+bool ExpertGemm::use_panel_kernel(std::int64_t rows) const {
+  // bf16 weights in blocks of up to two chunks (an expert block at prefill: ~48 rows at T = 512,
+  // top-6 of 64): the register-tiled kernel, where oneDNN's sgemm re-packed a freshly widened
+  // panel for few rows. Beyond, the weights would be widened once per chunk of rows, and oneDNN,
+  // which packs them once for all rows, is faster (a dense layer or the shared expert over a
+  // 512-token prompt: the dense MLP's largest matmul, K up to 10944, ran 1.6-2.8x slower
+  // through the panel kernel). f32 weights need no widening: sgemm reads them in place, as fast or faster
+  // (porta-bench-cpu-moe-layer, T = 512: 58-67 % of the GEMM rate through the panel kernel,
+  // 64 % through sgemm, on the loaded 2-core Xeon).
+  return isa_ != DotIsa::Plain && dtype_ == DType::BF16 && rows <= 2 * panel_chunk_rows(isa_, h_);
+}
+
 void ExpertGemm::run_item(ThreadState& ts, const Block& b, std::int64_t n0, std::int64_t n1,
                           const float* x, const void* w_expert, float* y) {
   const float* xb = x + b.first * h_;
   float* yb = y + b.first * n_;
+  if (use_panel_kernel(b.rows)) {
+    if (ts.scratch.empty()) ts.scratch.resize(panel_scratch_floats(isa_, h_));
+    panel_gemm_isa(isa_, xb, h_, b.rows, w_expert, dtype_, h_, n0, n1, yb, n_, ts.scratch.data());
+    return;
+  }
   if (dtype_ == DType::F32) {
     gemm(xb, b.rows, static_cast<const float*>(w_expert) + n0 * h_, true, n1 - n0, yb + n0);
     return;
   }
   const auto* bits = static_cast<const std::uint16_t*>(w_expert);
+  if (ts.panel.empty()) ts.panel.resize(static_cast<std::size_t>(panel_rows_ * h_));
   for (std::int64_t p = n0; p < n1; p += panel_rows_) {
     const std::int64_t count = std::min(panel_rows_, n1 - p);
     widen_transposed(bits + p * h_, count, h_, ts.panel.data());
@@ -178,14 +201,15 @@ void ExpertGemm::run_large_blocks(const std::vector<Block>& blocks, const float*
   const auto threads = static_cast<std::int64_t>(omp_in_parallel() ? 1 : omp_get_max_threads());
   const auto count = static_cast<std::int64_t>(blocks.size());
   const std::int64_t splits = std::max<std::int64_t>(1, (4 * threads + count - 1) / count);
-  const std::int64_t width = std::max<std::int64_t>(8, (n_ + splits - 1) / splits + 7) / 8 * 8;
+  // Multiples of 48 columns where there are enough (whole register tiles of the panel kernel,
+  // whose groups are 6, 8, 12 or 16 weight rows), else of 8.
+  const std::int64_t grain = n_ >= 48 * splits ? 48 : 8;
+  const std::int64_t width =
+      std::max<std::int64_t>(grain, (n_ + splits - 1) / splits + grain - 1) / grain * grain;
   const std::int64_t per_block = (n_ + width - 1) / width;
   const std::int64_t items = count * per_block;
-  while (static_cast<std::int64_t>(threads_.size()) < threads) {
-    threads_.push_back({});
-    if (dtype_ == DType::BF16)
-      threads_.back().panel.resize(static_cast<std::size_t>(panel_rows_ * h_));
-  }
+  // Each thread sizes its own scratch on first use (only the path it takes).
+  while (static_cast<std::int64_t>(threads_.size()) < threads) threads_.push_back({});
   const int team = static_cast<int>(std::min(threads, items));
   std::exception_ptr error;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(team)

@@ -12,6 +12,7 @@
 #include <porta/dtype.hpp>
 
 #include "cpu_kernel.hpp"
+#include "moe/dot_rows.hpp"
 
 namespace porta::detail::cpu::moe {
 
@@ -30,16 +31,18 @@ bool has_avx2();
 // grouped_matmul and of moe_experts' three projections. Weights are [E, N, H] (nn.Linear
 // layout) in f32 or bf16, read where they are (never copied whole). Blocks of more than
 // kSmallRows rows run expert-parallel: work items of (block, range of output columns) are
-// handed to OpenMP's threads, and each item is one single-threaded oneDNN f32 sgemm, so threads
-// never wait for each other inside a small GEMM. oneDNN 2.6 has no bf16 matmul without AVX-512: a
-// bf16 item widens its weights to f32 one L2-sized panel of rows at a time, in its thread's
-// scratch and transposed (the layout oneDNN's sgemm packs fastest), and runs the GEMM per panel,
-// so the f32 copy never leaves the cache. Smaller blocks,
-// the decode case, go to our own dot-product loop, which reads each weight row once for all the
-// block's rows and reads bf16 weights as bf16 (half the bytes). Where expert e's weights [N, H]
-// are: TensorRef::part(e) of a (possibly stacked) weight, or matrices at a fixed stride from one
-// address (a dense matmul's weight as a single expert, a batched matmul's weight with one expert
-// per batch entry).
+// handed to OpenMP's threads, each one single-threaded GEMM, so threads never wait for each other
+// inside a small GEMM. A block of bf16 weights and up to two row chunks of porta's
+// register-tiled panel kernel (panel_gemm.hpp: 128 rows with AVX-512, 48 with AVX2; an expert's block at prefill) runs
+// that kernel: its rows transposed once, the weights widened a few rows at a time into L1, f32
+// accumulation. Larger blocks (a dense matmul or the shared expert over a whole prompt), f32
+// weights, and every block on CPUs without AVX2, run oneDNN's f32 sgemm, bf16 weights widened
+// one L2-sized panel at a time.
+// Smaller blocks, the decode case, go to our own dot-product loop, which reads each weight row
+// once for all the block's rows and reads bf16 weights as bf16 (half the bytes). Where expert e's
+// weights [N, H] are: TensorRef::part(e) of a (possibly stacked) weight, or matrices at a fixed
+// stride from one address (a dense matmul's weight as a single expert, a batched matmul's weight
+// with one expert per batch entry).
 struct ExpertWeights {
   const TensorRef* ref = nullptr;
   const void* single = nullptr;
@@ -81,10 +84,11 @@ class ExpertGemm {
   DType weight_dtype() const { return dtype_; }
 
  private:
-  // One thread's bf16 panel.
+  // One thread's scratch: the panel kernel's, and the widened bf16 panel of the sgemm path.
   struct ThreadState {
-    std::vector<float> panel;
+    std::vector<float> scratch, panel;
   };
+  bool use_panel_kernel(std::int64_t rows) const;
   void run_item(ThreadState& ts, const Block& b, std::int64_t n0, std::int64_t n1, const float* x,
                 const void* w_expert, float* y);
   void gemm(const float* x, std::int64_t rows, const float* w, bool w_rows, std::int64_t cols,
@@ -93,6 +97,7 @@ class ExpertGemm {
   CpuEnv& env_;
   std::int64_t n_, h_;
   DType dtype_;
+  DotIsa isa_;                   // the panel kernel's (panel_gemm.hpp); Plain: oneDNN's sgemm
   std::int64_t panel_rows_ = 0;  // bf16 weight rows widened at a time
   std::vector<ThreadState> threads_;
 };
