@@ -13,6 +13,8 @@
 
 #include "../../backends/cpu/moe/panel_gemm.hpp"
 
+namespace cpu_panel_gemm_tests {
+
 namespace cm = porta::detail::cpu::moe;
 
 namespace {
@@ -121,3 +123,5 @@ TEST_CASE("The panel GEMM names what it cannot run", "[cpu][panel]") {
       Catch::Matchers::Contains("weights of dtype i8"));
   CHECK(y[0] == 0.0f);
 }
+
+}  // namespace cpu_panel_gemm_tests
