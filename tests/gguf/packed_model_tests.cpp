@@ -19,14 +19,15 @@ using gguf::GgufFile;
 
 namespace {
 
-// The tiny DeepSeek-V2-Lite-style model with hidden and expert widths of 256, so that its
-// projections hold whole K-quant super-blocks (o_proj's 64-wide rows fall back to q8_0, kv_b's
-// 16-wide ones to f16, as llama.cpp's quantizer does).
+// The tiny DeepSeek-V2-Lite-style model with a hidden width of 256, so that most projections
+// hold whole K-quant super-blocks; rows that do not (o_proj's 64, the experts' down 288, as
+// V2-Lite's 1408) fall back to q8_0 and kv_b's 16-wide ones to f16, as llama.cpp's quantizer
+// does: the routed experts mix q4_K gate and up with a q8_0 down.
 test::TinyModel wide_v2(std::uint64_t seed) {
   auto j = nlohmann::json::parse(model::tiny_config_json("deepseek_v2"));
   j["hidden_size"] = 256;
   j["intermediate_size"] = 256;
-  j["moe_intermediate_size"] = 256;
+  j["moe_intermediate_size"] = 288;
   test::TinyModel m;
   m.config_json = j.dump();
   m.config = model::parse_config(m.config_json, "deepseek_v2");
@@ -101,6 +102,10 @@ TEST_CASE("GGUF q8_0 and q4_K matrices are views of the mapping, not copies", "[
       CHECK_THAT(packed.quant_format(), Catch::Contains(std::string(gguf::type_name(c.type))));
       REQUIRE(packed.quantized_weight("model.layers.1.moe.experts.up") != nullptr);
       CHECK(packed.quantized_weight("model.layers.1.moe.experts.up")->weight.data.shape()[0] == 8);
+      CHECK(packed.quantized_weight("model.layers.1.moe.experts.up")->weight.scheme.ggml_type ==
+            c.type);
+      CHECK(packed.quantized_weight("model.layers.1.moe.experts.down")->weight.scheme.ggml_type ==
+            GgmlType::Q8_0);
     }
   }
 }
@@ -115,7 +120,7 @@ TEST_CASE("GGUF logits from packed blocks equal the dequantized file's within th
   const Case cases[] = {{"deepseek_v2 q8_0", test::tiny_model("deepseek_v2", 5, DType::F32),
                          GgmlType::Q8_0},
                         {"mixtral q8_0", test::tiny_model("mixtral", 5, DType::F32), GgmlType::Q8_0},
-                        {"deepseek_v2 q4_K", wide_v2(6), GgmlType::Q4_K}};
+                        {"deepseek_v2 q4_K (q8_0 expert down)", wide_v2(6), GgmlType::Q4_K}};
   for (const Case& c : cases) {
     DYNAMIC_SECTION(c.label) {
       const std::string path = write(c.m, std::string("logits_") + c.label + ".gguf", c.type);
