@@ -1,5 +1,6 @@
-// The linear layers of the quantized ops over ggml blocks: block_matmul for whole matrices, and a
-// single parallel loop over every weight row of the decode-sized expert blocks.
+// The linear layers of the quantized ops over ggml blocks: block_matmul for whole matrices, a
+// single parallel loop over every weight row of the decode-sized expert blocks, and exact row
+// dequantization for the types without block kernels.
 #include "ggml/ggml_linear.hpp"
 
 #include <vector>
@@ -16,22 +17,47 @@ constexpr std::int64_t kSmallBlockRows = 4;
 
 const std::byte* bytes_of(const QuantMatrix& w) { return static_cast<const std::byte*>(w.data); }
 
-}  // namespace
-
-bool has_blocks_kernel(const QuantScheme& scheme) {
-  return scheme.format == QuantFormat::GgmlBlocks && has_block_kernel(scheme.ggml_type);
+// The types without block kernels (q4_1, q5_*, q2_K, q3_K, q5_K, iq4_*): each weight row
+// dequantized exactly (gguf::dequantize), then Σ w·x in f32 in element order for every row of x,
+// the definition the kernels are held to. Threads split the weight rows.
+void dequantized_rows(const QuantMatrix& w, const float* x, std::int64_t ldx, std::int64_t rows,
+                      float* y, std::int64_t ldy) {
+  const std::size_t row_bytes =
+      gguf::row_bytes(w.scheme.ggml_type, static_cast<std::uint64_t>(w.k));
+#pragma omp parallel
+  {
+    std::vector<float> decoded(static_cast<std::size_t>(w.k));
+#pragma omp for schedule(static)
+    for (std::int64_t n = 0; n < w.n; ++n) {
+      gguf::dequantize(w.scheme.ggml_type,
+                       {bytes_of(w) + static_cast<std::size_t>(n) * row_bytes, row_bytes}, decoded);
+      for (std::int64_t r = 0; r < rows; ++r) {
+        float sum = 0;
+        for (std::int64_t c = 0; c < w.k; ++c) sum += decoded[static_cast<std::size_t>(c)] * x[r * ldx + c];
+        y[r * ldy + n] = sum;
+      }
+    }
+  }
 }
+
+}  // namespace
 
 void blocks_linear(const float* x, std::int64_t rows, const QuantMatrix& w, float* y) {
   if (rows == 0 || w.n == 0) return;
+  if (!has_block_kernel(w.scheme.ggml_type)) return dequantized_rows(w, x, w.k, rows, y, w.n);
   block_matmul(best_block_isa(), w.scheme.ggml_type, bytes_of(w), w.n, w.k, x, w.k, rows, y, w.n);
 }
 
-void blocks_linear_experts(const float* x, std::int64_t k, std::span<const ExpertRows> experts,
-                           std::int64_t out_features, float* y) {
-  std::vector<const ExpertRows*> small;
-  for (const ExpertRows& e : experts) {
+void blocks_linear_experts(const float* x, std::int64_t k,
+                           std::span<const quant::QuantBlock> experts, std::int64_t out_features,
+                           float* y) {
+  std::vector<const quant::QuantBlock*> small;
+  for (const quant::QuantBlock& e : experts) {
     if (e.count == 0) continue;
+    if (!has_block_kernel(e.w.scheme.ggml_type)) {
+      dequantized_rows(e.w, x + e.first * k, k, e.count, y + e.first * out_features, out_features);
+      continue;
+    }
     if (e.count >= kSmallBlockRows)
       block_matmul(best_block_isa(), e.w.scheme.ggml_type, bytes_of(e.w), e.w.n, k,
                    x + e.first * k, k, e.count, y + e.first * out_features, out_features);
@@ -43,7 +69,7 @@ void blocks_linear_experts(const float* x, std::int64_t k, std::span<const Exper
   const auto total = static_cast<std::int64_t>(small.size()) * out_features;
 #pragma omp parallel for schedule(static)
   for (std::int64_t i = 0; i < total; ++i) {
-    const ExpertRows& e = *small[static_cast<std::size_t>(i / out_features)];
+    const quant::QuantBlock& e = *small[static_cast<std::size_t>(i / out_features)];
     const std::int64_t n = i % out_features;
     const std::size_t row_bytes = gguf::row_bytes(e.w.scheme.ggml_type, static_cast<std::uint64_t>(k));
     const std::byte* row = bytes_of(e.w) + static_cast<std::size_t>(n) * row_bytes;

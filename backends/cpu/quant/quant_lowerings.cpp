@@ -21,19 +21,9 @@ using quant::quant_linear;
 
 bool is_activation_dtype(DType t) { return t == DType::F32 || t == DType::BF16 || t == DType::F16; }
 
-// ggml blocks (GGUF weights kept packed) run on backends/cpu/ggml's block kernels; the types
-// without one are left to the fallback backend.
-SupportResult ggml_blocks_supports(const Node& n) {
-  const QuantScheme& s = std::get<QuantAttrs>(n.attrs).scheme;
-  if (s.format != QuantFormat::GgmlBlocks || ggml::has_blocks_kernel(s)) return SupportResult::yes();
-  return SupportResult::no(fmt::format("{}: no cpu block kernel for {} (q8_0, q4_0, q4_K, q6_K)",
-                                       op_name(n.op), describe(s)));
-}
-
 SupportResult quant_supports(const GraphState& g, const Node& n) {
   if (!std::holds_alternative<QuantAttrs>(n.attrs))
     return SupportResult::no(fmt::format("{} without QuantAttrs", op_name(n.op)));
-  if (auto r = ggml_blocks_supports(n); !r.supported) return r;
   const DType x = g.input_of(n, 0).dtype;
   if (!is_activation_dtype(x))
     return SupportResult::no(fmt::format("{}: activations of dtype {} (f32, bf16 or f16 only)",
@@ -66,6 +56,7 @@ class QuantKernelBase : public CpuKernel {
               std::int64_t rows, std::int64_t out_features, std::int64_t k, float* y) const {
     const QuantMatrix w =
         quant_matrix(ctx, node_, quant_inputs(node_, which), expert, out_features, k);
+    // ggml blocks (GGUF weights kept packed) run on backends/cpu/ggml.
     if (w.scheme.format == QuantFormat::GgmlBlocks) return ggml::blocks_linear(x, rows, w, y);
     quant_linear(x, rows, w, attrs_.activation, params_, y);
   }
@@ -75,10 +66,6 @@ class QuantKernelBase : public CpuKernel {
                              std::int64_t num_rows, std::int64_t k, std::int64_t out_features,
                              std::span<const std::int64_t> offsets) const {
     std::vector<float> y(static_cast<std::size_t>(num_rows * out_features), 0.0f);
-    if (attrs_.scheme.format == QuantFormat::GgmlBlocks) {
-      ggml_grouped(ctx, which, x, k, out_features, offsets, y.data());
-      return y;
-    }
     std::vector<quant::QuantBlock> blocks;
     const QuantInputs in = quant_inputs(node_, which);
     for (std::size_t e = 0; e + 1 < offsets.size(); ++e)
@@ -86,21 +73,11 @@ class QuantKernelBase : public CpuKernel {
         blocks.push_back(
             {quant_matrix(ctx, node_, in, static_cast<std::int64_t>(e), out_features, k),
              offsets[e], offsets[e + 1] - offsets[e]});
-    quant::quant_linear_blocks(x, k, blocks, out_features, attrs_.activation, params_, y.data());
+    if (attrs_.scheme.format == QuantFormat::GgmlBlocks)  // read in place by the block kernels
+      ggml::blocks_linear_experts(x, k, blocks, out_features, y.data());
+    else
+      quant::quant_linear_blocks(x, k, blocks, out_features, attrs_.activation, params_, y.data());
     return y;
-  }
-  // grouped() for ggml blocks: each expert's weight blocks read in place.
-  void ggml_grouped(const ExecContext& ctx, int which, const float* x, std::int64_t k,
-                    std::int64_t out_features, std::span<const std::int64_t> offsets,
-                    float* y) const {
-    std::vector<ggml::ExpertRows> experts;
-    const QuantInputs in = quant_inputs(node_, which);
-    for (std::size_t e = 0; e + 1 < offsets.size(); ++e)
-      if (offsets[e + 1] > offsets[e])
-        experts.push_back(
-            {quant_matrix(ctx, node_, in, static_cast<std::int64_t>(e), out_features, k),
-             offsets[e], offsets[e + 1] - offsets[e]});
-    ggml::blocks_linear_experts(x, k, experts, out_features, y);
   }
   static void store(const TensorRef& out, std::span<const float> values) {
     convert(values.data(), DType::F32, out.host(), out.dtype(), values.size());
