@@ -151,18 +151,18 @@ void cases_quant_grouped_matmul(std::vector<CaseDef>& c) {
 
 void cases_quant_moe_experts(std::vector<CaseDef>& c) {
   for (const auto t : ggml_types(false))
-    add_case(c, OpKind::QuantMoeExperts, ggml_label("T=6 H=256 I=256 E=4 K=2", t),
+    add_case(c, OpKind::QuantMoeExperts, ggml_label("T=6 H=256 I=256 E=2 K=2", t),
              [t](CaseBuilder& b) -> Outs {
-               auto routing = random_routing(b.rng, 6, 4, 2);
+               auto routing = random_routing(b.rng, 6, 2, 2);
                MoeRoute route;
                route.weights = b.exact_input("weights", routing.weights);
                route.offsets = b.exact_input("offsets", routing.offsets);
                route.perm = b.exact_input("perm", routing.perm);
                route.inv = b.exact_input("inv", routing.inv);
                const QuantScheme s = ggml_scheme(t);
-               QuantMoeExpertWeights w{quant_weight(b, "gate", {4, 256, 256}, s),
-                                       quant_weight(b, "up", {4, 256, 256}, s),
-                                       quant_weight(b, "down", {4, 256, 256}, s)};
+               QuantMoeExpertWeights w{quant_weight(b, "gate", {2, 256, 256}, s),
+                                       quant_weight(b, "up", {2, 256, 256}, s),
+                                       quant_weight(b, "down", {2, 256, 256}, s)};
                return {b.graph.moe_experts(b.input("x", {6, 256}), route, w)};
              });
   for_each_mode(
