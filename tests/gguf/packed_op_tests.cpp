@@ -115,7 +115,7 @@ TEST_CASE("cpu computes ggml blocks in place within the kernels' bound", "[gguf]
   const GgmlType types[] = {GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_K, GgmlType::Q6_K,
                             GgmlType::Q5_K, GgmlType::Q4_1, GgmlType::IQ4_XS};
   for (const GgmlType type : types)
-    for (const std::int64_t rows : {1, 2, 9}) {  // decode and prefill paths of block_matmul
+    for (const std::int64_t rows : {1, 2, 9, 40}) {  // decode, prefill, GEMM panels
       DYNAMIC_SECTION(gguf::type_name(type) << " rows " << rows) {
         const QuantizedTensor w = quantize(random_f32({40, 768}, 5), ggml_scheme(type));
         const Tensor x = random_f32({rows, 768}, 6);
@@ -137,18 +137,18 @@ TEST_CASE("cpu's grouped matmul and MoE experts read each expert's blocks in pla
   for (const GgmlType type : kKernelTypes) {
     DYNAMIC_SECTION(gguf::type_name(type)) {
       const QuantScheme s = ggml_scheme(type);
-      // Experts of 0, 1, 2 and 6 rows: the shared decode loop and the prefill path.
+      // Experts of 0, 1, 2 and 22 rows: the shared decode loop and the GEMM panels.
       const QuantizedTensor w = quantize(random_f32({4, 24, 256}, 7), s);
-      const Tensor rows = random_f32({9, 256}, 8);
-      const Tensor offsets = Tensor::from_vector<std::int32_t>({5}, {0, 0, 1, 3, 9});
+      const Tensor rows = random_f32({25, 256}, 8);
+      const Tensor offsets = Tensor::from_vector<std::int32_t>({5}, {0, 0, 1, 3, 25});
       Graph g;
-      g.output("y", g.grouped_matmul(g.input("rows", {9, 256}, DType::F32), g.weight("w", w),
+      g.output("y", g.grouped_matmul(g.input("rows", {25, 256}, DType::F32), g.weight("w", w),
                                      g.input("offsets", {5}, DType::I32)));
       const std::map<std::string, Tensor> in{{"rows", rows}, {"offsets", offsets}};
       const auto got = run(g, in, "cpu");
       const auto x = rows.to_f32();
       for (std::int64_t e = 1; e < 4; ++e) {
-        const std::int64_t first = e == 1 ? 0 : e == 2 ? 1 : 3, count = e == 1 ? 1 : e == 2 ? 2 : 6;
+        const std::int64_t first = e == 1 ? 0 : e == 2 ? 1 : 3, count = e == 1 ? 1 : e == 2 ? 2 : 22;
         QuantizedTensor one = w;
         one.shape = {24, 256};
         const auto bytes = static_cast<std::int64_t>(w.data.shape()[2]);

@@ -1,9 +1,16 @@
 // The linear layers of the quantized ops over ggml blocks: block_matmul for whole matrices, a
-// single parallel loop over every weight row of the decode-sized expert blocks, and exact row
-// dequantization for the types without block kernels.
+// single parallel loop over every weight row of the decode-sized expert blocks, dequantized f32
+// panels through oneDNN's sgemm for long prompts, and exact row dequantization for the types
+// without block kernels.
 #include "ggml/ggml_linear.hpp"
 
+#include <atomic>
 #include <vector>
+
+#include <fmt/format.h>
+#include <oneapi/dnnl/dnnl.h>
+
+#include <porta/error.hpp>
 
 #include "ggml/block_dot.hpp"
 
@@ -40,10 +47,48 @@ void dequantized_rows(const QuantMatrix& w, const float* x, std::int64_t ldx, st
   }
 }
 
+// Rows of x from which a weight matrix is multiplied as dequantized f32 panels by a GEMM.
+constexpr std::int64_t kGemmRows = 16;
+// Weight rows per panel: 64 rows of 2048 f32 are 512 KiB, in L2 while every row of x meets them.
+constexpr std::int64_t kPanelRows = 64;
+
+// Prefill: panels of weight rows, each dequantized exactly into f32 by the thread that owns it
+// and multiplied by every row of x with oneDNN's row-major sgemm (single-threaded inside the
+// region, as moe/expert_gemm.cpp does), so long prompts run at f32 GEMM speed and every block
+// is decoded once per call.
+void gemm_rows(const QuantMatrix& w, const float* x, std::int64_t ldx, std::int64_t rows, float* y,
+               std::int64_t ldy) {
+  const std::size_t row_bytes =
+      gguf::row_bytes(w.scheme.ggml_type, static_cast<std::uint64_t>(w.k));
+  const std::int64_t panels = (w.n + kPanelRows - 1) / kPanelRows;
+  std::atomic<int> status{dnnl_success};
+#pragma omp parallel
+  {
+    std::vector<float> panel(static_cast<std::size_t>(kPanelRows * w.k));
+#pragma omp for schedule(dynamic)
+    for (std::int64_t p = 0; p < panels; ++p) {
+      const std::int64_t n0 = p * kPanelRows, count = std::min(kPanelRows, w.n - n0);
+      for (std::int64_t i = 0; i < count; ++i)
+        gguf::dequantize(w.scheme.ggml_type,
+                         {bytes_of(w) + static_cast<std::size_t>(n0 + i) * row_bytes, row_bytes},
+                         {panel.data() + i * w.k, static_cast<std::size_t>(w.k)});
+      const dnnl_status_t s = dnnl_sgemm('N', 'T', rows, count, w.k, 1.0f, x, ldx, panel.data(),
+                                         w.k, 0.0f, y + n0, ldy);
+      if (s != dnnl_success) status = s;
+    }
+  }
+  if (status != dnnl_success)
+    throw Error(ErrorCode::Backend,
+                fmt::format("cpu backend: ggml {} GEMM {}x{}x{}: oneDNN sgemm failed (status {})",
+                            gguf::type_name(w.scheme.ggml_type), rows, w.n, w.k,
+                            static_cast<int>(status.load())));
+}
+
 }  // namespace
 
 void blocks_linear(const float* x, std::int64_t rows, const QuantMatrix& w, float* y) {
   if (rows == 0 || w.n == 0) return;
+  if (rows >= kGemmRows) return gemm_rows(w, x, w.k, rows, y, w.n);
   if (!has_block_kernel(w.scheme.ggml_type)) return dequantized_rows(w, x, w.k, rows, y, w.n);
   block_matmul(best_block_isa(), w.scheme.ggml_type, bytes_of(w), w.n, w.k, x, w.k, rows, y, w.n);
 }
@@ -54,6 +99,10 @@ void blocks_linear_experts(const float* x, std::int64_t k,
   std::vector<const quant::QuantBlock*> small;
   for (const quant::QuantBlock& e : experts) {
     if (e.count == 0) continue;
+    if (e.count >= kGemmRows) {
+      gemm_rows(e.w, x + e.first * k, k, e.count, y + e.first * out_features, out_features);
+      continue;
+    }
     if (!has_block_kernel(e.w.scheme.ggml_type)) {
       dequantized_rows(e.w, x + e.first * k, k, e.count, y + e.first * out_features, out_features);
       continue;

@@ -1,6 +1,7 @@
 // The quantized ops' path for weights kept as ggml blocks (QuantFormat::GgmlBlocks, a GGUF's
 // tensors used from the mapping): the linear layer and its per-expert form on the block kernels
-// of block_dot.hpp (q8_0, q4_0, q4_K, q6_K), and for the other block types each weight row
+// of block_dot.hpp (q8_0, q4_0, q4_K, q6_K; from 16 rows of activations on, exactly dequantized
+// f32 panels of weight rows through oneDNN's sgemm), and for the other block types each weight row
 // dequantized exactly and multiplied in f32 (correct, not fast: the GGUF importer dequantizes
 // those types at load); weight-only, f32 activations and accumulation.
 #pragma once
