@@ -109,11 +109,9 @@ class Importer {
     }
     if (!f_.contains(name) || !gguf_keeps_packed(f_.tensor(name).type)) return std::nullopt;
     const gguf::TensorInfo& info = f_.tensor(name);
-    const Shape whole = count > 1 ? Shape{count, shape[0], shape[1]} : shape;
-    if (info.shape() != whole)
-      fail(ErrorCode::ShapeMismatch, name, hf,
-           fmt::format("has shape {} (GGUF dims reversed) but the config implies {}",
-                       info.shape().to_string(), whole.to_string()));
+    // Another shape (a [1, H] gate stored as a vector of H, or a wrong one): convert() reshapes
+    // or reports it.
+    if (info.shape() != (count > 1 ? Shape{count, shape[0], shape[1]} : shape)) return std::nullopt;
     QuantizedTensor q;
     q.scheme = ggml_scheme(info.type);
     q.shape = shape;
