@@ -140,6 +140,12 @@ class NpuSimBackend final : public Backend {
 
   SupportResult supports(const GraphState& g, const Node& n) const override {
     if (quantized(n.op) &&
+        std::get<QuantAttrs>(n.attrs).scheme.format == QuantFormat::GgmlBlocks)
+      return SupportResult::no(fmt::format(
+          "{}: {} weights: the Ascend 910B that npu-sim models has no ggml block decoder "
+          "(the node runs on the fallback backend)",
+          reference::node_label(n), describe(std::get<QuantAttrs>(n.attrs).scheme)));
+    if (quantized(n.op) &&
         std::get<QuantAttrs>(n.attrs).scheme.format == QuantFormat::F8E4M3)
       return SupportResult::no(
           fmt::format("{}: f8_e4m3 weights: the Ascend 910B that npu-sim models has no fp8 data "

@@ -21,6 +21,7 @@ cl_int format_code(QuantFormat f) {
     case QuantFormat::Int8: return 0;
     case QuantFormat::Int4: return 1;
     case QuantFormat::F8E4M3: return 2;
+    case QuantFormat::GgmlBlocks: return -1;  // refused by quant_supports
   }
   return 0;
 }
@@ -184,6 +185,11 @@ SupportResult quant_supports(const Device& device, const GraphState& g, const No
   const auto* attrs = std::get_if<QuantAttrs>(&n.attrs);
   if (attrs == nullptr) return SupportResult::no(fmt::format("{} without QuantAttrs", label(n)));
   if (auto r = need_float_storage(g, n, 0, 1); !r.supported) return r;
+  if (attrs->scheme.format == QuantFormat::GgmlBlocks)
+    return SupportResult::no(fmt::format(
+        "{}: {} weights: the OpenCL kernels have no ggml block decoder (the node runs on the "
+        "fallback backend)",
+        label(n), describe(attrs->scheme)));
   if (attrs->activation != ActivationQuant::None && !device.exact_division())
     return SupportResult::no(fmt::format(
         "{}: W8A8 quantizes activations with a true f32 division, and the device has no "

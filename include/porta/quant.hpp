@@ -1,5 +1,6 @@
 // Quantized weights: int8, int4 (two per byte) and FP8 e4m3 matrices with per-channel, per-group
-// or 2-D block scales, and the activation modes of the matmul-like ops that read them.
+// or 2-D block scales, ggml's (GGUF's) block formats kept as stored, and the activation modes of
+// the matmul-like ops that read them.
 //
 // A quantized weight is the logical matrix W[..., N, K] (nn.Linear layout, an optional leading
 // expert dimension) held as up to three ordinary Tensors: the codes, the scales and, when
@@ -16,13 +17,18 @@
 #include <string_view>
 
 #include <porta/dtype.hpp>
+#include <porta/ggml_quants.hpp>
 #include <porta/shape.hpp>
 #include <porta/tensor.hpp>
 
 PORTA_API_BEGIN
 namespace porta {
 
-enum class QuantFormat : std::uint8_t { Int8, Int4, F8E4M3 };
+// GgmlBlocks: the weight rows are ggml blocks exactly as a GGUF file stores them (the block type
+// in QuantScheme::ggml_type): data is I8 [..., N, row_bytes(type, K)] holding the blocks, whose
+// scales live inside them, so the scale tensor is empty ([..., N, 0]); weight-only (activation
+// mode None), K a whole number of blocks (docs/gguf.md).
+enum class QuantFormat : std::uint8_t { Int8, Int4, F8E4M3, GgmlBlocks };
 
 // How activations meet the weight inside matmul-like ops.
 enum class ActivationQuant : std::uint8_t {
@@ -37,8 +43,15 @@ struct QuantScheme {
   std::int64_t block_n = 1;  // along N; 128 for DeepSeek FP8 blocks
   bool zero_point = false;   // asymmetric (Int8/Int4)
   DType scale_dtype = DType::F32;
+  // GgmlBlocks only: the block type (one of gguf::kDequantizableTypes' block types).
+  gguf::GgmlType ggml_type = gguf::GgmlType::F32;
   friend bool operator==(const QuantScheme&, const QuantScheme&) = default;
 };
+
+// The scheme of a weight stored as ggml blocks of `type` (Q8_0, Q4_K, ...): group_k is the
+// type's block size, scales f16 inside the blocks. Throws porta::Error (InvalidArgument) for
+// a type that is not a dequantizable block type.
+QuantScheme ggml_scheme(gguf::GgmlType type);
 
 // The static activation quantization of ActivationQuant::StaticInt8: q = clamp(round(x / scale)
 // + offset, -128, 127); offset is an integer value.
@@ -51,7 +64,7 @@ struct QuantActivationParams {
 // "int4 g128 asym (bf16 scales)", "int8 per-channel (f32 scales)", "f8_e4m3 block 128x128
 // (f32 scales)": for `porta inspect` and messages.
 std::string describe(const QuantScheme& scheme);
-std::string_view to_string(QuantFormat format) noexcept;    // "int8", "int4", "f8_e4m3"
+std::string_view to_string(QuantFormat format) noexcept;  // "int8", "int4", "f8_e4m3", "ggml"
 std::string_view to_string(ActivationQuant mode) noexcept;  // "none", "dynamic_int8", ...
 // Throws porta::Error listing the accepted names.
 QuantFormat parse_quant_format(std::string_view name);

@@ -1,7 +1,8 @@
 // The conformance cases of the quantized ops: every weight scheme of docs/quantization.md (int8
 // per channel and g32, symmetric and asymmetric; int4 g32/g64/g128 symmetric and asymmetric; FP8
-// 128×128 blocks and per channel) with each activation mode it admits. Weights are quantized from
-// the case's seed by porta::quantize, so both builds of a case hold the same codes and scales.
+// 128×128 blocks and per channel) with each activation mode it admits, and ggml's block types
+// (GGUF weights computed in place; weight-only). Weights are quantized from the case's seed by
+// porta::quantize, so both builds of a case hold the same codes and scales.
 #include <fmt/format.h>
 
 #include "check/cases.hpp"
@@ -56,6 +57,21 @@ const std::vector<SchemeCase>& int8_schemes() {
   return all;
 }
 
+// The ggml block types: every one for quant_matmul, those with cpu kernels for the grouped and
+// expert ops (K = 256: whole super-blocks).
+std::vector<gguf::GgmlType> ggml_types(bool all) {
+  if (!all)
+    return {gguf::GgmlType::Q8_0, gguf::GgmlType::Q4_0, gguf::GgmlType::Q4_K, gguf::GgmlType::Q6_K};
+  std::vector<gguf::GgmlType> out;
+  for (const auto t : gguf::kDequantizableTypes)
+    if (gguf::traits_of(t).block_elements > 1) out.push_back(t);
+  return out;
+}
+
+std::string ggml_label(const char* shapes, gguf::GgmlType t) {
+  return fmt::format("{}, ggml {}, activations none", shapes, gguf::type_name(t));
+}
+
 QuantizedValue quant_weight(CaseBuilder& b, const std::string& name, Shape shape,
                             const QuantScheme& s) {
   return b.graph.weight(name,
@@ -92,6 +108,15 @@ void cases_quant_matmul(std::vector<CaseDef>& c) {
                  });
       },
       true);
+  for (const auto t : ggml_types(true))
+    for (const std::int64_t rows : {1, 6})
+      add_case(c, OpKind::QuantMatmul,
+               ggml_label(rows == 1 ? "[1, 256]·[40, 256]ᵀ (decode)" : "[2, 3, 256]·[40, 256]ᵀ", t),
+               [t, rows](CaseBuilder& b) -> Outs {
+                 auto w = quant_weight(b, "w", {40, 256}, ggml_scheme(t));
+                 auto x = rows == 1 ? b.input("x", {1, 256}) : b.input("x", {2, 3, 256});
+                 return {b.graph.matmul(x, w)};
+               });
   add_case(c, OpKind::QuantMatmul, "[1, 256]·[64, 256]ᵀ (decode), int4 g32 sym",
            [](CaseBuilder& b) -> Outs {
              auto w = quant_weight(b, "w", {64, 256}, scheme(QuantFormat::Int4, 32, false));
@@ -114,9 +139,32 @@ void cases_quant_grouped_matmul(std::vector<CaseDef>& c) {
                  });
       },
       false);
+  for (const auto t : ggml_types(false))
+    add_case(c, OpKind::QuantGroupedMatmul, ggml_label("P=24 K=256 N=16 E=6", t),
+             [t](CaseBuilder& b) -> Outs {
+               auto offsets = Tensor::from_vector<std::int32_t>({7}, {0, 5, 5, 12, 20, 20, 24});
+               auto w = quant_weight(b, "w", {6, 16, 256}, ggml_scheme(t));
+               return {b.graph.grouped_matmul(b.input("rows", {24, 256}), w,
+                                              b.exact_input("offsets", offsets))};
+             });
 }
 
 void cases_quant_moe_experts(std::vector<CaseDef>& c) {
+  for (const auto t : ggml_types(false))
+    add_case(c, OpKind::QuantMoeExperts, ggml_label("T=6 H=256 I=256 E=2 K=2", t),
+             [t](CaseBuilder& b) -> Outs {
+               auto routing = random_routing(b.rng, 6, 2, 2);
+               MoeRoute route;
+               route.weights = b.exact_input("weights", routing.weights);
+               route.offsets = b.exact_input("offsets", routing.offsets);
+               route.perm = b.exact_input("perm", routing.perm);
+               route.inv = b.exact_input("inv", routing.inv);
+               const QuantScheme s = ggml_scheme(t);
+               QuantMoeExpertWeights w{quant_weight(b, "gate", {2, 256, 256}, s),
+                                       quant_weight(b, "up", {2, 256, 256}, s),
+                                       quant_weight(b, "down", {2, 256, 256}, s)};
+               return {b.graph.moe_experts(b.input("x", {6, 256}), route, w)};
+             });
   for_each_mode(
       [&](const SchemeCase& s, ActivationQuant act) {
         const bool block = s.scheme.block_n > 1;

@@ -198,11 +198,11 @@ class Builder {
                                 "layer's experts are quantized ({}); load the model with "
                                 "--dequantize to run it expert-parallel",
                                 l, describe(q->weight.scheme)));
-      Value y = g_.moe_experts(
-          x, route,
-          QuantMoeExpertWeights{qw(name("experts.gate")), qw(name("experts.up")),
-                                qw(name("experts.down"))},
-          q->activation);
+      const QuantMoeExpertWeights ew{qw(name("experts.gate")), qw(name("experts.up")),
+                                     qw(name("experts.down"))};
+      Value y = ew.up.scheme == ew.gate.scheme && ew.down.scheme == ew.gate.scheme
+                    ? g_.moe_experts(x, route, ew, q->activation)
+                    : mixed_quant_experts(x, route, ew, q->activation);
       return c_.shared_intermediate_size == 0 ? y : y + shared_mlp();
     }
     MoeExpertWeights weights{w(name("experts.gate")), w(name("experts.up")),
@@ -224,6 +224,17 @@ class Builder {
     }
     Value routed = routed_experts(l, x, route, weights, attrs);
     return separate_shared ? routed + *separate_shared : routed;
+  }
+
+  // Routed experts whose projections are quantized in different schemes (a GGUF's q4_K gate and
+  // up with a q8_0 or q6_K down, as llama.cpp's quantizer writes them): the composition
+  // quant_moe_experts stands for, with one quantized grouped matmul per projection.
+  Value mixed_quant_experts(Value x, const MoeRoute& route, const QuantMoeExpertWeights& w,
+                            ActivationQuant act) {
+    const Value rows = g_.moe_permute(x, route);
+    const Value h = g_.swiglu(g_.grouped_matmul(rows, w.gate, route.offsets, act),
+                              g_.grouped_matmul(rows, w.up, route.offsets, act));
+    return g_.moe_combine(g_.grouped_matmul(h, w.down, route.offsets, act), route);
   }
 
   Value routed_experts(std::int64_t l, Value x, const MoeRoute& route,

@@ -1,4 +1,5 @@
-// GGUF tensors -> the Hugging Face tensors porta's loader expects, and load_gguf().
+// GGUF tensors -> the Hugging Face tensors porta's loader expects: float tensors (views of the
+// mapping, or dequantized), and matrices kept as ggml blocks viewing the mapping.
 #include <porta/model/gguf.hpp>
 
 #include <algorithm>
@@ -9,6 +10,7 @@
 
 #include <porta/error.hpp>
 #include <porta/model/checkpoint_gen.hpp>
+#include <porta/quant.hpp>
 
 #include "model/gguf_names.hpp"
 
@@ -21,12 +23,23 @@ using gguf::GgufFile;
 
 class Importer {
  public:
-  Importer(const GgufFile& f, const ModelConfig& c, DType to) : f_(f), c_(c), to_(to) {}
+  Importer(const GgufFile& f, const ModelConfig& c, DType to, bool keep_blocks)
+      : f_(f), c_(c), to_(to), keep_blocks_(keep_blocks) {}
 
   GgufTensors run() {
     for (const auto& [hf, shape] : expected_tensors(c_)) {
       const detail::GgufName n = detail::gguf_name_of(hf, c_);
-      out_.tensors[hf] = convert(hf, shape, n);
+      made_ = Made::View;
+      if (auto q = packed(hf, shape, n)) {
+        if (made_ == Made::View) out_.mapped_bytes += q->data.nbytes();
+        else out_.made[hf] = copy_reason_;
+        out_.blocks[hf] = std::move(*q);
+        continue;
+      }
+      Tensor t = convert(hf, shape, n);
+      if (made_ == Made::Dequantized) out_.made[hf] = kGgufDequantized;
+      if (made_ == Made::Copied) out_.made[hf] = copy_reason_;
+      out_.tensors[hf] = std::move(t);
     }
     return std::move(out_);
   }
@@ -64,6 +77,70 @@ class Importer {
     cache_[name] = t;
     return t;
   }
+  // fetch(), noting what the tensor it gives is made of.
+  Tensor fetch_noted(const std::string& name, const std::string& hf) {
+    Tensor t = fetch(name, hf);
+    if (!is_plain(f_.tensor(name).type)) made_ = Made::Dequantized;
+    return t;
+  }
+  void note_copy(const char* reason) {
+    if (made_ == Made::View) {
+      made_ = Made::Copied;
+      copy_reason_ = reason;
+    }
+  }
+
+  // The matrix `hf` as ggml blocks viewing the mapping, when it is kept packed: a rank-2 weight
+  // other than the embedding table in a type with kernels, stored whole (Same), as a slice of
+  // the merged experts (ExpertSlice) or with llama's permuted q/k rows (reordered in packed
+  // form, a copy of whole rows). nullopt: convert() it.
+  std::optional<QuantizedTensor> packed(const std::string& hf, const Shape& shape,
+                                        const detail::GgufName& n) {
+    if (!keep_blocks_ || shape.rank() != 2 || hf == "model.embed_tokens.weight") return std::nullopt;
+    std::string name = n.gguf;
+    std::int64_t expert = 0, count = 1;
+    if (n.layout == detail::GgufLayout::ExpertSlice) {
+      if (!f_.contains(name)) return std::nullopt;  // old per-expert files: convert() finds them
+      expert = n.expert;
+      count = c_.num_experts;
+    } else if (n.layout != detail::GgufLayout::Same &&
+               n.layout != detail::GgufLayout::PermutedRows) {
+      return std::nullopt;
+    }
+    if (!f_.contains(name) || !gguf_keeps_packed(f_.tensor(name).type)) return std::nullopt;
+    const gguf::TensorInfo& info = f_.tensor(name);
+    // Another shape (a [1, H] gate stored as a vector of H, or a wrong one): convert() reshapes
+    // or reports it.
+    if (info.shape() != (count > 1 ? Shape{count, shape[0], shape[1]} : shape)) return std::nullopt;
+    QuantizedTensor q;
+    q.scheme = ggml_scheme(info.type);
+    q.shape = shape;
+    const Shape data_shape = quant_data_shape(shape, q.scheme);
+    const auto row = static_cast<std::size_t>(data_shape[1]);
+    const std::size_t bytes = row * static_cast<std::size_t>(shape[0]);
+    const auto all = f_.data(name);
+    auto* first = const_cast<std::byte*>(all.data()) + static_cast<std::size_t>(expert) * bytes;
+    q.data = Tensor::view(first, data_shape, DType::I8, f_.owner());
+    if (n.layout == detail::GgufLayout::PermutedRows) q.data = unpermuted_blocks(hf, q.data, n);
+    q.scale = Tensor::view(nullptr, quant_scale_shape(shape, q.scheme), q.scheme.scale_dtype);
+    validate(q, hf);
+    if (expert == 0) out_.packed.emplace_back(name, std::string(gguf::type_name(info.type)));
+    out_.block_sources[hf] = name;
+    return q;
+  }
+  // llama's q/k rows put back in Hugging Face order, whole packed rows at a time.
+  Tensor unpermuted_blocks(const std::string& hf, const Tensor& data, const detail::GgufName& n) {
+    const auto rows = data.shape()[0];
+    if (rows % n.heads != 0 || (rows / n.heads) % 2 != 0)
+      fail(ErrorCode::ShapeMismatch, n.gguf, hf,
+           fmt::format("has {} rows, not {} heads of an even size", rows, n.heads));
+    Tensor out = Tensor::empty(data.shape(), DType::I8);
+    detail::permute_rows(static_cast<const std::byte*>(data.data()),
+                         static_cast<std::byte*>(out.data()), n.heads, rows,
+                         static_cast<std::size_t>(data.shape()[1]), true);
+    note_copy("llama q/k rows reordered (packed blocks)");
+    return out;
+  }
 
   void check_shape(const Tensor& t, const Shape& expected, const std::string& name,
                    const std::string& hf) const {
@@ -90,7 +167,7 @@ class Importer {
   }
 
   Tensor same(const std::string& hf, const Shape& shape, const std::string& name) {
-    Tensor t = fetch(name, hf);
+    Tensor t = fetch_noted(name, hf);
     // Qwen2-MoE's shared_expert_gate [1, H] may be stored as a vector of H.
     if (shape.rank() == 2 && shape[0] == 1 && t.shape() == Shape{shape[1]}) t = t.reshape(shape);
     check_shape(t, shape, name, hf);
@@ -99,7 +176,8 @@ class Importer {
   }
 
   Tensor unpermute(const std::string& hf, const Shape& shape, const detail::GgufName& n) {
-    const Tensor t = fetch(n.gguf, hf);
+    const Tensor t = fetch_noted(n.gguf, hf);
+    note_copy("llama q/k rows reordered");
     check_shape(t, shape, n.gguf, hf);
     if (shape[0] % n.heads != 0 || (shape[0] / n.heads) % 2 != 0)
       fail(ErrorCode::ShapeMismatch, n.gguf, hf,
@@ -119,7 +197,7 @@ class Importer {
           fmt::format(".{}.weight", n.expert);
       if (f_.contains(single)) return same(hf, shape, single);
     }
-    const Tensor merged = fetch(n.gguf, hf);
+    const Tensor merged = fetch_noted(n.gguf, hf);
     const Shape whole{c_.num_experts, shape[0], shape[1]};
     check_shape(merged, whole, n.gguf, hf);
     if (n.expert == 0) count_view(merged, n.gguf);
@@ -141,7 +219,8 @@ class Importer {
            fmt::format("is missing, and so is its split form '{}' + '{}'", k_name, v_name));
     const auto heads = c_.num_heads, nope = c_.qk_nope_head_dim, vd = c_.v_head_dim,
                r = c_.kv_lora_rank;
-    const Tensor kb = fetch(k_name, hf), vb = fetch(v_name, hf);
+    const Tensor kb = fetch_noted(k_name, hf), vb = fetch_noted(v_name, hf);
+    note_copy("deepseek2 attn_k_b and attn_v_b recombined into kv_b_proj");
     check_shape(kb, {heads, r, nope}, k_name, hf);
     check_shape(vb, {heads, vd, r}, v_name, hf);
     const std::vector<float> k = kb.to_f32(), v = vb.to_f32();
@@ -157,34 +236,20 @@ class Importer {
     return Tensor::from_f32(shape, kb.dtype(), out);
   }
 
+  static bool is_plain(GgmlType t) {
+    return t == GgmlType::F32 || t == GgmlType::F16 || t == GgmlType::BF16;
+  }
+
+  enum class Made { View, Dequantized, Copied };
   const GgufFile& f_;
   const ModelConfig& c_;
   DType to_;
+  bool keep_blocks_;
+  Made made_ = Made::View;
+  std::string copy_reason_;
   GgufTensors out_;
   std::map<std::string, Tensor> cache_;
 };
-
-// "q8_0: token_embd.weight, blk.*.attn_q.weight; q6_K: output.weight": the dequantized tensors
-// by type, with layer numbers folded so that a 60-layer model still gives one line.
-std::string dequantized_list(const std::vector<std::pair<std::string, std::string>>& tensors) {
-  std::vector<std::pair<std::string, std::vector<std::string>>> by_type;
-  for (const auto& [name, type] : tensors) {
-    std::string pattern = name;
-    if (pattern.starts_with("blk.")) {
-      const std::size_t dot = pattern.find('.', 4);
-      if (dot != std::string::npos) pattern = "blk.*" + pattern.substr(dot);
-    }
-    auto it = std::find_if(by_type.begin(), by_type.end(),
-                           [&](const auto& entry) { return entry.first == type; });
-    if (it == by_type.end()) it = by_type.insert(by_type.end(), {type, {}});
-    if (std::find(it->second.begin(), it->second.end(), pattern) == it->second.end())
-      it->second.push_back(pattern);
-  }
-  std::vector<std::string> parts;
-  for (const auto& [type, patterns] : by_type)
-    parts.push_back(fmt::format("{}: {}", type, fmt::join(patterns, ", ")));
-  return fmt::format("{}", fmt::join(parts, "; "));
-}
 
 }  // namespace
 
@@ -195,30 +260,19 @@ bool is_gguf_file(const std::string& path) {
   return std::memcmp(magic, "GGUF", 4) == 0;
 }
 
-GgufTensors gguf_hf_tensors(const GgufFile& file, const ModelConfig& config, DType dequantize_to) {
+bool gguf_keeps_packed(gguf::GgmlType type) noexcept {
+  // The types with cpu block kernels (backends/cpu/ggml/block_dot.hpp).
+  return type == GgmlType::Q8_0 || type == GgmlType::Q4_0 || type == GgmlType::Q4_K ||
+         type == GgmlType::Q6_K;
+}
+
+GgufTensors gguf_hf_tensors(const GgufFile& file, const ModelConfig& config, DType dequantize_to,
+                            bool keep_blocks) {
   if (dequantize_to != DType::F32 && dequantize_to != DType::BF16)
     throw Error(ErrorCode::InvalidArgument,
                 fmt::format("GGUF block types dequantize to f32 or bf16, not {}",
                             dtype_name(dequantize_to)));
-  return Importer(file, config, dequantize_to).run();
-}
-
-Model load_gguf(const std::string& path, const GgufLoadOptions& options, GgufLoadReport* report) {
-  const GgufFile file = GgufFile::open(path);
-  const ModelConfig config = gguf_config(file);
-  const GgufTensors tensors = gguf_hf_tensors(file, config, options.dequantize_to);
-  Model model = Model::from_tensors(config, tensors.tensors, options.load);
-  if (report != nullptr) {
-    report->dequantized_tensors = tensors.dequantized.size();
-    report->summary.clear();
-    if (!tensors.dequantized.empty())
-      report->summary = fmt::format(
-          "gguf: dequantized {} block-quantized tensors to {} at load ({}); packed in-place "
-          "compute on GGUF blocks arrives with the quantized-weights work",
-          tensors.dequantized.size(), dtype_name(options.dequantize_to),
-          dequantized_list(tensors.dequantized));
-  }
-  return model;
+  return Importer(file, config, dequantize_to, keep_blocks).run();
 }
 
 }  // namespace porta::model

@@ -412,6 +412,24 @@ Model Model::from_tensors(ModelConfig config, const std::map<std::string, Tensor
   return model;
 }
 
+Model Model::Impl::from_source(ModelConfig config, const TensorSource& source,
+                               const LoadOptions& options, const QuantFormatReader* reader,
+                               const std::function<void(LoadStats&)>& stats) {
+  const auto start = std::chrono::steady_clock::now();
+  check_options(options);
+  auto impl = std::make_shared<Impl>();
+  impl->config = std::move(config);
+  Loader(source, options, *impl, reader).load_all();
+  impl->ep_placement = options.ep_placement;
+  impl->ep_rank = options.ep_rank;
+  impl->stats.seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (stats) stats(impl->stats);
+  Model model;
+  model.impl_ = std::move(impl);
+  return model;
+}
+
 const ModelConfig& Model::config() const { return impl_->config; }
 const LoadStats& Model::stats() const { return impl_->stats; }
 const Tensor& Model::weight(const std::string& name) const { return impl_->get(name); }

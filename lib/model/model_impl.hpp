@@ -1,6 +1,7 @@
 // The loaded model as the builder sees it: the config and the prepared weights by name.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -35,6 +36,12 @@ struct Model::Impl {
   std::int64_t ep_rank = 0;
 
   const Tensor& get(const std::string& name) const;
+
+  // Model::from_tensors with `reader` for the quantized weights instead of the one the config
+  // names (the GGUF loader's ggml blocks); `stats` adjusts the load statistics afterwards.
+  static Model from_source(ModelConfig config, const TensorSource& source,
+                           const LoadOptions& options, const QuantFormatReader* reader,
+                           const std::function<void(LoadStats&)>& stats = {});
 };
 
 Graph build_graph(const Model::Impl& model, const GraphSpec& spec);

@@ -70,6 +70,22 @@ std::int8_t clamp_to_i8(float v, float lo, float hi) {
   return static_cast<std::int8_t>(std::clamp(v, lo, hi));
 }
 
+// ggml blocks: each row through the format's own round-to-nearest quantizer (gguf::quantize).
+QuantizedTensor quantize_ggml(const Shape& shape, const std::vector<float>& values,
+                              const QuantScheme& scheme) {
+  QuantizedTensor q;
+  q.scheme = scheme;
+  q.shape = shape;
+  q.data = Tensor::zeros(quant_data_shape(shape, scheme), DType::I8);
+  q.scale = Tensor::zeros(quant_scale_shape(shape, scheme), scheme.scale_dtype);
+  const auto k = static_cast<std::size_t>(shape[-1]);
+  const std::size_t bytes = gguf::row_bytes(scheme.ggml_type, k);
+  auto* data = static_cast<std::byte*>(q.data.data());
+  for (std::size_t r = 0; k > 0 && r < values.size() / k; ++r)
+    gguf::quantize(scheme.ggml_type, {values.data() + r * k, k}, {data + r * bytes, bytes});
+  return q;
+}
+
 }  // namespace
 
 Tensor dequantize(const QuantizedTensor& w) {
@@ -95,6 +111,7 @@ QuantizedTensor quantize(const Tensor& w, const QuantScheme& scheme) {
                 fmt::format("quantize to {}: {}", describe(scheme), *problem));
   const auto values = w.to_f32();
   check_finite(values);
+  if (scheme.format == QuantFormat::GgmlBlocks) return quantize_ggml(w.shape(), values, scheme);
   QuantizedTensor q;
   q.scheme = scheme;
   q.shape = w.shape();
@@ -130,6 +147,7 @@ QuantizedTensor quantize(const Tensor& w, const QuantScheme& scheme) {
           case QuantFormat::Int8: s = scheme.zero_point ? (hi - lo) / 255.0f : amax / 127.0f; break;
           case QuantFormat::Int4: s = scheme.zero_point ? (hi - lo) / 15.0f : amax / 7.0f; break;
           case QuantFormat::F8E4M3: s = amax / 448.0f; break;
+          case QuantFormat::GgmlBlocks: break;  // quantize_ggml
         }
         s = stored(s == 0.0f ? 1.0f : s, scheme.scale_dtype);
         if (s == 0.0f || !std::isfinite(s)) s = 1.0f;  // a scale the dtype cannot hold
@@ -169,6 +187,7 @@ QuantizedTensor quantize(const Tensor& w, const QuantScheme& scheme) {
                 data[row * k + c] =
                     f32_to_f8e4m3_bits(std::clamp(value(r, c) / s, -448.0f, 448.0f));
                 break;
+              case QuantFormat::GgmlBlocks: break;
             }
           }
       }

@@ -41,6 +41,14 @@ std::int32_t QuantMatrix::code(std::int64_t row, std::int64_t col) const noexcep
 }
 
 void dequantize_row(const QuantMatrix& w, std::int64_t row, float* out) {
+  if (w.scheme.format == QuantFormat::GgmlBlocks) {  // the format's own definition, block by block
+    const std::size_t bytes = gguf::row_bytes(w.scheme.ggml_type, static_cast<std::uint64_t>(w.k));
+    gguf::dequantize(w.scheme.ggml_type,
+                     {static_cast<const std::byte*>(w.data) + static_cast<std::size_t>(row) * bytes,
+                      bytes},
+                     {out, static_cast<std::size_t>(w.k)});
+    return;
+  }
   const std::int64_t group = w.group();
   const auto* bytes = static_cast<const std::uint8_t*>(w.data);
   for (std::int64_t g = 0; g * group < w.k; ++g) {

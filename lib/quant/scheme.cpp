@@ -33,6 +33,7 @@ std::string_view to_string(QuantFormat format) noexcept {
     case QuantFormat::Int8: return "int8";
     case QuantFormat::Int4: return "int4";
     case QuantFormat::F8E4M3: return "f8_e4m3";
+    case QuantFormat::GgmlBlocks: return "ggml";
   }
   return "unknown";
 }
@@ -61,7 +62,24 @@ ActivationQuant parse_activation_quant(std::string_view name) {
                                       "activation quantization");
 }
 
+QuantScheme ggml_scheme(gguf::GgmlType type) {
+  const auto traits = gguf::type_traits(static_cast<std::uint32_t>(type));
+  if (!traits || !traits->dequantizable || traits->block_elements <= 1)
+    throw Error(ErrorCode::InvalidArgument,
+                fmt::format("ggml type {} is not a block type porta computes on (q8_0, q4_0, "
+                            "q4_1, q5_0, q5_1, q2_K .. q6_K, iq4_nl, iq4_xs)",
+                            gguf::type_name(type)));
+  QuantScheme s;
+  s.format = QuantFormat::GgmlBlocks;
+  s.ggml_type = type;
+  s.group_k = traits->block_elements;
+  s.scale_dtype = DType::F16;
+  return s;
+}
+
 std::string describe(const QuantScheme& s) {
+  if (s.format == QuantFormat::GgmlBlocks)
+    return fmt::format("ggml {} blocks (f16 scales inside)", gguf::type_name(s.ggml_type));
   std::string grouping;
   if (s.block_n > 1)
     grouping = s.group_k == 0 ? fmt::format("block {}xK", s.block_n)
@@ -80,12 +98,21 @@ DType quant_data_dtype(QuantFormat format) noexcept {
 Shape quant_data_shape(const Shape& logical, const QuantScheme& scheme) {
   Shape s = logical;
   if (scheme.format == QuantFormat::Int4 && s.rank() >= 1) s[-1] = (s[-1] + 1) / 2;
+  if (scheme.format == QuantFormat::GgmlBlocks && s.rank() >= 1) {
+    const auto t = gguf::type_traits(static_cast<std::uint32_t>(scheme.ggml_type));
+    if (t && t->block_elements > 0)
+      s[-1] = s[-1] / t->block_elements * static_cast<std::int64_t>(t->block_bytes);
+  }
   return s;
 }
 
 Shape quant_scale_shape(const Shape& logical, const QuantScheme& scheme) {
   Shape s = logical;
   if (s.rank() < 2) return s;
+  if (scheme.format == QuantFormat::GgmlBlocks) {  // the scales live inside the blocks
+    s[-1] = 0;
+    return s;
+  }
   const std::int64_t bn = scheme.block_n < 1 ? 1 : scheme.block_n;
   s[-2] = (s[-2] + bn - 1) / bn;
   s[-1] = detail::quant_groups(scheme, s[-1]);
@@ -114,6 +141,37 @@ void validate(const QuantizedTensor& w, std::string_view name) {
 
 namespace detail {
 
+namespace {
+
+std::optional<std::string> ggml_scheme_problem(const QuantScheme& s, std::int64_t k) {
+  const auto t = gguf::type_traits(static_cast<std::uint32_t>(s.ggml_type));
+  if (!t || !t->dequantizable || t->block_elements <= 1)
+    return fmt::format("data: ggml type {} is not a block type porta computes on",
+                       gguf::type_name(s.ggml_type));
+  const auto block = static_cast<std::int64_t>(t->block_elements);
+  if (s.group_k != block)
+    return fmt::format("group: group_k = {} should be {}'s block size {}", s.group_k, t->name,
+                       block);
+  if (s.block_n != 1) return fmt::format("block: block_n = {} should be 1 for ggml blocks", s.block_n);
+  if (s.zero_point)
+    return std::string("zero: ggml blocks carry their own offsets; there is no zero-point tensor");
+  if (!is_scale_dtype(s.scale_dtype))
+    return fmt::format("scale: scale dtype {} is not f32, bf16 or f16", dtype_name(s.scale_dtype));
+  if (k % block != 0)
+    return fmt::format("group: K = {} is not a whole number of {} blocks ({} elements)", k, t->name,
+                       block);
+  return std::nullopt;
+}
+
+std::string data_shape_note(const QuantScheme& s) {
+  if (s.format == QuantFormat::Int4) return " (two int4 values per byte)";
+  if (s.format != QuantFormat::GgmlBlocks) return "";
+  const auto t = gguf::traits_of(s.ggml_type);
+  return fmt::format(" ({} bytes per {}-element {} block)", t.block_bytes, t.block_elements, t.name);
+}
+
+}  // namespace
+
 std::int64_t quant_group(const QuantScheme& scheme, std::int64_t k) {
   return scheme.group_k <= 0 ? k : scheme.group_k;
 }
@@ -124,6 +182,7 @@ std::int64_t quant_groups(const QuantScheme& scheme, std::int64_t k) {
 }
 
 std::optional<std::string> quant_scheme_problem(const QuantScheme& s, std::int64_t k) {
+  if (s.format == QuantFormat::GgmlBlocks) return ggml_scheme_problem(s, k);
   if (s.group_k < 0) return fmt::format("group: group_k = {} is negative", s.group_k);
   if (s.block_n < 1) return fmt::format("block: block_n = {} must be at least 1", s.block_n);
   if (!is_scale_dtype(s.scale_dtype))
@@ -156,7 +215,7 @@ std::optional<std::string> quant_layout_problem(const QuantLayout& l, const Shap
   if (l.data_shape != want_data_shape)
     return fmt::format("data: shape {} should be {} for the logical shape {}{}",
                        l.data_shape.to_string(), want_data_shape.to_string(), logical.to_string(),
-                       s.format == QuantFormat::Int4 ? " (two int4 values per byte)" : "");
+                       data_shape_note(s));
   if (l.scale_dtype != s.scale_dtype)
     return fmt::format("scale: dtype {} differs from the scheme's scale dtype {}",
                        dtype_name(l.scale_dtype), dtype_name(s.scale_dtype));

@@ -69,18 +69,29 @@ TEST_CASE("porta run --prompt reads the tokenizer inside the GGUF", "[gguf][cli]
   CHECK(prompt_of(gguf.output).starts_with("prompt: 1 "));  // the BOS, then the text
 }
 
-TEST_CASE("porta run dequantizes block-quantized GGUF weights at load and says so", "[gguf][cli]") {
+TEST_CASE("porta run keeps q4_0 GGUF matrices packed, dequantizes the rest, and says so",
+          "[gguf][cli]") {
   const std::string dir = model_tmpdir("gguf_cli_q4");
   const std::string file = dir + "/model.gguf";
   REQUIRE(run_porta("gen-checkpoint --kind qwen3_moe --out " + dir + " --gguf " + file +
                     " --gguf-type q4_0")
               .exit_code == 0);
-  const CliResult run = run_porta("run --model " + file +
-                                  " --backend reference --prompt-ids 1,2 --max-new-tokens 2");
+  const CliResult run =
+      run_porta("run --model " + file + " --backend cpu --prompt-ids 1,2 --max-new-tokens 2");
   INFO(run.output);
   CHECK(run.exit_code == 0);
-  CHECK_THAT(run.output, Catch::Contains("q4_0") && Catch::Contains("to bf16 at load") &&
-                             Catch::Contains("quantized-weights work"));
+  CHECK_THAT(run.output,
+             Catch::Contains("packed, computed on in place (q4_0: blk.*.attn_q.weight") &&
+                 Catch::Contains("blk.*.ffn_gate_exps.weight") &&
+                 Catch::Contains("to bf16 at load (q4_0: token_embd.weight)") &&
+                 Catch::Contains(" 0 copied") && Catch::Contains("quantized: gguf blocks (q4_0)"));
+  const CliResult dequantized = run_porta("run --model " + file +
+                                          " --backend cpu --dequantize --prompt-ids 1,2 "
+                                          "--max-new-tokens 2");
+  INFO(dequantized.output);
+  CHECK(dequantized.exit_code == 0);
+  CHECK_THAT(dequantized.output, Catch::Contains("(--dequantize)"));
+  CHECK_THAT(dequantized.output, !Catch::Contains("quantized: gguf blocks"));
 }
 
 TEST_CASE("porta inspect lists a GGUF's metadata and tensors; corrupt files exit 1",

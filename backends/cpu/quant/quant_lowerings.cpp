@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "cpu_kernel.hpp"
+#include "ggml/ggml_linear.hpp"
 #include "moe/moe_cpu.hpp"
 #include "quant/quant_cpu.hpp"
 #include "quant/quant_refs.hpp"
@@ -111,6 +112,8 @@ class QuantKernelBase : public CpuKernel {
               std::int64_t rows, std::int64_t out_features, std::int64_t k, float* y) const {
     const QuantMatrix w =
         quant_matrix(ctx, node_, quant_inputs(node_, which), expert, out_features, k);
+    // ggml blocks (GGUF weights kept packed) run on backends/cpu/ggml.
+    if (w.scheme.format == QuantFormat::GgmlBlocks) return ggml::blocks_linear(x, rows, w, y);
     quant_linear(x, rows, w, attrs_.activation, params_, y);
   }
   // Ragged: block e of rows (offsets) through expert e, all experts in one parallel region;
@@ -126,7 +129,10 @@ class QuantKernelBase : public CpuKernel {
         blocks.push_back(
             {quant_matrix(ctx, node_, in, static_cast<std::int64_t>(e), out_features, k),
              offsets[e], offsets[e + 1] - offsets[e]});
-    quant::quant_linear_blocks(x, k, blocks, out_features, attrs_.activation, params_, y.data());
+    if (attrs_.scheme.format == QuantFormat::GgmlBlocks)  // read in place by the block kernels
+      ggml::blocks_linear_experts(x, k, blocks, out_features, y.data());
+    else
+      quant::quant_linear_blocks(x, k, blocks, out_features, attrs_.activation, params_, y.data());
     return y;
   }
   static void store(const TensorRef& out, std::span<const float> values) {

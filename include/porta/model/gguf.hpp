@@ -6,8 +6,9 @@
 // gguf_hf_tensors() produces every tensor the config implies under its Hugging Face name and
 // shape: GGUF's merged expert tensors are sliced per expert, llama's permuted q/k rows put back,
 // deepseek2's split attn_k_b/attn_v_b recombined into kv_b_proj. f32/f16/bf16 tensors whose
-// layout needs no change stay views of the mapping; block-quantized tensors are dequantized at
-// load (packed in-place compute comes with the quantized-weights work). The export direction
+// layout needs no change stay views of the mapping; matrices in a block type with cpu kernels
+// (q8_0, q4_0, q4_K, q6_K) stay packed as views of the mapping too (ggml-block quantized weights,
+// include/porta/quant.hpp), other block types are dequantized at load. The export direction
 // (gguf_from_hf) writes a porta model as a GGUF the way llama.cpp's converter lays it out.
 #pragma once
 
@@ -20,6 +21,7 @@
 
 #include <porta/gguf.hpp>
 #include <porta/model/model.hpp>
+#include <porta/quant.hpp>
 
 PORTA_API_BEGIN
 namespace porta::model {
@@ -34,23 +36,42 @@ ModelConfig gguf_config(const gguf::GgufFile& file);
 
 struct GgufTensors {
   std::map<std::string, Tensor> tensors;  // Hugging Face names
+  // Matrices kept as ggml blocks (keep_blocks): views of the mapping under their Hugging Face
+  // names, never also in `tensors`; `block_sources` names the GGUF tensor of each.
+  std::map<std::string, QuantizedTensor> blocks;
+  std::map<std::string, std::string> block_sources;
   // GGUF tensors that were dequantized, with their ggml type names, in file order.
   std::vector<std::pair<std::string, std::string>> dequantized;
-  std::uint64_t mapped_bytes = 0;  // bytes used as views of the mapping
+  // GGUF tensors kept packed, with their ggml type names, in file order.
+  std::vector<std::pair<std::string, std::string>> packed;
+  std::uint64_t mapped_bytes = 0;  // bytes used as views of the mapping (float and blocks)
+  // The Hugging Face names (of `tensors` and `blocks`) that are not views of the mapping, and
+  // why: "dequantized", or what the copy was made for.
+  std::map<std::string, std::string> made;
 };
+inline constexpr const char* kGgufDequantized = "dequantized";
+// The block types whose matrices gguf_hf_tensors keeps packed: those with cpu block kernels.
+bool gguf_keeps_packed(gguf::GgmlType type) noexcept;
 // Every tensor `config` implies, from `file`. Block types are dequantized into `dequantize_to`
-// (f32 or bf16). Missing tensors, wrong shapes and types porta cannot dequantize are errors
-// naming the GGUF tensor (and the Hugging Face name it stands for).
+// (f32 or bf16), except, with `keep_blocks`, the matrices (every rank-2 weight but the
+// embedding table and MLA's kv_b) of a type gguf_keeps_packed(), which go into `blocks`.
+// Missing tensors, wrong shapes and types porta cannot dequantize are errors naming the GGUF
+// tensor (and the Hugging Face name it stands for).
 GgufTensors gguf_hf_tensors(const gguf::GgufFile& file, const ModelConfig& config,
-                            DType dequantize_to = DType::BF16);
+                            DType dequantize_to = DType::BF16, bool keep_blocks = false);
 
 struct GgufLoadOptions {
   LoadOptions load;
   DType dequantize_to = DType::BF16;
+  // Matrices in q8_0, q4_0, q4_K and q6_K stay packed and are computed on in place (quant_matmul
+  // and quant_moe_experts over ggml blocks); false dequantizes them at load like the other block
+  // types. LoadOptions::dequantize = true dequantizes them too.
+  bool keep_blocks = true;
 };
 struct GgufLoadReport {
   std::size_t dequantized_tensors = 0;
-  std::string summary;  // one line for `porta run`, empty when nothing was dequantized
+  std::size_t packed_tensors = 0;  // GGUF tensors kept as ggml blocks
+  std::string summary;  // lines for `porta run`, empty when nothing was dequantized or packed
 };
 Model load_gguf(const std::string& path, const GgufLoadOptions& options = {},
                 GgufLoadReport* report = nullptr);

@@ -1,0 +1,130 @@
+// The linear layers of the quantized ops over ggml blocks: block_matmul for whole matrices, a
+// single parallel loop over every weight row of the decode-sized expert blocks, dequantized f32
+// panels through oneDNN's sgemm for long prompts, and exact row dequantization for the types
+// without block kernels.
+#include "ggml/ggml_linear.hpp"
+
+#include <atomic>
+#include <vector>
+
+#include <fmt/format.h>
+#include <oneapi/dnnl/dnnl.h>
+
+#include <porta/error.hpp>
+
+#include "ggml/block_dot.hpp"
+
+namespace porta::detail::cpu::ggml {
+
+namespace {
+
+// Blocks with fewer rows than this decode the weight rows in registers, one dot per row of x
+// (block_matmul's own cut-off between its decode and prefill loops).
+constexpr std::int64_t kSmallBlockRows = 4;
+
+const std::byte* bytes_of(const QuantMatrix& w) { return static_cast<const std::byte*>(w.data); }
+
+// The types without block kernels (q4_1, q5_*, q2_K, q3_K, q5_K, iq4_*): each weight row
+// dequantized exactly (gguf::dequantize), then Σ w·x in f32 in element order for every row of x,
+// the definition the kernels are held to. Threads split the weight rows.
+void dequantized_rows(const QuantMatrix& w, const float* x, std::int64_t ldx, std::int64_t rows,
+                      float* y, std::int64_t ldy) {
+  const std::size_t row_bytes =
+      gguf::row_bytes(w.scheme.ggml_type, static_cast<std::uint64_t>(w.k));
+#pragma omp parallel
+  {
+    std::vector<float> decoded(static_cast<std::size_t>(w.k));
+#pragma omp for schedule(static)
+    for (std::int64_t n = 0; n < w.n; ++n) {
+      gguf::dequantize(w.scheme.ggml_type,
+                       {bytes_of(w) + static_cast<std::size_t>(n) * row_bytes, row_bytes}, decoded);
+      for (std::int64_t r = 0; r < rows; ++r) {
+        float sum = 0;
+        for (std::int64_t c = 0; c < w.k; ++c) sum += decoded[static_cast<std::size_t>(c)] * x[r * ldx + c];
+        y[r * ldy + n] = sum;
+      }
+    }
+  }
+}
+
+// Rows of x from which a weight matrix is multiplied as dequantized f32 panels by a GEMM.
+constexpr std::int64_t kGemmRows = 16;
+// Weight rows per panel: 64 rows of 2048 f32 are 512 KiB, in L2 while every row of x meets them.
+constexpr std::int64_t kPanelRows = 64;
+
+// Prefill: panels of weight rows, each dequantized exactly into f32 by the thread that owns it
+// and multiplied by every row of x with oneDNN's row-major sgemm (single-threaded inside the
+// region, as moe/expert_gemm.cpp does), so long prompts run at f32 GEMM speed and every block
+// is decoded once per call.
+void gemm_rows(const QuantMatrix& w, const float* x, std::int64_t ldx, std::int64_t rows, float* y,
+               std::int64_t ldy) {
+  const std::size_t row_bytes =
+      gguf::row_bytes(w.scheme.ggml_type, static_cast<std::uint64_t>(w.k));
+  const std::int64_t panels = (w.n + kPanelRows - 1) / kPanelRows;
+  std::atomic<int> status{dnnl_success};
+#pragma omp parallel
+  {
+    std::vector<float> panel(static_cast<std::size_t>(kPanelRows * w.k));
+#pragma omp for schedule(dynamic)
+    for (std::int64_t p = 0; p < panels; ++p) {
+      const std::int64_t n0 = p * kPanelRows, count = std::min(kPanelRows, w.n - n0);
+      for (std::int64_t i = 0; i < count; ++i)
+        gguf::dequantize(w.scheme.ggml_type,
+                         {bytes_of(w) + static_cast<std::size_t>(n0 + i) * row_bytes, row_bytes},
+                         {panel.data() + i * w.k, static_cast<std::size_t>(w.k)});
+      const dnnl_status_t s = dnnl_sgemm('N', 'T', rows, count, w.k, 1.0f, x, ldx, panel.data(),
+                                         w.k, 0.0f, y + n0, ldy);
+      if (s != dnnl_success) status = s;
+    }
+  }
+  if (status != dnnl_success)
+    throw Error(ErrorCode::Backend,
+                fmt::format("cpu backend: ggml {} GEMM {}x{}x{}: oneDNN sgemm failed (status {})",
+                            gguf::type_name(w.scheme.ggml_type), rows, w.n, w.k,
+                            static_cast<int>(status.load())));
+}
+
+}  // namespace
+
+void blocks_linear(const float* x, std::int64_t rows, const QuantMatrix& w, float* y) {
+  if (rows == 0 || w.n == 0) return;
+  if (rows >= kGemmRows) return gemm_rows(w, x, w.k, rows, y, w.n);
+  if (!has_block_kernel(w.scheme.ggml_type)) return dequantized_rows(w, x, w.k, rows, y, w.n);
+  block_matmul(best_block_isa(), w.scheme.ggml_type, bytes_of(w), w.n, w.k, x, w.k, rows, y, w.n);
+}
+
+void blocks_linear_experts(const float* x, std::int64_t k,
+                           std::span<const quant::QuantBlock> experts, std::int64_t out_features,
+                           float* y) {
+  std::vector<const quant::QuantBlock*> small;
+  for (const quant::QuantBlock& e : experts) {
+    if (e.count == 0) continue;
+    if (e.count >= kGemmRows) {
+      gemm_rows(e.w, x + e.first * k, k, e.count, y + e.first * out_features, out_features);
+      continue;
+    }
+    if (!has_block_kernel(e.w.scheme.ggml_type)) {
+      dequantized_rows(e.w, x + e.first * k, k, e.count, y + e.first * out_features, out_features);
+      continue;
+    }
+    if (e.count >= kSmallBlockRows)
+      block_matmul(best_block_isa(), e.w.scheme.ggml_type, bytes_of(e.w), e.w.n, k,
+                   x + e.first * k, k, e.count, y + e.first * out_features, out_features);
+    else
+      small.push_back(&e);
+  }
+  if (small.empty()) return;
+  const BlockIsa isa = best_block_isa();
+  const auto total = static_cast<std::int64_t>(small.size()) * out_features;
+#pragma omp parallel for schedule(static)
+  for (std::int64_t i = 0; i < total; ++i) {
+    const quant::QuantBlock& e = *small[static_cast<std::size_t>(i / out_features)];
+    const std::int64_t n = i % out_features;
+    const std::size_t row_bytes = gguf::row_bytes(e.w.scheme.ggml_type, static_cast<std::uint64_t>(k));
+    const std::byte* row = bytes_of(e.w) + static_cast<std::size_t>(n) * row_bytes;
+    for (std::int64_t r = e.first; r < e.first + e.count; ++r)
+      y[r * out_features + n] = block_dot(isa, e.w.scheme.ggml_type, row, x + r * k, k);
+  }
+}
+
+}  // namespace porta::detail::cpu::ggml

@@ -1,0 +1,28 @@
+// The quantized ops' path for weights kept as ggml blocks (QuantFormat::GgmlBlocks, a GGUF's
+// tensors used from the mapping): the linear layer and its per-expert form on the block kernels
+// of block_dot.hpp (q8_0, q4_0, q4_K, q6_K; from 16 rows of activations on, exactly dequantized
+// f32 panels of weight rows through oneDNN's sgemm), and for the other block types each weight row
+// dequantized exactly and multiplied in f32 (correct, not fast: the GGUF importer dequantizes
+// those types at load); weight-only, f32 activations and accumulation.
+#pragma once
+
+#include <cstdint>
+#include <span>
+
+#include "quant/quant_cpu.hpp"
+#include "quant/quant_math.hpp"
+
+namespace porta::detail::cpu::ggml {
+
+// y[m, n] = Σ_k x[m, k] · W[n, k] for x [rows, w.k] f32 and y [rows, w.n] f32.
+void blocks_linear(const float* x, std::int64_t rows, const QuantMatrix& w, float* y);
+
+// The experts of a ragged grouped matmul: x [rows, k], y [rows, out_features] (rows outside every
+// block are left as they are). Decode-sized blocks (a few rows each, the common case: top-k
+// experts of one token) share one parallel loop over all their weight rows, so each projection
+// pays for one OpenMP region; larger blocks run the prefill path one expert at a time.
+// Each block: rows [first, first + count) of x through its expert's matrix.
+void blocks_linear_experts(const float* x, std::int64_t k, std::span<const quant::QuantBlock> experts,
+                           std::int64_t out_features, float* y);
+
+}  // namespace porta::detail::cpu::ggml

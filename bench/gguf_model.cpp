@@ -1,0 +1,166 @@
+// porta-bench-gguf-model: a DeepSeek-V2-Lite-shaped model (hidden 2048, 1 dense + N MoE layers
+// of 64 experts of 1408, top-6, 2 shared; MLA kv_lora 512; small vocab) written as GGUF in q8_0
+// and q4_K by porta's own writer (llama.cpp's converter layout), loaded with its matrices kept
+// packed (ggml blocks computed in place) and, side by side in one run, the same weights in bf16.
+// Reports prefill and decode tokens/s, and decode's bytes of weights read per token next to the
+// bandwidth bound (those bytes / a streaming-read bandwidth measured in the same run).
+//
+//   porta-bench-gguf-model [--quick] [--backend cpu] [--layers 2] [--experts 64] [--vocab 32000]
+//                          [--prompt 32] [--steps 8] [--reps 3] [--dir /tmp/porta-bench-gguf]
+// --quick: 16 experts, vocab 8000, 16 prompt tokens, 4 steps.
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include <porta/model/checkpoint_gen.hpp>
+#include <porta/model/generate.hpp>
+#include <porta/model/gguf.hpp>
+
+#include "timing.hpp"
+
+namespace {
+
+using porta_bench::Clock;
+using porta_bench::median;
+using porta_bench::seconds_since;
+
+struct Subject {
+  std::string label;
+  porta::model::Model model;
+  std::unique_ptr<porta::model::Session> session;
+  std::vector<double> prefill_s, decode_s;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string backend = "cpu", dir = "/tmp/porta-bench-gguf";
+  long layers = 2, experts = 64, vocab = 32000, prompt_len = 32, steps = 8, reps = 3;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) {
+        fmt::print(stderr, "{} needs a value\n", a);
+        std::exit(2);
+      }
+      return argv[++i];
+    };
+    if (a == "--quick") {
+      experts = 16;
+      vocab = 8000;
+      prompt_len = 16;
+      steps = 4;
+    } else if (a == "--backend") {
+      backend = value();
+    } else if (a == "--layers") {
+      layers = std::stol(value());
+    } else if (a == "--experts") {
+      experts = std::stol(value());
+    } else if (a == "--vocab") {
+      vocab = std::stol(value());
+    } else if (a == "--prompt") {
+      prompt_len = std::stol(value());
+    } else if (a == "--steps") {
+      steps = std::stol(value());
+    } else if (a == "--reps") {
+      reps = std::stol(value());
+    } else if (a == "--dir") {
+      dir = value();
+    } else {
+      fmt::print(stderr,
+                 "usage: porta-bench-gguf-model [--quick] [--backend NAME] [--layers N] "
+                 "[--experts N] [--vocab N] [--prompt N] [--steps N] [--reps N] [--dir DIR]\n");
+      return 2;
+    }
+  }
+  try {
+    using namespace porta;
+    // DeepSeek-V2-Lite's published config, cut to `layers` layers and `vocab` tokens, with
+    // `experts` routed experts (the same per-token work; fewer bytes to write and map).
+    model::ModelConfig config = model::parse_config(
+        model::real_config_json("deepseek-v2-lite", layers, vocab), "deepseek-v2-lite");
+    config.num_experts = experts;
+    std::filesystem::create_directories(dir);
+    std::vector<Subject> subjects;
+    {
+      auto start = Clock::now();
+      const auto weights = model::random_weights(config, {.seed = 1, .dtype = DType::BF16});
+      fmt::print("model: V2-Lite-shaped, hidden 2048, {} layers (1 dense + {} MoE, {} experts of "
+                 "1408, top-6, 2 shared), MLA kv_lora 512, vocab {} (generated in {:.1f} s)\n",
+                 layers, layers - 1, experts, vocab, seconds_since(start));
+      for (const auto type : {gguf::GgmlType::Q8_0, gguf::GgmlType::Q4_K}) {
+        const std::string path =
+            fmt::format("{}/v2_lite_shaped_{}.gguf", dir, gguf::type_name(type));
+        start = Clock::now();
+        model::write_gguf_model(path, config, weights, {.matrix_type = type});
+        fmt::print("wrote {} ({:.2f} GB) in {:.1f} s\n", path,
+                   static_cast<double>(std::filesystem::file_size(path)) / 1e9,
+                   seconds_since(start));
+        model::GgufLoadReport report;
+        subjects.push_back({std::string(gguf::type_name(type)), model::load_gguf(path, {}, &report),
+                            nullptr, {}, {}});
+        fmt::print("{}\n", report.summary);
+      }
+      const std::map<std::string, Tensor> by_name(weights.begin(), weights.end());
+      subjects.insert(subjects.begin(),
+                      {"bf16", model::Model::from_tensors(config, by_name), nullptr, {}, {}});
+    }
+    const double gbps = porta_bench::streaming_read_gbps();
+    fmt::print("streaming read bandwidth: {:.1f} GB/s ({} threads)\n", gbps,
+               std::thread::hardware_concurrency());
+    for (Subject& s : subjects) {
+      s.session = std::make_unique<model::Session>(
+          s.model,
+          model::SessionOptions{.backend = backend, .capacity = prompt_len + steps + 1});
+      s.session->prepare(prompt_len, false);
+      s.session->prepare(1, true);
+    }
+    std::vector<std::int32_t> prompt(static_cast<std::size_t>(prompt_len));
+    for (long i = 0; i < prompt_len; ++i)
+      prompt[static_cast<std::size_t>(i)] = static_cast<std::int32_t>((i * 7919 + 13) % vocab);
+    const auto v = static_cast<std::size_t>(vocab);
+    // The subjects take turns within each repetition, so that each sees the same machine load.
+    for (long rep = 0; rep <= reps; ++rep)
+      for (Subject& s : subjects) {
+        s.session->reset();
+        auto t0 = Clock::now();
+        Tensor logits = s.session->forward(prompt);
+        if (rep > 0) s.prefill_s.push_back(seconds_since(t0));  // rep 0 warms up
+        std::int32_t next = model::argmax(
+            {logits.data_as<float>() + static_cast<std::size_t>(logits.shape()[0] - 1) * v, v});
+        for (long step = 0; step < steps; ++step) {
+          t0 = Clock::now();
+          logits = s.session->forward({&next, 1});
+          if (rep > 0) s.decode_s.push_back(seconds_since(t0));
+          next = model::argmax({logits.data_as<float>(), v});
+        }
+      }
+    fmt::print("\n| weights | weight GB | prefill T={} tok/s | decode tok/s | GB read/token | "
+               "bound ms | decode ms | of bound | decode vs bf16 | prefill vs bf16 |\n",
+               prompt_len);
+    fmt::print("|---|---|---|---|---|---|---|---|---|---|\n");
+    const double bf16_decode = median(subjects.front().decode_s);
+    const double bf16_prefill = median(subjects.front().prefill_s);
+    for (const Subject& s : subjects) {
+      const double prefill = median(s.prefill_s), decode = median(s.decode_s);
+      const double step_gb = static_cast<double>(s.model.decode_bytes_per_token()) / 1e9;
+      const double bound = step_gb / gbps;
+      fmt::print("| {} | {:.2f} | {:.1f} | {:.2f} | {:.3f} | {:.1f} | {:.1f} | {:.0f}% | {:.2f}x | "
+                 "{:.2f}x |\n",
+                 s.label, static_cast<double>(s.model.weight_bytes()) / 1e9, prompt_len / prefill,
+                 1.0 / decode, step_gb, bound * 1e3, decode * 1e3, 100.0 * bound / decode,
+                 bf16_decode / decode, bf16_prefill / prefill);
+    }
+    fmt::print("(medians of {} prefills and {} decode steps per subject, after one warm-up)\n",
+               reps, reps * steps);
+    return 0;
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "porta-bench-gguf-model: {}\n", e.what());
+    return 1;
+  }
+}

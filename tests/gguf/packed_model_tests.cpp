@@ -1,0 +1,159 @@
+// GGUF models with their matrices kept packed: q8_0 and q4_K weights are views of the file's
+// mapping (no copy) computed on in place by the quantized ops, and the logits equal those of the
+// same file dequantized at load within the block kernels' rounding.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+
+#include <nlohmann/json.hpp>
+
+#include <porta/gguf.hpp>
+#include <porta/model/gguf.hpp>
+
+#include "gguf/gguf_test_support.hpp"
+#include "model/model_test_support.hpp"
+
+namespace gguf_packed_model_tests {
+
+using namespace porta;
+using gguf::GgmlType;
+using gguf::GgufFile;
+
+namespace {
+
+// The tiny DeepSeek-V2-Lite-style model with a hidden width of 256, so that most projections
+// hold whole K-quant super-blocks; rows that do not (o_proj's 64, the experts' down 288, as
+// V2-Lite's 1408) fall back to q8_0 and kv_b's 16-wide ones to f16, as llama.cpp's quantizer
+// does: the routed experts mix q4_K gate and up with a q8_0 down.
+test::TinyModel wide_v2(std::uint64_t seed) {
+  auto j = nlohmann::json::parse(model::tiny_config_json("deepseek_v2"));
+  j["hidden_size"] = 256;
+  j["intermediate_size"] = 256;
+  j["moe_intermediate_size"] = 288;
+  test::TinyModel m;
+  m.config_json = j.dump();
+  m.config = model::parse_config(m.config_json, "deepseek_v2");
+  m.tensors = model::random_weights(m.config, {.seed = seed, .dtype = DType::F32});
+  return m;
+}
+
+std::string write(const test::TinyModel& m, const std::string& name, GgmlType type) {
+  const auto path = gguf::test::gguf_tmp(name);
+  model::write_gguf_model(path, m.config, m.tensors, {.matrix_type = type});
+  return path;
+}
+
+double relative_max_diff(const std::vector<float>& got, const std::vector<float>& want) {
+  double diff = 0, scale = 0;
+  for (std::size_t i = 0; i < want.size(); ++i) {
+    diff = std::max(diff, std::fabs(double(got[i]) - want[i]));
+    scale = std::max(scale, std::fabs(double(want[i])));
+  }
+  return diff / scale;
+}
+
+}  // namespace
+
+TEST_CASE("GGUF q8_0 and q4_K matrices are views of the mapping, not copies", "[gguf][packed]") {
+  struct Case {
+    const char* label;
+    test::TinyModel m;
+    GgmlType type;
+  };
+  const Case cases[] = {{"q8_0", test::tiny_model("deepseek_v2", 3, DType::F32), GgmlType::Q8_0},
+                        {"q4_K", wide_v2(4), GgmlType::Q4_K}};
+  for (const Case& c : cases) {
+    DYNAMIC_SECTION(c.label) {
+      const std::string path = write(c.m, std::string("packed_") + c.label + ".gguf", c.type);
+      const GgufFile file = GgufFile::open(path);
+      const model::GgufTensors t =
+          model::gguf_hf_tensors(file, c.m.config, DType::F32, /*keep_blocks=*/true);
+      int of_type = 0, experts = 0;
+      for (const auto& [hf, q] : t.blocks) {
+        INFO(hf);
+        const std::string& source = t.block_sources.at(hf);
+        const auto bytes = file.data(source);
+        const auto* at = static_cast<const std::byte*>(q.data.data());
+        // Inside the GGUF tensor's own bytes in the mapping, whole rows at a row boundary.
+        CHECK(at >= bytes.data());
+        CHECK(at + q.data.nbytes() <= bytes.data() + bytes.size());
+        CHECK((at - bytes.data()) % static_cast<std::ptrdiff_t>(q.data.nbytes()) == 0);
+        CHECK(t.made.count(hf) == 0);
+        CHECK(q.scheme.ggml_type == file.tensor(source).type);
+        of_type += q.scheme.ggml_type == c.type;
+        experts += hf.find(".experts.") != std::string::npos;
+        CHECK(t.tensors.count(hf) == 0);
+      }
+      CHECK(of_type > 0);
+      CHECK(experts == 3 * 8 * 2);  // gate, up and down of 8 experts in 2 MoE layers
+      // The embedding table is gathered by rows, so it is dequantized; the rest stays packed.
+      CHECK(t.tensors.count("model.embed_tokens.weight") == 1);
+      CHECK(t.made.at("model.embed_tokens.weight") == model::kGgufDequantized);
+
+      model::GgufLoadReport report;
+      const model::Model packed = model::load_gguf(path, {}, &report);
+      CHECK(report.packed_tensors == t.packed.size());
+      CHECK_THAT(report.summary, Catch::Contains("kept") && Catch::Contains("packed"));
+      const model::LoadStats& s = packed.stats();
+      std::uint64_t packed_bytes = 0;
+      for (const auto& [name, type] : t.packed) packed_bytes += file.tensor(name).nbytes;
+      CHECK(s.quantized_bytes == packed_bytes);
+      // The only copy is MLA's kv_b split, which every checkpoint makes.
+      for (const auto& [why, n] : s.copies) CHECK_THAT(why, Catch::Contains("kv_b_proj"));
+      CHECK(s.dequantized_bytes > 0);  // the embedding table
+      CHECK_THAT(packed.quant_format(), Catch::Contains(std::string(gguf::type_name(c.type))));
+      REQUIRE(packed.quantized_weight("model.layers.1.moe.experts.up") != nullptr);
+      CHECK(packed.quantized_weight("model.layers.1.moe.experts.up")->weight.data.shape()[0] == 8);
+      CHECK(packed.quantized_weight("model.layers.1.moe.experts.up")->weight.scheme.ggml_type ==
+            c.type);
+      CHECK(packed.quantized_weight("model.layers.1.moe.experts.down")->weight.scheme.ggml_type ==
+            GgmlType::Q8_0);
+    }
+  }
+}
+
+TEST_CASE("GGUF logits from packed blocks equal the dequantized file's within the kernels' rounding",
+          "[gguf][packed]") {
+  struct Case {
+    const char* label;
+    test::TinyModel m;
+    GgmlType type;
+  };
+  const Case cases[] = {{"deepseek_v2 q8_0", test::tiny_model("deepseek_v2", 5, DType::F32),
+                         GgmlType::Q8_0},
+                        {"mixtral q8_0", test::tiny_model("mixtral", 5, DType::F32), GgmlType::Q8_0},
+                        {"deepseek_v2 q4_K (q8_0 expert down)", wide_v2(6), GgmlType::Q4_K}};
+  for (const Case& c : cases) {
+    DYNAMIC_SECTION(c.label) {
+      const std::string path = write(c.m, std::string("logits_") + c.label + ".gguf", c.type);
+      model::GgufLoadReport report;
+      const model::Model packed = model::load_gguf(path, {.dequantize_to = DType::F32}, &report);
+      REQUIRE(report.packed_tensors > 0);
+      // Dequantized to f32, the weights are exactly the blocks' values.
+      const model::Model exact =
+          model::load_gguf(path, {.dequantize_to = DType::F32, .keep_blocks = false});
+      REQUIRE(exact.quantized_weight_names().empty());
+      const auto prompt = test::prompt_ids();
+      for (const std::string backend : {"reference", "cpu"}) {
+        INFO(backend);
+        const auto got = test::porta_logits(packed, prompt, backend).to_f32();
+        const auto want = test::porta_logits(exact, prompt, backend).to_f32();
+        REQUIRE(got.size() == want.size());
+        // Each product is within 1e-6 of its magnitude (the kernels' bound); a few layers of
+        // norms and softmaxes carry that to the logits at about the same size.
+        CHECK(relative_max_diff(got, want) < 1e-5);
+      }
+      if (std::string(c.label).starts_with("mixtral"))
+        CHECK(packed.stats().copies.count("llama q/k rows reordered (packed blocks)") == 1);
+      // --dequantize still dequantizes them.
+      model::GgufLoadReport dq;
+      const model::Model dequantized = model::load_gguf(
+          path, {.load = {.dequantize = true}, .dequantize_to = DType::F32}, &dq);
+      CHECK(dequantized.quantized_weight_names().empty());
+      CHECK(dq.packed_tensors == 0);
+      CHECK_THAT(dq.summary, Catch::Contains("(--dequantize)"));
+    }
+  }
+}
+
+}  // namespace gguf_packed_model_tests
