@@ -50,7 +50,7 @@ void dequantized_rows(const QuantMatrix& w, const float* x, std::int64_t ldx, st
 // Rows of x from which a weight matrix is multiplied as dequantized f32 panels by a GEMM.
 constexpr std::int64_t kGemmRows = 16;
 // Weight rows per panel: 64 rows of 2048 f32 are 512 KiB, in L2 while every row of x meets them.
-constexpr std::int64_t kPanelRows = 64;
+constexpr std::int64_t kSgemmPanelRows = 64;
 
 // Prefill: panels of weight rows, each dequantized exactly into f32 by the thread that owns it
 // and multiplied by every row of x with oneDNN's row-major sgemm (single-threaded inside the
@@ -60,14 +60,14 @@ void gemm_rows(const QuantMatrix& w, const float* x, std::int64_t ldx, std::int6
                std::int64_t ldy) {
   const std::size_t row_bytes =
       gguf::row_bytes(w.scheme.ggml_type, static_cast<std::uint64_t>(w.k));
-  const std::int64_t panels = (w.n + kPanelRows - 1) / kPanelRows;
+  const std::int64_t panels = (w.n + kSgemmPanelRows - 1) / kSgemmPanelRows;
   std::atomic<int> status{dnnl_success};
 #pragma omp parallel
   {
-    std::vector<float> panel(static_cast<std::size_t>(kPanelRows * w.k));
+    std::vector<float> panel(static_cast<std::size_t>(kSgemmPanelRows * w.k));
 #pragma omp for schedule(dynamic)
     for (std::int64_t p = 0; p < panels; ++p) {
-      const std::int64_t n0 = p * kPanelRows, count = std::min(kPanelRows, w.n - n0);
+      const std::int64_t n0 = p * kSgemmPanelRows, count = std::min(kSgemmPanelRows, w.n - n0);
       for (std::int64_t i = 0; i < count; ++i)
         gguf::dequantize(w.scheme.ggml_type,
                          {bytes_of(w) + static_cast<std::size_t>(n0 + i) * row_bytes, row_bytes},
