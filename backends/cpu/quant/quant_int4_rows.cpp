@@ -20,8 +20,11 @@ namespace {
 constexpr std::int64_t kChunk = 32;  // weights per 16 packed bytes
 
 __attribute__((target("avx512f"))) inline float lane_total(__m512 v) {
-  const __m256 h = _mm256_add_ps(_mm512_castps512_ps256(v),
-                                 _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+  // Zero-masked extracts: GCC 12 at -Og flags the unmasked ones' undefined pass-through operand
+  // (-Wuninitialized); the values are the same.
+  const __m512d d = _mm512_castps_pd(v);
+  const __m256 h = _mm256_add_ps(_mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xF, d, 0)),
+                                 _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xF, d, 1)));
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
   s = _mm_add_ps(s, _mm_movehl_ps(s, s));
   return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
