@@ -13,6 +13,7 @@
 #include "../../backends/cpu/quant/quant_cpu.hpp"
 #include "check/conformance.hpp"
 #include "core/error_check.hpp"
+#include "quant/quant_test_support.hpp"
 
 namespace cpu_quant_tests {
 
@@ -21,19 +22,13 @@ namespace q = porta::detail::cpu::quant;
 
 namespace {
 
+using quant_test::make_scheme;
+
 // Restores the default path however a test ends.
 struct ForcedIsa {
   explicit ForcedIsa(q::QuantIsa isa) { q::set_quant_isa(isa); }
   ~ForcedIsa() { q::set_quant_isa(std::nullopt); }
 };
-
-QuantScheme make_scheme(QuantFormat f, std::int64_t group = 0, bool asym = false) {
-  QuantScheme s;
-  s.format = f;
-  s.group_k = group;
-  s.zero_point = asym;
-  return s;
-}
 
 Tensor random_f32(Shape shape, std::uint32_t seed) {
   std::mt19937 rng(seed);

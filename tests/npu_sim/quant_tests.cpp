@@ -9,6 +9,7 @@
 
 #include <porta/npu_sim.hpp>
 #include <porta/porta.hpp>
+#include "quant/quant_test_support.hpp"
 
 namespace npu_sim_quant_tests {
 
@@ -17,37 +18,17 @@ namespace sim = porta::npu_sim;
 
 namespace {
 
-QuantScheme scheme(QuantFormat f, std::int64_t group = 0, bool asym = false,
-                   DType scale = DType::F32) {
-  QuantScheme s;
-  s.format = f;
-  s.group_k = group;
-  s.zero_point = asym;
-  s.scale_dtype = scale;
-  return s;
-}
-
-Tensor random_tensor(Shape shape, std::uint32_t seed, DType t = DType::F32) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
-  std::vector<float> v(static_cast<std::size_t>(shape.numel()));
-  for (auto& x : v) x = dist(rng);
-  return Tensor::from_f32(std::move(shape), t, v);
-}
-
-std::vector<float> run_on(const Graph& g, const std::map<std::string, Tensor>& inputs,
-                          const std::string& backend) {
-  auto out = compile(g, {.backend = backend, .fallback = ""}).run(inputs);
-  return out.begin()->second.to_f32();
-}
+using quant_test::make_scheme;
+using quant_test::random_tensor;
+using quant_test::run_on;
 
 }  // namespace
 
 TEST_CASE("npu-sim W8A8 equals the reference bit for bit", "[npu-sim][quant]") {
   const std::int64_t k = 96, n = 40;
   for (DType t : {DType::F32, DType::F16, DType::BF16})
-    for (const auto& s : {scheme(QuantFormat::Int8), scheme(QuantFormat::Int8, 0, true),
-                          scheme(QuantFormat::Int8, 32, false, DType::BF16)})
+    for (const auto& s : {make_scheme(QuantFormat::Int8), make_scheme(QuantFormat::Int8, 0, true),
+                          make_scheme(QuantFormat::Int8, 32, false, DType::BF16)})
       for (auto act : {ActivationQuant::DynamicInt8, ActivationQuant::StaticInt8}) {
         INFO(dtype_name(t) << ", " << describe(s) << ", " << to_string(act));
         Graph g;
@@ -63,7 +44,7 @@ TEST_CASE("npu-sim W8A8 equals the reference bit for bit", "[npu-sim][quant]") {
   const std::int64_t experts = 3, h = 64, inner = 32;
   auto rows = g.input("rows", {7, h}, DType::F32);
   auto offsets = g.input("offsets", {experts + 1}, DType::I32);
-  auto w = g.weight("w", quantize(random_tensor({experts, n, h}, 5), scheme(QuantFormat::Int8)));
+  auto w = g.weight("w", quantize(random_tensor({experts, n, h}, 5), make_scheme(QuantFormat::Int8)));
   g.output("y", g.grouped_matmul(rows, w, offsets, ActivationQuant::DynamicInt8));
   const std::map<std::string, Tensor> in{
       {"rows", random_tensor({7, h}, 3)},
@@ -79,7 +60,7 @@ TEST_CASE("npu-sim W8A8 equals the reference bit for bit", "[npu-sim][quant]") {
   route.offsets = m.input("offsets", {experts + 1}, DType::I32);
   route.perm = m.input("perm", {8}, DType::I32);
   route.inv = m.input("inv", {8}, DType::I32);
-  const auto s8 = scheme(QuantFormat::Int8, 32);
+  const auto s8 = make_scheme(QuantFormat::Int8, 32);
   QuantMoeExpertWeights ew{m.weight("gate", quantize(random_tensor({experts, inner, h}, 1), s8)),
                            m.weight("up", quantize(random_tensor({experts, inner, h}, 2), s8)),
                            m.weight("down", quantize(random_tensor({experts, h, inner}, 4), s8))};
@@ -101,7 +82,7 @@ TEST_CASE("npu-sim weight-only antiquantizes into fp16 before the cube", "[npu-s
   // (0.1 → 0.0999755859375) and round 3 · 0.0999755859375 = 0.2999267578125, a tie between
   // fp16 neighbours, to even: 0.2998046875. The reference rounds f32(3 · 0.1f) once: 0.300048828125.
   QuantizedTensor q;
-  q.scheme = scheme(QuantFormat::Int8);
+  q.scheme = make_scheme(QuantFormat::Int8);
   q.shape = {1, 1};
   q.data = Tensor::from_vector<std::int8_t>({1, 1}, {3});
   q.scale = Tensor::from_vector<float>({1, 1}, {0.1f});
@@ -114,7 +95,7 @@ TEST_CASE("npu-sim weight-only antiquantizes into fp16 before the cube", "[npu-s
 
 TEST_CASE("npu-sim declines FP8 weights with the reason", "[npu-sim][quant]") {
   Graph g;
-  auto w = g.weight("w", quantize(random_tensor({16, 32}, 1), scheme(QuantFormat::F8E4M3)));
+  auto w = g.weight("w", quantize(random_tensor({16, 32}, 1), make_scheme(QuantFormat::F8E4M3)));
   g.output("y", g.matmul(g.input("x", {2, 32}, DType::F16), w));
   CHECK_THROWS_WITH(compile(g, {.backend = "npu-sim", .fallback = ""}),
                     Catch::Contains("no fp8"));
@@ -137,8 +118,8 @@ TEST_CASE("npu-sim times W8A8 at the int8 rate and weights at their quantized by
       g.output("y", g.matmul(x, g.weight("w", quantize(weight, *s)), act));
     return sim::simulate(g, p).report.ops.at(0);
   };
-  const auto w8 = scheme(QuantFormat::Int8);
-  const auto w4 = scheme(QuantFormat::Int4, 128, false, DType::F16);
+  const auto w8 = make_scheme(QuantFormat::Int8);
+  const auto w4 = make_scheme(QuantFormat::Int4, 128, false, DType::F16);
   // Prefill (compute-bound): the int8 cube at twice the fp16 rate, less the vector kernels.
   const auto f16_prefill = time(4096, nullptr, ActivationQuant::None);
   const auto w8a8_prefill = time(4096, &w8, ActivationQuant::DynamicInt8);

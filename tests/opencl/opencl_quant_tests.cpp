@@ -10,6 +10,7 @@
 #include <catch2/catch.hpp>
 
 #include <porta/porta.hpp>
+#include "quant/quant_test_support.hpp"
 
 namespace opencl_quant_tests {
 
@@ -17,36 +18,15 @@ using namespace porta;
 
 namespace {
 
+using quant_test::make_scheme;
+using quant_test::random_tensor;
+using quant_test::run_on;
+
 std::string opencl_device() {
   for (const auto& d : list_devices())
     if (d.name.rfind("opencl", 0) == 0 && d.available) return d.name;
   WARN("skipped: no OpenCL device is available");
   return {};
-}
-
-QuantScheme scheme(QuantFormat f, std::int64_t group = 0, bool asym = false,
-                   DType scale = DType::F32, std::int64_t block_n = 1) {
-  QuantScheme s;
-  s.format = f;
-  s.group_k = group;
-  s.zero_point = asym;
-  s.scale_dtype = scale;
-  s.block_n = block_n;
-  return s;
-}
-
-Tensor random_tensor(Shape shape, std::uint32_t seed, DType t = DType::F32) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
-  std::vector<float> v(static_cast<std::size_t>(shape.numel()));
-  for (auto& x : v) x = dist(rng);
-  return Tensor::from_f32(std::move(shape), t, v);
-}
-
-std::vector<float> run_on(const Graph& g, const std::map<std::string, Tensor>& inputs,
-                          const std::string& backend) {
-  auto out = compile(g, {.backend = backend, .fallback = ""}).run(inputs);
-  return out.begin()->second.to_f32();
 }
 
 }  // namespace
@@ -56,8 +36,8 @@ TEST_CASE("opencl W8A8 equals the reference bit for bit", "[opencl][quant]") {
   if (device.empty()) return;
   const std::int64_t k = 96, n = 38;  // n not a multiple of the kernel's 4 columns per item
   for (DType t : {DType::F32, DType::F16, DType::BF16})
-    for (const auto& s : {scheme(QuantFormat::Int8), scheme(QuantFormat::Int8, 0, true),
-                          scheme(QuantFormat::Int8, 32, false, DType::BF16)})
+    for (const auto& s : {make_scheme(QuantFormat::Int8), make_scheme(QuantFormat::Int8, 0, true),
+                          make_scheme(QuantFormat::Int8, 32, false, DType::BF16)})
       for (auto act : {ActivationQuant::DynamicInt8, ActivationQuant::StaticInt8}) {
         INFO(dtype_name(t) << ", " << describe(s) << ", " << to_string(act));
         Graph g;
@@ -67,7 +47,7 @@ TEST_CASE("opencl W8A8 equals the reference bit for bit", "[opencl][quant]") {
         CHECK(run_on(g, in, device) == run_on(g, in, "reference"));
       }
   Graph g;
-  auto w = g.weight("w", quantize(random_tensor({3, n, 64}, 5), scheme(QuantFormat::Int8, 32)));
+  auto w = g.weight("w", quantize(random_tensor({3, n, 64}, 5), make_scheme(QuantFormat::Int8, 32)));
   g.output("y", g.grouped_matmul(g.input("rows", {8, 64}, DType::F32), w,
                                  g.input("offsets", {4}, DType::I32),
                                  ActivationQuant::DynamicInt8));
@@ -95,10 +75,10 @@ TEST_CASE("opencl weight-only GEMMs dequantize int8, int4 and f8 in the kernel",
   if (device.empty()) return;
   const std::int64_t k = 160, n = 37, rows = 3;
   for (const auto& s :
-       {scheme(QuantFormat::Int8, 32, true), scheme(QuantFormat::Int4, 32, true, DType::BF16),
-        scheme(QuantFormat::Int4, 160, false, DType::F16),
-        scheme(QuantFormat::F8E4M3, 128, false, DType::F32, 16),
-        scheme(QuantFormat::F8E4M3)}) {
+       {make_scheme(QuantFormat::Int8, 32, true), make_scheme(QuantFormat::Int4, 32, true, DType::BF16),
+        make_scheme(QuantFormat::Int4, 160, false, DType::F16),
+        make_scheme(QuantFormat::F8E4M3, 128, false, DType::F32, 16),
+        make_scheme(QuantFormat::F8E4M3)}) {
     INFO(describe(s));
     const QuantizedTensor q = quantize(random_tensor({n, k}, 21), s);
     const auto w = dequantize(q).to_f32();  // the element values docs/quantization.md defines
@@ -126,7 +106,7 @@ TEST_CASE("opencl quant_grouped_matmul rejects bad offsets", "[opencl][quant]") 
   const std::string device = opencl_device();
   if (device.empty()) return;
   Graph g;
-  auto w = g.weight("w", quantize(random_tensor({2, 8, 32}, 5), scheme(QuantFormat::Int4, 32)));
+  auto w = g.weight("w", quantize(random_tensor({2, 8, 32}, 5), make_scheme(QuantFormat::Int4, 32)));
   g.output("y", g.grouped_matmul(g.input("rows", {4, 32}, DType::F32), w,
                                  g.input("offsets", {3}, DType::I32)));
   auto exe = compile(g, {.backend = device, .fallback = ""});
@@ -154,7 +134,7 @@ TEST_CASE("opencl W8A8 quant_moe_experts equals the reference bit for bit with f
   route.offsets = m.input("offsets", {experts + 1}, DType::I32);
   route.perm = m.input("perm", {8}, DType::I32);
   route.inv = m.input("inv", {8}, DType::I32);
-  const auto s8 = scheme(QuantFormat::Int8, 32, true);
+  const auto s8 = make_scheme(QuantFormat::Int8, 32, true);
   QuantMoeExpertWeights ew{m.weight("gate", quantize(random_tensor({experts, inner, h}, 1), s8)),
                            m.weight("up", quantize(random_tensor({experts, inner, h}, 2), s8)),
                            m.weight("down", quantize(random_tensor({experts, h, inner}, 4), s8))};

@@ -8,6 +8,7 @@
 #include <porta/porta.hpp>
 
 #include "core/error_check.hpp"
+#include "quant/quant_test_support.hpp"
 
 namespace quant_errors_tests {
 
@@ -15,13 +16,7 @@ using namespace porta;
 
 namespace {
 
-QuantScheme make_scheme(QuantFormat f, std::int64_t group = 0, bool asym = false) {
-  QuantScheme s;
-  s.format = f;
-  s.group_k = group;
-  s.zero_point = asym;
-  return s;
-}
+using quant_test::make_scheme;
 
 QuantizedTensor int8_weight(std::int64_t n, std::int64_t k, std::int64_t groups = 1) {
   QuantizedTensor w;

@@ -13,6 +13,7 @@
 #include <porta/quant.hpp>
 
 #include "core/error_check.hpp"
+#include "quant/quant_test_support.hpp"
 
 namespace quant_numerics_tests {
 
@@ -20,16 +21,7 @@ using namespace porta;
 
 namespace {
 
-QuantScheme make_scheme(QuantFormat f, std::int64_t group = 0, bool asym = false,
-                        DType scale = DType::F32, std::int64_t block_n = 1) {
-  QuantScheme s;
-  s.format = f;
-  s.group_k = group;
-  s.zero_point = asym;
-  s.scale_dtype = scale;
-  s.block_n = block_n;
-  return s;
-}
+using quant_test::make_scheme;
 
 QuantizedTensor make(const QuantScheme& s, Shape shape, Tensor data, Tensor scale,
                      Tensor zero = {}) {

@@ -10,6 +10,7 @@
 #include <catch2/catch.hpp>
 
 #include <porta/porta.hpp>
+#include "quant/quant_test_support.hpp"
 
 namespace quant_ops_tests {
 
@@ -17,13 +18,7 @@ using namespace porta;
 
 namespace {
 
-QuantScheme make_scheme(QuantFormat f, std::int64_t group = 0, bool asym = false) {
-  QuantScheme s;
-  s.format = f;
-  s.group_k = group;
-  s.zero_point = asym;
-  return s;
-}
+using quant_test::make_scheme;
 
 Tensor random_f32(Shape shape, std::uint32_t seed, float lo = -1.0f, float hi = 1.0f) {
   std::mt19937 rng(seed);
