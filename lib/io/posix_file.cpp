@@ -1,6 +1,8 @@
 #include "io/posix_file.hpp"
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 
 #include <fcntl.h>
@@ -110,6 +112,20 @@ std::shared_ptr<MappedFile> MappedFile::map(const InputFile& file) {
       ::mmap(nullptr, file.size(), PROT_READ | PROT_WRITE, MAP_PRIVATE, file.descriptor(), 0);
   if (address == MAP_FAILED) throw_os_error("map", file.path());
   return std::shared_ptr<MappedFile>(new MappedFile(static_cast<std::byte*>(address), file.size()));
+}
+
+std::size_t prefault_readable(const void* data, std::size_t bytes) {
+  if (data == nullptr || bytes == 0) return 0;
+  const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const auto begin = reinterpret_cast<std::uintptr_t>(data) / page * page;
+  const auto end = reinterpret_cast<std::uintptr_t>(data) + bytes;
+#ifdef MADV_POPULATE_READ
+  if (::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_POPULATE_READ) == 0) return bytes;
+#endif
+  // Kernels without MADV_POPULATE_READ (EINVAL): touch each page; the fault maps its neighbours.
+  for (std::uintptr_t at = begin; at < end; at += page)
+    static_cast<void>(*reinterpret_cast<const volatile std::byte*>(std::max(at, end - bytes)));
+  return bytes;
 }
 
 MappedFile::~MappedFile() {

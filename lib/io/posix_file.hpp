@@ -76,4 +76,11 @@ class MappedFile {
   std::size_t size_ = 0;
 };
 
+// Maps the pages of [data, data + bytes) of a file mapping into this process's page tables now
+// (MADV_POPULATE_READ, Linux 5.14; older kernels: one read per page), reading the file where its
+// pages are not cached. Returns the bytes covered. What it buys: a first pass over weights that
+// are mapped but never touched takes one page fault per 16 pages, which costs a 9 GB model's
+// first prefill about a fifth of its time; populating at load does the same work in one call.
+std::size_t prefault_readable(const void* data, std::size_t bytes);
+
 }  // namespace porta::io::detail

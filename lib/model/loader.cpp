@@ -388,6 +388,7 @@ Model Model::load(const std::string& dir, const LoadOptions& options) {
   Loader(source, options, *impl, reader.get()).load_all();
   impl->ep_placement = options.ep_placement;
   impl->ep_rank = options.ep_rank;
+  if (options.prefault) prefault_weights(*impl);
   impl->stats.seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   Model model;
@@ -422,6 +423,7 @@ Model Model::Impl::from_source(ModelConfig config, const TensorSource& source,
   Loader(source, options, *impl, reader).load_all();
   impl->ep_placement = options.ep_placement;
   impl->ep_rank = options.ep_rank;
+  if (options.prefault) prefault_weights(*impl);
   impl->stats.seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (stats) stats(impl->stats);

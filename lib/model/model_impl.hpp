@@ -44,6 +44,11 @@ struct Model::Impl {
                            const std::function<void(LoadStats&)>& stats = {});
 };
 
+// LoadOptions::prefault: every weight's bytes (stacked parts, quantized codes and scales
+// included; the embedding table only when it is the lm_head too) mapped into the page tables;
+// adds them to stats.prefaulted_bytes.
+void prefault_weights(Model::Impl& model);
+
 Graph build_graph(const Model::Impl& model, const GraphSpec& spec);
 
 }  // namespace porta::model

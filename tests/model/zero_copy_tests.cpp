@@ -2,11 +2,13 @@
 // copy) on the cpu backend for bf16 and f32 checkpoints; a backend that needs one buffer gathers
 // them and counts it; prefill's last-position logits do not depend on whether all positions are
 // computed; the memory estimate refuses a model that does not fit.
+#include <cctype>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
 #include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
 
 #include <porta/device.hpp>
 #include <porta/model/memory.hpp>
@@ -41,6 +43,25 @@ bool inside(const void* p, std::size_t bytes,
   for (const auto& [begin, end] : ranges)
     if (a >= begin && a + bytes <= end) return true;
   return false;
+}
+
+// Resident bytes of every mapping of `file` in this process (/proc/self/smaps "Rss:").
+std::uint64_t resident_bytes_of(const std::string& file) {
+  std::ifstream smaps("/proc/self/smaps");
+  std::string line;
+  const std::string path = fs::canonical(file).string();
+  bool in_file = false;
+  std::uint64_t kb = 0;
+  while (std::getline(smaps, line)) {
+    const bool header = !line.empty() && std::isxdigit(static_cast<unsigned char>(line[0])) &&
+                        line.find('-') != std::string::npos && line.find(':') > line.find(' ');
+    if (header) {
+      in_file = line.ends_with(path);
+    } else if (in_file && line.starts_with("Rss:")) {
+      kb += std::stoull(line.substr(4));
+    }
+  }
+  return kb * 1024;
 }
 
 bool available(const std::string& backend) {
@@ -118,6 +139,42 @@ TEST_CASE("Expert weights are views of the checkpoint mapping, not copies", "[mo
       }
     }
   }
+}
+
+TEST_CASE("Prefaulting maps every weight's pages at load; without it they wait for first use",
+          "[model][zerocopy]") {
+  // A vocabulary large enough (4 MB each of embedding and lm_head) that reading the header and
+  // the fault-around of a few pages cannot make the mapping resident by accident. The embedding
+  // table, read a row per token, is left to be faulted in.
+  TinyModel tiny = tiny_model("mixtral", 3, DType::F32);
+  auto json = nlohmann::json::parse(tiny.config_json);
+  json["vocab_size"] = 1 << 15;
+  tiny.config_json = json.dump();
+  tiny.config = model::parse_config(tiny.config_json, "mixtral");
+  tiny.tensors = model::random_weights(tiny.config, {.seed = 3, .dtype = DType::F32});
+  const std::string dir = model_tmpdir("prefault");
+  model::write_checkpoint(dir, tiny.config_json, tiny.tensors);
+  const std::string file = dir + "/model.safetensors";
+  std::uint64_t weight_bytes = 0;
+  for (const auto& [name, t] : tiny.tensors) weight_bytes += t.nbytes();
+  REQUIRE(weight_bytes > (8u << 20));
+
+  std::uint64_t lazy_resident = 0;
+  {
+    const model::Model m = model::Model::load(dir, {.prefault = false});
+    CHECK(m.stats().prefaulted_bytes == 0);
+    lazy_resident = resident_bytes_of(file);
+  }
+  const model::Model m = model::Model::load(dir);
+  const std::uint64_t embedding = m.weight("model.embed_tokens.weight").nbytes();
+  CHECK(m.stats().prefaulted_bytes ==
+        m.stats().mapped_bytes + m.stats().copied_bytes - embedding);
+  const std::uint64_t resident = resident_bytes_of(file);
+  INFO("resident without prefault " << lazy_resident << ", with " << resident << " of "
+                                    << weight_bytes << " weight bytes");
+  CHECK(lazy_resident < weight_bytes / 4);
+  CHECK(resident >= weight_bytes - embedding);
+  CHECK(resident < weight_bytes - embedding / 2);
 }
 
 TEST_CASE("A stacked tensor addresses its parts where they are, and gathers on request",

@@ -75,6 +75,7 @@ Command add_run_command(CLI::App& app) {
     std::string record_expert_load;
     std::string compare_with;
     bool dequantize = false;
+    bool no_prefault = false;
   };
   auto o = std::make_shared<Options>();
   app.add_option("--model", o->model_dir,
@@ -113,6 +114,9 @@ Command add_run_command(CLI::App& app) {
   app.add_flag("--dequantize", o->dequantize,
                "Dequantise a quantized checkpoint's weights at load (to --fp8-dtype) instead of "
                "computing with them quantized");
+  app.add_flag("--no-prefault", o->no_prefault,
+               "Leave the weights' pages to be faulted in by the first forward pass instead of "
+               "mapping them at load");
   app.add_option("--capacity", o->capacity,
                  "KV-cache positions (default: prompt + max-new-tokens)");
   app.add_option("--expert-parallel", o->expert_parallel,
@@ -196,6 +200,7 @@ Command add_run_command(CLI::App& app) {
     }
     load.fp8_dtype = parse_dtype(o->fp8_dtype);
     load.dequantize = o->dequantize;
+    load.prefault = !o->no_prefault;
     if (!o->weight_dtype.empty()) load.weight_dtype = parse_dtype(o->weight_dtype);
     const auto t = static_cast<std::int64_t>(prompt.size());
     const std::int64_t needed = std::max<std::int64_t>(t + o->max_new_tokens - 1, t);
@@ -229,9 +234,10 @@ Command add_run_command(CLI::App& app) {
         "model: {} ({} layers, hidden {}, vocab {}, {} experts top-{}{})\n", c.model_type,
         c.num_layers, c.hidden_size, c.vocab_size, c.num_experts, c.top_k,
         c.mla ? fmt::format(", MLA q_lora {} kv_lora {}", c.q_lora_rank, c.kv_lora_rank) : "");
-    fmt::print("load: {:.3f} s; {} tensors, {} bytes mapped, {} copied, {} dequantised\n",
-               stats.seconds, stats.tensors, stats.mapped_bytes, stats.copied_bytes,
-               stats.dequantized_bytes);
+    fmt::print(
+        "load: {:.3f} s; {} tensors, {} bytes mapped ({} prefaulted), {} copied, {} dequantised\n",
+        stats.seconds, stats.tensors, stats.mapped_bytes, stats.prefaulted_bytes,
+        stats.copied_bytes, stats.dequantized_bytes);
     if (stats.quantized_tensors > 0)
       fmt::print("quantized: {} ({} weights kept quantized, {} bytes)\n", model.quant_format(),
                  stats.quantized_tensors, stats.quantized_bytes);

@@ -46,6 +46,11 @@ struct LoadOptions {
   // graph's MoE layers become moe_experts_ep. Every MoE layer needs a placement.
   std::optional<ep::ModelPlacement> ep_placement;
   std::int64_t ep_rank = 0;
+  // Map every weight's pages into the page tables at load (reading the file where the page cache
+  // lacks them), so that the first forward pass does not page-fault through the mapping: on a
+  // 9 GB checkpoint in the page cache this adds about 0.4 s to load and takes it off the first
+  // prefill. Only the weights this process uses are touched (an expert-parallel rank: its share).
+  bool prefault = true;
 };
 
 // What loading cost: bytes used straight from the mapping, bytes copied (dtype conversion, the
@@ -59,7 +64,8 @@ struct LoadStats {
   std::uint64_t dequantized_bytes = 0;
   std::size_t quantized_tensors = 0;  // weights kept quantized (counted in `tensors` too)
   std::uint64_t quantized_bytes = 0;  // their data + scales + zero points
-  double seconds = 0;  // wall time of Model::load
+  std::uint64_t prefaulted_bytes = 0;  // weight bytes mapped into the page tables at load
+  double seconds = 0;                  // wall time of Model::load, prefaulting included
 };
 
 // w[N, K] in f8_e4m3 times its block scales scale_inv[ceil(N / bn), ceil(K / bk)] (f32 or bf16),
