@@ -145,6 +145,21 @@ class SliceKernel final : public CpuKernel {
   void run(const ExecContext& ctx) override {
     const auto* src = static_cast<const std::byte*>(value_ptr(ctx, in_));
     auto* dst = static_cast<std::byte*>(value_ptr(ctx, out_));
+    if (step_ == 1) {
+      // One run of length_ blocks per outer index: a slice of the last axis (the MLA cache's
+      // value part at every decode step) would otherwise be one memcpy per element.
+      const std::size_t run = static_cast<std::size_t>(length_) * inner_;
+      parallel_for(outer_,
+                   std::max<std::int64_t>(1, (1 << 16) / static_cast<std::int64_t>(
+                                                             std::max<std::size_t>(run, 1))),
+                   [&](std::int64_t begin, std::int64_t end) {
+                     for (std::int64_t o = begin; o < end; ++o)
+                       std::memcpy(dst + static_cast<std::size_t>(o) * run,
+                                   src + static_cast<std::size_t>(o * dim_ + start_) * inner_,
+                                   run);
+                   });
+      return;
+    }
     parallel_for(outer_ * length_,
                  std::max<std::int64_t>(
                      1, (1 << 16) / static_cast<std::int64_t>(std::max<std::size_t>(inner_, 1))),
