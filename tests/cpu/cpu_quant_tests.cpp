@@ -64,7 +64,9 @@ TEST_CASE("cpu quantized matmul matches the reference on every kernel path", "[c
   if (!have_cpu()) return;
   const std::int64_t n = 40;
   // Rows 1, 2, 3 and 7 take the decode row kernels (up to 8 rows at once), 48 the prefill path
-  // (oneDNN's GEMM on VNNI CPUs). K = 200 and 224 end rows, and K = 224 groups of 32, in partial
+  // (oneDNN's GEMM on VNNI CPUs; weight-only: a dequantized panel through the register-tiled
+  // GEMM, its 40 columns a whole tile group and a partial one), 200 a prompt's (weight-only: the
+  // panel through oneDNN's sgemm). K = 200 and 224 end rows, and K = 224 groups of 32, in partial
   // vectors (200 skips the grouped schemes). Static activations: a scale of 1/120 keeps the
   // codes inside [-127, 127], 1/300 clamps many to -128 (the AVX2 path must then widen to
   // int16), and offsets 0 and -5.
@@ -73,7 +75,7 @@ TEST_CASE("cpu quantized matmul matches the reference on every kernel path", "[c
   for (auto isa : q::available_quant_isas())
     for (std::int64_t k : {320, 200, 224}) {
       ForcedIsa forced(isa);
-      for (std::int64_t rows : {1, 2, 3, 7, 48}) {
+      for (std::int64_t rows : {1, 2, 3, 7, 48, 200}) {
         const auto x = random_f32({rows, k}, 11);
         const QuantScheme int8_schemes[] = {
             make_scheme(QuantFormat::Int8), make_scheme(QuantFormat::Int8, 32),

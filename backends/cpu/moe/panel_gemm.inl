@@ -67,12 +67,11 @@ inline void pack_xt(const float* x, std::int64_t ldx, std::int64_t mc, std::int6
   }
 }
 
-// acc[i][v] (+)= Σ_{j < kc} wb[i * KC + j] · xt[j * mv·L + v·L ...]: the register tile, stored to
-// `tile` [NR][MV·L]; `accumulate` starts from the tile instead of zero (later blocks of K).
+// acc[i][v] (+)= Σ_{j < kc} wb[i * ldw + j] · xt[j * mv·L + v·L ...]: the register tile, stored
+// to `tile` [NR][MV·L]; `accumulate` starts from the tile instead of zero (later blocks of K).
 template <int MV, int NR>
-T void tile_kernel(const float* xt, const float* wb, std::int64_t kc, bool accumulate,
-                   float* tile) {
-  constexpr std::int64_t KC = kKcFor<NR>;
+T void tile_kernel(const float* xt, const float* wb, std::int64_t ldw, std::int64_t kc,
+                   bool accumulate, float* tile) {
   constexpr int LD = MV * kLanes;
   Vec acc[NR][MV];
 #pragma GCC unroll 32
@@ -86,7 +85,7 @@ T void tile_kernel(const float* xt, const float* wb, std::int64_t kc, bool accum
     for (int v = 0; v < MV; ++v) b[v] = vload(xt + j * LD + v * kLanes);
 #pragma GCC unroll 32
     for (int i = 0; i < NR; ++i) {
-      const Vec s = vbroadcast(wb + i * KC + j);
+      const Vec s = vbroadcast(wb + i * ldw + j);
 #pragma GCC unroll 4
       for (int v = 0; v < MV; ++v) acc[i][v] = vfma(s, b[v], acc[i][v]);
     }
@@ -107,6 +106,12 @@ T void run_chunk(const PanelArgs& a, const float* xt, std::int64_t m0, std::int6
     const std::int64_t nr = std::min<std::int64_t>(NR, a.n_end - n);
     for (std::int64_t k0 = 0; k0 < a.k; k0 += KC) {
       const std::int64_t kc = std::min(KC, a.k - k0);
+      if (!a.bf16 && nr == NR) {
+        // f32 weights of a whole group are read where they are (a dequantized panel in cache).
+        tile_kernel<MV, NR>(xt + k0 * LD, static_cast<const float*>(a.w) + n * a.k + k0, a.k,
+                            kc, k0 > 0, tile);
+        continue;
+      }
       // Rows past nr (the last group) keep earlier values: their sums are never stored.
       for (std::int64_t i = 0; i < nr; ++i) {
         const std::int64_t at = (n + i) * a.k + k0, ahead = NR * a.k;
@@ -115,7 +120,7 @@ T void run_chunk(const PanelArgs& a, const float* xt, std::int64_t m0, std::int6
         else
           load_row(static_cast<const float*>(a.w) + at, kc, wb + i * KC, ahead);
       }
-      tile_kernel<MV, NR>(xt + k0 * LD, wb, kc, k0 > 0, tile);
+      tile_kernel<MV, NR>(xt + k0 * LD, wb, KC, kc, k0 > 0, tile);
     }
     for (std::int64_t m = 0; m < mc; ++m) {
       float* yr = a.y + (m0 + m) * a.ldy + n;
