@@ -210,8 +210,8 @@ int main(int argc, char** argv) {
       prompt[static_cast<std::size_t>(i)] =
           static_cast<std::int32_t>((i * 7919 + 13) % config.vocab_size);
     std::vector<double> load_s, compile_s, prefill_s, decode_s;
-    // The bounds, measured in every round right after what they bound (this host's speed drifts
-    // by 2x within a minute when shared), and the per-round ratios.
+    // The bounds, measured in every round next to what they bound (this host's speed drifts by
+    // 2x within a minute when shared), and the per-round ratios.
     std::vector<double> gemm_rates, bandwidths, prefill_shares, decode_ratios;
     const double flops = useful_flops(config, static_cast<double>(prompt_len), 0);
     std::uint64_t decode_bytes = 0, weight_bytes = 0, copied = 0, repacked = 0, arena = 0;
@@ -229,33 +229,44 @@ int main(int argc, char** argv) {
       compile_s.push_back(seconds_since(start));
       repacked = session.copied_weight_bytes();
       arena = session.arena_bytes();
+      // The GEMM rate just before and just after the prefill it bounds, averaged.
+      const double gemm_before = gemm_gflops(backend, 2048, 3);
       start = Clock::now();
       Tensor logits = session.forward(prompt);
       prefill_s.push_back(seconds_since(start));
+      gemm_rates.push_back(0.5 * (gemm_before + gemm_gflops(backend, 2048, 3)));
       if (profile) print_by_op("prefill profile", session.last_profile());
       const auto vocab = static_cast<std::size_t>(config.vocab_size);
       std::int32_t next = model::argmax({logits.data_as<float>(), vocab});
+      // Each decode step is paired with a streaming read of mapped weights decode also reads
+      // (embedding and lm_head tables: 0.8 GB on this shape, beyond the caches) right after it,
+      // and its ratio taken against that: a shared host's bandwidth drifts within seconds, so a
+      // bound measured once per round made the ratio swing from 1.0x to 1.5x between rounds.
+      std::vector<std::pair<const float*, std::size_t>> regions;
+      for (const std::string name : {"model.embed_tokens.weight", "lm_head.weight"}) {
+        const porta::model::QuantizedWeight* q = m.quantized_weight(name);
+        try {
+          const Tensor& t = q != nullptr ? q->weight.data : m.weight(name);
+          regions.emplace_back(static_cast<const float*>(t.data()), t.nbytes());
+        } catch (const porta::Error&) {  // tied: no lm_head of its own
+        }
+      }
+      std::vector<double> step_bandwidths, step_ratios;
       for (long s = 0; s < decode_steps; ++s) {
         start = Clock::now();
         logits = session.forward({&next, 1});
         decode_s.push_back(seconds_since(start));
         next = model::argmax({logits.data_as<float>(), vocab});
+        step_bandwidths.push_back(porta_bench::streaming_read_gbps(regions, 1));
+        step_ratios.push_back(decode_s.back() /
+                              (static_cast<double>(decode_bytes) / 1e9 / step_bandwidths.back()));
       }
       if (profile) print_by_op("decode step profile", session.last_profile());
       const double round_decode =
           median(std::vector<double>(decode_s.end() - decode_steps, decode_s.end()));
-      // The bandwidth over mapped weights decode also reads (embedding and lm_head tables: 0.8 GB
-      // on this shape, beyond the caches), best of 2; the GEMM rate, median of 3.
-      std::vector<std::pair<const float*, std::size_t>> regions;
-      for (const std::string name : {"model.embed_tokens.weight", "lm_head.weight"}) {
-        const Tensor& t = m.weight(name);
-        regions.emplace_back(static_cast<const float*>(t.data()), t.nbytes());
-      }
-      bandwidths.push_back(porta_bench::streaming_read_gbps(regions, 2));
-      gemm_rates.push_back(gemm_gflops(backend, 2048, 3));
+      bandwidths.push_back(median(step_bandwidths));
       prefill_shares.push_back(flops / prefill_s.back() / 1e9 / gemm_rates.back());
-      decode_ratios.push_back(round_decode /
-                              (static_cast<double>(decode_bytes) / 1e9 / bandwidths.back()));
+      decode_ratios.push_back(median(step_ratios));
       fmt::print(
           "round {}: load {:.3f} s, compile {:.3f} s, prefill {:.1f} tok/s, decode {:.2f} "
           "tok/s\n",
@@ -292,12 +303,15 @@ int main(int argc, char** argv) {
     fmt::print("decode at depth {}..{}: {} per token = {:.2f} tok/s\n", prompt_len, capacity,
                show(decode, "ms", 1e3), 1.0 / decode.median);
     fmt::print(
-        "streaming read bandwidth (median of rounds): {:.2f} GB/s; decode reads {:.3f} GB/token -> "
+        "streaming read bandwidth (median of rounds, each the median of a read after every step): "
+        "{:.2f} GB/s; decode reads {:.3f} GB/token -> "
         "bound "
         "{:.1f} ms ({:.2f} tok/s)\n",
         gbps, static_cast<double>(decode_bytes) / 1e9, bound * 1e3, 1.0 / bound);
-    fmt::print("2048^3 f32 GEMM (median of rounds): {:.1f} GFLOP/s\n", gemm);
-    fmt::print("per-round ratios: prefill / GEMM rate {}; decode / bound {}\n",
+    fmt::print("2048^3 f32 GEMM (median of rounds, each the mean of before and after prefill): "
+               "{:.1f} GFLOP/s\n",
+               gemm);
+    fmt::print("per-round ratios: prefill / GEMM rate {}; decode / bound (median of steps) {}\n",
                show(share, "%", 100), show(ratio, "x"));
     fmt::print("peak RSS {:.2f} GB; weights {:.2f} + KV {:.3f} + arenas {:.3f} GB\n",
                static_cast<double>(rss) / 1e9, static_cast<double>(weight_bytes) / 1e9,
