@@ -84,12 +84,8 @@ class ExpertGemm {
   DType weight_dtype() const { return dtype_; }
 
  private:
-  // One thread's scratch: the panel kernel's, and the widened bf16 panel of the sgemm path.
-  struct ThreadState {
-    std::vector<float> scratch, panel;
-  };
   bool use_panel_kernel(std::int64_t rows) const;
-  void run_item(ThreadState& ts, const Block& b, std::int64_t n0, std::int64_t n1, const float* x,
+  void run_item(const Block& b, std::int64_t n0, std::int64_t n1, const float* x,
                 const void* w_expert, float* y);
   void gemm(const float* x, std::int64_t rows, const float* w, bool w_rows, std::int64_t cols,
             float* y);
@@ -99,7 +95,6 @@ class ExpertGemm {
   DType dtype_;
   DotIsa isa_;                   // the panel kernel's (panel_gemm.hpp); Plain: oneDNN's sgemm
   std::int64_t panel_rows_ = 0;  // bf16 weight rows widened at a time
-  std::vector<ThreadState> threads_;
 };
 
 // One small GEMM y[r, n] = Σ_h x[r, h] · w[n, h] (r < rows <= kSmallRows, n < n_out) of a batch
