@@ -89,18 +89,26 @@ struct PlannedKernel {
 // A node whose outputs are a few cache lines' worth (decode's norms, adds, slices, permutes at
 // T = 1) runs on one thread: a parallel region costs a barrier, and on a loaded machine a barrier
 // waits for whichever thread the OS descheduled (decode ran ~300 regions per token; they were a
-// third of its time with the host shared). The weight-streaming and GEMM ops keep their threads.
+// third of its time with the host shared). The weight-streaming and GEMM ops keep their threads,
+// and so does any node that reads more than a few MB (a quantized projection's or an expert
+// table's weights): decided by the bytes read, not by a list of ops, after the quantized ops,
+// missing from such a list, ran decode's weight streams on one of the two cores (W8A8 experts at
+// 6 GB/s, where two threads stream 20 GB/s).
 bool single_threaded(const GraphState& g, const Node& n) {
   if (n.op == OpKind::Matmul || n.op == OpKind::Attention || n.op == OpKind::MoeExperts ||
       n.op == OpKind::GroupedMatmul)
     return false;
-  constexpr std::uint64_t kTinyBytes = 64 * 1024;
-  std::uint64_t bytes = 0;
+  constexpr std::uint64_t kTinyBytes = 64 * 1024, kLargeInputBytes = 4 * 1024 * 1024;
+  std::uint64_t bytes = 0, read = 0;
   for (ValueId out : n.outputs) {
     const ValueInfo& v = g.value(out);
     bytes += static_cast<std::uint64_t>(v.shape.numel()) * dtype_size(v.dtype);
   }
-  return bytes <= kTinyBytes;
+  for (ValueId in : n.inputs) {
+    const ValueInfo& v = g.value(in);
+    read += static_cast<std::uint64_t>(v.shape.numel()) * dtype_size(v.dtype);
+  }
+  return bytes <= kTinyBytes && read <= kLargeInputBytes;
 }
 
 struct CpuPlan final : Plan {
