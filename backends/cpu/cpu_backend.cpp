@@ -127,7 +127,8 @@ struct CpuPlan final : Plan {
 void note_choices(CpuPlan& plan, const GraphState& g, std::size_t first_kernel, std::string log) {
   for (std::size_t k = first_kernel; k < plan.kernels.size(); ++k) {
     const PlannedKernel& planned = plan.kernels[k];
-    plan.note(planned.node, log.empty() ? "porta kernel" : log);
+    const std::string what = log.empty() ? "porta kernel" : log;
+    plan.note(planned.node, planned.serial ? what + "; on one thread (a tiny node)" : what);
     for (NodeId f : planned.fused)
       plan.note(f, fmt::format("fused into {} (oneDNN post-op)", g.nodes[planned.node].name));
   }

@@ -9,6 +9,7 @@
 #include <porta/device.hpp>
 #include <porta/executable.hpp>
 #include <porta/graph.hpp>
+#include <porta/quant.hpp>
 
 #include "model/model_test_support.hpp"
 #include "tools/cli_support.hpp"
@@ -98,5 +99,22 @@ TEST_CASE("PORTA_VERBOSE=1 porta run prints the plan with the chosen implementat
   CHECK_THAT(quiet.output, !Catch::Contains("porta: plan of"));
 }
 #endif
+
+TEST_CASE("cpu runs tiny nodes on one thread, never a node that streams weights",
+          "[runtime][describe]") {
+  if (!available("cpu")) return;
+  // Decode-shaped: one token. The add's output is 16 KB (one thread: a barrier costs more); the
+  // W8A8 projection's output is as small but it reads 8 MB of int8 weights, which two threads
+  // stream at twice one's rate.
+  porta::Graph g;
+  auto x = g.input("x", {1, 2048}, porta::DType::F32);
+  const auto w = porta::quantize(porta::Tensor::zeros({4096, 2048}, porta::DType::F32),
+                                 porta::QuantScheme{});
+  auto y = g.name(g.matmul(x, g.weight("w", w), porta::ActivationQuant::DynamicInt8), "proj");
+  g.output("y", g.name(g.add(y, y), "residual"));
+  const auto text = porta::compile(g, {.backend = "cpu", .fallback = ""}).describe();
+  CHECK_THAT(line_of(text, "residual"), Catch::Contains("on one thread"));
+  CHECK_THAT(line_of(text, "proj"), !Catch::Contains("on one thread"));
+}
 
 }  // namespace runtime_describe_tests
