@@ -147,6 +147,16 @@ void cases_quant_grouped_matmul(std::vector<CaseDef>& c) {
                return {b.graph.grouped_matmul(b.input("rows", {24, 256}), w,
                                               b.exact_input("offsets", offsets))};
              });
+  // Prefill-sized blocks (cpu: dequantized panels through the register-tiled GEMM up to 128
+  // rows, through sgemm beyond), N = 56 ending in a partial tile group.
+  for (const auto t : ggml_types(false))
+    add_case(c, OpKind::QuantGroupedMatmul, ggml_label("P=210 K=256 N=56 E=3 (prefill blocks)", t),
+             [t](CaseBuilder& b) -> Outs {
+               auto offsets = Tensor::from_vector<std::int32_t>({4}, {0, 20, 60, 210});
+               auto w = quant_weight(b, "w", {3, 56, 256}, ggml_scheme(t));
+               return {b.graph.grouped_matmul(b.input("rows", {210, 256}), w,
+                                              b.exact_input("offsets", offsets))};
+             });
 }
 
 void cases_quant_moe_experts(std::vector<CaseDef>& c) {

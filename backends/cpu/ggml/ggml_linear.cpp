@@ -1,10 +1,12 @@
 // The linear layers of the quantized ops over ggml blocks: block_matmul for whole matrices, a
 // single parallel loop over every weight row of the decode-sized expert blocks, dequantized f32
-// panels through oneDNN's sgemm for long prompts, and exact row dequantization for the types
-// without block kernels.
+// panels through oneDNN's sgemm for long prompts and through the register-tiled expert GEMM for
+// prefill's expert blocks, and exact row dequantization for the types without block kernels.
 #include "ggml/ggml_linear.hpp"
 
+#include <algorithm>
 #include <atomic>
+#include <exception>
 #include <vector>
 
 #include <fmt/format.h>
@@ -13,6 +15,8 @@
 #include <porta/error.hpp>
 
 #include "ggml/block_dot.hpp"
+#include "moe/dot_rows.hpp"
+#include "moe/panel_gemm.hpp"
 
 namespace porta::detail::cpu::ggml {
 
@@ -84,6 +88,58 @@ void gemm_rows(const QuantMatrix& w, const float* x, std::int64_t ldx, std::int6
                             static_cast<int>(status.load())));
 }
 
+// Prefill's expert blocks (16 rows and more each), all in one parallel loop over items of (block,
+// panel of weight rows): each panel dequantized exactly into f32 by the thread that owns it,
+// then multiplied by the block's rows through the register-tiled GEMM of the bf16 experts
+// (moe/panel_gemm.hpp; expert-sized blocks) or oneDNN's sgemm (longer ones, or CPUs without
+// AVX2). One expert at a time through gemm_rows took an OpenMP region and a re-packing of the
+// block's rows per 64 weight rows.
+void gemm_blocks(std::span<const quant::QuantBlock* const> blocks, const float* x, std::int64_t k,
+                 std::int64_t out_features, float* y) {
+  if (blocks.empty()) return;
+  const moe::DotIsa isa = moe::best_dot_isa();
+  // 1 MiB of f32 weight rows per panel, a whole number of the register tiles' 48 columns.
+  const std::int64_t panel_rows = std::max<std::int64_t>(
+      48, (std::int64_t{1} << 18) / std::max<std::int64_t>(k, 1) / 48 * 48);
+  const std::int64_t per_block = (out_features + panel_rows - 1) / panel_rows;
+  const auto items = static_cast<std::int64_t>(blocks.size()) * per_block;
+  std::atomic<int> status{dnnl_success};
+  std::exception_ptr error;  // never leaves the OpenMP region; the first is rethrown below
+#pragma omp parallel for schedule(dynamic)
+  for (std::int64_t i = 0; i < items; ++i) try {
+    thread_local std::vector<float> panel, scratch;
+    const quant::QuantBlock& b = *blocks[static_cast<std::size_t>(i / per_block)];
+    const std::int64_t n0 = (i % per_block) * panel_rows;
+    const std::int64_t count = std::min(panel_rows, out_features - n0);
+    const std::size_t row_bytes =
+        gguf::row_bytes(b.w.scheme.ggml_type, static_cast<std::uint64_t>(k));
+    panel.resize(std::max(panel.size(), static_cast<std::size_t>(panel_rows * k)));
+    for (std::int64_t r = 0; r < count; ++r)
+      gguf::dequantize(b.w.scheme.ggml_type,
+                       {bytes_of(b.w) + static_cast<std::size_t>(n0 + r) * row_bytes, row_bytes},
+                       {panel.data() + r * k, static_cast<std::size_t>(k)});
+    const float* xb = x + b.first * k;
+    float* yb = y + b.first * out_features + n0;
+    if (isa != moe::DotIsa::Plain && b.count <= 2 * moe::panel_chunk_rows(isa, k)) {
+      scratch.resize(std::max(scratch.size(), moe::panel_scratch_floats(isa, k)));
+      moe::panel_gemm_isa(isa, xb, k, b.count, panel.data(), DType::F32, k, 0, count, yb,
+                          out_features, scratch.data());
+    } else {
+      const dnnl_status_t st = dnnl_sgemm('N', 'T', b.count, count, k, 1.0f, xb, k, panel.data(),
+                                          k, 0.0f, yb, out_features);
+      if (st != dnnl_success) status = st;
+    }
+  } catch (...) {
+#pragma omp critical(porta_ggml_gemm_blocks_error)
+    if (!error) error = std::current_exception();
+  }
+  if (error) std::rethrow_exception(error);
+  if (status != dnnl_success)
+    throw Error(ErrorCode::Backend,
+                fmt::format("cpu backend: ggml expert GEMM: oneDNN sgemm failed (status {})",
+                            static_cast<int>(status.load())));
+}
+
 }  // namespace
 
 void blocks_linear(const float* x, std::int64_t rows, const QuantMatrix& w, float* y) {
@@ -96,11 +152,11 @@ void blocks_linear(const float* x, std::int64_t rows, const QuantMatrix& w, floa
 void blocks_linear_experts(const float* x, std::int64_t k,
                            std::span<const quant::QuantBlock> experts, std::int64_t out_features,
                            float* y) {
-  std::vector<const quant::QuantBlock*> small;
+  std::vector<const quant::QuantBlock*> small, large;
   for (const quant::QuantBlock& e : experts) {
     if (e.count == 0) continue;
     if (e.count >= kGemmRows) {
-      gemm_rows(e.w, x + e.first * k, k, e.count, y + e.first * out_features, out_features);
+      large.push_back(&e);
       continue;
     }
     if (!has_block_kernel(e.w.scheme.ggml_type)) {
@@ -113,6 +169,7 @@ void blocks_linear_experts(const float* x, std::int64_t k,
     else
       small.push_back(&e);
   }
+  gemm_blocks(large, x, k, out_features, y);
   if (small.empty()) return;
   const BlockIsa isa = best_block_isa();
   const auto total = static_cast<std::int64_t>(small.size()) * out_features;

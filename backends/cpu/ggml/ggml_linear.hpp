@@ -20,7 +20,8 @@ void blocks_linear(const float* x, std::int64_t rows, const QuantMatrix& w, floa
 // The experts of a ragged grouped matmul: x [rows, k], y [rows, out_features] (rows outside every
 // block are left as they are). Decode-sized blocks (a few rows each, the common case: top-k
 // experts of one token) share one parallel loop over all their weight rows, so each projection
-// pays for one OpenMP region; larger blocks run the prefill path one expert at a time.
+// pays for one OpenMP region; larger blocks (prefill) share another, over (expert, panel of
+// weight rows) items, each panel dequantized exactly and multiplied through a GEMM.
 // Each block: rows [first, first + count) of x through its expert's matrix.
 void blocks_linear_experts(const float* x, std::int64_t k, std::span<const quant::QuantBlock> experts,
                            std::int64_t out_features, float* y);
