@@ -43,13 +43,7 @@ int main(int argc, char** argv) {
   long layers = 2, experts = 64, vocab = 32000, prompt_len = 32, steps = 8, reps = 3;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) {
-        fmt::print(stderr, "{} needs a value\n", a);
-        std::exit(2);
-      }
-      return argv[++i];
-    };
+    auto value = [&] { return porta_bench::flag_value(argc, argv, i); };
     if (a == "--quick") {
       experts = 16;
       vocab = 8000;

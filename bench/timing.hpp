@@ -1,4 +1,4 @@
-// Timing helpers the benchmarks share: medians, repetitions of several bodies interleaved so
+// Timing helpers the benchmarks share (and their flags' values): medians, repetitions of several bodies interleaved so
 // that each sees the same machine load (a shared host's speed drifts by 2x within a minute), and
 // the machine's streaming read bandwidth (the denominator of decode's bandwidth bound).
 #pragma once
@@ -6,7 +6,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <functional>
+#include <string>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -49,6 +51,15 @@ inline double streaming_read_gbps(const std::vector<std::pair<const float*, std:
 }
 
 using Clock = std::chrono::steady_clock;
+
+// The value after flag argv[i] (advancing i), or exit 2 with a message when there is none.
+inline std::string flag_value(int argc, char** argv, int& i) {
+  if (i + 1 >= argc) {
+    std::fprintf(stderr, "%s needs a value\n", argv[i]);
+    std::exit(2);
+  }
+  return argv[++i];
+}
 
 inline double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();

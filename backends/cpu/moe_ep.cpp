@@ -6,7 +6,6 @@
 // back and are combined per token in ascending k (moe::combine_f32, moe_experts' order), the
 // shared expert is added on this rank's tokens, and the ranks' token rows are gathered.
 #include <cmath>
-#include <limits>
 #include <optional>
 #include <variant>
 
@@ -22,8 +21,6 @@
 namespace porta::detail::cpu {
 
 namespace {
-
-bool is_gemm_weight(DType t) { return t == DType::F32 || t == DType::BF16; }
 
 const float* as_f32(const TensorRef& t, std::vector<float>& scratch) {
   if (t.dtype() == DType::F32) return t.host_as<const float>();
@@ -150,15 +147,7 @@ SupportResult experts_ep_supports(const GraphState& g, const Node& n) {
   const DType x = g.input_of(n, 0).dtype;
   if (x != DType::F32 && x != DType::BF16 && x != DType::F16)
     return SupportResult::no("moe_experts_ep x must be f32, bf16 or f16");
-  for (std::size_t i = 5; i < n.inputs.size(); ++i)
-    if (!is_gemm_weight(g.input_of(n, i).dtype))
-      return SupportResult::no(fmt::format("moe_experts_ep weight '{}' of dtype {} (f32 or bf16 "
-                                           "only)",
-                                           g.input_of(n, i).name,
-                                           dtype_name(g.input_of(n, i).dtype)));
-  if (g.input_of(n, 3).shape.numel() > std::numeric_limits<std::int32_t>::max())
-    return SupportResult::no("moe_experts_ep with more than 2^31 rows");
-  return SupportResult::yes();
+  return moe::expert_weights_supported(g, n, "moe_experts_ep");
 }
 
 std::unique_ptr<CpuKernel> lower_experts_ep(CpuEnv& env, const GraphState& g, const Node& n) {

@@ -90,10 +90,10 @@ void gemm_rows(const QuantMatrix& w, const float* x, std::int64_t ldx, std::int6
 
 // Prefill's expert blocks (16 rows and more each), all in one parallel loop over items of (block,
 // panel of weight rows): each panel dequantized exactly into f32 by the thread that owns it,
-// then multiplied by the block's rows through the register-tiled GEMM of the bf16 experts
-// (moe/panel_gemm.hpp; expert-sized blocks) or oneDNN's sgemm (longer ones, or CPUs without
-// AVX2). One expert at a time through gemm_rows took an OpenMP region and a re-packing of the
-// block's rows per 64 weight rows.
+// then multiplied by the block's rows by moe::panel_rows_gemm (the register-tiled GEMM of the
+// bf16 experts for expert-sized blocks, oneDNN's sgemm for longer ones or CPUs without AVX2).
+// One expert at a time through gemm_rows took an OpenMP region and a re-packing of the block's
+// rows per 64 weight rows.
 void gemm_blocks(std::span<const quant::QuantBlock* const> blocks, const float* x, std::int64_t k,
                  std::int64_t out_features, float* y) {
   if (blocks.empty()) return;
@@ -103,11 +103,10 @@ void gemm_blocks(std::span<const quant::QuantBlock* const> blocks, const float* 
       48, (std::int64_t{1} << 18) / std::max<std::int64_t>(k, 1) / 48 * 48);
   const std::int64_t per_block = (out_features + panel_rows - 1) / panel_rows;
   const auto items = static_cast<std::int64_t>(blocks.size()) * per_block;
-  std::atomic<int> status{dnnl_success};
   std::exception_ptr error;  // never leaves the OpenMP region; the first is rethrown below
 #pragma omp parallel for schedule(dynamic)
   for (std::int64_t i = 0; i < items; ++i) try {
-    thread_local std::vector<float> panel, scratch;
+    thread_local std::vector<float> panel;
     const quant::QuantBlock& b = *blocks[static_cast<std::size_t>(i / per_block)];
     const std::int64_t n0 = (i % per_block) * panel_rows;
     const std::int64_t count = std::min(panel_rows, out_features - n0);
@@ -118,26 +117,13 @@ void gemm_blocks(std::span<const quant::QuantBlock* const> blocks, const float* 
       gguf::dequantize(b.w.scheme.ggml_type,
                        {bytes_of(b.w) + static_cast<std::size_t>(n0 + r) * row_bytes, row_bytes},
                        {panel.data() + r * k, static_cast<std::size_t>(k)});
-    const float* xb = x + b.first * k;
-    float* yb = y + b.first * out_features + n0;
-    if (isa != moe::DotIsa::Plain && b.count <= 2 * moe::panel_chunk_rows(isa, k)) {
-      scratch.resize(std::max(scratch.size(), moe::panel_scratch_floats(isa, k)));
-      moe::panel_gemm_isa(isa, xb, k, b.count, panel.data(), DType::F32, k, 0, count, yb,
-                          out_features, scratch.data());
-    } else {
-      const dnnl_status_t st = dnnl_sgemm('N', 'T', b.count, count, k, 1.0f, xb, k, panel.data(),
-                                          k, 0.0f, yb, out_features);
-      if (st != dnnl_success) status = st;
-    }
+    moe::panel_rows_gemm(isa, x + b.first * k, k, b.count, panel.data(), k, count,
+                         y + b.first * out_features + n0, out_features);
   } catch (...) {
 #pragma omp critical(porta_ggml_gemm_blocks_error)
     if (!error) error = std::current_exception();
   }
   if (error) std::rethrow_exception(error);
-  if (status != dnnl_success)
-    throw Error(ErrorCode::Backend,
-                fmt::format("cpu backend: ggml expert GEMM: oneDNN sgemm failed (status {})",
-                            static_cast<int>(status.load())));
 }
 
 }  // namespace

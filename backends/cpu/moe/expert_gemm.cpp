@@ -241,6 +241,25 @@ void ExpertGemm::run_large_blocks(const std::vector<Block>& blocks, const float*
   if (error) std::rethrow_exception(error);
 }
 
+void panel_rows_gemm(DotIsa isa, const float* x, std::int64_t ldx, std::int64_t rows,
+                     const float* panel, std::int64_t k, std::int64_t cols, float* y,
+                     std::int64_t ldy) {
+  if (rows <= 0 || cols <= 0) return;
+  if (isa != DotIsa::Plain && rows <= 2 * panel_chunk_rows(isa, k)) {
+    std::vector<float>& scratch = thread_scratch().panel_kernel;
+    scratch.resize(std::max(scratch.size(), panel_scratch_floats(isa, k)));
+    panel_gemm_isa(isa, x, ldx, rows, panel, DType::F32, k, 0, cols, y, ldy, scratch.data());
+    return;
+  }
+  const dnnl_status_t status =
+      dnnl_sgemm('N', 'T', rows, cols, k, 1.0f, x, ldx, panel, k, 0.0f, y, ldy);
+  if (status != dnnl_success)
+    throw Error(ErrorCode::Backend,
+                fmt::format("cpu backend: dequantized-panel GEMM {}x{}x{}: oneDNN sgemm failed "
+                            "(status {})",
+                            rows, cols, k, static_cast<int>(status)));
+}
+
 void run_small_jobs(const std::vector<SmallJob>& jobs) {
   constexpr std::int64_t kSlice = 32;
   std::vector<std::int64_t> first_item(jobs.size() + 1, 0);

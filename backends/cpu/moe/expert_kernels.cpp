@@ -343,13 +343,17 @@ SupportResult experts_supports(const GraphState& g, const Node& n) {
   for (std::size_t i = 2; i < 5; ++i)
     if (g.input_of(n, i).dtype != DType::I32)
       return SupportResult::no("moe_experts offsets, perm and inv must be i32");
+  return expert_weights_supported(g, n, "moe_experts");
+}
+
+SupportResult expert_weights_supported(const GraphState& g, const Node& n, std::string_view op) {
   for (std::size_t i = 5; i < n.inputs.size(); ++i)
     if (!is_gemm_weight(g.input_of(n, i).dtype))
-      return SupportResult::no(fmt::format("moe_experts weight '{}' of dtype {} (f32 or bf16 only)",
+      return SupportResult::no(fmt::format("{} weight '{}' of dtype {} (f32 or bf16 only)", op,
                                            g.input_of(n, i).name,
                                            dtype_name(g.input_of(n, i).dtype)));
   if (g.input_of(n, 3).shape.numel() > std::numeric_limits<std::int32_t>::max())
-    return SupportResult::no("moe_experts with more than 2^31 rows");
+    return SupportResult::no(fmt::format("{} with more than 2^31 rows", op));
   return SupportResult::yes();
 }
 

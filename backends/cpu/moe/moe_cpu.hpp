@@ -7,6 +7,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <porta/dtype.hpp>
@@ -157,6 +158,9 @@ std::unique_ptr<CpuKernel> lower_combine(CpuEnv& env, const GraphState& g, const
 SupportResult grouped_supports(const GraphState& g, const Node& n);
 std::unique_ptr<CpuKernel> lower_grouped(CpuEnv& env, const GraphState& g, const Node& n);
 SupportResult experts_supports(const GraphState& g, const Node& n);
+// What moe_experts and moe_experts_ep (named `op` in the reason) both need of their expert
+// inputs: f32 or bf16 weights from input 5 on, and at most 2^31 routed rows (input 3, perm).
+SupportResult expert_weights_supported(const GraphState& g, const Node& n, std::string_view op);
 std::unique_ptr<CpuKernel> lower_experts(CpuEnv& env, const GraphState& g, const Node& n);
 
 }  // namespace porta::detail::cpu::moe

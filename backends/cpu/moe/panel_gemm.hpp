@@ -33,6 +33,14 @@ void panel_gemm_isa(DotIsa isa, const float* x, std::int64_t ldx, std::int64_t r
                     const void* w, DType wdtype, std::int64_t k, std::int64_t n_begin,
                     std::int64_t n_end, float* y, std::int64_t ldy, float* scratch);
 
+// y[m, j] = Σ_t x[m, t] · panel[j, t] for m < rows, j < cols, with f32 weight rows `panel`
+// [cols, k] (a dequantized panel: prefill's weight-only and ggml blocks) on the calling thread:
+// through panel_gemm_isa for expert-sized row counts on `isa`, else oneDNN's sgemm, which packs
+// the panel once for all rows (expert_gemm.cpp). Its scratch is one per thread, grown once.
+void panel_rows_gemm(DotIsa isa, const float* x, std::int64_t ldx, std::int64_t rows,
+                     const float* panel, std::int64_t k, std::int64_t cols, float* y,
+                     std::int64_t ldy);
+
 // The per-ISA implementations (panel_gemm_avx512.cpp, panel_gemm_avx2.cpp).
 struct PanelArgs {
   const float* x;

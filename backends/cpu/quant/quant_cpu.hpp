@@ -146,12 +146,6 @@ void onednn_int8_rows(const QuantizedRows& a, std::int64_t m0, std::int64_t coun
                       const QuantMatrix& w, std::int64_t n_begin, std::int64_t n_end, float* y,
                       std::int64_t ldy);
 
-// y[m, j] = Σ_t x[m, t] · panel[j, t] for m < rows, j < cols: a dequantized weight panel [cols, k]
-// through oneDNN's f32 sgemm on the calling thread (quant_int8_gemm.cpp), for prompt-sized
-// weight-only blocks.
-void onednn_sgemm_rows(const float* x, std::int64_t ldx, std::int64_t rows, const float* panel,
-                       std::int64_t k, std::int64_t cols, float* y, std::int64_t ldy);
-
 // Weight-only int4 rows on AVX-512 by table lookup (quant_int4_rows.cpp), up to 8 rows of x
 // after deinterleave_int4_rows; false (nothing done) when the layout does not fit (groups not
 // a multiple of 32 columns).

@@ -1,4 +1,4 @@
-// Prefill-sized quantized blocks through oneDNN's GEMMs. W8A8 through dnnl_gemm_s8s8s32: C = Σ_k q·w in
+// Prefill-sized W8A8 blocks through oneDNN's integer GEMM (dnnl_gemm_s8s8s32): C = Σ_k q·w in
 // exact int32 for the block's rows against a range of weight rows, read where they are (the
 // [N, K] weight is op(B) = Bᵀ, no copy kept). oneDNN packs both operands per call, which costs
 // little next to the ~48-row GEMM of a prefill expert, and runs single-threaded inside porta's
@@ -7,8 +7,6 @@
 //
 // Only per-channel weights (one group: oneDNN has no per-group sums) and only on VNNI CPUs:
 // without VNNI oneDNN's int8 GEMM multiplies with vpmaddubsw, whose int16 pair sums saturate.
-//
-// Weight-only blocks of a prompt's rows: the dequantized panel through dnnl_sgemm.
 // GCC 12 flags the _mm512_undefined operands of unmasked AVX-512 intrinsics as maybe
 // uninitialised once inlined (the lanes they stand for are all written).
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -105,18 +103,6 @@ void onednn_int8_rows(const QuantizedRows& a, std::int64_t m0, std::int64_t coun
                                                     a.scales[static_cast<std::size_t>(m0 + m)]);
     }
   }
-}
-
-void onednn_sgemm_rows(const float* x, std::int64_t ldx, std::int64_t rows, const float* panel,
-                       std::int64_t k, std::int64_t cols, float* y, std::int64_t ldy) {
-  if (rows <= 0 || cols <= 0) return;
-  const dnnl_status_t status =
-      dnnl_sgemm('N', 'T', rows, cols, k, 1.0f, x, ldx, panel, k, 0.0f, y, ldy);
-  if (status != dnnl_success)
-    throw Error(ErrorCode::Backend,
-                fmt::format("cpu backend: dequantized-panel GEMM {}x{}x{}: oneDNN sgemm failed "
-                            "(status {})",
-                            rows, cols, k, static_cast<int>(status)));
 }
 
 }  // namespace porta::detail::cpu::quant

@@ -438,25 +438,18 @@ void weight_only_rows(QuantIsa isa, const float* x, std::int64_t ldx, std::int64
   const moe::DotIsa dot = dot_isa(isa);
   if (dot != moe::DotIsa::Plain && rows > kRowBlock) {
     // Prefill-sized blocks: weight rows dequantized once (exactly as dequantize does) into an
-    // f32 panel, then multiplied by every activation row: through the register-tiled GEMM of
-    // the bf16 experts for expert-sized blocks (its activation transpose is made once per
-    // panel, so the panel is as large as the range allows), through oneDNN's sgemm (which packs
-    // the panel once for all rows) for prompt-sized ones. The decode dot products, 8 rows at a
+    // f32 panel, then multiplied by every activation row (panel_rows_gemm: the register-tiled
+    // GEMM of the bf16 experts for expert-sized blocks, whose activation transpose is made once
+    // per panel, so the panel is as large as the range allows; oneDNN's sgemm beyond). The decode dot products, 8 rows at a
     // time, made W4A16 prefill 3.4x slower than bf16. Panels of up to 4 MB: a parallel range.
-    const bool many = rows > 2 * moe::panel_chunk_rows(dot, w.k);
     const std::int64_t panel_rows =
         std::max<std::int64_t>(48, (std::int64_t{1} << 20) / std::max<std::int64_t>(w.k, 1));
-    thread_local std::vector<float> panel, scratch;
+    thread_local std::vector<float> panel;
     panel.resize(static_cast<std::size_t>(std::min(panel_rows, n_end - n_begin) * w.k));
-    if (!many) scratch.resize(moe::panel_scratch_floats(dot, w.k));
     for (std::int64_t n0 = n_begin; n0 < n_end; n0 += panel_rows) {
       const std::int64_t n1 = std::min(n_end, n0 + panel_rows);
       dequantize_rows(isa, w, n0, n1, panel.data());
-      if (many)
-        onednn_sgemm_rows(x, ldx, rows, panel.data(), w.k, n1 - n0, y + n0, ldy);
-      else
-        moe::panel_gemm_isa(dot, x, ldx, rows, panel.data(), DType::F32, w.k, 0, n1 - n0,
-                            y + n0, ldy, scratch.data());
+      moe::panel_rows_gemm(dot, x, ldx, rows, panel.data(), w.k, n1 - n0, y + n0, ldy);
     }
     return;
   }
