@@ -262,8 +262,10 @@ bool is_gguf_file(const std::string& path) {
 
 bool gguf_keeps_packed(gguf::GgmlType type) noexcept {
   // The types with cpu block kernels (backends/cpu/ggml/block_dot.hpp).
-  return type == GgmlType::Q8_0 || type == GgmlType::Q4_0 || type == GgmlType::Q4_K ||
-         type == GgmlType::Q6_K;
+  using G = GgmlType;
+  return type == G::Q8_0 || type == G::Q4_0 || type == G::Q4_1 || type == G::Q5_0 ||
+         type == G::Q5_1 || type == G::IQ4_NL || type == G::Q4_K || type == G::Q5_K ||
+         type == G::Q6_K || type == G::IQ4_XS;
 }
 
 GgufTensors gguf_hf_tensors(const GgufFile& file, const ModelConfig& config, DType dequantize_to,

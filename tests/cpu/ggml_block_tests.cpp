@@ -1,8 +1,9 @@
-// The packed-block products (backends/cpu/ggml/block_dot.hpp) for Q8_0, Q4_0, Q4_K and Q6_K on
+// The packed-block products (backends/cpu/ggml/block_dot.hpp) for every type with a kernel, on
 // every instruction set this CPU has, forced one by one, against a double-precision sum over the
 // exact dequantization (gguf::dequantize, itself checked bit for bit against the format): within
-// 1e-6 of Σ|x|·max|w|. Blocks come from the quantizer and from random bytes (every code and
-// scale bit pattern), with sane f16 scales.
+// 1e-6 of Σ|x|·max|w|; and, with unit vectors for x, every weight the kernels compute equal to
+// the dequantizer's bit for bit. Blocks come from the quantizer and from random bytes (every
+// code and scale bit pattern), with sane f16 scales.
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -25,11 +26,16 @@ namespace {
 
 // Offsets of a block's f16 scales, which random bytes must not turn into NaN or huge values.
 std::vector<std::size_t> f16_fields(GgmlType t) {
-  if (t == GgmlType::Q8_0 || t == GgmlType::Q4_0) return {0};
-  if (t == GgmlType::Q4_K) return {0, 2};
-  if (t == GgmlType::Q6_K) return {208};
+  using G = GgmlType;  // an if chain: a switch would have to list every ggml type
+  if (t == G::Q8_0 || t == G::Q4_0 || t == G::Q5_0 || t == G::IQ4_NL || t == G::IQ4_XS) return {0};
+  if (t == G::Q4_1 || t == G::Q5_1 || t == G::Q4_K || t == G::Q5_K) return {0, 2};
+  if (t == G::Q6_K) return {208};
   return {};
 }
+
+const std::vector<GgmlType> kKernelTypes = {
+    GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1,
+    GgmlType::IQ4_NL, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::IQ4_XS};
 
 std::vector<std::byte> random_rows(GgmlType t, std::int64_t n, std::int64_t k, std::mt19937& rng,
                                    bool raw_bytes) {
@@ -64,7 +70,7 @@ TEST_CASE("packed-block dot products match the exact dequantization on every ISA
   CHECK(isas.front() == cg::BlockIsa::Plain);
   if (__builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl"))
     CHECK(cg::best_block_isa() == cg::BlockIsa::Avx512);
-  for (const GgmlType t : {GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_K, GgmlType::Q6_K}) {
+  for (const GgmlType t : kKernelTypes) {
     REQUIRE(cg::has_block_kernel(t));
     const std::int64_t block = porta::gguf::traits_of(t).block_elements;
     for (const std::int64_t k : {block, 3 * block, std::int64_t{1024} + (block == 32 ? 96 : 0)}) {
@@ -95,16 +101,43 @@ TEST_CASE("packed-block dot products match the exact dequantization on every ISA
   }
 }
 
-TEST_CASE("packed-block matmul: decode streaming and prefill panels agree with the rows",
+TEST_CASE("packed-block kernels compute every weight exactly as the dequantizer",
           "[cpu][ggml]") {
+  // x = unit vectors: y[r][n] = W[n][r] · 1 plus zeros, which is the weight itself.
+  std::mt19937 rng(11);
+  for (const GgmlType t : kKernelTypes)
+    for (const bool raw : {false, true}) {
+      const std::int64_t block = porta::gguf::traits_of(t).block_elements;
+      const std::int64_t n = 5, k = 2 * block;
+      const auto w = random_rows(t, n, k, rng, raw);
+      const std::size_t row_bytes = porta::gguf::row_bytes(t, static_cast<std::uint64_t>(k));
+      std::vector<float> x(static_cast<std::size_t>(k * k), 0.0f);
+      for (std::int64_t i = 0; i < k; ++i) x[static_cast<std::size_t>(i * k + i)] = 1.0f;
+      std::vector<float> wf(static_cast<std::size_t>(n * k));
+      porta::gguf::dequantize(t, w, wf);
+      for (const cg::BlockIsa isa : cg::available_block_isas()) {
+        std::vector<float> y(static_cast<std::size_t>(k * n));
+        cg::block_matmul(isa, t, w.data(), n, k, x.data(), k, k, y.data(), n);
+        int mismatches = 0;
+        for (std::int64_t j = 0; j < n; ++j)
+          for (std::int64_t i = 0; i < k; ++i)
+            mismatches += y[static_cast<std::size_t>(i * n + j)] != wf[static_cast<std::size_t>(j * k + i)];
+        INFO(porta::gguf::type_name(t) << " raw " << raw << " isa " << cg::block_isa_name(isa)
+                                       << " row bytes " << row_bytes);
+        CHECK(mismatches == 0);
+      }
+    }
+}
+
+TEST_CASE("packed-block matmul: one to many rows of x agree with the rows", "[cpu][ggml]") {
   std::mt19937 rng(3);
   std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
-  for (const GgmlType t : {GgmlType::Q8_0, GgmlType::Q4_K}) {
+  for (const GgmlType t : kKernelTypes) {
     const std::int64_t n = 37, k = 512, ldx = k + 5, ldy = n + 3;
     const auto w = random_rows(t, n, k, rng, false);
     const std::size_t row_bytes = porta::gguf::row_bytes(t, k);
     for (const cg::BlockIsa isa : cg::available_block_isas())
-      for (const std::int64_t rows : {1, 3, 4, 9}) {
+      for (const std::int64_t rows : {1, 2, 3, 4, 5, 9, 15}) {
         std::vector<float> x(static_cast<std::size_t>(rows * ldx));
         for (auto& v : x) v = dist(rng);
         std::vector<float> y(static_cast<std::size_t>(rows * ldy), -7.0f);
@@ -118,7 +151,8 @@ TEST_CASE("packed-block matmul: decode streaming and prefill panels agree with t
               exact += static_cast<double>(wf[i]) * x[r * ldx + i];
               scale += std::fabs(wf[i] * x[r * ldx + i]);
             }
-            INFO(cg::block_isa_name(isa) << " rows " << rows << " n " << j << " r " << r);
+            INFO(porta::gguf::type_name(t) << " " << cg::block_isa_name(isa) << " rows " << rows
+                                         << " n " << j << " r " << r);
             CHECK(std::fabs(y[r * ldy + j] - exact) <= 1e-5 * scale);
           }
         }
@@ -131,9 +165,13 @@ TEST_CASE("packed-block matmul: decode streaming and prefill panels agree with t
 TEST_CASE("packed-block products refuse types without kernels and partial blocks", "[cpu][ggml]") {
   const std::vector<std::byte> row(1024);
   const std::vector<float> x(512);
-  CHECK_FALSE(cg::has_block_kernel(GgmlType::Q5_K));
-  CHECK_THROWS_WITH(cg::block_dot(cg::BlockIsa::Plain, GgmlType::Q5_K, row.data(), x.data(), 256),
-                    Catch::Contains("q5_K"));
+  CHECK_FALSE(cg::has_block_kernel(GgmlType::Q3_K));
+  CHECK_FALSE(cg::has_block_kernel(GgmlType::Q2_K));
+  CHECK_THROWS_WITH(cg::block_dot(cg::BlockIsa::Plain, GgmlType::Q3_K, row.data(), x.data(), 256),
+                    Catch::Contains("q3_K"));
+  CHECK_THROWS_WITH(cg::block_matmul(cg::best_block_isa(), GgmlType::Q2_K, row.data(), 1, 256,
+                                     x.data(), 256, 1, nullptr, 1),
+                    Catch::Contains("q2_K"));
   CHECK_THROWS_WITH(cg::block_dot(cg::best_block_isa(), GgmlType::Q8_0, row.data(), x.data(), 48),
                     Catch::Contains("48 elements"));
 }

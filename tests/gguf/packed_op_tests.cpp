@@ -36,7 +36,10 @@ std::vector<GgmlType> block_types() {
   return out;
 }
 
-const GgmlType kKernelTypes[] = {GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_K, GgmlType::Q6_K};
+const GgmlType kKernelTypes[] = {GgmlType::Q8_0,   GgmlType::Q4_0, GgmlType::Q4_1,
+                                 GgmlType::Q5_0,   GgmlType::Q5_1, GgmlType::IQ4_NL,
+                                 GgmlType::Q4_K,   GgmlType::Q5_K, GgmlType::Q6_K,
+                                 GgmlType::IQ4_XS};
 
 // W[n, k] of a rank-2 ggml weight from the scalar definition (block_reference.hpp).
 float element(const QuantizedTensor& w, std::int64_t n, std::int64_t k) {
@@ -113,9 +116,10 @@ TEST_CASE("the reference quant_matmul over ggml blocks is each type's scalar def
 }
 
 TEST_CASE("cpu computes ggml blocks in place within the kernels' bound", "[gguf][packed]") {
-  // The four types with block kernels, and three that take the dequantizing loop.
-  const GgmlType types[] = {GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_K, GgmlType::Q6_K,
-                            GgmlType::Q5_K, GgmlType::Q4_1, GgmlType::IQ4_XS};
+  // The types with block kernels, and the two that take the dequantizing loop.
+  const GgmlType types[] = {GgmlType::Q8_0,   GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0,
+                            GgmlType::Q5_1,   GgmlType::IQ4_NL, GgmlType::Q4_K, GgmlType::Q5_K,
+                            GgmlType::Q6_K,   GgmlType::IQ4_XS, GgmlType::Q3_K, GgmlType::Q2_K};
   for (const GgmlType type : types)
     for (const std::int64_t rows : {1, 2, 9, 40}) {  // decode, prefill, GEMM panels
       DYNAMIC_SECTION(gguf::type_name(type) << " rows " << rows) {

@@ -4,13 +4,10 @@
 
 #include <algorithm>
 
-#include <span>
-
 #include <fmt/format.h>
 
 #include <porta/error.hpp>
 
-#include "moe/dot_rows.hpp"
 
 namespace porta::detail::cpu::ggml {
 
@@ -37,9 +34,6 @@ float plain_dot(gguf::GgmlType type, const std::byte* row, const float* x, std::
   return sum;
 }
 
-// Rows of x from which decoding a weight row once into f32 beats decoding it per row of x.
-constexpr std::int64_t kPanelRows = 4;
-
 }  // namespace
 
 std::vector<BlockIsa> available_block_isas() {
@@ -64,16 +58,17 @@ const char* block_isa_name(BlockIsa isa) {
 }
 
 bool has_block_kernel(gguf::GgmlType type) {
-  return type == gguf::GgmlType::Q8_0 || type == gguf::GgmlType::Q4_0 ||
-         type == gguf::GgmlType::Q4_K || type == gguf::GgmlType::Q6_K;
+  using G = gguf::GgmlType;
+  return type == G::Q8_0 || type == G::Q4_0 || type == G::Q4_1 || type == G::Q5_0 ||
+         type == G::Q5_1 || type == G::IQ4_NL || type == G::Q4_K || type == G::Q5_K ||
+         type == G::Q6_K || type == G::IQ4_XS;
 }
 
-namespace {
-
-void check_rows(gguf::GgmlType type, std::int64_t k) {
+void check_block_rows(gguf::GgmlType type, std::int64_t k) {
   if (!has_block_kernel(type))
     throw Error(ErrorCode::Unsupported,
-                fmt::format("no packed-block kernel for {} (kernels: q8_0, q4_0, q4_K, q6_K)",
+                fmt::format("no packed-block kernel for {} (kernels: q8_0, q4_0, q4_1, q5_0, "
+                            "q5_1, iq4_nl, q4_K, q5_K, q6_K, iq4_xs)",
                             gguf::type_name(type)));
   const auto traits = gguf::traits_of(type);
   if (k <= 0 || k % traits.block_elements != 0)
@@ -82,50 +77,56 @@ void check_rows(gguf::GgmlType type, std::int64_t k) {
                             gguf::type_name(type), k, traits.block_elements));
 }
 
-float checked_dot(BlockIsa isa, gguf::GgmlType type, const std::byte* row, const float* x,
-                  std::int64_t k) {
+namespace {
+
+void checked_matmul(BlockIsa isa, gguf::GgmlType type, const std::byte* w, std::int64_t n_rows,
+                    std::int64_t k, const float* x, std::int64_t ldx, std::int64_t rows, float* y,
+                    std::int64_t ldy) {
+  const std::size_t row_bytes = gguf::row_bytes(type, static_cast<std::uint64_t>(k));
   switch (isa) {
-    case BlockIsa::Avx512: return block_dot_avx512(type, row, x, k);
-    case BlockIsa::Avx2: return block_dot_avx2(type, row, x, k);
+    case BlockIsa::Avx512:
+      return matmul_blocks_avx512(type, w, row_bytes, n_rows, k, x, ldx, rows, y, ldy);
+    case BlockIsa::Avx2:
+      return matmul_blocks_avx2(type, w, row_bytes, n_rows, k, x, ldx, rows, y, ldy);
     case BlockIsa::Plain: break;
   }
-  return plain_dot(type, row, x, k);
+  for (std::int64_t n = 0; n < n_rows; ++n)
+    for (std::int64_t r = 0; r < rows; ++r)
+      y[r * ldy + n] = plain_dot(type, w + static_cast<std::size_t>(n) * row_bytes, x + r * ldx, k);
 }
+
+// Weight rows per work item of block_matmul: a few KiB of blocks, enough to amortise the loop.
+constexpr std::int64_t kChunkRows = 16;
 
 }  // namespace
 
 float block_dot(BlockIsa isa, gguf::GgmlType type, const std::byte* row, const float* x,
                 std::int64_t k) {
-  check_rows(type, k);
-  return checked_dot(isa, type, row, x, k);
+  check_block_rows(type, k);
+  float y = 0;
+  checked_matmul(isa, type, row, 1, k, x, k, 1, &y, 1);
+  return y;
+}
+
+void block_matmul_serial(BlockIsa isa, gguf::GgmlType type, const std::byte* w,
+                         std::int64_t n_rows, std::int64_t k, const float* x, std::int64_t ldx,
+                         std::int64_t rows, float* y, std::int64_t ldy) {
+  check_block_rows(type, k);
+  checked_matmul(isa, type, w, n_rows, k, x, ldx, rows, y, ldy);
 }
 
 void block_matmul(BlockIsa isa, gguf::GgmlType type, const std::byte* w, std::int64_t n_rows,
                   std::int64_t k, const float* x, std::int64_t ldx, std::int64_t rows, float* y,
                   std::int64_t ldy) {
-  check_rows(type, k);
+  check_block_rows(type, k);
   const std::size_t row_bytes = gguf::row_bytes(type, static_cast<std::uint64_t>(k));
-  if (rows < kPanelRows || isa == BlockIsa::Plain) {
+  const std::int64_t chunks = (n_rows + kChunkRows - 1) / kChunkRows;
+  // Static: each thread streams one contiguous range of the weights.
 #pragma omp parallel for schedule(static)
-    for (std::int64_t n = 0; n < n_rows; ++n) {
-      const std::byte* row = w + static_cast<std::size_t>(n) * row_bytes;
-      for (std::int64_t r = 0; r < rows; ++r) y[r * ldy + n] = checked_dot(isa, type, row, x + r * ldx, k);
-    }
-    return;
-  }
-  // Prefill: each weight row decoded once, then the decode kernel's f32 loop takes up to 8 rows
-  // of x against it while it sits in L1.
-  const moe::DotIsa dot_isa = isa == BlockIsa::Avx512 ? moe::DotIsa::Avx512 : moe::DotIsa::Avx2;
-#pragma omp parallel
-  {
-    std::vector<float> decoded(static_cast<std::size_t>(k));
-#pragma omp for schedule(static)
-    for (std::int64_t n = 0; n < n_rows; ++n) {
-      gguf::dequantize(type, {w + static_cast<std::size_t>(n) * row_bytes, row_bytes}, decoded);
-      for (std::int64_t r = 0; r < rows; r += 8)
-        moe::small_gemm_isa(dot_isa, x + r * ldx, ldx, std::min<std::int64_t>(8, rows - r),
-                            decoded.data(), DType::F32, k, 0, 1, y + r * ldy + n, ldy);
-    }
+  for (std::int64_t c = 0; c < chunks; ++c) {
+    const std::int64_t n0 = c * kChunkRows;
+    checked_matmul(isa, type, w + static_cast<std::size_t>(n0) * row_bytes,
+                   std::min(kChunkRows, n_rows - n0), k, x, ldx, rows, y + n0, ldy);
   }
 }
 

@@ -1,12 +1,13 @@
-// Matrix products straight from GGML's packed blocks (Q8_0, Q4_0, Q4_K, Q6_K): the weight rows
-// stay as stored in the GGUF mapping and are decoded in registers, block by block, while the
-// activations stay f32. One implementation per instruction set (plain C++, AVX2+FMA+F16C,
+// Matrix products straight from GGML's packed blocks (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL,
+// Q4_K, Q5_K, Q6_K, IQ4_XS): the weight rows stay as stored in the GGUF mapping and are decoded
+// in registers, block by block, while the activations stay f32; a block is decoded once for up
+// to four rows of activations. One implementation per instruction set (plain C++, AVX2+FMA+F16C,
 // AVX-512F/BW/VL), the best chosen at run time; tests force each one.
 //
 // Numerics (docs/gguf.md): the plain path is the definition, dequantize each block exactly
-// (gguf::dequantize) and accumulate Σ w·x in f32 in element order. The SIMD paths factor each
-// block's scale out of its sum (Σ d·q·x = d·Σ q·x, and Q4_K's min term dmin·m·Σx) and add in
-// lanes, so they differ from it by f32 rounding only.
+// (gguf::dequantize) and accumulate Σ w·x in f32 in element order. The SIMD paths compute each
+// weight with the dequantizer's own operations (so the same f32 value) and accumulate Σ w·x in
+// f32 lanes: they differ from the definition by the order of the sum only.
 #pragma once
 
 #include <cstddef>
@@ -26,6 +27,10 @@ const char* block_isa_name(BlockIsa isa);
 
 // The block types with kernels here.
 bool has_block_kernel(gguf::GgmlType type);
+// Throws unless `type` has a kernel and k is a positive whole number of its blocks (what every
+// product below checks first; callers that run block_matmul_serial inside a parallel loop check
+// before it).
+void check_block_rows(gguf::GgmlType type, std::int64_t k);
 
 // Σ_k dequantize(row)[k] · x[k]: `row` is one weight row of k elements (k a whole number of
 // blocks), as stored.
@@ -33,16 +38,24 @@ float block_dot(BlockIsa isa, gguf::GgmlType type, const std::byte* row, const f
                 std::int64_t k);
 
 // y[r·ldy + n] = Σ_k W[n, k] · x[r·ldx + k] for r < rows and n < n_rows, W rows of
-// row_bytes(type, k) bytes each. Few rows (decode) stream the blocks once per row of x; many rows
-// (prefill) decode each weight row once into f32 and run the f32 decode loop (moe/dot_rows.hpp) on
-// it, 8 rows of x at a time. Threads split n.
+// row_bytes(type, k) bytes each: each weight row streamed once per four rows of x (a kernel for
+// decode and short blocks; long prompts want a GEMM on dequantized panels, ggml_linear.hpp).
+// block_matmul's threads split n; block_matmul_serial runs on the calling thread, for callers
+// that own the parallel loop.
 void block_matmul(BlockIsa isa, gguf::GgmlType type, const std::byte* w, std::int64_t n_rows,
                   std::int64_t k, const float* x, std::int64_t ldx, std::int64_t rows, float* y,
                   std::int64_t ldy);
+void block_matmul_serial(BlockIsa isa, gguf::GgmlType type, const std::byte* w,
+                         std::int64_t n_rows, std::int64_t k, const float* x, std::int64_t ldx,
+                         std::int64_t rows, float* y, std::int64_t ldy);
 
-// Per-ISA row kernels (block_dot_avx2.cpp, block_dot_avx512.cpp); only called when the CPU has
-// the instructions.
-float block_dot_avx2(gguf::GgmlType type, const std::byte* row, const float* x, std::int64_t k);
-float block_dot_avx512(gguf::GgmlType type, const std::byte* row, const float* x, std::int64_t k);
+// Per-ISA kernels (block_dot_avx2.cpp, block_dot_avx512.cpp) of block_matmul_serial, for a type
+// with a kernel and whole blocks; only called when the CPU has the instructions.
+void matmul_blocks_avx2(gguf::GgmlType type, const std::byte* w, std::size_t row_bytes,
+                        std::int64_t n_rows, std::int64_t k, const float* x, std::int64_t ldx,
+                        std::int64_t rows, float* y, std::int64_t ldy);
+void matmul_blocks_avx512(gguf::GgmlType type, const std::byte* w, std::size_t row_bytes,
+                          std::int64_t n_rows, std::int64_t k, const float* x, std::int64_t ldx,
+                          std::int64_t rows, float* y, std::int64_t ldy);
 
 }  // namespace porta::detail::cpu::ggml

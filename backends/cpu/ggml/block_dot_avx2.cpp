@@ -1,14 +1,14 @@
-// block_dot.hpp's kernels with AVX2, FMA and F16C: 8-lane f32 vectors.
+// block_dot.hpp's kernels with AVX2, FMA and F16C: a 16-element group is two ymm. 4-bit codes
+// index a 16-entry table of the block's f32 weights (two 8-entry vpermps and a blend on the
+// code's top bit); 5-bit codes are converted and scaled, with the dequantizer's operations.
 #include <immintrin.h>
 
 #include <cstring>
 
 #include <fmt/format.h>
 
-#include <porta/dtype.hpp>
 #include <porta/error.hpp>
 
-#include "gguf/block_util.hpp"
 #include "ggml/block_dot.hpp"
 
 namespace porta::detail::cpu::ggml {
@@ -17,34 +17,100 @@ namespace {
 
 #define PORTA_BLOCK_TARGET __attribute__((target("avx2,fma,f16c")))
 #define PORTA_BLOCK_ISA_NAME "avx2"
-using Vec = __m256;
+#define T PORTA_BLOCK_TARGET
 
-PORTA_BLOCK_TARGET inline Vec vzero() { return _mm256_setzero_ps(); }
-PORTA_BLOCK_TARGET inline Vec vadd(Vec a, Vec b) { return _mm256_add_ps(a, b); }
-PORTA_BLOCK_TARGET inline Vec vfma(float s, Vec v, Vec acc) {
-  return _mm256_fmadd_ps(_mm256_set1_ps(s), v, acc);
+struct V {
+  __m256 a, b;  // lanes 0..7 and 8..15
+};
+
+T inline V v_zero() { return {_mm256_setzero_ps(), _mm256_setzero_ps()}; }
+T inline V v_add(V x, V y) { return {_mm256_add_ps(x.a, y.a), _mm256_add_ps(x.b, y.b)}; }
+T inline V v_fma_x(V w, const float* x, V acc) {
+  return {_mm256_fmadd_ps(w.a, _mm256_loadu_ps(x), acc.a),
+          _mm256_fmadd_ps(w.b, _mm256_loadu_ps(x + 8), acc.b)};
 }
-PORTA_BLOCK_TARGET inline Vec vdot16(__m128i codes, const float* x) {
-  const __m256 a = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(codes));
-  const __m256 b = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(codes, 8)));
-  return _mm256_fmadd_ps(b, _mm256_loadu_ps(x + 8), _mm256_mul_ps(a, _mm256_loadu_ps(x)));
-}
-PORTA_BLOCK_TARGET inline Vec vload16(const float* x) {
-  return _mm256_add_ps(_mm256_loadu_ps(x), _mm256_loadu_ps(x + 8));
-}
-PORTA_BLOCK_TARGET inline float vsum(Vec v) {
-  const __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+T inline float v_sum(V v) {
+  const __m256 both = _mm256_add_ps(v.a, v.b);
+  const __m128 s = _mm_add_ps(_mm256_castps256_ps128(both), _mm256_extractf128_ps(both, 1));
   const __m128 t = _mm_add_ps(s, _mm_movehl_ps(s, s));
   return _mm_cvtss_f32(_mm_add_ss(t, _mm_movehdup_ps(t)));
 }
+T inline V w_int8(__m128i q, float s) {
+  const __m256 scale = _mm256_set1_ps(s);
+  return {_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)), scale),
+          _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(q, 8))), scale)};
+}
 
+T inline __m256 iota8(float first) {
+  return _mm256_add_ps(_mm256_setr_ps(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_ps(first));
+}
+
+struct Book16 {
+  __m256 low, high;  // codes 0..7 and 8..15
+};
+T inline Book16 book16_linear(float a, float b, int offset) {
+  const __m256 va = _mm256_set1_ps(a), vb = _mm256_set1_ps(b);
+  const auto off = static_cast<float>(offset);
+  return {_mm256_sub_ps(_mm256_mul_ps(iota8(-off), va), vb),
+          _mm256_sub_ps(_mm256_mul_ps(iota8(8.0f - off), va), vb)};
+}
+T inline Book16 book16_values(float d, const float* values) {
+  const __m256 vd = _mm256_set1_ps(d);
+  return {_mm256_mul_ps(vd, _mm256_loadu_ps(values)), _mm256_mul_ps(vd, _mm256_loadu_ps(values + 8))};
+}
+// The entries of eight codes (bits 0..3 of each lane; higher bits ignored).
+T inline __m256 lookup(const Book16& book, __m256i codes) {
+  return _mm256_blendv_ps(_mm256_permutevar8x32_ps(book.low, codes),
+                          _mm256_permutevar8x32_ps(book.high, codes),
+                          _mm256_castsi256_ps(_mm256_slli_epi32(codes, 28)));
+}
+
+T inline void w_nibbles(const Book16& lo, const Book16& hi, __m128i bytes, V& w_lo, V& w_hi) {
+  const __m256i a = _mm256_cvtepu8_epi32(bytes), b = _mm256_cvtepu8_epi32(_mm_srli_si128(bytes, 8));
+  w_lo = {lookup(lo, a), lookup(lo, b)};
+  w_hi = {lookup(hi, _mm256_srli_epi32(a, 4)), lookup(hi, _mm256_srli_epi32(b, 4))};
+}
+
+struct Book32 {
+  __m256 a, b, offset;  // w(q) = (float(q) − offset)·a − b
+};
+T inline Book32 book32_linear(float a, float b, int offset) {
+  return {_mm256_set1_ps(a), _mm256_set1_ps(b), _mm256_set1_ps(static_cast<float>(offset))};
+}
+// Eight codes: four bits from `nibbles`, the fifth from bit i of `bits` for lane i.
+T inline __m256 w_codes5(const Book32& book, __m256i nibbles, std::uint32_t bits) {
+  const __m256i lane_bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+  const __m256i set = _mm256_cmpeq_epi32(
+      _mm256_and_si256(_mm256_set1_epi32(static_cast<int>(bits)), lane_bit), lane_bit);
+  const __m256i codes = _mm256_or_si256(_mm256_and_si256(nibbles, _mm256_set1_epi32(15)),
+                                        _mm256_and_si256(set, _mm256_set1_epi32(16)));
+  const __m256 q = _mm256_sub_ps(_mm256_cvtepi32_ps(codes), book.offset);
+  return _mm256_sub_ps(_mm256_mul_ps(q, book.a), book.b);
+}
+T inline void w_nibbles5(const Book32& lo, const Book32& hi, __m128i bytes, std::uint32_t lo_bits,
+                         std::uint32_t hi_bits, V& w_lo, V& w_hi) {
+  const __m256i a = _mm256_cvtepu8_epi32(bytes), b = _mm256_cvtepu8_epi32(_mm_srli_si128(bytes, 8));
+  w_lo = {w_codes5(lo, a, lo_bits), w_codes5(lo, b, lo_bits >> 8)};
+  w_hi = {w_codes5(hi, _mm256_srli_epi32(a, 4), hi_bits),
+          w_codes5(hi, _mm256_srli_epi32(b, 4), hi_bits >> 8)};
+}
+
+T inline std::uint32_t byte_bits(__m128i bytes, int bit) {
+  // Shifting 16-bit lanes left by 7 - bit puts bit `bit` of each byte at its top.
+  return static_cast<std::uint32_t>(
+      _mm_movemask_epi8(_mm_sll_epi16(bytes, _mm_cvtsi32_si128(7 - bit))));
+}
+
+#undef T
 #include "ggml/block_kernels.inl"
 
 }  // namespace
 
-PORTA_BLOCK_TARGET float block_dot_avx2(gguf::GgmlType type, const std::byte* row, const float* x,
-                                        std::int64_t k) {
-  return dot_blocks(type, row, x, k);
+PORTA_BLOCK_TARGET void matmul_blocks_avx2(gguf::GgmlType type, const std::byte* w,
+                                           std::size_t row_bytes, std::int64_t n_rows,
+                                           std::int64_t k, const float* x, std::int64_t ldx,
+                                           std::int64_t rows, float* y, std::int64_t ldy) {
+  matmul_blocks(type, w, row_bytes, n_rows, k, x, ldx, rows, y, ldy);
 }
 
 }  // namespace porta::detail::cpu::ggml

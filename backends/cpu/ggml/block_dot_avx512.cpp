@@ -1,5 +1,6 @@
-// block_dot.hpp's kernels with AVX-512F/BW/VL: 16-lane f32 vectors (the code extraction stays
-// 256-bit).
+// block_dot.hpp's kernels with AVX-512F/BW/VL: a 16-element group is one zmm, and the 4-bit and
+// 5-bit codes index 16- and 32-entry tables of the block's f32 weights (vpermps, vpermt2ps), so a
+// weight costs one widening and one permute, not a convert, a multiply and a subtract.
 // GCC 12's AVX-512 conversion intrinsics pass _mm512_undefined_*() as the unused merge source,
 // which -Wmaybe-uninitialized reports once inlined here; nothing is read uninitialised.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -10,10 +11,8 @@
 
 #include <fmt/format.h>
 
-#include <porta/dtype.hpp>
 #include <porta/error.hpp>
 
-#include "gguf/block_util.hpp"
 #include "ggml/block_dot.hpp"
 
 namespace porta::detail::cpu::ggml {
@@ -22,36 +21,87 @@ namespace {
 
 #define PORTA_BLOCK_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")))
 #define PORTA_BLOCK_ISA_NAME "avx512"
-using Vec = __m512;
+#define T PORTA_BLOCK_TARGET
 
-PORTA_BLOCK_TARGET inline Vec vzero() { return _mm512_setzero_ps(); }
-PORTA_BLOCK_TARGET inline Vec vadd(Vec a, Vec b) { return _mm512_add_ps(a, b); }
-PORTA_BLOCK_TARGET inline Vec vfma(float s, Vec v, Vec acc) {
-  return _mm512_fmadd_ps(_mm512_set1_ps(s), v, acc);
+using V = __m512;
+
+T inline V v_zero() { return _mm512_setzero_ps(); }
+T inline V v_add(V a, V b) { return _mm512_add_ps(a, b); }
+T inline V v_fma_x(V w, const float* x, V acc) { return _mm512_fmadd_ps(w, _mm512_loadu_ps(x), acc); }
+T inline float v_sum(V v) {
+  // Zero-masked extraction: GCC 12 flags the unmasked intrinsic's undefined pass-through.
+  const __m256 half = _mm256_add_ps(
+      _mm512_castps512_ps256(v),
+      _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xFF, _mm512_castps_pd(v), 1)));
+  const __m128 s = _mm_add_ps(_mm256_castps256_ps128(half), _mm256_extractf128_ps(half, 1));
+  const __m128 t = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  return _mm_cvtss_f32(_mm_add_ss(t, _mm_movehdup_ps(t)));
 }
-PORTA_BLOCK_TARGET inline Vec vdot16(__m128i codes, const float* x) {
-  // Zero-masked widening: GCC 12 at -Og flags the unmasked intrinsics' undefined pass-through
-  // operand (-Wuninitialized); the values are the same.
-  return _mm512_mul_ps(_mm512_maskz_cvtepi32_ps(0xFFFF, _mm512_maskz_cvtepi8_epi32(0xFFFF, codes)),
-                       _mm512_loadu_ps(x));
-}
-PORTA_BLOCK_TARGET inline Vec vload16(const float* x) { return _mm512_loadu_ps(x); }
-PORTA_BLOCK_TARGET inline float vsum(Vec v) {
-  // Through memory: GCC 12's 512-bit extract and reduce intrinsics trip -Wuninitialized.
-  alignas(64) float lanes[16];
-  _mm512_store_ps(lanes, v);
-  float sum = 0;
-  for (const float lane : lanes) sum += lane;
-  return sum;
+T inline V w_int8(__m128i q, float s) {
+  return _mm512_mul_ps(_mm512_maskz_cvtepi32_ps(0xFFFF, _mm512_maskz_cvtepi8_epi32(0xFFFF, q)),
+                       _mm512_set1_ps(s));
 }
 
+T inline __m512 iota16() {
+  return _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+}
+
+struct Book16 {
+  __m512 table;
+};
+T inline Book16 book16_linear(float a, float b, int offset) {
+  const __m512 q = _mm512_sub_ps(iota16(), _mm512_set1_ps(static_cast<float>(offset)));
+  return {_mm512_sub_ps(_mm512_mul_ps(q, _mm512_set1_ps(a)), _mm512_set1_ps(b))};
+}
+T inline Book16 book16_values(float d, const float* values) {
+  return {_mm512_mul_ps(_mm512_set1_ps(d), _mm512_loadu_ps(values))};
+}
+
+struct Book32 {
+  __m512 low, high;  // codes 0..15 and 16..31
+};
+T inline Book32 book32_linear(float a, float b, int offset) {
+  const __m512 q = _mm512_sub_ps(iota16(), _mm512_set1_ps(static_cast<float>(offset)));
+  const __m512 va = _mm512_set1_ps(a), vb = _mm512_set1_ps(b);
+  return {_mm512_sub_ps(_mm512_mul_ps(q, va), vb),
+          _mm512_sub_ps(_mm512_mul_ps(_mm512_add_ps(q, _mm512_set1_ps(16.0f)), va), vb)};
+}
+
+// vpermps reads the low four bits of each index, so the low nibble needs no mask.
+T inline void w_nibbles(const Book16& lo, const Book16& hi, __m128i bytes, V& w_lo, V& w_hi) {
+  const __m512i idx = _mm512_maskz_cvtepu8_epi32(0xFFFF, bytes);
+  w_lo = _mm512_permutexvar_ps(idx, lo.table);
+  w_hi = _mm512_permutexvar_ps(_mm512_srli_epi32(idx, 4), hi.table);
+}
+
+T inline void w_nibbles5(const Book32& lo, const Book32& hi, __m128i bytes, std::uint32_t lo_bits,
+                         std::uint32_t hi_bits, V& w_lo, V& w_hi) {
+  const __m512i idx = _mm512_maskz_cvtepu8_epi32(0xFFFF, bytes);
+  const __m512i sixteen = _mm512_set1_epi32(16);
+  const __m512i lo_code = _mm512_and_si512(idx, _mm512_set1_epi32(15));
+  const __m512i hi_code = _mm512_srli_epi32(idx, 4);
+  w_lo = _mm512_permutex2var_ps(
+      lo.low, _mm512_mask_or_epi32(lo_code, static_cast<__mmask16>(lo_bits), lo_code, sixteen),
+      lo.high);
+  w_hi = _mm512_permutex2var_ps(
+      hi.low, _mm512_mask_or_epi32(hi_code, static_cast<__mmask16>(hi_bits), hi_code, sixteen),
+      hi.high);
+}
+
+T inline std::uint32_t byte_bits(__m128i bytes, int bit) {
+  return _cvtmask16_u32(_mm_test_epi8_mask(bytes, _mm_set1_epi8(static_cast<char>(1 << bit))));
+}
+
+#undef T
 #include "ggml/block_kernels.inl"
 
 }  // namespace
 
-PORTA_BLOCK_TARGET float block_dot_avx512(gguf::GgmlType type, const std::byte* row,
-                                          const float* x, std::int64_t k) {
-  return dot_blocks(type, row, x, k);
+PORTA_BLOCK_TARGET void matmul_blocks_avx512(gguf::GgmlType type, const std::byte* w,
+                                             std::size_t row_bytes, std::int64_t n_rows,
+                                             std::int64_t k, const float* x, std::int64_t ldx,
+                                             std::int64_t rows, float* y, std::int64_t ldy) {
+  matmul_blocks(type, w, row_bytes, n_rows, k, x, ldx, rows, y, ldy);
 }
 
 }  // namespace porta::detail::cpu::ggml

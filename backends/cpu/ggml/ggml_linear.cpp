@@ -22,9 +22,8 @@ namespace porta::detail::cpu::ggml {
 
 namespace {
 
-// Blocks with fewer rows than this decode the weight rows in registers, one dot per row of x
-// (block_matmul's own cut-off between its decode and prefill loops).
-constexpr std::int64_t kSmallBlockRows = 4;
+// Weight rows per work item of the decode-sized expert blocks.
+constexpr std::int64_t kSmallChunkRows = 16;
 
 const std::byte* bytes_of(const QuantMatrix& w) { return static_cast<const std::byte*>(w.data); }
 
@@ -149,24 +148,25 @@ void blocks_linear_experts(const float* x, std::int64_t k,
       dequantized_rows(e.w, x + e.first * k, k, e.count, y + e.first * out_features, out_features);
       continue;
     }
-    if (e.count >= kSmallBlockRows)
-      block_matmul(best_block_isa(), e.w.scheme.ggml_type, bytes_of(e.w), e.w.n, k,
-                   x + e.first * k, k, e.count, y + e.first * out_features, out_features);
-    else
-      small.push_back(&e);
+    check_block_rows(e.w.scheme.ggml_type, k);  // before the parallel loop, which must not throw
+    small.push_back(&e);
   }
   gemm_blocks(large, x, k, out_features, y);
   if (small.empty()) return;
+  // One parallel loop over (block, chunk of weight rows): each chunk streamed once for the
+  // block's rows, four rows of x per pass.
   const BlockIsa isa = best_block_isa();
-  const auto total = static_cast<std::int64_t>(small.size()) * out_features;
+  const std::int64_t per_block = (out_features + kSmallChunkRows - 1) / kSmallChunkRows;
+  const auto items = static_cast<std::int64_t>(small.size()) * per_block;
 #pragma omp parallel for schedule(static)
-  for (std::int64_t i = 0; i < total; ++i) {
-    const quant::QuantBlock& e = *small[static_cast<std::size_t>(i / out_features)];
-    const std::int64_t n = i % out_features;
-    const std::size_t row_bytes = gguf::row_bytes(e.w.scheme.ggml_type, static_cast<std::uint64_t>(k));
-    const std::byte* row = bytes_of(e.w) + static_cast<std::size_t>(n) * row_bytes;
-    for (std::int64_t r = e.first; r < e.first + e.count; ++r)
-      y[r * out_features + n] = block_dot(isa, e.w.scheme.ggml_type, row, x + r * k, k);
+  for (std::int64_t i = 0; i < items; ++i) {
+    const quant::QuantBlock& e = *small[static_cast<std::size_t>(i / per_block)];
+    const std::int64_t n0 = (i % per_block) * kSmallChunkRows;
+    const std::size_t row_bytes =
+        gguf::row_bytes(e.w.scheme.ggml_type, static_cast<std::uint64_t>(k));
+    block_matmul_serial(isa, e.w.scheme.ggml_type, bytes_of(e.w) + static_cast<std::size_t>(n0) * row_bytes,
+                        std::min(kSmallChunkRows, out_features - n0), k, x + e.first * k, k,
+                        e.count, y + e.first * out_features + n0, out_features);
   }
 }
 
