@@ -87,7 +87,7 @@ int main(int argc, char** argv) {
       const auto bf16_copies = copies_beyond_caches(wb);
       std::vector<float> x(static_cast<std::size_t>(t * m.k), 0.5f), y(static_cast<std::size_t>(t * m.n));
       for (const GgmlType type :
-           {GgmlType::Q8_0, GgmlType::Q6_K, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q5_K,
+           {GgmlType::Q8_0, GgmlType::Q6_K, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q5_K, GgmlType::Q3_K, GgmlType::Q2_K,
             GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q4_K, GgmlType::IQ4_NL, GgmlType::IQ4_XS}) {
         if (!only.empty() && only != porta::gguf::type_name(type)) continue;
         if (m.k % porta::gguf::traits_of(type).block_elements != 0) continue;  // llama.cpp

@@ -264,8 +264,8 @@ bool gguf_keeps_packed(gguf::GgmlType type) noexcept {
   // The types with cpu block kernels (backends/cpu/ggml/block_dot.hpp).
   using G = GgmlType;
   return type == G::Q8_0 || type == G::Q4_0 || type == G::Q4_1 || type == G::Q5_0 ||
-         type == G::Q5_1 || type == G::IQ4_NL || type == G::Q4_K || type == G::Q5_K ||
-         type == G::Q6_K || type == G::IQ4_XS;
+         type == G::Q5_1 || type == G::IQ4_NL || type == G::Q2_K || type == G::Q3_K ||
+         type == G::Q4_K || type == G::Q5_K || type == G::Q6_K || type == G::IQ4_XS;
 }
 
 GgufTensors gguf_hf_tensors(const GgufFile& file, const ModelConfig& config, DType dequantize_to,

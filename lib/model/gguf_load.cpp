@@ -119,9 +119,8 @@ Model load_gguf(const std::string& path, const GgufLoadOptions& options, GgufLoa
                                   tensors.packed.size(), dequantized_list(tensors.packed)));
     if (!tensors.dequantized.empty())
       lines.push_back(fmt::format(
-          "gguf: dequantized {} block-quantized tensors to {} at load ({}); in place: q8_0, "
-          "q4_0, q4_1, q5_0, q5_1, iq4_nl, q4_K, q5_K, q6_K and iq4_xs matrices (the types "
-          "with cpu kernels)",
+          "gguf: dequantized {} block-quantized tensors to {} at load ({}); the other matrices "
+          "stay packed (the embedding table is gathered by rows, MLA's kv_b split per head)",
           tensors.dequantized.size(), dtype_name(options.dequantize_to),
           dequantized_list(tensors.dequantized)));
     report->summary = fmt::format("{}", fmt::join(lines, "\n"));

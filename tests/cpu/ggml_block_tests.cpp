@@ -30,12 +30,15 @@ std::vector<std::size_t> f16_fields(GgmlType t) {
   if (t == G::Q8_0 || t == G::Q4_0 || t == G::Q5_0 || t == G::IQ4_NL || t == G::IQ4_XS) return {0};
   if (t == G::Q4_1 || t == G::Q5_1 || t == G::Q4_K || t == G::Q5_K) return {0, 2};
   if (t == G::Q6_K) return {208};
+  if (t == G::Q2_K) return {80, 82};
+  if (t == G::Q3_K) return {108};
   return {};
 }
 
 const std::vector<GgmlType> kKernelTypes = {
     GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1,
-    GgmlType::IQ4_NL, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::IQ4_XS};
+    GgmlType::IQ4_NL, GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q5_K,
+    GgmlType::Q6_K,   GgmlType::IQ4_XS};
 
 std::vector<std::byte> random_rows(GgmlType t, std::int64_t n, std::int64_t k, std::mt19937& rng,
                                    bool raw_bytes) {
@@ -165,13 +168,15 @@ TEST_CASE("packed-block matmul: one to many rows of x agree with the rows", "[cp
 TEST_CASE("packed-block products refuse types without kernels and partial blocks", "[cpu][ggml]") {
   const std::vector<std::byte> row(1024);
   const std::vector<float> x(512);
-  CHECK_FALSE(cg::has_block_kernel(GgmlType::Q3_K));
-  CHECK_FALSE(cg::has_block_kernel(GgmlType::Q2_K));
-  CHECK_THROWS_WITH(cg::block_dot(cg::BlockIsa::Plain, GgmlType::Q3_K, row.data(), x.data(), 256),
-                    Catch::Contains("q3_K"));
-  CHECK_THROWS_WITH(cg::block_matmul(cg::best_block_isa(), GgmlType::Q2_K, row.data(), 1, 256,
+  // Every type gguf::dequantize reads has a kernel; the listed-only ones do not.
+  for (const GgmlType t : porta::gguf::kDequantizableTypes)
+    CHECK(cg::has_block_kernel(t) == (porta::gguf::traits_of(t).block_elements > 1));
+  CHECK_FALSE(cg::has_block_kernel(GgmlType::Q8_K));
+  CHECK_THROWS_WITH(cg::block_dot(cg::BlockIsa::Plain, GgmlType::Q8_K, row.data(), x.data(), 256),
+                    Catch::Contains("q8_K"));
+  CHECK_THROWS_WITH(cg::block_matmul(cg::best_block_isa(), GgmlType::IQ2_XXS, row.data(), 1, 256,
                                      x.data(), 256, 1, nullptr, 1),
-                    Catch::Contains("q2_K"));
+                    Catch::Contains("iq2_xxs"));
   CHECK_THROWS_WITH(cg::block_dot(cg::best_block_isa(), GgmlType::Q8_0, row.data(), x.data(), 48),
                     Catch::Contains("48 elements"));
 }

@@ -116,7 +116,7 @@ TEST_CASE("the reference quant_matmul over ggml blocks is each type's scalar def
 }
 
 TEST_CASE("cpu computes ggml blocks in place within the kernels' bound", "[gguf][packed]") {
-  // The types with block kernels, and the two that take the dequantizing loop.
+  // Every block type (each has a kernel).
   const GgmlType types[] = {GgmlType::Q8_0,   GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0,
                             GgmlType::Q5_1,   GgmlType::IQ4_NL, GgmlType::Q4_K, GgmlType::Q5_K,
                             GgmlType::Q6_K,   GgmlType::IQ4_XS, GgmlType::Q3_K, GgmlType::Q2_K};

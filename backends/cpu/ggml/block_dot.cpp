@@ -60,15 +60,15 @@ const char* block_isa_name(BlockIsa isa) {
 bool has_block_kernel(gguf::GgmlType type) {
   using G = gguf::GgmlType;
   return type == G::Q8_0 || type == G::Q4_0 || type == G::Q4_1 || type == G::Q5_0 ||
-         type == G::Q5_1 || type == G::IQ4_NL || type == G::Q4_K || type == G::Q5_K ||
-         type == G::Q6_K || type == G::IQ4_XS;
+         type == G::Q5_1 || type == G::IQ4_NL || type == G::Q2_K || type == G::Q3_K ||
+         type == G::Q4_K || type == G::Q5_K || type == G::Q6_K || type == G::IQ4_XS;
 }
 
 void check_block_rows(gguf::GgmlType type, std::int64_t k) {
   if (!has_block_kernel(type))
     throw Error(ErrorCode::Unsupported,
                 fmt::format("no packed-block kernel for {} (kernels: q8_0, q4_0, q4_1, q5_0, "
-                            "q5_1, iq4_nl, q4_K, q5_K, q6_K, iq4_xs)",
+                            "q5_1, iq4_nl, q2_K, q3_K, q4_K, q5_K, q6_K, iq4_xs)",
                             gguf::type_name(type)));
   const auto traits = gguf::traits_of(type);
   if (k <= 0 || k % traits.block_elements != 0)

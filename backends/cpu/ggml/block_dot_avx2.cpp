@@ -71,6 +71,33 @@ T inline void w_nibbles(const Book16& lo, const Book16& hi, __m128i bytes, V& w_
   w_hi = {lookup(hi, _mm256_srli_epi32(a, 4)), lookup(hi, _mm256_srli_epi32(b, 4))};
 }
 
+// 16 codes widened to one 32-bit lane each, for the 2- and 3-bit types.
+struct Idx {
+  __m256i a, b;
+};
+T inline Idx widen(__m128i bytes) {
+  return {_mm256_cvtepu8_epi32(bytes), _mm256_cvtepu8_epi32(_mm_srli_si128(bytes, 8))};
+}
+T inline Idx field(Idx v, int shift, int mask) {
+  const __m128i count = _mm_cvtsi32_si128(shift);
+  const __m256i m = _mm256_set1_epi32(mask);
+  return {_mm256_and_si256(_mm256_srl_epi32(v.a, count), m),
+          _mm256_and_si256(_mm256_srl_epi32(v.b, count), m)};
+}
+// `value` or-ed into lane i where bit i of `lanes` is set.
+T inline __m256i or_where(__m256i v, std::uint32_t lanes, int value) {
+  const __m256i lane_bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+  const __m256i set = _mm256_cmpeq_epi32(
+      _mm256_and_si256(_mm256_set1_epi32(static_cast<int>(lanes)), lane_bit), lane_bit);
+  return _mm256_or_si256(v, _mm256_and_si256(set, _mm256_set1_epi32(value)));
+}
+T inline Idx with_bit(Idx v, std::uint32_t lanes, int value) {
+  return {or_where(v.a, lanes, value), or_where(v.b, lanes >> 8, value)};
+}
+T inline V lookup16(const Book16& book, Idx codes) {
+  return {lookup(book, codes.a), lookup(book, codes.b)};
+}
+
 struct Book32 {
   __m256 a, b, offset;  // w(q) = (float(q) − offset)·a − b
 };
@@ -79,11 +106,7 @@ T inline Book32 book32_linear(float a, float b, int offset) {
 }
 // Eight codes: four bits from `nibbles`, the fifth from bit i of `bits` for lane i.
 T inline __m256 w_codes5(const Book32& book, __m256i nibbles, std::uint32_t bits) {
-  const __m256i lane_bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
-  const __m256i set = _mm256_cmpeq_epi32(
-      _mm256_and_si256(_mm256_set1_epi32(static_cast<int>(bits)), lane_bit), lane_bit);
-  const __m256i codes = _mm256_or_si256(_mm256_and_si256(nibbles, _mm256_set1_epi32(15)),
-                                        _mm256_and_si256(set, _mm256_set1_epi32(16)));
+  const __m256i codes = or_where(_mm256_and_si256(nibbles, _mm256_set1_epi32(15)), bits, 16);
   const __m256 q = _mm256_sub_ps(_mm256_cvtepi32_ps(codes), book.offset);
   return _mm256_sub_ps(_mm256_mul_ps(q, book.a), book.b);
 }

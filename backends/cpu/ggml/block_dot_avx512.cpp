@@ -88,6 +88,17 @@ T inline void w_nibbles5(const Book32& lo, const Book32& hi, __m128i bytes, std:
       hi.high);
 }
 
+// 16 codes widened to one 32-bit lane each, for the 2- and 3-bit types.
+using Idx = __m512i;
+T inline Idx widen(__m128i bytes) { return _mm512_maskz_cvtepu8_epi32(0xFFFF, bytes); }
+T inline Idx field(Idx v, int shift, int mask) {
+  return _mm512_and_si512(_mm512_srl_epi32(v, _mm_cvtsi32_si128(shift)), _mm512_set1_epi32(mask));
+}
+T inline Idx with_bit(Idx v, std::uint32_t lanes, int value) {
+  return _mm512_mask_or_epi32(v, static_cast<__mmask16>(lanes), v, _mm512_set1_epi32(value));
+}
+T inline V lookup16(const Book16& book, Idx codes) { return _mm512_permutexvar_ps(codes, book.table); }
+
 T inline std::uint32_t byte_bits(__m128i bytes, int bit) {
   return _cvtmask16_u32(_mm_test_epi8_mask(bytes, _mm_set1_epi8(static_cast<char>(1 << bit))));
 }

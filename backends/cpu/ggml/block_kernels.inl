@@ -19,6 +19,10 @@
 //                   std::uint32_t hi_bits, V& w_lo, V& w_hi)
 //       the same with a fifth bit per lane (bit i of lo_bits/hi_bits for lane i)
 //   std::uint32_t byte_bits(__m128i bytes, int bit)  bit `bit` of each of 16 bytes, as a mask
+//   Idx widen(__m128i bytes); Idx field(Idx, int shift, int mask); V lookup16(const Book16&, Idx)
+//   Idx with_bit(Idx, std::uint32_t lanes, int value)   16 codes, one per 32-bit lane, for the
+//       2- and 3-bit types: (v >> shift) & mask, value or-ed into the lanes set in `lanes`,
+//       and their weights (the low four bits index the book)
 // Each weight is computed with the dequantizer's operations in its order (lib/gguf/dequantize_*),
 // so it equals gguf::dequantize's value bit for bit; only the order of the sum differs.
 // Included inside an ISA-specific anonymous namespace; the file compiles with -ffp-contract=off
@@ -135,6 +139,16 @@ T inline __m256 widen_bytes(std::uint64_t bytes) {
   return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<long long>(bytes))));
 }
 
+// out[j] = d·float(bytes[j] − bias) for the 16 unsigned bytes (the dequantizer's products).
+T inline void sixteen_scales(__m128i bytes, float d, int bias, float* out) {
+  const __m256 vd = _mm256_set1_ps(d);
+  const __m256i b = _mm256_set1_epi32(bias);
+  _mm256_store_ps(out, _mm256_mul_ps(vd, _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_cvtepu8_epi32(bytes), b))));
+  _mm256_store_ps(out + 8, _mm256_mul_ps(vd, _mm256_cvtepi32_ps(_mm256_sub_epi32(
+                                                 _mm256_cvtepu8_epi32(_mm_srli_si128(bytes, 8)), b))));
+  __asm__("" : "+m"(*reinterpret_cast<float(*)[16]>(out)));  // broadcast from memory, as below
+}
+
 // The eight 6-bit scales and mins of Q4_K/Q5_K's 12 bytes, as f32 d·scale and dmin·min (the
 // dequantizer's products): scales j < 4 are the low six bits of bytes j, mins of bytes j + 4;
 // j >= 4 take the nibbles of byte j + 4 and the top two bits of bytes j - 4 (scale) and j (min).
@@ -230,6 +244,68 @@ struct Q6_K {
   }
 };
 
+// Q2_K: scales[16] (per 16 elements: low nibble scale, high nibble min), qs[64], f16 d, f16 dmin.
+// In each half h of 128 elements, element 32·j + l has code bits 2j of qs[32·h + l];
+// w = (d·sc)·float(q) − dmin·m.
+struct Q2_K {
+  static constexpr std::int64_t kElements = 256, kBytes = 84;
+  template <int R>
+  T static inline void block(const std::byte* p, const float* x, std::int64_t ldx, Acc<R>& acc) {
+    alignas(64) float dl[16], ml[16];
+    const __m128i scales = load16(p);
+    const __m128i nibble = _mm_set1_epi8(0x0F);
+    sixteen_scales(_mm_and_si128(scales, nibble), f16(p + 80), 0, dl);
+    sixteen_scales(_mm_and_si128(_mm_srli_epi16(scales, 4), nibble), f16(p + 82), 0, ml);
+    for (int h = 0; h < 2; ++h) {
+      const Idx first = widen(load16(p + 16 + 32 * h)), second = widen(load16(p + 32 + 32 * h));
+      for (int j = 0; j < 4; ++j) {
+        const int g = 8 * h + 2 * j;
+        const float* xs = x + 128 * h + 32 * j;
+        take(acc, lookup16(book16_linear(dl[g], ml[g], 0), field(first, 2 * j, 3)), xs, ldx, 0);
+        take(acc, lookup16(book16_linear(dl[g + 1], ml[g + 1], 0), field(second, 2 * j, 3)),
+             xs + 16, ldx, 1);
+      }
+    }
+  }
+};
+
+// Q3_K: hmask[32], qs[64], 12 bytes of sixteen 6-bit scales (bias 32), f16 d. Element
+// 128·h + 32·j + l has its low two bits as Q2_K and its third in bit 4h + j of hmask[l]; the code
+// c = low | third << 2 gives w = (d·(sc − 32))·float(c − 4) (a clear third bit subtracts 4).
+struct Q3_K {
+  static constexpr std::int64_t kElements = 256, kBytes = 110;
+  template <int R>
+  T static inline void block(const std::byte* p, const float* x, std::int64_t ldx, Acc<R>& acc) {
+    alignas(64) float dl[16];
+    // Scale j: low four bits from nibble j / 8 of byte j % 8, top two from bits 2·(j / 4) of
+    // byte 8 + j % 4.
+    const __m128i nibble = _mm_set1_epi8(0x0F);
+    const __m128i packed = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + 96));
+    const __m128i low = _mm_unpacklo_epi64(_mm_and_si128(packed, nibble),
+                                           _mm_and_si128(_mm_srli_epi16(packed, 4), nibble));
+    const __m128i high = _mm_and_si128(
+        _mm_srlv_epi32(_mm_set1_epi32(static_cast<int>(u32(p + 104))), _mm_setr_epi32(0, 2, 4, 6)),
+        _mm_set1_epi8(3));
+    sixteen_scales(_mm_or_si128(low, _mm_slli_epi16(high, 4)), f16(p + 108), 32, dl);
+    const __m128i hmask[2] = {load16(p), load16(p + 16)};
+    for (int h = 0; h < 2; ++h) {
+      const Idx first = widen(load16(p + 32 + 32 * h)), second = widen(load16(p + 48 + 32 * h));
+      for (int j = 0; j < 4; ++j) {
+        const int g = 8 * h + 2 * j, bit = 4 * h + j;
+        const float* xs = x + 128 * h + 32 * j;
+        take(acc,
+             lookup16(book16_linear(dl[g], 0.0f, 4),
+                      with_bit(field(first, 2 * j, 3), byte_bits(hmask[0], bit), 4)),
+             xs, ldx, 0);
+        take(acc,
+             lookup16(book16_linear(dl[g + 1], 0.0f, 4),
+                      with_bit(field(second, 2 * j, 3), byte_bits(hmask[1], bit), 4)),
+             xs + 16, ldx, 1);
+      }
+    }
+  }
+};
+
 // IQ4_XS: f16 d, u16 scales_h, scales_l[4], q[128]; sub-block s (32 elements) has the 6-bit
 // scale ls = nibble s%2 of scales_l[s/2] | (bits 2s of scales_h) << 4 and its 16 bytes laid out
 // as IQ4_NL; w = (d·float(ls − 32))·book[q].
@@ -299,6 +375,8 @@ T void matmul_blocks(gguf::GgmlType type, const std::byte* w, std::size_t row_by
   if (type == G::Q4_K) PORTA_RUN(Q4_K);
   if (type == G::Q5_K) PORTA_RUN(Q5_K);
   if (type == G::Q6_K) PORTA_RUN(Q6_K);
+  if (type == G::Q2_K) PORTA_RUN(Q2_K);
+  if (type == G::Q3_K) PORTA_RUN(Q3_K);
   if (type == G::IQ4_XS) PORTA_RUN(Iq4Xs);
 #undef PORTA_RUN
   throw Error(ErrorCode::Unsupported,

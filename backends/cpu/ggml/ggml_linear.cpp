@@ -1,7 +1,7 @@
 // The linear layers of the quantized ops over ggml blocks: block_matmul for whole matrices, a
-// single parallel loop over every weight row of the decode-sized expert blocks, dequantized f32
+// single parallel loop over every weight row of the short expert blocks, and dequantized f32
 // panels through oneDNN's sgemm for long prompts and through the register-tiled expert GEMM for
-// prefill's expert blocks, and exact row dequantization for the types without block kernels.
+// prefill's expert blocks.
 #include "ggml/ggml_linear.hpp"
 
 #include <algorithm>
@@ -26,29 +26,6 @@ namespace {
 constexpr std::int64_t kSmallChunkRows = 16;
 
 const std::byte* bytes_of(const QuantMatrix& w) { return static_cast<const std::byte*>(w.data); }
-
-// The types without block kernels (q4_1, q5_*, q2_K, q3_K, q5_K, iq4_*): each weight row
-// dequantized exactly (gguf::dequantize), then Σ w·x in f32 in element order for every row of x,
-// the definition the kernels are held to. Threads split the weight rows.
-void dequantized_rows(const QuantMatrix& w, const float* x, std::int64_t ldx, std::int64_t rows,
-                      float* y, std::int64_t ldy) {
-  const std::size_t row_bytes =
-      gguf::row_bytes(w.scheme.ggml_type, static_cast<std::uint64_t>(w.k));
-#pragma omp parallel
-  {
-    std::vector<float> decoded(static_cast<std::size_t>(w.k));
-#pragma omp for schedule(static)
-    for (std::int64_t n = 0; n < w.n; ++n) {
-      gguf::dequantize(w.scheme.ggml_type,
-                       {bytes_of(w) + static_cast<std::size_t>(n) * row_bytes, row_bytes}, decoded);
-      for (std::int64_t r = 0; r < rows; ++r) {
-        float sum = 0;
-        for (std::int64_t c = 0; c < w.k; ++c) sum += decoded[static_cast<std::size_t>(c)] * x[r * ldx + c];
-        y[r * ldy + n] = sum;
-      }
-    }
-  }
-}
 
 // Rows of x from which a weight matrix is multiplied as dequantized f32 panels by a GEMM.
 constexpr std::int64_t kGemmRows = 16;
@@ -130,7 +107,6 @@ void gemm_blocks(std::span<const quant::QuantBlock* const> blocks, const float* 
 void blocks_linear(const float* x, std::int64_t rows, const QuantMatrix& w, float* y) {
   if (rows == 0 || w.n == 0) return;
   if (rows >= kGemmRows) return gemm_rows(w, x, w.k, rows, y, w.n);
-  if (!has_block_kernel(w.scheme.ggml_type)) return dequantized_rows(w, x, w.k, rows, y, w.n);
   block_matmul(best_block_isa(), w.scheme.ggml_type, bytes_of(w), w.n, w.k, x, w.k, rows, y, w.n);
 }
 
@@ -142,10 +118,6 @@ void blocks_linear_experts(const float* x, std::int64_t k,
     if (e.count == 0) continue;
     if (e.count >= kGemmRows) {
       large.push_back(&e);
-      continue;
-    }
-    if (!has_block_kernel(e.w.scheme.ggml_type)) {
-      dequantized_rows(e.w, x + e.first * k, k, e.count, y + e.first * out_features, out_features);
       continue;
     }
     check_block_rows(e.w.scheme.ggml_type, k);  // before the parallel loop, which must not throw

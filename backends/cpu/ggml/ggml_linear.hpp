@@ -1,9 +1,8 @@
 // The quantized ops' path for weights kept as ggml blocks (QuantFormat::GgmlBlocks, a GGUF's
 // tensors used from the mapping): the linear layer and its per-expert form on the block kernels
-// of block_dot.hpp (q8_0, q4_0, q4_K, q6_K; from 16 rows of activations on, exactly dequantized
-// f32 panels of weight rows through oneDNN's sgemm), and for the other block types each weight row
-// dequantized exactly and multiplied in f32 (correct, not fast: the GGUF importer dequantizes
-// those types at load); weight-only, f32 activations and accumulation.
+// of block_dot.hpp (every block type; up to 15 rows of activations), from 16 rows on exactly
+// dequantized f32 panels of weight rows through a GEMM; weight-only, f32 activations and
+// accumulation.
 #pragma once
 
 #include <cstdint>
@@ -18,10 +17,10 @@ namespace porta::detail::cpu::ggml {
 void blocks_linear(const float* x, std::int64_t rows, const QuantMatrix& w, float* y);
 
 // The experts of a ragged grouped matmul: x [rows, k], y [rows, out_features] (rows outside every
-// block are left as they are). Decode-sized blocks (a few rows each, the common case: top-k
-// experts of one token) share one parallel loop over all their weight rows, so each projection
-// pays for one OpenMP region; larger blocks (prefill) share another, over (expert, panel of
-// weight rows) items, each panel dequantized exactly and multiplied through a GEMM.
+// block are left as they are). Blocks of up to 15 rows (decode's top-k experts of one token, a
+// short prompt's) share one parallel loop over all their weight rows, so each projection pays
+// for one OpenMP region; larger blocks (prefill) share another, over (expert, panel of weight
+// rows) items, each panel dequantized exactly and multiplied through a GEMM.
 // Each block: rows [first, first + count) of x through its expert's matrix.
 void blocks_linear_experts(const float* x, std::int64_t k, std::span<const quant::QuantBlock> experts,
                            std::int64_t out_features, float* y);

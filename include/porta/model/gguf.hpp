@@ -6,9 +6,9 @@
 // gguf_hf_tensors() produces every tensor the config implies under its Hugging Face name and
 // shape: GGUF's merged expert tensors are sliced per expert, llama's permuted q/k rows put back,
 // deepseek2's split attn_k_b/attn_v_b recombined into kv_b_proj. f32/f16/bf16 tensors whose
-// layout needs no change stay views of the mapping; matrices in a block type with cpu kernels
-// (q8_0, q4_0, q4_K, q6_K) stay packed as views of the mapping too (ggml-block quantized weights,
-// include/porta/quant.hpp), other block types are dequantized at load. The export direction
+// layout needs no change stay views of the mapping; matrices in a block type (every one porta
+// reads has cpu kernels) stay packed as views of the mapping too (ggml-block quantized weights,
+// include/porta/quant.hpp); the embedding table and MLA's kv_b are dequantized at load. The export direction
 // (gguf_from_hf) writes a porta model as a GGUF the way llama.cpp's converter lays it out.
 #pragma once
 
@@ -63,9 +63,9 @@ GgufTensors gguf_hf_tensors(const gguf::GgufFile& file, const ModelConfig& confi
 struct GgufLoadOptions {
   LoadOptions load;
   DType dequantize_to = DType::BF16;
-  // Matrices in q8_0, q4_0, q4_K and q6_K stay packed and are computed on in place (quant_matmul
-  // and quant_moe_experts over ggml blocks); false dequantizes them at load like the other block
-  // types. LoadOptions::dequantize = true dequantizes them too.
+  // Matrices in block types stay packed and are computed on in place (quant_matmul and
+  // quant_moe_experts over ggml blocks); false dequantizes them at load to `dequantize_to`, as
+  // LoadOptions::dequantize = true does.
   bool keep_blocks = true;
 };
 struct GgufLoadReport {
