@@ -74,8 +74,8 @@ int main(int argc, char** argv) {
   const double gbps = porta_bench::streaming_read_gbps();
   fmt::print("streaming read bandwidth: {:.1f} GB/s; isa {}; {} threads\n", gbps,
              cg::block_isa_name(cg::best_block_isa()), omp_get_max_threads());
-  fmt::print("{:>7} {:>3} {:>13} {:>9} {:>9} {:>8} {:>9} {:>9} {:>9}\n", "type", "T", "shape",
-             "ms", "bf16 ms", "vs bf16", "GB/s", "bound ms", "of bound");
+  fmt::print("{:>7} {:>3} {:>13} {:>9} {:>9} {:>8} {:>9} {:>9} {:>9}\n", "type", "T", "shape", "ms",
+             "bf16 ms", "vs bf16", "GB/s", "bound ms", "of bound");
   std::mt19937 rng(1);
   std::normal_distribution<float> normal(0.0f, 0.02f);
   for (const std::int64_t t : {std::int64_t{1}, std::int64_t{4}}) {
@@ -85,32 +85,35 @@ int main(int argc, char** argv) {
       std::vector<std::uint16_t> wb(wf.size());
       for (std::size_t i = 0; i < wf.size(); ++i) wb[i] = porta::f32_to_bf16_bits(wf[i]);
       const auto bf16_copies = copies_beyond_caches(wb);
-      std::vector<float> x(static_cast<std::size_t>(t * m.k), 0.5f), y(static_cast<std::size_t>(t * m.n));
+      std::vector<float> x(static_cast<std::size_t>(t * m.k), 0.5f),
+          y(static_cast<std::size_t>(t * m.n));
       for (const GgmlType type :
-           {GgmlType::Q8_0, GgmlType::Q6_K, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q5_K, GgmlType::Q3_K, GgmlType::Q2_K,
-            GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q4_K, GgmlType::IQ4_NL, GgmlType::IQ4_XS}) {
+           {GgmlType::Q8_0, GgmlType::Q6_K, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q5_K,
+            GgmlType::Q3_K, GgmlType::Q2_K, GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q4_K,
+            GgmlType::IQ4_NL, GgmlType::IQ4_XS}) {
         if (!only.empty() && only != porta::gguf::type_name(type)) continue;
         if (m.k % porta::gguf::traits_of(type).block_elements != 0) continue;  // llama.cpp
         // writes such tensors in a 32-element type instead
-        std::vector<std::byte> packed(porta::gguf::row_bytes(type, static_cast<std::uint64_t>(m.n * m.k)));
+        std::vector<std::byte> packed(
+            porta::gguf::row_bytes(type, static_cast<std::uint64_t>(m.n * m.k)));
         porta::gguf::quantize(type, wf, packed);
         const auto packed_copies = copies_beyond_caches(packed);
         std::size_t next_packed = 0, next_bf16 = 0;
         const auto med = porta_bench::interleaved_medians(
             reps, {[&] {
                      const auto& w = packed_copies[next_packed++ % packed_copies.size()];
-                     cg::block_matmul(cg::best_block_isa(), type, w.data(), m.n, m.k, x.data(),
-                                      m.k, t, y.data(), m.n);
+                     cg::block_matmul(cg::best_block_isa(), type, w.data(), m.n, m.k, x.data(), m.k,
+                                      t, y.data(), m.n);
                    },
                    [&] {
-                     bf16_matmul(bf16_copies[next_bf16++ % bf16_copies.size()].data(), m,
-                                 x.data(), t, y.data());
+                     bf16_matmul(bf16_copies[next_bf16++ % bf16_copies.size()].data(), m, x.data(),
+                                 t, y.data());
                    }});
         const double bound = static_cast<double>(packed.size()) / (gbps * 1e9);
-        fmt::print("{:>7} {:>3} {:>6}x{:<6} {:>9.3f} {:>9.3f} {:>7.2f}x {:>9.1f} {:>9.3f} {:>8.0f}%\n",
-                   porta::gguf::type_name(type), t, m.n, m.k, med[0] * 1e3, med[1] * 1e3,
-                   med[1] / med[0], static_cast<double>(packed.size()) / med[0] / 1e9,
-                   bound * 1e3, 100 * bound / med[0]);
+        fmt::print(
+            "{:>7} {:>3} {:>6}x{:<6} {:>9.3f} {:>9.3f} {:>7.2f}x {:>9.1f} {:>9.3f} {:>8.0f}%\n",
+            porta::gguf::type_name(type), t, m.n, m.k, med[0] * 1e3, med[1] * 1e3, med[1] / med[0],
+            static_cast<double>(packed.size()) / med[0] / 1e9, bound * 1e3, 100 * bound / med[0]);
       }
     }
   }

@@ -8,7 +8,6 @@
 
 #include <porta/error.hpp>
 
-
 namespace porta::detail::cpu::ggml {
 
 namespace {
@@ -108,9 +107,9 @@ float block_dot(BlockIsa isa, gguf::GgmlType type, const std::byte* row, const f
   return y;
 }
 
-void block_matmul_serial(BlockIsa isa, gguf::GgmlType type, const std::byte* w,
-                         std::int64_t n_rows, std::int64_t k, const float* x, std::int64_t ldx,
-                         std::int64_t rows, float* y, std::int64_t ldy) {
+void block_matmul_serial(BlockIsa isa, gguf::GgmlType type, const std::byte* w, std::int64_t n_rows,
+                         std::int64_t k, const float* x, std::int64_t ldx, std::int64_t rows,
+                         float* y, std::int64_t ldy) {
   check_block_rows(type, k);
   checked_matmul(isa, type, w, n_rows, k, x, ldx, rows, y, ldy);
 }

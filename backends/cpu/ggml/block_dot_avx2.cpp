@@ -56,7 +56,8 @@ T inline Book16 book16_linear(float a, float b, int offset) {
 }
 T inline Book16 book16_values(float d, const float* values) {
   const __m256 vd = _mm256_set1_ps(d);
-  return {_mm256_mul_ps(vd, _mm256_loadu_ps(values)), _mm256_mul_ps(vd, _mm256_loadu_ps(values + 8))};
+  return {_mm256_mul_ps(vd, _mm256_loadu_ps(values)),
+          _mm256_mul_ps(vd, _mm256_loadu_ps(values + 8))};
 }
 // The entries of eight codes (bits 0..3 of each lane; higher bits ignored).
 T inline __m256 lookup(const Book16& book, __m256i codes) {

@@ -27,12 +27,14 @@ using V = __m512;
 
 T inline V v_zero() { return _mm512_setzero_ps(); }
 T inline V v_add(V a, V b) { return _mm512_add_ps(a, b); }
-T inline V v_fma_x(V w, const float* x, V acc) { return _mm512_fmadd_ps(w, _mm512_loadu_ps(x), acc); }
+T inline V v_fma_x(V w, const float* x, V acc) {
+  return _mm512_fmadd_ps(w, _mm512_loadu_ps(x), acc);
+}
 T inline float v_sum(V v) {
   // Zero-masked extraction: GCC 12 flags the unmasked intrinsic's undefined pass-through.
-  const __m256 half = _mm256_add_ps(
-      _mm512_castps512_ps256(v),
-      _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xFF, _mm512_castps_pd(v), 1)));
+  const __m256 half =
+      _mm256_add_ps(_mm512_castps512_ps256(v),
+                    _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xFF, _mm512_castps_pd(v), 1)));
   const __m128 s = _mm_add_ps(_mm256_castps256_ps128(half), _mm256_extractf128_ps(half, 1));
   const __m128 t = _mm_add_ps(s, _mm_movehl_ps(s, s));
   return _mm_cvtss_f32(_mm_add_ss(t, _mm_movehdup_ps(t)));
@@ -97,7 +99,9 @@ T inline Idx field(Idx v, int shift, int mask) {
 T inline Idx with_bit(Idx v, std::uint32_t lanes, int value) {
   return _mm512_mask_or_epi32(v, static_cast<__mmask16>(lanes), v, _mm512_set1_epi32(value));
 }
-T inline V lookup16(const Book16& book, Idx codes) { return _mm512_permutexvar_ps(codes, book.table); }
+T inline V lookup16(const Book16& book, Idx codes) {
+  return _mm512_permutexvar_ps(codes, book.table);
+}
 
 T inline std::uint32_t byte_bits(__m128i bytes, int bit) {
   return _cvtmask16_u32(_mm_test_epi8_mask(bytes, _mm_set1_epi8(static_cast<char>(1 << bit))));

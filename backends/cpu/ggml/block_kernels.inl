@@ -1,6 +1,5 @@
 
 
-
 // The SIMD kernels of block_dot.hpp, written once for both vector widths: each block type's
 // decoder turns a block, 16 elements at a time, into the dequantizer's own f32 weights in
 // registers, and every one of up to kMaxRows rows of activations takes them with an FMA, so a
@@ -123,8 +122,8 @@ struct Q5 {
   static constexpr std::int64_t kElements = 32, kBytes = kWithMin ? 24 : 22;
   template <int R>
   T static inline void block(const std::byte* p, const float* x, std::int64_t ldx, Acc<R>& acc) {
-    const Book32 book = kWithMin ? book32_linear(f16(p), -f16(p + 2), 0)
-                                 : book32_linear(f16(p), 0.0f, 16);
+    const Book32 book =
+        kWithMin ? book32_linear(f16(p), -f16(p + 2), 0) : book32_linear(f16(p), 0.0f, 16);
     const std::byte* qh = p + (kWithMin ? 4 : 2);
     const std::uint32_t bits = u32(qh);
     V lo, hi;
@@ -143,9 +142,11 @@ T inline __m256 widen_bytes(std::uint64_t bytes) {
 T inline void sixteen_scales(__m128i bytes, float d, int bias, float* out) {
   const __m256 vd = _mm256_set1_ps(d);
   const __m256i b = _mm256_set1_epi32(bias);
-  _mm256_store_ps(out, _mm256_mul_ps(vd, _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_cvtepu8_epi32(bytes), b))));
-  _mm256_store_ps(out + 8, _mm256_mul_ps(vd, _mm256_cvtepi32_ps(_mm256_sub_epi32(
-                                                 _mm256_cvtepu8_epi32(_mm_srli_si128(bytes, 8)), b))));
+  _mm256_store_ps(
+      out, _mm256_mul_ps(vd, _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_cvtepu8_epi32(bytes), b))));
+  _mm256_store_ps(out + 8,
+                  _mm256_mul_ps(vd, _mm256_cvtepi32_ps(_mm256_sub_epi32(
+                                        _mm256_cvtepu8_epi32(_mm_srli_si128(bytes, 8)), b))));
   __asm__("" : "+m"(*reinterpret_cast<float(*)[16]>(out)));  // broadcast from memory, as below
 }
 
@@ -154,10 +155,11 @@ T inline void sixteen_scales(__m128i bytes, float d, int bias, float* out) {
 // j >= 4 take the nibbles of byte j + 4 and the top two bits of bytes j - 4 (scale) and j (min).
 T inline void k_scales(const std::byte* p, float d, float dmin, float* dl, float* ml) {
   const std::uint32_t a = u32(p), b = u32(p + 4), c = u32(p + 8);
-  const std::uint64_t scales = (a & 0x3F3F3F3Fu) |
-      std::uint64_t{(c & 0x0F0F0F0Fu) | (((a >> 6) & 0x03030303u) << 4)} << 32;
-  const std::uint64_t mins = (b & 0x3F3F3F3Fu) |
-      std::uint64_t{((c >> 4) & 0x0F0F0F0Fu) | (((b >> 6) & 0x03030303u) << 4)} << 32;
+  const std::uint64_t scales =
+      (a & 0x3F3F3F3Fu) | std::uint64_t{(c & 0x0F0F0F0Fu) | (((a >> 6) & 0x03030303u) << 4)} << 32;
+  const std::uint64_t mins =
+      (b & 0x3F3F3F3Fu) | std::uint64_t{((c >> 4) & 0x0F0F0F0Fu) | (((b >> 6) & 0x03030303u) << 4)}
+                              << 32;
   _mm256_storeu_ps(dl, _mm256_mul_ps(_mm256_set1_ps(d), widen_bytes(scales)));
   _mm256_storeu_ps(ml, _mm256_mul_ps(_mm256_set1_ps(dmin), widen_bytes(mins)));
   // Read back from memory: a broadcast from memory costs a load, one from a register a shuffle
@@ -221,8 +223,9 @@ struct Q6_K {
     const __m256 d = _mm256_set1_ps(f16(p + 208));
     const __m128i scales = load16(p + 192);
     _mm256_store_ps(ds, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(scales))));
-    _mm256_store_ps(ds + 8, _mm256_mul_ps(
-                                d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(scales, 8)))));
+    _mm256_store_ps(
+        ds + 8,
+        _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(scales, 8)))));
     const __m256i low4 = _mm256_set1_epi8(0x0F), low2 = _mm256_set1_epi8(3);
     const __m256i bias = _mm256_set1_epi8(32);
     for (int h = 0; h < 2; ++h) {
@@ -231,8 +234,7 @@ struct Q6_K {
         const __m256i ql =
             _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 64 * h + 32 * (k % 2)));
         const __m256i nib = _mm256_and_si256(k / 2 ? _mm256_srli_epi16(ql, 4) : ql, low4);
-        const __m256i top =
-            _mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * k)), low2);
+        const __m256i top = _mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * k)), low2);
         const __m256i codes =
             _mm256_sub_epi8(_mm256_or_si256(nib, _mm256_slli_epi16(top, 4)), bias);
         const int g = 8 * h + 2 * k;
@@ -346,7 +348,8 @@ T void dot_rows(const std::byte* row, const float* x, std::int64_t ldx, std::int
 // y[r·ldy + n] for n < n_rows and r < rows: each weight row decoded once per kMaxRows rows of x.
 template <class Kind>
 T void matmul_rows(const std::byte* w, std::size_t row_bytes, std::int64_t n_rows, std::int64_t k,
-                   const float* x, std::int64_t ldx, std::int64_t rows, float* y, std::int64_t ldy) {
+                   const float* x, std::int64_t ldx, std::int64_t rows, float* y,
+                   std::int64_t ldy) {
   for (std::int64_t n = 0; n < n_rows; ++n) {
     const std::byte* row = w + static_cast<std::size_t>(n) * row_bytes;
     std::int64_t r = 0;
@@ -379,8 +382,8 @@ T void matmul_blocks(gguf::GgmlType type, const std::byte* w, std::size_t row_by
   if (type == G::Q3_K) PORTA_RUN(Q3_K);
   if (type == G::IQ4_XS) PORTA_RUN(Iq4Xs);
 #undef PORTA_RUN
-  throw Error(ErrorCode::Unsupported,
-              fmt::format("no {} block kernel for {}", PORTA_BLOCK_ISA_NAME, gguf::type_name(type)));
+  throw Error(ErrorCode::Unsupported, fmt::format("no {} block kernel for {}", PORTA_BLOCK_ISA_NAME,
+                                                  gguf::type_name(type)));
 }
 
 #undef T
