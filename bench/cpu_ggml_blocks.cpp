@@ -6,7 +6,11 @@
 // from memory as a real model's do; the bandwidth bound is their bytes divided by the machine's
 // streaming read bandwidth (timing.hpp), which decode cannot beat.
 //
-//   porta-bench-cpu-ggml-blocks [--quick] [--type q4_K]
+//   porta-bench-cpu-ggml-blocks [--quick] [--type q4_K] [--isa avx2|plain]
+//
+// --isa runs the packed products on another implementation than the CPU's best (AVX2 on an
+// AVX-512 machine shows roughly what an AVX2-only CPU gets; the bf16 kernel then runs its AVX2
+// implementation too).
 //
 // Medians of interleaved repetitions, on all threads of the one OpenMP pool (the packed path's
 // parallel loop, and the bf16 kernel split the same way).
@@ -35,13 +39,13 @@ struct Matrix {
   std::int64_t n, k;
 };
 
-void bf16_matmul(const std::uint16_t* w, const Matrix& m, const float* x, std::int64_t rows,
-                 float* y) {
+void bf16_matmul(cm::DotIsa isa, const std::uint16_t* w, const Matrix& m, const float* x,
+                 std::int64_t rows, float* y) {
 #pragma omp parallel
   {
     const std::int64_t threads = omp_get_num_threads(), t = omp_get_thread_num();
     const std::int64_t b = m.n * t / threads, e = m.n * (t + 1) / threads;
-    cm::small_gemm_isa(cm::best_dot_isa(), x, m.k, rows, w, porta::DType::BF16, m.k, b, e, y, m.n);
+    cm::small_gemm_isa(isa, x, m.k, rows, w, porta::DType::BF16, m.k, b, e, y, m.n);
   }
 }
 
@@ -58,22 +62,38 @@ std::vector<std::vector<T>> copies_beyond_caches(const std::vector<T>& v) {
 int main(int argc, char** argv) {
   bool quick = false;
   std::string only;
+  cg::BlockIsa isa = cg::best_block_isa();
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--quick") {
       quick = true;
     } else if (a == "--type") {
       only = porta_bench::flag_value(argc, argv, i);
+    } else if (a == "--isa") {
+      const std::string name = porta_bench::flag_value(argc, argv, i);
+      bool found = false;
+      for (const cg::BlockIsa candidate : cg::available_block_isas())
+        if (name == cg::block_isa_name(candidate)) {
+          isa = candidate;
+          found = true;
+        }
+      if (!found) {
+        fmt::print(stderr, "--isa {}: not available on this CPU\n", name);
+        return 2;
+      }
     } else {
-      fmt::print(stderr, "usage: porta-bench-cpu-ggml-blocks [--quick] [--type NAME]\n");
+      fmt::print(stderr, "usage: porta-bench-cpu-ggml-blocks [--quick] [--type NAME] [--isa NAME]\n");
       return 2;
     }
   }
   const int reps = quick ? 5 : 15;
+  const cm::DotIsa bf16_isa = isa == cg::BlockIsa::Avx512 ? cm::best_dot_isa()
+                              : isa == cg::BlockIsa::Avx2 ? cm::DotIsa::Avx2
+                                                          : cm::DotIsa::Plain;
   const std::vector<Matrix> shapes = {{6 * 2 * 1408, 2048}, {6 * 2048, 1408}};
   const double gbps = porta_bench::streaming_read_gbps();
   fmt::print("streaming read bandwidth: {:.1f} GB/s; isa {}; {} threads\n", gbps,
-             cg::block_isa_name(cg::best_block_isa()), omp_get_max_threads());
+             cg::block_isa_name(isa), omp_get_max_threads());
   fmt::print("{:>7} {:>3} {:>13} {:>9} {:>9} {:>8} {:>9} {:>9} {:>9}\n", "type", "T", "shape", "ms",
              "bf16 ms", "vs bf16", "GB/s", "bound ms", "of bound");
   std::mt19937 rng(1);
@@ -102,11 +122,11 @@ int main(int argc, char** argv) {
         const auto med = porta_bench::interleaved_medians(
             reps, {[&] {
                      const auto& w = packed_copies[next_packed++ % packed_copies.size()];
-                     cg::block_matmul(cg::best_block_isa(), type, w.data(), m.n, m.k, x.data(), m.k,
+                     cg::block_matmul(isa, type, w.data(), m.n, m.k, x.data(), m.k,
                                       t, y.data(), m.n);
                    },
                    [&] {
-                     bf16_matmul(bf16_copies[next_bf16++ % bf16_copies.size()].data(), m, x.data(),
+                     bf16_matmul(bf16_isa, bf16_copies[next_bf16++ % bf16_copies.size()].data(), m, x.data(),
                                  t, y.data());
                    }});
         const double bound = static_cast<double>(packed.size()) / (gbps * 1e9);

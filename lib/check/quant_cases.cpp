@@ -57,11 +57,8 @@ const std::vector<SchemeCase>& int8_schemes() {
   return all;
 }
 
-// The ggml block types: every one for quant_matmul, those with cpu kernels for the grouped and
-// expert ops (K = 256: whole super-blocks).
-std::vector<gguf::GgmlType> ggml_types(bool all) {
-  if (!all)
-    return {gguf::GgmlType::Q8_0, gguf::GgmlType::Q4_0, gguf::GgmlType::Q4_K, gguf::GgmlType::Q6_K};
+// The ggml block types, each with cpu kernels (K = 256 in every case: whole super-blocks).
+std::vector<gguf::GgmlType> ggml_types() {
   std::vector<gguf::GgmlType> out;
   for (const auto t : gguf::kDequantizableTypes)
     if (gguf::traits_of(t).block_elements > 1) out.push_back(t);
@@ -108,7 +105,7 @@ void cases_quant_matmul(std::vector<CaseDef>& c) {
                  });
       },
       true);
-  for (const auto t : ggml_types(true))
+  for (const auto t : ggml_types())
     for (const std::int64_t rows : {1, 6})
       add_case(c, OpKind::QuantMatmul,
                ggml_label(rows == 1 ? "[1, 256]·[40, 256]ᵀ (decode)" : "[2, 3, 256]·[40, 256]ᵀ", t),
@@ -139,7 +136,7 @@ void cases_quant_grouped_matmul(std::vector<CaseDef>& c) {
                  });
       },
       false);
-  for (const auto t : ggml_types(false))
+  for (const auto t : ggml_types())
     add_case(c, OpKind::QuantGroupedMatmul, ggml_label("P=24 K=256 N=16 E=6", t),
              [t](CaseBuilder& b) -> Outs {
                auto offsets = Tensor::from_vector<std::int32_t>({7}, {0, 5, 5, 12, 20, 20, 24});
@@ -149,7 +146,7 @@ void cases_quant_grouped_matmul(std::vector<CaseDef>& c) {
              });
   // Prefill-sized blocks (cpu: dequantized panels through the register-tiled GEMM up to 128
   // rows, through sgemm beyond), N = 56 ending in a partial tile group.
-  for (const auto t : ggml_types(false))
+  for (const auto t : ggml_types())
     add_case(c, OpKind::QuantGroupedMatmul, ggml_label("P=210 K=256 N=56 E=3 (prefill blocks)", t),
              [t](CaseBuilder& b) -> Outs {
                auto offsets = Tensor::from_vector<std::int32_t>({4}, {0, 20, 60, 210});
@@ -160,7 +157,7 @@ void cases_quant_grouped_matmul(std::vector<CaseDef>& c) {
 }
 
 void cases_quant_moe_experts(std::vector<CaseDef>& c) {
-  for (const auto t : ggml_types(false))
+  for (const auto t : ggml_types())
     add_case(c, OpKind::QuantMoeExperts, ggml_label("T=6 H=256 I=256 E=2 K=2", t),
              [t](CaseBuilder& b) -> Outs {
                auto routing = random_routing(b.rng, 6, 2, 2);

@@ -104,7 +104,7 @@ TEST_CASE("packed-block dot products match the exact dequantization on every ISA
   }
 }
 
-TEST_CASE("packed-block kernels compute every weight exactly as the dequantizer",
+TEST_CASE("packed-block kernels compute and store every weight exactly as the dequantizer",
           "[cpu][ggml]") {
   // x = unit vectors: y[r][n] = W[n][r] · 1 plus zeros, which is the weight itself.
   std::mt19937 rng(11);
@@ -128,6 +128,19 @@ TEST_CASE("packed-block kernels compute every weight exactly as the dequantizer"
         INFO(porta::gguf::type_name(t) << " raw " << raw << " isa " << cg::block_isa_name(isa)
                                        << " row bytes " << row_bytes);
         CHECK(mismatches == 0);
+        // The same weights stored: dequantize_block_rows (the GEMM panels' dequantizer), with a
+        // row stride past k.
+        std::vector<float> rows_out(static_cast<std::size_t>(n * (k + 3)), -5.0f);
+        cg::dequantize_block_rows(isa, t, w.data(), n, k, rows_out.data(), k + 3);
+        int stored_mismatches = 0;
+        for (std::int64_t j = 0; j < n; ++j) {
+          for (std::int64_t i = 0; i < k; ++i)
+            stored_mismatches += rows_out[static_cast<std::size_t>(j * (k + 3) + i)] !=
+                                 wf[static_cast<std::size_t>(j * k + i)];
+          for (std::int64_t i = k; i < k + 3; ++i)
+            stored_mismatches += rows_out[static_cast<std::size_t>(j * (k + 3) + i)] != -5.0f;
+        }
+        CHECK(stored_mismatches == 0);
       }
     }
 }

@@ -114,6 +114,20 @@ void block_matmul_serial(BlockIsa isa, gguf::GgmlType type, const std::byte* w, 
   checked_matmul(isa, type, w, n_rows, k, x, ldx, rows, y, ldy);
 }
 
+void dequantize_block_rows(BlockIsa isa, gguf::GgmlType type, const std::byte* w,
+                           std::int64_t n_rows, std::int64_t k, float* out, std::int64_t ldo) {
+  check_block_rows(type, k);
+  const std::size_t row_bytes = gguf::row_bytes(type, static_cast<std::uint64_t>(k));
+  switch (isa) {
+    case BlockIsa::Avx512: return dequantize_blocks_avx512(type, w, row_bytes, n_rows, k, out, ldo);
+    case BlockIsa::Avx2: return dequantize_blocks_avx2(type, w, row_bytes, n_rows, k, out, ldo);
+    case BlockIsa::Plain: break;
+  }
+  for (std::int64_t n = 0; n < n_rows; ++n)
+    gguf::dequantize(type, {w + static_cast<std::size_t>(n) * row_bytes, row_bytes},
+                     {out + n * ldo, static_cast<std::size_t>(k)});
+}
+
 void block_matmul(BlockIsa isa, gguf::GgmlType type, const std::byte* w, std::int64_t n_rows,
                   std::int64_t k, const float* x, std::int64_t ldx, std::int64_t rows, float* y,
                   std::int64_t ldy) {

@@ -49,13 +49,24 @@ void block_matmul_serial(BlockIsa isa, gguf::GgmlType type, const std::byte* w,
                          std::int64_t n_rows, std::int64_t k, const float* x, std::int64_t ldx,
                          std::int64_t rows, float* y, std::int64_t ldy);
 
-// Per-ISA kernels (block_dot_avx2.cpp, block_dot_avx512.cpp) of block_matmul_serial, for a type
-// with a kernel and whole blocks; only called when the CPU has the instructions.
+// out[n·ldo + j] = dequantize(W)[n, j] for n < n_rows, j < k, on the calling thread: the SIMD
+// decoders' weights (equal to gguf::dequantize's bit for bit) stored, for GEMMs on dequantized
+// panels.
+void dequantize_block_rows(BlockIsa isa, gguf::GgmlType type, const std::byte* w,
+                           std::int64_t n_rows, std::int64_t k, float* out, std::int64_t ldo);
+
+// Per-ISA kernels (block_dot_avx2.cpp, block_dot_avx512.cpp) of block_matmul_serial and
+// dequantize_block_rows, for a type with a kernel and whole blocks; only called when the CPU has
+// the instructions.
 void matmul_blocks_avx2(gguf::GgmlType type, const std::byte* w, std::size_t row_bytes,
                         std::int64_t n_rows, std::int64_t k, const float* x, std::int64_t ldx,
                         std::int64_t rows, float* y, std::int64_t ldy);
 void matmul_blocks_avx512(gguf::GgmlType type, const std::byte* w, std::size_t row_bytes,
                           std::int64_t n_rows, std::int64_t k, const float* x, std::int64_t ldx,
                           std::int64_t rows, float* y, std::int64_t ldy);
+void dequantize_blocks_avx2(gguf::GgmlType type, const std::byte* w, std::size_t row_bytes,
+                            std::int64_t n_rows, std::int64_t k, float* out, std::int64_t ldo);
+void dequantize_blocks_avx512(gguf::GgmlType type, const std::byte* w, std::size_t row_bytes,
+                              std::int64_t n_rows, std::int64_t k, float* out, std::int64_t ldo);
 
 }  // namespace porta::detail::cpu::ggml

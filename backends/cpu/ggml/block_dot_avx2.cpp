@@ -29,6 +29,10 @@ T inline V v_fma_x(V w, const float* x, V acc) {
   return {_mm256_fmadd_ps(w.a, _mm256_loadu_ps(x), acc.a),
           _mm256_fmadd_ps(w.b, _mm256_loadu_ps(x + 8), acc.b)};
 }
+T inline void v_store(float* out, V w) {
+  _mm256_storeu_ps(out, w.a);
+  _mm256_storeu_ps(out + 8, w.b);
+}
 T inline float v_sum(V v) {
   const __m256 both = _mm256_add_ps(v.a, v.b);
   const __m128 s = _mm_add_ps(_mm256_castps256_ps128(both), _mm256_extractf128_ps(both, 1));
@@ -135,6 +139,12 @@ PORTA_BLOCK_TARGET void matmul_blocks_avx2(gguf::GgmlType type, const std::byte*
                                            std::int64_t k, const float* x, std::int64_t ldx,
                                            std::int64_t rows, float* y, std::int64_t ldy) {
   matmul_blocks(type, w, row_bytes, n_rows, k, x, ldx, rows, y, ldy);
+}
+
+PORTA_BLOCK_TARGET void dequantize_blocks_avx2(gguf::GgmlType type, const std::byte* w,
+                                        std::size_t row_bytes, std::int64_t n_rows, std::int64_t k,
+                                        float* out, std::int64_t ldo) {
+  dequantize_blocks(type, w, row_bytes, n_rows, k, out, ldo);
 }
 
 }  // namespace porta::detail::cpu::ggml

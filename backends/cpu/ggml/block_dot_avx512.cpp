@@ -30,6 +30,7 @@ T inline V v_add(V a, V b) { return _mm512_add_ps(a, b); }
 T inline V v_fma_x(V w, const float* x, V acc) {
   return _mm512_fmadd_ps(w, _mm512_loadu_ps(x), acc);
 }
+T inline void v_store(float* out, V w) { _mm512_storeu_ps(out, w); }
 T inline float v_sum(V v) {
   // Zero-masked extraction: GCC 12 flags the unmasked intrinsic's undefined pass-through.
   const __m256 half =
@@ -117,6 +118,12 @@ PORTA_BLOCK_TARGET void matmul_blocks_avx512(gguf::GgmlType type, const std::byt
                                              std::int64_t k, const float* x, std::int64_t ldx,
                                              std::int64_t rows, float* y, std::int64_t ldy) {
   matmul_blocks(type, w, row_bytes, n_rows, k, x, ldx, rows, y, ldy);
+}
+
+PORTA_BLOCK_TARGET void dequantize_blocks_avx512(gguf::GgmlType type, const std::byte* w,
+                                        std::size_t row_bytes, std::int64_t n_rows, std::int64_t k,
+                                        float* out, std::int64_t ldo) {
+  dequantize_blocks(type, w, row_bytes, n_rows, k, out, ldo);
 }
 
 }  // namespace porta::detail::cpu::ggml

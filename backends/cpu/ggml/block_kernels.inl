@@ -3,11 +3,13 @@
 // The SIMD kernels of block_dot.hpp, written once for both vector widths: each block type's
 // decoder turns a block, 16 elements at a time, into the dequantizer's own f32 weights in
 // registers, and every one of up to kMaxRows rows of activations takes them with an FMA, so a
-// block is decoded once per kMaxRows rows of x. The including file defines PORTA_BLOCK_TARGET
+// block is decoded once per kMaxRows rows of x; or they are stored (dequantize_blocks), for the
+// GEMM of long prompts. The including file defines PORTA_BLOCK_TARGET
 // (the target attribute), PORTA_BLOCK_ISA_NAME and
 //   V                       16 f32 lanes (one zmm, or two ymm)
 //   V v_zero(); V v_add(V, V); float v_sum(V);
 //   V v_fma_x(V w, const float* x, V acc)          acc + w·x[0..16)
+//   void v_store(float* out, V w)
 //   V w_int8(__m128i q, float s)                   float(q_i)·s for 16 signed bytes
 //   Book16 book16_linear(float a, float b, int offset)   w(q) = float(q − offset)·a − b, q < 16
 //   Book16 book16_values(float d, const float* values)    w(q) = d·values[q]
@@ -62,11 +64,19 @@ T inline void take(Acc<R>& acc, V w, const float* x, std::int64_t ldx, int parit
   for (int r = 0; r < R; ++r) acc.v[r][parity] = v_fma_x(w, x + r * ldx, acc.v[r][parity]);
 }
 
+// The other sink: the decoders' weights stored, for dequantizing rows into f32. The decoders
+// address their 16 elements through the activation pointer, which for this sink is the output
+// row (a float* the caller owns; the decoders only add offsets to it).
+struct Store {};
+T inline void take(Store&, V w, const float* at, std::int64_t, int) {
+  v_store(const_cast<float*>(at), w);
+}
+
 // Q8_0: f16 d, int8 q[32]; w = float(q)·d.
 struct Q8_0 {
   static constexpr std::int64_t kElements = 32, kBytes = 34;
-  template <int R>
-  T static inline void block(const std::byte* p, const float* x, std::int64_t ldx, Acc<R>& acc) {
+  template <class Sink>
+  T static inline void block(const std::byte* p, const float* x, std::int64_t ldx, Sink& acc) {
     const float d = f16(p);
     take(acc, w_int8(load16(p + 2), d), x, ldx, 0);
     take(acc, w_int8(load16(p + 18), d), x + 16, ldx, 1);
@@ -77,8 +87,8 @@ struct Q8_0 {
 // w = float(q − 8)·d.
 struct Q4_0 {
   static constexpr std::int64_t kElements = 32, kBytes = 18;
-  template <int R>
-  T static inline void block(const std::byte* p, const float* x, std::int64_t ldx, Acc<R>& acc) {
+  template <class Sink>
+  T static inline void block(const std::byte* p, const float* x, std::int64_t ldx, Sink& acc) {
     const Book16 book = book16_linear(f16(p), 0.0f, 8);
     V lo, hi;
     w_nibbles(book, book, load16(p + 2), lo, hi);
@@ -90,8 +100,8 @@ struct Q4_0 {
 // Q4_1: f16 d, f16 m, nibbles as Q4_0; w = float(q)·d + m.
 struct Q4_1 {
   static constexpr std::int64_t kElements = 32, kBytes = 20;
-  template <int R>
-  T static inline void block(const std::byte* p, const float* x, std::int64_t ldx, Acc<R>& acc) {
+  template <class Sink>
+  T static inline void block(const std::byte* p, const float* x, std::int64_t ldx, Sink& acc) {
     const Book16 book = book16_linear(f16(p), -f16(p + 2), 0);
     V lo, hi;
     w_nibbles(book, book, load16(p + 4), lo, hi);
@@ -103,8 +113,8 @@ struct Q4_1 {
 // IQ4_NL: f16 d, nibbles as Q4_0 indexing the code book; w = d·book[q].
 struct Iq4Nl {
   static constexpr std::int64_t kElements = 32, kBytes = 18;
-  template <int R>
-  T static inline void block(const std::byte* p, const float* x, std::int64_t ldx, Acc<R>& acc) {
+  template <class Sink>
+  T static inline void block(const std::byte* p, const float* x, std::int64_t ldx, Sink& acc) {
     const Book16 book = book16_values(f16(p), kCodeBook);
     V lo, hi;
     w_nibbles(book, book, load16(p + 2), lo, hi);
@@ -120,8 +130,8 @@ struct Iq4Nl {
 template <bool kWithMin>
 struct Q5 {
   static constexpr std::int64_t kElements = 32, kBytes = kWithMin ? 24 : 22;
-  template <int R>
-  T static inline void block(const std::byte* p, const float* x, std::int64_t ldx, Acc<R>& acc) {
+  template <class Sink>
+  T static inline void block(const std::byte* p, const float* x, std::int64_t ldx, Sink& acc) {
     const Book32 book =
         kWithMin ? book32_linear(f16(p), -f16(p + 2), 0) : book32_linear(f16(p), 0.0f, 16);
     const std::byte* qh = p + (kWithMin ? 4 : 2);
@@ -172,8 +182,8 @@ T inline void k_scales(const std::byte* p, float d, float dmin, float* dl, float
 // w = (d·sc)·float(q) − dmin·m.
 struct Q4_K {
   static constexpr std::int64_t kElements = 256, kBytes = 144;
-  template <int R>
-  T static inline void block(const std::byte* p, const float* x, std::int64_t ldx, Acc<R>& acc) {
+  template <class Sink>
+  T static inline void block(const std::byte* p, const float* x, std::int64_t ldx, Sink& acc) {
     alignas(32) float dl[8], ml[8];
     k_scales(p + 4, f16(p), f16(p + 2), dl, ml);
     for (int pair = 0; pair < 4; ++pair) {
@@ -192,8 +202,8 @@ struct Q4_K {
 // Q5_K: Q4_K with qh[32] before the nibbles: the fifth bit of element 32·s + l is bit s of qh[l].
 struct Q5_K {
   static constexpr std::int64_t kElements = 256, kBytes = 176;
-  template <int R>
-  T static inline void block(const std::byte* p, const float* x, std::int64_t ldx, Acc<R>& acc) {
+  template <class Sink>
+  T static inline void block(const std::byte* p, const float* x, std::int64_t ldx, Sink& acc) {
     alignas(32) float dl[8], ml[8];
     k_scales(p + 4, f16(p), f16(p + 2), dl, ml);
     const __m128i qh[2] = {load16(p + 16), load16(p + 32)};
@@ -217,8 +227,8 @@ struct Q5_K {
 // together as bytes, 32 at a time.
 struct Q6_K {
   static constexpr std::int64_t kElements = 256, kBytes = 210;
-  template <int R>
-  T static inline void block(const std::byte* p, const float* x, std::int64_t ldx, Acc<R>& acc) {
+  template <class Sink>
+  T static inline void block(const std::byte* p, const float* x, std::int64_t ldx, Sink& acc) {
     alignas(64) float ds[16];
     const __m256 d = _mm256_set1_ps(f16(p + 208));
     const __m128i scales = load16(p + 192);
@@ -251,8 +261,8 @@ struct Q6_K {
 // w = (d·sc)·float(q) − dmin·m.
 struct Q2_K {
   static constexpr std::int64_t kElements = 256, kBytes = 84;
-  template <int R>
-  T static inline void block(const std::byte* p, const float* x, std::int64_t ldx, Acc<R>& acc) {
+  template <class Sink>
+  T static inline void block(const std::byte* p, const float* x, std::int64_t ldx, Sink& acc) {
     alignas(64) float dl[16], ml[16];
     const __m128i scales = load16(p);
     const __m128i nibble = _mm_set1_epi8(0x0F);
@@ -276,8 +286,8 @@ struct Q2_K {
 // c = low | third << 2 gives w = (d·(sc − 32))·float(c − 4) (a clear third bit subtracts 4).
 struct Q3_K {
   static constexpr std::int64_t kElements = 256, kBytes = 110;
-  template <int R>
-  T static inline void block(const std::byte* p, const float* x, std::int64_t ldx, Acc<R>& acc) {
+  template <class Sink>
+  T static inline void block(const std::byte* p, const float* x, std::int64_t ldx, Sink& acc) {
     alignas(64) float dl[16];
     // Scale j: low four bits from nibble j / 8 of byte j % 8, top two from bits 2·(j / 4) of
     // byte 8 + j % 4.
@@ -313,8 +323,8 @@ struct Q3_K {
 // as IQ4_NL; w = (d·float(ls − 32))·book[q].
 struct Iq4Xs {
   static constexpr std::int64_t kElements = 256, kBytes = 136;
-  template <int R>
-  T static inline void block(const std::byte* p, const float* x, std::int64_t ldx, Acc<R>& acc) {
+  template <class Sink>
+  T static inline void block(const std::byte* p, const float* x, std::int64_t ldx, Sink& acc) {
     const float d = f16(p);
     const unsigned scales_h = static_cast<unsigned>(p[2]) | static_cast<unsigned>(p[3]) << 8;
     for (int s = 0; s < 8; ++s) {
@@ -340,7 +350,7 @@ T void dot_rows(const std::byte* row, const float* x, std::int64_t ldx, std::int
     const std::byte* p = row + b * Kind::kBytes;
     for (std::int64_t at = 0; at < Kind::kBytes; at += 64)
       _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchBytes + at), _MM_HINT_T0);
-    Kind::template block<R>(p, x + b * Kind::kElements, ldx, acc);
+    Kind::block(p, x + b * Kind::kElements, ldx, acc);
   }
   for (int r = 0; r < R; ++r) out[r * out_stride] = v_sum(v_add(acc.v[r][0], acc.v[r][1]));
 }
@@ -364,26 +374,52 @@ T void matmul_rows(const std::byte* w, std::size_t row_bytes, std::int64_t n_row
   }
 }
 
+// Calls BODY(Kind) with the decoder of `type`, or throws for a type without one.
+#define PORTA_BLOCK_DISPATCH(type, BODY)                                                       \
+  do {                                                                                         \
+    using G = gguf::GgmlType; /* an if chain: a switch would list every ggml type */           \
+    if ((type) == G::Q8_0) BODY(Q8_0);                                                         \
+    if ((type) == G::Q4_0) BODY(Q4_0);                                                         \
+    if ((type) == G::Q4_1) BODY(Q4_1);                                                         \
+    if ((type) == G::Q5_0) BODY(Q5<false>);                                                    \
+    if ((type) == G::Q5_1) BODY(Q5<true>);                                                     \
+    if ((type) == G::IQ4_NL) BODY(Iq4Nl);                                                      \
+    if ((type) == G::Q2_K) BODY(Q2_K);                                                         \
+    if ((type) == G::Q3_K) BODY(Q3_K);                                                         \
+    if ((type) == G::Q4_K) BODY(Q4_K);                                                         \
+    if ((type) == G::Q5_K) BODY(Q5_K);                                                         \
+    if ((type) == G::Q6_K) BODY(Q6_K);                                                         \
+    if ((type) == G::IQ4_XS) BODY(Iq4Xs);                                                      \
+    throw Error(ErrorCode::Unsupported, fmt::format("no {} block kernel for {}",               \
+                                                    PORTA_BLOCK_ISA_NAME, gguf::type_name(type))); \
+  } while (false)
+
 T void matmul_blocks(gguf::GgmlType type, const std::byte* w, std::size_t row_bytes,
                      std::int64_t n_rows, std::int64_t k, const float* x, std::int64_t ldx,
                      std::int64_t rows, float* y, std::int64_t ldy) {
-  using G = gguf::GgmlType;  // an if chain: a switch would have to list every ggml type
 #define PORTA_RUN(Kind) return matmul_rows<Kind>(w, row_bytes, n_rows, k, x, ldx, rows, y, ldy)
-  if (type == G::Q8_0) PORTA_RUN(Q8_0);
-  if (type == G::Q4_0) PORTA_RUN(Q4_0);
-  if (type == G::Q4_1) PORTA_RUN(Q4_1);
-  if (type == G::Q5_0) PORTA_RUN(Q5<false>);
-  if (type == G::Q5_1) PORTA_RUN(Q5<true>);
-  if (type == G::IQ4_NL) PORTA_RUN(Iq4Nl);
-  if (type == G::Q4_K) PORTA_RUN(Q4_K);
-  if (type == G::Q5_K) PORTA_RUN(Q5_K);
-  if (type == G::Q6_K) PORTA_RUN(Q6_K);
-  if (type == G::Q2_K) PORTA_RUN(Q2_K);
-  if (type == G::Q3_K) PORTA_RUN(Q3_K);
-  if (type == G::IQ4_XS) PORTA_RUN(Iq4Xs);
+  PORTA_BLOCK_DISPATCH(type, PORTA_RUN);
 #undef PORTA_RUN
-  throw Error(ErrorCode::Unsupported, fmt::format("no {} block kernel for {}", PORTA_BLOCK_ISA_NAME,
-                                                  gguf::type_name(type)));
 }
 
+// out[n·ldo + k] = dequantize(W)[n, k]: the weights the kernels multiply, stored.
+template <class Kind>
+T void dequantize_rows_of(const std::byte* w, std::size_t row_bytes, std::int64_t n_rows,
+                          std::int64_t k, float* out, std::int64_t ldo) {
+  Store store;
+  for (std::int64_t n = 0; n < n_rows; ++n) {
+    const std::byte* row = w + static_cast<std::size_t>(n) * row_bytes;
+    for (std::int64_t b = 0; b < k / Kind::kElements; ++b)
+      Kind::block(row + b * Kind::kBytes, out + n * ldo + b * Kind::kElements, 0, store);
+  }
+}
+
+T void dequantize_blocks(gguf::GgmlType type, const std::byte* w, std::size_t row_bytes,
+                         std::int64_t n_rows, std::int64_t k, float* out, std::int64_t ldo) {
+#define PORTA_RUN(Kind) return dequantize_rows_of<Kind>(w, row_bytes, n_rows, k, out, ldo)
+  PORTA_BLOCK_DISPATCH(type, PORTA_RUN);
+#undef PORTA_RUN
+}
+
+#undef PORTA_BLOCK_DISPATCH
 #undef T

@@ -41,6 +41,8 @@ void gemm_rows(const QuantMatrix& w, const float* x, std::int64_t ldx, std::int6
   const std::size_t row_bytes =
       gguf::row_bytes(w.scheme.ggml_type, static_cast<std::uint64_t>(w.k));
   const std::int64_t panels = (w.n + kSgemmPanelRows - 1) / kSgemmPanelRows;
+  const BlockIsa isa = best_block_isa();
+  check_block_rows(w.scheme.ggml_type, w.k);  // before the parallel region, which must not throw
   std::atomic<int> status{dnnl_success};
 #pragma omp parallel
   {
@@ -48,10 +50,9 @@ void gemm_rows(const QuantMatrix& w, const float* x, std::int64_t ldx, std::int6
 #pragma omp for schedule(dynamic)
     for (std::int64_t p = 0; p < panels; ++p) {
       const std::int64_t n0 = p * kSgemmPanelRows, count = std::min(kSgemmPanelRows, w.n - n0);
-      for (std::int64_t i = 0; i < count; ++i)
-        gguf::dequantize(w.scheme.ggml_type,
-                         {bytes_of(w) + static_cast<std::size_t>(n0 + i) * row_bytes, row_bytes},
-                         {panel.data() + i * w.k, static_cast<std::size_t>(w.k)});
+      dequantize_block_rows(isa, w.scheme.ggml_type,
+                            bytes_of(w) + static_cast<std::size_t>(n0) * row_bytes, count, w.k,
+                            panel.data(), w.k);
       const dnnl_status_t s = dnnl_sgemm('N', 'T', rows, count, w.k, 1.0f, x, ldx, panel.data(),
                                          w.k, 0.0f, y + n0, ldy);
       if (s != dnnl_success) status = s;
@@ -74,6 +75,7 @@ void gemm_blocks(std::span<const quant::QuantBlock* const> blocks, const float* 
                  std::int64_t out_features, float* y) {
   if (blocks.empty()) return;
   const moe::DotIsa isa = moe::best_dot_isa();
+  const BlockIsa block_isa = best_block_isa();
   // 1 MiB of f32 weight rows per panel, a whole number of the register tiles' 48 columns.
   const std::int64_t panel_rows = std::max<std::int64_t>(
       48, (std::int64_t{1} << 18) / std::max<std::int64_t>(k, 1) / 48 * 48);
@@ -89,10 +91,9 @@ void gemm_blocks(std::span<const quant::QuantBlock* const> blocks, const float* 
     const std::size_t row_bytes =
         gguf::row_bytes(b.w.scheme.ggml_type, static_cast<std::uint64_t>(k));
     panel.resize(std::max(panel.size(), static_cast<std::size_t>(panel_rows * k)));
-    for (std::int64_t r = 0; r < count; ++r)
-      gguf::dequantize(b.w.scheme.ggml_type,
-                       {bytes_of(b.w) + static_cast<std::size_t>(n0 + r) * row_bytes, row_bytes},
-                       {panel.data() + r * k, static_cast<std::size_t>(k)});
+    dequantize_block_rows(block_isa, b.w.scheme.ggml_type,
+                          bytes_of(b.w) + static_cast<std::size_t>(n0) * row_bytes, count, k,
+                          panel.data(), k);
     moe::panel_rows_gemm(isa, x + b.first * k, k, b.count, panel.data(), k, count,
                          y + b.first * out_features + n0, out_features);
   } catch (...) {
