@@ -1,6 +1,5 @@
-// block_dot.hpp's kernels with AVX2, FMA and F16C: a 16-element group is two ymm. 4-bit codes
-// index a 16-entry table of the block's f32 weights (two 8-entry vpermps and a blend on the
-// code's top bit); 5-bit codes are converted and scaled, with the dequantizer's operations.
+// block_dot.hpp's kernels with AVX2, FMA and F16C: a 16-element group is two ymm. Codes are
+// converted and scaled with the dequantizer's operations (iq4's non-linear book is looked up).
 #include <immintrin.h>
 
 #include <cstring>
@@ -17,7 +16,9 @@ namespace {
 
 #define PORTA_BLOCK_TARGET __attribute__((target("avx2,fma,f16c")))
 #define PORTA_BLOCK_ISA_NAME "avx2"
-#define T PORTA_BLOCK_TARGET
+// Every helper is forced inline: GCC otherwise calls some (w_nibbles, ...) out of line from
+// the large kernels, through memory.
+#define T PORTA_BLOCK_TARGET __attribute__((always_inline))
 
 struct V {
   __m256 a, b;  // lanes 0..7 and 8..15
@@ -49,25 +50,32 @@ T inline __m256 iota8(float first) {
   return _mm256_add_ps(_mm256_setr_ps(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_ps(first));
 }
 
+// A linear book is computed from the code (a convert, a multiply and a subtract, all off the
+// shuffle port); a book of values (iq4) is looked up: AVX2 has no 16-entry permute, so two
+// 8-entry ones and a blend on the code's top bit. `table` is a constant once inlined.
 struct Book16 {
-  __m256 low, high;  // codes 0..7 and 8..15
+  bool table;
+  __m256 low, high;  // table: the entries of codes 0..7 and 8..15
+  __m256 a, b, offset;  // linear: w(q) = (float(q) − offset)·a − b
 };
 T inline Book16 book16_linear(float a, float b, int offset) {
-  const __m256 va = _mm256_set1_ps(a), vb = _mm256_set1_ps(b);
-  const auto off = static_cast<float>(offset);
-  return {_mm256_sub_ps(_mm256_mul_ps(iota8(-off), va), vb),
-          _mm256_sub_ps(_mm256_mul_ps(iota8(8.0f - off), va), vb)};
+  const __m256 none = _mm256_setzero_ps();
+  return {false, none, none, _mm256_set1_ps(a), _mm256_set1_ps(b),
+          _mm256_set1_ps(static_cast<float>(offset))};
 }
 T inline Book16 book16_values(float d, const float* values) {
-  const __m256 vd = _mm256_set1_ps(d);
-  return {_mm256_mul_ps(vd, _mm256_loadu_ps(values)),
-          _mm256_mul_ps(vd, _mm256_loadu_ps(values + 8))};
+  const __m256 vd = _mm256_set1_ps(d), none = _mm256_setzero_ps();
+  return {true, _mm256_mul_ps(vd, _mm256_loadu_ps(values)),
+          _mm256_mul_ps(vd, _mm256_loadu_ps(values + 8)), none, none, none};
 }
-// The entries of eight codes (bits 0..3 of each lane; higher bits ignored).
+// The weights of eight codes (bits 0..3 of each lane; higher bits ignored).
 T inline __m256 lookup(const Book16& book, __m256i codes) {
-  return _mm256_blendv_ps(_mm256_permutevar8x32_ps(book.low, codes),
-                          _mm256_permutevar8x32_ps(book.high, codes),
-                          _mm256_castsi256_ps(_mm256_slli_epi32(codes, 28)));
+  if (book.table)
+    return _mm256_blendv_ps(_mm256_permutevar8x32_ps(book.low, codes),
+                            _mm256_permutevar8x32_ps(book.high, codes),
+                            _mm256_castsi256_ps(_mm256_slli_epi32(codes, 28)));
+  const __m256 q = _mm256_cvtepi32_ps(_mm256_and_si256(codes, _mm256_set1_epi32(15)));
+  return _mm256_sub_ps(_mm256_mul_ps(_mm256_sub_ps(q, book.offset), book.a), book.b);
 }
 
 T inline void w_nibbles(const Book16& lo, const Book16& hi, __m128i bytes, V& w_lo, V& w_hi) {

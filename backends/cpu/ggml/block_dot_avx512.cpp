@@ -21,7 +21,9 @@ namespace {
 
 #define PORTA_BLOCK_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")))
 #define PORTA_BLOCK_ISA_NAME "avx512"
-#define T PORTA_BLOCK_TARGET
+// Every helper is forced inline: GCC otherwise calls some (w_nibbles, ...) out of line from
+// the large kernels, through memory.
+#define T PORTA_BLOCK_TARGET __attribute__((always_inline))
 
 using V = __m512;
 

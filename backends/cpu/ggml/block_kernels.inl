@@ -30,6 +30,8 @@
 // so that no multiply and subtract of a weight fuse into one rounding.
 
 #define T PORTA_BLOCK_TARGET
+// The per-block helpers, forced inline into the loops (GCC otherwise calls some out of line).
+#define TI PORTA_BLOCK_TARGET __attribute__((always_inline))
 
 constexpr int kMaxRows = 4;
 // How far ahead of the block being decoded its stream is prefetched: with the decoding's work
@@ -37,19 +39,19 @@ constexpr int kMaxRows = 4;
 // bandwidth (q8_0 decode 12.7 → 19 GB/s from memory on 2 cores, q4_K 9.4 → 11-13).
 constexpr std::int64_t kPrefetchBytes = 3072;
 
-T inline float f16(const std::byte* p) {
+TI inline float f16(const std::byte* p) {
   std::uint16_t bits;
   std::memcpy(&bits, p, 2);
   return _cvtsh_ss(bits);  // exact, as every f16 value is an f32 value
 }
 
-T inline std::uint32_t u32(const std::byte* p) {
+TI inline std::uint32_t u32(const std::byte* p) {
   std::uint32_t v;
   std::memcpy(&v, p, 4);
   return v;
 }
 
-T inline __m128i load16(const std::byte* p) {
+TI inline __m128i load16(const std::byte* p) {
   return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
 }
 
@@ -60,7 +62,7 @@ struct Acc {
 };
 
 template <int R>
-T inline void take(Acc<R>& acc, V w, const float* x, std::int64_t ldx, int parity) {
+TI inline void take(Acc<R>& acc, V w, const float* x, std::int64_t ldx, int parity) {
   for (int r = 0; r < R; ++r) acc.v[r][parity] = v_fma_x(w, x + r * ldx, acc.v[r][parity]);
 }
 
@@ -68,7 +70,7 @@ T inline void take(Acc<R>& acc, V w, const float* x, std::int64_t ldx, int parit
 // address their 16 elements through the activation pointer, which for this sink is the output
 // row (a float* the caller owns; the decoders only add offsets to it).
 struct Store {};
-T inline void take(Store&, V w, const float* at, std::int64_t, int) {
+TI inline void take(Store&, V w, const float* at, std::int64_t, int) {
   v_store(const_cast<float*>(at), w);
 }
 
@@ -76,7 +78,7 @@ T inline void take(Store&, V w, const float* at, std::int64_t, int) {
 struct Q8_0 {
   static constexpr std::int64_t kElements = 32, kBytes = 34;
   template <class Sink>
-  T static inline void block(const std::byte* p, const float* x, std::int64_t ldx, Sink& acc) {
+  TI static inline void block(const std::byte* p, const float* x, std::int64_t ldx, Sink& acc) {
     const float d = f16(p);
     take(acc, w_int8(load16(p + 2), d), x, ldx, 0);
     take(acc, w_int8(load16(p + 18), d), x + 16, ldx, 1);
@@ -88,7 +90,7 @@ struct Q8_0 {
 struct Q4_0 {
   static constexpr std::int64_t kElements = 32, kBytes = 18;
   template <class Sink>
-  T static inline void block(const std::byte* p, const float* x, std::int64_t ldx, Sink& acc) {
+  TI static inline void block(const std::byte* p, const float* x, std::int64_t ldx, Sink& acc) {
     const Book16 book = book16_linear(f16(p), 0.0f, 8);
     V lo, hi;
     w_nibbles(book, book, load16(p + 2), lo, hi);
@@ -101,7 +103,7 @@ struct Q4_0 {
 struct Q4_1 {
   static constexpr std::int64_t kElements = 32, kBytes = 20;
   template <class Sink>
-  T static inline void block(const std::byte* p, const float* x, std::int64_t ldx, Sink& acc) {
+  TI static inline void block(const std::byte* p, const float* x, std::int64_t ldx, Sink& acc) {
     const Book16 book = book16_linear(f16(p), -f16(p + 2), 0);
     V lo, hi;
     w_nibbles(book, book, load16(p + 4), lo, hi);
@@ -114,7 +116,7 @@ struct Q4_1 {
 struct Iq4Nl {
   static constexpr std::int64_t kElements = 32, kBytes = 18;
   template <class Sink>
-  T static inline void block(const std::byte* p, const float* x, std::int64_t ldx, Sink& acc) {
+  TI static inline void block(const std::byte* p, const float* x, std::int64_t ldx, Sink& acc) {
     const Book16 book = book16_values(f16(p), kCodeBook);
     V lo, hi;
     w_nibbles(book, book, load16(p + 2), lo, hi);
@@ -131,7 +133,7 @@ template <bool kWithMin>
 struct Q5 {
   static constexpr std::int64_t kElements = 32, kBytes = kWithMin ? 24 : 22;
   template <class Sink>
-  T static inline void block(const std::byte* p, const float* x, std::int64_t ldx, Sink& acc) {
+  TI static inline void block(const std::byte* p, const float* x, std::int64_t ldx, Sink& acc) {
     const Book32 book =
         kWithMin ? book32_linear(f16(p), -f16(p + 2), 0) : book32_linear(f16(p), 0.0f, 16);
     const std::byte* qh = p + (kWithMin ? 4 : 2);
@@ -144,12 +146,12 @@ struct Q5 {
 };
 
 // The eight bytes of `bytes` as f32.
-T inline __m256 widen_bytes(std::uint64_t bytes) {
+TI inline __m256 widen_bytes(std::uint64_t bytes) {
   return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<long long>(bytes))));
 }
 
 // out[j] = d·float(bytes[j] − bias) for the 16 unsigned bytes (the dequantizer's products).
-T inline void sixteen_scales(__m128i bytes, float d, int bias, float* out) {
+TI inline void sixteen_scales(__m128i bytes, float d, int bias, float* out) {
   const __m256 vd = _mm256_set1_ps(d);
   const __m256i b = _mm256_set1_epi32(bias);
   _mm256_store_ps(
@@ -163,7 +165,7 @@ T inline void sixteen_scales(__m128i bytes, float d, int bias, float* out) {
 // The eight 6-bit scales and mins of Q4_K/Q5_K's 12 bytes, as f32 d·scale and dmin·min (the
 // dequantizer's products): scales j < 4 are the low six bits of bytes j, mins of bytes j + 4;
 // j >= 4 take the nibbles of byte j + 4 and the top two bits of bytes j - 4 (scale) and j (min).
-T inline void k_scales(const std::byte* p, float d, float dmin, float* dl, float* ml) {
+TI inline void k_scales(const std::byte* p, float d, float dmin, float* dl, float* ml) {
   const std::uint32_t a = u32(p), b = u32(p + 4), c = u32(p + 8);
   const std::uint64_t scales =
       (a & 0x3F3F3F3Fu) | std::uint64_t{(c & 0x0F0F0F0Fu) | (((a >> 6) & 0x03030303u) << 4)} << 32;
@@ -183,7 +185,7 @@ T inline void k_scales(const std::byte* p, float d, float dmin, float* dl, float
 struct Q4_K {
   static constexpr std::int64_t kElements = 256, kBytes = 144;
   template <class Sink>
-  T static inline void block(const std::byte* p, const float* x, std::int64_t ldx, Sink& acc) {
+  TI static inline void block(const std::byte* p, const float* x, std::int64_t ldx, Sink& acc) {
     alignas(32) float dl[8], ml[8];
     k_scales(p + 4, f16(p), f16(p + 2), dl, ml);
     for (int pair = 0; pair < 4; ++pair) {
@@ -203,7 +205,7 @@ struct Q4_K {
 struct Q5_K {
   static constexpr std::int64_t kElements = 256, kBytes = 176;
   template <class Sink>
-  T static inline void block(const std::byte* p, const float* x, std::int64_t ldx, Sink& acc) {
+  TI static inline void block(const std::byte* p, const float* x, std::int64_t ldx, Sink& acc) {
     alignas(32) float dl[8], ml[8];
     k_scales(p + 4, f16(p), f16(p + 2), dl, ml);
     const __m128i qh[2] = {load16(p + 16), load16(p + 32)};
@@ -228,7 +230,7 @@ struct Q5_K {
 struct Q6_K {
   static constexpr std::int64_t kElements = 256, kBytes = 210;
   template <class Sink>
-  T static inline void block(const std::byte* p, const float* x, std::int64_t ldx, Sink& acc) {
+  TI static inline void block(const std::byte* p, const float* x, std::int64_t ldx, Sink& acc) {
     alignas(64) float ds[16];
     const __m256 d = _mm256_set1_ps(f16(p + 208));
     const __m128i scales = load16(p + 192);
@@ -262,7 +264,7 @@ struct Q6_K {
 struct Q2_K {
   static constexpr std::int64_t kElements = 256, kBytes = 84;
   template <class Sink>
-  T static inline void block(const std::byte* p, const float* x, std::int64_t ldx, Sink& acc) {
+  TI static inline void block(const std::byte* p, const float* x, std::int64_t ldx, Sink& acc) {
     alignas(64) float dl[16], ml[16];
     const __m128i scales = load16(p);
     const __m128i nibble = _mm_set1_epi8(0x0F);
@@ -287,7 +289,7 @@ struct Q2_K {
 struct Q3_K {
   static constexpr std::int64_t kElements = 256, kBytes = 110;
   template <class Sink>
-  T static inline void block(const std::byte* p, const float* x, std::int64_t ldx, Sink& acc) {
+  TI static inline void block(const std::byte* p, const float* x, std::int64_t ldx, Sink& acc) {
     alignas(64) float dl[16];
     // Scale j: low four bits from nibble j / 8 of byte j % 8, top two from bits 2·(j / 4) of
     // byte 8 + j % 4.
@@ -324,7 +326,7 @@ struct Q3_K {
 struct Iq4Xs {
   static constexpr std::int64_t kElements = 256, kBytes = 136;
   template <class Sink>
-  T static inline void block(const std::byte* p, const float* x, std::int64_t ldx, Sink& acc) {
+  TI static inline void block(const std::byte* p, const float* x, std::int64_t ldx, Sink& acc) {
     const float d = f16(p);
     const unsigned scales_h = static_cast<unsigned>(p[2]) | static_cast<unsigned>(p[3]) << 8;
     for (int s = 0; s < 8; ++s) {
@@ -423,3 +425,4 @@ T void dequantize_blocks(gguf::GgmlType type, const std::byte* w, std::size_t ro
 
 #undef PORTA_BLOCK_DISPATCH
 #undef T
+#undef TI
