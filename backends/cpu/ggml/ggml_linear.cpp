@@ -22,7 +22,7 @@ namespace porta::detail::cpu::ggml {
 
 namespace {
 
-// Weight rows per work item of the decode-sized expert blocks.
+// Weight rows per work item of the short expert blocks (under kGemmRows rows).
 constexpr std::int64_t kSmallChunkRows = 16;
 
 const std::byte* bytes_of(const QuantMatrix& w) { return static_cast<const std::byte*>(w.data); }
