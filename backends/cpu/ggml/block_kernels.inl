@@ -1,5 +1,3 @@
-
-
 // The SIMD kernels of block_dot.hpp, written once for both vector widths: each block type's
 // decoder turns a block, 16 elements at a time, into the dequantizer's own f32 weights in
 // registers, and every one of up to kMaxRows rows of activations takes them with an FMA, so a
