@@ -122,13 +122,17 @@ TEST_CASE("GGUF logits from packed blocks equal the dequantized file's within th
   const Case cases[] = {{"deepseek_v2 q8_0", test::tiny_model("deepseek_v2", 5, DType::F32),
                          GgmlType::Q8_0},
                         {"mixtral q8_0", test::tiny_model("mixtral", 5, DType::F32), GgmlType::Q8_0},
-                        {"deepseek_v2 q4_K (q8_0 expert down)", wide_v2(6), GgmlType::Q4_K}};
+                        {"deepseek_v2 q4_K (q8_0 expert down)", wide_v2(6), GgmlType::Q4_K},
+                        {"deepseek_v2 q5_0", test::tiny_model("deepseek_v2", 7, DType::F32),
+                         GgmlType::Q5_0},
+                        {"deepseek_v2 q3_K (q8_0 expert down)", wide_v2(8), GgmlType::Q3_K}};
   for (const Case& c : cases) {
     DYNAMIC_SECTION(c.label) {
       const std::string path = write(c.m, std::string("logits_") + c.label + ".gguf", c.type);
       model::GgufLoadReport report;
       const model::Model packed = model::load_gguf(path, {.dequantize_to = DType::F32}, &report);
       REQUIRE(report.packed_tensors > 0);
+      CHECK_THAT(report.summary, Catch::Contains(std::string(gguf::type_name(c.type)) + ": "));
       // Dequantized to f32, the weights are exactly the blocks' values.
       const model::Model exact =
           model::load_gguf(path, {.dequantize_to = DType::F32, .keep_blocks = false});
