@@ -117,18 +117,27 @@ struct Book32 {
 T inline Book32 book32_linear(float a, float b, int offset) {
   return {_mm256_set1_ps(a), _mm256_set1_ps(b), _mm256_set1_ps(static_cast<float>(offset))};
 }
-// Eight codes: four bits from `nibbles`, the fifth from bit i of `bits` for lane i.
-T inline __m256 w_codes5(const Book32& book, __m256i nibbles, std::uint32_t bits) {
-  const __m256i codes = or_where(_mm256_and_si256(nibbles, _mm256_set1_epi32(15)), bits, 16);
-  const __m256 q = _mm256_sub_ps(_mm256_cvtepi32_ps(codes), book.offset);
+// 16 bytes, byte i 16 where bit i of `bits` is set, else 0.
+T inline __m128i fifth_bits(std::uint32_t bits) {
+  const __m128i spread = _mm_shuffle_epi8(_mm_cvtsi32_si128(static_cast<int>(bits)),
+                                          _mm_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1));
+  const __m128i bit = _mm_setr_epi8(1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32, 64, -128);
+  return _mm_and_si128(_mm_cmpeq_epi8(_mm_and_si128(spread, bit), bit), _mm_set1_epi8(16));
+}
+// The weights of eight 5-bit codes, one per byte.
+T inline __m256 w_codes5(const Book32& book, __m128i codes) {
+  const __m256 q = _mm256_sub_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(codes)), book.offset);
   return _mm256_sub_ps(_mm256_mul_ps(q, book.a), book.b);
 }
+// The codes are put together as bytes, 16 at a time, before they are widened.
 T inline void w_nibbles5(const Book32& lo, const Book32& hi, __m128i bytes, std::uint32_t lo_bits,
                          std::uint32_t hi_bits, V& w_lo, V& w_hi) {
-  const __m256i a = _mm256_cvtepu8_epi32(bytes), b = _mm256_cvtepu8_epi32(_mm_srli_si128(bytes, 8));
-  w_lo = {w_codes5(lo, a, lo_bits), w_codes5(lo, b, lo_bits >> 8)};
-  w_hi = {w_codes5(hi, _mm256_srli_epi32(a, 4), hi_bits),
-          w_codes5(hi, _mm256_srli_epi32(b, 4), hi_bits >> 8)};
+  const __m128i nibble = _mm_set1_epi8(0x0F);
+  const __m128i lo_codes = _mm_or_si128(_mm_and_si128(bytes, nibble), fifth_bits(lo_bits));
+  const __m128i hi_codes =
+      _mm_or_si128(_mm_and_si128(_mm_srli_epi16(bytes, 4), nibble), fifth_bits(hi_bits));
+  w_lo = {w_codes5(lo, lo_codes), w_codes5(lo, _mm_srli_si128(lo_codes, 8))};
+  w_hi = {w_codes5(hi, hi_codes), w_codes5(hi, _mm_srli_si128(hi_codes, 8))};
 }
 
 T inline std::uint32_t byte_bits(__m128i bytes, int bit) {
