@@ -82,7 +82,8 @@ int main(int argc, char** argv) {
         return 2;
       }
     } else {
-      fmt::print(stderr, "usage: porta-bench-cpu-ggml-blocks [--quick] [--type NAME] [--isa NAME]\n");
+      fmt::print(stderr,
+                 "usage: porta-bench-cpu-ggml-blocks [--quick] [--type NAME] [--isa NAME]\n");
       return 2;
     }
   }
@@ -122,12 +123,12 @@ int main(int argc, char** argv) {
         const auto med = porta_bench::interleaved_medians(
             reps, {[&] {
                      const auto& w = packed_copies[next_packed++ % packed_copies.size()];
-                     cg::block_matmul(isa, type, w.data(), m.n, m.k, x.data(), m.k,
-                                      t, y.data(), m.n);
+                     cg::block_matmul(isa, type, w.data(), m.n, m.k, x.data(), m.k, t, y.data(),
+                                      m.n);
                    },
                    [&] {
-                     bf16_matmul(bf16_isa, bf16_copies[next_bf16++ % bf16_copies.size()].data(), m, x.data(),
-                                 t, y.data());
+                     bf16_matmul(bf16_isa, bf16_copies[next_bf16++ % bf16_copies.size()].data(), m,
+                                 x.data(), t, y.data());
                    }});
         const double bound = static_cast<double>(packed.size()) / (gbps * 1e9);
         fmt::print(

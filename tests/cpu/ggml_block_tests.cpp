@@ -124,7 +124,8 @@ TEST_CASE("packed-block kernels compute and store every weight exactly as the de
         int mismatches = 0;
         for (std::int64_t j = 0; j < n; ++j)
           for (std::int64_t i = 0; i < k; ++i)
-            mismatches += y[static_cast<std::size_t>(i * n + j)] != wf[static_cast<std::size_t>(j * k + i)];
+            mismatches += y[static_cast<std::size_t>(i * n + j)] !=
+                          wf[static_cast<std::size_t>(j * k + i)];
         INFO(porta::gguf::type_name(t) << " raw " << raw << " isa " << cg::block_isa_name(isa)
                                        << " row bytes " << row_bytes);
         CHECK(mismatches == 0);

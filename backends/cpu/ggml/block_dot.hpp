@@ -1,8 +1,9 @@
 // Matrix products straight from GGML's packed blocks (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL,
-// Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_XS: every type gguf::dequantize reads): the weight rows stay as stored in the GGUF mapping and are decoded
-// in registers, block by block, while the activations stay f32; a block is decoded once for up
-// to four rows of activations. One implementation per instruction set (plain C++, AVX2+FMA+F16C,
-// AVX-512F/BW/VL), the best chosen at run time; tests force each one.
+// Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_XS: every type gguf::dequantize reads): the weight rows
+// stay as stored in the GGUF mapping and are decoded in registers, block by block, while the
+// activations stay f32; a block is decoded once for up to four rows of activations. One
+// implementation per instruction set (plain C++, AVX2+FMA+F16C, AVX-512F/BW/VL), the best chosen
+// at run time; tests force each one.
 //
 // Numerics (docs/gguf.md): the plain path is the definition, dequantize each block exactly
 // (gguf::dequantize) and accumulate Σ w·x in f32 in element order. The SIMD paths compute each

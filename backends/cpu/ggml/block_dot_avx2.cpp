@@ -46,8 +46,18 @@ T inline V w_int8(__m128i q, float s) {
           _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(q, 8))), scale)};
 }
 
-T inline __m256 iota8(float first) {
-  return _mm256_add_ps(_mm256_setr_ps(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_ps(first));
+// w(q) = (float(q) − offset)·a − b, the dequantizer's operations: the 5-bit books, and the
+// linear 4-bit ones.
+struct Linear {
+  __m256 a, b, offset;
+};
+T inline Linear linear(float a, float b, int offset) {
+  return {_mm256_set1_ps(a), _mm256_set1_ps(b), _mm256_set1_ps(static_cast<float>(offset))};
+}
+// The weights of eight codes, one per 32-bit lane.
+T inline __m256 linear_weights(const Linear& l, __m256i codes) {
+  const __m256 q = _mm256_sub_ps(_mm256_cvtepi32_ps(codes), l.offset);
+  return _mm256_sub_ps(_mm256_mul_ps(q, l.a), l.b);
 }
 
 // A linear book is computed from the code (a convert, a multiply and a subtract, all off the
@@ -56,17 +66,16 @@ T inline __m256 iota8(float first) {
 struct Book16 {
   bool table;
   __m256 low, high;  // table: the entries of codes 0..7 and 8..15
-  __m256 a, b, offset;  // linear: w(q) = (float(q) − offset)·a − b
+  Linear line;
 };
 T inline Book16 book16_linear(float a, float b, int offset) {
   const __m256 none = _mm256_setzero_ps();
-  return {false, none, none, _mm256_set1_ps(a), _mm256_set1_ps(b),
-          _mm256_set1_ps(static_cast<float>(offset))};
+  return {false, none, none, linear(a, b, offset)};
 }
 T inline Book16 book16_values(float d, const float* values) {
-  const __m256 vd = _mm256_set1_ps(d), none = _mm256_setzero_ps();
+  const __m256 vd = _mm256_set1_ps(d);
   return {true, _mm256_mul_ps(vd, _mm256_loadu_ps(values)),
-          _mm256_mul_ps(vd, _mm256_loadu_ps(values + 8)), none, none, none};
+          _mm256_mul_ps(vd, _mm256_loadu_ps(values + 8)), linear(0.0f, 0.0f, 0)};
 }
 // The weights of eight codes (bits 0..3 of each lane; higher bits ignored).
 T inline __m256 lookup(const Book16& book, __m256i codes) {
@@ -74,8 +83,7 @@ T inline __m256 lookup(const Book16& book, __m256i codes) {
     return _mm256_blendv_ps(_mm256_permutevar8x32_ps(book.low, codes),
                             _mm256_permutevar8x32_ps(book.high, codes),
                             _mm256_castsi256_ps(_mm256_slli_epi32(codes, 28)));
-  const __m256 q = _mm256_cvtepi32_ps(_mm256_and_si256(codes, _mm256_set1_epi32(15)));
-  return _mm256_sub_ps(_mm256_mul_ps(_mm256_sub_ps(q, book.offset), book.a), book.b);
+  return linear_weights(book.line, _mm256_and_si256(codes, _mm256_set1_epi32(15)));
 }
 
 T inline void w_nibbles(const Book16& lo, const Book16& hi, __m128i bytes, V& w_lo, V& w_hi) {
@@ -111,23 +119,19 @@ T inline V lookup16(const Book16& book, Idx codes) {
   return {lookup(book, codes.a), lookup(book, codes.b)};
 }
 
-struct Book32 {
-  __m256 a, b, offset;  // w(q) = (float(q) − offset)·a − b
-};
-T inline Book32 book32_linear(float a, float b, int offset) {
-  return {_mm256_set1_ps(a), _mm256_set1_ps(b), _mm256_set1_ps(static_cast<float>(offset))};
-}
+using Book32 = Linear;
+T inline Book32 book32_linear(float a, float b, int offset) { return linear(a, b, offset); }
 // 16 bytes, byte i 16 where bit i of `bits` is set, else 0.
 T inline __m128i fifth_bits(std::uint32_t bits) {
-  const __m128i spread = _mm_shuffle_epi8(_mm_cvtsi32_si128(static_cast<int>(bits)),
-                                          _mm_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1));
+  const __m128i spread =
+      _mm_shuffle_epi8(_mm_cvtsi32_si128(static_cast<int>(bits)),
+                       _mm_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1));
   const __m128i bit = _mm_setr_epi8(1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32, 64, -128);
   return _mm_and_si128(_mm_cmpeq_epi8(_mm_and_si128(spread, bit), bit), _mm_set1_epi8(16));
 }
 // The weights of eight 5-bit codes, one per byte.
 T inline __m256 w_codes5(const Book32& book, __m128i codes) {
-  const __m256 q = _mm256_sub_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(codes)), book.offset);
-  return _mm256_sub_ps(_mm256_mul_ps(q, book.a), book.b);
+  return linear_weights(book, _mm256_cvtepu8_epi32(codes));
 }
 // The codes are put together as bytes, 16 at a time, before they are widened.
 T inline void w_nibbles5(const Book32& lo, const Book32& hi, __m128i bytes, std::uint32_t lo_bits,
@@ -159,8 +163,8 @@ PORTA_BLOCK_TARGET void matmul_blocks_avx2(gguf::GgmlType type, const std::byte*
 }
 
 PORTA_BLOCK_TARGET void dequantize_blocks_avx2(gguf::GgmlType type, const std::byte* w,
-                                        std::size_t row_bytes, std::int64_t n_rows, std::int64_t k,
-                                        float* out, std::int64_t ldo) {
+                                               std::size_t row_bytes, std::int64_t n_rows,
+                                               std::int64_t k, float* out, std::int64_t ldo) {
   dequantize_blocks(type, w, row_bytes, n_rows, k, out, ldo);
 }
 

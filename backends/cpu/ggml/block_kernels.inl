@@ -9,9 +9,9 @@
 //   V v_fma_x(V w, const float* x, V acc)          acc + w·x[0..16)
 //   void v_store(float* out, V w)
 //   V w_int8(__m128i q, float s)                   float(q_i)·s for 16 signed bytes
-//   Book16 book16_linear(float a, float b, int offset)   w(q) = float(q − offset)·a − b, q < 16
-//   Book16 book16_values(float d, const float* values)    w(q) = d·values[q]
-//   Book32 book32_linear(float a, float b, int offset)   the same for 5-bit codes
+//   Book16 book16_linear(float a, float b, int offset)  w(q) = float(q − offset)·a − b, q < 16
+//   Book16 book16_values(float d, const float* values)   w(q) = d·values[q]
+//   Book32 book32_linear(float a, float b, int offset)  the same for 5-bit codes
 //   void w_nibbles(const Book16& lo, const Book16& hi, __m128i bytes, V& w_lo, V& w_hi)
 //       the weights of the low and of the high nibbles of 16 bytes
 //   void w_nibbles5(const Book32& lo, const Book32& hi, __m128i bytes, std::uint32_t lo_bits,
@@ -126,7 +126,8 @@ struct Iq4Nl {
 };
 
 // Q5_0 / Q5_1: nibbles as Q4_0, the fifth bit of element i is bit i of the u32 qh;
-// Q5_0: f16 d, qh, q[16], w = float(q − 16)·d; Q5_1: f16 d, f16 m, qh, q[16], w = float(q)·d + m.
+// Q5_0: f16 d, qh, q[16], w = float(q − 16)·d;
+// Q5_1: f16 d, f16 m, qh, q[16], w = float(q)·d + m.
 template <bool kWithMin>
 struct Q5 {
   static constexpr std::int64_t kElements = 32, kBytes = kWithMin ? 24 : 22;

@@ -137,7 +137,8 @@ void blocks_linear_experts(const float* x, std::int64_t k,
     const std::int64_t n0 = (i % per_block) * kSmallChunkRows;
     const std::size_t row_bytes =
         gguf::row_bytes(e.w.scheme.ggml_type, static_cast<std::uint64_t>(k));
-    block_matmul_serial(isa, e.w.scheme.ggml_type, bytes_of(e.w) + static_cast<std::size_t>(n0) * row_bytes,
+    block_matmul_serial(isa, e.w.scheme.ggml_type,
+                        bytes_of(e.w) + static_cast<std::size_t>(n0) * row_bytes,
                         std::min(kSmallChunkRows, out_features - n0), k, x + e.first * k, k,
                         e.count, y + e.first * out_features + n0, out_features);
   }

@@ -22,7 +22,8 @@ void blocks_linear(const float* x, std::int64_t rows, const QuantMatrix& w, floa
 // for one OpenMP region; larger blocks (prefill) share another, over (expert, panel of weight
 // rows) items, each panel dequantized exactly and multiplied through a GEMM.
 // Each block: rows [first, first + count) of x through its expert's matrix.
-void blocks_linear_experts(const float* x, std::int64_t k, std::span<const quant::QuantBlock> experts,
-                           std::int64_t out_features, float* y);
+void blocks_linear_experts(const float* x, std::int64_t k,
+                           std::span<const quant::QuantBlock> experts, std::int64_t out_features,
+                           float* y);
 
 }  // namespace porta::detail::cpu::ggml

@@ -1,8 +1,9 @@
 // The quantized kernels of quant_cpu.hpp: choosing the instruction-set path, the int16 W8A8
 // loops (plain, AVX2 with codes of −128, AVX-512 without VNNI), the weight-only loops other than
-// int4's table, and the parallel loop that hands each path its rows. Integer sums are exact on every path (far from int32 overflow for K ≤ 33 000), and the
-// float steps are lib/quant's, so W8A8 results equal the reference's bit for bit; weight-only
-// rows are exact f32 weights, so only the f32 summation order differs.
+// int4's table, and the parallel loop that hands each path its rows. Integer sums are exact on
+// every path (far from int32 overflow for K ≤ 33 000), and the float steps are lib/quant's, so
+// W8A8 results equal the reference's bit for bit; weight-only rows are exact f32 weights, so
+// only the f32 summation order differs.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -440,8 +441,9 @@ void weight_only_rows(QuantIsa isa, const float* x, std::int64_t ldx, std::int64
     // Prefill-sized blocks: weight rows dequantized once (exactly as dequantize does) into an
     // f32 panel, then multiplied by every activation row (panel_rows_gemm: the register-tiled
     // GEMM of the bf16 experts for expert-sized blocks, whose activation transpose is made once
-    // per panel, so the panel is as large as the range allows; oneDNN's sgemm beyond). The decode dot products, 8 rows at a
-    // time, made W4A16 prefill 3.4x slower than bf16. Panels of up to 4 MB: a parallel range.
+    // per panel, so the panel is as large as the range allows; oneDNN's sgemm beyond). The
+    // decode dot products, 8 rows at a time, made W4A16 prefill 3.4x slower than bf16. Panels
+    // of up to 4 MB: a parallel range.
     const std::int64_t panel_rows =
         std::max<std::int64_t>(48, (std::int64_t{1} << 20) / std::max<std::int64_t>(w.k, 1));
     thread_local std::vector<float> panel;

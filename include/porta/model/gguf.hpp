@@ -8,8 +8,9 @@
 // deepseek2's split attn_k_b/attn_v_b recombined into kv_b_proj. f32/f16/bf16 tensors whose
 // layout needs no change stay views of the mapping; matrices in a block type (every one porta
 // reads has cpu kernels) stay packed as views of the mapping too (ggml-block quantized weights,
-// include/porta/quant.hpp); the embedding table and MLA's kv_b are dequantized at load. The export direction
-// (gguf_from_hf) writes a porta model as a GGUF the way llama.cpp's converter lays it out.
+// include/porta/quant.hpp); the embedding table and MLA's kv_b are dequantized at load. The
+// export direction (gguf_from_hf) writes a porta model as a GGUF the way llama.cpp's converter
+// lays it out.
 #pragma once
 
 #include <porta/config.hpp>
