@@ -158,8 +158,12 @@ struct TokenizerMetadata {
 std::optional<TokenizerMetadata> tokenizer_metadata(const GgufFile& file);
 // The tokenizer.ggml.* keys (and tokenizer.chat_template) for the Hugging Face tokenizer in `dir`
 // (tokenizer.json, tokenizer_config.json): byte-level BPE as "gpt2" with a pre-tokenizer porta
-// can name, Metaspace BPE as "llama". Unsupported naming the file for anything else.
-std::vector<std::pair<std::string, Value>> tokenizer_metadata_from_hf(const std::string& dir);
+// can name, Metaspace BPE as "llama". Unsupported naming the file for anything else. With
+// `vocab_size`, the token list is padded to it with unused "[PADn]" tokens, as llama.cpp's
+// converter does, so that it has one entry per row of the embedding table (llama.cpp refuses a
+// file where the two differ); a tokenizer with more ids than that is an InvalidArgument.
+std::vector<std::pair<std::string, Value>> tokenizer_metadata_from_hf(const std::string& dir,
+                                                                      std::int64_t vocab_size = 0);
 
 // A tensor to write: name, dims innermost first, type and its bytes (row_bytes of the type).
 struct TensorToWrite {

@@ -197,7 +197,7 @@ void write_gguf_model(const std::string& path, const ModelConfig& config,
                       const GgufExportOptions& options) {
   auto metadata = gguf_metadata(config, options);
   if (!options.tokenizer_dir.empty())
-    for (auto& kv : gguf::tokenizer_metadata_from_hf(options.tokenizer_dir))
+    for (auto& kv : gguf::tokenizer_metadata_from_hf(options.tokenizer_dir, config.vocab_size))
       metadata.push_back(std::move(kv));
   gguf::write_gguf(path, metadata, gguf_from_hf(config, hf, options));
 }

@@ -56,7 +56,8 @@ std::string config_token(const json& config, const char* key) {
 
 }  // namespace
 
-std::vector<std::pair<std::string, Value>> tokenizer_metadata_from_hf(const std::string& dir) {
+std::vector<std::pair<std::string, Value>> tokenizer_metadata_from_hf(const std::string& dir,
+                                                                      std::int64_t vocab_size) {
   const std::filesystem::path base(dir);
   const std::string origin = (base / "tokenizer.json").string();
   // The vocabulary and merges straight into tables (most of the file), the rest as a tree.
@@ -77,7 +78,8 @@ std::vector<std::pair<std::string, Value>> tokenizer_metadata_from_hf(const std:
     bad("only BPE tokenizers can be written as GGUF");
   const json& model = j["model"];
   const json pre = j.value("pre_tokenizer", json());
-  const bool byte_level = mentions(pre, "ByteLevel") || mentions(j.value("decoder", json()), "ByteLevel");
+  const bool byte_level =
+      mentions(pre, "ByteLevel") || mentions(j.value("decoder", json()), "ByteLevel");
 
   std::vector<std::string> tokens;
   std::vector<GgufTokenType> types;
@@ -93,12 +95,23 @@ std::vector<std::pair<std::string, Value>> tokenizer_metadata_from_hf(const std:
   };
   const bool byte_fallback = model.value("byte_fallback", false);
   for (const auto& [text, id] : tables.vocab) {
-    const bool is_byte = byte_fallback && text.size() == 6 && text.starts_with("<0x") && text.back() == '>';
+    const bool is_byte =
+        byte_fallback && text.size() == 6 && text.starts_with("<0x") && text.back() == '>';
     place(id, text, is_byte ? GgufTokenType::Byte : GgufTokenType::Normal);
   }
   for (const json& a : j.value("added_tokens", json::array()))
     place(a.at("id").get<std::int64_t>(), a.at("content").get<std::string>(),
           a.value("special", false) ? GgufTokenType::Control : GgufTokenType::UserDefined);
+  if (vocab_size > 0) {
+    if (tokens.size() > static_cast<std::size_t>(vocab_size))
+      throw Error(ErrorCode::InvalidArgument,
+                  fmt::format("tokenizer in '{}' has {} ids, more than the model's vocab_size {}",
+                              dir, tokens.size(), vocab_size));
+    for (auto k = static_cast<std::int64_t>(tokens.size()); k < vocab_size; ++k) {
+      tokens.push_back(fmt::format("[PAD{}]", k));
+      types.push_back(GgufTokenType::Unused);
+    }
+  }
   const auto unk = model.value("unk_token", json());
   std::optional<std::int64_t> unk_id;
   if (unk.is_string())
@@ -136,7 +149,8 @@ std::vector<std::pair<std::string, Value>> tokenizer_metadata_from_hf(const std:
       scores.push_back(Value::f32(-static_cast<float>(i)));
   }
   out.emplace_back("tokenizer.ggml.tokens", Value::strings(tokens));
-  if (!scores.empty()) out.emplace_back("tokenizer.ggml.scores", Value::array_of(ValueType::F32, scores));
+  if (!scores.empty())
+    out.emplace_back("tokenizer.ggml.scores", Value::array_of(ValueType::F32, scores));
   out.emplace_back("tokenizer.ggml.token_type", Value::array_of(ValueType::I32, type_values));
   out.emplace_back("tokenizer.ggml.merges", Value::strings(merges));
 
@@ -156,12 +170,13 @@ std::vector<std::pair<std::string, Value>> tokenizer_metadata_from_hf(const std:
   out.emplace_back("tokenizer.ggml.add_bos_token", Value::boolean_value(add_bos));
   out.emplace_back("tokenizer.ggml.add_eos_token", Value::boolean_value(add_eos));
   if (!byte_level) {
-    const bool prefix = !pre.is_object() || pre.value("type", "") != "Metaspace" ||
-                        (pre.value("prepend_scheme", "first") != "never" &&
-                         pre.value("add_prefix_space", true));
+    const bool prefix =
+        !pre.is_object() || pre.value("type", "") != "Metaspace" ||
+        (pre.value("prepend_scheme", "first") != "never" && pre.value("add_prefix_space", true));
     out.emplace_back("tokenizer.ggml.add_space_prefix", Value::boolean_value(prefix));
   }
-  if (hf.has_chat_template()) out.emplace_back("tokenizer.chat_template", Value::str(hf.chat_template()));
+  if (hf.has_chat_template())
+    out.emplace_back("tokenizer.chat_template", Value::str(hf.chat_template()));
   return out;
 }
 

@@ -73,7 +73,12 @@ std::vector<std::int32_t> spm_reference(const std::vector<std::string>& tokens,
   for (std::size_t i = 0; i < escaped.size();) {
     std::size_t n = 1;
     const auto b = static_cast<unsigned char>(escaped[i]);
-    if (b >= 0xF0) n = 4; else if (b >= 0xE0) n = 3; else if (b >= 0xC0) n = 2;
+    if (b >= 0xF0)
+      n = 4;
+    else if (b >= 0xE0)
+      n = 3;
+    else if (b >= 0xC0)
+      n = 2;
     pieces.push_back(escaped.substr(i, n));
     i += n;
   }
@@ -124,11 +129,38 @@ TEST_CASE("the tiny model's tokenizer as GGUF metadata tokenizes like its tokeni
     CHECK(gg.decode(ids) == hf.decode(ids));
     CHECK(gg.decode(ids, true) == hf.decode(ids, true));
   }
-  for (std::int32_t id = 0; id < hf.vocab_size(); ++id) CHECK(gg.is_special(id) == hf.is_special(id));
+  for (std::int32_t id = 0; id < hf.vocab_size(); ++id)
+    CHECK(gg.is_special(id) == hf.is_special(id));
   REQUIRE(gg.has_chat_template());
   const std::vector<ChatMessage> chat = {{"system", "Be brief."}, {"user", "Hello!"}};
   CHECK(gg.apply_chat_template(chat, true) == hf.apply_chat_template(chat, true));
   CHECK(gg.apply_chat_template(chat, true).starts_with("<s>Be brief."));
+}
+
+TEST_CASE("a tokenizer padded to the model's vocab_size keeps its ids", "[gguf][tokenizer]") {
+  const std::string dir = tiny_dir("tiny_padded");
+  const Tokenizer hf = Tokenizer::load(dir);
+  const std::string path =
+      write_tokenizer_gguf("tiny_padded", tokenizer_metadata_from_hf(dir, 300));
+  const auto meta = tokenizer_metadata(GgufFile::open(path));
+  REQUIRE(meta);
+  // One entry per embedding row, as llama.cpp's converter writes them: the ids past the
+  // tokenizer's are unused "[PADn]" tokens (type 5), and every score/type list has the length.
+  REQUIRE(meta->tokens.size() == 300);
+  REQUIRE(meta->token_types.size() == 300);
+  REQUIRE(meta->scores.size() == 300);
+  CHECK(meta->tokens[256] == "[PAD256]");
+  CHECK(meta->tokens[299] == "[PAD299]");
+  CHECK(meta->token_types[299] == 5);
+  const Tokenizer gg = Tokenizer::from_gguf(path);
+  for (const std::string& text : kTexts) CHECK(gg.encode(text) == hf.encode(text));
+  try {
+    tokenizer_metadata_from_hf(dir, 200);
+    FAIL("a vocab_size below the tokenizer's ids was taken");
+  } catch (const Error& e) {
+    CHECK(e.code() == ErrorCode::InvalidArgument);
+    CHECK_THAT(e.what(), Catch::Contains("256 ids") && Catch::Contains("vocab_size 200"));
+  }
 }
 
 TEST_CASE("a SentencePiece GGUF without merges merges in score order", "[gguf][tokenizer]") {
@@ -232,8 +264,7 @@ TEST_CASE("bad GGUF tokenizer metadata is an error naming the key", "[gguf][toke
         "tokenizer.ggml.merges");
   fails("tok_bad_merge", with(m, "tokenizer.ggml.merges", gguf::Value::strings({"ab"})),
         ErrorCode::CorruptFile, "tokenizer.ggml.merges[0]");
-  fails("tok_no_scores",
-        without(without(m, "tokenizer.ggml.merges"), "tokenizer.ggml.scores"),
+  fails("tok_no_scores", without(without(m, "tokenizer.ggml.merges"), "tokenizer.ggml.scores"),
         ErrorCode::CorruptFile, "tokenizer.ggml.scores");
   fails("tok_bos", with(m, "tokenizer.ggml.bos_token_id", gguf::Value::u32(100000)),
         ErrorCode::CorruptFile, "tokenizer.ggml.bos_token_id");
