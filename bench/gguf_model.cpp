@@ -7,7 +7,13 @@
 //
 //   porta-bench-gguf-model [--quick] [--backend cpu] [--layers 2] [--experts 64] [--vocab 32000]
 //                          [--prompt 32] [--steps 8] [--reps 3] [--dir /tmp/porta-bench-gguf]
+//                          [--preset deepseek-v2-lite] [--tokenizer DIR]
 // --quick: 16 experts, vocab 8000, 16 prompt tokens, 4 steps.
+// --preset: another published config (deepseek-v3, mixtral-8x7b, qwen3-30b-a3b), cut the same way.
+// --tokenizer: write this Hugging Face tokenizer into the files, at the preset's full vocabulary
+// unless --vocab says otherwise, so that other runtimes load them too (bench/llama-cpp/).
+// --experts 0 keeps the preset's expert count. --reuse loads the files already in --dir (written
+// by an earlier run with the same flags) instead of writing them again.
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -39,8 +45,10 @@ struct Subject {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string backend = "cpu", dir = "/tmp/porta-bench-gguf";
-  long layers = 2, experts = 64, vocab = 32000, prompt_len = 32, steps = 8, reps = 3;
+  std::string backend = "cpu", dir = "/tmp/porta-bench-gguf", preset = "deepseek-v2-lite",
+              tokenizer;
+  long layers = 2, experts = 64, vocab = -1, prompt_len = 32, steps = 8, reps = 3;
+  bool reuse = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto value = [&] { return porta_bench::flag_value(argc, argv, i); };
@@ -65,39 +73,57 @@ int main(int argc, char** argv) {
       reps = std::stol(value());
     } else if (a == "--dir") {
       dir = value();
+    } else if (a == "--preset") {
+      preset = value();
+    } else if (a == "--tokenizer") {
+      tokenizer = value();
+    } else if (a == "--reuse") {
+      reuse = true;
     } else {
       fmt::print(stderr,
                  "usage: porta-bench-gguf-model [--quick] [--backend NAME] [--layers N] "
-                 "[--experts N] [--vocab N] [--prompt N] [--steps N] [--reps N] [--dir DIR]\n");
+                 "[--experts N] [--vocab N] [--prompt N] [--steps N] [--reps N] [--dir DIR] "
+                 "[--preset NAME] [--tokenizer DIR] [--reuse]\n");
       return 2;
     }
   }
   try {
     using namespace porta;
-    // DeepSeek-V2-Lite's published config, cut to `layers` layers and `vocab` tokens, with
-    // `experts` routed experts (the same per-token work; fewer bytes to write and map).
-    model::ModelConfig config = model::parse_config(
-        model::real_config_json("deepseek-v2-lite", layers, vocab), "deepseek-v2-lite");
-    config.num_experts = experts;
+    // A published config (DeepSeek-V2-Lite's by default), cut to `layers` layers and `vocab`
+    // tokens, with `experts` routed experts (the same per-token work; fewer bytes to write and
+    // map). A tokenizer written into the files keeps the full vocabulary unless told otherwise.
+    if (vocab < 0) vocab = tokenizer.empty() ? 32000 : 0;
+    model::ModelConfig config =
+        model::parse_config(model::real_config_json(preset, layers, vocab), preset);
+    vocab = config.vocab_size;
+    if (experts > 0) config.num_experts = experts;
     std::filesystem::create_directories(dir);
     std::vector<Subject> subjects;
     {
       auto start = Clock::now();
       const auto weights = model::random_weights(config, {.seed = 1, .dtype = DType::BF16});
-      fmt::print("model: V2-Lite-shaped, hidden 2048, {} layers (1 dense + {} MoE, {} experts of "
-                 "1408, top-6, 2 shared), MLA kv_lora 512, vocab {} (generated in {:.1f} s)\n",
-                 layers, layers - 1, experts, vocab, seconds_since(start));
+      fmt::print(
+          "model: {}-shaped, hidden {}, {} layers, {} experts of {}, top-{}, vocab {} "
+          "(generated in {:.1f} s)\n",
+          preset, config.hidden_size, config.num_layers, config.num_experts,
+          config.moe_intermediate_size, config.top_k, vocab, seconds_since(start));
       for (const auto type : {gguf::GgmlType::Q8_0, gguf::GgmlType::Q4_K}) {
         const std::string path =
-            fmt::format("{}/v2_lite_shaped_{}.gguf", dir, gguf::type_name(type));
+            fmt::format("{}/{}_shaped_{}.gguf", dir, preset, gguf::type_name(type));
         start = Clock::now();
-        model::write_gguf_model(path, config, weights, {.matrix_type = type});
-        fmt::print("wrote {} ({:.2f} GB) in {:.1f} s\n", path,
+        const bool write = !reuse || !std::filesystem::exists(path);
+        if (write)
+          model::write_gguf_model(path, config, weights,
+                                  {.matrix_type = type, .tokenizer_dir = tokenizer});
+        fmt::print("{} {} ({:.2f} GB) in {:.1f} s\n", write ? "wrote" : "reusing", path,
                    static_cast<double>(std::filesystem::file_size(path)) / 1e9,
                    seconds_since(start));
         model::GgufLoadReport report;
-        subjects.push_back({std::string(gguf::type_name(type)), model::load_gguf(path, {}, &report),
-                            nullptr, {}, {}});
+        subjects.push_back({std::string(gguf::type_name(type)),
+                            model::load_gguf(path, {}, &report),
+                            nullptr,
+                            {},
+                            {}});
         fmt::print("{}\n", report.summary);
       }
       const std::map<std::string, Tensor> by_name(weights.begin(), weights.end());
@@ -109,8 +135,7 @@ int main(int argc, char** argv) {
                std::thread::hardware_concurrency());
     for (Subject& s : subjects) {
       s.session = std::make_unique<model::Session>(
-          s.model,
-          model::SessionOptions{.backend = backend, .capacity = prompt_len + steps + 1});
+          s.model, model::SessionOptions{.backend = backend, .capacity = prompt_len + steps + 1});
       s.session->prepare(prompt_len, false);
       s.session->prepare(1, true);
     }
@@ -134,9 +159,10 @@ int main(int argc, char** argv) {
           next = model::argmax({logits.data_as<float>(), v});
         }
       }
-    fmt::print("\n| weights | weight GB | prefill T={} tok/s | decode tok/s | GB read/token | "
-               "bound ms | decode ms | of bound | decode vs bf16 | prefill vs bf16 |\n",
-               prompt_len);
+    fmt::print(
+        "\n| weights | weight GB | prefill T={} tok/s | decode tok/s | GB read/token | "
+        "bound ms | decode ms | of bound | decode vs bf16 | prefill vs bf16 |\n",
+        prompt_len);
     fmt::print("|---|---|---|---|---|---|---|---|---|---|\n");
     const double bf16_decode = median(subjects.front().decode_s);
     const double bf16_prefill = median(subjects.front().prefill_s);
@@ -144,11 +170,12 @@ int main(int argc, char** argv) {
       const double prefill = median(s.prefill_s), decode = median(s.decode_s);
       const double step_gb = static_cast<double>(s.model.decode_bytes_per_token()) / 1e9;
       const double bound = step_gb / gbps;
-      fmt::print("| {} | {:.2f} | {:.1f} | {:.2f} | {:.3f} | {:.1f} | {:.1f} | {:.0f}% | {:.2f}x | "
-                 "{:.2f}x |\n",
-                 s.label, static_cast<double>(s.model.weight_bytes()) / 1e9, prompt_len / prefill,
-                 1.0 / decode, step_gb, bound * 1e3, decode * 1e3, 100.0 * bound / decode,
-                 bf16_decode / decode, bf16_prefill / prefill);
+      fmt::print(
+          "| {} | {:.2f} | {:.1f} | {:.2f} | {:.3f} | {:.1f} | {:.1f} | {:.0f}% | {:.2f}x | "
+          "{:.2f}x |\n",
+          s.label, static_cast<double>(s.model.weight_bytes()) / 1e9, prompt_len / prefill,
+          1.0 / decode, step_gb, bound * 1e3, decode * 1e3, 100.0 * bound / decode,
+          bf16_decode / decode, bf16_prefill / prefill);
     }
     fmt::print("(medians of {} prefills and {} decode steps per subject, after one warm-up)\n",
                reps, reps * steps);
