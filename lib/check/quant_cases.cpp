@@ -114,6 +114,14 @@ void cases_quant_matmul(std::vector<CaseDef>& c) {
                  auto x = rows == 1 ? b.input("x", {1, 256}) : b.input("x", {2, 3, 256});
                  return {b.graph.matmul(x, w)};
                });
+  // A prompt's dense layer (cpu: x packed once in chunks of 64 rows, 150 = 64 + 64 + 22, and
+  // 100 weight rows = a tile group of 96 and a partial one of 4).
+  for (const auto t : ggml_types())
+    add_case(c, OpKind::QuantMatmul, ggml_label("[150, 256]·[100, 256]ᵀ (prefill)", t),
+             [t](CaseBuilder& b) -> Outs {
+               auto w = quant_weight(b, "w", {100, 256}, ggml_scheme(t));
+               return {b.graph.matmul(b.input("x", {150, 256}), w)};
+             });
   add_case(c, OpKind::QuantMatmul, "[1, 256]·[64, 256]ᵀ (decode), int4 g32 sym",
            [](CaseBuilder& b) -> Outs {
              auto w = quant_weight(b, "w", {64, 256}, scheme(QuantFormat::Int4, 32, false));
@@ -144,12 +152,12 @@ void cases_quant_grouped_matmul(std::vector<CaseDef>& c) {
                return {b.graph.grouped_matmul(b.input("rows", {24, 256}), w,
                                               b.exact_input("offsets", offsets))};
              });
-  // Prefill-sized blocks (cpu: dequantized panels through the register-tiled GEMM up to 128
-  // rows, through sgemm beyond), N = 56 ending in a partial tile group.
+  // Prefill-sized blocks (cpu: dequantized panels through the register-tiled GEMM, from 12
+  // rows, the last block in three packed chunks), N = 56 ending in a partial tile group.
   for (const auto t : ggml_types())
     add_case(c, OpKind::QuantGroupedMatmul, ggml_label("P=210 K=256 N=56 E=3 (prefill blocks)", t),
              [t](CaseBuilder& b) -> Outs {
-               auto offsets = Tensor::from_vector<std::int32_t>({4}, {0, 20, 60, 210});
+               auto offsets = Tensor::from_vector<std::int32_t>({4}, {0, 12, 40, 210});
                auto w = quant_weight(b, "w", {3, 56, 256}, ggml_scheme(t));
                return {b.graph.grouped_matmul(b.input("rows", {210, 256}), w,
                                               b.exact_input("offsets", offsets))};

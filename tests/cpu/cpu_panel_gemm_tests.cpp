@@ -5,6 +5,7 @@
 // ranges that are not multiples of any tile width.
 #include <cmath>
 #include <random>
+#include <tuple>
 #include <vector>
 
 #include <catch2/catch.hpp>
@@ -42,7 +43,7 @@ void check_case(cm::DotIsa isa, porta::DType wdtype, std::int64_t rows, std::int
     if (wdtype == porta::DType::BF16) wf[i] = porta::bf16_bits_to_f32(wb[i]);
   }
   const void* w = wdtype == porta::DType::BF16 ? static_cast<const void*>(wb.data())
-                                                : static_cast<const void*>(wf.data());
+                                               : static_cast<const void*>(wf.data());
   std::vector<float> y(static_cast<std::size_t>(rows * ldy), -7.0f);
   std::vector<float> scratch(cm::panel_scratch_floats(isa, k));
   cm::panel_gemm_isa(isa, x.data(), ldx, rows, w, wdtype, k, n_begin, n, y.data(), ldy,
@@ -94,6 +95,49 @@ TEST_CASE("The panel GEMM accumulates across K blocks and row chunks", "[cpu][pa
     }
 }
 
+TEST_CASE("The packed-x GEMM matches a double sum across chunks and tile groups", "[cpu][panel]") {
+  std::mt19937 rng(23);
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  for (const cm::DotIsa isa : vector_isas())
+    // 150 rows: chunks of 64 (AVX-512; 24 with AVX2) and a partial one; 203 weight rows: two
+    // groups of 96 tiles and a partial group ending in a partial tile; K = 300 spans several
+    // L1 stretches of every tile shape.
+    for (const auto& [rows, k, n] : {std::tuple{150L, 300L, 203L}, {7L, 33L, 5L}, {64L, 1L, 96L}}) {
+      const std::int64_t ldx = k + 3, ldy = n + 1;
+      std::vector<float> x(static_cast<std::size_t>(rows * ldx)),
+          w(static_cast<std::size_t>(n * k));
+      for (auto& v : x) v = dist(rng);
+      for (auto& v : w) v = dist(rng);
+      std::vector<float> packed(cm::packed_x_floats(isa, rows, k), -3.0f);
+      const std::int64_t chunk_rows = cm::panel_chunk_rows(isa, k);
+      // Chunks packed out of order, as threads may.
+      for (std::int64_t c = (rows - 1) / chunk_rows; c >= 0; --c)
+        cm::pack_x_chunk(isa, x.data(), ldx, rows, k, c, packed.data());
+      std::vector<float> scratch(cm::panel_scratch_floats(isa, k));
+      std::vector<float> y(static_cast<std::size_t>(rows * ldy), -7.0f);
+      cm::packed_panel_gemm(isa, packed.data(), rows, w.data(), k, n, y.data(), ldy,
+                            scratch.data());
+      for (std::int64_t r = 0; r < rows; ++r) {
+        CHECK(y[static_cast<std::size_t>(r * ldy + n)] == -7.0f);  // past the columns: untouched
+        for (std::int64_t j = 0; j < n; ++j) {
+          double exact = 0, magnitude = 0;
+          for (std::int64_t i = 0; i < k; ++i) {
+            const double term = static_cast<double>(x[static_cast<std::size_t>(r * ldx + i)]) *
+                                w[static_cast<std::size_t>(j * k + i)];
+            exact += term;
+            magnitude += std::fabs(term);
+          }
+          const float got = y[static_cast<std::size_t>(r * ldy + j)];
+          if (std::fabs(got - exact) > 1e-6 * magnitude) {
+            INFO(cm::dot_isa_name(isa)
+                 << " rows=" << rows << " k=" << k << " n=" << n << " r=" << r << " col=" << j);
+            REQUIRE(got == Approx(exact).margin(1e-6 * magnitude));
+          }
+        }
+      }
+    }
+}
+
 TEST_CASE("The panel GEMM leaves y alone for empty ranges and zeroes it for K = 0",
           "[cpu][panel]") {
   for (const cm::DotIsa isa : vector_isas()) {
@@ -121,6 +165,10 @@ TEST_CASE("The panel GEMM names what it cannot run", "[cpu][panel]") {
   CHECK_THROWS_WITH(
       cm::panel_gemm_isa(cm::best_dot_isa(), x, 1, 1, x, porta::DType::I8, 1, 0, 1, y, 1, scratch),
       Catch::Matchers::Contains("weights of dtype i8"));
+  CHECK_THROWS_WITH(cm::packed_panel_gemm(cm::DotIsa::Plain, x, 1, x, 1, 1, y, 1, scratch),
+                    Catch::Matchers::Contains("no plain kernel"));
+  CHECK_THROWS_WITH(cm::packed_x_floats(cm::DotIsa::Plain, 1, 1),
+                    Catch::Matchers::Contains("no plain kernel"));
   CHECK(y[0] == 0.0f);
 }
 

@@ -1,7 +1,7 @@
 // The linear layers of the quantized ops over ggml blocks: block_matmul for whole matrices, a
-// single parallel loop over every weight row of the short expert blocks, and dequantized f32
-// panels through oneDNN's sgemm for long prompts and through the register-tiled expert GEMM for
-// prefill's expert blocks.
+// single parallel loop over every weight row of the short expert blocks, and for prompts exactly
+// dequantized f32 panels of weight rows through the register-tiled GEMM (moe/panel_gemm.hpp) over
+// activations packed once.
 #include "ggml/ggml_linear.hpp"
 
 #include <algorithm>
@@ -11,6 +11,7 @@
 
 #include <fmt/format.h>
 #include <oneapi/dnnl/dnnl.h>
+#include <omp.h>
 
 #include <porta/error.hpp>
 
@@ -27,75 +28,142 @@ constexpr std::int64_t kSmallChunkRows = 16;
 
 const std::byte* bytes_of(const QuantMatrix& w) { return static_cast<const std::byte*>(w.data); }
 
-// Rows of x from which a weight matrix is multiplied as dequantized f32 panels by a GEMM.
-constexpr std::int64_t kGemmRows = 16;
-// Weight rows per panel: 64 rows of 2048 f32 are 512 KiB, in L2 while every row of x meets them.
-constexpr std::int64_t kSgemmPanelRows = 64;
+// Rows of x from which a weight matrix is multiplied as dequantized f32 panels by a GEMM. Under
+// it, a panel's decoding is shared by too few rows (and the AVX-512 tile of 16 rows is mostly
+// empty): at 8 rows the register kernels ran 1.1-1.6x faster, at 12 the panels 1.5x
+// (porta-bench-cpu-ggml-prefill, T=128).
+constexpr std::int64_t kGemmRows = 12;
 
-// Prefill: panels of weight rows, each dequantized exactly into f32 by the thread that owns it
-// and multiplied by every row of x with oneDNN's row-major sgemm (single-threaded inside the
-// region, as moe/expert_gemm.cpp does), so long prompts run at f32 GEMM speed and every block
-// is decoded once per call.
-void gemm_rows(const QuantMatrix& w, const float* x, std::int64_t ldx, std::int64_t rows, float* y,
-               std::int64_t ldy) {
-  const std::size_t row_bytes =
-      gguf::row_bytes(w.scheme.ggml_type, static_cast<std::uint64_t>(w.k));
-  const std::int64_t panels = (w.n + kSgemmPanelRows - 1) / kSgemmPanelRows;
-  const BlockIsa isa = best_block_isa();
-  check_block_rows(w.scheme.ggml_type, w.k);  // before the parallel region, which must not throw
-  std::atomic<int> status{dnnl_success};
-#pragma omp parallel
-  {
-    std::vector<float> panel(static_cast<std::size_t>(kSgemmPanelRows * w.k));
-#pragma omp for schedule(dynamic)
-    for (std::int64_t p = 0; p < panels; ++p) {
-      const std::int64_t n0 = p * kSgemmPanelRows, count = std::min(kSgemmPanelRows, w.n - n0);
-      dequantize_block_rows(isa, w.scheme.ggml_type,
-                            bytes_of(w) + static_cast<std::size_t>(n0) * row_bytes, count, w.k,
-                            panel.data(), w.k);
-      const dnnl_status_t s = dnnl_sgemm('N', 'T', rows, count, w.k, 1.0f, x, ldx, panel.data(),
-                                         w.k, 0.0f, y + n0, ldy);
-      if (s != dnnl_success) status = s;
-    }
-  }
-  if (status != dnnl_success)
-    throw Error(ErrorCode::Backend,
-                fmt::format("cpu backend: ggml {} GEMM {}x{}x{}: oneDNN sgemm failed (status {})",
-                            gguf::type_name(w.scheme.ggml_type), rows, w.n, w.k,
-                            static_cast<int>(status.load())));
+// Weight rows per dequantized panel: 768 KiB of f32 (96 rows at K 2048), which with a chunk of
+// packed x (512 KiB) stays in the 2 MiB L2 while the chunks pass; a whole number of the register
+// tiles' 48 columns.
+std::int64_t panel_rows_for(std::int64_t k) {
+  const std::int64_t fit = (std::int64_t{3} << 16) / std::max<std::int64_t>(k, 1) / 48 * 48;
+  return std::max<std::int64_t>(48, fit);
 }
 
-// Prefill's expert blocks (16 rows and more each), all in one parallel loop over items of (block,
-// panel of weight rows): each panel dequantized exactly into f32 by the thread that owns it,
-// then multiplied by the block's rows by moe::panel_rows_gemm (the register-tiled GEMM of the
-// bf16 experts for expert-sized blocks, oneDNN's sgemm for longer ones or CPUs without AVX2).
-// One expert at a time through gemm_rows took an OpenMP region and a re-packing of the block's
-// rows per 64 weight rows.
+struct PanelScratch {
+  std::vector<float> panel, kernel, packed;
+  float* grow(std::vector<float>& v, std::size_t floats) {
+    if (v.size() < floats) v.resize(floats);
+    return v.data();
+  }
+};
+// One per thread, grown once: allocating them per call faulted in fresh pages every prefill.
+PanelScratch& panel_scratch() {
+  thread_local PanelScratch scratch;
+  return scratch;
+}
+
+// Weight rows [n0, n0 + count) of w dequantized exactly into f32 in the thread's panel.
+const float* dequantized_panel(BlockIsa isa, const QuantMatrix& w, std::int64_t n0,
+                               std::int64_t count, PanelScratch& s) {
+  const std::size_t row_bytes =
+      gguf::row_bytes(w.scheme.ggml_type, static_cast<std::uint64_t>(w.k));
+  float* panel = s.grow(s.panel, static_cast<std::size_t>(count * w.k));
+  dequantize_block_rows(isa, w.scheme.ggml_type,
+                        bytes_of(w) + static_cast<std::size_t>(n0) * row_bytes, count, w.k, panel,
+                        w.k);
+  return panel;
+}
+
+// Prefill's dense layers: x packed once (every thread a share of its chunks), then panels of
+// weight rows, each dequantized exactly into f32 by the thread that owns it and multiplied by
+// every packed chunk with the register-tiled GEMM (moe/panel_gemm.hpp), so every block is decoded
+// once per call. oneDNN's sgemm per 64-row panel, as before, re-packed the whole of x per panel.
+// CPUs without AVX2 keep that sgemm.
+void gemm_rows(const QuantMatrix& w, const float* x, std::int64_t ldx, std::int64_t rows, float* y,
+               std::int64_t ldy) {
+  const BlockIsa isa = best_block_isa();
+  const moe::DotIsa dot = moe::best_dot_isa();
+  check_block_rows(w.scheme.ggml_type, w.k);  // before the parallel region, which must not throw
+  const std::int64_t panel_rows = panel_rows_for(w.k);
+  const std::int64_t panels = (w.n + panel_rows - 1) / panel_rows;
+  if (dot == moe::DotIsa::Plain) {
+    std::atomic<int> status{dnnl_success};
+#pragma omp parallel for schedule(dynamic)
+    for (std::int64_t p = 0; p < panels; ++p) {
+      const std::int64_t n0 = p * panel_rows, count = std::min(panel_rows, w.n - n0);
+      const float* panel = dequantized_panel(isa, w, n0, count, panel_scratch());
+      const dnnl_status_t s =
+          dnnl_sgemm('N', 'T', rows, count, w.k, 1.0f, x, ldx, panel, w.k, 0.0f, y + n0, ldy);
+      if (s != dnnl_success) status = s;
+    }
+    if (status != dnnl_success)
+      throw Error(ErrorCode::Backend,
+                  fmt::format("cpu backend: ggml {} GEMM {}x{}x{}: oneDNN sgemm failed (status {})",
+                              gguf::type_name(w.scheme.ggml_type), rows, w.n, w.k,
+                              static_cast<int>(status.load())));
+    return;
+  }
+  PanelScratch& caller = panel_scratch();
+  float* packed = caller.grow(caller.packed, moe::packed_x_floats(dot, rows, w.k));
+  const std::int64_t chunk_rows = moe::panel_chunk_rows(dot, w.k);
+  const std::int64_t chunks = (rows + chunk_rows - 1) / chunk_rows;
+  const std::size_t kernel_floats = moe::panel_scratch_floats(dot, w.k);
+  std::exception_ptr error;  // the first is rethrown below
+#pragma omp parallel
+  {
+#pragma omp for schedule(static)
+    for (std::int64_t c = 0; c < chunks; ++c) moe::pack_x_chunk(dot, x, ldx, rows, w.k, c, packed);
+#pragma omp for schedule(dynamic)
+    for (std::int64_t p = 0; p < panels; ++p) try {
+      PanelScratch& s = panel_scratch();
+      const std::int64_t n0 = p * panel_rows, count = std::min(panel_rows, w.n - n0);
+      const float* panel = dequantized_panel(isa, w, n0, count, s);
+      moe::packed_panel_gemm(dot, packed, rows, panel, w.k, count, y + n0, ldy,
+                             s.grow(s.kernel, kernel_floats));
+    } catch (...) {  // a scratch that could not grow; never leaves the region
+#pragma omp critical(porta_ggml_gemm_rows_error)
+      if (!error) error = std::current_exception();
+    }
+  }
+  if (error) std::rethrow_exception(error);
+}
+
+// Prefill's expert blocks (kGemmRows rows and more each), all in one parallel loop over items of
+// (block, run of panels of weight rows): the block's rows packed once per item, then each panel
+// dequantized exactly into f32 by the thread that owns it and multiplied by them (the
+// register-tiled GEMM; oneDNN's sgemm on CPUs without AVX2). Runs of panels rather than single
+// panels: with one panel per item, packing the block's rows again for every 96 weight rows cost
+// about a sixth of the time; a block is still split where there are too few blocks to share out.
 void gemm_blocks(std::span<const quant::QuantBlock* const> blocks, const float* x, std::int64_t k,
                  std::int64_t out_features, float* y) {
   if (blocks.empty()) return;
-  const moe::DotIsa isa = moe::best_dot_isa();
+  const moe::DotIsa dot = moe::best_dot_isa();
   const BlockIsa block_isa = best_block_isa();
-  // 1 MiB of f32 weight rows per panel, a whole number of the register tiles' 48 columns.
-  const std::int64_t panel_rows = std::max<std::int64_t>(
-      48, (std::int64_t{1} << 18) / std::max<std::int64_t>(k, 1) / 48 * 48);
-  const std::int64_t per_block = (out_features + panel_rows - 1) / panel_rows;
-  const auto items = static_cast<std::int64_t>(blocks.size()) * per_block;
+  const std::int64_t panel_rows = panel_rows_for(k);
+  const std::int64_t panels = (out_features + panel_rows - 1) / panel_rows;
+  const auto nblocks = static_cast<std::int64_t>(blocks.size());
+  const std::int64_t splits = std::clamp<std::int64_t>(
+      (4 * omp_get_max_threads() + nblocks - 1) / nblocks, 1, panels);
+  const std::size_t kernel_floats =
+      dot == moe::DotIsa::Plain ? 0 : moe::panel_scratch_floats(dot, k);
   std::exception_ptr error;  // never leaves the OpenMP region; the first is rethrown below
 #pragma omp parallel for schedule(dynamic)
-  for (std::int64_t i = 0; i < items; ++i) try {
-    thread_local std::vector<float> panel;
-    const quant::QuantBlock& b = *blocks[static_cast<std::size_t>(i / per_block)];
-    const std::int64_t n0 = (i % per_block) * panel_rows;
-    const std::int64_t count = std::min(panel_rows, out_features - n0);
-    const std::size_t row_bytes =
-        gguf::row_bytes(b.w.scheme.ggml_type, static_cast<std::uint64_t>(k));
-    panel.resize(std::max(panel.size(), static_cast<std::size_t>(panel_rows * k)));
-    dequantize_block_rows(block_isa, b.w.scheme.ggml_type,
-                          bytes_of(b.w) + static_cast<std::size_t>(n0) * row_bytes, count, k,
-                          panel.data(), k);
-    moe::panel_rows_gemm(isa, x + b.first * k, k, b.count, panel.data(), k, count,
-                         y + b.first * out_features + n0, out_features);
+  for (std::int64_t i = 0; i < nblocks * splits; ++i) try {
+    PanelScratch& s = panel_scratch();
+    const quant::QuantBlock& b = *blocks[static_cast<std::size_t>(i / splits)];
+    const std::int64_t split = i % splits;
+    const std::int64_t p0 = split * panels / splits, p1 = (split + 1) * panels / splits;
+    const float* xb = x + b.first * k;
+    float* packed = nullptr;
+    if (dot != moe::DotIsa::Plain) {
+      packed = s.grow(s.packed, moe::packed_x_floats(dot, b.count, k));
+      const std::int64_t chunk_rows = moe::panel_chunk_rows(dot, k);
+      for (std::int64_t c = 0; c * chunk_rows < b.count; ++c)
+        moe::pack_x_chunk(dot, xb, k, b.count, k, c, packed);
+    }
+    for (std::int64_t p = p0; p < p1; ++p) {
+      const std::int64_t n0 = p * panel_rows, count = std::min(panel_rows, out_features - n0);
+      const float* panel = dequantized_panel(block_isa, b.w, n0, count, s);
+      float* yb = y + b.first * out_features + n0;
+      if (dot == moe::DotIsa::Plain)
+        moe::panel_rows_gemm(dot, xb, k, b.count, panel, k, count, yb, out_features);
+      else
+        moe::packed_panel_gemm(dot, packed, b.count, panel, k, count, yb, out_features,
+                               s.grow(s.kernel, kernel_floats));
+    }
   } catch (...) {
 #pragma omp critical(porta_ggml_gemm_blocks_error)
     if (!error) error = std::current_exception();

@@ -1,6 +1,6 @@
 // The quantized ops' path for weights kept as ggml blocks (QuantFormat::GgmlBlocks, a GGUF's
 // tensors used from the mapping): the linear layer and its per-expert form on the block kernels
-// of block_dot.hpp (every block type; up to 15 rows of activations), from 16 rows on exactly
+// of block_dot.hpp (every block type; up to 11 rows of activations), from 12 rows on exactly
 // dequantized f32 panels of weight rows through a GEMM; weight-only, f32 activations and
 // accumulation.
 #pragma once
@@ -17,7 +17,7 @@ namespace porta::detail::cpu::ggml {
 void blocks_linear(const float* x, std::int64_t rows, const QuantMatrix& w, float* y);
 
 // The experts of a ragged grouped matmul: x [rows, k], y [rows, out_features] (rows outside every
-// block are left as they are). Blocks of up to 15 rows (decode's top-k experts of one token, a
+// block are left as they are). Blocks of up to 11 rows (decode's top-k experts of one token, a
 // short prompt's) share one parallel loop over all their weight rows, so each projection pays
 // for one OpenMP region; larger blocks (prefill) share another, over (expert, panel of weight
 // rows) items, each panel dequantized exactly and multiplied through a GEMM.

@@ -29,9 +29,9 @@ std::int64_t panel_chunk_rows(DotIsa isa, std::int64_t k);
 // ldx, w [N, k] row-major in bf16 or f32, y with row stride ldy (columns outside the range are not
 // touched). `scratch` holds panel_scratch_floats(isa, k) floats. isa is Avx2 or Avx512 (the
 // caller keeps oneDNN's sgemm for CPUs without AVX2); anything else is an Internal error.
-void panel_gemm_isa(DotIsa isa, const float* x, std::int64_t ldx, std::int64_t rows,
-                    const void* w, DType wdtype, std::int64_t k, std::int64_t n_begin,
-                    std::int64_t n_end, float* y, std::int64_t ldy, float* scratch);
+void panel_gemm_isa(DotIsa isa, const float* x, std::int64_t ldx, std::int64_t rows, const void* w,
+                    DType wdtype, std::int64_t k, std::int64_t n_begin, std::int64_t n_end,
+                    float* y, std::int64_t ldy, float* scratch);
 
 // y[m, j] = Σ_t x[m, t] · panel[j, t] for m < rows, j < cols, with f32 weight rows `panel`
 // [cols, k] (a dequantized panel: prefill's weight-only and ggml blocks) on the calling thread:
@@ -40,6 +40,18 @@ void panel_gemm_isa(DotIsa isa, const float* x, std::int64_t ldx, std::int64_t r
 void panel_rows_gemm(DotIsa isa, const float* x, std::int64_t ldx, std::int64_t rows,
                      const float* panel, std::int64_t k, std::int64_t cols, float* y,
                      std::int64_t ldy);
+
+// x packed once for many panels: prefill's dense layers and expert blocks multiply the same rows
+// by one dequantized panel of weight rows after another, and packing x per panel cost as much as
+// a sixth of the GEMM. Chunks of panel_chunk_rows(isa, k) rows, packable in parallel; isa is Avx2
+// or Avx512 (anything else is an Internal error).
+std::size_t packed_x_floats(DotIsa isa, std::int64_t rows, std::int64_t k);
+void pack_x_chunk(DotIsa isa, const float* x, std::int64_t ldx, std::int64_t rows, std::int64_t k,
+                  std::int64_t chunk, float* packed);
+// panel_rows_gemm's product for a packed x of `rows` rows; scratch as for panel_gemm_isa.
+void packed_panel_gemm(DotIsa isa, const float* packed, std::int64_t rows, const float* panel,
+                       std::int64_t k, std::int64_t cols, float* y, std::int64_t ldy,
+                       float* scratch);
 
 // The per-ISA implementations (panel_gemm_avx512.cpp, panel_gemm_avx2.cpp).
 struct PanelArgs {
@@ -58,5 +70,13 @@ std::int64_t panel_chunk_rows_avx512(std::int64_t k);
 std::int64_t panel_chunk_rows_avx2(std::int64_t k);
 void panel_gemm_avx512(const PanelArgs& a);
 void panel_gemm_avx2(const PanelArgs& a);
+std::size_t packed_x_floats_avx512(std::int64_t rows, std::int64_t k);
+std::size_t packed_x_floats_avx2(std::int64_t rows, std::int64_t k);
+void pack_x_chunk_avx512(const float* x, std::int64_t ldx, std::int64_t rows, std::int64_t k,
+                         std::int64_t chunk, float* packed);
+void pack_x_chunk_avx2(const float* x, std::int64_t ldx, std::int64_t rows, std::int64_t k,
+                       std::int64_t chunk, float* packed);
+void packed_gemm_avx512(const PanelArgs& a);
+void packed_gemm_avx2(const PanelArgs& a);
 
 }  // namespace porta::detail::cpu::moe

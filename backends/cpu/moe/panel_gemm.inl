@@ -18,7 +18,11 @@
 constexpr std::int64_t kWbFloats = 8192;
 template <int NR>
 constexpr std::int64_t kKcFor = kWbFloats / NR / 16 * 16;
-constexpr std::int64_t kTileFloats = 512;
+// f32 weights (dequantized panels) go through the tiles of up to kGroupRows weight rows at a
+// time, kL1Floats of xt (one stretch of K) staying in L1 while every tile of the group meets it.
+constexpr std::int64_t kGroupRows = 96;  // a multiple of every kNrFor
+constexpr std::int64_t kL1Floats = 8192;
+constexpr std::int64_t kTileFloats = kGroupRows * kMaxVecs * kLanes;
 constexpr std::int64_t kAlign = 16;  // floats: 64-byte aligned pieces of the scratch
 
 // Rows per chunk: as many as the register tile takes, within 1.5 MB of xt (2 MB L2).
@@ -108,8 +112,8 @@ T void run_chunk(const PanelArgs& a, const float* xt, std::int64_t m0, std::int6
       const std::int64_t kc = std::min(KC, a.k - k0);
       if (!a.bf16 && nr == NR) {
         // f32 weights of a whole group are read where they are (a dequantized panel in cache).
-        tile_kernel<MV, NR>(xt + k0 * LD, static_cast<const float*>(a.w) + n * a.k + k0, a.k,
-                            kc, k0 > 0, tile);
+        tile_kernel<MV, NR>(xt + k0 * LD, static_cast<const float*>(a.w) + n * a.k + k0, a.k, kc,
+                            k0 > 0, tile);
         continue;
       }
       // Rows past nr (the last group) keep earlier values: their sums are never stored.
@@ -129,32 +133,106 @@ T void run_chunk(const PanelArgs& a, const float* xt, std::int64_t m0, std::int6
   }
 }
 
-T void panel_gemm_impl(const PanelArgs& a) {
-  if (a.rows <= 0 || a.n_begin >= a.n_end) return;
-  if (a.k == 0) {
-    for (std::int64_t m = 0; m < a.rows; ++m)
-      std::fill(a.y + m * a.ldy + a.n_begin, a.y + m * a.ldy + a.n_end, 0.0f);
-    return;
+// run_chunk for f32 weight rows read in place: per group of kGroupRows weight rows, K in
+// stretches of kL1Floats / LD, each stretch of xt multiplied by every tile of the group while it
+// is in L1, each tile's accumulators kept in `tiles` between stretches. Streaming the whole of xt
+// from L2 for every tile, as run_chunk does, left the FMAs waiting on L2 for a third of the time.
+template <int MV, int NR>
+T void run_chunk_f32(const PanelArgs& a, const float* xt, std::int64_t m0, std::int64_t mc,
+                     float* wb, float* tiles) {
+  constexpr int LD = MV * kLanes;
+  constexpr std::int64_t KC = std::min(kL1Floats / LD, kWbFloats / NR / 16 * 16);
+  const auto* w = static_cast<const float*>(a.w);
+  for (std::int64_t g0 = a.n_begin; g0 < a.n_end; g0 += kGroupRows) {
+    const std::int64_t g1 = std::min(a.n_end, g0 + kGroupRows);
+    for (std::int64_t k0 = 0; k0 < a.k; k0 += KC) {
+      const std::int64_t kc = std::min(KC, a.k - k0);
+      for (std::int64_t n = g0; n < g1; n += NR) {
+        float* tile = tiles + (n - g0) * LD;
+        const std::int64_t nr = std::min<std::int64_t>(NR, g1 - n);
+        if (nr == NR) {
+          tile_kernel<MV, NR>(xt + k0 * LD, w + n * a.k + k0, a.k, kc, k0 > 0, tile);
+          continue;
+        }
+        // The last, partial tile: its rows copied out, the rest zero (never stored).
+        std::fill(wb, wb + NR * KC, 0.0f);
+        for (std::int64_t i = 0; i < nr; ++i) std::copy_n(w + (n + i) * a.k + k0, kc, wb + i * KC);
+        tile_kernel<MV, NR>(xt + k0 * LD, wb, KC, kc, k0 > 0, tile);
+      }
+    }
+    for (std::int64_t m = 0; m < mc; ++m) {
+      float* yr = a.y + (m0 + m) * a.ldy;
+      for (std::int64_t n = g0; n < g1; ++n) yr[n] = tiles[(n - g0) * LD + m];
+    }
   }
+}
+
+// One chunk of rows [m0, m0 + mc) whose xt is packed, through the tile of its width.
+T void run_packed_chunk(const PanelArgs& a, const float* xt, std::int64_t m0, std::int64_t mc,
+                        float* wb, float* tile) {
+  const auto run = [&]<int MV>() {
+    if (a.bf16)
+      run_chunk<MV, kNrFor[MV]>(a, xt, m0, mc, wb, tile);
+    else
+      run_chunk_f32<MV, kNrFor[MV]>(a, xt, m0, mc, wb, tile);
+  };
+  switch ((mc + kLanes - 1) / kLanes) {
+    case 1: run.template operator()<1>(); break;
+    case 2: run.template operator()<2>(); break;
+    case 3:
+      if constexpr (kMaxVecs >= 3) run.template operator()<3>();
+      break;
+    default:
+      if constexpr (kMaxVecs >= 4) run.template operator()<kMaxVecs>();
+      break;
+  }
+}
+
+inline bool zero_k(const PanelArgs& a) {
+  if (a.k != 0) return false;
+  for (std::int64_t m = 0; m < a.rows; ++m)
+    std::fill(a.y + m * a.ldy + a.n_begin, a.y + m * a.ldy + a.n_end, 0.0f);
+  return true;
+}
+
+T void panel_gemm_impl(const PanelArgs& a) {
+  if (a.rows <= 0 || a.n_begin >= a.n_end || zero_k(a)) return;
   const std::int64_t rows_max = max_rows(a.k);
   float* xt = aligned(a.scratch);
   float* wb = aligned(xt + a.k * rows_max);
   float* tile = aligned(wb + kWbFloats);
   for (std::int64_t m0 = 0; m0 < a.rows; m0 += rows_max) {
     const std::int64_t mc = std::min(rows_max, a.rows - m0);
-    const int mv = static_cast<int>((mc + kLanes - 1) / kLanes);
-    pack_xt(a.x + m0 * a.ldx, a.ldx, mc, a.k, mv * kLanes, xt);
-    switch (mv) {
-      case 1: run_chunk<1, kNrFor[1]>(a, xt, m0, mc, wb, tile); break;
-      case 2: run_chunk<2, kNrFor[2]>(a, xt, m0, mc, wb, tile); break;
-      case 3:
-        if constexpr (kMaxVecs >= 3) run_chunk<3, kNrFor[3]>(a, xt, m0, mc, wb, tile);
-        break;
-      default:
-        if constexpr (kMaxVecs >= 4) run_chunk<4, kNrFor[4]>(a, xt, m0, mc, wb, tile);
-        break;
-    }
+    pack_xt(a.x + m0 * a.ldx, a.ldx, mc, a.k, (mc + kLanes - 1) / kLanes * kLanes, xt);
+    run_packed_chunk(a, xt, m0, mc, wb, tile);
   }
+}
+
+// A packed x holds every chunk's xt, chunk c at c · k · max_rows(k) floats from the aligned
+// start.
+inline std::size_t packed_floats(std::int64_t rows, std::int64_t k) {
+  const std::int64_t rows_max = max_rows(k);
+  return static_cast<std::size_t>((rows + rows_max - 1) / rows_max * rows_max * k + kAlign);
+}
+
+inline void pack_chunk(const float* x, std::int64_t ldx, std::int64_t rows, std::int64_t k,
+                       std::int64_t chunk, float* packed) {
+  const std::int64_t rows_max = max_rows(k), m0 = chunk * rows_max;
+  const std::int64_t mc = std::min(rows_max, rows - m0);
+  if (mc <= 0) return;
+  pack_xt(x + m0 * ldx, ldx, mc, k, (mc + kLanes - 1) / kLanes * kLanes,
+          aligned(packed) + chunk * rows_max * k);
+}
+
+// panel_gemm_impl over a packed x (a.x): the weights f32, only the scratch's wb and tile used.
+T void packed_gemm_impl(const PanelArgs& a) {
+  if (a.rows <= 0 || a.n_begin >= a.n_end || zero_k(a)) return;
+  const std::int64_t rows_max = max_rows(a.k);
+  const float* xt = aligned(const_cast<float*>(a.x));
+  float* wb = aligned(a.scratch);
+  float* tile = aligned(wb + kWbFloats);
+  for (std::int64_t m0 = 0; m0 < a.rows; m0 += rows_max)
+    run_packed_chunk(a, xt + m0 * a.k, m0, std::min(rows_max, a.rows - m0), wb, tile);
 }
 
 #undef T

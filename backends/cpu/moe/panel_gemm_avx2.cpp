@@ -37,5 +37,13 @@ PORTA_PANEL_TARGET inline Vec vwiden(const std::uint16_t* src) {
 std::size_t panel_scratch_avx2(std::int64_t k) { return scratch_floats(k); }
 std::int64_t panel_chunk_rows_avx2(std::int64_t k) { return max_rows(k); }
 void panel_gemm_avx2(const PanelArgs& a) { panel_gemm_impl(a); }
+std::size_t packed_x_floats_avx2(std::int64_t rows, std::int64_t k) {
+  return packed_floats(rows, k);
+}
+void pack_x_chunk_avx2(const float* x, std::int64_t ldx, std::int64_t rows, std::int64_t k,
+                       std::int64_t chunk, float* packed) {
+  pack_chunk(x, ldx, rows, k, chunk, packed);
+}
+void packed_gemm_avx2(const PanelArgs& a) { packed_gemm_impl(a); }
 
 }  // namespace porta::detail::cpu::moe
