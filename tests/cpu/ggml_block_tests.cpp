@@ -35,10 +35,10 @@ std::vector<std::size_t> f16_fields(GgmlType t) {
   return {};
 }
 
-const std::vector<GgmlType> kKernelTypes = {
-    GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1,
-    GgmlType::IQ4_NL, GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q5_K,
-    GgmlType::Q6_K,   GgmlType::IQ4_XS};
+const std::vector<GgmlType> kKernelTypes = {GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_1,
+                                            GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::IQ4_NL,
+                                            GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K,
+                                            GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::IQ4_XS};
 
 std::vector<std::byte> random_rows(GgmlType t, std::int64_t n, std::int64_t k, std::mt19937& rng,
                                    bool raw_bytes) {
@@ -65,8 +65,7 @@ std::vector<std::byte> random_rows(GgmlType t, std::int64_t n, std::int64_t k, s
 
 }  // namespace
 
-TEST_CASE("packed-block dot products match the exact dequantization on every ISA",
-          "[cpu][ggml]") {
+TEST_CASE("packed-block dot products match the exact dequantization on every ISA", "[cpu][ggml]") {
   std::mt19937 rng(7);
   std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
   const auto isas = cg::available_block_isas();
@@ -124,10 +123,10 @@ TEST_CASE("packed-block kernels compute and store every weight exactly as the de
         int mismatches = 0;
         for (std::int64_t j = 0; j < n; ++j)
           for (std::int64_t i = 0; i < k; ++i)
-            mismatches += y[static_cast<std::size_t>(i * n + j)] !=
-                          wf[static_cast<std::size_t>(j * k + i)];
-        INFO(porta::gguf::type_name(t) << " raw " << raw << " isa " << cg::block_isa_name(isa)
-                                       << " row bytes " << row_bytes);
+            mismatches +=
+                y[static_cast<std::size_t>(i * n + j)] != wf[static_cast<std::size_t>(j * k + i)];
+        INFO(porta::gguf::type_name(t)
+             << " raw " << raw << " isa " << cg::block_isa_name(isa) << " row bytes " << row_bytes);
         CHECK(mismatches == 0);
         // The same weights stored: dequantize_block_rows (the GEMM panels' dequantizer), with a
         // row stride past k.
@@ -149,34 +148,36 @@ TEST_CASE("packed-block kernels compute and store every weight exactly as the de
 TEST_CASE("packed-block matmul: one to many rows of x agree with the rows", "[cpu][ggml]") {
   std::mt19937 rng(3);
   std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
-  for (const GgmlType t : kKernelTypes) {
-    const std::int64_t n = 37, k = 512, ldx = k + 5, ldy = n + 3;
-    const auto w = random_rows(t, n, k, rng, false);
-    const std::size_t row_bytes = porta::gguf::row_bytes(t, k);
-    for (const cg::BlockIsa isa : cg::available_block_isas())
-      for (const std::int64_t rows : {1, 2, 3, 4, 5, 9, 15}) {
-        std::vector<float> x(static_cast<std::size_t>(rows * ldx));
-        for (auto& v : x) v = dist(rng);
-        std::vector<float> y(static_cast<std::size_t>(rows * ldy), -7.0f);
-        cg::block_matmul(isa, t, w.data(), n, k, x.data(), ldx, rows, y.data(), ldy);
-        std::vector<float> wf(static_cast<std::size_t>(k));
-        for (std::int64_t j = 0; j < n; ++j) {
-          porta::gguf::dequantize(t, {w.data() + j * row_bytes, row_bytes}, wf);
-          for (std::int64_t r = 0; r < rows; ++r) {
-            double exact = 0, scale = 0;
-            for (std::int64_t i = 0; i < k; ++i) {
-              exact += static_cast<double>(wf[i]) * x[r * ldx + i];
-              scale += std::fabs(wf[i] * x[r * ldx + i]);
+  // K 2048 from 8 rows on takes K in stretches of whole blocks (x beyond L1), each added on.
+  for (const GgmlType t : kKernelTypes)
+    for (const std::int64_t k : {512, 2048}) {
+      const std::int64_t n = 37, ldx = k + 5, ldy = n + 3;
+      const auto w = random_rows(t, n, k, rng, false);
+      const std::size_t row_bytes = porta::gguf::row_bytes(t, k);
+      for (const cg::BlockIsa isa : cg::available_block_isas())
+        for (const std::int64_t rows : {1, 2, 3, 4, 5, 6, 8, 9, 12, 15}) {
+          std::vector<float> x(static_cast<std::size_t>(rows * ldx));
+          for (auto& v : x) v = dist(rng);
+          std::vector<float> y(static_cast<std::size_t>(rows * ldy), -7.0f);
+          cg::block_matmul(isa, t, w.data(), n, k, x.data(), ldx, rows, y.data(), ldy);
+          std::vector<float> wf(static_cast<std::size_t>(k));
+          for (std::int64_t j = 0; j < n; ++j) {
+            porta::gguf::dequantize(t, {w.data() + j * row_bytes, row_bytes}, wf);
+            for (std::int64_t r = 0; r < rows; ++r) {
+              double exact = 0, scale = 0;
+              for (std::int64_t i = 0; i < k; ++i) {
+                exact += static_cast<double>(wf[i]) * x[r * ldx + i];
+                scale += std::fabs(wf[i] * x[r * ldx + i]);
+              }
+              INFO(porta::gguf::type_name(t) << " " << cg::block_isa_name(isa) << " k " << k
+                                             << " rows " << rows << " n " << j << " r " << r);
+              CHECK(std::fabs(y[r * ldy + j] - exact) <= 1e-5 * scale);
             }
-            INFO(porta::gguf::type_name(t) << " " << cg::block_isa_name(isa) << " rows " << rows
-                                         << " n " << j << " r " << r);
-            CHECK(std::fabs(y[r * ldy + j] - exact) <= 1e-5 * scale);
           }
+          for (std::int64_t r = 0; r < rows; ++r)  // the padding between rows is untouched
+            for (std::int64_t j = n; j < ldy; ++j) CHECK(y[r * ldy + j] == -7.0f);
         }
-        for (std::int64_t r = 0; r < rows; ++r)  // the padding between rows is untouched
-          for (std::int64_t j = n; j < ldy; ++j) CHECK(y[r * ldy + j] == -7.0f);
-      }
-  }
+    }
 }
 
 TEST_CASE("packed-block products refuse types without kernels and partial blocks", "[cpu][ggml]") {

@@ -1,9 +1,9 @@
 // Matrix products straight from GGML's packed blocks (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL,
 // Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_XS: every type gguf::dequantize reads): the weight rows
 // stay as stored in the GGUF mapping and are decoded in registers, block by block, while the
-// activations stay f32; a block is decoded once for up to four rows of activations. One
-// implementation per instruction set (plain C++, AVX2+FMA+F16C, AVX-512F/BW/VL), the best chosen
-// at run time; tests force each one.
+// activations stay f32; a block is decoded once for up to eight rows of activations (four with
+// AVX2). One implementation per instruction set (plain C++, AVX2+FMA+F16C, AVX-512F/BW/VL), the
+// best chosen at run time; tests force each one.
 //
 // Numerics (docs/gguf.md): the plain path is the definition, dequantize each block exactly
 // (gguf::dequantize) and accumulate Σ w·x in f32 in element order. The SIMD paths compute each
@@ -39,8 +39,9 @@ float block_dot(BlockIsa isa, gguf::GgmlType type, const std::byte* row, const f
                 std::int64_t k);
 
 // y[r·ldy + n] = Σ_k W[n, k] · x[r·ldx + k] for r < rows and n < n_rows, W rows of
-// row_bytes(type, k) bytes each: each weight row streamed once per four rows of x (a kernel for
-// decode and short blocks; long prompts want a GEMM on dequantized panels, ggml_linear.hpp).
+// row_bytes(type, k) bytes each: each weight row streamed once per eight rows of x (four with
+// AVX2), K in L1-sized stretches past eight rows of 1536 (a kernel for decode and short blocks;
+// long prompts want a GEMM on dequantized panels, ggml_linear.hpp).
 // block_matmul's threads split n; block_matmul_serial runs on the calling thread, for callers
 // that own the parallel loop.
 void block_matmul(BlockIsa isa, gguf::GgmlType type, const std::byte* w, std::int64_t n_rows,

@@ -16,6 +16,7 @@ namespace {
 
 #define PORTA_BLOCK_TARGET __attribute__((target("avx2,fma,f16c")))
 #define PORTA_BLOCK_ISA_NAME "avx2"
+#define PORTA_BLOCK_MAX_ROWS 4
 // Every helper is forced inline: GCC otherwise calls some (w_nibbles, ...) out of line from
 // the large kernels, through memory.
 #define T PORTA_BLOCK_TARGET __attribute__((always_inline))

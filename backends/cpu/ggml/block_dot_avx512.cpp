@@ -21,6 +21,7 @@ namespace {
 
 #define PORTA_BLOCK_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")))
 #define PORTA_BLOCK_ISA_NAME "avx512"
+#define PORTA_BLOCK_MAX_ROWS 8
 // Every helper is forced inline: GCC otherwise calls some (w_nibbles, ...) out of line from
 // the large kernels, through memory.
 #define T PORTA_BLOCK_TARGET __attribute__((always_inline))
@@ -123,8 +124,8 @@ PORTA_BLOCK_TARGET void matmul_blocks_avx512(gguf::GgmlType type, const std::byt
 }
 
 PORTA_BLOCK_TARGET void dequantize_blocks_avx512(gguf::GgmlType type, const std::byte* w,
-                                        std::size_t row_bytes, std::int64_t n_rows, std::int64_t k,
-                                        float* out, std::int64_t ldo) {
+                                                 std::size_t row_bytes, std::int64_t n_rows,
+                                                 std::int64_t k, float* out, std::int64_t ldo) {
   dequantize_blocks(type, w, row_bytes, n_rows, k, out, ldo);
 }
 

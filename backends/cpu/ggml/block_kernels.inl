@@ -3,7 +3,7 @@
 // registers, and every one of up to kMaxRows rows of activations takes them with an FMA, so a
 // block is decoded once per kMaxRows rows of x; or they are stored (dequantize_blocks), for the
 // GEMM of long prompts. The including file defines PORTA_BLOCK_TARGET
-// (the target attribute), PORTA_BLOCK_ISA_NAME and
+// (the target attribute), PORTA_BLOCK_ISA_NAME, PORTA_BLOCK_MAX_ROWS and
 //   V                       16 f32 lanes (one zmm, or two ymm)
 //   V v_zero(); V v_add(V, V); float v_sum(V);
 //   V v_fma_x(V w, const float* x, V acc)          acc + w·x[0..16)
@@ -31,7 +31,10 @@
 // The per-block helpers, forced inline into the loops (GCC otherwise calls some out of line).
 #define TI PORTA_BLOCK_TARGET __attribute__((always_inline))
 
-constexpr int kMaxRows = 4;
+// Rows of x per pass over a weight row: as many as the register file holds two accumulators for
+// (8 on AVX-512's 32 registers, 4 with AVX2's 16), so that a short prompt's expert block of 8
+// rows decodes its weights once.
+constexpr int kMaxRows = PORTA_BLOCK_MAX_ROWS;
 // How far ahead of the block being decoded its stream is prefetched: with the decoding's work
 // per byte the hardware prefetcher alone leaves the weights' reads short of the memory's
 // bandwidth (q8_0 decode 12.7 → 19 GB/s from memory on 2 cores, q4_K 9.4 → 11-13).
@@ -340,10 +343,10 @@ struct Iq4Xs {
   }
 };
 
-// out[r] = Σ_k dequantize(row)[k] · x[r·ldx + k] for r < R.
+// out[r] (+)= Σ_k dequantize(row)[k] · x[r·ldx + k] for r < R; `accumulate` adds to out.
 template <class Kind, int R>
 T void dot_rows(const std::byte* row, const float* x, std::int64_t ldx, std::int64_t k, float* out,
-                std::int64_t out_stride) {
+                std::int64_t out_stride, bool accumulate) {
   Acc<R> acc;
   for (int r = 0; r < R; ++r) acc.v[r][0] = acc.v[r][1] = v_zero();
   const std::int64_t blocks = k / Kind::kElements;
@@ -353,45 +356,77 @@ T void dot_rows(const std::byte* row, const float* x, std::int64_t ldx, std::int
       _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchBytes + at), _MM_HINT_T0);
     Kind::block(p, x + b * Kind::kElements, ldx, acc);
   }
-  for (int r = 0; r < R; ++r) out[r * out_stride] = v_sum(v_add(acc.v[r][0], acc.v[r][1]));
+  for (int r = 0; r < R; ++r) {
+    const float sum = v_sum(v_add(acc.v[r][0], acc.v[r][1]));
+    out[r * out_stride] = accumulate ? out[r * out_stride] + sum : sum;
+  }
 }
 
-// y[r·ldy + n] for n < n_rows and r < rows: each weight row decoded once per kMaxRows rows of x.
+// Floats of x per pass: rows × K past this (8 rows of K 2048 are 64 KiB) do not stay in L1
+// while a weight row passes, and reading them from L2 for every weight row left the FMAs
+// waiting (an 8-row expert block at K 2048 ran at half the speed of one at K 768).
+constexpr std::int64_t kStretchFloats = 6144;
+
+// y[r·ldy + n] for n < n_rows and r < rows: each weight row decoded once per kMaxRows rows of x,
+// K in stretches of whole blocks whose rows of x stay in L1 while every weight row passes.
 template <class Kind>
 T void matmul_rows(const std::byte* w, std::size_t row_bytes, std::int64_t n_rows, std::int64_t k,
                    const float* x, std::int64_t ldx, std::int64_t rows, float* y,
                    std::int64_t ldy) {
-  for (std::int64_t n = 0; n < n_rows; ++n) {
-    const std::byte* row = w + static_cast<std::size_t>(n) * row_bytes;
-    std::int64_t r = 0;
-    for (; r + kMaxRows <= rows; r += kMaxRows)
-      dot_rows<Kind, kMaxRows>(row, x + r * ldx, ldx, k, y + r * ldy + n, ldy);
-    switch (rows - r) {
-      case 3: dot_rows<Kind, 3>(row, x + r * ldx, ldx, k, y + r * ldy + n, ldy); break;
-      case 2: dot_rows<Kind, 2>(row, x + r * ldx, ldx, k, y + r * ldy + n, ldy); break;
-      case 1: dot_rows<Kind, 1>(row, x + r * ldx, ldx, k, y + r * ldy + n, ldy); break;
-      default: break;
+  // One row (decode) streams its weights in one pass: splitting would break that stream.
+  const std::int64_t stretch =
+      rows <= 1 || rows * k <= 2 * kStretchFloats
+          ? k
+          : std::max<std::int64_t>(Kind::kElements,
+                                   kStretchFloats / rows / Kind::kElements * Kind::kElements);
+  for (std::int64_t k0 = 0; k0 < k; k0 += stretch) {
+    const std::int64_t kc = std::min(stretch, k - k0);
+    const bool accumulate = k0 > 0;
+    const float* xs = x + k0;
+    for (std::int64_t n = 0; n < n_rows; ++n) {
+      const std::byte* row = w + static_cast<std::size_t>(n) * row_bytes +
+                             static_cast<std::size_t>(k0 / Kind::kElements * Kind::kBytes);
+      std::int64_t r = 0;
+      for (; r + kMaxRows <= rows; r += kMaxRows)
+        dot_rows<Kind, kMaxRows>(row, xs + r * ldx, ldx, kc, y + r * ldy + n, ldy, accumulate);
+      if constexpr (kMaxRows > 4)
+        if (rows - r >= 4) {
+          dot_rows<Kind, 4>(row, xs + r * ldx, ldx, kc, y + r * ldy + n, ldy, accumulate);
+          r += 4;
+        }
+      switch (rows - r) {
+        case 3:
+          dot_rows<Kind, 3>(row, xs + r * ldx, ldx, kc, y + r * ldy + n, ldy, accumulate);
+          break;
+        case 2:
+          dot_rows<Kind, 2>(row, xs + r * ldx, ldx, kc, y + r * ldy + n, ldy, accumulate);
+          break;
+        case 1:
+          dot_rows<Kind, 1>(row, xs + r * ldx, ldx, kc, y + r * ldy + n, ldy, accumulate);
+          break;
+        default: break;
+      }
     }
   }
 }
 
 // Calls BODY(Kind) with the decoder of `type`, or throws for a type without one.
-#define PORTA_BLOCK_DISPATCH(type, BODY)                                                       \
-  do {                                                                                         \
-    using G = gguf::GgmlType; /* an if chain: a switch would list every ggml type */           \
-    if ((type) == G::Q8_0) BODY(Q8_0);                                                         \
-    if ((type) == G::Q4_0) BODY(Q4_0);                                                         \
-    if ((type) == G::Q4_1) BODY(Q4_1);                                                         \
-    if ((type) == G::Q5_0) BODY(Q5<false>);                                                    \
-    if ((type) == G::Q5_1) BODY(Q5<true>);                                                     \
-    if ((type) == G::IQ4_NL) BODY(Iq4Nl);                                                      \
-    if ((type) == G::Q2_K) BODY(Q2_K);                                                         \
-    if ((type) == G::Q3_K) BODY(Q3_K);                                                         \
-    if ((type) == G::Q4_K) BODY(Q4_K);                                                         \
-    if ((type) == G::Q5_K) BODY(Q5_K);                                                         \
-    if ((type) == G::Q6_K) BODY(Q6_K);                                                         \
-    if ((type) == G::IQ4_XS) BODY(Iq4Xs);                                                      \
-    throw Error(ErrorCode::Unsupported, fmt::format("no {} block kernel for {}",               \
+#define PORTA_BLOCK_DISPATCH(type, BODY)                                                           \
+  do {                                                                                             \
+    using G = gguf::GgmlType; /* an if chain: a switch would list every ggml type */               \
+    if ((type) == G::Q8_0) BODY(Q8_0);                                                             \
+    if ((type) == G::Q4_0) BODY(Q4_0);                                                             \
+    if ((type) == G::Q4_1) BODY(Q4_1);                                                             \
+    if ((type) == G::Q5_0) BODY(Q5<false>);                                                        \
+    if ((type) == G::Q5_1) BODY(Q5<true>);                                                         \
+    if ((type) == G::IQ4_NL) BODY(Iq4Nl);                                                          \
+    if ((type) == G::Q2_K) BODY(Q2_K);                                                             \
+    if ((type) == G::Q3_K) BODY(Q3_K);                                                             \
+    if ((type) == G::Q4_K) BODY(Q4_K);                                                             \
+    if ((type) == G::Q5_K) BODY(Q5_K);                                                             \
+    if ((type) == G::Q6_K) BODY(Q6_K);                                                             \
+    if ((type) == G::IQ4_XS) BODY(Iq4Xs);                                                          \
+    throw Error(ErrorCode::Unsupported, fmt::format("no {} block kernel for {}",                   \
                                                     PORTA_BLOCK_ISA_NAME, gguf::type_name(type))); \
   } while (false)
 

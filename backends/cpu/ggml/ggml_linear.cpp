@@ -195,7 +195,7 @@ void blocks_linear_experts(const float* x, std::int64_t k,
   gemm_blocks(large, x, k, out_features, y);
   if (small.empty()) return;
   // One parallel loop over (block, chunk of weight rows): each chunk streamed once for the
-  // block's rows, four rows of x per pass.
+  // block's rows, up to eight rows of x per pass.
   const BlockIsa isa = best_block_isa();
   const std::int64_t per_block = (out_features + kSmallChunkRows - 1) / kSmallChunkRows;
   const auto items = static_cast<std::int64_t>(small.size()) * per_block;
