@@ -190,7 +190,7 @@ std::vector<std::string> tiny_kinds() {
   return {"deepseek_v3", "deepseek_v2", "mixtral", "qwen2_moe", "qwen3_moe"};
 }
 
-std::string tiny_config_json(std::string_view kind, bool fp8) {
+std::string tiny_config_json(std::string_view kind, bool fp8, std::int64_t layers) {
   json j;
   if (kind == "deepseek_v3")
     j = tiny_deepseek_v3();
@@ -205,6 +205,9 @@ std::string tiny_config_json(std::string_view kind, bool fp8) {
   else
     throw Error(ErrorCode::InvalidArgument, fmt::format("unknown checkpoint kind '{}' (known: {})",
                                                         kind, fmt::join(tiny_kinds(), ", ")));
+  if (layers < 0)
+    throw Error(ErrorCode::InvalidArgument, fmt::format("{} layers: not a layer count", layers));
+  if (layers > 0) j["num_hidden_layers"] = layers;
   if (fp8)
     j["quantization_config"] = {{"quant_method", "fp8"},
                                 {"fmt", "e4m3"},

@@ -5,6 +5,8 @@
 
 #include <array>
 #include <cstdio>
+#include <fstream>
+#include <iterator>
 
 #include <catch2/catch.hpp>
 
@@ -112,9 +114,20 @@ TEST_CASE("porta run reports what loading mapped and copied, and refuses a model
   const CliResult bad_preset = run_porta("gen-checkpoint --preset gpt-5 --out " + dir + "/x");
   CHECK(bad_preset.exit_code == 1);
   CHECK_THAT(bad_preset.output, Catch::Contains("unknown preset 'gpt-5'"));
-  const CliResult layers_alone = run_porta("gen-checkpoint --layers 2 --out " + dir + "/x");
-  CHECK(layers_alone.exit_code == 1);
-  CHECK_THAT(layers_alone.output, Catch::Contains("--layers and --vocab need --preset"));
+  const CliResult vocab_alone = run_porta("gen-checkpoint --vocab 300 --out " + dir + "/x");
+  CHECK(vocab_alone.exit_code == 1);
+  CHECK_THAT(vocab_alone.output, Catch::Contains("--vocab needs --preset"));
+  const CliResult bad_layers = run_porta("gen-checkpoint --layers -2 --out " + dir + "/x");
+  CHECK(bad_layers.exit_code == 1);
+  CHECK_THAT(bad_layers.output, Catch::Contains("-2 layers: not a layer count"));
+  // A tiny kind with another layer count (DeepSeek-V2-Lite as llama.cpp recognises it: 27).
+  const CliResult lite = run_porta("gen-checkpoint --kind deepseek_v2 --layers 27 --out " + dir +
+                                   "/lite27");
+  INFO(lite.output);
+  REQUIRE(lite.exit_code == 0);
+  std::ifstream config(dir + "/lite27/config.json");
+  const std::string text{std::istreambuf_iterator<char>(config), {}};
+  CHECK_THAT(text, Catch::Contains("\"num_hidden_layers\": 27"));
 }
 
 }  // namespace

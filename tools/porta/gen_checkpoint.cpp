@@ -46,7 +46,9 @@ Command add_gen_checkpoint_command(CLI::App& app) {
   app.add_option("--preset", o->preset,
                  "A real model's shapes instead of a tiny kind: deepseek-v2-lite, deepseek-v3, "
                  "mixtral-8x7b, qwen3-30b-a3b (written streaming, shard by shard)");
-  app.add_option("--layers", o->layers, "With --preset: keep the first N layers");
+  app.add_option("--layers", o->layers,
+                 "With --preset: keep the first N layers; with --kind: N layers instead of the "
+                 "tiny preset's");
   app.add_option("--vocab", o->vocab, "With --preset: vocabulary size instead of the model's");
   app.add_option("--gguf", o->gguf, "Also write the same weights as this GGUF file");
   app.add_option("--gguf-type", o->gguf_type,
@@ -82,8 +84,7 @@ Command add_gen_checkpoint_command(CLI::App& app) {
                  seconds > 0 ? static_cast<double>(bytes) / seconds / 1e9 : 0.0);
       return 0;
     }
-    if (o->layers != 0 || o->vocab != 0)
-      throw Error(ErrorCode::InvalidArgument, "--layers and --vocab need --preset");
+    if (o->vocab != 0) throw Error(ErrorCode::InvalidArgument, "--vocab needs --preset");
     if (o->fp8 && !o->gguf.empty())
       throw Error(ErrorCode::InvalidArgument,
                   "--gguf: GGUF has no FP8 block-scaled type; write the GGUF without --fp8");
@@ -91,7 +92,7 @@ Command add_gen_checkpoint_command(CLI::App& app) {
         gguf::parse_type(o->gguf_type.empty() ? o->dtype : o->gguf_type);
     if (!o->format.empty()) {
       const auto format = model::parse_quantized_format(o->format, o->group);
-      const std::string config_json = model::tiny_config_json(o->kind);
+      const std::string config_json = model::tiny_config_json(o->kind, false, o->layers);
       const model::ModelConfig config = model::parse_config(config_json, o->kind + " preset");
       const auto tensors =
           model::random_weights(config, {.seed = o->seed, .dtype = parse_dtype(o->dtype)});
@@ -100,7 +101,7 @@ Command add_gen_checkpoint_command(CLI::App& app) {
       fmt::print("wrote {} ({}, seed {}) to {}\n", o->kind, o->format, o->seed, o->out);
       return 0;
     }
-    const std::string config_json = model::tiny_config_json(o->kind, o->fp8);
+    const std::string config_json = model::tiny_config_json(o->kind, o->fp8, o->layers);
     const model::ModelConfig config = model::parse_config(config_json, o->kind + " preset");
     const auto tensors = model::random_weights(
         config, {.seed = o->seed, .dtype = parse_dtype(o->dtype), .fp8 = o->fp8});

@@ -25,8 +25,9 @@ namespace porta::model {
 // "deepseek_v3", "deepseek_v2", "mixtral", "qwen2_moe", "qwen3_moe"
 std::vector<std::string> tiny_kinds();
 // The config.json text of a tiny preset; throws InvalidArgument listing the kinds. With `fp8`
-// it carries DeepSeek-V3's quantization_config (e4m3, 128 x 128 blocks).
-std::string tiny_config_json(std::string_view kind, bool fp8 = false);
+// it carries DeepSeek-V3's quantization_config (e4m3, 128 x 128 blocks); `layers` > 0 sets the
+// layer count (llama.cpp, for one, tells DeepSeek-V2-Lite from V2 by its 27 layers).
+std::string tiny_config_json(std::string_view kind, bool fp8 = false, std::int64_t layers = 0);
 
 // Every tensor a config implies, under its Hugging Face name, in checkpoint order (FP8 scales
 // not included).
