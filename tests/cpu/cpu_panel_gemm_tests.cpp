@@ -5,9 +5,11 @@
 // ranges that are not multiples of any tile width.
 #include <cmath>
 #include <random>
+#include <string>
 #include <tuple>
 #include <vector>
 
+#include <fmt/format.h>
 #include <catch2/catch.hpp>
 
 #include <porta/error.hpp>
@@ -27,8 +29,35 @@ std::vector<cm::DotIsa> vector_isas() {
   return isas;
 }
 
-// One call with columns [3, n) of y, checked cell by cell: columns 0..2 and the padding of each
-// row must keep their sentinel exactly.
+// y [rows, ldy] cell by cell: columns [n_begin, n) the double sum of x's row by wf's (within
+// 1e-6 of the sum of |terms|), every other column still holding the sentinel -7 exactly.
+void check_cells(const std::string& what, const std::vector<float>& x, std::int64_t ldx,
+                 std::int64_t rows, const std::vector<float>& wf, std::int64_t k,
+                 std::int64_t n_begin, std::int64_t n, const std::vector<float>& y,
+                 std::int64_t ldy) {
+  for (std::int64_t r = 0; r < rows; ++r)
+    for (std::int64_t j = 0; j < ldy; ++j) {
+      const float got = y[static_cast<std::size_t>(r * ldy + j)];
+      double exact = -7.0, magnitude = 0;
+      if (j >= n_begin && j < n) {
+        exact = 0;
+        for (std::int64_t i = 0; i < k; ++i) {
+          const double term = static_cast<double>(x[static_cast<std::size_t>(r * ldx + i)]) *
+                              wf[static_cast<std::size_t>(j * k + i)];
+          exact += term;
+          magnitude += std::fabs(term);
+        }
+      }
+      // The message is built only for a failing cell: INFO would format one per cell.
+      if (std::fabs(got - exact) > 1e-6 * magnitude) {
+        INFO(what << " rows=" << rows << " k=" << k << " n=" << n << " r=" << r << " col=" << j);
+        REQUIRE(got == Approx(exact).margin(1e-6 * magnitude));
+      }
+    }
+}
+
+// One call with columns [3, n) of y: columns 0..2 and the padding of each row keep their
+// sentinel.
 void check_case(cm::DotIsa isa, porta::DType wdtype, std::int64_t rows, std::int64_t k,
                 std::int64_t n, std::mt19937& rng) {
   std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
@@ -48,26 +77,8 @@ void check_case(cm::DotIsa isa, porta::DType wdtype, std::int64_t rows, std::int
   std::vector<float> scratch(cm::panel_scratch_floats(isa, k));
   cm::panel_gemm_isa(isa, x.data(), ldx, rows, w, wdtype, k, n_begin, n, y.data(), ldy,
                      scratch.data());
-  for (std::int64_t r = 0; r < rows; ++r)
-    for (std::int64_t j = 0; j < ldy; ++j) {
-      const float got = y[static_cast<std::size_t>(r * ldy + j)];
-      double exact = -7.0, magnitude = 0;
-      if (j >= n_begin && j < n) {
-        exact = 0;
-        for (std::int64_t i = 0; i < k; ++i) {
-          const double term = static_cast<double>(x[static_cast<std::size_t>(r * ldx + i)]) *
-                              wf[static_cast<std::size_t>(j * k + i)];
-          exact += term;
-          magnitude += std::fabs(term);
-        }
-      }
-      // The message is built only for a failing cell: INFO would format one per cell.
-      if (std::fabs(got - exact) > 1e-6 * magnitude) {
-        INFO(cm::dot_isa_name(isa) << " " << porta::dtype_name(wdtype) << " rows=" << rows
-                                   << " k=" << k << " n=" << n << " r=" << r << " col=" << j);
-        REQUIRE(got == Approx(exact).margin(1e-6 * magnitude));
-      }
-    }
+  check_cells(fmt::format("{} {}", cm::dot_isa_name(isa), porta::dtype_name(wdtype)), x, ldx, rows,
+              wf, k, n_begin, n, y, ldy);
 }
 
 }  // namespace
@@ -117,24 +128,7 @@ TEST_CASE("The packed-x GEMM matches a double sum across chunks and tile groups"
       std::vector<float> y(static_cast<std::size_t>(rows * ldy), -7.0f);
       cm::packed_panel_gemm(isa, packed.data(), rows, w.data(), k, n, y.data(), ldy,
                             scratch.data());
-      for (std::int64_t r = 0; r < rows; ++r) {
-        CHECK(y[static_cast<std::size_t>(r * ldy + n)] == -7.0f);  // past the columns: untouched
-        for (std::int64_t j = 0; j < n; ++j) {
-          double exact = 0, magnitude = 0;
-          for (std::int64_t i = 0; i < k; ++i) {
-            const double term = static_cast<double>(x[static_cast<std::size_t>(r * ldx + i)]) *
-                                w[static_cast<std::size_t>(j * k + i)];
-            exact += term;
-            magnitude += std::fabs(term);
-          }
-          const float got = y[static_cast<std::size_t>(r * ldy + j)];
-          if (std::fabs(got - exact) > 1e-6 * magnitude) {
-            INFO(cm::dot_isa_name(isa)
-                 << " rows=" << rows << " k=" << k << " n=" << n << " r=" << r << " col=" << j);
-            REQUIRE(got == Approx(exact).margin(1e-6 * magnitude));
-          }
-        }
-      }
+      check_cells(std::string("packed ") + cm::dot_isa_name(isa), x, ldx, rows, w, k, 0, n, y, ldy);
     }
 }
 
