@@ -44,18 +44,13 @@ inline float* aligned(float* p) {
 // (the next group of weight rows) fetched into L2: the weights come from memory (a prefill reads
 // each expert's once), and the hardware prefetcher does not ramp up on runs of a few KB in 8
 // rows at once; without this the widening stalled on DRAM for about a third of the kernel's time.
-template <class W>
-T void load_row(const W* src, std::int64_t kc, float* dst, std::int64_t ahead) {
-  constexpr std::int64_t kLine = 64 / sizeof(W);
+T void load_row(const std::uint16_t* src, std::int64_t kc, float* dst, std::int64_t ahead) {
+  constexpr std::int64_t kLine = 64 / sizeof(std::uint16_t);
   for (std::int64_t j = 0; j < kc; j += kLine)
     _mm_prefetch(reinterpret_cast<const char*>(src + ahead + j), _MM_HINT_T1);
   std::int64_t j = 0;
-  if constexpr (std::is_same_v<W, std::uint16_t>) {
-    for (; j + kLanes <= kc; j += kLanes) vstore(dst + j, vwiden(src + j));
-    for (; j < kc; ++j) dst[j] = bf16_bits_to_f32(src[j]);
-  } else {
-    std::copy_n(src, kc, dst);
-  }
+  for (; j + kLanes <= kc; j += kLanes) vstore(dst + j, vwiden(src + j));
+  for (; j < kc; ++j) dst[j] = bf16_bits_to_f32(src[j]);
 }
 
 // xt[j * ld + m] = x[m * ldx + j] for m < mc, 0 for mc <= m < ld; 16 columns of x at a time, so
@@ -100,7 +95,8 @@ T void tile_kernel(const float* xt, const float* wb, std::int64_t ldw, std::int6
     for (int v = 0; v < MV; ++v) vstore(tile + i * LD + v * kLanes, acc[i][v]);
 }
 
-// Rows [m0, m0 + mc) of y (their xt packed with ld = MV · kLanes) for every output column.
+// Rows [m0, m0 + mc) of y (their xt packed with ld = MV · kLanes) for every output column, bf16
+// weights widened kc columns at a time into wb (f32 weights take run_chunk_f32 below).
 template <int MV, int NR>
 T void run_chunk(const PanelArgs& a, const float* xt, std::int64_t m0, std::int64_t mc, float* wb,
                  float* tile) {
@@ -110,20 +106,10 @@ T void run_chunk(const PanelArgs& a, const float* xt, std::int64_t m0, std::int6
     const std::int64_t nr = std::min<std::int64_t>(NR, a.n_end - n);
     for (std::int64_t k0 = 0; k0 < a.k; k0 += KC) {
       const std::int64_t kc = std::min(KC, a.k - k0);
-      if (!a.bf16 && nr == NR) {
-        // f32 weights of a whole group are read where they are (a dequantized panel in cache).
-        tile_kernel<MV, NR>(xt + k0 * LD, static_cast<const float*>(a.w) + n * a.k + k0, a.k, kc,
-                            k0 > 0, tile);
-        continue;
-      }
       // Rows past nr (the last group) keep earlier values: their sums are never stored.
-      for (std::int64_t i = 0; i < nr; ++i) {
-        const std::int64_t at = (n + i) * a.k + k0, ahead = NR * a.k;
-        if (a.bf16)
-          load_row(static_cast<const std::uint16_t*>(a.w) + at, kc, wb + i * KC, ahead);
-        else
-          load_row(static_cast<const float*>(a.w) + at, kc, wb + i * KC, ahead);
-      }
+      for (std::int64_t i = 0; i < nr; ++i)
+        load_row(static_cast<const std::uint16_t*>(a.w) + (n + i) * a.k + k0, kc, wb + i * KC,
+                 NR * a.k);
       tile_kernel<MV, NR>(xt + k0 * LD, wb, KC, kc, k0 > 0, tile);
     }
     for (std::int64_t m = 0; m < mc; ++m) {
