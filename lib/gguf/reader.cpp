@@ -10,6 +10,7 @@
 #include <cstring>
 #include <limits>
 #include <unordered_map>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -428,12 +429,44 @@ Tensor GgufFile::view(const std::string& name) const {
   return Tensor::view(const_cast<std::byte*>(bytes.data()), t.shape(), dtype, owner());
 }
 
-Tensor GgufFile::dequantized(const std::string& name) const {
+Tensor GgufFile::dequantized(const std::string& name, DType to) const {
   const TensorInfo& t = tensor(name);
-  Tensor out = Tensor::empty(t.shape(), DType::F32);
+  if (to != DType::F32 && to != DType::BF16 && to != DType::F16)
+    throw Error(ErrorCode::InvalidArgument,
+                fmt::format("'{}': tensor '{}': dequantized to {}, not a float dtype", path(), name,
+                            dtype_name(to)));
+  Tensor out = Tensor::empty(t.shape(), to);
+  const std::uint64_t numel = t.numel();
+  if (numel == 0) return out;
+  const std::span<const std::byte> bytes = data(name);
   try {
-    dequantize(t.type, data(name),
-               std::span<float>(static_cast<float*>(out.data()), static_cast<std::size_t>(t.numel())));
+    // Whole rows (dims[0] elements) at a time, about 64 Ki elements per step; in one step where
+    // a row is no whole number of blocks (dequantize names that).
+    const std::uint64_t row = t.dims.empty() ? numel : t.dims[0];
+    const auto traits = type_traits(static_cast<std::uint32_t>(t.type));
+    if (to == DType::F32 || !traits || row % traits->block_elements != 0) {
+      if (to == DType::F32) {
+        dequantize(t.type, bytes, std::span<float>(static_cast<float*>(out.data()), numel));
+        return out;
+      }
+      std::vector<float> all(static_cast<std::size_t>(numel));
+      dequantize(t.type, bytes, all);
+      convert(all.data(), DType::F32, out.data(), to, all.size());
+      return out;
+    }
+    const std::size_t row_size = row_bytes(t.type, row);
+    const std::uint64_t rows = numel / row;
+    const std::uint64_t step = std::max<std::uint64_t>(1, (std::uint64_t{1} << 16) / row);
+    std::vector<float> chunk(static_cast<std::size_t>(std::min(rows, step) * row));
+    for (std::uint64_t r = 0; r < rows; r += step) {
+      const std::uint64_t n = std::min(step, rows - r);
+      const std::span<float> values(chunk.data(), static_cast<std::size_t>(n * row));
+      dequantize(t.type, bytes.subspan(static_cast<std::size_t>(r) * row_size,
+                                       static_cast<std::size_t>(n) * row_size),
+                 values);
+      convert(values.data(), DType::F32,
+              static_cast<std::byte*>(out.data()) + r * row * dtype_size(to), to, values.size());
+    }
   } catch (const Error& e) {
     throw Error(e.code(), fmt::format("'{}': tensor '{}': {}", path(), name, e.what()));
   }

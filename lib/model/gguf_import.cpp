@@ -69,8 +69,7 @@ class Importer {
         if (!traits || !traits->dequantizable)
           fail(ErrorCode::Unsupported, name, hf,
                fmt::format("is {}, a type porta cannot dequantize yet", gguf::type_name(info.type)));
-        t = f_.dequantized(name);
-        if (to_ != DType::F32) t = t.to(to_);
+        t = f_.dequantized(name, to_);
         out_.dequantized.emplace_back(name, std::string(gguf::type_name(info.type)));
       }
     }

@@ -144,6 +144,37 @@ TEST_CASE("the writer's files read back: every value type, every block type, ali
   }
 }
 
+TEST_CASE("dequantizing to bf16 or f16 rounds the exact f32 values, a few rows at a time",
+          "[gguf][reader]") {
+  // 300 rows of 512: steps of 128 rows (64 Ki elements), the last one partial.
+  std::vector<TensorToWrite> tensors;
+  for (const GgmlType type : {GgmlType::Q4_K, GgmlType::Q8_0, GgmlType::F16}) {
+    std::vector<float> values(300 * 512);
+    for (std::size_t i = 0; i < values.size(); ++i)
+      values[i] = std::cos(static_cast<float>(i) * 0.011f) * static_cast<float>(1 + i % 7);
+    tensors.push_back(make_tensor(std::string(type_name(type)), {300, 512}, type, values));
+  }
+  const auto path = test::gguf_tmp("dequantized_to.gguf");
+  write_gguf(path, {}, tensors);
+  const GgufFile f = GgufFile::open(path);
+  for (const TensorToWrite& t : tensors) {
+    const Tensor exact = f.dequantized(t.name);
+    for (const DType to : {DType::BF16, DType::F16}) {
+      INFO(t.name << " to " << dtype_name(to));
+      const Tensor got = f.dequantized(t.name, to);
+      REQUIRE(got.dtype() == to);
+      REQUIRE(got.shape() == Shape{300, 512});
+      // Element by element through store_from_f32, the rounding every other path uses.
+      std::vector<std::uint16_t> want(static_cast<std::size_t>(exact.numel()));
+      for (std::size_t i = 0; i < want.size(); ++i)
+        store_from_f32(want.data(), to, i, exact.data_as<float>()[i]);
+      CHECK(std::memcmp(got.data(), want.data(), want.size() * 2) == 0);
+    }
+  }
+  REQUIRE_PORTA_ERROR(f.dequantized("q4_K", DType::I8), ErrorCode::InvalidArgument,
+                      "'q4_K': dequantized to i8, not a float dtype");
+}
+
 TEST_CASE("corrupt GGUF fields are porta::Errors naming the key or tensor and the field",
           "[gguf][reader]") {
   struct Case {
