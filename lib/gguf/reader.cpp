@@ -440,20 +440,13 @@ Tensor GgufFile::dequantized(const std::string& name, DType to) const {
   if (numel == 0) return out;
   const std::span<const std::byte> bytes = data(name);
   try {
-    // Whole rows (dims[0] elements) at a time, about 64 Ki elements per step; in one step where
-    // a row is no whole number of blocks (dequantize names that).
-    const std::uint64_t row = t.dims.empty() ? numel : t.dims[0];
-    const auto traits = type_traits(static_cast<std::uint32_t>(t.type));
-    if (to == DType::F32 || !traits || row % traits->block_elements != 0) {
-      if (to == DType::F32) {
-        dequantize(t.type, bytes, std::span<float>(static_cast<float*>(out.data()), numel));
-        return out;
-      }
-      std::vector<float> all(static_cast<std::size_t>(numel));
-      dequantize(t.type, bytes, all);
-      convert(all.data(), DType::F32, out.data(), to, all.size());
+    if (to == DType::F32) {
+      dequantize(t.type, bytes, std::span<float>(static_cast<float*>(out.data()), numel));
       return out;
     }
+    // Whole rows (dims[0] elements, whole blocks: checked at open) at a time, about 64 Ki
+    // elements per step.
+    const std::uint64_t row = t.dims.empty() ? numel : t.dims[0];
     const std::size_t row_size = row_bytes(t.type, row);
     const std::uint64_t rows = numel / row;
     const std::uint64_t step = std::max<std::uint64_t>(1, (std::uint64_t{1} << 16) / row);

@@ -83,13 +83,17 @@ std::vector<std::pair<std::string, Value>> tokenizer_metadata_from_hf(const std:
 
   std::vector<std::string> tokens;
   std::vector<GgufTokenType> types;
+  // Ids no token has are unused "[PADn]" entries, as llama.cpp's converter writes them.
+  auto pad_to = [&](std::size_t count) {
+    for (std::size_t k = tokens.size(); k < count; ++k) {
+      tokens.push_back(fmt::format("[PAD{}]", k));
+      types.push_back(GgufTokenType::Unused);
+    }
+  };
   auto place = [&](std::int64_t id, const std::string& text, GgufTokenType type) {
     if (id < 0 || id > INT32_MAX) bad(fmt::format("token '{}' has id {}", text, id));
     const auto at = static_cast<std::size_t>(id);
-    if (at >= tokens.size()) {
-      for (std::size_t k = tokens.size(); k <= at; ++k) tokens.push_back(fmt::format("[PAD{}]", k));
-      types.resize(tokens.size(), GgufTokenType::Unused);
-    }
+    pad_to(at + 1);
     tokens[at] = text;
     types[at] = type;
   };
@@ -107,10 +111,7 @@ std::vector<std::pair<std::string, Value>> tokenizer_metadata_from_hf(const std:
       throw Error(ErrorCode::InvalidArgument,
                   fmt::format("tokenizer in '{}' has {} ids, more than the model's vocab_size {}",
                               dir, tokens.size(), vocab_size));
-    for (auto k = static_cast<std::int64_t>(tokens.size()); k < vocab_size; ++k) {
-      tokens.push_back(fmt::format("[PAD{}]", k));
-      types.push_back(GgufTokenType::Unused);
-    }
+    pad_to(static_cast<std::size_t>(vocab_size));
   }
   const auto unk = model.value("unk_token", json());
   std::optional<std::int64_t> unk_id;

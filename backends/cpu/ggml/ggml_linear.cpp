@@ -44,8 +44,10 @@ std::int64_t panel_rows_for(std::int64_t k) {
   return std::max<std::int64_t>(48, fit);
 }
 
+// The thread's dequantized panel and packed rows of x (the kernel's own scratch is moe's,
+// thread_panel_scratch).
 struct PanelScratch {
-  std::vector<float> panel, kernel, packed;
+  std::vector<float> panel, packed;
   float* grow(std::vector<float>& v, std::size_t floats) {
     if (v.size() < floats) v.resize(floats);
     return v.data();
@@ -102,7 +104,6 @@ void gemm_rows(const QuantMatrix& w, const float* x, std::int64_t ldx, std::int6
   float* packed = caller.grow(caller.packed, moe::packed_x_floats(dot, rows, w.k));
   const std::int64_t chunk_rows = moe::panel_chunk_rows(dot, w.k);
   const std::int64_t chunks = (rows + chunk_rows - 1) / chunk_rows;
-  const std::size_t kernel_floats = moe::panel_scratch_floats(dot, w.k);
   std::exception_ptr error;  // the first is rethrown below
 #pragma omp parallel
   {
@@ -114,7 +115,7 @@ void gemm_rows(const QuantMatrix& w, const float* x, std::int64_t ldx, std::int6
       const std::int64_t n0 = p * panel_rows, count = std::min(panel_rows, w.n - n0);
       const float* panel = dequantized_panel(isa, w, n0, count, s);
       moe::packed_panel_gemm(dot, packed, rows, panel, w.k, count, y + n0, ldy,
-                             s.grow(s.kernel, kernel_floats));
+                             moe::thread_panel_scratch(dot, w.k));
     } catch (...) {  // a scratch that could not grow; never leaves the region
 #pragma omp critical(porta_ggml_gemm_rows_error)
       if (!error) error = std::current_exception();
@@ -139,8 +140,6 @@ void gemm_blocks(std::span<const quant::QuantBlock* const> blocks, const float* 
   const auto nblocks = static_cast<std::int64_t>(blocks.size());
   const std::int64_t splits = std::clamp<std::int64_t>(
       (4 * omp_get_max_threads() + nblocks - 1) / nblocks, 1, panels);
-  const std::size_t kernel_floats =
-      dot == moe::DotIsa::Plain ? 0 : moe::panel_scratch_floats(dot, k);
   std::exception_ptr error;  // never leaves the OpenMP region; the first is rethrown below
 #pragma omp parallel for schedule(dynamic)
   for (std::int64_t i = 0; i < nblocks * splits; ++i) try {
@@ -164,7 +163,7 @@ void gemm_blocks(std::span<const quant::QuantBlock* const> blocks, const float* 
         moe::panel_rows_gemm(dot, xb, k, b.count, panel, k, count, yb, out_features);
       else
         moe::packed_panel_gemm(dot, packed, b.count, panel, k, count, yb, out_features,
-                               s.grow(s.kernel, kernel_floats));
+                               moe::thread_panel_scratch(dot, k));
     }
   } catch (...) {
 #pragma omp critical(porta_ggml_gemm_blocks_error)

@@ -181,14 +181,19 @@ ThreadScratch& thread_scratch() {
 }
 }  // namespace
 
+float* thread_panel_scratch(DotIsa isa, std::int64_t k) {
+  std::vector<float>& scratch = thread_scratch().panel_kernel;
+  scratch.resize(std::max(scratch.size(), panel_scratch_floats(isa, k)));
+  return scratch.data();
+}
+
 void ExpertGemm::run_item(const Block& b, std::int64_t n0, std::int64_t n1,
                           const float* x, const void* w_expert, float* y) {
   const float* xb = x + b.first * h_;
   float* yb = y + b.first * n_;
   if (use_panel_kernel(b.rows)) {
-    std::vector<float>& scratch = thread_scratch().panel_kernel;
-    scratch.resize(std::max(scratch.size(), panel_scratch_floats(isa_, h_)));
-    panel_gemm_isa(isa_, xb, h_, b.rows, w_expert, dtype_, h_, n0, n1, yb, n_, scratch.data());
+    panel_gemm_isa(isa_, xb, h_, b.rows, w_expert, dtype_, h_, n0, n1, yb, n_,
+                   thread_panel_scratch(isa_, h_));
     return;
   }
   if (dtype_ == DType::F32) {
@@ -246,9 +251,8 @@ void panel_rows_gemm(DotIsa isa, const float* x, std::int64_t ldx, std::int64_t 
                      std::int64_t ldy) {
   if (rows <= 0 || cols <= 0) return;
   if (isa != DotIsa::Plain && rows <= 2 * panel_chunk_rows(isa, k)) {
-    std::vector<float>& scratch = thread_scratch().panel_kernel;
-    scratch.resize(std::max(scratch.size(), panel_scratch_floats(isa, k)));
-    panel_gemm_isa(isa, x, ldx, rows, panel, DType::F32, k, 0, cols, y, ldy, scratch.data());
+    panel_gemm_isa(isa, x, ldx, rows, panel, DType::F32, k, 0, cols, y, ldy,
+                   thread_panel_scratch(isa, k));
     return;
   }
   const dnnl_status_t status =

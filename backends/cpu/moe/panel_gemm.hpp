@@ -41,6 +41,11 @@ void panel_rows_gemm(DotIsa isa, const float* x, std::int64_t ldx, std::int64_t 
                      const float* panel, std::int64_t k, std::int64_t cols, float* y,
                      std::int64_t ldy);
 
+// The calling thread's scratch for panel_gemm_isa and packed_panel_gemm at reduction length k:
+// one per thread, shared by every caller (the bf16 experts' GEMM, the dequantized panels of
+// quantized and ggml weights), grown once (expert_gemm.cpp).
+float* thread_panel_scratch(DotIsa isa, std::int64_t k);
+
 // x packed once for many panels: prefill's dense layers and expert blocks multiply the same rows
 // by one dequantized panel of weight rows after another, and packing x per panel cost as much as
 // a sixth of the GEMM. Chunks of panel_chunk_rows(isa, k) rows, packable in parallel; isa is Avx2
