@@ -89,6 +89,26 @@ void dequantize(GgmlType type, std::span<const std::byte> blocks, std::span<floa
 // rounding to nearest. Throws Unsupported for types not dequantizable.
 void quantize(GgmlType type, std::span<const float> values, std::span<std::byte> blocks);
 
+// llama.cpp's 8-bit activations (ActivationQuant::GgmlQ8, docs/gguf.md): ggml multiplies a row
+// of each block type by activations rounded to its "vec_dot_type", 8-bit codes in blocks of their
+// own. K-quants and IQ4_XS meet Q8_K: 256-element blocks, iscale = -127 / m where m is the
+// element of largest magnitude (with its sign), q = min(127, round_half_even(iscale · x)),
+// d = 1 / iscale in f32. The 32-element types meet Q8_0 (Q8_1 for Q4_1/Q5_1, the same codes):
+// d = max|x| / 127, q = round_half_even(x · (127 / max|x|)), and d read back through f16, as
+// llama.cpp's x86 quantizer does. An all-zero block has d = 0 and zero codes.
+struct Q8Blocks {
+  GgmlType type;        // Q8_0 or Q8_K
+  std::uint32_t block;  // 32 or 256 elements
+};
+// The activation blocks `weight` meets; throws Unsupported for a type without block kernels
+// (F32, F16, BF16 and the types porta cannot dequantize).
+Q8Blocks q8_activation_blocks(GgmlType weight);
+// k elements of x (a whole number of the blocks) into codes q[k] and scales d[k / block].
+void quantize_q8_activations(Q8Blocks blocks, const float* x, std::int64_t k, std::int8_t* q,
+                             float* d);
+// x rounded through those codes: out[i] = d[block of i] · q[i] (out may alias x).
+void round_q8_activations(Q8Blocks blocks, const float* x, std::int64_t k, float* out);
+
 // IQ4_NL's and IQ4_XS's non-linear 4-bit code book.
 inline constexpr std::int8_t kIq4nlValues[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
                                                  1,    13,   25,  38,  53,  69,  89,  113};

@@ -27,7 +27,7 @@ namespace porta {
 // GgmlBlocks: the weight rows are ggml blocks exactly as a GGUF file stores them (the block type
 // in QuantScheme::ggml_type): data is I8 [..., N, row_bytes(type, K)] holding the blocks, whose
 // scales live inside them, so the scale tensor is empty ([..., N, 0]); weight-only (activation
-// mode None), K a whole number of blocks (docs/gguf.md).
+// mode None, or GgmlQ8 for llama.cpp's numerics), K a whole number of blocks (docs/gguf.md).
 enum class QuantFormat : std::uint8_t { Int8, Int4, F8E4M3, GgmlBlocks };
 
 // How activations meet the weight inside matmul-like ops.
@@ -35,6 +35,10 @@ enum class ActivationQuant : std::uint8_t {
   None,         // weight-only (W8A16, W4A16, FP8): dequantize inside the kernel, f32 accumulation
   DynamicInt8,  // W8A8: per-token symmetric int8 activations, int32 accumulation
   StaticInt8,   // W8A8 static (msModelSlim): one activation scale + offset per tensor
+  // ggml blocks only: activations rounded to llama.cpp's 8-bit blocks for the weight's type
+  // (gguf::q8_activation_blocks: Q8_0 or Q8_K) before the product, as llama.cpp multiplies
+  // GGUF weights; the product of the rounded activations with the exact weights in f32.
+  GgmlQ8,
 };
 
 struct QuantScheme {

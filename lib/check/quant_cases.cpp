@@ -65,9 +65,12 @@ std::vector<gguf::GgmlType> ggml_types() {
   return out;
 }
 
-std::string ggml_label(const char* shapes, gguf::GgmlType t) {
-  return fmt::format("{}, ggml {}, activations none", shapes, gguf::type_name(t));
+std::string ggml_label(const char* shapes, gguf::GgmlType t, ActivationQuant act) {
+  return fmt::format("{}, ggml {}, activations {}", shapes, gguf::type_name(t), to_string(act));
 }
+
+// Each ggml case with the exact products and with llama.cpp's 8-bit activation blocks.
+constexpr ActivationQuant kGgmlModes[] = {ActivationQuant::None, ActivationQuant::GgmlQ8};
 
 QuantizedValue quant_weight(CaseBuilder& b, const std::string& name, Shape shape,
                             const QuantScheme& s) {
@@ -105,23 +108,26 @@ void cases_quant_matmul(std::vector<CaseDef>& c) {
                  });
       },
       true);
-  for (const auto t : ggml_types())
-    for (const std::int64_t rows : {1, 6})
-      add_case(c, OpKind::QuantMatmul,
-               ggml_label(rows == 1 ? "[1, 256]·[40, 256]ᵀ (decode)" : "[2, 3, 256]·[40, 256]ᵀ", t),
-               [t, rows](CaseBuilder& b) -> Outs {
-                 auto w = quant_weight(b, "w", {40, 256}, ggml_scheme(t));
-                 auto x = rows == 1 ? b.input("x", {1, 256}) : b.input("x", {2, 3, 256});
-                 return {b.graph.matmul(x, w)};
-               });
+  for (const auto act : kGgmlModes)
+    for (const auto t : ggml_types())
+      for (const std::int64_t rows : {1, 6})
+        add_case(c, OpKind::QuantMatmul,
+                 ggml_label(rows == 1 ? "[1, 256]·[40, 256]ᵀ (decode)" : "[2, 3, 256]·[40, 256]ᵀ",
+                            t, act),
+                 [t, rows, act](CaseBuilder& b) -> Outs {
+                   auto w = quant_weight(b, "w", {40, 256}, ggml_scheme(t));
+                   auto x = rows == 1 ? b.input("x", {1, 256}) : b.input("x", {2, 3, 256});
+                   return {b.graph.matmul(x, w, act)};
+                 });
   // A prompt's dense layer (cpu: x packed once in chunks of 64 rows, 150 = 64 + 64 + 22, and
   // 100 weight rows = a tile group of 96 and a partial one of 4).
-  for (const auto t : ggml_types())
-    add_case(c, OpKind::QuantMatmul, ggml_label("[150, 256]·[100, 256]ᵀ (prefill)", t),
-             [t](CaseBuilder& b) -> Outs {
-               auto w = quant_weight(b, "w", {100, 256}, ggml_scheme(t));
-               return {b.graph.matmul(b.input("x", {150, 256}), w)};
-             });
+  for (const auto act : kGgmlModes)
+    for (const auto t : ggml_types())
+      add_case(c, OpKind::QuantMatmul, ggml_label("[150, 256]·[100, 256]ᵀ (prefill)", t, act),
+               [t, act](CaseBuilder& b) -> Outs {
+                 auto w = quant_weight(b, "w", {100, 256}, ggml_scheme(t));
+                 return {b.graph.matmul(b.input("x", {150, 256}), w, act)};
+               });
   add_case(c, OpKind::QuantMatmul, "[1, 256]·[64, 256]ᵀ (decode), int4 g32 sym",
            [](CaseBuilder& b) -> Outs {
              auto w = quant_weight(b, "w", {64, 256}, scheme(QuantFormat::Int4, 32, false));
@@ -144,42 +150,46 @@ void cases_quant_grouped_matmul(std::vector<CaseDef>& c) {
                  });
       },
       false);
-  for (const auto t : ggml_types())
-    add_case(c, OpKind::QuantGroupedMatmul, ggml_label("P=24 K=256 N=16 E=6", t),
-             [t](CaseBuilder& b) -> Outs {
-               auto offsets = Tensor::from_vector<std::int32_t>({7}, {0, 5, 5, 12, 20, 20, 24});
-               auto w = quant_weight(b, "w", {6, 16, 256}, ggml_scheme(t));
-               return {b.graph.grouped_matmul(b.input("rows", {24, 256}), w,
-                                              b.exact_input("offsets", offsets))};
-             });
+  for (const auto act : kGgmlModes)
+    for (const auto t : ggml_types())
+      add_case(c, OpKind::QuantGroupedMatmul, ggml_label("P=24 K=256 N=16 E=6", t, act),
+               [t, act](CaseBuilder& b) -> Outs {
+                 auto offsets = Tensor::from_vector<std::int32_t>({7}, {0, 5, 5, 12, 20, 20, 24});
+                 auto w = quant_weight(b, "w", {6, 16, 256}, ggml_scheme(t));
+                 return {b.graph.grouped_matmul(b.input("rows", {24, 256}), w,
+                                                b.exact_input("offsets", offsets), act)};
+               });
   // Prefill-sized blocks (cpu: dequantized panels through the register-tiled GEMM, from 12
   // rows, the last block in three packed chunks), N = 56 ending in a partial tile group.
-  for (const auto t : ggml_types())
-    add_case(c, OpKind::QuantGroupedMatmul, ggml_label("P=210 K=256 N=56 E=3 (prefill blocks)", t),
-             [t](CaseBuilder& b) -> Outs {
-               auto offsets = Tensor::from_vector<std::int32_t>({4}, {0, 12, 40, 210});
-               auto w = quant_weight(b, "w", {3, 56, 256}, ggml_scheme(t));
-               return {b.graph.grouped_matmul(b.input("rows", {210, 256}), w,
-                                              b.exact_input("offsets", offsets))};
-             });
+  for (const auto act : kGgmlModes)
+    for (const auto t : ggml_types())
+      add_case(c, OpKind::QuantGroupedMatmul,
+               ggml_label("P=210 K=256 N=56 E=3 (prefill blocks)", t, act),
+               [t, act](CaseBuilder& b) -> Outs {
+                 auto offsets = Tensor::from_vector<std::int32_t>({4}, {0, 12, 40, 210});
+                 auto w = quant_weight(b, "w", {3, 56, 256}, ggml_scheme(t));
+                 return {b.graph.grouped_matmul(b.input("rows", {210, 256}), w,
+                                                b.exact_input("offsets", offsets), act)};
+               });
 }
 
 void cases_quant_moe_experts(std::vector<CaseDef>& c) {
-  for (const auto t : ggml_types())
-    add_case(c, OpKind::QuantMoeExperts, ggml_label("T=6 H=256 I=256 E=2 K=2", t),
-             [t](CaseBuilder& b) -> Outs {
-               auto routing = random_routing(b.rng, 6, 2, 2);
-               MoeRoute route;
-               route.weights = b.exact_input("weights", routing.weights);
-               route.offsets = b.exact_input("offsets", routing.offsets);
-               route.perm = b.exact_input("perm", routing.perm);
-               route.inv = b.exact_input("inv", routing.inv);
-               const QuantScheme s = ggml_scheme(t);
-               QuantMoeExpertWeights w{quant_weight(b, "gate", {2, 256, 256}, s),
-                                       quant_weight(b, "up", {2, 256, 256}, s),
-                                       quant_weight(b, "down", {2, 256, 256}, s)};
-               return {b.graph.moe_experts(b.input("x", {6, 256}), route, w)};
-             });
+  for (const auto act : kGgmlModes)
+    for (const auto t : ggml_types())
+      add_case(c, OpKind::QuantMoeExperts, ggml_label("T=6 H=256 I=256 E=2 K=2", t, act),
+               [t, act](CaseBuilder& b) -> Outs {
+                 auto routing = random_routing(b.rng, 6, 2, 2);
+                 MoeRoute route;
+                 route.weights = b.exact_input("weights", routing.weights);
+                 route.offsets = b.exact_input("offsets", routing.offsets);
+                 route.perm = b.exact_input("perm", routing.perm);
+                 route.inv = b.exact_input("inv", routing.inv);
+                 const QuantScheme s = ggml_scheme(t);
+                 QuantMoeExpertWeights w{quant_weight(b, "gate", {2, 256, 256}, s),
+                                         quant_weight(b, "up", {2, 256, 256}, s),
+                                         quant_weight(b, "down", {2, 256, 256}, s)};
+                 return {b.graph.moe_experts(b.input("x", {6, 256}), route, w, act)};
+               });
   for_each_mode(
       [&](const SchemeCase& s, ActivationQuant act) {
         const bool block = s.scheme.block_n > 1;

@@ -565,6 +565,11 @@ Outputs moe_experts_inputs_rule(const Rule& r, const moe::ExpertsAttrs& a,
 void check_activation(const Rule& r, const QuantAttrs& a, bool allow_static) {
   switch (a.activation) {
     case ActivationQuant::None: return;
+    case ActivationQuant::GgmlQ8:
+      r.require(a.scheme.format == QuantFormat::GgmlBlocks, ErrorCode::InvalidArgument,
+                fmt::format("activation: ggml_q8 activations need ggml block weights, not {}",
+                            describe(a.scheme)));
+      return;
     case ActivationQuant::StaticInt8:
       r.require(allow_static, ErrorCode::InvalidArgument,
                 "activation: static_int8 has one scale per tensor; this op quantizes several "

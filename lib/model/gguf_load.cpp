@@ -21,7 +21,8 @@ namespace {
 // The ggml-block matrices of a GGUF as the loader's quantized weights (weight-only).
 class GgufBlockReader final : public QuantFormatReader {
  public:
-  explicit GgufBlockReader(const GgufTensors& t) : t_(t) {
+  GgufBlockReader(const GgufTensors& t, ActivationQuant activations)
+      : t_(t), activations_(activations) {
     std::set<std::string> types;
     for (const auto& [name, type] : t.packed) types.insert(type);
     name_ = fmt::format("gguf blocks ({})", fmt::join(types, ", "));
@@ -38,11 +39,12 @@ class GgufBlockReader final : public QuantFormatReader {
                               it->second.shape.to_string(), logical.to_string()));
     if (const auto made = t_.made.find(weight_name); made != t_.made.end())
       copied(made->second, it->second.data.nbytes());
-    return QuantLinear{it->second, ActivationQuant::None, {}};
+    return QuantLinear{it->second, activations_, {}};
   }
 
  private:
   const GgufTensors& t_;
+  ActivationQuant activations_;
   std::string name_;
 };
 
@@ -92,7 +94,13 @@ Model load_gguf(const std::string& path, const GgufLoadOptions& options, GgufLoa
         }
         return t;
       }};
-  const GgufBlockReader reader(tensors);
+  if (options.activations != ActivationQuant::None &&
+      options.activations != ActivationQuant::GgmlQ8)
+    throw Error(ErrorCode::InvalidArgument,
+                fmt::format("GGUF activations: {} (none or ggml_q8 only: ggml blocks are "
+                            "weight-only or meet llama.cpp's 8-bit blocks)",
+                            to_string(options.activations)));
+  const GgufBlockReader reader(tensors, options.activations);
   Model model = Model::Impl::from_source(
       config, source, options.load, tensors.blocks.empty() ? nullptr : &reader,
       [&](LoadStats& s) {
@@ -111,8 +119,11 @@ Model load_gguf(const std::string& path, const GgufLoadOptions& options, GgufLoa
     std::vector<std::string> lines;
     if (report->packed_tensors > 0)
       lines.push_back(fmt::format(
-          "gguf: kept {} block-quantized tensors packed, computed on in place ({})",
-          tensors.packed.size(), dequantized_list(tensors.packed)));
+          "gguf: kept {} block-quantized tensors packed, computed on in place ({}); {}",
+          tensors.packed.size(), dequantized_list(tensors.packed),
+          options.activations == ActivationQuant::GgmlQ8
+              ? "activations rounded to llama.cpp's 8-bit blocks (ggml_q8)"
+              : "f32 activations, exact products"));
     else if (!tensors.packed.empty())
       lines.push_back(fmt::format("gguf: dequantized {} block-quantized tensors at load "
                                   "(--dequantize) ({})",

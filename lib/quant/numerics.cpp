@@ -95,6 +95,13 @@ void quant_linear_reference(const float* x, std::int64_t rows, const QuantMatrix
                             ActivationQuant mode, QuantActivationParams params, float* out) {
   const auto k = static_cast<std::size_t>(w.k);
   const auto n = static_cast<std::size_t>(w.n);
+  if (mode == ActivationQuant::GgmlQ8) {  // the exact product of the rounded activations
+    const gguf::Q8Blocks blocks = gguf::q8_activation_blocks(w.scheme.ggml_type);
+    std::vector<float> rounded(static_cast<std::size_t>(rows) * k);
+    for (std::int64_t m = 0; m < rows; ++m)
+      gguf::round_q8_activations(blocks, x + m * w.k, w.k, rounded.data() + m * w.k);
+    return quant_linear_reference(rounded.data(), rows, w, ActivationQuant::None, params, out);
+  }
   if (mode == ActivationQuant::None) {
     std::vector<float> row(k);
     for (std::size_t j = 0; j < n; ++j) {

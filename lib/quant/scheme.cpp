@@ -43,6 +43,7 @@ std::string_view to_string(ActivationQuant mode) noexcept {
     case ActivationQuant::None: return "none";
     case ActivationQuant::DynamicInt8: return "dynamic_int8";
     case ActivationQuant::StaticInt8: return "static_int8";
+    case ActivationQuant::GgmlQ8: return "ggml_q8";
   }
   return "unknown";
 }
@@ -58,7 +59,8 @@ ActivationQuant parse_activation_quant(std::string_view name) {
   return parse_named<ActivationQuant>(name,
                                       {{"none", ActivationQuant::None},
                                        {"dynamic_int8", ActivationQuant::DynamicInt8},
-                                       {"static_int8", ActivationQuant::StaticInt8}},
+                                       {"static_int8", ActivationQuant::StaticInt8},
+                                       {"ggml_q8", ActivationQuant::GgmlQ8}},
                                       "activation quantization");
 }
 

@@ -76,6 +76,7 @@ Command add_run_command(CLI::App& app) {
     std::string compare_with;
     bool dequantize = false;
     bool no_prefault = false;
+    std::string gguf_activations = "ggml_q8";
   };
   auto o = std::make_shared<Options>();
   app.add_option("--model", o->model_dir,
@@ -114,6 +115,12 @@ Command add_run_command(CLI::App& app) {
   app.add_flag("--dequantize", o->dequantize,
                "Dequantise a quantized checkpoint's weights at load (to --fp8-dtype) instead of "
                "computing with them quantized");
+  app.add_option("--gguf-activations", o->gguf_activations,
+                 "How a GGUF's packed matrices meet their activations: ggml_q8 (rounded to "
+                 "llama.cpp's 8-bit blocks: its numbers and integer speed) or none (f32 "
+                 "activations, exact products)")
+      ->check(CLI::IsMember({"ggml_q8", "none"}))
+      ->capture_default_str();
   app.add_flag("--no-prefault", o->no_prefault,
                "Leave the weights' pages to be faulted in by the first forward pass instead of "
                "mapping them at load");
@@ -224,7 +231,11 @@ Command add_run_command(CLI::App& app) {
     model::Model model;
     agreed([&] {
       model = gguf_file ? model::load_gguf(o->model_dir,
-                                           {.load = load, .dequantize_to = load.fp8_dtype}, &gguf)
+                                           {.load = load,
+                                            .dequantize_to = load.fp8_dtype,
+                                            .activations = parse_activation_quant(
+                                                o->gguf_activations)},
+                                           &gguf)
                         : model::Model::load(o->model_dir, load);
     });
     if (!gguf.summary.empty()) fmt::print("{}\n", gguf.summary);

@@ -16,6 +16,7 @@
 #include <porta/error.hpp>
 
 #include "ggml/block_dot.hpp"
+#include "ggml/q8_kernels.hpp"
 #include "moe/dot_rows.hpp"
 #include "moe/panel_gemm.hpp"
 
@@ -172,17 +173,116 @@ void gemm_blocks(std::span<const quant::QuantBlock* const> blocks, const float* 
   if (error) std::rethrow_exception(error);
 }
 
+// ---- ActivationQuant::GgmlQ8 ----
+
+// Weight rows per work item of the integer kernels: four panels, a few KiB of blocks.
+constexpr std::int64_t kQ8ChunkRows = 64;
+
+// Rows of x from which the integer kernels pay for packing their panels: under it the rows are
+// rounded and taken through the f32 block kernels (the same numbers).
+constexpr std::int64_t kQ8MinRows = 2;
+
+// The caller's rounded or quantized activations, kept between calls.
+std::vector<float>& rounded_scratch() {
+  thread_local std::vector<float> rounded;
+  return rounded;
+}
+Q8Rows& q8_scratch() {
+  thread_local Q8Rows rows;
+  return rows;
+}
+
+// x [rows, k] rounded through the 8-bit blocks of `type` into the caller's scratch.
+const float* rounded_rows(gguf::GgmlType type, const float* x, std::int64_t rows,
+                          std::int64_t k) {
+  const gguf::Q8Blocks blocks = gguf::q8_activation_blocks(type);
+  check_block_rows(type, k);
+  std::vector<float>& out = rounded_scratch();
+  out.resize(static_cast<std::size_t>(rows * k));
+#pragma omp parallel for schedule(static) if (rows > 1)
+  for (std::int64_t r = 0; r < rows; ++r)
+    gguf::round_q8_activations(blocks, x + r * k, k, out.data() + r * k);
+  return out.data();
+}
+
+// x [rows, k] quantized for `type` into the caller's scratch, rows shared among the threads.
+const Q8Rows& quantized_rows(gguf::GgmlType type, const float* x, std::int64_t rows,
+                             std::int64_t k) {
+  Q8Rows& xq = q8_scratch();
+  shape_q8_rows(type, rows, k, xq);
+  const std::int64_t per = 16, chunks = (rows + per - 1) / per;
+#pragma omp parallel for schedule(static) if (chunks > 1)
+  for (std::int64_t c = 0; c < chunks; ++c)
+    quantize_q8_rows(x, k, c * per, std::min(per, rows - c * per), xq);
+  return xq;
+}
+
+// One parallel loop over (block of rows, chunk of weight rows) items of the integer kernels.
+struct Q8Item {
+  const std::byte* w;
+  std::int64_t n_rows, first, count;
+  float* y;
+};
+void run_q8_items(const std::vector<Q8Item>& items, const Q8Rows& xq, std::int64_t ldy) {
+  std::exception_ptr error;  // never leaves the OpenMP region; the first is rethrown below
+#pragma omp parallel for schedule(dynamic)
+  for (std::size_t i = 0; i < items.size(); ++i) try {
+    const Q8Item& it = items[i];
+    q8_matmul_serial(it.w, it.n_rows, xq, it.first, it.count, it.y, ldy);
+  } catch (...) {
+#pragma omp critical(porta_ggml_q8_error)
+    if (!error) error = std::current_exception();
+  }
+  if (error) std::rethrow_exception(error);
+}
+
+// Items of kQ8ChunkRows weight rows of one matrix for rows [first, first + count) of x.
+void add_q8_items(const QuantMatrix& w, std::int64_t first, std::int64_t count, float* y,
+                  std::vector<Q8Item>& items) {
+  const std::size_t row_bytes =
+      gguf::row_bytes(w.scheme.ggml_type, static_cast<std::uint64_t>(w.k));
+  for (std::int64_t n0 = 0; n0 < w.n; n0 += kQ8ChunkRows)
+    items.push_back({bytes_of(w) + static_cast<std::size_t>(n0) * row_bytes,
+                     std::min(kQ8ChunkRows, w.n - n0), first, count, y + n0});
+}
+
 }  // namespace
 
-void blocks_linear(const float* x, std::int64_t rows, const QuantMatrix& w, float* y) {
+void blocks_linear(const float* x, std::int64_t rows, const QuantMatrix& w, float* y,
+                   ActivationQuant act) {
   if (rows == 0 || w.n == 0) return;
+  if (act == ActivationQuant::GgmlQ8) {
+    const gguf::GgmlType type = w.scheme.ggml_type;
+    if (!has_q8_kernel(type) || rows < kQ8MinRows)
+      return blocks_linear(rounded_rows(type, x, rows, w.k), rows, w, y);
+    const Q8Rows& xq = quantized_rows(type, x, rows, w.k);
+    std::vector<Q8Item> items;
+    add_q8_items(w, 0, rows, y, items);
+    return run_q8_items(items, xq, w.n);
+  }
   if (rows >= kGemmRows) return gemm_rows(w, x, w.k, rows, y, w.n);
   block_matmul(best_block_isa(), w.scheme.ggml_type, bytes_of(w), w.n, w.k, x, w.k, rows, y, w.n);
 }
 
 void blocks_linear_experts(const float* x, std::int64_t k,
                            std::span<const quant::QuantBlock> experts, std::int64_t out_features,
-                           float* y) {
+                           float* y, ActivationQuant act) {
+  if (act == ActivationQuant::GgmlQ8) {
+    std::int64_t rows = 0, most = 0;
+    for (const quant::QuantBlock& e : experts) {
+      rows = std::max(rows, e.first + e.count);
+      most = std::max(most, e.count);
+    }
+    if (rows == 0) return;
+    const gguf::GgmlType type = experts.front().w.scheme.ggml_type;
+    if (!has_q8_kernel(type) || most < kQ8MinRows)
+      return blocks_linear_experts(rounded_rows(type, x, rows, k), k, experts, out_features, y);
+    const Q8Rows& xq = quantized_rows(type, x, rows, k);
+    std::vector<Q8Item> items;
+    for (const quant::QuantBlock& e : experts)
+      if (e.count > 0) add_q8_items(e.w, e.first, e.count, y + e.first * out_features, items);
+    return run_q8_items(items, xq, out_features);
+  }
   std::vector<const quant::QuantBlock*> small, large;
   for (const quant::QuantBlock& e : experts) {
     if (e.count == 0) continue;

@@ -116,7 +116,8 @@ class QuantKernelBase : public CpuKernel {
     const QuantMatrix w =
         quant_matrix(ctx, node_, quant_inputs(node_, which), expert, out_features, k);
     // ggml blocks (GGUF weights kept packed) run on backends/cpu/ggml.
-    if (w.scheme.format == QuantFormat::GgmlBlocks) return ggml::blocks_linear(x, rows, w, y);
+    if (w.scheme.format == QuantFormat::GgmlBlocks)
+      return ggml::blocks_linear(x, rows, w, y, attrs_.activation);
     quant_linear(x, rows, w, attrs_.activation, params_, y);
   }
   // Ragged: block e of rows (offsets) through expert e, all experts in one parallel region, into
@@ -137,7 +138,7 @@ class QuantKernelBase : public CpuKernel {
             {quant_matrix(ctx, node_, in, static_cast<std::int64_t>(e), out_features, k),
              offsets[e], offsets[e + 1] - offsets[e]});
     if (attrs_.scheme.format == QuantFormat::GgmlBlocks)  // read in place by the block kernels
-      ggml::blocks_linear_experts(x, k, blocks, out_features, y);
+      ggml::blocks_linear_experts(x, k, blocks, out_features, y, attrs_.activation);
     else
       quant::quant_linear_blocks(x, k, blocks, out_features, attrs_.activation, params_, y);
   }

@@ -68,6 +68,10 @@ struct GgufLoadOptions {
   // quant_moe_experts over ggml blocks); false dequantizes them at load to `dequantize_to`, as
   // LoadOptions::dequantize = true does.
   bool keep_blocks = true;
+  // How the packed matrices meet their activations: GgmlQ8 rounds them to llama.cpp's 8-bit
+  // blocks first (llama.cpp's numbers, and its integer dot products where the cpu has VNNI);
+  // None multiplies the f32 activations by the exact weights (docs/gguf.md, "Numerics").
+  ActivationQuant activations = ActivationQuant::None;
 };
 struct GgufLoadReport {
   std::size_t dequantized_tensors = 0;

@@ -1,0 +1,409 @@
+// q8_kernels.hpp's integer path with AVX-512 VNNI: the activation quantizer (bit for bit
+// gguf::quantize_q8_activations), the panel packer of each block type and the register-tiled
+// kernel over a panel.
+// GCC 12's AVX-512 conversion intrinsics pass _mm512_undefined_*() as the unused merge source,
+// which -Wmaybe-uninitialized reports once inlined; nothing is read uninitialised.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+#include "ggml/q8_kernels.hpp"
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include <porta/error.hpp>
+
+namespace porta::detail::cpu::ggml {
+
+namespace {
+
+#define PORTA_Q8_TARGET \
+  __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
+#define T PORTA_Q8_TARGET
+#define TI PORTA_Q8_TARGET __attribute__((always_inline))
+
+using G = gguf::GgmlType;
+
+// Output columns (weight rows) per panel: one int32 lane each.
+constexpr int kCols = 16;
+// Rows of x per pass over a panel: three vectors each (the sub-block's and the super-block's
+// integer sums, the f32 result) in AVX-512's 32 registers beside the panel's.
+constexpr int kMaxRows = 8;
+
+struct Layout {
+  int super;        // elements per float scale d (the type's block)
+  int sub;          // elements per integer scale and per min term
+  bool scaled;      // sub-blocks carry an integer scale (else sub == super)
+  int block_bytes;  // bytes per super-block
+};
+
+Layout layout_of(G type) {
+  // An if chain: a switch would have to list every ggml type.
+  if (type == G::Q8_0) return {32, 32, false, 34};
+  if (type == G::Q4_0) return {32, 32, false, 18};
+  if (type == G::Q4_K) return {256, 32, true, 144};
+  if (type == G::Q5_K) return {256, 32, true, 176};
+  if (type == G::Q6_K) return {256, 16, true, 210};
+  throw Error(ErrorCode::Unsupported,
+              fmt::format("no integer ggml_q8 kernel for {}", gguf::type_name(type)));
+}
+
+TI inline float f16(const std::byte* p) {
+  std::uint16_t bits;
+  std::memcpy(&bits, p, 2);
+  return _cvtsh_ss(bits);
+}
+TI inline std::uint8_t byte(const std::byte* p, int i) { return static_cast<std::uint8_t>(p[i]); }
+
+// ---- activations ----
+
+// max|x| over n floats (a multiple of 16) and, for Q8_K, the first element of that magnitude.
+TI inline float abs_max(const float* x, int n) {
+  __m512 m = _mm512_setzero_ps();
+  for (int i = 0; i < n; i += 16) m = _mm512_max_ps(m, _mm512_abs_ps(_mm512_loadu_ps(x + i)));
+  return _mm512_reduce_max_ps(m);
+}
+
+TI inline bool all_finite(const float* x, int n) {
+  const __m512 inf = _mm512_set1_ps(__builtin_inff());
+  for (int i = 0; i < n; i += 16)
+    if (_mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_loadu_ps(x + i)), inf, _CMP_LT_OQ) != 0xFFFF)
+      return false;
+  return true;
+}
+
+// q[i] = round_half_even(x[i] · s) for n floats, clamped to [-128, 127] (the callers' values
+// already lie in [-127, 127], bar Q8_K's upper clamp which min(127) below keeps).
+TI inline void round_codes(const float* x, int n, float s, std::int8_t* q) {
+  const __m512 vs = _mm512_set1_ps(s);
+  const __m512i top = _mm512_set1_epi32(127);
+  for (int i = 0; i < n; i += 16) {
+    const __m512i v =
+        _mm512_min_epi32(_mm512_cvt_roundps_epi32(_mm512_mul_ps(_mm512_loadu_ps(x + i), vs),
+                                                  _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC),
+                         top);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(q + i), _mm512_cvtsepi32_epi8(v));
+  }
+}
+
+// One block as gguf::quantize_q8_activations: Q8_K (256) or Q8_0 (32).
+T void quantize_block(bool q8k, const float* x, std::int8_t* q, float& d) {
+  const int n = q8k ? 256 : 32;
+  if (!all_finite(x, n)) {
+    std::fill_n(q, n, std::int8_t{0});
+    d = __builtin_nanf("");
+    return;
+  }
+  const float amax = abs_max(x, n);
+  if (q8k) {
+    float max = 0;
+    for (int j = 0; j < n; ++j)
+      if (x[j] == amax || x[j] == -amax) {
+        max = x[j];
+        break;
+      }
+    const float iscale = amax != 0 ? -127.0f / max : 0.0f;
+    if (!(iscale != 0 && iscale - iscale == 0)) {  // zero, or 127/m overflowed
+      std::fill_n(q, n, std::int8_t{0});
+      d = 0;
+      return;
+    }
+    round_codes(x, n, iscale, q);
+    d = 1.0f / iscale;
+    return;
+  }
+  d = _cvtsh_ss(_cvtss_sh(amax / 127.0f, _MM_FROUND_TO_NEAREST_INT));
+  if (d == 0) {
+    std::fill_n(q, n, std::int8_t{0});
+    return;
+  }
+  round_codes(x, n, 127.0f / amax, q);
+}
+
+// ---- weight panels ----
+
+// A panel of kCols weight rows: codes [k / 4][kCols][4], and per sub-block the integer scales
+// and min terms, per super-block the scales d, each [..][kCols].
+struct Panel {
+  std::vector<std::uint8_t> codes;  // one row's codes at a time before the interleave
+  std::vector<std::uint8_t> rows;   // [kCols][k] row-major codes
+  std::vector<std::int32_t> sc;
+  std::vector<float> mins, d;
+};
+
+// The codes of one super-block of `type` as unsigned bytes, its integer sub-block scales, min
+// terms (the amount per unit of Σ x̂ each sub-block subtracts) and scale d.
+T void decode(G type, const std::byte* p, std::uint8_t* codes, std::int32_t* sc, float* mins,
+              float& d) {
+  if (type == G::Q8_0) {
+    d = f16(p);
+    for (int l = 0; l < 32; ++l) codes[l] = static_cast<std::uint8_t>(byte(p, 2 + l) ^ 0x80);
+    mins[0] = d * 128.0f;
+    return;
+  }
+  if (type == G::Q4_0) {
+    d = f16(p);
+    for (int l = 0; l < 16; ++l) {
+      codes[l] = byte(p, 2 + l) & 15;
+      codes[l + 16] = byte(p, 2 + l) >> 4;
+    }
+    mins[0] = d * 8.0f;
+    return;
+  }
+  if (type == G::Q4_K || type == G::Q5_K) {
+    d = f16(p);
+    const float dmin = f16(p + 2);
+    for (int j = 0; j < 8; ++j) {
+      const int b = j < 4 ? byte(p, 4 + j) & 63 : (byte(p, 8 + j) & 15) | ((byte(p, j) >> 6) << 4);
+      const int m =
+          j < 4 ? byte(p, 8 + j) & 63 : (byte(p, 8 + j) >> 4) | ((byte(p, j + 4) >> 6) << 4);
+      sc[j] = b;
+      mins[j] = dmin * static_cast<float>(m);
+    }
+    const bool five = type == G::Q5_K;
+    const std::byte* qs = p + (five ? 48 : 16);
+    const std::byte* qh = p + 16;
+    for (int g = 0; g < 4; ++g)
+      for (int l = 0; l < 32; ++l) {
+        const std::uint8_t v = byte(qs, 32 * g + l);
+        std::uint8_t lo = v & 15, hi = v >> 4;
+        if (five) {
+          lo = static_cast<std::uint8_t>(lo | (((byte(qh, l) >> (2 * g)) & 1) << 4));
+          hi = static_cast<std::uint8_t>(hi | (((byte(qh, l) >> (2 * g + 1)) & 1) << 4));
+        }
+        codes[64 * g + l] = lo;
+        codes[64 * g + 32 + l] = hi;
+      }
+    return;
+  }
+  if (type == G::Q6_K) {
+    d = f16(p + 208);
+    for (int j = 0; j < 16; ++j) {
+      sc[j] = static_cast<std::int8_t>(byte(p, 192 + j));
+      mins[j] = d * static_cast<float>(32 * sc[j]);
+    }
+    for (int h = 0; h < 2; ++h) {
+      const std::byte* ql = p + 64 * h;
+      const std::byte* qh = p + 128 + 32 * h;
+      std::uint8_t* c = codes + 128 * h;
+      for (int l = 0; l < 32; ++l) {
+        const int hb = byte(qh, l);
+        c[l] = static_cast<std::uint8_t>((byte(ql, l) & 15) | ((hb & 3) << 4));
+        c[l + 32] = static_cast<std::uint8_t>((byte(ql, l + 32) & 15) | (((hb >> 2) & 3) << 4));
+        c[l + 64] = static_cast<std::uint8_t>((byte(ql, l) >> 4) | (((hb >> 4) & 3) << 4));
+        c[l + 96] = static_cast<std::uint8_t>((byte(ql, l + 32) >> 4) | (((hb >> 6) & 3) << 4));
+      }
+    }
+  }
+}
+
+// The 16 x 16 transpose of 32-bit lanes: row c of the input becomes lane c of every output, so
+// that output q holds dword q (codes 4q..4q+3) of each of the 16 weight rows.
+TI inline void transpose16(__m512i r[16]) {
+  __m512i t[16];
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 4; ++i) {
+    r[4 * i] = _mm512_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
+    r[4 * i + 1] = _mm512_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
+    r[4 * i + 2] = _mm512_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
+    r[4 * i + 3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
+  }
+  for (int m = 0; m < 4; ++m) {
+    const __m512i x0 = _mm512_shuffle_i32x4(r[m], r[4 + m], 0x44);
+    const __m512i x1 = _mm512_shuffle_i32x4(r[m], r[4 + m], 0xEE);
+    const __m512i y0 = _mm512_shuffle_i32x4(r[8 + m], r[12 + m], 0x44);
+    const __m512i y1 = _mm512_shuffle_i32x4(r[8 + m], r[12 + m], 0xEE);
+    t[m] = _mm512_shuffle_i32x4(x0, y0, 0x88);
+    t[4 + m] = _mm512_shuffle_i32x4(x0, y0, 0xDD);
+    t[8 + m] = _mm512_shuffle_i32x4(x1, y1, 0x88);
+    t[12 + m] = _mm512_shuffle_i32x4(x1, y1, 0xDD);
+  }
+  for (int i = 0; i < 16; ++i) r[i] = t[i];
+}
+
+// Weight rows [0, cols) of w (cols <= kCols; the rest of the panel zero) packed for the kernel.
+T void pack_panel(G type, const Layout& l, const std::byte* w, std::size_t row_bytes, int cols,
+                  std::int64_t k, Panel& p) {
+  const std::int64_t supers = k / l.super, subs = k / l.sub;
+  p.rows.assign(static_cast<std::size_t>(kCols * k), 0);
+  p.codes.resize(static_cast<std::size_t>(kCols * k));
+  p.sc.assign(static_cast<std::size_t>(subs * kCols), 0);
+  p.mins.assign(static_cast<std::size_t>(subs * kCols), 0.0f);
+  p.d.assign(static_cast<std::size_t>(supers * kCols), 0.0f);
+  std::int32_t sc[16] = {};
+  float mins[16] = {};
+  const int subs_per_super = l.super / l.sub;
+  for (int c = 0; c < cols; ++c) {
+    const std::byte* row = w + static_cast<std::size_t>(c) * row_bytes;
+    for (std::int64_t s = 0; s < supers; ++s) {
+      float d = 0;
+      decode(type, row + s * l.block_bytes, p.rows.data() + c * k + s * l.super, sc, mins, d);
+      p.d[static_cast<std::size_t>(s * kCols + c)] = d;
+      for (int j = 0; j < subs_per_super; ++j) {
+        const auto at = static_cast<std::size_t>((s * subs_per_super + j) * kCols + c);
+        p.sc[at] = l.scaled ? sc[j] : 1;
+        p.mins[at] = mins[j];
+      }
+    }
+  }
+  // Interleave 64 codes (16 dwords) of each row at a time; a last 32 with the upper half zero.
+  __m512i r[16];
+  for (std::int64_t at = 0; at < k; at += 64) {
+    const bool half = k - at < 64;
+    for (int c = 0; c < kCols; ++c) {
+      const std::uint8_t* src = p.rows.data() + c * k + at;
+      r[c] = half
+                 ? _mm512_zextsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(src)))
+                 : _mm512_loadu_si512(src);
+    }
+    transpose16(r);
+    std::uint8_t* dst = p.codes.data() + at * kCols;
+    for (int q = 0; q < (half ? 8 : 16); ++q) _mm512_storeu_si512(dst + q * 64, r[q]);
+  }
+}
+
+// ---- the kernel ----
+
+template <int R>
+T void tile(const Layout& l, const Panel& p, const Q8Rows& x, std::int64_t first, float* y,
+            std::int64_t ldy, int cols) {
+  const std::int64_t k = x.k, supers = k / l.super;
+  const int subs_per_super = l.super / l.sub, quads = l.sub / 4;
+  const std::int64_t subs_per_row = k / l.sub;
+  __m512 f[R];
+  for (int r = 0; r < R; ++r) f[r] = _mm512_setzero_ps();
+  const std::int8_t* xr[R];
+  for (int r = 0; r < R; ++r) xr[r] = x.codes(first + r);
+  for (std::int64_t s = 0; s < supers; ++s) {
+    __m512i a[R];
+    for (int r = 0; r < R; ++r) a[r] = _mm512_setzero_si512();
+    for (int js = 0; js < subs_per_super; ++js) {
+      const std::int64_t j = s * subs_per_super + js;
+      const std::int64_t e0 = j * l.sub;
+      const std::uint8_t* c = p.codes.data() + e0 * kCols;
+      __m512i t[R];
+      for (int r = 0; r < R; ++r) t[r] = _mm512_setzero_si512();
+      for (int q = 0; q < quads; ++q) {
+        const __m512i w = _mm512_loadu_si512(c + q * 64);
+        for (int r = 0; r < R; ++r) {
+          std::int32_t four;
+          std::memcpy(&four, xr[r] + e0 + 4 * q, 4);
+          t[r] = _mm512_dpbusd_epi32(t[r], w, _mm512_set1_epi32(four));
+        }
+      }
+      const __m512 mins = _mm512_loadu_ps(p.mins.data() + j * kCols);
+      if (l.scaled) {
+        const __m512i sc = _mm512_loadu_si512(p.sc.data() + j * kCols);
+        for (int r = 0; r < R; ++r) a[r] = _mm512_add_epi32(a[r], _mm512_mullo_epi32(t[r], sc));
+      } else {
+        for (int r = 0; r < R; ++r) a[r] = t[r];
+      }
+      for (int r = 0; r < R; ++r)
+        f[r] = _mm512_fnmadd_ps(
+            mins, _mm512_set1_ps(x.sums[static_cast<std::size_t>((first + r) * subs_per_row + j)]),
+            f[r]);
+    }
+    const __m512 d = _mm512_loadu_ps(p.d.data() + s * kCols);
+    for (int r = 0; r < R; ++r) {
+      const __m512 dx = _mm512_set1_ps(x.d[static_cast<std::size_t>((first + r) * supers + s)]);
+      f[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a[r]), _mm512_mul_ps(d, dx), f[r]);
+    }
+  }
+  const auto mask = static_cast<__mmask16>((1u << cols) - 1);
+  for (int r = 0; r < R; ++r) _mm512_mask_storeu_ps(y + r * ldy, mask, f[r]);
+}
+
+T void tiles(const Layout& l, const Panel& p, const Q8Rows& x, std::int64_t first,
+             std::int64_t count, float* y, std::int64_t ldy, int cols) {
+  std::int64_t r = 0;
+  for (; r + kMaxRows <= count; r += kMaxRows)
+    tile<kMaxRows>(l, p, x, first + r, y + r * ldy, ldy, cols);
+  switch (count - r) {
+    case 7: return tile<7>(l, p, x, first + r, y + r * ldy, ldy, cols);
+    case 6: return tile<6>(l, p, x, first + r, y + r * ldy, ldy, cols);
+    case 5: return tile<5>(l, p, x, first + r, y + r * ldy, ldy, cols);
+    case 4: return tile<4>(l, p, x, first + r, y + r * ldy, ldy, cols);
+    case 3: return tile<3>(l, p, x, first + r, y + r * ldy, ldy, cols);
+    case 2: return tile<2>(l, p, x, first + r, y + r * ldy, ldy, cols);
+    case 1: return tile<1>(l, p, x, first + r, y + r * ldy, ldy, cols);
+    default: return;
+  }
+}
+
+bool cpu_has_q8_isa() {
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni") &&
+         __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+         __builtin_cpu_supports("f16c");
+}
+
+}  // namespace
+
+bool has_q8_isa() {
+  static const bool has = cpu_has_q8_isa();
+  return has;
+}
+
+bool has_q8_kernel(gguf::GgmlType type) {
+  return has_q8_isa() && (type == G::Q8_0 || type == G::Q4_0 || type == G::Q4_K ||
+                          type == G::Q5_K || type == G::Q6_K);
+}
+
+void shape_q8_rows(gguf::GgmlType type, std::int64_t rows, std::int64_t k, Q8Rows& out) {
+  const Layout l = layout_of(type);
+  if (k <= 0 || k % l.super != 0)
+    throw Error(ErrorCode::InvalidArgument,
+                fmt::format("a {} row of {} elements is not a whole number of {}-element blocks",
+                            gguf::type_name(type), k, l.super));
+  out.weight_type = type;
+  out.rows = rows;
+  out.k = k;
+  out.super = l.super;
+  out.sub = l.sub;
+  out.q.resize(static_cast<std::size_t>(rows * k));
+  out.d.resize(static_cast<std::size_t>(rows * (k / l.super)));
+  out.sums.resize(static_cast<std::size_t>(rows * (k / l.sub)));
+}
+
+PORTA_Q8_TARGET void quantize_q8_rows(const float* x, std::int64_t ldx, std::int64_t first,
+                                      std::int64_t count, Q8Rows& out) {
+  const bool q8k = out.super == 256;
+  const std::int64_t supers = out.k / out.super, subs = out.k / out.sub;
+  const int subs_per_super = static_cast<int>(out.super / out.sub);
+  for (std::int64_t r = first; r < first + count; ++r) {
+    std::int8_t* q = out.q.data() + r * out.k;
+    for (std::int64_t s = 0; s < supers; ++s) {
+      float& d = out.d[static_cast<std::size_t>(r * supers + s)];
+      quantize_block(q8k, x + r * ldx + s * out.super, q + s * out.super, d);
+      for (int j = 0; j < subs_per_super; ++j) {
+        const std::int8_t* c = q + s * out.super + j * out.sub;
+        int sum = 0;
+        for (std::int64_t i = 0; i < out.sub; ++i) sum += c[i];
+        out.sums[static_cast<std::size_t>(r * subs + s * subs_per_super + j)] =
+            d * static_cast<float>(sum);
+      }
+    }
+  }
+}
+
+PORTA_Q8_TARGET void q8_matmul_serial(const std::byte* w, std::int64_t n_rows, const Q8Rows& x,
+                                      std::int64_t first, std::int64_t count, float* y,
+                                      std::int64_t ldy) {
+  const Layout l = layout_of(x.weight_type);
+  const std::size_t row_bytes = gguf::row_bytes(x.weight_type, static_cast<std::uint64_t>(x.k));
+  thread_local Panel panel;
+  for (std::int64_t n0 = 0; n0 < n_rows; n0 += kCols) {
+    const int cols = static_cast<int>(std::min<std::int64_t>(kCols, n_rows - n0));
+    pack_panel(x.weight_type, l, w + static_cast<std::size_t>(n0) * row_bytes, row_bytes, cols, x.k,
+               panel);
+    tiles(l, panel, x, first, count, y + n0, ldy, cols);
+  }
+}
+
+}  // namespace porta::detail::cpu::ggml

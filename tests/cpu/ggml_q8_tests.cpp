@@ -1,0 +1,222 @@
+// llama.cpp's 8-bit activation blocks (gguf::quantize_q8_activations, ActivationQuant::GgmlQ8):
+// the quantizers against hand-worked blocks, the cpu's SIMD quantizer bit for bit against them,
+// and the integer kernels (backends/cpu/ggml/q8_kernels.hpp) against a double-precision sum of
+// the exact weights times the rounded activations, within 1e-6 of Σ|w|·|x̂|.
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <vector>
+
+#include <catch2/catch.hpp>
+
+#include <porta/dtype.hpp>
+#include <porta/error.hpp>
+#include <porta/ggml_quants.hpp>
+
+#include "../../backends/cpu/ggml/q8_kernels.hpp"
+
+namespace cpu_ggml_q8_tests {
+
+namespace cg = porta::detail::cpu::ggml;
+namespace gguf = porta::gguf;
+using gguf::GgmlType;
+
+namespace {
+
+std::vector<float> rounded(gguf::Q8Blocks b, const std::vector<float>& x) {
+  std::vector<float> out(x.size());
+  gguf::round_q8_activations(b, x.data(), static_cast<std::int64_t>(x.size()), out.data());
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("q8 activation blocks: the block each weight type meets", "[ggml][q8]") {
+  CHECK(gguf::q8_activation_blocks(GgmlType::Q4_K).type == GgmlType::Q8_K);
+  CHECK(gguf::q8_activation_blocks(GgmlType::Q6_K).block == 256);
+  CHECK(gguf::q8_activation_blocks(GgmlType::IQ4_XS).type == GgmlType::Q8_K);
+  CHECK(gguf::q8_activation_blocks(GgmlType::Q8_0).type == GgmlType::Q8_0);
+  CHECK(gguf::q8_activation_blocks(GgmlType::Q5_1).block == 32);
+  CHECK_THROWS_AS(gguf::q8_activation_blocks(GgmlType::F16), porta::Error);
+  CHECK_THROWS_WITH(gguf::q8_activation_blocks(GgmlType::BF16),
+                    Catch::Contains("bf16 weights have no 8-bit activation blocks"));
+  std::vector<float> x(40, 1.0f);
+  std::vector<std::int8_t> q(40);
+  std::vector<float> d(2);
+  CHECK_THROWS_WITH(
+      gguf::quantize_q8_activations({GgmlType::Q8_0, 32}, x.data(), 40, q.data(), d.data()),
+      Catch::Contains("40 elements is not a whole number of 32-element blocks"));
+}
+
+TEST_CASE("q8 activation blocks: hand-worked Q8_K and Q8_0 blocks", "[ggml][q8]") {
+  // Q8_K: the element of largest magnitude is -127, so iscale = -127 / -127 = 1 and d = 1;
+  // ties round to even (2.5 → 2, 3.5 → 4, -0.5 → 0).
+  std::vector<float> x(256, 0.0f);
+  x[0] = 2.5f;
+  x[1] = -127.0f;
+  x[2] = 3.5f;
+  x[3] = -0.5f;
+  x[4] = 100.25f;
+  x[5] = 127.0f;  // as large, but later: the first one sets the sign
+  std::vector<std::int8_t> q(256);
+  float d = 0;
+  gguf::quantize_q8_activations({GgmlType::Q8_K, 256}, x.data(), 256, q.data(), &d);
+  CHECK(d == 1.0f);
+  CHECK(q[0] == 2);
+  CHECK(q[1] == -127);
+  CHECK(q[2] == 4);
+  CHECK(q[3] == 0);
+  CHECK(q[4] == 100);
+  CHECK(q[5] == 127);
+  CHECK(q[6] == 0);
+  // With +127 first the scale is negative: iscale = -1, codes flip sign, d = -1.
+  std::swap(x[1], x[5]);
+  gguf::quantize_q8_activations({GgmlType::Q8_K, 256}, x.data(), 256, q.data(), &d);
+  CHECK(d == -1.0f);
+  CHECK(q[0] == -2);
+  CHECK(q[1] == -127);
+  CHECK(q[2] == -4);
+  CHECK(q[5] == 127);
+  // Halved: iscale = 2, d = 0.5, the rounded values are the inputs again where they fit.
+  for (auto& v : x) v *= 0.5f;
+  std::vector<float> back = rounded({GgmlType::Q8_K, 256}, x);
+  CHECK(back[4] == 50.0f);  // 100.25 · 0.5 = 50.125 → code -100 · d -0.5
+  CHECK(back[1] == 63.5f);
+
+  // Q8_0: max|x| = 254 → d = f16(2) = 2, codes round(x / 2) half to even.
+  std::vector<float> y(32, 0.0f);
+  y[0] = 5.0f;
+  y[1] = -254.0f;
+  y[2] = 7.0f;
+  y[3] = 1.0f;
+  float d0 = 0;
+  gguf::quantize_q8_activations({GgmlType::Q8_0, 32}, y.data(), 32, q.data(), &d0);
+  CHECK(d0 == 2.0f);
+  CHECK(q[0] == 2);
+  CHECK(q[1] == -127);
+  CHECK(q[2] == 4);
+  CHECK(q[3] == 0);
+  CHECK(rounded({GgmlType::Q8_0, 32}, y)[2] == 8.0f);
+  // d is read back through f16: max|x| = 1 gives f16(1/127), not 1/127.
+  y.assign(32, 0.0f);
+  y[9] = 1.0f;
+  gguf::quantize_q8_activations({GgmlType::Q8_0, 32}, y.data(), 32, q.data(), &d0);
+  CHECK(d0 == porta::f16_bits_to_f32(porta::f32_to_f16_bits(1.0f / 127.0f)));
+  CHECK(d0 != 1.0f / 127.0f);
+  CHECK(q[9] == 127);
+
+  // All-zero blocks: d = 0; a block with NaN or inf: NaN, which every product then carries.
+  std::vector<float> zero(256, 0.0f);
+  CHECK(rounded({GgmlType::Q8_K, 256}, zero) == zero);
+  zero[7] = std::numeric_limits<float>::quiet_NaN();
+  CHECK(std::isnan(rounded({GgmlType::Q8_K, 256}, zero)[0]));
+  y[3] = std::numeric_limits<float>::infinity();
+  CHECK(std::isnan(rounded({GgmlType::Q8_0, 32}, y)[0]));
+}
+
+TEST_CASE("cpu q8 kernels: the SIMD quantizer equals the definition bit for bit", "[cpu][q8]") {
+  if (!cg::has_q8_isa()) {
+    WARN("this CPU has no AVX-512 VNNI: the integer ggml_q8 kernels are not run");
+    return;
+  }
+  std::mt19937 rng(11);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (const GgmlType t : {GgmlType::Q4_K, GgmlType::Q8_0}) {
+    const std::int64_t rows = 5, k = 512;
+    std::vector<float> x(static_cast<std::size_t>(rows * k));
+    for (auto& v : x) v = normal(rng) * 3.0f;
+    for (std::int64_t i = 0; i < k; i += 40) x[static_cast<std::size_t>(i)] = 0.5f;  // ties
+    std::fill_n(x.begin() + k, 32, 0.0f);  // an all-zero block in row 1
+    cg::Q8Rows xq;
+    cg::shape_q8_rows(t, rows, k, xq);
+    cg::quantize_q8_rows(x.data(), k, 0, rows, xq);
+    const gguf::Q8Blocks b = gguf::q8_activation_blocks(t);
+    std::vector<std::int8_t> q(static_cast<std::size_t>(k));
+    std::vector<float> d(static_cast<std::size_t>(k / b.block));
+    for (std::int64_t r = 0; r < rows; ++r) {
+      gguf::quantize_q8_activations(b, x.data() + r * k, k, q.data(), d.data());
+      CHECK(std::memcmp(q.data(), xq.codes(r), static_cast<std::size_t>(k)) == 0);
+      for (std::size_t s = 0; s < d.size(); ++s)
+        CHECK(d[s] == xq.d[static_cast<std::size_t>(r) * d.size() + s]);
+    }
+  }
+}
+
+TEST_CASE(
+    "cpu q8 kernels: integer products equal the exact weights times the rounded "
+    "activations",
+    "[cpu][q8]") {
+  if (!cg::has_q8_isa()) {
+    WARN("this CPU has no AVX-512 VNNI: the integer ggml_q8 kernels are not run");
+    return;
+  }
+  std::mt19937 rng(5);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::uniform_int_distribution<int> byte(0, 255);
+  std::uniform_real_distribution<float> scale(-0.05f, 0.05f);
+  for (const GgmlType t :
+       {GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K}) {
+    REQUIRE(cg::has_q8_kernel(t));
+    const std::int64_t block = gguf::traits_of(t).block_elements;
+    for (const std::int64_t k : {block, 3 * block, std::int64_t{1024}})
+      for (const bool raw : {false, true}) {
+        INFO(gguf::type_name(t) << " k=" << k << (raw ? " random bytes" : " quantized"));
+        const std::int64_t n = 37, rows = 13;
+        const std::size_t row_bytes = gguf::row_bytes(t, static_cast<std::uint64_t>(k));
+        std::vector<std::byte> w(row_bytes * static_cast<std::size_t>(n));
+        if (raw) {
+          // Random bytes: every code and scale bit pattern; the f16 fields sane values.
+          for (auto& b : w) b = static_cast<std::byte>(byte(rng));
+          const auto traits = gguf::traits_of(t);
+          std::vector<std::size_t> f16s{0};
+          if (t == GgmlType::Q4_K || t == GgmlType::Q5_K) f16s = {0, 2};
+          if (t == GgmlType::Q6_K) f16s = {208};
+          for (std::size_t at = 0; at < w.size(); at += traits.block_bytes)
+            for (std::size_t f : f16s) {
+              const std::uint16_t bits = porta::f32_to_f16_bits(scale(rng));
+              std::memcpy(&w[at + f], &bits, 2);
+            }
+        } else {
+          std::vector<float> values(static_cast<std::size_t>(n * k));
+          for (auto& v : values) v = normal(rng);
+          gguf::quantize(t, values, w);
+        }
+        std::vector<float> x(static_cast<std::size_t>(rows * k));
+        for (auto& v : x) v = normal(rng);
+        cg::Q8Rows xq;
+        cg::shape_q8_rows(t, rows, k, xq);
+        cg::quantize_q8_rows(x.data(), k, 0, rows, xq);
+        // Rows 2..12 of x (11: a pass of eight and one of three) into y with a stride.
+        const std::int64_t first = 2, count = rows - 2, ldy = n + 3;
+        std::vector<float> y(static_cast<std::size_t>(count * ldy), -7.0f);
+        cg::q8_matmul_serial(w.data(), n, xq, first, count, y.data(), ldy);
+        std::vector<float> wrow(static_cast<std::size_t>(k));
+        const gguf::Q8Blocks b = gguf::q8_activation_blocks(t);
+        for (std::int64_t r = 0; r < count; ++r) {
+          const std::vector<float> xr(x.begin() + (first + r) * k, x.begin() + (first + r + 1) * k);
+          const std::vector<float> xh = rounded(b, xr);
+          for (std::int64_t c = 0; c < n; ++c) {
+            gguf::dequantize(t, {w.data() + static_cast<std::size_t>(c) * row_bytes, row_bytes},
+                             wrow);
+            double want = 0, size = 0;
+            for (std::int64_t i = 0; i < k; ++i) {
+              want += static_cast<double>(wrow[static_cast<std::size_t>(i)]) *
+                      xh[static_cast<std::size_t>(i)];
+              size += std::fabs(static_cast<double>(wrow[static_cast<std::size_t>(i)]) *
+                                xh[static_cast<std::size_t>(i)]);
+            }
+            const float got = y[static_cast<std::size_t>(r * ldy + c)];
+            if (std::fabs(got - want) > 1e-6 * size + 1e-30) {
+              FAIL_CHECK("row " << r << " col " << c << ": " << got << " vs " << want);
+              break;
+            }
+          }
+          for (std::int64_t c = n; c < ldy; ++c)  // the stride's gap untouched
+            CHECK(y[static_cast<std::size_t>(r * ldy + c)] == -7.0f);
+        }
+      }
+  }
+}
+
+}  // namespace cpu_ggml_q8_tests
