@@ -3,7 +3,9 @@
 // in f32, in one run: the dense projections of a prompt (T rows through one matrix) and the
 // routed experts of one (T · top-k rows spread over the experts), on Qwen3-30B-A3B's and
 // DeepSeek-V2-Lite's shapes. The f32 sgemm is the ceiling the dequantizing path aims at: it does
-// the same arithmetic with no decoding, on weights four to eight times the size.
+// the same arithmetic with no decoding, on weights four to eight times the size. A third column
+// runs llama.cpp's numerics (ActivationQuant::GgmlQ8: activations in 8-bit blocks, integer
+// kernels where the CPU has AVX-512 VNNI).
 //
 //   porta-bench-cpu-ggml-prefill [--quick] [--type q4_K]
 //
@@ -62,8 +64,8 @@ int main(int argc, char** argv) {
       quick ? std::vector<std::int64_t>{128} : std::vector<std::int64_t>{128, 512};
   fmt::print("{} threads; GFLOP/s of the product (2·rows·N·K), medians of {} runs\n",
              omp_get_max_threads(), reps);
-  fmt::print("{:>22} {:>5} {:>6} {:>9} {:>9} {:>9} {:>8}\n", "case", "type", "T", "packed",
-             "f32 sgemm", "packed/f32", "rows/blk");
+  fmt::print("{:>22} {:>5} {:>6} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8}\n", "case", "type", "T",
+             "packed", "f32 sgemm", "packed/f32", "ggml_q8", "q8/packed", "rows/blk");
   std::mt19937 rng(1);
   std::normal_distribution<float> normal(0.0f, 0.02f);
   for (const Case& c : cases)
@@ -95,13 +97,15 @@ int main(int argc, char** argv) {
           w.k = c.k;
           blocks.push_back({w, e * per_expert, per_expert});
         }
+        const auto packed_run = [&](porta::ActivationQuant act) {
+          if (c.experts == 0)
+            cg::blocks_linear(x.data(), rows, blocks[0].w, y.data(), act);
+          else
+            cg::blocks_linear_experts(x.data(), c.k, blocks, c.n, y.data(), act);
+        };
         const auto med = porta_bench::interleaved_medians(
-            reps, {[&] {
-                     if (c.experts == 0)
-                       cg::blocks_linear(x.data(), rows, blocks[0].w, y.data());
-                     else
-                       cg::blocks_linear_experts(x.data(), c.k, blocks, c.n, y.data());
-                   },
+            reps, {[&] { packed_run(porta::ActivationQuant::None); },
+                   [&] { packed_run(porta::ActivationQuant::GgmlQ8); },
                    [&] {
                      if (c.experts == 0) {  // oneDNN's own threads
                        dnnl_sgemm('N', 'T', rows, c.n, c.k, 1.0f, x.data(), c.k, wf.data(), c.k,
@@ -115,9 +119,9 @@ int main(int argc, char** argv) {
                                   c.k, 0.0f, y.data() + e * per_expert * c.n, c.n);
                    }});
         const double gflop = 2.0 * static_cast<double>(rows * c.n * c.k) / 1e9;
-        fmt::print("{:>22} {:>5} {:>6} {:>9.1f} {:>9.1f} {:>9.2f}x {:>8}\n", c.what,
-                   porta::gguf::type_name(type), t, gflop / med[0], gflop / med[1], med[1] / med[0],
-                   per_expert);
+        fmt::print("{:>22} {:>5} {:>6} {:>9.1f} {:>9.1f} {:>9.2f}x {:>9.1f} {:>9.2f}x {:>8}\n",
+                   c.what, porta::gguf::type_name(type), t, gflop / med[0], gflop / med[2],
+                   med[2] / med[0], gflop / med[1], med[0] / med[1], per_expert);
       }
     }
   return 0;

@@ -14,6 +14,9 @@
 // unless --vocab says otherwise, so that other runtimes load them too (bench/llama-cpp/).
 // --experts 0 keeps the preset's expert count. --reuse loads the files already in --dir (written
 // by an earlier run with the same flags) instead of writing them again.
+// --activations: how the packed matrices meet their activations, ggml_q8 (llama.cpp's 8-bit
+// blocks and integer kernels), none (f32, exact products) or both (default: each file loaded
+// twice, side by side).
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -46,7 +49,7 @@ struct Subject {
 
 int main(int argc, char** argv) {
   std::string backend = "cpu", dir = "/tmp/porta-bench-gguf", preset = "deepseek-v2-lite",
-              tokenizer;
+              tokenizer, activations = "both";
   long layers = 2, experts = 64, vocab = -1, prompt_len = 32, steps = 8, reps = 3;
   bool reuse = false;
   for (int i = 1; i < argc; ++i) {
@@ -77,13 +80,15 @@ int main(int argc, char** argv) {
       preset = value();
     } else if (a == "--tokenizer") {
       tokenizer = value();
+    } else if (a == "--activations") {
+      activations = value();
     } else if (a == "--reuse") {
       reuse = true;
     } else {
       fmt::print(stderr,
                  "usage: porta-bench-gguf-model [--quick] [--backend NAME] [--layers N] "
                  "[--experts N] [--vocab N] [--prompt N] [--steps N] [--reps N] [--dir DIR] "
-                 "[--preset NAME] [--tokenizer DIR] [--reuse]\n");
+                 "[--preset NAME] [--tokenizer DIR] [--reuse] [--activations ggml_q8|none|both]\n");
       return 2;
     }
   }
@@ -118,13 +123,17 @@ int main(int argc, char** argv) {
         fmt::print("{} {} ({:.2f} GB) in {:.1f} s\n", write ? "wrote" : "reusing", path,
                    static_cast<double>(std::filesystem::file_size(path)) / 1e9,
                    seconds_since(start));
-        model::GgufLoadReport report;
-        subjects.push_back({std::string(gguf::type_name(type)),
-                            model::load_gguf(path, {}, &report),
-                            nullptr,
-                            {},
-                            {}});
-        fmt::print("{}\n", report.summary);
+        for (const ActivationQuant act : {ActivationQuant::GgmlQ8, ActivationQuant::None}) {
+          if (activations != "both" && activations != to_string(act)) continue;
+          model::GgufLoadReport report;
+          subjects.push_back({fmt::format("{} {}", gguf::type_name(type),
+                                          act == ActivationQuant::None ? "exact" : "ggml_q8"),
+                              model::load_gguf(path, {.activations = act}, &report),
+                              nullptr,
+                              {},
+                              {}});
+          fmt::print("{}\n", report.summary);
+        }
       }
       const std::map<std::string, Tensor> by_name(weights.begin(), weights.end());
       subjects.insert(subjects.begin(),

@@ -45,6 +45,10 @@ void shape_q8_rows(gguf::GgmlType type, std::int64_t rows, std::int64_t k, Q8Row
 void quantize_q8_rows(const float* x, std::int64_t ldx, std::int64_t first, std::int64_t count,
                       Q8Rows& out);
 
+// out = x rounded through the blocks (gguf::round_q8_activations, bit for bit) for rows of k
+// elements, on the calling thread; needs has_q8_isa().
+void round_q8_row(gguf::Q8Blocks blocks, const float* x, std::int64_t k, float* out);
+
 // y[r·ldy + n] = Σ_k W[n, k] · x̂[first + r, k] for r < count and n < n_rows, on the calling
 // thread: W rows of `type` blocks (row_bytes each) from w, a panel of 16 packed at a time.
 void q8_matmul_serial(const std::byte* w, std::int64_t n_rows, const Q8Rows& x, std::int64_t first,

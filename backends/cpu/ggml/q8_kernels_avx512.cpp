@@ -128,76 +128,95 @@ T void quantize_block(bool q8k, const float* x, std::int8_t* q, float& d) {
 // A panel of kCols weight rows: codes [k / 4][kCols][4], and per sub-block the integer scales
 // and min terms, per super-block the scales d, each [..][kCols].
 struct Panel {
-  std::vector<std::uint8_t> codes;  // one row's codes at a time before the interleave
-  std::vector<std::uint8_t> rows;   // [kCols][k] row-major codes
+  std::vector<std::uint8_t> codes;
   std::vector<std::int32_t> sc;
   std::vector<float> mins, d;
 };
 
-// The codes of one super-block of `type` as unsigned bytes, its integer sub-block scales, min
-// terms (the amount per unit of Σ x̂ each sub-block subtracts) and scale d.
-T void decode(G type, const std::byte* p, std::uint8_t* codes, std::int32_t* sc, float* mins,
-              float& d) {
-  if (type == G::Q8_0) {
+// The integer sub-block scales, min terms (the amount per unit of Σ x̂ each sub-block subtracts)
+// and scale d of one super-block of `type`.
+T void decode_scales(G type, const std::byte* p, std::int32_t* sc, float* mins, float& d) {
+  if (type == G::Q8_0 || type == G::Q4_0) {  // centred codes: q + 128, q + 8 stored
     d = f16(p);
-    for (int l = 0; l < 32; ++l) codes[l] = static_cast<std::uint8_t>(byte(p, 2 + l) ^ 0x80);
-    mins[0] = d * 128.0f;
-    return;
-  }
-  if (type == G::Q4_0) {
-    d = f16(p);
-    for (int l = 0; l < 16; ++l) {
-      codes[l] = byte(p, 2 + l) & 15;
-      codes[l + 16] = byte(p, 2 + l) >> 4;
-    }
-    mins[0] = d * 8.0f;
+    mins[0] = d * (type == G::Q8_0 ? 128.0f : 8.0f);
     return;
   }
   if (type == G::Q4_K || type == G::Q5_K) {
     d = f16(p);
     const float dmin = f16(p + 2);
-    for (int j = 0; j < 8; ++j) {
+    for (int j = 0; j < 8; ++j) {  // six bits each, as gguf's k4_scale_min
       const int b = j < 4 ? byte(p, 4 + j) & 63 : (byte(p, 8 + j) & 15) | ((byte(p, j) >> 6) << 4);
       const int m =
           j < 4 ? byte(p, 8 + j) & 63 : (byte(p, 8 + j) >> 4) | ((byte(p, j + 4) >> 6) << 4);
       sc[j] = b;
       mins[j] = dmin * static_cast<float>(m);
     }
-    const bool five = type == G::Q5_K;
-    const std::byte* qs = p + (five ? 48 : 16);
-    const std::byte* qh = p + 16;
-    for (int g = 0; g < 4; ++g)
-      for (int l = 0; l < 32; ++l) {
-        const std::uint8_t v = byte(qs, 32 * g + l);
-        std::uint8_t lo = v & 15, hi = v >> 4;
-        if (five) {
-          lo = static_cast<std::uint8_t>(lo | (((byte(qh, l) >> (2 * g)) & 1) << 4));
-          hi = static_cast<std::uint8_t>(hi | (((byte(qh, l) >> (2 * g + 1)) & 1) << 4));
-        }
-        codes[64 * g + l] = lo;
-        codes[64 * g + 32 + l] = hi;
-      }
     return;
   }
-  if (type == G::Q6_K) {
-    d = f16(p + 208);
-    for (int j = 0; j < 16; ++j) {
-      sc[j] = static_cast<std::int8_t>(byte(p, 192 + j));
-      mins[j] = d * static_cast<float>(32 * sc[j]);
-    }
-    for (int h = 0; h < 2; ++h) {
-      const std::byte* ql = p + 64 * h;
-      const std::byte* qh = p + 128 + 32 * h;
-      std::uint8_t* c = codes + 128 * h;
-      for (int l = 0; l < 32; ++l) {
-        const int hb = byte(qh, l);
-        c[l] = static_cast<std::uint8_t>((byte(ql, l) & 15) | ((hb & 3) << 4));
-        c[l + 32] = static_cast<std::uint8_t>((byte(ql, l + 32) & 15) | (((hb >> 2) & 3) << 4));
-        c[l + 64] = static_cast<std::uint8_t>((byte(ql, l) >> 4) | (((hb >> 4) & 3) << 4));
-        c[l + 96] = static_cast<std::uint8_t>((byte(ql, l + 32) >> 4) | (((hb >> 6) & 3) << 4));
-      }
-    }
+  d = f16(p + 208);  // Q6_K: int8 scales, codes centred on 32
+  for (int j = 0; j < 16; ++j) {
+    sc[j] = static_cast<std::int8_t>(byte(p, 192 + j));
+    mins[j] = d * static_cast<float>(32 * sc[j]);
   }
+}
+
+TI inline __m256i load32(const std::byte* p) {
+  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+}
+TI inline __m256i nibbles(__m256i v, int shift) {
+  return _mm256_and_si256(_mm256_srl_epi16(v, _mm_cvtsi32_si128(shift)), _mm256_set1_epi8(15));
+}
+// Bits [shift, shift + width) of each byte, moved to bit 4 (a fifth and sixth code bit).
+TI inline __m256i high_bits(__m256i v, int shift, int mask) {
+  return _mm256_slli_epi16(_mm256_and_si256(_mm256_srl_epi16(v, _mm_cvtsi32_si128(shift)),
+                                            _mm256_set1_epi8(static_cast<char>(mask))),
+                           4);
+}
+TI inline __m512i join(__m256i lo, __m256i hi) {
+  return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+}
+// 32 codes of a Q4_0 block: the low nibbles of its 16 bytes, then the high ones.
+TI inline __m256i q4_0_codes(const std::byte* block) {
+  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 2));
+  const __m128i lo = _mm_and_si128(v, _mm_set1_epi8(15));
+  const __m128i hi = _mm_and_si128(_mm_srli_epi16(v, 4), _mm_set1_epi8(15));
+  return _mm256_set_m128i(hi, lo);
+}
+
+// Elements [at, at + 64) of a weight row as unsigned codes (at a multiple of 64; with `half`
+// only 32 remain, the upper lanes zero).
+TI inline __m512i group_codes(G type, const std::byte* row, std::int64_t at, bool half) {
+  const __m256i zero = _mm256_setzero_si256();
+  if (type == G::Q8_0) {
+    const std::byte* b = row + (at / 32) * 34;
+    const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
+    return join(_mm256_xor_si256(load32(b + 2), flip),
+                half ? zero : _mm256_xor_si256(load32(b + 36), flip));
+  }
+  if (type == G::Q4_0) {
+    const std::byte* b = row + (at / 32) * 18;
+    return join(q4_0_codes(b), half ? zero : q4_0_codes(b + 18));
+  }
+  const std::int64_t s = at / 256;
+  const int g = static_cast<int>(at % 256) / 64;
+  if (type == G::Q4_K) {
+    const __m256i v = load32(row + s * 144 + 16 + 32 * g);
+    return join(nibbles(v, 0), nibbles(v, 4));
+  }
+  if (type == G::Q5_K) {
+    const std::byte* b = row + s * 176;
+    const __m256i v = load32(b + 48 + 32 * g), h = load32(b + 16);
+    return join(_mm256_or_si256(nibbles(v, 0), high_bits(h, 2 * g, 1)),
+                _mm256_or_si256(nibbles(v, 4), high_bits(h, 2 * g + 1, 1)));
+  }
+  // Q6_K: half g / 2 of the super-block; its first 64 elements take the low nibbles of ql and
+  // bits 0-3 of qh, the next 64 the high nibbles and bits 4-7.
+  const std::byte* b = row + s * 210;
+  const int h = g / 2, shift = 4 * (g % 2);
+  const __m256i ql_a = load32(b + 64 * h), ql_b = load32(b + 64 * h + 32);
+  const __m256i qh = load32(b + 128 + 32 * h);
+  return join(_mm256_or_si256(nibbles(ql_a, shift), high_bits(qh, shift, 3)),
+              _mm256_or_si256(nibbles(ql_b, shift), high_bits(qh, shift + 2, 3)));
 }
 
 // The 16 x 16 transpose of 32-bit lanes: row c of the input becomes lane c of every output, so
@@ -231,11 +250,15 @@ TI inline void transpose16(__m512i r[16]) {
 T void pack_panel(G type, const Layout& l, const std::byte* w, std::size_t row_bytes, int cols,
                   std::int64_t k, Panel& p) {
   const std::int64_t supers = k / l.super, subs = k / l.sub;
-  p.rows.assign(static_cast<std::size_t>(kCols * k), 0);
   p.codes.resize(static_cast<std::size_t>(kCols * k));
-  p.sc.assign(static_cast<std::size_t>(subs * kCols), 0);
-  p.mins.assign(static_cast<std::size_t>(subs * kCols), 0.0f);
-  p.d.assign(static_cast<std::size_t>(supers * kCols), 0.0f);
+  p.sc.resize(static_cast<std::size_t>(subs * kCols));
+  p.mins.resize(static_cast<std::size_t>(subs * kCols));
+  p.d.resize(static_cast<std::size_t>(supers * kCols));
+  if (cols < kCols) {  // the missing rows' lanes add nothing
+    std::fill(p.sc.begin(), p.sc.end(), 0);
+    std::fill(p.mins.begin(), p.mins.end(), 0.0f);
+    std::fill(p.d.begin(), p.d.end(), 0.0f);
+  }
   std::int32_t sc[16] = {};
   float mins[16] = {};
   const int subs_per_super = l.super / l.sub;
@@ -243,7 +266,7 @@ T void pack_panel(G type, const Layout& l, const std::byte* w, std::size_t row_b
     const std::byte* row = w + static_cast<std::size_t>(c) * row_bytes;
     for (std::int64_t s = 0; s < supers; ++s) {
       float d = 0;
-      decode(type, row + s * l.block_bytes, p.rows.data() + c * k + s * l.super, sc, mins, d);
+      decode_scales(type, row + s * l.block_bytes, sc, mins, d);
       p.d[static_cast<std::size_t>(s * kCols + c)] = d;
       for (int j = 0; j < subs_per_super; ++j) {
         const auto at = static_cast<std::size_t>((s * subs_per_super + j) * kCols + c);
@@ -256,12 +279,9 @@ T void pack_panel(G type, const Layout& l, const std::byte* w, std::size_t row_b
   __m512i r[16];
   for (std::int64_t at = 0; at < k; at += 64) {
     const bool half = k - at < 64;
-    for (int c = 0; c < kCols; ++c) {
-      const std::uint8_t* src = p.rows.data() + c * k + at;
-      r[c] = half
-                 ? _mm512_zextsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(src)))
-                 : _mm512_loadu_si512(src);
-    }
+    for (int c = 0; c < kCols; ++c)
+      r[c] = c < cols ? group_codes(type, w + static_cast<std::size_t>(c) * row_bytes, at, half)
+                      : _mm512_setzero_si512();
     transpose16(r);
     std::uint8_t* dst = p.codes.data() + at * kCols;
     for (int q = 0; q < (half ? 8 : 16); ++q) _mm512_storeu_si512(dst + q * 64, r[q]);
@@ -389,6 +409,23 @@ PORTA_Q8_TARGET void quantize_q8_rows(const float* x, std::int64_t ldx, std::int
             d * static_cast<float>(sum);
       }
     }
+  }
+}
+
+PORTA_Q8_TARGET void round_q8_row(gguf::Q8Blocks blocks, const float* x, std::int64_t k,
+                                  float* out) {
+  if (k % blocks.block != 0)  // the definition's own message
+    return gguf::round_q8_activations(blocks, x, k, out);
+  const bool q8k = blocks.type == G::Q8_K;
+  alignas(64) std::int8_t q[256];
+  for (std::int64_t at = 0; at < k; at += blocks.block) {
+    float d = 0;
+    quantize_block(q8k, x + at, q, d);
+    const __m512 vd = _mm512_set1_ps(d);
+    for (std::uint32_t i = 0; i < blocks.block; i += 16)
+      _mm512_storeu_ps(out + at + i,
+                       _mm512_mul_ps(vd, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_load_si128(
+                                             reinterpret_cast<const __m128i*>(q + i))))));
   }
 }
 
