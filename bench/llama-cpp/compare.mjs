@@ -8,7 +8,9 @@
 //   npm install --prefix /tmp/llama node-llama-cpp@3
 //   NODE_PATH=/tmp/llama/node_modules node bench/llama-cpp/compare.mjs FILE.gguf \
 //       [--porta build/tools/porta] [--prompt 128] [--steps 16] [--reps 3] [--threads N]
-//       [--check-steps 8]
+//       [--check-steps 8] [--activations ggml_q8|none] [--porta-args "--fp8-dtype f32"]
+// --activations: porta run's --gguf-activations for the logits (default none: exact products;
+// ggml_q8: llama.cpp's own 8-bit activation blocks).
 //
 // Logits: llama.cpp's KV cache is made f32 (its default is f16, which alone moves probabilities
 // by ~1e-3) and flash attention off, so that what differs is the arithmetic of the weights.
@@ -29,7 +31,7 @@ const flag = (name, fallback) => {
 };
 if (!file) {
   console.error("usage: compare.mjs FILE.gguf [--porta PATH] [--prompt N] [--steps N] [--reps N] " +
-                "[--threads N] [--check-steps N]");
+                "[--threads N] [--check-steps N] [--activations ggml_q8|none]");
   process.exit(2);
 }
 const portaBin = flag("--porta", "build/tools/porta");
@@ -38,6 +40,9 @@ const steps = Number(flag("--steps", "16"));
 const reps = Number(flag("--reps", "3"));
 const threads = Number(flag("--threads", String(os.availableParallelism())));
 const checkSteps = Number(flag("--check-steps", "8"));
+const activations = flag("--activations", "none");
+// More arguments for porta run, e.g. "--fp8-dtype f32" (tables dequantized at load in f32).
+const portaArgs = flag("--porta-args", "").split(" ").filter((a) => a);
 
 const llama = await getLlama({gpu: false, build: "never", logLevel: LlamaLogLevel.error});
 const model = await llama.loadModel({modelPath: file});
@@ -76,7 +81,8 @@ const npy = path.join(os.tmpdir(), `porta-llama-compare-${process.pid}.npy`);
 // same context even where the two would pick different tokens.
 execFileSync(portaBin, ["run", "--model", file, "--prompt-ids",
                         [...prompt, ...llamaTokens.slice(0, -1)].join(","),
-                        "--max-new-tokens", "1", "--dump-logits", npy], {stdio: "ignore"});
+                        "--max-new-tokens", "1", "--dump-logits", npy,
+                        "--gguf-activations", activations, ...portaArgs], {stdio: "ignore"});
 const {shape, data} = readNpyF32(npy);
 fs.rmSync(npy);
 let agree = 0, worst = 0;
@@ -95,7 +101,7 @@ for (let s = 0; s < llamaTokens.length; ++s) {
   worst = Math.max(worst, diff / pmax);
   if (arg === llamaTokens[s]) ++agree;
 }
-console.log(`${path.basename(file)}: greedy tokens agree ${agree}/${llamaTokens.length}; ` +
+console.log(`${path.basename(file)} (porta activations ${activations}): greedy tokens agree ${agree}/${llamaTokens.length}; ` +
             `max |p_porta - p_llama| / max p = ${worst.toExponential(2)}`);
 
 // --- speed: llama.cpp with its defaults (f16 KV cache), porta from its bench's numbers --------

@@ -104,6 +104,9 @@ TEST_CASE("quant_matmul rule names the input role and the field", "[quant]") {
       "w4", quantize(Tensor::zeros({8, 64}, DType::F32), make_scheme(QuantFormat::Int4, 32)));
   REQUIRE_PORTA_ERROR(g.matmul(x, w4, ActivationQuant::DynamicInt8), ErrorCode::InvalidArgument,
                       "activation: dynamic_int8 activations need int8 weights");
+  // llama.cpp's 8-bit activation blocks with weights that are not ggml blocks.
+  REQUIRE_PORTA_ERROR(g.matmul(x, w4, ActivationQuant::GgmlQ8), ErrorCode::InvalidArgument,
+                      "activation: ggml_q8 activations need ggml block weights, not int4");
   // Static parameters.
   REQUIRE_PORTA_ERROR(g.matmul(x, w, ActivationQuant::StaticInt8, {0.1f, 2.5f}),
                       ErrorCode::InvalidArgument, "act_offset = 2.5");
