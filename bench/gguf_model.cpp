@@ -16,7 +16,8 @@
 // by an earlier run with the same flags) instead of writing them again.
 // --activations: how the packed matrices meet their activations, ggml_q8 (llama.cpp's 8-bit
 // blocks and integer kernels), none (f32, exact products) or both (default: each file loaded
-// twice, side by side).
+// twice, side by side). --types q4_K (or q8_0) runs one file only; --no-bf16 leaves out the bf16
+// copy, and with --reuse and the files there generates no weights at all (quick profiling).
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -51,7 +52,8 @@ int main(int argc, char** argv) {
   std::string backend = "cpu", dir = "/tmp/porta-bench-gguf", preset = "deepseek-v2-lite",
               tokenizer, activations = "both";
   long layers = 2, experts = 64, vocab = -1, prompt_len = 32, steps = 8, reps = 3;
-  bool reuse = false;
+  bool reuse = false, bf16 = true;
+  std::string types = "both";
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto value = [&] { return porta_bench::flag_value(argc, argv, i); };
@@ -82,13 +84,17 @@ int main(int argc, char** argv) {
       tokenizer = value();
     } else if (a == "--activations") {
       activations = value();
+    } else if (a == "--types") {
+      types = value();
+    } else if (a == "--no-bf16") {
+      bf16 = false;
     } else if (a == "--reuse") {
       reuse = true;
     } else {
       fmt::print(stderr,
                  "usage: porta-bench-gguf-model [--quick] [--backend NAME] [--layers N] "
                  "[--experts N] [--vocab N] [--prompt N] [--steps N] [--reps N] [--dir DIR] "
-                 "[--preset NAME] [--tokenizer DIR] [--reuse] [--activations ggml_q8|none|both]\n");
+                 "[--preset NAME] [--tokenizer DIR] [--reuse] [--activations ggml_q8|none|both] [--types q8_0|q4_K] [--no-bf16]\n");
       return 2;
     }
   }
@@ -106,15 +112,24 @@ int main(int argc, char** argv) {
     std::vector<Subject> subjects;
     {
       auto start = Clock::now();
-      const auto weights = model::random_weights(config, {.seed = 1, .dtype = DType::BF16});
+      std::vector<gguf::GgmlType> file_types;
+      for (const auto type : {gguf::GgmlType::Q8_0, gguf::GgmlType::Q4_K})
+        if (types == "both" || types == gguf::type_name(type)) file_types.push_back(type);
+      const auto path_of = [&](gguf::GgmlType type) {
+        return fmt::format("{}/{}_shaped_{}.gguf", dir, preset, gguf::type_name(type));
+      };
+      bool need_weights = bf16;
+      for (const auto type : file_types)
+        need_weights = need_weights || !reuse || !std::filesystem::exists(path_of(type));
+      std::vector<std::pair<std::string, Tensor>> weights;
+      if (need_weights) weights = model::random_weights(config, {.seed = 1, .dtype = DType::BF16});
       fmt::print(
           "model: {}-shaped, hidden {}, {} layers, {} experts of {}, top-{}, vocab {} "
           "(generated in {:.1f} s)\n",
           preset, config.hidden_size, config.num_layers, config.num_experts,
           config.moe_intermediate_size, config.top_k, vocab, seconds_since(start));
-      for (const auto type : {gguf::GgmlType::Q8_0, gguf::GgmlType::Q4_K}) {
-        const std::string path =
-            fmt::format("{}/{}_shaped_{}.gguf", dir, preset, gguf::type_name(type));
+      for (const auto type : file_types) {
+        const std::string path = path_of(type);
         start = Clock::now();
         const bool write = !reuse || !std::filesystem::exists(path);
         if (write)
@@ -135,9 +150,11 @@ int main(int argc, char** argv) {
           fmt::print("{}\n", report.summary);
         }
       }
-      const std::map<std::string, Tensor> by_name(weights.begin(), weights.end());
-      subjects.insert(subjects.begin(),
-                      {"bf16", model::Model::from_tensors(config, by_name), nullptr, {}, {}});
+      if (bf16) {
+        const std::map<std::string, Tensor> by_name(weights.begin(), weights.end());
+        subjects.insert(subjects.begin(),
+                        {"bf16", model::Model::from_tensors(config, by_name), nullptr, {}, {}});
+      }
     }
     const double gbps = porta_bench::streaming_read_gbps();
     fmt::print("streaming read bandwidth: {:.1f} GB/s ({} threads)\n", gbps,
@@ -173,6 +190,7 @@ int main(int argc, char** argv) {
         "bound ms | decode ms | of bound | decode vs bf16 | prefill vs bf16 |\n",
         prompt_len);
     fmt::print("|---|---|---|---|---|---|---|---|---|---|\n");
+    // Ratios against the bf16 copy, or the first subject without it.
     const double bf16_decode = median(subjects.front().decode_s);
     const double bf16_prefill = median(subjects.front().prefill_s);
     for (const Subject& s : subjects) {
