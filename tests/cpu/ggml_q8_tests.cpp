@@ -187,33 +187,38 @@ TEST_CASE(
         cg::Q8Rows xq;
         cg::shape_q8_rows(t, rows, k, xq);
         cg::quantize_q8_rows(x.data(), k, 0, rows, xq);
-        // Rows 2..12 of x (11: a pass of eight and one of three) into y with a stride.
-        const std::int64_t first = 2, count = rows - 2, ldy = n + 3;
-        std::vector<float> y(static_cast<std::size_t>(count * ldy), -7.0f);
-        cg::q8_matmul_serial(w.data(), n, xq, first, count, y.data(), ldy);
-        std::vector<float> wrow(static_cast<std::size_t>(k));
-        const gguf::Q8Blocks b = gguf::q8_activation_blocks(t);
-        for (std::int64_t r = 0; r < count; ++r) {
-          const std::vector<float> xr(x.begin() + (first + r) * k, x.begin() + (first + r + 1) * k);
-          const std::vector<float> xh = rounded(b, xr);
-          for (std::int64_t c = 0; c < n; ++c) {
-            gguf::dequantize(t, {w.data() + static_cast<std::size_t>(c) * row_bytes, row_bytes},
-                             wrow);
-            double want = 0, size = 0;
-            for (std::int64_t i = 0; i < k; ++i) {
-              want += static_cast<double>(wrow[static_cast<std::size_t>(i)]) *
-                      xh[static_cast<std::size_t>(i)];
-              size += std::fabs(static_cast<double>(wrow[static_cast<std::size_t>(i)]) *
-                                xh[static_cast<std::size_t>(i)]);
+        // Rows from 2 of x into y with a stride: 1, 3 and 9 rows through the row kernel (9: a
+        // pass of eight and one of one), 11 through the panels (a pass of eight, one of three).
+        for (const std::int64_t count : {1, 3, 9, 11}) {
+          INFO(count << " rows");
+          const std::int64_t first = 2, ldy = n + 3;
+          std::vector<float> y(static_cast<std::size_t>(count * ldy), -7.0f);
+          cg::q8_matmul_serial(w.data(), n, xq, first, count, y.data(), ldy);
+          std::vector<float> wrow(static_cast<std::size_t>(k));
+          const gguf::Q8Blocks b = gguf::q8_activation_blocks(t);
+          for (std::int64_t r = 0; r < count; ++r) {
+            const std::vector<float> xr(x.begin() + (first + r) * k,
+                                        x.begin() + (first + r + 1) * k);
+            const std::vector<float> xh = rounded(b, xr);
+            for (std::int64_t c = 0; c < n; ++c) {
+              gguf::dequantize(t, {w.data() + static_cast<std::size_t>(c) * row_bytes, row_bytes},
+                               wrow);
+              double want = 0, size = 0;
+              for (std::int64_t i = 0; i < k; ++i) {
+                const double p = static_cast<double>(wrow[static_cast<std::size_t>(i)]) *
+                                 xh[static_cast<std::size_t>(i)];
+                want += p;
+                size += std::fabs(p);
+              }
+              const float got = y[static_cast<std::size_t>(r * ldy + c)];
+              if (std::fabs(got - want) > 1e-6 * size + 1e-30) {
+                FAIL_CHECK("row " << r << " col " << c << ": " << got << " vs " << want);
+                break;
+              }
             }
-            const float got = y[static_cast<std::size_t>(r * ldy + c)];
-            if (std::fabs(got - want) > 1e-6 * size + 1e-30) {
-              FAIL_CHECK("row " << r << " col " << c << ": " << got << " vs " << want);
-              break;
-            }
+            for (std::int64_t c = n; c < ldy; ++c)  // the stride's gap untouched
+              CHECK(y[static_cast<std::size_t>(r * ldy + c)] == -7.0f);
           }
-          for (std::int64_t c = n; c < ldy; ++c)  // the stride's gap untouched
-            CHECK(y[static_cast<std::size_t>(r * ldy + c)] == -7.0f);
         }
       }
   }

@@ -178,12 +178,6 @@ void gemm_blocks(std::span<const quant::QuantBlock* const> blocks, const float* 
 // Weight rows per work item of the integer kernels: four panels, a few KiB of blocks.
 constexpr std::int64_t kQ8ChunkRows = 64;
 
-// Rows of x from which the integer kernels pay for packing their panels (16 weight rows'
-// codes interleaved, about ten instructions per 64 bytes): under it the rows are rounded and
-// taken through the f32 block kernels, the same numbers (porta-bench-cpu-ggml-prefill: 8-row
-// expert blocks ran 1.0-1.3x faster that way, 12-row ones 1.7x slower).
-constexpr std::int64_t kQ8MinRows = 10;
-
 // The caller's rounded or quantized activations, kept between calls.
 std::vector<float>& rounded_scratch() {
   thread_local std::vector<float> rounded;
@@ -260,8 +254,7 @@ void blocks_linear(const float* x, std::int64_t rows, const QuantMatrix& w, floa
   if (rows == 0 || w.n == 0) return;
   if (act == ActivationQuant::GgmlQ8) {
     const gguf::GgmlType type = w.scheme.ggml_type;
-    if (!has_q8_kernel(type) || rows < kQ8MinRows)
-      return blocks_linear(rounded_rows(type, x, rows, w.k), rows, w, y);
+    if (!has_q8_kernel(type)) return blocks_linear(rounded_rows(type, x, rows, w.k), rows, w, y);
     const Q8Rows& xq = quantized_rows(type, x, rows, w.k);
     std::vector<Q8Item> items;
     add_q8_items(w, 0, rows, y, items);
@@ -275,28 +268,17 @@ void blocks_linear_experts(const float* x, std::int64_t k,
                            std::span<const quant::QuantBlock> experts, std::int64_t out_features,
                            float* y, ActivationQuant act) {
   if (act == ActivationQuant::GgmlQ8) {
-    // Blocks of kQ8MinRows rows and more through the integer kernels, the others rounded.
-    std::int64_t rows = 0, quantized = 0;
-    std::vector<quant::QuantBlock> rounded;
-    for (const quant::QuantBlock& e : experts) {
-      if (e.count == 0) continue;
-      const std::int64_t end = e.first + e.count;
-      rows = std::max(rows, end);
-      if (has_q8_kernel(e.w.scheme.ggml_type) && e.count >= kQ8MinRows)
-        quantized = std::max(quantized, end);
-      else
-        rounded.push_back(e);
-    }
+    std::int64_t rows = 0;
+    for (const quant::QuantBlock& e : experts)
+      if (e.count > 0) rows = std::max(rows, e.first + e.count);
     if (rows == 0) return;
     const gguf::GgmlType type = experts.front().w.scheme.ggml_type;
-    if (!rounded.empty())
-      blocks_linear_experts(rounded_rows(type, x, rows, k), k, rounded, out_features, y);
-    if (quantized == 0) return;
-    const Q8Rows& xq = quantized_rows(type, x, quantized, k);
+    if (!has_q8_kernel(type))
+      return blocks_linear_experts(rounded_rows(type, x, rows, k), k, experts, out_features, y);
+    const Q8Rows& xq = quantized_rows(type, x, rows, k);
     std::vector<Q8Item> items;
     for (const quant::QuantBlock& e : experts)
-      if (e.count >= kQ8MinRows)
-        add_q8_items(e.w, e.first, e.count, y + e.first * out_features, items);
+      if (e.count > 0) add_q8_items(e.w, e.first, e.count, y + e.first * out_features, items);
     return run_q8_items(items, xq, out_features);
   }
   std::vector<const quant::QuantBlock*> small, large;

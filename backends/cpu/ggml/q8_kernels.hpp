@@ -30,11 +30,17 @@ bool has_q8_kernel(gguf::GgmlType type);
 
 // Activation rows quantized for one weight type: codes [rows, k], block scales
 // [rows, k / super], and per sub-block of the weight type dx · Σ qx [rows, k / sub].
+// For the row kernel (short blocks), weight types whose codes are stored with an offset (q8_0's
+// 128, q4_0's 8, q6_K's 32) also keep −offset · Σ of each four codes [rows, k / 4], the starting
+// value of its integer sums, and the 32-element types d expanded to one per lane of each 64
+// codes [rows, ⌈k / 64⌉, 16].
 struct Q8Rows {
   gguf::GgmlType weight_type = gguf::GgmlType::Q8_0;
   std::int64_t rows = 0, k = 0, super = 0, sub = 0;
   std::vector<std::int8_t> q;
   std::vector<float> d, sums;
+  std::vector<std::int32_t> init;
+  std::vector<float> lane_d;
   const std::int8_t* codes(std::int64_t r) const { return q.data() + r * k; }
 };
 
@@ -50,7 +56,11 @@ void quantize_q8_rows(const float* x, std::int64_t ldx, std::int64_t first, std:
 void round_q8_row(gguf::Q8Blocks blocks, const float* x, std::int64_t k, float* out);
 
 // y[r·ldy + n] = Σ_k W[n, k] · x̂[first + r, k] for r < count and n < n_rows, on the calling
-// thread: W rows of `type` blocks (row_bytes each) from w, a panel of 16 packed at a time.
+// thread: W rows of `type` blocks (row_bytes each) from w. From kQ8PanelRows rows of x, 16 weight
+// rows at a time are packed into a panel (their codes interleaved, so that one vpdpbusd feeds 16
+// outputs); under it each weight row is decoded in registers and multiplied by up to eight rows
+// of x, 64 codes at a time (the integer sums per four codes, scaled per sub-block with vpmaddwd).
+inline constexpr std::int64_t kQ8PanelRows = 10;
 void q8_matmul_serial(const std::byte* w, std::int64_t n_rows, const Q8Rows& x, std::int64_t first,
                       std::int64_t count, float* y, std::int64_t ldy);
 

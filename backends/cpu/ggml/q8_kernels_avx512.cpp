@@ -356,6 +356,151 @@ T void tiles(const Layout& l, const Panel& p, const Q8Rows& x, std::int64_t firs
   }
 }
 
+// ---- the row kernel (short blocks and decode) ----
+
+// The offset each code is stored with, which the row kernel takes out of its integer sums.
+int code_offset(G type) {
+  if (type == G::Q8_0) return 128;
+  if (type == G::Q4_0) return 8;
+  if (type == G::Q6_K) return 32;
+  return 0;
+}
+
+// Lanes 0-7 from a, 8-15 from b.
+TI inline __m512i halves(int a, int b) {
+  return _mm512_mask_set1_epi32(_mm512_set1_epi32(a), 0xFF00, b);
+}
+
+// A K-quant super-block's scales for the row kernel: the sub-block scales as int32 lanes with
+// their high halves clear (eight for q4_K/q5_K, sixteen for q6_K), the eight min terms dmin·m
+// (q4_K/q5_K) and d.
+struct SuperScales {
+  __m512i sc;
+  __m256 mins;
+  float d;
+};
+
+TI inline SuperScales super_scales(G type, const std::byte* p) {
+  if (type == G::Q6_K)
+    return {_mm512_and_si512(
+                _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 192))),
+                _mm512_set1_epi32(0xFFFF)),
+            _mm256_setzero_ps(), f16(p + 208)};
+  // Q4_K/Q5_K: twelve bytes of six-bit scales and mins (gguf's k4_scale_min, eight at once).
+  std::uint32_t a, b, c;
+  std::memcpy(&a, p + 4, 4);
+  std::memcpy(&b, p + 8, 4);
+  std::memcpy(&c, p + 12, 4);
+  const std::uint64_t scales =
+      (a & 0x3F3F3F3Fu) | std::uint64_t{(c & 0x0F0F0F0Fu) | (((a >> 6) & 0x03030303u) << 4)} << 32;
+  const std::uint64_t mins =
+      (b & 0x3F3F3F3Fu) | std::uint64_t{((c >> 4) & 0x0F0F0F0Fu) | (((b >> 6) & 0x03030303u) << 4)}
+                              << 32;
+  const __m256i m = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<long long>(mins)));
+  return {_mm512_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<long long>(scales))),
+          _mm256_mul_ps(_mm256_set1_ps(f16(p + 2)), _mm256_cvtepi32_ps(m)), f16(p)};
+}
+
+// y[r·ldy] = Σ_k W[k] · x̂[first + r, k] for one weight row and R <= kMaxRows rows of x: each
+// 64 codes of the row decoded once for the R rows; per 64 codes and row one vpdpbusd (its
+// accumulator starting at −offset · Σ qx, so that each lane holds Σ (q − offset) · qx of four
+// codes, which fits 16 bits), one vpmaddwd by the sub-block scales and one add; per super-block
+// the scales d · dx in f32, and the min terms dmin·m · dx·Σ qx.
+template <int R>
+T void row_kernel(G type, const Layout& l, const std::byte* row, const Q8Rows& x,
+                  std::int64_t first, float* y, std::int64_t ldy) {
+  const std::int64_t k = x.k;
+  const bool centred = code_offset(type) != 0;
+  const std::int64_t lanes_per_row = k / 4;
+  const std::int8_t* xr[R];
+  const std::int32_t* init[R];
+  __m512 f[R];
+  for (int r = 0; r < R; ++r) {
+    xr[r] = x.codes(first + r);
+    init[r] = centred ? x.init.data() + (first + r) * lanes_per_row : nullptr;
+    f[r] = _mm512_setzero_ps();
+  }
+  if (l.super == 32) {  // q8_0, q4_0: per 64 codes, two blocks' scales in the two halves
+    const std::int64_t chunks = (k + 63) / 64;
+    for (std::int64_t c = 0; c < chunks; ++c) {
+      const std::int64_t at = 64 * c;
+      const bool half = k - at < 64;
+      const std::byte* b = row + (at / 32) * l.block_bytes;
+      const __m512 dw = _mm512_mask_mov_ps(_mm512_set1_ps(f16(b)), 0xFF00,
+                                           _mm512_set1_ps(half ? 0.0f : f16(b + l.block_bytes)));
+      const __m512i w = group_codes(type, row, at, half);
+      for (int r = 0; r < R; ++r) {
+        const __m512i xq = half ? _mm512_zextsi256_si512(_mm256_loadu_si256(
+                                      reinterpret_cast<const __m256i*>(xr[r] + at)))
+                                : _mm512_loadu_si512(xr[r] + at);
+        const __m512i start = half ? _mm512_zextsi256_si512(_mm256_loadu_si256(
+                                         reinterpret_cast<const __m256i*>(init[r] + at / 4)))
+                                   : _mm512_loadu_si512(init[r] + at / 4);
+        const __m512i t = _mm512_dpbusd_epi32(start, w, xq);
+        const __m512 dx = _mm512_loadu_ps(x.lane_d.data() + ((first + r) * chunks + c) * 16);
+        f[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t), _mm512_mul_ps(dw, dx), f[r]);
+      }
+    }
+  } else {  // K-quants: 256-element super-blocks of 32- (q4_K, q5_K) or 16-element sub-blocks
+    const std::int64_t supers = k / 256;
+    const bool q6 = type == G::Q6_K;
+    for (std::int64_t s = 0; s < supers; ++s) {
+      const std::byte* b = row + s * l.block_bytes;
+      const SuperScales ss = super_scales(type, b);
+      __m512i a[R];
+      for (int r = 0; r < R; ++r) a[r] = _mm512_setzero_si512();
+      for (int g = 0; g < 4; ++g) {
+        const std::int64_t at = 256 * s + 64 * g;
+        const __m512i w = group_codes(type, row, at, false);
+        // The scales of the sub-blocks of these 64 codes, one per int32 lane.
+        const __m512i first_sub = _mm512_set1_epi32(q6 ? 4 * g : 2 * g);
+        const __m512i scales = _mm512_permutexvar_epi32(
+            _mm512_add_epi32(
+                first_sub, q6 ? _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3)
+                              : _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1)),
+            ss.sc);
+        // Each int32 lane's sum fits its low 16 bits and the scales' high halves are zero, so
+        // vpdpwssd adds exactly lane · scale.
+        for (int r = 0; r < R; ++r) {
+          const __m512i start = q6 ? _mm512_loadu_si512(init[r] + at / 4) : _mm512_setzero_si512();
+          const __m512i t = _mm512_dpbusd_epi32(start, w, _mm512_loadu_si512(xr[r] + at));
+          a[r] = _mm512_dpwssd_epi32(a[r], t, scales);
+        }
+      }
+      const float d = ss.d;
+      const __m256 m8 = ss.mins;
+      for (int r = 0; r < R; ++r) {
+        const float dx = x.d[static_cast<std::size_t>((first + r) * supers + s)];
+        f[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a[r]), _mm512_set1_ps(d * dx), f[r]);
+        if (!q6)  // q4_K, q5_K: − Σ_j dmin·m_j · dx·Σ qx over the eight sub-blocks
+          f[r] = _mm512_fnmadd_ps(_mm512_zextps256_ps512(m8),
+                                  _mm512_zextps256_ps512(_mm256_loadu_ps(
+                                      x.sums.data() + (first + r) * (k / 32) + 8 * s)),
+                                  f[r]);
+      }
+    }
+  }
+  for (int r = 0; r < R; ++r) y[r * ldy] = _mm512_reduce_add_ps(f[r]);
+}
+
+T void row_kernels(G type, const Layout& l, const std::byte* row, const Q8Rows& x,
+                   std::int64_t first, std::int64_t count, float* y, std::int64_t ldy) {
+  std::int64_t r = 0;
+  for (; r + kMaxRows <= count; r += kMaxRows)
+    row_kernel<kMaxRows>(type, l, row, x, first + r, y + r * ldy, ldy);
+  float* yr = y + r * ldy;
+  switch (count - r) {
+    case 7: return row_kernel<7>(type, l, row, x, first + r, yr, ldy);
+    case 6: return row_kernel<6>(type, l, row, x, first + r, yr, ldy);
+    case 5: return row_kernel<5>(type, l, row, x, first + r, yr, ldy);
+    case 4: return row_kernel<4>(type, l, row, x, first + r, yr, ldy);
+    case 3: return row_kernel<3>(type, l, row, x, first + r, yr, ldy);
+    case 2: return row_kernel<2>(type, l, row, x, first + r, yr, ldy);
+    case 1: return row_kernel<1>(type, l, row, x, first + r, yr, ldy);
+    default: return;
+  }
+}
+
 bool cpu_has_q8_isa() {
   return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
          __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni") &&
@@ -389,6 +534,8 @@ void shape_q8_rows(gguf::GgmlType type, std::int64_t rows, std::int64_t k, Q8Row
   out.q.resize(static_cast<std::size_t>(rows * k));
   out.d.resize(static_cast<std::size_t>(rows * (k / l.super)));
   out.sums.resize(static_cast<std::size_t>(rows * (k / l.sub)));
+  out.init.resize(code_offset(type) != 0 ? static_cast<std::size_t>(rows * (k / 4)) : 0);
+  out.lane_d.resize(l.super == 32 ? static_cast<std::size_t>(rows * ((k + 63) / 64) * 16) : 0);
 }
 
 PORTA_Q8_TARGET void quantize_q8_rows(const float* x, std::int64_t ldx, std::int64_t first,
@@ -407,6 +554,23 @@ PORTA_Q8_TARGET void quantize_q8_rows(const float* x, std::int64_t ldx, std::int
         for (std::int64_t i = 0; i < out.sub; ++i) sum += c[i];
         out.sums[static_cast<std::size_t>(r * subs + s * subs_per_super + j)] =
             d * static_cast<float>(sum);
+      }
+    }
+    if (!out.init.empty()) {  // −offset · Σ of each four codes
+      const int offset = code_offset(out.weight_type);
+      std::int32_t* init = out.init.data() + r * (out.k / 4);
+      for (std::int64_t l = 0; l < out.k / 4; ++l)
+        init[l] = -offset * (q[4 * l] + q[4 * l + 1] + q[4 * l + 2] + q[4 * l + 3]);
+    }
+    if (!out.lane_d.empty()) {  // each 64 codes' two block scales, eight lanes each
+      const std::int64_t chunks = (out.k + 63) / 64;
+      for (std::int64_t c = 0; c < chunks; ++c) {
+        float* lanes = out.lane_d.data() + (r * chunks + c) * 16;
+        const float d0 = out.d[static_cast<std::size_t>(r * supers + 2 * c)];
+        const float d1 =
+            2 * c + 1 < supers ? out.d[static_cast<std::size_t>(r * supers + 2 * c + 1)] : 0.0f;
+        std::fill_n(lanes, 8, d0);
+        std::fill_n(lanes + 8, 8, d1);
       }
     }
   }
@@ -434,6 +598,12 @@ PORTA_Q8_TARGET void q8_matmul_serial(const std::byte* w, std::int64_t n_rows, c
                                       std::int64_t ldy) {
   const Layout l = layout_of(x.weight_type);
   const std::size_t row_bytes = gguf::row_bytes(x.weight_type, static_cast<std::uint64_t>(x.k));
+  if (count < kQ8PanelRows) {
+    for (std::int64_t n = 0; n < n_rows; ++n)
+      row_kernels(x.weight_type, l, w + static_cast<std::size_t>(n) * row_bytes, x, first, count,
+                  y + n, ldy);
+    return;
+  }
   thread_local Panel panel;
   for (std::int64_t n0 = 0; n0 < n_rows; n0 += kCols) {
     const int cols = static_cast<int>(std::min<std::int64_t>(kCols, n_rows - n0));
