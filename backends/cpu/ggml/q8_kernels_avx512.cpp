@@ -358,6 +358,10 @@ T void tiles(const Layout& l, const Panel& p, const Q8Rows& x, std::int64_t firs
 
 // ---- the row kernel (short blocks and decode) ----
 
+// How far ahead of the block being decoded the weight stream is prefetched, as the f32 block
+// kernels do (block_kernels.inl): decode reads each weight once, from memory.
+constexpr std::int64_t kPrefetchBytes = 3072;
+
 // The offset each code is stored with, which the row kernel takes out of its integer sums.
 int code_offset(G type) {
   if (type == G::Q8_0) return 128;
@@ -426,6 +430,8 @@ T void row_kernel(G type, const Layout& l, const std::byte* row, const Q8Rows& x
       const std::int64_t at = 64 * c;
       const bool half = k - at < 64;
       const std::byte* b = row + (at / 32) * l.block_bytes;
+      _mm_prefetch(reinterpret_cast<const char*>(b + kPrefetchBytes), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(b + kPrefetchBytes + 64), _MM_HINT_T0);
       const __m512 dw = _mm512_mask_mov_ps(_mm512_set1_ps(f16(b)), 0xFF00,
                                            _mm512_set1_ps(half ? 0.0f : f16(b + l.block_bytes)));
       const __m512i w = group_codes(type, row, at, half);
@@ -446,6 +452,8 @@ T void row_kernel(G type, const Layout& l, const std::byte* row, const Q8Rows& x
     const bool q6 = type == G::Q6_K;
     for (std::int64_t s = 0; s < supers; ++s) {
       const std::byte* b = row + s * l.block_bytes;
+      for (int at = 0; at < l.block_bytes; at += 64)
+        _mm_prefetch(reinterpret_cast<const char*>(b + kPrefetchBytes + at), _MM_HINT_T0);
       const SuperScales ss = super_scales(type, b);
       __m512i a[R];
       for (int r = 0; r < R; ++r) a[r] = _mm512_setzero_si512();
