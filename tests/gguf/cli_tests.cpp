@@ -84,7 +84,19 @@ TEST_CASE("porta run keeps q4_0 GGUF matrices packed, dequantizes the rest, and 
              Catch::Contains("packed, computed on in place (q4_0: blk.*.attn_q.weight") &&
                  Catch::Contains("blk.*.ffn_gate_exps.weight") &&
                  Catch::Contains("to bf16 at load (q4_0: token_embd.weight)") &&
-                 Catch::Contains(" 0 copied") && Catch::Contains("quantized: gguf blocks (q4_0)"));
+                 Catch::Contains(" 0 copied") && Catch::Contains("quantized: gguf blocks (q4_0)") &&
+                 Catch::Contains("; f32 activations, exact products"));
+  // llama.cpp's numerics on request; other modes are refused by the flag's check.
+  const CliResult q8 = run_porta("run --model " + file +
+                                 " --backend cpu --prompt-ids 1,2 --max-new-tokens 2 "
+                                 "--gguf-activations ggml_q8");
+  INFO(q8.output);
+  CHECK(q8.exit_code == 0);
+  CHECK_THAT(q8.output, Catch::Contains("activations rounded to llama.cpp's 8-bit blocks"));
+  const CliResult bad = run_porta("run --model " + file +
+                                  " --prompt-ids 1,2 --gguf-activations dynamic_int8");
+  CHECK(bad.exit_code != 0);
+  CHECK_THAT(bad.output, Catch::Contains("--gguf-activations"));
   const CliResult dequantized = run_porta("run --model " + file +
                                           " --backend cpu --dequantize --prompt-ids 1,2 "
                                           "--max-new-tokens 2");

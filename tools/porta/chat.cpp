@@ -34,6 +34,7 @@ struct ChatOptions {
   float temperature = 0;
   float top_p = 1;
   std::uint64_t seed = 0;
+  std::string gguf_activations = "none";
 };
 
 class Conversation {
@@ -133,6 +134,7 @@ Command add_chat_command(CLI::App& app) {
   app.add_option("--temperature", o->temperature, "0 for greedy decoding")->capture_default_str();
   app.add_option("--top-p", o->top_p, "Nucleus sampling threshold")->capture_default_str();
   app.add_option("--seed", o->seed, "Sampling seed")->capture_default_str();
+  add_gguf_activations_option(app, o->gguf_activations);
   return [o] {
     if (o->max_new_tokens < 1) throw Error(ErrorCode::InvalidArgument, "--max-new-tokens must be >= 1");
     const Tokenizer tokenizer = Tokenizer::load(o->model_dir);
@@ -144,7 +146,9 @@ Command add_chat_command(CLI::App& app) {
       throw Error(ErrorCode::Unsupported, fmt::format("backend '{}' is unavailable: {}",
                                                       o->backend, device.unavailable_reason));
     const model::Model model = model::is_gguf_file(o->model_dir)
-                                   ? model::load_gguf(o->model_dir)
+                                   ? model::load_gguf(o->model_dir,
+                                                      {.activations = parse_activation_quant(
+                                                           o->gguf_activations)})
                                    : model::Model::load(o->model_dir);
     const std::int64_t capacity =
         o->capacity > 0 ? o->capacity

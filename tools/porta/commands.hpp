@@ -3,6 +3,7 @@
 #pragma once
 
 #include <functional>
+#include <string>
 
 #include <CLI/CLI.hpp>
 
@@ -26,6 +27,9 @@ Command add_quantize_command(CLI::App& app);
 
 // `porta inspect` of a GGUF file (inspect_gguf.cpp).
 int inspect_gguf(const std::string& path);
+
+// --gguf-activations none|ggml_q8 of run and chat (run.cpp), into `mode`.
+void add_gguf_activations_option(CLI::App& app, std::string& mode);
 
 // Exit codes: 0 success, 1 a failure (an error, a failing check), 2 bad usage.
 inline constexpr int kExitFailure = 1;

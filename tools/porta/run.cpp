@@ -53,6 +53,15 @@ std::string rate(std::int64_t tokens, double seconds) {
 
 }  // namespace
 
+void add_gguf_activations_option(CLI::App& app, std::string& mode) {
+  app.add_option("--gguf-activations", mode,
+                 "How a GGUF's packed matrices meet their activations: none (f32 activations, "
+                 "exact products) or ggml_q8 (rounded to llama.cpp's 8-bit blocks, as llama.cpp "
+                 "computes; integer kernels, faster prefill on AVX-512 VNNI)")
+      ->check(CLI::IsMember({"ggml_q8", "none"}))
+      ->capture_default_str();
+}
+
 Command add_run_command(CLI::App& app) {
   struct Options {
     std::string model_dir;
@@ -115,12 +124,7 @@ Command add_run_command(CLI::App& app) {
   app.add_flag("--dequantize", o->dequantize,
                "Dequantise a quantized checkpoint's weights at load (to --fp8-dtype) instead of "
                "computing with them quantized");
-  app.add_option("--gguf-activations", o->gguf_activations,
-                 "How a GGUF's packed matrices meet their activations: none (f32 activations, "
-                 "exact products) or ggml_q8 (rounded to llama.cpp's 8-bit blocks, as llama.cpp "
-                 "computes; integer kernels, faster prefill on AVX-512 VNNI)")
-      ->check(CLI::IsMember({"ggml_q8", "none"}))
-      ->capture_default_str();
+  add_gguf_activations_option(app, o->gguf_activations);
   app.add_flag("--no-prefault", o->no_prefault,
                "Leave the weights' pages to be faulted in by the first forward pass instead of "
                "mapping them at load");
