@@ -86,20 +86,19 @@ TEST_CASE("porta run keeps q4_0 GGUF matrices packed, dequantizes the rest, and 
                  Catch::Contains("to bf16 at load (q4_0: token_embd.weight)") &&
                  Catch::Contains(" 0 copied") && Catch::Contains("quantized: gguf blocks (q4_0)") &&
                  Catch::Contains("; f32 activations, exact products"));
+  const auto run_with = [&](const std::string& flags) {
+    return run_porta("run --model " + file + " --backend cpu --prompt-ids 1,2 --max-new-tokens 2 " +
+                     flags);
+  };
   // llama.cpp's numerics on request; other modes are refused by the flag's check.
-  const CliResult q8 = run_porta("run --model " + file +
-                                 " --backend cpu --prompt-ids 1,2 --max-new-tokens 2 "
-                                 "--gguf-activations ggml_q8");
+  const CliResult q8 = run_with("--gguf-activations ggml_q8");
   INFO(q8.output);
   CHECK(q8.exit_code == 0);
   CHECK_THAT(q8.output, Catch::Contains("activations rounded to llama.cpp's 8-bit blocks"));
-  const CliResult bad = run_porta("run --model " + file +
-                                  " --prompt-ids 1,2 --gguf-activations dynamic_int8");
+  const CliResult bad = run_with("--gguf-activations dynamic_int8");
   CHECK(bad.exit_code != 0);
   CHECK_THAT(bad.output, Catch::Contains("--gguf-activations"));
-  const CliResult dequantized = run_porta("run --model " + file +
-                                          " --backend cpu --dequantize --prompt-ids 1,2 "
-                                          "--max-new-tokens 2");
+  const CliResult dequantized = run_with("--dequantize");
   INFO(dequantized.output);
   CHECK(dequantized.exit_code == 0);
   CHECK_THAT(dequantized.output, Catch::Contains("(--dequantize)"));

@@ -370,11 +370,6 @@ int code_offset(G type) {
   return 0;
 }
 
-// Lanes 0-7 from a, 8-15 from b.
-TI inline __m512i halves(int a, int b) {
-  return _mm512_mask_set1_epi32(_mm512_set1_epi32(a), 0xFF00, b);
-}
-
 // A K-quant super-block's scales for the row kernel: the sub-block scales as int32 lanes with
 // their high halves clear (eight for q4_K/q5_K, sixteen for q6_K), the eight min terms dmin·m
 // (q4_K/q5_K) and d.
