@@ -17,6 +17,8 @@
 #include "cpu_kernel.hpp"
 #include "cpu_util.hpp"
 #include "fusion.hpp"
+#include "ggml/block_dot.hpp"
+#include "ggml/q8_kernels.hpp"
 #include "lowering_log.hpp"
 #include "matmul.hpp"
 #include "onednn_error.hpp"
@@ -164,7 +166,13 @@ class CpuBackend final : public Backend {
         {"bf16_matmul", native_bf16 ? "native (f32 accumulation)"
                                     : "widened to f32 (no bf16 matmul kernel for this ISA)"},
         {"fusion", "matmul + bias/residual add, sub, mul, div, silu, gelu, sigmoid, exp"},
-        {"quant_kernels", quant::quant_kernels_description()}};
+        {"quant_kernels", quant::quant_kernels_description()},
+        {"ggml_kernels",
+         fmt::format("{} (f32 activations); ggml_q8: {}",
+                     ggml::block_isa_name(ggml::best_block_isa()),
+                     ggml::has_q8_isa()
+                         ? "avx512_vnni integer kernels (q8_0, q4_0, q4_K, q5_K, q6_K)"
+                         : "rounded activations through the f32 kernels (no AVX-512 VNNI)")}};
     return d;
   }
 

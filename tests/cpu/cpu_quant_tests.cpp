@@ -266,6 +266,13 @@ TEST_CASE("porta devices names the cpu's quantized-kernel path", "[cpu][quant]")
                                [](const auto& p) { return p.first == "quant_kernels"; });
   REQUIRE(it != props.end());
   CHECK(it->second.rfind(q::quant_isa_name(q::available_quant_isas().back()), 0) == 0);
+  // The GGUF blocks' kernels, and whether ggml_q8 has its integer ones on this CPU.
+  const auto ggml = std::find_if(props.begin(), props.end(),
+                                 [](const auto& p) { return p.first == "ggml_kernels"; });
+  REQUIRE(ggml != props.end());
+  const bool vnni = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw");
+  CHECK_THAT(ggml->second, Catch::Contains(vnni ? "ggml_q8: avx512_vnni integer kernels"
+                                                : "ggml_q8: rounded activations"));
   setenv("PORTA_CPU_QUANT_ISA", "sse9", 1);
   REQUIRE_PORTA_ERROR(q::active_quant_isa(), ErrorCode::InvalidArgument, "PORTA_CPU_QUANT_ISA=sse9",
                       "plain");
