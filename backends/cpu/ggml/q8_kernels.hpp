@@ -1,10 +1,10 @@
 // llama.cpp's numerics on ggml blocks (ActivationQuant::GgmlQ8) with integer dot products: the
 // activations quantized once per call to the 8-bit blocks the weight type meets in ggml
 // (gguf::q8_activation_blocks), the weights' codes multiplied by them with AVX-512 VNNI
-// (vpdpbusd: 64 unsigned-by-signed byte products per instruction, exact in int32), and the
-// block scales applied in f32 once per sub-block (integer scales) and super-block (float scales).
+// (vpdpbusd: 64 unsigned-by-signed byte products per instruction, exact in int32), the integer
+// sub-block scales applied in int32 and the float scales in f32 once per super-block.
 //
-// Weight rows are taken 16 at a time into a panel: their codes made unsigned bytes (q + 128 for
+// For blocks of kQ8PanelRows rows and more, weight rows are taken 16 at a time into a panel: their codes made unsigned bytes (q + 128 for
 // signed codes), interleaved four consecutive codes of each of the 16 rows per 64-byte vector,
 // so that one vpdpbusd with four broadcast activation codes advances 16 output columns; the
 // integer sub-block scales, the min terms (dmin·m, or d·offset for centred codes) and the super

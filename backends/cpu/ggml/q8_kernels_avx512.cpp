@@ -1,6 +1,6 @@
 // q8_kernels.hpp's integer path with AVX-512 VNNI: the activation quantizer (bit for bit
-// gguf::quantize_q8_activations), the panel packer of each block type and the register-tiled
-// kernel over a panel.
+// gguf::quantize_q8_activations), the codes of each block type in registers, the panel packer
+// and the register-tiled kernel over a panel (long blocks), and the row kernel (short ones).
 // GCC 12's AVX-512 conversion intrinsics pass _mm512_undefined_*() as the unused merge source,
 // which -Wmaybe-uninitialized reports once inlined; nothing is read uninitialised.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
