@@ -18,9 +18,13 @@
 // blocks and integer kernels), none (f32, exact products) or both (default: each file loaded
 // twice, side by side). --types q4_K (or q8_0) runs one file only; --no-bf16 leaves out the bf16
 // copy, and with --reuse and the files there generates no weights at all (quick profiling).
+// --profile: after the table, each subject's last prefill and decode step by op (host wall time,
+// summed per op kind), to see which ops a change should go after.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <map>
 #include <string>
 #include <thread>
 #include <vector>
@@ -44,7 +48,27 @@ struct Subject {
   porta::model::Model model;
   std::unique_ptr<porta::model::Session> session;
   std::vector<double> prefill_s, decode_s;
+  porta::Profile last_prefill, last_decode;
 };
+
+// The ops of a profile summed by kind, longest first.
+void print_profile_by_op(const std::string& what, const porta::Profile& profile) {
+  std::map<std::string, std::pair<double, int>> by_op;
+  double total_us = 0;
+  for (const porta::OpProfile& op : profile.ops) {
+    auto& [us, count] = by_op[op.op];
+    us += op.time_us;
+    ++count;
+    total_us += op.time_us;
+  }
+  std::vector<std::pair<std::string, std::pair<double, int>>> sorted(by_op.begin(), by_op.end());
+  std::sort(sorted.begin(), sorted.end(),
+            [](const auto& a, const auto& b) { return a.second.first > b.second.first; });
+  fmt::print("\n{} by op ({:.2f} ms in ops):\n", what, total_us / 1e3);
+  for (const auto& [op, figures] : sorted)
+    fmt::print("  {:<24} {:>4} x {:>9.2f} ms {:>5.1f}%\n", op, figures.second, figures.first / 1e3,
+               100.0 * figures.first / std::max(total_us, 1e-9));
+}
 
 }  // namespace
 
@@ -52,7 +76,7 @@ int main(int argc, char** argv) {
   std::string backend = "cpu", dir = "/tmp/porta-bench-gguf", preset = "deepseek-v2-lite",
               tokenizer, activations = "both";
   long layers = 2, experts = 64, vocab = -1, prompt_len = 32, steps = 8, reps = 3;
-  bool reuse = false, bf16 = true;
+  bool reuse = false, bf16 = true, profile = false;
   std::string types = "both";
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -90,11 +114,15 @@ int main(int argc, char** argv) {
       bf16 = false;
     } else if (a == "--reuse") {
       reuse = true;
+    } else if (a == "--profile") {
+      profile = true;
     } else {
       fmt::print(stderr,
                  "usage: porta-bench-gguf-model [--quick] [--backend NAME] [--layers N] "
                  "[--experts N] [--vocab N] [--prompt N] [--steps N] [--reps N] [--dir DIR] "
-                 "[--preset NAME] [--tokenizer DIR] [--reuse] [--activations ggml_q8|none|both] [--types q8_0|q4_K] [--no-bf16]\n");
+                 "[--preset NAME] [--tokenizer DIR] [--reuse] [--activations ggml_q8|none|both] "
+                 "[--types q8_0|q4_K] [--no-bf16] "
+                 "[--profile]\n");
       return 2;
     }
   }
@@ -176,6 +204,7 @@ int main(int argc, char** argv) {
         auto t0 = Clock::now();
         Tensor logits = s.session->forward(prompt);
         if (rep > 0) s.prefill_s.push_back(seconds_since(t0));  // rep 0 warms up
+        s.last_prefill = s.session->last_profile();
         std::int32_t next = model::argmax(
             {logits.data_as<float>() + static_cast<std::size_t>(logits.shape()[0] - 1) * v, v});
         for (long step = 0; step < steps; ++step) {
@@ -183,6 +212,7 @@ int main(int argc, char** argv) {
           logits = s.session->forward({&next, 1});
           if (rep > 0) s.decode_s.push_back(seconds_since(t0));
           next = model::argmax({logits.data_as<float>(), v});
+          s.last_decode = s.session->last_profile();
         }
       }
     fmt::print(
@@ -206,6 +236,11 @@ int main(int argc, char** argv) {
     }
     fmt::print("(medians of {} prefills and {} decode steps per subject, after one warm-up)\n",
                reps, reps * steps);
+    if (profile)
+      for (const Subject& s : subjects) {
+        print_profile_by_op(fmt::format("{}, last prefill", s.label), s.last_prefill);
+        print_profile_by_op(fmt::format("{}, last decode step", s.label), s.last_decode);
+      }
     return 0;
   } catch (const std::exception& e) {
     fmt::print(stderr, "porta-bench-gguf-model: {}\n", e.what());
