@@ -56,7 +56,6 @@ TI inline float f16(const std::byte* p) {
   std::memcpy(&bits, p, 2);
   return _cvtsh_ss(bits);
 }
-TI inline std::uint8_t byte(const std::byte* p, int i) { return static_cast<std::uint8_t>(p[i]); }
 
 // ---- activations ----
 
@@ -133,31 +132,57 @@ struct Panel {
   std::vector<float> mins, d;
 };
 
+// A K-quant super-block's scales in registers (the row kernel's; the panel's through
+// decode_scales): the sub-block scales as int32 lanes with their high halves clear (eight for
+// q4_K/q5_K, sixteen for q6_K), the eight min terms dmin·m (q4_K/q5_K) and d.
+struct SuperScales {
+  __m512i sc;
+  __m256 mins;
+  float d;
+};
+
+TI inline SuperScales super_scales(G type, const std::byte* p) {
+  if (type == G::Q6_K)
+    return {_mm512_and_si512(
+                _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 192))),
+                _mm512_set1_epi32(0xFFFF)),
+            _mm256_setzero_ps(), f16(p + 208)};
+  // Q4_K/Q5_K: twelve bytes of six-bit scales and mins (gguf's k4_scale_min, eight at once).
+  std::uint32_t a, b, c;
+  std::memcpy(&a, p + 4, 4);
+  std::memcpy(&b, p + 8, 4);
+  std::memcpy(&c, p + 12, 4);
+  const std::uint64_t scales =
+      (a & 0x3F3F3F3Fu) | std::uint64_t{(c & 0x0F0F0F0Fu) | (((a >> 6) & 0x03030303u) << 4)} << 32;
+  const std::uint64_t mins =
+      (b & 0x3F3F3F3Fu) | std::uint64_t{((c >> 4) & 0x0F0F0F0Fu) | (((b >> 6) & 0x03030303u) << 4)}
+                              << 32;
+  const __m256i m = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<long long>(mins)));
+  return {_mm512_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<long long>(scales))),
+          _mm256_mul_ps(_mm256_set1_ps(f16(p + 2)), _mm256_cvtepi32_ps(m)), f16(p)};
+}
+
 // The integer sub-block scales, min terms (the amount per unit of Σ x̂ each sub-block subtracts)
-// and scale d of one super-block of `type`.
-T void decode_scales(G type, const std::byte* p, std::int32_t* sc, float* mins, float& d) {
+// and scale d of one super-block of `type`, for the panel (q6_K's scales sign-extended).
+TI inline void decode_scales(G type, const std::byte* p, std::int32_t* sc, float* mins, float& d) {
   if (type == G::Q8_0 || type == G::Q4_0) {  // centred codes: q + 128, q + 8 stored
     d = f16(p);
     mins[0] = d * (type == G::Q8_0 ? 128.0f : 8.0f);
     return;
   }
   if (type == G::Q4_K || type == G::Q5_K) {
-    d = f16(p);
-    const float dmin = f16(p + 2);
-    for (int j = 0; j < 8; ++j) {  // six bits each, as gguf's k4_scale_min
-      const int b = j < 4 ? byte(p, 4 + j) & 63 : (byte(p, 8 + j) & 15) | ((byte(p, j) >> 6) << 4);
-      const int m =
-          j < 4 ? byte(p, 8 + j) & 63 : (byte(p, 8 + j) >> 4) | ((byte(p, j + 4) >> 6) << 4);
-      sc[j] = b;
-      mins[j] = dmin * static_cast<float>(m);
-    }
+    const SuperScales ss = super_scales(type, p);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(sc), _mm512_castsi512_si256(ss.sc));
+    _mm256_storeu_ps(mins, ss.mins);
+    d = ss.d;
     return;
   }
-  d = f16(p + 208);  // Q6_K: int8 scales, codes centred on 32
-  for (int j = 0; j < 16; ++j) {
-    sc[j] = static_cast<std::int8_t>(byte(p, 192 + j));
-    mins[j] = d * static_cast<float>(32 * sc[j]);
-  }
+  d = f16(p + 208);  // Q6_K: int8 scales, codes centred on 32: min terms d·(32·scale)
+  const __m512i scales =
+      _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 192)));
+  _mm512_storeu_si512(sc, scales);
+  _mm512_storeu_ps(
+      mins, _mm512_mul_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(_mm512_slli_epi32(scales, 5))));
 }
 
 TI inline __m256i load32(const std::byte* p) {
@@ -220,8 +245,9 @@ TI inline __m512i group_codes(G type, const std::byte* row, std::int64_t at, boo
 }
 
 // The 16 x 16 transpose of 32-bit lanes: row c of the input becomes lane c of every output, so
-// that output q holds dword q (codes 4q..4q+3) of each of the 16 weight rows.
-TI inline void transpose16(__m512i r[16]) {
+// that output q, stored at dst + 64·q for q < count, holds dword q (codes 4q..4q+3) of each of
+// the 16 weight rows. (Stored from here: copied back into r, the result went through memory.)
+TI inline void transpose16_store(__m512i r[16], std::uint8_t* dst, int count) {
   __m512i t[16];
   for (int i = 0; i < 8; ++i) {
     t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
@@ -238,17 +264,20 @@ TI inline void transpose16(__m512i r[16]) {
     const __m512i x1 = _mm512_shuffle_i32x4(r[m], r[4 + m], 0xEE);
     const __m512i y0 = _mm512_shuffle_i32x4(r[8 + m], r[12 + m], 0x44);
     const __m512i y1 = _mm512_shuffle_i32x4(r[8 + m], r[12 + m], 0xEE);
-    t[m] = _mm512_shuffle_i32x4(x0, y0, 0x88);
-    t[4 + m] = _mm512_shuffle_i32x4(x0, y0, 0xDD);
-    t[8 + m] = _mm512_shuffle_i32x4(x1, y1, 0x88);
-    t[12 + m] = _mm512_shuffle_i32x4(x1, y1, 0xDD);
+    _mm512_storeu_si512(dst + 64 * m, _mm512_shuffle_i32x4(x0, y0, 0x88));
+    _mm512_storeu_si512(dst + 64 * (4 + m), _mm512_shuffle_i32x4(x0, y0, 0xDD));
+    if (count > 8) {  // the upper eight dwords: absent in a last half group of 32 codes
+      _mm512_storeu_si512(dst + 64 * (8 + m), _mm512_shuffle_i32x4(x1, y1, 0x88));
+      _mm512_storeu_si512(dst + 64 * (12 + m), _mm512_shuffle_i32x4(x1, y1, 0xDD));
+    }
   }
-  for (int i = 0; i < 16; ++i) r[i] = t[i];
 }
 
 // Weight rows [0, cols) of w (cols <= kCols; the rest of the panel zero) packed for the kernel.
-T void pack_panel(G type, const Layout& l, const std::byte* w, std::size_t row_bytes, int cols,
-                  std::int64_t k, Panel& p) {
+template <G kType>
+T void pack_panel(const std::byte* w, std::size_t row_bytes, int cols, std::int64_t k, Panel& p) {
+  constexpr G type = kType;
+  constexpr Layout l = layout_of(type);
   const std::int64_t supers = k / l.super, subs = k / l.sub;
   p.codes.resize(static_cast<std::size_t>(kCols * k));
   p.sc.resize(static_cast<std::size_t>(subs * kCols));
@@ -282,17 +311,16 @@ T void pack_panel(G type, const Layout& l, const std::byte* w, std::size_t row_b
     for (int c = 0; c < kCols; ++c)
       r[c] = c < cols ? group_codes(type, w + static_cast<std::size_t>(c) * row_bytes, at, half)
                       : _mm512_setzero_si512();
-    transpose16(r);
-    std::uint8_t* dst = p.codes.data() + at * kCols;
-    for (int q = 0; q < (half ? 8 : 16); ++q) _mm512_storeu_si512(dst + q * 64, r[q]);
+    transpose16_store(r, p.codes.data() + at * kCols, half ? 8 : 16);
   }
 }
 
 // ---- the kernel ----
 
-template <int R>
-T void tile(const Layout& l, const Panel& p, const Q8Rows& x, std::int64_t first, float* y,
-            std::int64_t ldy, int cols) {
+template <G kType, int R>
+T void tile(const Panel& p, const Q8Rows& x, std::int64_t first, float* y, std::int64_t ldy,
+            int cols) {
+  constexpr Layout l = layout_of(kType);
   const std::int64_t k = x.k, supers = k / l.super;
   const int subs_per_super = l.super / l.sub, quads = l.sub / 4;
   const std::int64_t subs_per_row = k / l.sub;
@@ -318,7 +346,7 @@ T void tile(const Layout& l, const Panel& p, const Q8Rows& x, std::int64_t first
         }
       }
       const __m512 mins = _mm512_loadu_ps(p.mins.data() + j * kCols);
-      if (l.scaled) {
+      if constexpr (l.scaled) {
         const __m512i sc = _mm512_loadu_si512(p.sc.data() + j * kCols);
         for (int r = 0; r < R; ++r) a[r] = _mm512_add_epi32(a[r], _mm512_mullo_epi32(t[r], sc));
       } else {
@@ -339,19 +367,21 @@ T void tile(const Layout& l, const Panel& p, const Q8Rows& x, std::int64_t first
   for (int r = 0; r < R; ++r) _mm512_mask_storeu_ps(y + r * ldy, mask, f[r]);
 }
 
-T void tiles(const Layout& l, const Panel& p, const Q8Rows& x, std::int64_t first,
-             std::int64_t count, float* y, std::int64_t ldy, int cols) {
+template <G kType>
+T void tiles(const Panel& p, const Q8Rows& x, std::int64_t first, std::int64_t count, float* y,
+             std::int64_t ldy, int cols) {
   std::int64_t r = 0;
   for (; r + kMaxRows <= count; r += kMaxRows)
-    tile<kMaxRows>(l, p, x, first + r, y + r * ldy, ldy, cols);
+    tile<kType, kMaxRows>(p, x, first + r, y + r * ldy, ldy, cols);
+  float* yr = y + r * ldy;
   switch (count - r) {
-    case 7: return tile<7>(l, p, x, first + r, y + r * ldy, ldy, cols);
-    case 6: return tile<6>(l, p, x, first + r, y + r * ldy, ldy, cols);
-    case 5: return tile<5>(l, p, x, first + r, y + r * ldy, ldy, cols);
-    case 4: return tile<4>(l, p, x, first + r, y + r * ldy, ldy, cols);
-    case 3: return tile<3>(l, p, x, first + r, y + r * ldy, ldy, cols);
-    case 2: return tile<2>(l, p, x, first + r, y + r * ldy, ldy, cols);
-    case 1: return tile<1>(l, p, x, first + r, y + r * ldy, ldy, cols);
+    case 7: return tile<kType, 7>(p, x, first + r, yr, ldy, cols);
+    case 6: return tile<kType, 6>(p, x, first + r, yr, ldy, cols);
+    case 5: return tile<kType, 5>(p, x, first + r, yr, ldy, cols);
+    case 4: return tile<kType, 4>(p, x, first + r, yr, ldy, cols);
+    case 3: return tile<kType, 3>(p, x, first + r, yr, ldy, cols);
+    case 2: return tile<kType, 2>(p, x, first + r, yr, ldy, cols);
+    case 1: return tile<kType, 1>(p, x, first + r, yr, ldy, cols);
     default: return;
   }
 }
@@ -368,36 +398,6 @@ int code_offset(G type) {
   if (type == G::Q4_0) return 8;
   if (type == G::Q6_K) return 32;
   return 0;
-}
-
-// A K-quant super-block's scales for the row kernel: the sub-block scales as int32 lanes with
-// their high halves clear (eight for q4_K/q5_K, sixteen for q6_K), the eight min terms dmin·m
-// (q4_K/q5_K) and d.
-struct SuperScales {
-  __m512i sc;
-  __m256 mins;
-  float d;
-};
-
-TI inline SuperScales super_scales(G type, const std::byte* p) {
-  if (type == G::Q6_K)
-    return {_mm512_and_si512(
-                _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 192))),
-                _mm512_set1_epi32(0xFFFF)),
-            _mm256_setzero_ps(), f16(p + 208)};
-  // Q4_K/Q5_K: twelve bytes of six-bit scales and mins (gguf's k4_scale_min, eight at once).
-  std::uint32_t a, b, c;
-  std::memcpy(&a, p + 4, 4);
-  std::memcpy(&b, p + 8, 4);
-  std::memcpy(&c, p + 12, 4);
-  const std::uint64_t scales =
-      (a & 0x3F3F3F3Fu) | std::uint64_t{(c & 0x0F0F0F0Fu) | (((a >> 6) & 0x03030303u) << 4)} << 32;
-  const std::uint64_t mins =
-      (b & 0x3F3F3F3Fu) | std::uint64_t{((c >> 4) & 0x0F0F0F0Fu) | (((b >> 6) & 0x03030303u) << 4)}
-                              << 32;
-  const __m256i m = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<long long>(mins)));
-  return {_mm512_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<long long>(scales))),
-          _mm256_mul_ps(_mm256_set1_ps(f16(p + 2)), _mm256_cvtepi32_ps(m)), f16(p)};
 }
 
 // y[r·ldy] = Σ_k W[k] · x̂[first + r, k] for one weight row and R <= kMaxRows rows of x: each
@@ -495,9 +495,8 @@ T void row_kernel(const std::byte* row, const Q8Rows& x, std::int64_t first, flo
 // Rows [0, n_rows) of w times rows [first, first + count) of x, each weight row by the row
 // kernel for up to kMaxRows rows of x at a time.
 template <G kType>
-T void row_kernels(const std::byte* w, std::size_t row_bytes, std::int64_t n_rows,
-                   const Q8Rows& x, std::int64_t first, std::int64_t count, float* y,
-                   std::int64_t ldy) {
+T void row_kernels(const std::byte* w, std::size_t row_bytes, std::int64_t n_rows, const Q8Rows& x,
+                   std::int64_t first, std::int64_t count, float* y, std::int64_t ldy) {
   for (std::int64_t n = 0; n < n_rows; ++n) {
     const std::byte* row = w + static_cast<std::size_t>(n) * row_bytes;
     std::int64_t r = 0;
@@ -514,6 +513,26 @@ T void row_kernels(const std::byte* w, std::size_t row_bytes, std::int64_t n_row
       case 1: row_kernel<kType, 1>(row, x, first + r, yr, ldy); break;
       default: break;
     }
+  }
+}
+
+// q8_matmul_serial for one block type: the row kernel under kQ8PanelRows rows of x, else panels.
+template <G kType>
+T void matmul_of(const std::byte* w, std::int64_t n_rows, const Q8Rows& x, std::int64_t first,
+                 std::int64_t count, float* y, std::int64_t ldy) {
+  const std::size_t row_bytes = gguf::row_bytes(kType, static_cast<std::uint64_t>(x.k));
+  if (count < kQ8PanelRows)
+    return row_kernels<kType>(w, row_bytes, n_rows, x, first, count, y, ldy);
+  thread_local Panel panel;
+  for (std::int64_t n0 = 0; n0 < n_rows; n0 += kCols) {
+    const int cols = static_cast<int>(std::min<std::int64_t>(kCols, n_rows - n0));
+    // The packer decodes the scales of 16 rows first, each block's first touch a miss; asked
+    // for all at once here, the panel's rows (one contiguous run) arrive together.
+    const std::byte* rows = w + static_cast<std::size_t>(n0) * row_bytes;
+    for (std::size_t at = 0; at < static_cast<std::size_t>(cols) * row_bytes; at += 64)
+      _mm_prefetch(reinterpret_cast<const char*>(rows + at), _MM_HINT_T0);
+    pack_panel<kType>(rows, row_bytes, cols, x.k, panel);
+    tiles<kType>(panel, x, first, count, y + n0, ldy, cols);
   }
 }
 
@@ -612,24 +631,14 @@ PORTA_Q8_TARGET void round_q8_row(gguf::Q8Blocks blocks, const float* x, std::in
 PORTA_Q8_TARGET void q8_matmul_serial(const std::byte* w, std::int64_t n_rows, const Q8Rows& x,
                                       std::int64_t first, std::int64_t count, float* y,
                                       std::int64_t ldy) {
-  const Layout l = layout_of(x.weight_type);
-  const std::size_t row_bytes = gguf::row_bytes(x.weight_type, static_cast<std::uint64_t>(x.k));
-  if (count < kQ8PanelRows) {
-    // An if chain: a switch would have to list every ggml type.
-    const G type = x.weight_type;
-    if (type == G::Q8_0) return row_kernels<G::Q8_0>(w, row_bytes, n_rows, x, first, count, y, ldy);
-    if (type == G::Q4_0) return row_kernels<G::Q4_0>(w, row_bytes, n_rows, x, first, count, y, ldy);
-    if (type == G::Q4_K) return row_kernels<G::Q4_K>(w, row_bytes, n_rows, x, first, count, y, ldy);
-    if (type == G::Q5_K) return row_kernels<G::Q5_K>(w, row_bytes, n_rows, x, first, count, y, ldy);
-    return row_kernels<G::Q6_K>(w, row_bytes, n_rows, x, first, count, y, ldy);
-  }
-  thread_local Panel panel;
-  for (std::int64_t n0 = 0; n0 < n_rows; n0 += kCols) {
-    const int cols = static_cast<int>(std::min<std::int64_t>(kCols, n_rows - n0));
-    pack_panel(x.weight_type, l, w + static_cast<std::size_t>(n0) * row_bytes, row_bytes, cols, x.k,
-               panel);
-    tiles(l, panel, x, first, count, y + n0, ldy, cols);
-  }
+  // An if chain: a switch would have to list every ggml type.
+  const G type = x.weight_type;
+  if (type == G::Q8_0) return matmul_of<G::Q8_0>(w, n_rows, x, first, count, y, ldy);
+  if (type == G::Q4_0) return matmul_of<G::Q4_0>(w, n_rows, x, first, count, y, ldy);
+  if (type == G::Q4_K) return matmul_of<G::Q4_K>(w, n_rows, x, first, count, y, ldy);
+  if (type == G::Q5_K) return matmul_of<G::Q5_K>(w, n_rows, x, first, count, y, ldy);
+  if (type == G::Q6_K) return matmul_of<G::Q6_K>(w, n_rows, x, first, count, y, ldy);
+  layout_of(type);  // throws, naming the type
 }
 
 }  // namespace porta::detail::cpu::ggml
