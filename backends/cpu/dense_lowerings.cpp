@@ -21,6 +21,7 @@ const std::array kDense{
     OpLowering{OpKind::LayerNorm, supports_layer_norm, lower_layer_norm},
     OpLowering{OpKind::Rope, supports_rope, lower_rope},
     OpLowering{OpKind::Embedding, supports_embedding, lower_embedding},
+    OpLowering{OpKind::QuantEmbedding, supports_quant_embedding, lower_quant_embedding},
     OpLowering{OpKind::Reshape, supports_reshape, lower_reshape},
     OpLowering{OpKind::Permute, supports_permute, lower_permute},
     OpLowering{OpKind::Slice, supports_slice, lower_slice},

@@ -10,21 +10,22 @@ namespace porta::detail::cpu {
   SupportResult supports_##name(const GraphState& g, const Node& n); \
   std::unique_ptr<CpuKernel> lower_##name(CpuEnv& env, const GraphState& g, const Node& n);
 
-PORTA_CPU_OP_FAMILY(binary)      // binary.cpp: add sub mul div
-PORTA_CPU_OP_FAMILY(eltwise)     // eltwise.cpp: silu gelu sigmoid exp
-PORTA_CPU_OP_FAMILY(swiglu)      // eltwise.cpp
-PORTA_CPU_OP_FAMILY(softmax)     // normalization.cpp
-PORTA_CPU_OP_FAMILY(layer_norm)  // normalization.cpp
-PORTA_CPU_OP_FAMILY(rms_norm)    // normalization.cpp
-PORTA_CPU_OP_FAMILY(rope)        // rope.cpp
-PORTA_CPU_OP_FAMILY(embedding)   // embedding.cpp
-PORTA_CPU_OP_FAMILY(top_k)       // top_k.cpp
-PORTA_CPU_OP_FAMILY(attention)   // attention.cpp
-PORTA_CPU_OP_FAMILY(reshape)     // layout.cpp
-PORTA_CPU_OP_FAMILY(permute)     // layout.cpp
-PORTA_CPU_OP_FAMILY(slice)       // layout.cpp
-PORTA_CPU_OP_FAMILY(concat)      // layout.cpp
-PORTA_CPU_OP_FAMILY(cast)        // cast.cpp
+PORTA_CPU_OP_FAMILY(binary)           // binary.cpp: add sub mul div
+PORTA_CPU_OP_FAMILY(eltwise)          // eltwise.cpp: silu gelu sigmoid exp
+PORTA_CPU_OP_FAMILY(swiglu)           // eltwise.cpp
+PORTA_CPU_OP_FAMILY(softmax)          // normalization.cpp
+PORTA_CPU_OP_FAMILY(layer_norm)       // normalization.cpp
+PORTA_CPU_OP_FAMILY(rms_norm)         // normalization.cpp
+PORTA_CPU_OP_FAMILY(rope)             // rope.cpp
+PORTA_CPU_OP_FAMILY(embedding)        // embedding.cpp
+PORTA_CPU_OP_FAMILY(quant_embedding)  // embedding.cpp
+PORTA_CPU_OP_FAMILY(top_k)            // top_k.cpp
+PORTA_CPU_OP_FAMILY(attention)        // attention.cpp
+PORTA_CPU_OP_FAMILY(reshape)          // layout.cpp
+PORTA_CPU_OP_FAMILY(permute)          // layout.cpp
+PORTA_CPU_OP_FAMILY(slice)            // layout.cpp
+PORTA_CPU_OP_FAMILY(concat)           // layout.cpp
+PORTA_CPU_OP_FAMILY(cast)             // cast.cpp
 
 #undef PORTA_CPU_OP_FAMILY
 

@@ -524,6 +524,17 @@ void lower_ascend(const DeviceProfile& p, const GraphState& g, const Node& n,
       return gather(
           copy_runs(name, numel(out), static_cast<double>(table.shape[1]), es(table.dtype)));
     }
+    case OpKind::QuantEmbedding: {  // each row's codes gathered, dequantized on the vector cores
+      const ValueInfo& data = g.input_of(n, 1);
+      const double width = static_cast<double>(out.shape[-1]);
+      const double rows = numel(out) / std::max(width, 1.0);
+      const double row_bytes = static_cast<double>(data.shape[1]) * es(data.dtype);
+      GatherWork gw = copy_runs(name, rows * row_bytes, row_bytes, 1.0);
+      gw.out_bytes = numel(out) * es(out.dtype);
+      gw.vector_cycles =
+          rows * std::ceil(width * 4 / p.vector_repeat_bytes) * cycles(p, Mix{3, 0, 0});
+      return gather(gw);
+    }
     case OpKind::Slice: {
       const auto& a = std::get<SliceAttrs>(n.attrs);
       const Shape& s = out.shape;

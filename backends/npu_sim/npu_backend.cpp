@@ -30,7 +30,7 @@ bool data_dependent(OpKind op) {
 }
 bool quantized(OpKind op) {
   return op == OpKind::QuantMatmul || op == OpKind::QuantGroupedMatmul ||
-         op == OpKind::QuantMoeExperts;
+         op == OpKind::QuantMoeExperts || op == OpKind::QuantEmbedding;
 }
 
 // The cube ops have NPU numerics of their own (functional.hpp); every other op runs on the

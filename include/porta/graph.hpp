@@ -156,6 +156,9 @@ class Graph {
   Value layer_norm(Value x, Value weight, std::optional<Value> bias = {}, float eps = 1e-5f);
   Value rope(Value x, Value positions, RopeAttrs attrs = {});
   Value embedding(Value table, Value ids);
+  // Rows of a quantized table [V, H] (a GGUF's token_embd in its blocks): f32 [ids..., H], each
+  // row dequantized exactly as the scheme defines (quant_embedding).
+  Value embedding(const QuantizedValue& table, Value ids);
   Value reshape(Value x, std::vector<std::int64_t> shape);
   Value permute(Value x, std::vector<int> perm);
   Value slice(Value x, int axis, std::int64_t start, std::int64_t end, std::int64_t step = 1);

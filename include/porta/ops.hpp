@@ -96,6 +96,8 @@ namespace porta {
     "up scale, down scale, gate zero, up zero, down zero",                                         \
     QuantAttrs, quant_moe_experts, quant_moe_experts,                                              \
     "routed SwiGLU experts with quantized weights")                                                \
+  X(QuantEmbedding, quant_embedding, 3, 4, "ids, data, scale, zero", QuantAttrs, quant_embedding,  \
+    data_movement, "rows of a quantized table [V, H] gathered by ids, dequantized exactly to f32") \
   PORTA_COLLECTIVE_OP_LIST(X)
 
 // Collectives over the Executable's communicator (CompileOptions::comm; docs/expert-parallel.md),
@@ -229,9 +231,10 @@ struct MoePermuteAttrs {
   friend bool operator==(const MoePermuteAttrs&, const MoePermuteAttrs&) = default;
 };
 
-// The quantized ops (quant_matmul, quant_grouped_matmul, quant_moe_experts): the weight's scheme
-// (one for gate, up and down) and how activations are quantized; act_scale and act_offset are the
-// per-tensor parameters of ActivationQuant::StaticInt8 (docs/quantization.md).
+// The quantized ops (quant_matmul, quant_grouped_matmul, quant_moe_experts, quant_embedding): the
+// weight's scheme (one for gate, up and down) and how activations are quantized (quant_embedding
+// has none: ActivationQuant::None); act_scale and act_offset are the per-tensor parameters of
+// ActivationQuant::StaticInt8 (docs/quantization.md).
 struct QuantAttrs {
   QuantScheme scheme;
   ActivationQuant activation = ActivationQuant::None;

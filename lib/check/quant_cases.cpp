@@ -214,4 +214,27 @@ void cases_quant_moe_experts(std::vector<CaseDef>& c) {
       false);
 }
 
+void cases_quant_embedding(std::vector<CaseDef>& c) {
+  // Repeated and edge ids, in i32 and in a 2-D i64 tensor, over every weight-only scheme and
+  // every ggml block type (a GGUF's token_embd). The reference dequantizes each row exactly.
+  const std::vector<std::int32_t> ids{0, 39, 3, 3, 17, 25, 1};
+  for (const auto& s : weight_schemes())
+    add_case(c, OpKind::QuantEmbedding, fmt::format("[40, 256] by [7] ids, {}", s.label),
+             [s, ids](CaseBuilder& b) -> Outs {
+               const std::int64_t k = s.scheme.block_n > 1 ? 200 : 256;
+               auto table = quant_weight(b, "table", {40, k}, s.scheme);
+               return {b.graph.embedding(
+                   table, b.exact_input("ids", Tensor::from_vector<std::int32_t>({7}, ids)))};
+             });
+  for (const auto t : ggml_types())
+    add_case(c, OpKind::QuantEmbedding,
+             fmt::format("[40, 512] by [2, 3] i64 ids, ggml {}", gguf::type_name(t)),
+             [t](CaseBuilder& b) -> Outs {
+               auto table = quant_weight(b, "table", {40, 512}, ggml_scheme(t));
+               const std::vector<std::int64_t> rows{39, 0, 4, 4, 2, 7};
+               return {b.graph.embedding(
+                   table, b.exact_input("ids", Tensor::from_vector<std::int64_t>({2, 3}, rows)))};
+             });
+}
+
 }  // namespace porta::check::detail

@@ -11,6 +11,8 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <porta/ggml_quants.hpp>
+
 namespace porta {
 
 namespace {
@@ -608,15 +610,19 @@ void check_quant_weight(const Rule& r, const QuantAttrs& a, std::size_t data, st
 }
 
 
+// The zero points come as the last input, `zero_input`, exactly when the scheme is asymmetric.
+void require_zero_input(const Rule& r, const QuantAttrs& a, std::size_t zero_input) {
+  r.require(a.scheme.zero_point == (r.count() == zero_input + 1), ErrorCode::InvalidArgument,
+            fmt::format("zero (input {}): the scheme is {}", zero_input,
+                        a.scheme.zero_point ? "asymmetric but no zero points are given"
+                                            : "symmetric but zero points are given"));
+}
+
 Outputs quant_matmul_rule(const Rule& r, const QuantAttrs& a) {
   r.require_float(0);
   r.require(r.shape(0).rank() >= 1, ErrorCode::ShapeMismatch, "x (input 0) needs rank >= 1");
   r.require_rank(1, 2);
-  r.require(a.scheme.zero_point == (r.count() == 4), ErrorCode::InvalidArgument,
-            a.scheme.zero_point ? "zero (input 3): the scheme is asymmetric but no zero points "
-                                  "are given"
-                                : "zero (input 3): the scheme is symmetric but zero points are "
-                                  "given");
+  require_zero_input(r, a, 3);
   const std::int64_t k = r.shape(0)[-1];
   const std::int64_t n = r.shape(1)[0];
   check_quant_weight(r, a, 1, 2, a.scheme.zero_point ? std::optional<std::size_t>(3) : std::nullopt,
@@ -632,11 +638,7 @@ Outputs quant_grouped_matmul_rule(const Rule& r, const QuantAttrs& a) {
   r.require_rank(0, 2);
   r.require_dtype(1, DType::I32);
   r.require_rank(2, 3);
-  r.require(a.scheme.zero_point == (r.count() == 5), ErrorCode::InvalidArgument,
-            a.scheme.zero_point ? "zero (input 4): the scheme is asymmetric but no zero points "
-                                  "are given"
-                                : "zero (input 4): the scheme is symmetric but zero points are "
-                                  "given");
+  require_zero_input(r, a, 4);
   const std::int64_t e = r.shape(2)[0];
   const std::int64_t n = r.shape(2)[1];
   r.require(r.shape(1) == Shape{e + 1}, ErrorCode::ShapeMismatch,
@@ -665,6 +667,40 @@ Outputs quant_moe_experts_rule(const Rule& r, const QuantAttrs& a) {
                        w == 2 ? down : gate_up);
   check_activation(r, a, false);
   return {{r.shape(0), r.dtype(0)}};
+}
+
+// The table's row length H from its data's last dimension: the same for int8 and f8 codes, two
+// codes a byte for int4, whole blocks for ggml.
+std::int64_t quant_table_width(const Rule& r, const QuantAttrs& a, std::int64_t data_cols) {
+  if (a.scheme.format == QuantFormat::Int4) return 2 * data_cols;
+  if (a.scheme.format != QuantFormat::GgmlBlocks) return data_cols;
+  if (auto problem = quant_scheme_problem(a.scheme, 0))
+    r.fail(ErrorCode::InvalidArgument, *problem);
+  const gguf::TypeTraits t = gguf::traits_of(a.scheme.ggml_type);
+  const auto block_bytes = static_cast<std::int64_t>(t.block_bytes);
+  r.require(data_cols % block_bytes == 0, ErrorCode::ShapeMismatch,
+            fmt::format("data (input 1): rows of {} bytes are not whole {} blocks ({} bytes per {} "
+                        "elements)",
+                        data_cols, t.name, block_bytes, t.block_elements));
+  return data_cols / block_bytes * static_cast<std::int64_t>(t.block_elements);
+}
+
+// quant_embedding(ids, data, scale[, zero]): rows of the logical [V, H] table, dequantized as
+// its scheme defines, into f32 [ids..., H]. There is nothing to multiply, so no activation mode.
+Outputs quant_embedding_rule(const Rule& r, const QuantAttrs& a) {
+  r.require_integer(0);
+  r.require_rank(1, 2);
+  require_zero_input(r, a, 3);
+  r.require(a.activation == ActivationQuant::None, ErrorCode::InvalidArgument,
+            fmt::format("activation: a table lookup has no activations to quantize ({} given, "
+                        "none only)",
+                        to_string(a.activation)));
+  const std::int64_t h = quant_table_width(r, a, r.shape(1)[1]);
+  check_quant_weight(r, a, 1, 2, a.scheme.zero_point ? std::optional<std::size_t>(3) : std::nullopt,
+                     Shape{r.shape(1)[0], h});
+  auto dims = r.shape(0).dims();
+  dims.push_back(h);
+  return {{Shape(std::move(dims)), DType::F32}};
 }
 
 Outputs moe_experts_rule(const Rule& r, const moe::ExpertsAttrs& a) {

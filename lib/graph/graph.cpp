@@ -232,6 +232,11 @@ Value Graph::rope(Value x, Value positions, RopeAttrs attrs) {
 Value Graph::embedding(Value table, Value ids) {
   return add_op(OpKind::Embedding, {table, ids})[0];
 }
+Value Graph::embedding(const QuantizedValue& table, Value ids) {
+  std::vector<Value> inputs{ids, table.data, table.scale};
+  if (table.zero) inputs.push_back(*table.zero);
+  return add_op(OpKind::QuantEmbedding, inputs, QuantAttrs{table.scheme})[0];
+}
 Value Graph::reshape(Value x, std::vector<std::int64_t> shape) {
   return add_op(OpKind::Reshape, {x}, ReshapeAttrs{std::move(shape)})[0];
 }

@@ -17,15 +17,15 @@ struct QuantInputs {
   std::optional<std::size_t> zero;
 };
 
-// Where each quantized op keeps its weights' tensors: `which` 0 for quant_matmul and
-// quant_grouped_matmul, 0/1/2 (gate, up, down) for quant_moe_experts.
+// Where each quantized op keeps its weights' tensors: `which` 0 for quant_matmul,
+// quant_grouped_matmul and quant_embedding, 0/1/2 (gate, up, down) for quant_moe_experts.
 inline QuantInputs quant_inputs(const Node& n, int which = 0) {
   const bool asym = std::get<QuantAttrs>(n.attrs).scheme.zero_point;
   const auto w = static_cast<std::size_t>(which);
   const auto zero = [&](std::size_t at) {
     return asym ? std::optional<std::size_t>(at) : std::nullopt;
   };
-  if (n.op == OpKind::QuantMatmul) return {1, 2, zero(3)};
+  if (n.op == OpKind::QuantMatmul || n.op == OpKind::QuantEmbedding) return {1, 2, zero(3)};
   if (n.op == OpKind::QuantGroupedMatmul) return {2, 3, zero(4)};
   return {5 + w, 8 + w, zero(11 + w)};  // quant_moe_experts
 }

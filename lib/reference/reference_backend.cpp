@@ -105,6 +105,7 @@ SupportResult op_support(const GraphState& g, const Node& n) {
     case OpKind::QuantMatmul:
     case OpKind::QuantGroupedMatmul:
     case OpKind::QuantMoeExperts: return reference::quant_ops_supports(g, n);
+    case OpKind::QuantEmbedding: return need_integer(g, n, 0);  // every scheme dequantizes
     case OpKind::AllToAll:
     case OpKind::AllGather: return SupportResult::yes();  // bytes, any dtype
     case OpKind::AllReduce:
