@@ -36,7 +36,8 @@ class Builder {
     positions_ = g_.input(kPositionsInput, {t}, DType::I32);
     if (spec_.cache_capacity > 0) cache_len_ = g_.input(kCacheLenInput, {1}, DType::I32);
 
-    Value x = g_.embedding(w("model.embed_tokens.weight"), ids_);
+    const std::string table = "model.embed_tokens.weight";
+    Value x = quantized(table) ? g_.embedding(qw(table), ids_) : g_.embedding(w(table), ids_);
     if (x.dtype() != DType::F32) x = g_.cast(x, DType::F32);
     for (std::int64_t l = 0; l < c_.num_layers; ++l) {
       const std::string p = PreparedNames::layer(l);

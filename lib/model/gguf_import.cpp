@@ -90,12 +90,12 @@ class Importer {
   }
 
   // The matrix `hf` as ggml blocks viewing the mapping, when it is kept packed: a rank-2 weight
-  // other than the embedding table in a type with kernels, stored whole (Same), as a slice of
-  // the merged experts (ExpertSlice) or with llama's permuted q/k rows (reordered in packed
-  // form, a copy of whole rows). nullopt: convert() it.
+  // in a type with kernels (the embedding table too: quant_embedding gathers its rows), stored
+  // whole (Same), as a slice of the merged experts (ExpertSlice) or with llama's permuted q/k
+  // rows (reordered in packed form, a copy of whole rows). nullopt: convert() it.
   std::optional<QuantizedTensor> packed(const std::string& hf, const Shape& shape,
                                         const detail::GgufName& n) {
-    if (!keep_blocks_ || shape.rank() != 2 || hf == "model.embed_tokens.weight") return std::nullopt;
+    if (!keep_blocks_ || shape.rank() != 2) return std::nullopt;
     std::string name = n.gguf;
     std::int64_t expert = 0, count = 1;
     if (n.layout == detail::GgufLayout::ExpertSlice) {

@@ -28,6 +28,13 @@ class GgufBlockReader final : public QuantFormatReader {
     name_ = fmt::format("gguf blocks ({})", fmt::join(types, ", "));
   }
   std::string name() const override { return name_; }
+  std::optional<QuantLinear> embedding_table(const TensorSource& src, const std::string& name,
+                                             const Shape& logical,
+                                             const CopyReport& copied) const override {
+    // The activation mode is the lm_head's when the table is tied to it; quant_embedding has
+    // none of its own.
+    return linear(src, name, logical, copied);
+  }
   std::optional<QuantLinear> linear(const TensorSource&, const std::string& weight_name,
                                     const Shape& logical, const CopyReport& copied) const override {
     const auto it = t_.blocks.find(weight_name);
@@ -131,7 +138,7 @@ Model load_gguf(const std::string& path, const GgufLoadOptions& options, GgufLoa
     if (!tensors.dequantized.empty())
       lines.push_back(fmt::format(
           "gguf: dequantized {} block-quantized tensors to {} at load ({}); the other matrices "
-          "stay packed (the embedding table is gathered by rows, MLA's kv_b split per head)",
+          "stay packed (MLA's kv_b is split per head)",
           tensors.dequantized.size(), dtype_name(options.dequantize_to),
           dequantized_list(tensors.dequantized)));
     report->summary = fmt::format("{}", fmt::join(lines, "\n"));

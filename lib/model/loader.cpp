@@ -30,7 +30,7 @@ class Loader {
 
   void load_all() {
     const auto h = c_.hidden_size;
-    keep("model.embed_tokens.weight", {c_.vocab_size, h});
+    keep_embedding_table({c_.vocab_size, h});
     for (std::int64_t l = 0; l < c_.num_layers; ++l) {
       const std::string p = PreparedNames::layer(l);
       keep(p + "input_layernorm.weight", {h});
@@ -139,6 +139,26 @@ class Loader {
       out_.weights[prepared] = dequantized(*q);
     else
       keep_quantized(prepared, std::move(*q));
+  }
+  // The embedding table: kept quantized where the format keeps it so (a GGUF's blocks, gathered
+  // by quant_embedding), unless LoadOptions::dequantize; else as fetch() gives it.
+  void keep_embedding_table(const Shape& expected) {
+    const std::string name = "model.embed_tokens.weight";
+    std::optional<QuantizedWeight> q;
+    if (reader_)
+      q = reader_->embedding_table(src_, name, expected, [this](const std::string& why,
+                                                               std::uint64_t bytes) {
+        copied(why, bytes);
+      });
+    if (!q) {
+      out_.weights[name] = fetch(name, expected);
+      return;
+    }
+    ++out_.stats.tensors;
+    if (options_.dequantize)
+      out_.weights[name] = dequantized(*q);
+    else
+      keep_quantized(name, std::move(*q));
   }
   void keep_as(const std::string& prepared, const std::string& name, const Shape& expected) {
     keep_linear_weight(prepared, name, expected);
@@ -482,6 +502,11 @@ std::uint64_t Model::decode_bytes_per_token() const {
   }
   for (const auto& [name, q] : impl_->quantized) {
     const std::uint64_t bytes = q.weight.nbytes();
+    if (name == "model.embed_tokens.weight") {  // a quantized table: one row, as above
+      total += bytes / static_cast<std::uint64_t>(c.vocab_size);
+      if (impl_->lm_head_name == name) total += bytes;
+      continue;
+    }
     total += name.find(".moe.experts.") != std::string::npos
                  ? bytes / static_cast<std::uint64_t>(c.num_experts) * static_cast<std::uint64_t>(c.top_k)
                  : bytes;

@@ -24,7 +24,8 @@ void prefault_weights(Model::Impl& model) {
   for (const auto& [name, tensor] : model.weights)
     if (name != embedding || model.lm_head_name == embedding) bytes += prefault(tensor);
   for (const auto& [name, q] : model.quantized)
-    bytes += prefault(q.weight.data) + prefault(q.weight.scale) + prefault(q.weight.zero);
+    if (name != embedding || model.lm_head_name == embedding)
+      bytes += prefault(q.weight.data) + prefault(q.weight.scale) + prefault(q.weight.zero);
   model.stats.prefaulted_bytes += bytes;
 }
 

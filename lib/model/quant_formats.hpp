@@ -42,6 +42,13 @@ class QuantFormatReader {
   // the tensor and the field when the format's tensors or description are inconsistent.
   virtual std::optional<QuantLinear> linear(const TensorSource& src, const std::string& weight_name,
                                             const Shape& logical, const CopyReport& copied) const = 0;
+  // The embedding table [vocab, hidden] when the format keeps it quantized (a GGUF's token_embd
+  // in its blocks, gathered by quant_embedding), else nullopt: the formats that quantize linear
+  // layers only store it unquantized.
+  virtual std::optional<QuantLinear> embedding_table(const TensorSource&, const std::string&,
+                                                     const Shape&, const CopyReport&) const {
+    return std::nullopt;
+  }
 };
 
 // nullptr when the checkpoint is not quantized. `dir` is empty for in-memory sources (then only

@@ -86,9 +86,9 @@ TEST_CASE("GGUF q8_0 and q4_K matrices are views of the mapping, not copies", "[
       }
       CHECK(of_type > 0);
       CHECK(experts == 3 * 8 * 2);  // gate, up and down of 8 experts in 2 MoE layers
-      // The embedding table is gathered by rows, so it is dequantized; the rest stays packed.
-      CHECK(t.tensors.count("model.embed_tokens.weight") == 1);
-      CHECK(t.made.at("model.embed_tokens.weight") == model::kGgufDequantized);
+      // The embedding table stays packed too (quant_embedding gathers and dequantizes its rows).
+      CHECK(t.blocks.count("model.embed_tokens.weight") == 1);
+      CHECK(t.tensors.count("model.embed_tokens.weight") == 0);
 
       model::GgufLoadReport report;
       const model::Model packed = model::load_gguf(path, {}, &report);
@@ -100,7 +100,7 @@ TEST_CASE("GGUF q8_0 and q4_K matrices are views of the mapping, not copies", "[
       CHECK(s.quantized_bytes == packed_bytes);
       // The only copy is MLA's kv_b split, which every checkpoint makes.
       for (const auto& [why, n] : s.copies) CHECK_THAT(why, Catch::Contains("kv_b_proj"));
-      CHECK(s.dequantized_bytes > 0);  // the embedding table
+      CHECK(s.dequantized_bytes == 0);  // the embedding table too is kept in its blocks
       CHECK_THAT(packed.quant_format(), Catch::Contains(std::string(gguf::type_name(c.type))));
       REQUIRE(packed.quantized_weight("model.layers.1.moe.experts.up") != nullptr);
       CHECK(packed.quantized_weight("model.layers.1.moe.experts.up")->weight.data.shape()[0] == 8);
@@ -156,6 +156,41 @@ TEST_CASE("GGUF logits from packed blocks equal the dequantized file's within th
       CHECK(dequantized.quantized_weight_names().empty());
       CHECK(dq.packed_tensors == 0);
       CHECK_THAT(dq.summary, Catch::Contains("(--dequantize)"));
+    }
+  }
+}
+
+TEST_CASE("a GGUF model keeps its embedding table in its blocks, with the exact table's logits",
+          "[gguf][packed][embedding]") {
+  for (const bool tied : {false, true}) {
+    DYNAMIC_SECTION((tied ? "tied to the lm_head (no output.weight)" : "own lm_head")) {
+      test::TinyModel m = test::tiny_model("mixtral", 11, DType::F32);
+      if (tied)
+        std::erase_if(m.tensors, [](const auto& t) { return t.first == "lm_head.weight"; });
+      const std::string path =
+          write(m, tied ? "embedding_tied_q8_0.gguf" : "embedding_q8_0.gguf", GgmlType::Q8_0);
+      // The default load (bf16 for what it dequantizes), with nothing to dequantize here.
+      model::GgufLoadReport report;
+      const model::Model packed = model::load_gguf(path, {}, &report);
+      const model::QuantizedWeight* table = packed.quantized_weight("model.embed_tokens.weight");
+      REQUIRE(table != nullptr);
+      CHECK(table->weight.scheme.ggml_type == GgmlType::Q8_0);
+      CHECK(packed.config().tie_word_embeddings == tied);
+      CHECK((packed.quantized_weight("lm_head.weight") == nullptr) == tied);
+      CHECK_THAT(report.summary, Catch::Contains("q8_0: token_embd.weight"));
+      CHECK_THAT(report.summary, !Catch::Contains("at load"));
+      const model::Model exact =
+          model::load_gguf(path, {.dequantize_to = DType::F32, .keep_blocks = false});
+      const auto prompt = test::prompt_ids();
+      for (const std::string backend : {"reference", "cpu"}) {
+        INFO(backend);
+        const auto got = test::porta_logits(packed, prompt, backend).to_f32();
+        const auto want = test::porta_logits(exact, prompt, backend).to_f32();
+        REQUIRE(got.size() == want.size());
+        // Within the packed matrices' kernel rounding (a table rounded to bf16, as loading did
+        // before, moves each element by up to 2^-9 of it).
+        CHECK(relative_max_diff(got, want) < 1e-5);
+      }
     }
   }
 }
