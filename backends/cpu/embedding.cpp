@@ -119,7 +119,7 @@ class QuantEmbeddingKernel final : public CpuKernel {
   }
 
  private:
-  const Node& node_;
+  Node node_;
   GatherIds ids_;
   std::int64_t width_;
 };
