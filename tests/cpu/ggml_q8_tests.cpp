@@ -159,7 +159,8 @@ TEST_CASE(
        {GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K}) {
     REQUIRE(cg::has_q8_kernel(t));
     const std::int64_t block = gguf::traits_of(t).block_elements;
-    for (const std::int64_t k : {block, 3 * block, std::int64_t{1024}})
+    // K 4096: rows of x beyond the row kernel's L1 budget, so its rows go in passes of 1 to 6.
+    for (const std::int64_t k : {block, 3 * block, std::int64_t{1024}, std::int64_t{4096}})
       for (const bool raw : {false, true}) {
         INFO(gguf::type_name(t) << " k=" << k << (raw ? " random bytes" : " quantized"));
         const std::int64_t n = 37, rows = 13;
