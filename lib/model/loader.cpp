@@ -30,7 +30,9 @@ class Loader {
 
   void load_all() {
     const auto h = c_.hidden_size;
-    keep_embedding_table({c_.vocab_size, h});
+    // A GGUF keeps it in its blocks, gathered by quant_embedding.
+    keep_linear_weight("model.embed_tokens.weight", "model.embed_tokens.weight",
+                       {c_.vocab_size, h}, Use::EmbeddingTable);
     for (std::int64_t l = 0; l < c_.num_layers; ++l) {
       const std::string p = PreparedNames::layer(l);
       keep(p + "input_layernorm.weight", {h});
@@ -108,11 +110,19 @@ class Loader {
     out_.weights[name] = fetch(name, expected);
   }
 
-  // A linear layer's weight as its format's reader gives it: nullopt when stored unquantized.
-  std::optional<QuantizedWeight> quantized(const std::string& name, const Shape& expected) {
+  // What a weight is to its format's reader: a linear layer's, or the embedding table (which a
+  // format may keep quantized for quant_embedding to gather).
+  enum class Use { Linear, EmbeddingTable };
+
+  // The weight as its format's reader gives it: nullopt when stored unquantized.
+  std::optional<QuantizedWeight> quantized(const std::string& name, const Shape& expected,
+                                           Use use = Use::Linear) {
     if (!reader_) return std::nullopt;
-    auto q = reader_->linear(src_, name, expected,
-                             [this](const std::string& why, std::uint64_t bytes) { copied(why, bytes); });
+    const CopyReport report = [this](const std::string& why, std::uint64_t bytes) {
+      copied(why, bytes);
+    };
+    auto q = use == Use::Linear ? reader_->linear(src_, name, expected, report)
+                                : reader_->embedding_table(src_, name, expected, report);
     if (q) ++out_.stats.tensors;
     return q;
   }
@@ -128,37 +138,17 @@ class Loader {
     out_.stats.quantized_bytes += q.weight.nbytes();
     out_.quantized[prepared] = std::move(q);
   }
-  // A linear weight: kept quantized when the checkpoint quantized it (unless
-  // LoadOptions::dequantize), else as fetch() gives it.
+  // A linear weight (or the embedding table): kept quantized when the checkpoint quantized it
+  // (unless LoadOptions::dequantize), else as fetch() gives it.
   void keep_linear_weight(const std::string& prepared, const std::string& name,
-                          const Shape& expected) {
-    auto q = quantized(name, expected);
+                          const Shape& expected, Use use = Use::Linear) {
+    auto q = quantized(name, expected, use);
     if (!q)
       out_.weights[prepared] = fetch(name, expected);
     else if (options_.dequantize)
       out_.weights[prepared] = dequantized(*q);
     else
       keep_quantized(prepared, std::move(*q));
-  }
-  // The embedding table: kept quantized where the format keeps it so (a GGUF's blocks, gathered
-  // by quant_embedding), unless LoadOptions::dequantize; else as fetch() gives it.
-  void keep_embedding_table(const Shape& expected) {
-    const std::string name = "model.embed_tokens.weight";
-    std::optional<QuantizedWeight> q;
-    if (reader_)
-      q = reader_->embedding_table(src_, name, expected, [this](const std::string& why,
-                                                               std::uint64_t bytes) {
-        copied(why, bytes);
-      });
-    if (!q) {
-      out_.weights[name] = fetch(name, expected);
-      return;
-    }
-    ++out_.stats.tensors;
-    if (options_.dequantize)
-      out_.weights[name] = dequantized(*q);
-    else
-      keep_quantized(name, std::move(*q));
   }
   void keep_as(const std::string& prepared, const std::string& name, const Shape& expected) {
     keep_linear_weight(prepared, name, expected);

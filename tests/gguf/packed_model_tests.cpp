@@ -52,6 +52,20 @@ double relative_max_diff(const std::vector<float>& got, const std::vector<float>
   return diff / scale;
 }
 
+// The packed model's logits on reference and cpu against those of the file dequantized to f32:
+// each product is within 1e-6 of its magnitude (the kernels' bound), and a few layers of norms
+// and softmaxes carry that to the logits at about the same size.
+void check_same_logits(const model::Model& packed, const model::Model& exact) {
+  const auto prompt = test::prompt_ids();
+  for (const std::string backend : {"reference", "cpu"}) {
+    INFO(backend);
+    const auto got = test::porta_logits(packed, prompt, backend).to_f32();
+    const auto want = test::porta_logits(exact, prompt, backend).to_f32();
+    REQUIRE(got.size() == want.size());
+    CHECK(relative_max_diff(got, want) < 1e-5);
+  }
+}
+
 }  // namespace
 
 TEST_CASE("GGUF q8_0 and q4_K matrices are views of the mapping, not copies", "[gguf][packed]") {
@@ -137,16 +151,7 @@ TEST_CASE("GGUF logits from packed blocks equal the dequantized file's within th
       const model::Model exact =
           model::load_gguf(path, {.dequantize_to = DType::F32, .keep_blocks = false});
       REQUIRE(exact.quantized_weight_names().empty());
-      const auto prompt = test::prompt_ids();
-      for (const std::string backend : {"reference", "cpu"}) {
-        INFO(backend);
-        const auto got = test::porta_logits(packed, prompt, backend).to_f32();
-        const auto want = test::porta_logits(exact, prompt, backend).to_f32();
-        REQUIRE(got.size() == want.size());
-        // Each product is within 1e-6 of its magnitude (the kernels' bound); a few layers of
-        // norms and softmaxes carry that to the logits at about the same size.
-        CHECK(relative_max_diff(got, want) < 1e-5);
-      }
+      check_same_logits(packed, exact);
       if (std::string(c.label).starts_with("mixtral"))
         CHECK(packed.stats().copies.count("llama q/k rows reordered (packed blocks)") == 1);
       // --dequantize still dequantizes them.
@@ -181,16 +186,8 @@ TEST_CASE("a GGUF model keeps its embedding table in its blocks, with the exact 
       CHECK_THAT(report.summary, !Catch::Contains("at load"));
       const model::Model exact =
           model::load_gguf(path, {.dequantize_to = DType::F32, .keep_blocks = false});
-      const auto prompt = test::prompt_ids();
-      for (const std::string backend : {"reference", "cpu"}) {
-        INFO(backend);
-        const auto got = test::porta_logits(packed, prompt, backend).to_f32();
-        const auto want = test::porta_logits(exact, prompt, backend).to_f32();
-        REQUIRE(got.size() == want.size());
-        // Within the packed matrices' kernel rounding (a table rounded to bf16, as loading did
-        // before, moves each element by up to 2^-9 of it).
-        CHECK(relative_max_diff(got, want) < 1e-5);
-      }
+      // (A table rounded to bf16, as loading did before, moves each element by up to 2^-9.)
+      check_same_logits(packed, exact);
     }
   }
 }

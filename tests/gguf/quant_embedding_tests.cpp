@@ -5,12 +5,12 @@
 // packed_model_tests.cpp.)
 #include <catch2/catch.hpp>
 
-#include <random>
-
 #include <fmt/format.h>
 
 #include <porta/gguf.hpp>
 #include <porta/porta.hpp>
+
+#include "quant/quant_test_support.hpp"
 
 namespace gguf_quant_embedding_tests {
 
@@ -18,14 +18,6 @@ using namespace porta;
 using gguf::GgmlType;
 
 namespace {
-
-Tensor random_table(const Shape& shape, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> d(-2.0f, 2.0f);
-  std::vector<float> v(static_cast<std::size_t>(shape.numel()));
-  for (float& x : v) x = d(rng);
-  return Tensor::from_f32(shape, DType::F32, v);
-}
 
 struct SchemeCase {
   std::string label;
@@ -37,18 +29,10 @@ std::vector<SchemeCase> schemes() {
   for (const auto t : gguf::kDequantizableTypes)
     if (gguf::traits_of(t).block_elements > 1)
       out.push_back({fmt::format("ggml {}", gguf::type_name(t)), ggml_scheme(t)});
-  QuantScheme int8;
-  out.push_back({"int8 per-channel", int8});
-  QuantScheme int4;
-  int4.format = QuantFormat::Int4;
-  int4.group_k = 64;
-  int4.zero_point = true;
-  out.push_back({"int4 g64 asym", int4});
-  QuantScheme f8;
-  f8.format = QuantFormat::F8E4M3;
-  f8.group_k = 128;
-  f8.block_n = 128;
-  out.push_back({"f8_e4m3 block 128x128", f8});
+  out.push_back({"int8 per-channel", quant_test::make_scheme(QuantFormat::Int8)});
+  out.push_back({"int4 g64 asym", quant_test::make_scheme(QuantFormat::Int4, 64, true)});
+  out.push_back({"f8_e4m3 block 128x128",
+                 quant_test::make_scheme(QuantFormat::F8E4M3, 128, false, DType::F32, 128)});
   return out;
 }
 
@@ -77,7 +61,7 @@ TEST_CASE("quant_embedding gives each row as its scheme dequantizes it, on every
   const Tensor ids_i64 = Tensor::from_vector<std::int64_t>({2, 2}, {0, 23, 9, 9});
   for (const SchemeCase& c : schemes()) {
     DYNAMIC_SECTION(c.label) {
-      const QuantizedTensor table = quantize(random_table({24, 512}, 7), c.scheme);
+      const QuantizedTensor table = quantize(quant_test::random_tensor({24, 512}, 7), c.scheme);
       const std::vector<float> all = dequantize(table).to_f32();
       const auto want = [&](const std::vector<std::int64_t>& rows) {
         std::vector<float> out;
@@ -101,7 +85,8 @@ TEST_CASE("quant_embedding gives each row as its scheme dequantizes it, on every
 }
 
 TEST_CASE("bad quant_embedding ids and tables are errors naming them", "[gguf][embedding]") {
-  const QuantizedTensor table = quantize(random_table({8, 64}, 3), ggml_scheme(GgmlType::Q8_0));
+  const QuantizedTensor table =
+      quantize(quant_test::random_tensor({8, 64}, 3), ggml_scheme(GgmlType::Q8_0));
   for (const std::string backend : {"reference", "cpu"}) {
     INFO(backend);
     CHECK_THROWS_WITH(gather(table, Tensor::from_vector<std::int32_t>({3}, {1, 8, 2}), backend),
