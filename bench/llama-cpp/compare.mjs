@@ -9,8 +9,8 @@
 //   NODE_PATH=/tmp/llama/node_modules node bench/llama-cpp/compare.mjs FILE.gguf \
 //       [--porta build/tools/porta] [--prompt 128] [--steps 16] [--reps 3] [--threads N]
 //       [--check-steps 8] [--activations ggml_q8|none] [--porta-args "--fp8-dtype f32"]
-// --activations: porta run's --gguf-activations for the logits (default none: exact products;
-// ggml_q8: llama.cpp's own 8-bit activation blocks).
+// --activations: porta run's --gguf-activations for the logits (default ggml_q8, porta's default
+// for a GGUF: llama.cpp's own 8-bit activation blocks; none: exact products).
 //
 // Logits: llama.cpp's KV cache is made f32 (its default is f16, which alone moves probabilities
 // by ~1e-3) and flash attention off, so that what differs is the arithmetic of the weights.
@@ -40,7 +40,7 @@ const steps = Number(flag("--steps", "16"));
 const reps = Number(flag("--reps", "3"));
 const threads = Number(flag("--threads", String(os.availableParallelism())));
 const checkSteps = Number(flag("--check-steps", "8"));
-const activations = flag("--activations", "none");
+const activations = flag("--activations", "ggml_q8");
 // More arguments for porta run, e.g. "--fp8-dtype f32" (tables dequantized at load in f32).
 const portaArgs = flag("--porta-args", "").split(" ").filter((a) => a);
 

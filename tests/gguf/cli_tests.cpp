@@ -86,16 +86,17 @@ TEST_CASE("porta run keeps q4_0 GGUF matrices and the embedding table packed, an
                  Catch::Contains("blk.*.ffn_gate_exps.weight") &&
                  !Catch::Contains("at load") && Catch::Contains(" 0 copied") &&
                  Catch::Contains("quantized: gguf blocks (q4_0)") &&
-                 Catch::Contains("; f32 activations, exact products"));
+                 Catch::Contains("; activations rounded to llama.cpp's 8-bit blocks (ggml_q8)"));
   const auto run_with = [&](const std::string& flags) {
     return run_porta("run --model " + file + " --backend cpu --prompt-ids 1,2 --max-new-tokens 2 " +
                      flags);
   };
-  // llama.cpp's numerics on request; other modes are refused by the flag's check.
-  const CliResult q8 = run_with("--gguf-activations ggml_q8");
-  INFO(q8.output);
-  CHECK(q8.exit_code == 0);
-  CHECK_THAT(q8.output, Catch::Contains("activations rounded to llama.cpp's 8-bit blocks"));
+  // llama.cpp's numerics by default, exact products on request; other modes are refused by
+  // the flag's check.
+  const CliResult exact = run_with("--gguf-activations none");
+  INFO(exact.output);
+  CHECK(exact.exit_code == 0);
+  CHECK_THAT(exact.output, Catch::Contains("; f32 activations, exact products"));
   const CliResult bad = run_with("--gguf-activations dynamic_int8");
   CHECK(bad.exit_code != 0);
   CHECK_THAT(bad.output, Catch::Contains("--gguf-activations"));

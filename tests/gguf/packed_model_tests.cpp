@@ -144,7 +144,8 @@ TEST_CASE("GGUF logits from packed blocks equal the dequantized file's within th
     DYNAMIC_SECTION(c.label) {
       const std::string path = write(c.m, std::string("logits_") + c.label + ".gguf", c.type);
       model::GgufLoadReport report;
-      const model::Model packed = model::load_gguf(path, {.dequantize_to = DType::F32}, &report);
+      const model::Model packed = model::load_gguf(
+          path, {.dequantize_to = DType::F32, .activations = ActivationQuant::None}, &report);
       REQUIRE(report.packed_tensors > 0);
       CHECK_THAT(report.summary, Catch::Contains(std::string(gguf::type_name(c.type)) + ": "));
       // Dequantized to f32, the weights are exactly the blocks' values.
@@ -174,9 +175,11 @@ TEST_CASE("a GGUF model keeps its embedding table in its blocks, with the exact 
         std::erase_if(m.tensors, [](const auto& t) { return t.first == "lm_head.weight"; });
       const std::string path =
           write(m, tied ? "embedding_tied_q8_0.gguf" : "embedding_q8_0.gguf", GgmlType::Q8_0);
-      // The default load (bf16 for what it dequantizes), with nothing to dequantize here.
+      // bf16 for what it dequantizes (the default), with nothing to dequantize here; exact
+      // products, to compare with the dequantized table within the kernels' rounding.
       model::GgufLoadReport report;
-      const model::Model packed = model::load_gguf(path, {}, &report);
+      const model::Model packed =
+          model::load_gguf(path, {.activations = ActivationQuant::None}, &report);
       const model::QuantizedWeight* table = packed.quantized_weight("model.embed_tokens.weight");
       REQUIRE(table != nullptr);
       CHECK(table->weight.scheme.ggml_type == GgmlType::Q8_0);
@@ -210,11 +213,12 @@ TEST_CASE("GGUF models with llama.cpp's 8-bit activations: cpu near the referenc
   for (const Case& c : cases) {
     DYNAMIC_SECTION(c.label) {
       const std::string path = write(c.m, std::string("q8_") + c.label + ".gguf", c.type);
+      // llama.cpp's numerics are a GGUF's default.
       model::GgufLoadReport report;
-      const model::Model q8 = model::load_gguf(
-          path, {.dequantize_to = DType::F32, .activations = ActivationQuant::GgmlQ8}, &report);
+      const model::Model q8 = model::load_gguf(path, {.dequantize_to = DType::F32}, &report);
       CHECK_THAT(report.summary, Catch::Contains("activations rounded to llama.cpp's 8-bit blocks"));
-      const model::Model exact = model::load_gguf(path, {.dequantize_to = DType::F32});
+      const model::Model exact = model::load_gguf(
+          path, {.dequantize_to = DType::F32, .activations = ActivationQuant::None});
       const auto cpu = test::porta_logits(q8, prompt, "cpu").to_f32();
       const auto ref = test::porta_logits(q8, prompt, "reference").to_f32();
       const auto unrounded = test::porta_logits(exact, prompt, "cpu").to_f32();

@@ -34,7 +34,7 @@ struct ChatOptions {
   float temperature = 0;
   float top_p = 1;
   std::uint64_t seed = 0;
-  std::string gguf_activations = "none";
+  std::string gguf_activations = "ggml_q8";
 };
 
 class Conversation {
