@@ -78,12 +78,28 @@ void mla_metadata(const ModelConfig& c, const std::string& a, const GgufExportOp
   m.emplace_back(a + ".expert_group_used_count", u32(c.router.topk_groups));
 }
 
+// The 32-element type llama.cpp's quantizer stores a matrix in when its rows are not whole
+// 256-element super-blocks of the requested K-quant (V2-Lite's 1408-wide expert down
+// projections): so a file written here has the type mix of one llama-quantize writes.
+GgmlType fallback_type(GgmlType requested) {
+  using G = GgmlType;
+  switch (requested) {
+    case G::Q2_K:
+    case G::Q3_K:
+    case G::IQ4_XS: return G::IQ4_NL;
+    case G::Q4_K: return G::Q5_0;
+    case G::Q5_K: return G::Q5_1;
+    case G::Q6_K: return G::Q8_0;
+    default: return G::F16;
+  }
+}
+
 // The type a tensor is stored as: vectors, the router and its bias in f32; matrices in the
-// requested type when their rows hold whole blocks, else q8_0, else f16.
+// requested type when their rows hold whole blocks, else its fallback_type, else f16.
 GgmlType storage_type(const std::string& gguf_name, const std::vector<std::uint64_t>& dims,
                       GgmlType requested) {
   if (dims.size() < 2 || gguf_name.find("ffn_gate_inp") != std::string::npos) return GgmlType::F32;
-  for (GgmlType t : {requested, GgmlType::Q8_0, GgmlType::F16})
+  for (GgmlType t : {requested, fallback_type(requested)})
     if (dims[0] % gguf::traits_of(t).block_elements == 0) return t;
   return GgmlType::F16;
 }

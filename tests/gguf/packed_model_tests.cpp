@@ -23,8 +23,8 @@ namespace {
 
 // The tiny DeepSeek-V2-Lite-style model with a hidden width of 256, so that most projections
 // hold whole K-quant super-blocks; rows that do not (o_proj's 64, the experts' down 288, as
-// V2-Lite's 1408) fall back to q8_0 and kv_b's 16-wide ones to f16, as llama.cpp's quantizer
-// does: the routed experts mix q4_K gate and up with a q8_0 down.
+// V2-Lite's 1408) fall back as llama.cpp's quantizer does (q4_K to q5_0, q3_K to iq4_nl) and
+// kv_b's 16-wide ones to f16: the routed experts mix q4_K gate and up with a q5_0 down.
 test::TinyModel wide_v2(std::uint64_t seed) {
   auto j = nlohmann::json::parse(model::tiny_config_json("deepseek_v2"));
   j["hidden_size"] = 256;
@@ -120,8 +120,9 @@ TEST_CASE("GGUF q8_0 and q4_K matrices are views of the mapping, not copies", "[
       CHECK(packed.quantized_weight("model.layers.1.moe.experts.up")->weight.data.shape()[0] == 8);
       CHECK(packed.quantized_weight("model.layers.1.moe.experts.up")->weight.scheme.ggml_type ==
             c.type);
+      // q4_K's down projection (288 wide) is q5_0, llama.cpp's fallback.
       CHECK(packed.quantized_weight("model.layers.1.moe.experts.down")->weight.scheme.ggml_type ==
-            GgmlType::Q8_0);
+            (c.type == GgmlType::Q4_K ? GgmlType::Q5_0 : GgmlType::Q8_0));
     }
   }
 }
@@ -136,10 +137,10 @@ TEST_CASE("GGUF logits from packed blocks equal the dequantized file's within th
   const Case cases[] = {{"deepseek_v2 q8_0", test::tiny_model("deepseek_v2", 5, DType::F32),
                          GgmlType::Q8_0},
                         {"mixtral q8_0", test::tiny_model("mixtral", 5, DType::F32), GgmlType::Q8_0},
-                        {"deepseek_v2 q4_K (q8_0 expert down)", wide_v2(6), GgmlType::Q4_K},
+                        {"deepseek_v2 q4_K (q5_0 expert down)", wide_v2(6), GgmlType::Q4_K},
                         {"deepseek_v2 q5_0", test::tiny_model("deepseek_v2", 7, DType::F32),
                          GgmlType::Q5_0},
-                        {"deepseek_v2 q3_K (q8_0 expert down)", wide_v2(8), GgmlType::Q3_K}};
+                        {"deepseek_v2 q3_K (iq4_nl expert down)", wide_v2(8), GgmlType::Q3_K}};
   for (const Case& c : cases) {
     DYNAMIC_SECTION(c.label) {
       const std::string path = write(c.m, std::string("logits_") + c.label + ".gguf", c.type);
@@ -204,8 +205,8 @@ TEST_CASE("GGUF models with llama.cpp's 8-bit activations: cpu near the referenc
     GgmlType type;
   };
   const Case cases[] = {{"mixtral q8_0", test::tiny_model("mixtral", 5, DType::F32), GgmlType::Q8_0},
-                        {"deepseek_v2 q4_K (q8_0 expert down)", wide_v2(6), GgmlType::Q4_K},
-                        {"deepseek_v2 q3_K (q8_0 expert down)", wide_v2(8), GgmlType::Q3_K}};
+                        {"deepseek_v2 q4_K (q5_0 expert down)", wide_v2(6), GgmlType::Q4_K},
+                        {"deepseek_v2 q3_K (iq4_nl expert down)", wide_v2(8), GgmlType::Q3_K}};
   // 24 tokens: the dense projections take the integer kernels (10 rows and more), the experts'
   // blocks mostly the rounded f32 path.
   std::vector<int> prompt;

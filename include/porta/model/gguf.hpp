@@ -87,8 +87,8 @@ Model load_gguf(const std::string& path, const GgufLoadOptions& options = {},
 // ---- export ------------------------------------------------------------------------------------
 struct GgufExportOptions {
   // Type of the matrices (embedding, projections, experts). A row length the type's block does
-  // not divide falls back to q8_0, then f16, as llama.cpp's quantizer does. Norms, biases and
-  // the router stay f32.
+  // not divide falls back as llama.cpp's quantizer does (q2_K, q3_K, iq4_xs to iq4_nl; q4_K to
+  // q5_0; q5_K to q5_1; q6_K to q8_0), then to f16. Norms, biases and the router stay f32.
   gguf::GgmlType matrix_type = gguf::GgmlType::BF16;
   // deepseek2: write kv_b_proj as llama.cpp's current converter does (attn_k_b, transposed, and
   // attn_v_b) instead of one attn_kv_b.
