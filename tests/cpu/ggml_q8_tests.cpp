@@ -115,113 +115,201 @@ TEST_CASE("q8 activation blocks: hand-worked Q8_K and Q8_0 blocks", "[ggml][q8]"
   CHECK(std::isnan(rounded({GgmlType::Q8_0, 32}, y)[0]));
 }
 
+namespace {
+
+// The integer implementations this CPU runs (all of them, whatever PORTA_GGML_ISA says).
+std::vector<cg::Q8Isa> q8_isas_here() {
+  const std::vector<cg::Q8Isa> isas = cg::available_q8_isas();
+  if (isas.empty()) WARN("this CPU has no AVX2: the integer ggml_q8 kernels are not run");
+  return isas;
+}
+
+void round_row(cg::Q8Isa isa, gguf::Q8Blocks b, const float* x, std::int64_t k, float* out) {
+  if (isa == cg::Q8Isa::Avx512Vnni) return cg::round_q8_row_avx512(b, x, k, out);
+  cg::round_q8_row_avx2(b, x, k, out);
+}
+
+}  // namespace
+
 TEST_CASE("cpu q8 kernels: the SIMD quantizer equals the definition bit for bit", "[cpu][q8]") {
-  if (!cg::has_q8_isa()) {
-    WARN("this CPU has no AVX-512 VNNI: the integer ggml_q8 kernels are not run");
-    return;
-  }
-  std::mt19937 rng(11);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  for (const GgmlType t : {GgmlType::Q4_K, GgmlType::Q8_0}) {
-    const std::int64_t rows = 5, k = 512;
-    std::vector<float> x(static_cast<std::size_t>(rows * k));
-    for (auto& v : x) v = normal(rng) * 3.0f;
-    for (std::int64_t i = 0; i < k; i += 40) x[static_cast<std::size_t>(i)] = 0.5f;  // ties
-    std::fill_n(x.begin() + k, 32, 0.0f);  // an all-zero block in row 1
-    cg::Q8Rows xq;
-    cg::shape_q8_rows(t, rows, k, xq);
-    cg::quantize_q8_rows(x.data(), k, 0, rows, xq);
-    const gguf::Q8Blocks b = gguf::q8_activation_blocks(t);
-    std::vector<std::int8_t> q(static_cast<std::size_t>(k));
-    std::vector<float> d(static_cast<std::size_t>(k / b.block));
-    for (std::int64_t r = 0; r < rows; ++r) {
-      gguf::quantize_q8_activations(b, x.data() + r * k, k, q.data(), d.data());
-      CHECK(std::memcmp(q.data(), xq.codes(r), static_cast<std::size_t>(k)) == 0);
-      for (std::size_t s = 0; s < d.size(); ++s)
-        CHECK(d[s] == xq.d[static_cast<std::size_t>(r) * d.size() + s]);
+  for (const cg::Q8Isa isa : q8_isas_here()) {
+    DYNAMIC_SECTION(cg::q8_isa_name(isa)) {
+      std::mt19937 rng(11);
+      std::normal_distribution<float> normal(0.0f, 1.0f);
+      for (const GgmlType t : {GgmlType::Q4_K, GgmlType::Q8_0, GgmlType::Q6_K, GgmlType::Q4_0}) {
+        INFO(gguf::type_name(t));
+        const std::int64_t rows = 5, k = 512;
+        std::vector<float> x(static_cast<std::size_t>(rows * k));
+        for (auto& v : x) v = normal(rng) * 3.0f;
+        for (std::int64_t i = 0; i < k; i += 40) x[static_cast<std::size_t>(i)] = 0.5f;  // ties
+        std::fill_n(x.begin() + k, 32, 0.0f);  // an all-zero block in row 1
+        cg::Q8Rows xq;
+        cg::shape_q8_rows(isa, t, rows, k, xq);
+        REQUIRE(xq.isa == isa);
+        cg::quantize_q8_rows(x.data(), k, 0, rows, xq);
+        const gguf::Q8Blocks b = gguf::q8_activation_blocks(t);
+        std::vector<std::int8_t> q(static_cast<std::size_t>(k));
+        std::vector<float> d(static_cast<std::size_t>(k / b.block));
+        std::vector<float> want(static_cast<std::size_t>(k)), got(static_cast<std::size_t>(k));
+        for (std::int64_t r = 0; r < rows; ++r) {
+          gguf::quantize_q8_activations(b, x.data() + r * k, k, q.data(), d.data());
+          CHECK(std::memcmp(q.data(), xq.codes(r), static_cast<std::size_t>(k)) == 0);
+          for (std::size_t s = 0; s < d.size(); ++s)
+            CHECK(d[s] == xq.d[static_cast<std::size_t>(r) * d.size() + s]);
+          // Each layout's own sums: dx · Σ q per sub-block, and AVX2's q6_K Σ q as int16.
+          const std::int64_t subs = k / xq.sub;
+          for (std::int64_t j = 0; j < subs; ++j) {
+            int sum = 0;
+            for (std::int64_t i = 0; i < xq.sub; ++i)
+              sum += q[static_cast<std::size_t>(j * xq.sub + i)];
+            const float dx = d[static_cast<std::size_t>(j * xq.sub / b.block)];
+            CHECK(xq.sums[static_cast<std::size_t>(r * subs + j)] == dx * static_cast<float>(sum));
+            if (!xq.code_sums.empty())
+              CHECK(xq.code_sums[static_cast<std::size_t>(r * subs + j)] == sum);
+          }
+          gguf::round_q8_activations(b, x.data() + r * k, k, want.data());
+          round_row(isa, b, x.data() + r * k, k, got.data());
+          CHECK(std::memcmp(want.data(), got.data(), want.size() * sizeof(float)) == 0);
+        }
+        CHECK(xq.code_sums.empty() == (isa != cg::Q8Isa::Avx2 || t != GgmlType::Q6_K));
+      }
+      // A block with NaN or inf rounds to NaN, as the definition's.
+      std::vector<float> x(256, 1.0f), out(256);
+      x[100] = std::numeric_limits<float>::infinity();
+      round_row(isa, {GgmlType::Q8_K, 256}, x.data(), 256, out.data());
+      CHECK(std::isnan(out[0]));
+      round_row(isa, {GgmlType::Q8_0, 32}, x.data(), 256, out.data());
+      CHECK(std::isnan(out[96]));
+      CHECK_FALSE(std::isnan(out[0]));
     }
   }
+}
+
+TEST_CASE("cpu q8 kernels: PORTA_GGML_ISA's values", "[cpu][q8]") {
+  CHECK(cg::parse_ggml_isa_cap(nullptr) == cg::GgmlIsaCap::None);
+  CHECK(cg::parse_ggml_isa_cap("") == cg::GgmlIsaCap::None);
+  CHECK(cg::parse_ggml_isa_cap("avx2") == cg::GgmlIsaCap::Avx2);
+  CHECK(cg::parse_ggml_isa_cap("plain") == cg::GgmlIsaCap::Plain);
+  CHECK_THROWS_AS(cg::parse_ggml_isa_cap("avx512"), porta::Error);
+  CHECK_THROWS_WITH(cg::parse_ggml_isa_cap("AVX2"),
+                    Catch::Contains("PORTA_GGML_ISA=AVX2") && Catch::Contains("avx2, plain"));
 }
 
 TEST_CASE(
     "cpu q8 kernels: integer products equal the exact weights times the rounded "
     "activations",
     "[cpu][q8]") {
-  if (!cg::has_q8_isa()) {
-    WARN("this CPU has no AVX-512 VNNI: the integer ggml_q8 kernels are not run");
-    return;
-  }
-  std::mt19937 rng(5);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  std::uniform_int_distribution<int> byte(0, 255);
-  std::uniform_real_distribution<float> scale(-0.05f, 0.05f);
-  for (const GgmlType t :
-       {GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K}) {
-    REQUIRE(cg::has_q8_kernel(t));
-    const std::int64_t block = gguf::traits_of(t).block_elements;
-    // K 4096: rows of x beyond the row kernel's L1 budget, so its rows go in passes of 1 to 6.
-    for (const std::int64_t k : {block, 3 * block, std::int64_t{1024}, std::int64_t{4096}})
-      for (const bool raw : {false, true}) {
-        INFO(gguf::type_name(t) << " k=" << k << (raw ? " random bytes" : " quantized"));
-        const std::int64_t n = 37, rows = 13;
-        const std::size_t row_bytes = gguf::row_bytes(t, static_cast<std::uint64_t>(k));
-        std::vector<std::byte> w(row_bytes * static_cast<std::size_t>(n));
-        if (raw) {
-          // Random bytes: every code and scale bit pattern; the f16 fields sane values.
-          for (auto& b : w) b = static_cast<std::byte>(byte(rng));
-          const auto traits = gguf::traits_of(t);
-          std::vector<std::size_t> f16s{0};
-          if (t == GgmlType::Q4_K || t == GgmlType::Q5_K) f16s = {0, 2};
-          if (t == GgmlType::Q6_K) f16s = {208};
-          for (std::size_t at = 0; at < w.size(); at += traits.block_bytes)
-            for (std::size_t f : f16s) {
-              const std::uint16_t bits = porta::f32_to_f16_bits(scale(rng));
-              std::memcpy(&w[at + f], &bits, 2);
+  for (const cg::Q8Isa isa : q8_isas_here()) {
+    DYNAMIC_SECTION(cg::q8_isa_name(isa)) {
+      std::mt19937 rng(5);
+      std::normal_distribution<float> normal(0.0f, 1.0f);
+      std::uniform_int_distribution<int> byte(0, 255);
+      std::uniform_real_distribution<float> scale(-0.05f, 0.05f);
+      for (const GgmlType t :
+           {GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K}) {
+        const std::int64_t block = gguf::traits_of(t).block_elements;
+        // K 4096: rows of x beyond the row kernels' L1 budget, so they go in passes.
+        for (const std::int64_t k : {block, 3 * block, std::int64_t{1024}, std::int64_t{4096}})
+          for (const bool raw : {false, true}) {
+            INFO(gguf::type_name(t) << " k=" << k << (raw ? " random bytes" : " quantized"));
+            const std::int64_t n = 37, rows = 13;
+            const std::size_t row_bytes = gguf::row_bytes(t, static_cast<std::uint64_t>(k));
+            std::vector<std::byte> w(row_bytes * static_cast<std::size_t>(n));
+            if (raw) {
+              // Random bytes: every code and scale bit pattern; the f16 fields sane values.
+              for (auto& b : w) b = static_cast<std::byte>(byte(rng));
+              const auto traits = gguf::traits_of(t);
+              std::vector<std::size_t> f16s{0};
+              if (t == GgmlType::Q4_K || t == GgmlType::Q5_K) f16s = {0, 2};
+              if (t == GgmlType::Q6_K) f16s = {208};
+              for (std::size_t at = 0; at < w.size(); at += traits.block_bytes)
+                for (std::size_t f : f16s) {
+                  const std::uint16_t bits = porta::f32_to_f16_bits(scale(rng));
+                  std::memcpy(&w[at + f], &bits, 2);
+                }
+            } else {
+              std::vector<float> values(static_cast<std::size_t>(n * k));
+              for (auto& v : values) v = normal(rng);
+              gguf::quantize(t, values, w);
             }
-        } else {
-          std::vector<float> values(static_cast<std::size_t>(n * k));
-          for (auto& v : values) v = normal(rng);
-          gguf::quantize(t, values, w);
-        }
-        std::vector<float> x(static_cast<std::size_t>(rows * k));
-        for (auto& v : x) v = normal(rng);
-        cg::Q8Rows xq;
-        cg::shape_q8_rows(t, rows, k, xq);
-        cg::quantize_q8_rows(x.data(), k, 0, rows, xq);
-        // Rows from 2 of x into y with a stride: 1, 3 and 9 rows through the row kernel (9: a
-        // pass of eight and one of one), 11 through the panels (a pass of eight, one of three).
-        for (const std::int64_t count : {1, 3, 9, 11}) {
-          INFO(count << " rows");
-          const std::int64_t first = 2, ldy = n + 3;
-          std::vector<float> y(static_cast<std::size_t>(count * ldy), -7.0f);
-          cg::q8_matmul_serial(w.data(), n, xq, first, count, y.data(), ldy);
-          std::vector<float> wrow(static_cast<std::size_t>(k));
-          const gguf::Q8Blocks b = gguf::q8_activation_blocks(t);
-          for (std::int64_t r = 0; r < count; ++r) {
-            const std::vector<float> xr(x.begin() + (first + r) * k,
-                                        x.begin() + (first + r + 1) * k);
-            const std::vector<float> xh = rounded(b, xr);
-            for (std::int64_t c = 0; c < n; ++c) {
-              gguf::dequantize(t, {w.data() + static_cast<std::size_t>(c) * row_bytes, row_bytes},
-                               wrow);
-              double want = 0, size = 0;
-              for (std::int64_t i = 0; i < k; ++i) {
-                const double p = static_cast<double>(wrow[static_cast<std::size_t>(i)]) *
-                                 xh[static_cast<std::size_t>(i)];
-                want += p;
-                size += std::fabs(p);
-              }
-              const float got = y[static_cast<std::size_t>(r * ldy + c)];
-              if (std::fabs(got - want) > 1e-6 * size + 1e-30) {
-                FAIL_CHECK("row " << r << " col " << c << ": " << got << " vs " << want);
-                break;
+            std::vector<float> x(static_cast<std::size_t>(rows * k));
+            for (auto& v : x) v = normal(rng);
+            cg::Q8Rows xq;
+            cg::shape_q8_rows(isa, t, rows, k, xq);
+            cg::quantize_q8_rows(x.data(), k, 0, rows, xq);
+            // Rows from 2 of x into y with a stride: 1 to 9 rows through the row kernels (AVX2
+            // four at a time, AVX-512 eight), 11 through the panels (partial tiles and, at 37
+            // weight rows, a partial panel).
+            for (const std::int64_t count : {1, 3, 5, 9, 11}) {
+              INFO(count << " rows");
+              const std::int64_t first = 2, ldy = n + 3;
+              std::vector<float> y(static_cast<std::size_t>(count * ldy), -7.0f);
+              cg::q8_matmul_serial(w.data(), n, xq, first, count, y.data(), ldy);
+              std::vector<float> wrow(static_cast<std::size_t>(k));
+              const gguf::Q8Blocks b = gguf::q8_activation_blocks(t);
+              for (std::int64_t r = 0; r < count; ++r) {
+                const std::vector<float> xr(x.begin() + (first + r) * k,
+                                            x.begin() + (first + r + 1) * k);
+                const std::vector<float> xh = rounded(b, xr);
+                for (std::int64_t c = 0; c < n; ++c) {
+                  gguf::dequantize(
+                      t, {w.data() + static_cast<std::size_t>(c) * row_bytes, row_bytes}, wrow);
+                  double want = 0, size = 0;
+                  for (std::int64_t i = 0; i < k; ++i) {
+                    const double p = static_cast<double>(wrow[static_cast<std::size_t>(i)]) *
+                                     xh[static_cast<std::size_t>(i)];
+                    want += p;
+                    size += std::fabs(p);
+                  }
+                  const float got = y[static_cast<std::size_t>(r * ldy + c)];
+                  if (!(std::fabs(got - want) <= 1e-6 * size + 1e-30)) {
+                    FAIL_CHECK("row " << r << " col " << c << ": " << got << " vs " << want);
+                    break;
+                  }
+                }
+                for (std::int64_t c = n; c < ldy; ++c)  // the stride's gap untouched
+                  CHECK(y[static_cast<std::size_t>(r * ldy + c)] == -7.0f);
               }
             }
-            for (std::int64_t c = n; c < ldy; ++c)  // the stride's gap untouched
-              CHECK(y[static_cast<std::size_t>(r * ldy + c)] == -7.0f);
           }
+      }
+    }
+  }
+}
+
+TEST_CASE("cpu q8 kernels: a block of activations holding NaN or inf gives NaN products",
+          "[cpu][q8]") {
+  for (const cg::Q8Isa isa : q8_isas_here()) {
+    DYNAMIC_SECTION(cg::q8_isa_name(isa)) {
+      for (const GgmlType t :
+           {GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K}) {
+        INFO(gguf::type_name(t));
+        const std::int64_t k = 512, n = 9, rows = 12;
+        const std::size_t row_bytes = gguf::row_bytes(t, static_cast<std::uint64_t>(k));
+        std::vector<float> values(static_cast<std::size_t>(n * k), 0.25f);
+        std::vector<std::byte> w(row_bytes * static_cast<std::size_t>(n));
+        gguf::quantize(t, values, w);
+        std::vector<float> x(static_cast<std::size_t>(rows * k), 0.5f);
+        x[static_cast<std::size_t>(1 * k + 300)] = std::numeric_limits<float>::quiet_NaN();
+        x[static_cast<std::size_t>(3 * k + 7)] = -std::numeric_limits<float>::infinity();
+        cg::Q8Rows xq;
+        cg::shape_q8_rows(isa, t, rows, k, xq);
+        cg::quantize_q8_rows(x.data(), k, 0, rows, xq);
+        for (const std::int64_t count : {std::int64_t{4}, rows}) {  // row kernel, panels
+          INFO(count << " rows");
+          std::vector<float> y(static_cast<std::size_t>(count * n));
+          cg::q8_matmul_serial(w.data(), n, xq, 0, count, y.data(), n);
+          for (std::int64_t r = 0; r < count; ++r)
+            for (std::int64_t c = 0; c < n; ++c) {
+              const float v = y[static_cast<std::size_t>(r * n + c)];
+              if (r == 1 || r == 3)
+                CHECK(std::isnan(v));
+              else
+                CHECK(std::fabs(v - 0.125f * static_cast<float>(k)) < 1e-2f * k);
+            }
         }
       }
+    }
   }
 }
 

@@ -8,6 +8,8 @@
 
 #include <porta/error.hpp>
 
+#include "ggml/q8_kernels.hpp"
+
 namespace porta::detail::cpu::ggml {
 
 namespace {
@@ -43,7 +45,16 @@ std::vector<BlockIsa> available_block_isas() {
 }
 
 BlockIsa best_block_isa() {
-  static const BlockIsa best = available_block_isas().back();
+  // PORTA_GGML_ISA caps the choice (q8_kernels.hpp), to compare the paths on one machine.
+  static const BlockIsa best = [] {
+    const BlockIsa top = available_block_isas().back();
+    switch (ggml_isa_cap()) {
+      case GgmlIsaCap::Plain: return BlockIsa::Plain;
+      case GgmlIsaCap::Avx2: return std::min(top, BlockIsa::Avx2);
+      case GgmlIsaCap::None: break;
+    }
+    return top;
+  }();
   return best;
 }
 

@@ -210,7 +210,7 @@ const float* rounded_rows(gguf::GgmlType type, const float* x, std::int64_t rows
 const Q8Rows& quantized_rows(gguf::GgmlType type, const float* x, std::int64_t rows,
                              std::int64_t k) {
   Q8Rows& xq = q8_scratch();
-  shape_q8_rows(type, rows, k, xq);
+  shape_q8_rows(best_q8_isa(), type, rows, k, xq);
   const std::int64_t per = 16, chunks = (rows + per - 1) / per;
 #pragma omp parallel for schedule(static) if (chunks > 1)
   for (std::int64_t c = 0; c < chunks; ++c)

@@ -559,26 +559,9 @@ T void matmul_of(const std::byte* w, std::int64_t n_rows, const Q8Rows& x, std::
   }
 }
 
-bool cpu_has_q8_isa() {
-  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni") &&
-         __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-         __builtin_cpu_supports("f16c");
-}
-
 }  // namespace
 
-bool has_q8_isa() {
-  static const bool has = cpu_has_q8_isa();
-  return has;
-}
-
-bool has_q8_kernel(gguf::GgmlType type) {
-  return has_q8_isa() && (type == G::Q8_0 || type == G::Q4_0 || type == G::Q4_K ||
-                          type == G::Q5_K || type == G::Q6_K);
-}
-
-void shape_q8_rows(gguf::GgmlType type, std::int64_t rows, std::int64_t k, Q8Rows& out) {
+void shape_q8_rows_avx512(gguf::GgmlType type, std::int64_t rows, std::int64_t k, Q8Rows& out) {
   const Layout l = layout_of(type);
   if (k <= 0 || k % l.super != 0)
     throw Error(ErrorCode::InvalidArgument,
@@ -596,8 +579,9 @@ void shape_q8_rows(gguf::GgmlType type, std::int64_t rows, std::int64_t k, Q8Row
   out.lane_d.resize(l.super == 32 ? static_cast<std::size_t>(rows * ((k + 63) / 64) * 16) : 0);
 }
 
-PORTA_Q8_TARGET void quantize_q8_rows(const float* x, std::int64_t ldx, std::int64_t first,
-                                      std::int64_t count, Q8Rows& out) {
+PORTA_Q8_TARGET void quantize_q8_rows_avx512(const float* x, std::int64_t ldx,
+                                             std::int64_t first, std::int64_t count,
+                                             Q8Rows& out) {
   const bool q8k = out.super == 256;
   const std::int64_t supers = out.k / out.super, subs = out.k / out.sub;
   const int subs_per_super = static_cast<int>(out.super / out.sub);
@@ -634,8 +618,8 @@ PORTA_Q8_TARGET void quantize_q8_rows(const float* x, std::int64_t ldx, std::int
   }
 }
 
-PORTA_Q8_TARGET void round_q8_row(gguf::Q8Blocks blocks, const float* x, std::int64_t k,
-                                  float* out) {
+PORTA_Q8_TARGET void round_q8_row_avx512(gguf::Q8Blocks blocks, const float* x,
+                                         std::int64_t k, float* out) {
   if (k % blocks.block != 0)  // the definition's own message
     return gguf::round_q8_activations(blocks, x, k, out);
   const bool q8k = blocks.type == G::Q8_K;
@@ -651,7 +635,7 @@ PORTA_Q8_TARGET void round_q8_row(gguf::Q8Blocks blocks, const float* x, std::in
   }
 }
 
-PORTA_Q8_TARGET void q8_matmul_serial(const std::byte* w, std::int64_t n_rows, const Q8Rows& x,
+PORTA_Q8_TARGET void q8_matmul_avx512(const std::byte* w, std::int64_t n_rows, const Q8Rows& x,
                                       std::int64_t first, std::int64_t count, float* y,
                                       std::int64_t ldy) {
   // An if chain: a switch would have to list every ggml type.

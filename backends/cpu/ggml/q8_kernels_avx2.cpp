@@ -1,0 +1,647 @@
+// q8_kernels.hpp's integer path with AVX2, FMA and F16C, for CPUs without AVX-512 VNNI: the
+// activation quantizer (8 lanes, bit for bit gguf::quantize_q8_activations), the row kernel
+// (short blocks and decode) and 8-row weight panels with a register-tiled kernel (long blocks).
+//
+// The products are vpmaddubsw (unsigned codes times signed activation codes, adjacent pairs
+// summed into int16, saturating) then vpmaddwd (adjacent int16 into int32, times one or times
+// the sub-block scales). Each pair must fit int16 before it saturates: 4- to 6-bit codes go in
+// unsigned as stored (2 · 63 · 127 = 16002 at most), several such pair sums added in int16
+// before vpmaddwd where they still fit; q8_0's codes go in as |w| against x carrying w's sign
+// (vpsignb: 2 · 128 · 127 = 32512), and so do q4_0's in the row kernel (q − 8, centred).
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include <porta/error.hpp>
+
+#include "ggml/q8_kernels.hpp"
+
+namespace porta::detail::cpu::ggml {
+
+namespace {
+
+#define PORTA_Q8_AVX2_TARGET __attribute__((target("avx2,fma,f16c")))
+#define T PORTA_Q8_AVX2_TARGET
+// Helpers forced inline: called out of line from the kernels they would pass vectors through
+// memory.
+#define TI PORTA_Q8_AVX2_TARGET __attribute__((always_inline))
+
+using G = gguf::GgmlType;
+
+struct Layout {
+  int super;        // elements per float scale d (the type's block)
+  int sub;          // elements per integer scale and per min term
+  int block_bytes;  // bytes per super-block
+};
+
+constexpr Layout layout_of(G type) {
+  // An if chain: a switch would have to list every ggml type.
+  if (type == G::Q8_0) return {32, 32, 34};
+  if (type == G::Q4_0) return {32, 32, 18};
+  if (type == G::Q4_K) return {256, 32, 144};
+  if (type == G::Q5_K) return {256, 32, 176};
+  if (type == G::Q6_K) return {256, 16, 210};
+  throw Error(ErrorCode::Unsupported,
+              fmt::format("no integer ggml_q8 kernel for {}", gguf::type_name(type)));
+}
+
+TI inline float f16(const std::byte* p) {
+  std::uint16_t bits;
+  std::memcpy(&bits, p, 2);
+  return _cvtsh_ss(bits);
+}
+
+TI inline __m256i load32(const void* p) {
+  return _mm256_loadu_si256(static_cast<const __m256i*>(p));
+}
+
+// Four consecutive activation codes in every int32 lane.
+TI inline __m256i broadcast4(const std::int8_t* p) {
+  std::int32_t four;
+  std::memcpy(&four, p, 4);
+  return _mm256_set1_epi32(four);
+}
+
+TI inline float sum8(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+}
+
+// ---- activations ----
+
+TI inline __m256 abs8(__m256 v) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), v); }
+
+// max|x| over n floats (a multiple of 8): exact whatever the order.
+TI inline float abs_max(const float* x, int n) {
+  __m256 m = _mm256_setzero_ps();
+  for (int i = 0; i < n; i += 8) m = _mm256_max_ps(m, abs8(_mm256_loadu_ps(x + i)));
+  __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+  h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+  return _mm_cvtss_f32(_mm_max_ss(h, _mm_movehdup_ps(h)));
+}
+
+TI inline bool all_finite(const float* x, int n) {
+  const __m256 inf = _mm256_set1_ps(__builtin_inff());
+  for (int i = 0; i < n; i += 8)
+    if (_mm256_movemask_ps(_mm256_cmp_ps(abs8(_mm256_loadu_ps(x + i)), inf, _CMP_LT_OQ)) != 0xFF)
+      return false;
+  return true;
+}
+
+// round_half_even(x[i] · s) (the default rounding mode, as the definition's nearbyint) for 8
+// floats, capped at 127 as Q8_K's definition caps it.
+TI inline __m256i round8(const float* x, __m256 s) {
+  return _mm256_min_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x), s)),
+                          _mm256_set1_epi32(127));
+}
+
+// q[i] for n floats (a multiple of 32), saturated to int8 by the packs.
+TI inline void round_codes(const float* x, int n, float s, std::int8_t* q) {
+  const __m256 vs = _mm256_set1_ps(s);
+  for (int i = 0; i < n; i += 32) {
+    const __m256i ab = _mm256_packs_epi32(round8(x + i, vs), round8(x + i + 8, vs));
+    const __m256i cd = _mm256_packs_epi32(round8(x + i + 16, vs), round8(x + i + 24, vs));
+    // The packs work per 128-bit half: dwords come out a0 b0 c0 d0 a1 b1 c1 d1 (four codes
+    // each); back into order.
+    const __m256i bytes = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(ab, cd),
+                                                      _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + i), bytes);
+  }
+}
+
+// One block as gguf::quantize_q8_activations: Q8_K (256) or Q8_0 (32).
+T void quantize_block(bool q8k, const float* x, std::int8_t* q, float& d) {
+  const int n = q8k ? 256 : 32;
+  if (!all_finite(x, n)) {
+    std::fill_n(q, n, std::int8_t{0});
+    d = __builtin_nanf("");
+    return;
+  }
+  const float amax = abs_max(x, n);
+  if (q8k) {
+    float max = 0;
+    for (int j = 0; j < n; ++j)
+      if (x[j] == amax || x[j] == -amax) {
+        max = x[j];
+        break;
+      }
+    const float iscale = amax != 0 ? -127.0f / max : 0.0f;
+    if (!(iscale != 0 && iscale - iscale == 0)) {  // zero, or 127/m overflowed
+      std::fill_n(q, n, std::int8_t{0});
+      d = 0;
+      return;
+    }
+    round_codes(x, n, iscale, q);
+    d = 1.0f / iscale;
+    return;
+  }
+  d = _cvtsh_ss(_cvtss_sh(amax / 127.0f, _MM_FROUND_TO_NEAREST_INT));
+  if (d == 0) {
+    std::fill_n(q, n, std::int8_t{0});
+    return;
+  }
+  round_codes(x, n, 127.0f / amax, q);
+}
+
+// ---- weight codes in registers ----
+
+TI inline __m256i low_nibbles(__m256i v) { return _mm256_and_si256(v, _mm256_set1_epi8(15)); }
+TI inline __m256i high_nibbles(__m256i v) {
+  return _mm256_and_si256(_mm256_srli_epi16(v, 4), _mm256_set1_epi8(15));
+}
+// Bits [shift, shift + width) of each byte (mask = 2^width − 1), moved to bit 4: q5_K's fifth
+// and q6_K's fifth and sixth code bits.
+TI inline __m256i high_bits(__m256i v, int shift, int mask) {
+  return _mm256_slli_epi16(_mm256_and_si256(_mm256_srl_epi16(v, _mm_cvtsi32_si128(shift)),
+                                            _mm256_set1_epi8(static_cast<char>(mask))),
+                           4);
+}
+
+// A q4_0 block's 32 codes (0..15): the low nibbles of its 16 bytes, then the high ones.
+TI inline __m256i q4_0_codes(const std::byte* block) {
+  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 2));
+  const __m128i lo = _mm_and_si128(v, _mm_set1_epi8(15));
+  const __m128i hi = _mm_and_si128(_mm_srli_epi16(v, 4), _mm_set1_epi8(15));
+  return _mm256_set_m128i(hi, lo);
+}
+
+// The eight six-bit sub-block scales and mins of a q4_K/q5_K super-block, one byte each (gguf's
+// k4_scale_min for the eight at once).
+struct K4Scales {
+  std::uint64_t scales, mins;
+};
+TI inline K4Scales k4_scales(const std::byte* block) {
+  std::uint32_t a, b, c;
+  std::memcpy(&a, block + 4, 4);
+  std::memcpy(&b, block + 8, 4);
+  std::memcpy(&c, block + 12, 4);
+  const std::uint32_t sc_hi = (c & 0x0F0F0F0Fu) | (((a >> 6) & 0x03030303u) << 4);
+  const std::uint32_t m_hi = ((c >> 4) & 0x0F0F0F0Fu) | (((b >> 6) & 0x03030303u) << 4);
+  return {(a & 0x3F3F3F3Fu) | std::uint64_t{sc_hi} << 32,
+          (b & 0x3F3F3F3Fu) | std::uint64_t{m_hi} << 32};
+}
+
+// Elements [32m, 32m + 32) of a super-block (or the 32-element block) of kType as codes: the
+// K-quants' unsigned as stored (q6_K's still with its offset of 32), q4_0's 0..15, q8_0's
+// signed.
+template <G kType>
+TI inline __m256i codes32(const std::byte* block, int m) {
+  if constexpr (kType == G::Q8_0) return load32(block + 2);
+  if constexpr (kType == G::Q4_0) return q4_0_codes(block);
+  if constexpr (kType == G::Q4_K) {
+    const __m256i v = load32(block + 16 + 32 * (m / 2));
+    return m % 2 == 0 ? low_nibbles(v) : high_nibbles(v);
+  }
+  if constexpr (kType == G::Q5_K) {
+    const __m256i v = load32(block + 48 + 32 * (m / 2));
+    return _mm256_or_si256(m % 2 == 0 ? low_nibbles(v) : high_nibbles(v),
+                           high_bits(load32(block + 16), m, 1));
+  }
+  // Q6_K: the half m / 4 of the super-block; of its four runs of 32, the first two take the low
+  // nibbles of ql's two 32-byte halves, the last two the high ones; qh's bit pairs in order.
+  const int h = m / 4, p = m % 4;
+  const __m256i ql = load32(block + 64 * h + 32 * (p % 2));
+  return _mm256_or_si256(p < 2 ? low_nibbles(ql) : high_nibbles(ql),
+                         high_bits(load32(block + 128 + 32 * h), 2 * p, 3));
+}
+
+// A block's (super-block's) f16 scale d: q6_K keeps it last.
+template <G kType>
+TI inline float block_d(const std::byte* block) {
+  return f16(block + (kType == G::Q6_K ? 208 : 0));
+}
+
+// ---- the row kernel (short blocks and decode) ----
+
+// Rows of x per pass of the row kernel: a vector of f32 sums and one of int32 sums each, beside
+// the codes, scales and temporaries, in AVX2's 16 registers.
+constexpr int kRowMax = 4;
+
+// How far ahead of the block being decoded the weight stream is prefetched, as the f32 block
+// kernels do (block_kernels.inl): decode reads each weight once, from memory.
+constexpr std::int64_t kPrefetchBytes = 3072;
+
+// int16 element j of each 128-bit half, in all eight of its int16 lanes (a vpshufb index).
+TI inline __m256i word_broadcast_index(int j) {
+  return _mm256_set1_epi16(static_cast<short>(((2 * j + 1) << 8) | (2 * j)));
+}
+
+// y[r·ldy] = Σ_k W[k] · x̂[first + r, k] for one weight row and R <= kRowMax rows of x, each 32
+// codes of the row decoded once for the R rows.
+// - q8_0, q4_0 (centred as q − 8): per block and row vpsignb, vpmaddubsw, vpmaddwd by one, and
+//   the block's scale product d · dx in f32.
+// - q4_K, q5_K, q6_K: per 32 codes and row vpmaddubsw and vpmaddwd by the sub-block scales into
+//   int32 sums; per super-block d · dx in f32, then q4_K/q5_K's min terms dmin·m · dx·Σ qx and
+//   q6_K's offset, 32 · Σ_sub scale · Σ qx, in int32.
+template <G kType, int R>
+T void row_kernel(const std::byte* row, const Q8Rows& x, std::int64_t first, float* y,
+                  std::int64_t ldy) {
+  constexpr Layout l = layout_of(kType);
+  const std::int64_t k = x.k, supers = k / l.super;
+  const std::int8_t* xr[R];
+  const float* dx[R];
+  __m256 f[R];
+  for (int r = 0; r < R; ++r) {
+    xr[r] = x.codes(first + r);
+    dx[r] = x.d.data() + (first + r) * supers;
+    f[r] = _mm256_setzero_ps();
+  }
+  if constexpr (l.super == 32) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (std::int64_t s = 0; s < supers; ++s) {
+      const std::byte* b = row + s * l.block_bytes;
+      _mm_prefetch(reinterpret_cast<const char*>(b + kPrefetchBytes), _MM_HINT_T0);
+      const __m256i w = kType == G::Q8_0 ? codes32<kType>(b, 0)
+                                         : _mm256_sub_epi8(codes32<kType>(b, 0),
+                                                           _mm256_set1_epi8(8));
+      const __m256i magnitude = _mm256_sign_epi8(w, w);
+      const __m256 dw = _mm256_set1_ps(f16(b));
+      for (int r = 0; r < R; ++r) {
+        const __m256i signed_x = _mm256_sign_epi8(load32(xr[r] + 32 * s), w);
+        const __m256i sums = _mm256_madd_epi16(_mm256_maddubs_epi16(magnitude, signed_x), ones);
+        f[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums),
+                               _mm256_mul_ps(dw, _mm256_broadcast_ss(dx[r] + s)), f[r]);
+      }
+    }
+  } else {
+    constexpr bool q6 = kType == G::Q6_K;
+    const std::int64_t subs = k / l.sub;
+    for (std::int64_t s = 0; s < supers; ++s) {
+      const std::byte* b = row + s * l.block_bytes;
+      for (int at = 0; at < l.block_bytes; at += 64)
+        _mm_prefetch(reinterpret_cast<const char*>(b + kPrefetchBytes + at), _MM_HINT_T0);
+      [[maybe_unused]] const K4Scales k4 = q6 ? K4Scales{} : k4_scales(b);
+      __m256i a[R];
+      for (int r = 0; r < R; ++r) a[r] = _mm256_setzero_si256();
+      if constexpr (q6) {
+        const __m128i scales = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 192));
+#pragma GCC unroll 8
+        for (int m = 0; m < 8; ++m) {
+          const __m256i w = codes32<kType>(b, m);
+          // Sub-blocks 2m and 2m + 1 (16 codes each): their scales over the two halves.
+          const __m256i sc = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(
+              scales, _mm_set_epi64x(static_cast<long long>(0x0101010101010101ull * (2 * m + 1)),
+                                     static_cast<long long>(0x0101010101010101ull * (2 * m)))));
+          for (int r = 0; r < R; ++r)
+            a[r] = _mm256_add_epi32(
+                a[r], _mm256_madd_epi16(_mm256_maddubs_epi16(w, load32(xr[r] + 256 * s + 32 * m)),
+                                        sc));
+        }
+        // The codes' offset: Σ_sub scale · 32 · Σ qx, from the 16 sub-blocks' code sums.
+        const __m256i sc16 = _mm256_cvtepi8_epi16(scales);
+        for (int r = 0; r < R; ++r) {
+          const __m256i sums = load32(x.code_sums.data() + (first + r) * subs + 16 * s);
+          a[r] = _mm256_sub_epi32(a[r], _mm256_slli_epi32(_mm256_madd_epi16(sums, sc16), 5));
+        }
+      } else {
+        const __m256i sc = _mm256_broadcastsi128_si256(
+            _mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<long long>(k4.scales))));
+#pragma GCC unroll 8
+        for (int m = 0; m < 8; ++m) {
+          const __m256i w = codes32<kType>(b, m);
+          const __m256i scale = _mm256_shuffle_epi8(sc, word_broadcast_index(m));
+          for (int r = 0; r < R; ++r)
+            a[r] = _mm256_add_epi32(
+                a[r], _mm256_madd_epi16(_mm256_maddubs_epi16(w, load32(xr[r] + 256 * s + 32 * m)),
+                                        scale));
+        }
+      }
+      const float d = block_d<kType>(b);
+      for (int r = 0; r < R; ++r)
+        f[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a[r]), _mm256_set1_ps(d * dx[r][s]), f[r]);
+      if constexpr (!q6) {  // − Σ_j dmin·m_j · dx·Σ qx over the eight sub-blocks
+        const __m256 mins = _mm256_mul_ps(
+            _mm256_set1_ps(f16(b + 2)),
+            _mm256_cvtepi32_ps(
+                _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<long long>(k4.mins)))));
+        for (int r = 0; r < R; ++r)
+          f[r] = _mm256_fnmadd_ps(
+              mins, _mm256_loadu_ps(x.sums.data() + (first + r) * subs + 8 * s), f[r]);
+      }
+    }
+  }
+  for (int r = 0; r < R; ++r) y[r * ldy] = sum8(f[r]);
+}
+
+// Bytes of x the row kernel reads per code and row: the code, and a float scale per 32 (q8_0,
+// q4_0) or the sums per sub-block (K-quants), a small fraction more.
+constexpr std::int64_t kRowKernelXBytes = 1;
+// Bytes of x a pass of the row kernel keeps in L1 while every weight row of its item passes (of
+// L1's 32 KiB on Zen 4, 48 KiB on recent Intel cores): as q8_kernels_avx512.cpp's row kernel.
+constexpr std::int64_t kRowKernelXBudget = 24 << 10;
+
+template <G kType>
+T void row_kernels(const std::byte* w, std::size_t row_bytes, std::int64_t n_rows, const Q8Rows& x,
+                   std::int64_t first, std::int64_t count, float* y, std::int64_t ldy) {
+  const std::int64_t fit = std::max<std::int64_t>(
+      kRowMax, kRowKernelXBudget / std::max<std::int64_t>(1, x.k * kRowKernelXBytes) / kRowMax *
+                   kRowMax);
+  if (count > fit) {
+    for (std::int64_t r = 0; r < count; r += fit)
+      row_kernels<kType>(w, row_bytes, n_rows, x, first + r, std::min(fit, count - r),
+                         y + r * ldy, ldy);
+    return;
+  }
+  for (std::int64_t n = 0; n < n_rows; ++n) {
+    const std::byte* row = w + static_cast<std::size_t>(n) * row_bytes;
+    std::int64_t r = 0;
+    for (; r + kRowMax <= count; r += kRowMax)
+      row_kernel<kType, kRowMax>(row, x, first + r, y + n + r * ldy, ldy);
+    float* yr = y + n + r * ldy;
+    static_assert(kRowMax == 4, "the remainders below");
+    switch (count - r) {
+      case 3: row_kernel<kType, 3>(row, x, first + r, yr, ldy); break;
+      case 2: row_kernel<kType, 2>(row, x, first + r, yr, ldy); break;
+      case 1: row_kernel<kType, 1>(row, x, first + r, yr, ldy); break;
+      default: break;
+    }
+  }
+}
+
+// ---- weight panels (long blocks) ----
+
+// Output columns (weight rows) per panel: one int32 lane each.
+constexpr int kCols = 8;
+// Rows of x per tile: three vectors each (int16 pair sums, int32 sums, f32 result) beside the
+// codes and a broadcast, in 16 registers.
+constexpr int kTileRows = 4;
+
+// A panel of kCols weight rows: codes [k / 4][kCols][4]; per sub-block the integer scales (one
+// int16 scale in both halves of each column's lane: vpmaddwd then multiplies the column's two
+// pair sums by it) and the min terms (dmin·m; q6_K d · 32 · scale; q4_0 d · 8), per super-block
+// the scales d, each [..][kCols].
+struct Panel {
+  std::vector<std::uint8_t> codes;
+  std::vector<std::int32_t> sc;
+  std::vector<float> mins, d;
+};
+
+// int16 pair sums of vpmaddubsw that can be added in int16 before they could overflow: each is
+// at most 2 · max code · 127.
+constexpr int pair_sums_per_flush(G type) {
+  if (type == G::Q5_K) return 4;  // codes to 31: 7874 each
+  if (type == G::Q6_K) return 2;  // codes to 63: 16002 each
+  if (type == G::Q8_0) return 1;  // |codes| to 128: 32512 each
+  return 8;                       // q4_0, q4_K, codes to 15: 3810 each
+}
+
+// 8 x 8 transpose of 32-bit lanes: v[c] holds 32 codes of weight row c; the output at
+// dst + 32·q holds codes 4q..4q+3 of each of the 8 rows.
+TI inline void transpose8_store(const __m256i v[8], std::uint8_t* dst) {
+  __m256i t[8], u[8];
+  for (int i = 0; i < 4; ++i) {
+    t[2 * i] = _mm256_unpacklo_epi32(v[2 * i], v[2 * i + 1]);
+    t[2 * i + 1] = _mm256_unpackhi_epi32(v[2 * i], v[2 * i + 1]);
+  }
+  for (int i = 0; i < 2; ++i) {
+    u[4 * i] = _mm256_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
+    u[4 * i + 1] = _mm256_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
+    u[4 * i + 2] = _mm256_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
+    u[4 * i + 3] = _mm256_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
+  }
+  // u[j] (j < 4) holds dword j of rows 0-3 in its low half and dword 4 + j in its high half;
+  // u[4 + j] the same of rows 4-7.
+  for (int j = 0; j < 4; ++j) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 32 * j),
+                        _mm256_permute2x128_si256(u[j], u[4 + j], 0x20));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 32 * (4 + j)),
+                        _mm256_permute2x128_si256(u[j], u[4 + j], 0x31));
+  }
+}
+
+// The integer scales, min terms and d of super-block s of weight row c into the panel.
+template <G kType>
+TI inline void pack_scales(const std::byte* b, std::int64_t s, int c, Panel& p) {
+  constexpr Layout l = layout_of(kType);
+  constexpr int subs = l.super / l.sub;
+  const float d = block_d<kType>(b);
+  p.d[static_cast<std::size_t>(s * kCols + c)] = d;
+  [[maybe_unused]] std::int32_t* sc = p.sc.data() + s * subs * kCols + c;
+  [[maybe_unused]] float* mins = p.mins.data() + s * subs * kCols + c;
+  if constexpr (kType == G::Q4_0) {
+    mins[0] = 8.0f * d;
+  } else if constexpr (kType == G::Q4_K || kType == G::Q5_K) {
+    const K4Scales k4 = k4_scales(b);
+    const float dmin = f16(b + 2);
+    for (int j = 0; j < subs; ++j) {
+      const auto scale = static_cast<std::int32_t>((k4.scales >> (8 * j)) & 0xFF);
+      sc[j * kCols] = scale | scale << 16;
+      mins[j * kCols] = dmin * static_cast<float>((k4.mins >> (8 * j)) & 0xFF);
+    }
+  } else if constexpr (kType == G::Q6_K) {
+    for (int j = 0; j < subs; ++j) {
+      const auto scale = static_cast<std::int8_t>(b[192 + j]);
+      sc[j * kCols] = static_cast<std::int32_t>(static_cast<std::uint16_t>(scale) * 0x10001u);
+      mins[j * kCols] = d * static_cast<float>(32 * scale);
+    }
+  }
+}
+
+// Weight rows [0, cols) (cols <= kCols) of k elements from w into the panel; missing rows are
+// zero codes and scales.
+template <G kType>
+T void pack_panel(const std::byte* w, std::size_t row_bytes, int cols, std::int64_t k, Panel& p) {
+  constexpr Layout l = layout_of(kType);
+  const std::int64_t supers = k / l.super, subs = k / l.sub;
+  p.codes.resize(static_cast<std::size_t>(k * kCols));
+  p.sc.assign(static_cast<std::size_t>(subs * kCols), 0);
+  p.mins.assign(static_cast<std::size_t>(subs * kCols), 0.0f);
+  p.d.assign(static_cast<std::size_t>(supers * kCols), 0.0f);
+  for (std::int64_t s = 0; s < supers; ++s) {
+    for (int c = 0; c < cols; ++c)
+      pack_scales<kType>(w + static_cast<std::size_t>(c) * row_bytes + s * l.block_bytes, s, c, p);
+    for (int m = 0; m < l.super / 32; ++m) {
+      __m256i v[kCols];
+      for (int c = 0; c < kCols; ++c)
+        v[c] = c < cols ? codes32<kType>(
+                              w + static_cast<std::size_t>(c) * row_bytes + s * l.block_bytes, m)
+                        : _mm256_setzero_si256();
+      transpose8_store(v, p.codes.data() + (s * l.super + 32 * m) * kCols);
+    }
+  }
+}
+
+// y[r·ldy + c] for R rows of x from `first` and the panel's `cols` columns: per four codes and
+// row a broadcast of the four activation codes and one vpmaddubsw against the panel's codes of
+// the eight columns, the int16 pair sums added until they could overflow, then one vpmaddwd by
+// the sub-block scales (or by one) into int32; per sub-block the min terms and per super-block
+// d · dx in f32. q8_0 takes the activations with the codes' signs (vpsignb) and |codes|.
+template <G kType, int R>
+T void tile(const Panel& p, const Q8Rows& x, std::int64_t first, float* y, std::int64_t ldy,
+            int cols) {
+  constexpr Layout l = layout_of(kType);
+  constexpr int subs_per_super = l.super / l.sub, quads = l.sub / 4;
+  constexpr int flush = pair_sums_per_flush(kType);
+  constexpr bool scaled = kType == G::Q4_K || kType == G::Q5_K || kType == G::Q6_K;
+  constexpr bool has_mins = kType != G::Q8_0;
+  const std::int64_t supers = x.k / l.super, subs = x.k / l.sub;
+  const __m256i ones = _mm256_set1_epi16(1);
+  const std::int8_t* xr[R];
+  __m256 f[R];
+  for (int r = 0; r < R; ++r) {
+    xr[r] = x.codes(first + r);
+    f[r] = _mm256_setzero_ps();
+  }
+  for (std::int64_t s = 0; s < supers; ++s) {
+    __m256i a[R];
+    for (int r = 0; r < R; ++r) a[r] = _mm256_setzero_si256();
+    for (int js = 0; js < subs_per_super; ++js) {
+      const std::int64_t j = s * subs_per_super + js, e0 = j * l.sub;
+      const std::uint8_t* c = p.codes.data() + e0 * kCols;
+      const __m256i sc = scaled ? load32(p.sc.data() + j * kCols) : ones;
+      for (int q0 = 0; q0 < quads; q0 += flush) {
+        __m256i pairs[R];
+        for (int r = 0; r < R; ++r) pairs[r] = _mm256_setzero_si256();
+        for (int q = q0; q < q0 + flush; ++q) {
+          const __m256i w = load32(c + 32 * q);
+          if constexpr (kType == G::Q8_0) {
+            const __m256i magnitude = _mm256_sign_epi8(w, w);
+            for (int r = 0; r < R; ++r)
+              pairs[r] = _mm256_maddubs_epi16(
+                  magnitude, _mm256_sign_epi8(broadcast4(xr[r] + e0 + 4 * q), w));
+          } else {
+            for (int r = 0; r < R; ++r)
+              pairs[r] = _mm256_add_epi16(
+                  pairs[r], _mm256_maddubs_epi16(w, broadcast4(xr[r] + e0 + 4 * q)));
+          }
+        }
+        for (int r = 0; r < R; ++r) a[r] = _mm256_add_epi32(a[r], _mm256_madd_epi16(pairs[r], sc));
+      }
+      if constexpr (has_mins) {
+        const __m256 mins = _mm256_loadu_ps(p.mins.data() + j * kCols);
+        for (int r = 0; r < R; ++r)
+          f[r] = _mm256_fnmadd_ps(
+              mins, _mm256_broadcast_ss(x.sums.data() + (first + r) * subs + j), f[r]);
+      }
+    }
+    const __m256 d = _mm256_loadu_ps(p.d.data() + s * kCols);
+    for (int r = 0; r < R; ++r) {
+      const __m256 dx = _mm256_broadcast_ss(x.d.data() + (first + r) * supers + s);
+      f[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a[r]), _mm256_mul_ps(d, dx), f[r]);
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    if (cols == kCols) {
+      _mm256_storeu_ps(y + r * ldy, f[r]);
+    } else {
+      alignas(32) float out[kCols];
+      _mm256_store_ps(out, f[r]);
+      std::copy_n(out, cols, y + r * ldy);
+    }
+  }
+}
+
+template <G kType>
+T void tiles(const Panel& p, const Q8Rows& x, std::int64_t first, std::int64_t count, float* y,
+             std::int64_t ldy, int cols) {
+  std::int64_t r = 0;
+  for (; r + kTileRows <= count; r += kTileRows)
+    tile<kType, kTileRows>(p, x, first + r, y + r * ldy, ldy, cols);
+  float* yr = y + r * ldy;
+  static_assert(kTileRows == 4, "the remainders below");
+  switch (count - r) {
+    case 3: return tile<kType, 3>(p, x, first + r, yr, ldy, cols);
+    case 2: return tile<kType, 2>(p, x, first + r, yr, ldy, cols);
+    case 1: return tile<kType, 1>(p, x, first + r, yr, ldy, cols);
+    default: return;
+  }
+}
+
+// q8_matmul_avx2 for one block type: the row kernel under kQ8PanelRows rows of x, else panels.
+template <G kType>
+T void matmul_of(const std::byte* w, std::int64_t n_rows, const Q8Rows& x, std::int64_t first,
+                 std::int64_t count, float* y, std::int64_t ldy) {
+  const std::size_t row_bytes = gguf::row_bytes(kType, static_cast<std::uint64_t>(x.k));
+  if (count < kQ8PanelRows)
+    return row_kernels<kType>(w, row_bytes, n_rows, x, first, count, y, ldy);
+  thread_local Panel panel;
+  for (std::int64_t n0 = 0; n0 < n_rows; n0 += kCols) {
+    const int cols = static_cast<int>(std::min<std::int64_t>(kCols, n_rows - n0));
+    const std::byte* rows = w + static_cast<std::size_t>(n0) * row_bytes;
+    for (std::size_t at = 0; at < static_cast<std::size_t>(cols) * row_bytes; at += 64)
+      _mm_prefetch(reinterpret_cast<const char*>(rows + at), _MM_HINT_T0);
+    pack_panel<kType>(rows, row_bytes, cols, x.k, panel);
+    tiles<kType>(panel, x, first, count, y + n0, ldy, cols);
+  }
+}
+
+}  // namespace
+
+void shape_q8_rows_avx2(gguf::GgmlType type, std::int64_t rows, std::int64_t k, Q8Rows& out) {
+  const Layout l = layout_of(type);
+  if (k <= 0 || k % l.super != 0)
+    throw Error(ErrorCode::InvalidArgument,
+                fmt::format("a {} row of {} elements is not a whole number of {}-element blocks",
+                            gguf::type_name(type), k, l.super));
+  out.weight_type = type;
+  out.rows = rows;
+  out.k = k;
+  out.super = l.super;
+  out.sub = l.sub;
+  out.q.resize(static_cast<std::size_t>(rows * k));
+  out.d.resize(static_cast<std::size_t>(rows * (k / l.super)));
+  out.sums.resize(static_cast<std::size_t>(rows * (k / l.sub)));
+  out.init.clear();
+  out.lane_d.clear();
+  out.code_sums.resize(type == G::Q6_K ? static_cast<std::size_t>(rows * (k / l.sub)) : 0);
+}
+
+PORTA_Q8_AVX2_TARGET void quantize_q8_rows_avx2(const float* x, std::int64_t ldx,
+                                                std::int64_t first, std::int64_t count,
+                                                Q8Rows& out) {
+  const bool q8k = out.super == 256;
+  const std::int64_t supers = out.k / out.super, subs = out.k / out.sub;
+  const int subs_per_super = static_cast<int>(out.super / out.sub);
+  const bool keep_code_sums = !out.code_sums.empty();
+  for (std::int64_t r = first; r < first + count; ++r) {
+    std::int8_t* q = out.q.data() + r * out.k;
+    for (std::int64_t s = 0; s < supers; ++s) {
+      float& d = out.d[static_cast<std::size_t>(r * supers + s)];
+      quantize_block(q8k, x + r * ldx + s * out.super, q + s * out.super, d);
+      for (int j = 0; j < subs_per_super; ++j) {
+        const std::int8_t* c = q + s * out.super + j * out.sub;
+        int sum = 0;
+        for (std::int64_t i = 0; i < out.sub; ++i) sum += c[i];
+        const auto at = static_cast<std::size_t>(r * subs + s * subs_per_super + j);
+        out.sums[at] = d * static_cast<float>(sum);
+        if (keep_code_sums) out.code_sums[at] = static_cast<std::int16_t>(sum);  // |sum| <= 2032
+      }
+    }
+  }
+}
+
+PORTA_Q8_AVX2_TARGET void round_q8_row_avx2(gguf::Q8Blocks blocks, const float* x,
+                                            std::int64_t k, float* out) {
+  if (k % blocks.block != 0)  // the definition's own message
+    return gguf::round_q8_activations(blocks, x, k, out);
+  const bool q8k = blocks.type == G::Q8_K;
+  alignas(32) std::int8_t q[256];
+  for (std::int64_t at = 0; at < k; at += blocks.block) {
+    float d = 0;
+    quantize_block(q8k, x + at, q, d);
+    const __m256 vd = _mm256_set1_ps(d);
+    for (std::uint32_t i = 0; i < blocks.block; i += 8)
+      _mm256_storeu_ps(out + at + i,
+                       _mm256_mul_ps(vd, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(
+                                             reinterpret_cast<const __m128i*>(q + i))))));
+  }
+}
+
+PORTA_Q8_AVX2_TARGET void q8_matmul_avx2(const std::byte* w, std::int64_t n_rows, const Q8Rows& x,
+                                         std::int64_t first, std::int64_t count, float* y,
+                                         std::int64_t ldy) {
+  // An if chain: a switch would have to list every ggml type.
+  const G type = x.weight_type;
+  if (type == G::Q8_0) return matmul_of<G::Q8_0>(w, n_rows, x, first, count, y, ldy);
+  if (type == G::Q4_0) return matmul_of<G::Q4_0>(w, n_rows, x, first, count, y, ldy);
+  if (type == G::Q4_K) return matmul_of<G::Q4_K>(w, n_rows, x, first, count, y, ldy);
+  if (type == G::Q5_K) return matmul_of<G::Q5_K>(w, n_rows, x, first, count, y, ldy);
+  if (type == G::Q6_K) return matmul_of<G::Q6_K>(w, n_rows, x, first, count, y, ldy);
+  layout_of(type);  // throws, naming the type
+}
+
+}  // namespace porta::detail::cpu::ggml
