@@ -5,14 +5,20 @@
 // DeepSeek-V2-Lite's shapes. The f32 sgemm is the ceiling the dequantizing path aims at: it does
 // the same arithmetic with no decoding, on weights four to eight times the size. A third column
 // runs llama.cpp's numerics (ActivationQuant::GgmlQ8: activations in 8-bit blocks, integer
-// kernels where the CPU has AVX-512 VNNI).
+// kernels with AVX-512 VNNI or AVX2).
 //
-//   porta-bench-cpu-ggml-prefill [--quick] [--type q4_K]
+//   porta-bench-cpu-ggml-prefill [--quick] [--type q4_K] [--prompts 1,8,128]
+//
+// --prompts sets the prompt lengths T (1 is decode's product); expert cases whose T spreads to
+// under one row per expert are left out. PORTA_GGML_ISA=avx2 (or plain) caps the instruction set
+// of porta's ggml kernels, to measure the AVX2 paths on an AVX-512 machine; the first line says
+// which ran.
 //
 // Medians of interleaved repetitions, on all threads of the one OpenMP pool.
 #include <omp.h>
 #include <oneapi/dnnl/dnnl.h>
 
+#include <algorithm>
 #include <random>
 #include <string>
 #include <vector>
@@ -22,7 +28,9 @@
 #include <porta/ggml_quants.hpp>
 #include <porta/quant.hpp>
 
+#include "../backends/cpu/ggml/block_dot.hpp"
 #include "../backends/cpu/ggml/ggml_linear.hpp"
+#include "../backends/cpu/ggml/q8_kernels.hpp"
 #include "timing.hpp"
 
 namespace {
@@ -41,14 +49,24 @@ struct Case {
 int main(int argc, char** argv) {
   bool quick = false;
   std::string only;
+  std::vector<std::int64_t> prompts;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--quick") {
       quick = true;
     } else if (a == "--type") {
       only = porta_bench::flag_value(argc, argv, i);
+    } else if (a == "--prompts") {
+      const std::string list = porta_bench::flag_value(argc, argv, i);
+      for (std::size_t at = 0; at < list.size();) {
+        const std::size_t end = std::min(list.find(',', at), list.size());
+        prompts.push_back(std::stoll(list.substr(at, end - at)));
+        at = end + 1;
+      }
     } else {
-      fmt::print(stderr, "usage: porta-bench-cpu-ggml-prefill [--quick] [--type NAME]\n");
+      fmt::print(stderr,
+                 "usage: porta-bench-cpu-ggml-prefill [--quick] [--type NAME] "
+                 "[--prompts T,T,...]\n");
       return 2;
     }
   }
@@ -60,10 +78,13 @@ int main(int argc, char** argv) {
       {"qwen3 experts down", 2048, 768, 128},
       {"v2-lite experts gate", 1408, 2048, 64},
   };
-  const std::vector<std::int64_t> prompts =
-      quick ? std::vector<std::int64_t>{128} : std::vector<std::int64_t>{128, 512};
+  if (prompts.empty())
+    prompts = quick ? std::vector<std::int64_t>{128} : std::vector<std::int64_t>{128, 512};
   fmt::print("{} threads; GFLOP/s of the product (2·rows·N·K), medians of {} runs\n",
              omp_get_max_threads(), reps);
+  fmt::print("ggml kernels: f32 {}, ggml_q8 {}\n", cg::block_isa_name(cg::best_block_isa()),
+             cg::has_q8_isa() ? cg::q8_isa_name(cg::best_q8_isa())
+                              : "none (rounded activations, f32 kernels)");
   fmt::print("{:>22} {:>5} {:>6} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8}\n", "case", "type", "T",
              "packed", "f32 sgemm", "packed/f32", "ggml_q8", "q8/packed", "rows/blk");
   std::mt19937 rng(1);
@@ -84,6 +105,7 @@ int main(int argc, char** argv) {
       for (const std::int64_t t : prompts) {
         // Top-8 of 128 (Qwen3) or top-6 of 64 (V2-Lite) experts, evenly spread: rows per expert.
         const std::int64_t per_expert = c.experts == 0 ? t : t * (experts == 128 ? 8 : 6) / experts;
+        if (per_expert == 0) continue;
         const std::int64_t rows = per_expert * experts;
         std::vector<float> x(static_cast<std::size_t>(rows * c.k)),
             y(static_cast<std::size_t>(rows * c.n));

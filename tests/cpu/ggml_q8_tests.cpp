@@ -212,7 +212,7 @@ TEST_CASE(
         for (const std::int64_t k : {block, 3 * block, std::int64_t{1024}, std::int64_t{4096}})
           for (const bool raw : {false, true}) {
             INFO(gguf::type_name(t) << " k=" << k << (raw ? " random bytes" : " quantized"));
-            const std::int64_t n = 37, rows = 13;
+            const std::int64_t n = 37, rows = 35;
             const std::size_t row_bytes = gguf::row_bytes(t, static_cast<std::uint64_t>(k));
             std::vector<std::byte> w(row_bytes * static_cast<std::size_t>(n));
             if (raw) {
@@ -238,9 +238,10 @@ TEST_CASE(
             cg::shape_q8_rows(isa, t, rows, k, xq);
             cg::quantize_q8_rows(x.data(), k, 0, rows, xq);
             // Rows from 2 of x into y with a stride: 1 to 9 rows through the row kernels (AVX2
-            // four at a time, AVX-512 eight), 11 through the panels (partial tiles and, at 37
-            // weight rows, a partial panel).
-            for (const std::int64_t count : {1, 3, 5, 9, 11}) {
+            // four at a time, AVX-512 eight), 11 through the panels (AVX2's K-quants through
+            // the row kernel), 33 through the panels for all (partial tiles and, at 37 weight
+            // rows, a partial panel).
+            for (const std::int64_t count : {1, 3, 5, 9, 11, 33}) {
               INFO(count << " rows");
               const std::int64_t first = 2, ldy = n + 3;
               std::vector<float> y(static_cast<std::size_t>(count * ldy), -7.0f);
@@ -284,7 +285,7 @@ TEST_CASE("cpu q8 kernels: a block of activations holding NaN or inf gives NaN p
       for (const GgmlType t :
            {GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K}) {
         INFO(gguf::type_name(t));
-        const std::int64_t k = 512, n = 9, rows = 12;
+        const std::int64_t k = 512, n = 9, rows = 34;
         const std::size_t row_bytes = gguf::row_bytes(t, static_cast<std::uint64_t>(k));
         std::vector<float> values(static_cast<std::size_t>(n * k), 0.25f);
         std::vector<std::byte> w(row_bytes * static_cast<std::size_t>(n));
@@ -295,7 +296,7 @@ TEST_CASE("cpu q8 kernels: a block of activations holding NaN or inf gives NaN p
         cg::Q8Rows xq;
         cg::shape_q8_rows(isa, t, rows, k, xq);
         cg::quantize_q8_rows(x.data(), k, 0, rows, xq);
-        for (const std::int64_t count : {std::int64_t{4}, rows}) {  // row kernel, panels
+        for (const std::int64_t count : {std::int64_t{4}, std::int64_t{12}, rows}) {
           INFO(count << " rows");
           std::vector<float> y(static_cast<std::size_t>(count * n));
           cg::q8_matmul_serial(w.data(), n, xq, 0, count, y.data(), n);

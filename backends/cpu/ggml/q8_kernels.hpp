@@ -97,10 +97,10 @@ void round_q8_row(gguf::Q8Blocks blocks, const float* x, std::int64_t k, float* 
 
 // y[r·ldy + n] = Σ_k W[n, k] · x̂[first + r, k] for r < count and n < n_rows, on the calling
 // thread, by x.isa's kernels: W rows of `type` blocks (row_bytes each) from w. From kQ8PanelRows
-// rows of x, weight rows are packed into panels (16 with AVX-512, 8 with AVX2: their codes
-// interleaved, so that one integer dot product instruction feeds a whole vector of outputs);
-// under it each weight row is decoded in registers and multiplied by a few rows of x at a time
-// (up to eight with AVX-512, four with AVX2).
+// rows of x (with AVX2 the K-quants from 32), weight rows are packed into panels (16 with
+// AVX-512, 8 with AVX2: their codes interleaved, so that one integer dot product instruction
+// feeds a whole vector of outputs); under it each weight row is decoded in registers and
+// multiplied by a few rows of x at a time (up to eight with AVX-512, four with AVX2).
 inline constexpr std::int64_t kQ8PanelRows = 10;
 void q8_matmul_serial(const std::byte* w, std::int64_t n_rows, const Q8Rows& x, std::int64_t first,
                       std::int64_t count, float* y, std::int64_t ldy);

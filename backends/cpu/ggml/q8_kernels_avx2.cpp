@@ -551,12 +551,21 @@ T void tiles(const Panel& p, const Q8Rows& x, std::int64_t first, std::int64_t c
   }
 }
 
-// q8_matmul_avx2 for one block type: the row kernel under kQ8PanelRows rows of x, else panels.
+// Rows of x from which panels beat the row kernel. q8_0 and q4_0 pay the row kernel's vpsignb
+// and an f32 scale product per 32 codes and row, and cross at kQ8PanelRows as on AVX-512; the
+// K-quants' row kernel stays ahead longer (porta-bench-cpu-ggml-prefill, PORTA_GGML_ISA=avx2,
+// Zen 4, q4_K expert blocks: rows 1.05-1.15x faster at 12-24 rows, level at 32-48, panels 1.15x
+// faster at 128).
+constexpr std::int64_t panel_rows_from(G type) {
+  return type == G::Q8_0 || type == G::Q4_0 ? kQ8PanelRows : 32;
+}
+
+// q8_matmul_avx2 for one block type: the row kernel under panel_rows_from rows of x, else panels.
 template <G kType>
 T void matmul_of(const std::byte* w, std::int64_t n_rows, const Q8Rows& x, std::int64_t first,
                  std::int64_t count, float* y, std::int64_t ldy) {
   const std::size_t row_bytes = gguf::row_bytes(kType, static_cast<std::uint64_t>(x.k));
-  if (count < kQ8PanelRows)
+  if (count < panel_rows_from(kType))
     return row_kernels<kType>(w, row_bytes, n_rows, x, first, count, y, ldy);
   thread_local Panel panel;
   for (std::int64_t n0 = 0; n0 < n_rows; n0 += kCols) {
