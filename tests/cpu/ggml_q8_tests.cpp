@@ -124,6 +124,18 @@ std::vector<cg::Q8Isa> q8_isas_here() {
   return isas;
 }
 
+// The block types with integer kernels: every ISA has each (checked below).
+constexpr GgmlType kKernelTypes[] = {GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_1,
+                                     GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::IQ4_NL,
+                                     GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K};
+
+std::vector<GgmlType> kernel_types(cg::Q8Isa isa) {
+  std::vector<GgmlType> types;
+  for (const GgmlType t : kKernelTypes)
+    if (cg::has_q8_kernel(isa, t)) types.push_back(t);
+  return types;
+}
+
 void round_row(cg::Q8Isa isa, gguf::Q8Blocks b, const float* x, std::int64_t k, float* out) {
   if (isa == cg::Q8Isa::Avx512Vnni) return cg::round_q8_row_avx512(b, x, k, out);
   cg::round_q8_row_avx2(b, x, k, out);
@@ -136,7 +148,7 @@ TEST_CASE("cpu q8 kernels: the SIMD quantizer equals the definition bit for bit"
     DYNAMIC_SECTION(cg::q8_isa_name(isa)) {
       std::mt19937 rng(11);
       std::normal_distribution<float> normal(0.0f, 1.0f);
-      for (const GgmlType t : {GgmlType::Q4_K, GgmlType::Q8_0, GgmlType::Q6_K, GgmlType::Q4_0}) {
+      for (const GgmlType t : kernel_types(isa)) {
         INFO(gguf::type_name(t));
         const std::int64_t rows = 5, k = 512;
         std::vector<float> x(static_cast<std::size_t>(rows * k));
@@ -205,8 +217,7 @@ TEST_CASE(
       std::normal_distribution<float> normal(0.0f, 1.0f);
       std::uniform_int_distribution<int> byte(0, 255);
       std::uniform_real_distribution<float> scale(-0.05f, 0.05f);
-      for (const GgmlType t :
-           {GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K}) {
+      for (const GgmlType t : kernel_types(isa)) {
         const std::int64_t block = gguf::traits_of(t).block_elements;
         // K 4096: rows of x beyond the row kernels' L1 budget, so they go in passes.
         for (const std::int64_t k : {block, 3 * block, std::int64_t{1024}, std::int64_t{4096}})
@@ -220,7 +231,9 @@ TEST_CASE(
               for (auto& b : w) b = static_cast<std::byte>(byte(rng));
               const auto traits = gguf::traits_of(t);
               std::vector<std::size_t> f16s{0};
-              if (t == GgmlType::Q4_K || t == GgmlType::Q5_K) f16s = {0, 2};
+              if (t == GgmlType::Q4_K || t == GgmlType::Q5_K || t == GgmlType::Q4_1 ||
+                  t == GgmlType::Q5_1)
+                f16s = {0, 2};
               if (t == GgmlType::Q6_K) f16s = {208};
               for (std::size_t at = 0; at < w.size(); at += traits.block_bytes)
                 for (std::size_t f : f16s) {
@@ -282,8 +295,7 @@ TEST_CASE("cpu q8 kernels: a block of activations holding NaN or inf gives NaN p
           "[cpu][q8]") {
   for (const cg::Q8Isa isa : q8_isas_here()) {
     DYNAMIC_SECTION(cg::q8_isa_name(isa)) {
-      for (const GgmlType t :
-           {GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K}) {
+      for (const GgmlType t : kernel_types(isa)) {
         INFO(gguf::type_name(t));
         const std::int64_t k = 512, n = 9, rows = 34;
         const std::size_t row_bytes = gguf::row_bytes(t, static_cast<std::uint64_t>(k));

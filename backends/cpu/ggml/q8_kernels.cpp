@@ -85,11 +85,12 @@ const char* q8_isa_name(Q8Isa isa) {
   return "avx2";
 }
 
+bool has_q8_kernel(Q8Isa isa, gguf::GgmlType type) {
+  return isa == Q8Isa::Avx512Vnni ? has_q8_kernel_avx512(type) : has_q8_kernel_avx2(type);
+}
+
 bool has_q8_kernel(gguf::GgmlType type) {
-  using G = gguf::GgmlType;
-  // Both implementations cover the same types.
-  return has_q8_isa() && (type == G::Q8_0 || type == G::Q4_0 || type == G::Q4_K ||
-                          type == G::Q5_K || type == G::Q6_K);
+  return has_q8_isa() && has_q8_kernel(best_q8_isa(), type);
 }
 
 void shape_q8_rows(Q8Isa isa, gguf::GgmlType type, std::int64_t rows, std::int64_t k,

@@ -53,12 +53,13 @@ enum class Q8Isa { Avx2, Avx512Vnni };
 // tests run each); AVX2 means AVX2 with FMA and F16C, AVX-512 VNNI also AVX-512F/BW/VL.
 std::vector<Q8Isa> available_q8_isas();
 // Whether an integer implementation is available under PORTA_GGML_ISA's cap, and the best one
-// (best_q8_isa() throws without one); has_q8_kernel: whether best_q8_isa() has a kernel for
-// `type` (q8_0, q4_0, q4_K, q5_K, q6_K). Other block types, and CPUs without AVX2, take the
-// rounded activations through the exact f32 kernels (same numbers).
+// (best_q8_isa() throws without one); has_q8_kernel: whether `isa` (by default best_q8_isa(),
+// false without one) has a kernel for `type`. Other block types, and CPUs without AVX2, take
+// the rounded activations through the exact f32 kernels (same numbers).
 bool has_q8_isa();
 Q8Isa best_q8_isa();
 const char* q8_isa_name(Q8Isa isa);
+bool has_q8_kernel(Q8Isa isa, gguf::GgmlType type);
 bool has_q8_kernel(gguf::GgmlType type);
 
 // Activation rows quantized for one weight type, in the layout `isa`'s kernels read: codes
@@ -108,12 +109,14 @@ void q8_matmul_serial(const std::byte* w, std::int64_t n_rows, const Q8Rows& x, 
 // Per-ISA entry points (q8_kernels_avx512.cpp, q8_kernels_avx2.cpp) of the functions above, for
 // a type with a kernel; only called when the CPU has the instructions. The shapes leave
 // Q8Rows::isa to shape_q8_rows.
+bool has_q8_kernel_avx512(gguf::GgmlType type);
 void shape_q8_rows_avx512(gguf::GgmlType type, std::int64_t rows, std::int64_t k, Q8Rows& out);
 void quantize_q8_rows_avx512(const float* x, std::int64_t ldx, std::int64_t first,
                              std::int64_t count, Q8Rows& out);
 void round_q8_row_avx512(gguf::Q8Blocks blocks, const float* x, std::int64_t k, float* out);
 void q8_matmul_avx512(const std::byte* w, std::int64_t n_rows, const Q8Rows& x, std::int64_t first,
                       std::int64_t count, float* y, std::int64_t ldy);
+bool has_q8_kernel_avx2(gguf::GgmlType type);
 void shape_q8_rows_avx2(gguf::GgmlType type, std::int64_t rows, std::int64_t k, Q8Rows& out);
 void quantize_q8_rows_avx2(const float* x, std::int64_t ldx, std::int64_t first,
                            std::int64_t count, Q8Rows& out);

@@ -580,6 +580,11 @@ T void matmul_of(const std::byte* w, std::int64_t n_rows, const Q8Rows& x, std::
 
 }  // namespace
 
+bool has_q8_kernel_avx2(gguf::GgmlType type) {
+  return type == G::Q8_0 || type == G::Q4_0 || type == G::Q4_K || type == G::Q5_K ||
+         type == G::Q6_K;
+}
+
 void shape_q8_rows_avx2(gguf::GgmlType type, std::int64_t rows, std::int64_t k, Q8Rows& out) {
   const Layout l = layout_of(type);
   if (k <= 0 || k % l.super != 0)
