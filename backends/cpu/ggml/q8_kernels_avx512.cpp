@@ -10,6 +10,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 
 #include <fmt/format.h>
@@ -44,12 +45,30 @@ constexpr Layout layout_of(G type) {
   // An if chain: a switch would have to list every ggml type.
   if (type == G::Q8_0) return {32, 32, false, 34};
   if (type == G::Q4_0) return {32, 32, false, 18};
+  if (type == G::Q4_1) return {32, 32, false, 20};
+  if (type == G::Q5_0) return {32, 32, false, 22};
+  if (type == G::Q5_1) return {32, 32, false, 24};
+  if (type == G::IQ4_NL) return {32, 32, false, 18};
   if (type == G::Q4_K) return {256, 32, true, 144};
   if (type == G::Q5_K) return {256, 32, true, 176};
   if (type == G::Q6_K) return {256, 16, true, 210};
   throw Error(ErrorCode::Unsupported,
               fmt::format("no integer ggml_q8 kernel for {}", gguf::type_name(type)));
 }
+
+// The offset each code is stored with (as the kernels read it: unsigned), which the row kernel
+// takes out of its integer sums and the panels' min terms hold. iq4_nl's codes are its code
+// book's values, looked up and stored + 128.
+constexpr int code_offset(G type) {
+  if (type == G::Q8_0 || type == G::IQ4_NL) return 128;
+  if (type == G::Q4_0) return 8;
+  if (type == G::Q5_0) return 16;
+  if (type == G::Q6_K) return 32;
+  return 0;
+}
+
+// The 32-element types whose values are d·q + m: m·Σx̂ per block beside the integer sums.
+constexpr bool has_block_min(G type) { return type == G::Q4_1 || type == G::Q5_1; }
 
 TI inline float f16(const std::byte* p) {
   std::uint16_t bits;
@@ -165,9 +184,9 @@ TI inline SuperScales super_scales(G type, const std::byte* p) {
 // The integer sub-block scales, min terms (the amount per unit of Σ x̂ each sub-block subtracts)
 // and scale d of one super-block of `type`, for the panel (q6_K's scales sign-extended).
 TI inline void decode_scales(G type, const std::byte* p, std::int32_t* sc, float* mins, float& d) {
-  if (type == G::Q8_0 || type == G::Q4_0) {  // centred codes: q + 128, q + 8 stored
+  if (layout_of(type).super == 32) {  // d·(q − offset) + m: the min term d·offset − m
     d = f16(p);
-    mins[0] = d * (type == G::Q8_0 ? 128.0f : 8.0f);
+    mins[0] = d * static_cast<float>(code_offset(type)) - (has_block_min(type) ? f16(p + 2) : 0.0f);
     return;
   }
   if (type == G::Q4_K || type == G::Q5_K) {
@@ -200,27 +219,46 @@ TI inline __m256i high_bits(__m256i v, int shift, int mask) {
 TI inline __m512i join(__m256i lo, __m256i hi) {
   return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
 }
-// 32 codes of a Q4_0 block: the low nibbles of its 16 bytes, then the high ones.
-TI inline __m256i q4_0_codes(const std::byte* block) {
-  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 2));
+// The 32 codes held as nibbles in the 16 bytes at qs: the low nibbles, then the high ones.
+TI inline __m256i nibble_codes(const std::byte* qs) {
+  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
   const __m128i lo = _mm_and_si128(v, _mm_set1_epi8(15));
   const __m128i hi = _mm_and_si128(_mm_srli_epi16(v, 4), _mm_set1_epi8(15));
   return _mm256_set_m128i(hi, lo);
+}
+// q5_0/q5_1's fifth code bits: bit i of the 32-bit qh as bit 4 of code i.
+TI inline __m256i fifth_bits(const std::byte* qh) {
+  std::uint32_t bits;
+  std::memcpy(&bits, qh, 4);
+  return _mm256_maskz_mov_epi8(bits, _mm256_set1_epi8(16));
+}
+// iq4_nl's code book + 128, as the unsigned bytes the kernels multiply.
+constexpr auto kIq4nlUnsigned = [] {
+  std::array<std::uint8_t, 16> book{};
+  for (int i = 0; i < 16; ++i) book[i] = static_cast<std::uint8_t>(gguf::kIq4nlValues[i] + 128);
+  return book;
+}();
+// The 32 codes of one block of a 32-element type, unsigned (stored + code_offset(type)).
+TI inline __m256i block_codes(G type, const std::byte* b) {
+  if (type == G::Q8_0)
+    return _mm256_xor_si256(load32(b + 2), _mm256_set1_epi8(static_cast<char>(0x80)));
+  if (type == G::Q4_0) return nibble_codes(b + 2);
+  if (type == G::Q4_1) return nibble_codes(b + 4);
+  if (type == G::Q5_0) return _mm256_or_si256(nibble_codes(b + 6), fifth_bits(b + 2));
+  if (type == G::Q5_1) return _mm256_or_si256(nibble_codes(b + 8), fifth_bits(b + 4));
+  const __m256i book = _mm256_broadcastsi128_si256(
+      _mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4nlUnsigned.data())));
+  return _mm256_shuffle_epi8(book, nibble_codes(b + 2));  // IQ4_NL
 }
 
 // Elements [at, at + 64) of a weight row as unsigned codes (at a multiple of 64; with `half`
 // only 32 remain, the upper lanes zero).
 TI inline __m512i group_codes(G type, const std::byte* row, std::int64_t at, bool half) {
-  const __m256i zero = _mm256_setzero_si256();
-  if (type == G::Q8_0) {
-    const std::byte* b = row + (at / 32) * 34;
-    const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
-    return join(_mm256_xor_si256(load32(b + 2), flip),
-                half ? zero : _mm256_xor_si256(load32(b + 36), flip));
-  }
-  if (type == G::Q4_0) {
-    const std::byte* b = row + (at / 32) * 18;
-    return join(q4_0_codes(b), half ? zero : q4_0_codes(b + 18));
+  if (layout_of(type).super == 32) {
+    const int bytes = layout_of(type).block_bytes;
+    const std::byte* b = row + (at / 32) * bytes;
+    return join(block_codes(type, b),
+                half ? _mm256_setzero_si256() : block_codes(type, b + bytes));
   }
   const std::int64_t s = at / 256;
   const int g = static_cast<int>(at % 256) / 64;
@@ -392,14 +430,6 @@ T void tiles(const Panel& p, const Q8Rows& x, std::int64_t first, std::int64_t c
 // kernels do (block_kernels.inl): decode reads each weight once, from memory.
 constexpr std::int64_t kPrefetchBytes = 3072;
 
-// The offset each code is stored with, which the row kernel takes out of its integer sums.
-constexpr int code_offset(G type) {
-  if (type == G::Q8_0) return 128;
-  if (type == G::Q4_0) return 8;
-  if (type == G::Q6_K) return 32;
-  return 0;
-}
-
 // y[r·ldy] = Σ_k W[k] · x̂[first + r, k] for one weight row and R <= kMaxRows rows of x: each
 // 64 codes of the row decoded once for the R rows; per 64 codes and row one vpdpbusd (its
 // accumulator starting at −offset · Σ qx, so that each lane holds Σ (q − offset) · qx of four
@@ -415,7 +445,7 @@ T void row_kernel(const std::byte* row, const Q8Rows& x, std::int64_t first, flo
   constexpr bool kSmallBlocks = layout_of(type).super == 32;
   constexpr int kBlockBytes = layout_of(type).block_bytes;
   const std::int64_t k = x.k;
-  const bool centred = code_offset(type) != 0;
+  constexpr bool centred = code_offset(type) != 0;
   const std::int64_t lanes_per_row = k / 4;
   const std::int8_t* xr[R];
   const std::int32_t* init[R];
@@ -425,8 +455,9 @@ T void row_kernel(const std::byte* row, const Q8Rows& x, std::int64_t first, flo
     init[r] = centred ? x.init.data() + (first + r) * lanes_per_row : nullptr;
     f[r] = _mm512_setzero_ps();
   }
-  if constexpr (kSmallBlocks) {  // q8_0, q4_0: per 64 codes, two blocks' scales in the halves
-    const std::int64_t chunks = (k + 63) / 64;
+  if constexpr (kSmallBlocks) {  // per 64 codes, two blocks' scales in the halves
+    const std::int64_t chunks = (k + 63) / 64, blocks = k / 32;
+    float block_mins[R] = {};  // q4_1, q5_1: Σ m · dx·Σqx over the blocks
     for (std::int64_t c = 0; c < chunks; ++c) {
       const std::int64_t at = 64 * c;
       const bool half = k - at < 64;
@@ -440,14 +471,28 @@ T void row_kernel(const std::byte* row, const Q8Rows& x, std::int64_t first, flo
         const __m512i xq = half ? _mm512_zextsi256_si512(_mm256_loadu_si256(
                                       reinterpret_cast<const __m256i*>(xr[r] + at)))
                                 : _mm512_loadu_si512(xr[r] + at);
-        const __m512i start = half ? _mm512_zextsi256_si512(_mm256_loadu_si256(
-                                         reinterpret_cast<const __m256i*>(init[r] + at / 4)))
-                                   : _mm512_loadu_si512(init[r] + at / 4);
+        __m512i start = _mm512_setzero_si512();
+        if constexpr (centred)
+          start = half ? _mm512_zextsi256_si512(_mm256_loadu_si256(
+                             reinterpret_cast<const __m256i*>(init[r] + at / 4)))
+                       : _mm512_loadu_si512(init[r] + at / 4);
         const __m512i t = _mm512_dpbusd_epi32(start, w, xq);
         const __m512 dx = _mm512_loadu_ps(x.lane_d.data() + ((first + r) * chunks + c) * 16);
         f[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t), _mm512_mul_ps(dw, dx), f[r]);
       }
+      if constexpr (has_block_min(type)) {
+        const float m0 = f16(b + 2), m1 = half ? 0.0f : f16(b + kBlockBytes + 2);
+        for (int r = 0; r < R; ++r) {
+          const float* sums = x.sums.data() + (first + r) * blocks + at / 32;
+          block_mins[r] += m0 * sums[0] + (half ? 0.0f : m1 * sums[1]);
+        }
+      }
     }
+    if constexpr (has_block_min(type))
+      for (int r = 0; r < R; ++r) y[r * ldy] = _mm512_reduce_add_ps(f[r]) + block_mins[r];
+    else
+      for (int r = 0; r < R; ++r) y[r * ldy] = _mm512_reduce_add_ps(f[r]);
+    return;
   } else {  // K-quants: 256-element super-blocks of 32- (q4_K, q5_K) or 16-element sub-blocks
     const std::int64_t supers = k / 256;
     constexpr bool q6 = type == G::Q6_K;
@@ -562,7 +607,8 @@ T void matmul_of(const std::byte* w, std::int64_t n_rows, const Q8Rows& x, std::
 }  // namespace
 
 bool has_q8_kernel_avx512(gguf::GgmlType type) {
-  return type == G::Q8_0 || type == G::Q4_0 || type == G::Q4_K || type == G::Q5_K ||
+  return type == G::Q8_0 || type == G::Q4_0 || type == G::Q4_1 || type == G::Q5_0 ||
+         type == G::Q5_1 || type == G::IQ4_NL || type == G::Q4_K || type == G::Q5_K ||
          type == G::Q6_K;
 }
 
@@ -647,6 +693,10 @@ PORTA_Q8_TARGET void q8_matmul_avx512(const std::byte* w, std::int64_t n_rows, c
   const G type = x.weight_type;
   if (type == G::Q8_0) return matmul_of<G::Q8_0>(w, n_rows, x, first, count, y, ldy);
   if (type == G::Q4_0) return matmul_of<G::Q4_0>(w, n_rows, x, first, count, y, ldy);
+  if (type == G::Q4_1) return matmul_of<G::Q4_1>(w, n_rows, x, first, count, y, ldy);
+  if (type == G::Q5_0) return matmul_of<G::Q5_0>(w, n_rows, x, first, count, y, ldy);
+  if (type == G::Q5_1) return matmul_of<G::Q5_1>(w, n_rows, x, first, count, y, ldy);
+  if (type == G::IQ4_NL) return matmul_of<G::IQ4_NL>(w, n_rows, x, first, count, y, ldy);
   if (type == G::Q4_K) return matmul_of<G::Q4_K>(w, n_rows, x, first, count, y, ldy);
   if (type == G::Q5_K) return matmul_of<G::Q5_K>(w, n_rows, x, first, count, y, ldy);
   if (type == G::Q6_K) return matmul_of<G::Q6_K>(w, n_rows, x, first, count, y, ldy);
