@@ -16,6 +16,7 @@
 #include <porta/ggml_quants.hpp>
 
 #include "../../backends/cpu/ggml/block_dot.hpp"
+#include "../../backends/cpu/ggml/q8_kernels.hpp"
 
 namespace cpu_ggml_block_tests {
 
@@ -70,8 +71,14 @@ TEST_CASE("packed-block dot products match the exact dequantization on every ISA
   std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
   const auto isas = cg::available_block_isas();
   CHECK(isas.front() == cg::BlockIsa::Plain);
-  if (__builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl"))
+  // The best the CPU has, unless PORTA_GGML_ISA caps it.
+  if (__builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+      cg::ggml_isa_cap() == cg::GgmlIsaCap::None)
     CHECK(cg::best_block_isa() == cg::BlockIsa::Avx512);
+  if (cg::ggml_isa_cap() == cg::GgmlIsaCap::Avx2)
+    CHECK(cg::best_block_isa() <= cg::BlockIsa::Avx2);
+  if (cg::ggml_isa_cap() == cg::GgmlIsaCap::Plain)
+    CHECK(cg::best_block_isa() == cg::BlockIsa::Plain);
   for (const GgmlType t : kKernelTypes) {
     REQUIRE(cg::has_block_kernel(t));
     const std::int64_t block = porta::gguf::traits_of(t).block_elements;
