@@ -9,6 +9,8 @@
 //
 //   porta-bench-cpu-ggml-prefill [--quick] [--type q4_K] [--prompts 1,8,128]
 //
+// --type runs one block type (any ggml type porta quantizes: q5_0, iq4_nl, ...) in place of q8_0
+// and q4_K; cases whose K is not whole blocks of it are left out.
 // --prompts sets the prompt lengths T (1 is decode's product); expert cases whose T spreads to
 // under one row per expert are left out. PORTA_GGML_ISA=avx2 (or plain) caps the instruction set
 // of porta's ggml kernels, to measure the AVX2 paths on an AVX-512 machine; the first line says
@@ -77,6 +79,8 @@ int main(int argc, char** argv) {
       {"qwen3 experts gate", 768, 2048, 128},
       {"qwen3 experts down", 2048, 768, 128},
       {"v2-lite experts gate", 1408, 2048, 64},
+      // K 1408 is not whole 256-element super-blocks: quantizers write 32-element types here.
+      {"v2-lite experts down", 2048, 1408, 64},
   };
   if (prompts.empty())
     prompts = quick ? std::vector<std::int64_t>{128} : std::vector<std::int64_t>{128, 512};
@@ -87,11 +91,13 @@ int main(int argc, char** argv) {
                               : "none (rounded activations, f32 kernels)");
   fmt::print("{:>22} {:>5} {:>6} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8}\n", "case", "type", "T",
              "packed", "f32 sgemm", "packed/f32", "ggml_q8", "q8/packed", "rows/blk");
+  const std::vector<GgmlType> types = only.empty()
+                                          ? std::vector<GgmlType>{GgmlType::Q8_0, GgmlType::Q4_K}
+                                          : std::vector<GgmlType>{porta::gguf::parse_type(only)};
   std::mt19937 rng(1);
   std::normal_distribution<float> normal(0.0f, 0.02f);
   for (const Case& c : cases)
-    for (const GgmlType type : {GgmlType::Q8_0, GgmlType::Q4_K}) {
-      if (!only.empty() && only != porta::gguf::type_name(type)) continue;
+    for (const GgmlType type : types) {
       if (c.k % porta::gguf::traits_of(type).block_elements != 0) continue;
       const std::int64_t experts = std::max<std::int64_t>(c.experts, 1);
       std::vector<float> wf(static_cast<std::size_t>(experts * c.n * c.k));

@@ -52,6 +52,18 @@ SupportResult cpu_verdict(const GraphState& g, const Node& n) {
   return entry->supports(g, n);
 }
 
+// ggml_q8's path for `porta devices`: the integer kernels' ISA and the block types they cover,
+// asked of the kernels so that the line follows what they gain.
+std::string ggml_q8_description() {
+  if (!ggml::has_q8_isa())
+    return "rounded activations through the f32 kernels (no AVX2, or PORTA_GGML_ISA=plain)";
+  std::string types;
+  for (const gguf::GgmlType t : gguf::kDequantizableTypes)
+    if (ggml::has_q8_kernel(t))
+      types += fmt::format("{}{}", types.empty() ? "" : ", ", gguf::type_name(t));
+  return fmt::format("{} integer kernels ({})", ggml::q8_isa_name(ggml::best_q8_isa()), types);
+}
+
 std::string host_cpu_model() {
   std::ifstream cpuinfo("/proc/cpuinfo");
   std::string line;
@@ -169,10 +181,7 @@ class CpuBackend final : public Backend {
         {"quant_kernels", quant::quant_kernels_description()},
         {"ggml_kernels",
          fmt::format("{} (f32 activations); ggml_q8: {}",
-                     ggml::block_isa_name(ggml::best_block_isa()),
-                     ggml::has_q8_isa()
-                         ? "avx512_vnni integer kernels (q8_0, q4_0, q4_K, q5_K, q6_K)"
-                         : "rounded activations through the f32 kernels (no AVX-512 VNNI)")}};
+                     ggml::block_isa_name(ggml::best_block_isa()), ggml_q8_description())}};
     return d;
   }
 

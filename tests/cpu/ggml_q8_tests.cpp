@@ -143,6 +143,17 @@ void round_row(cg::Q8Isa isa, gguf::Q8Blocks b, const float* x, std::int64_t k, 
 
 }  // namespace
 
+// The tests below take their types from the kernels (kernel_types): a type an ISA dropped would
+// leave them silently without it, so its absence fails here. Every ISA, whether the CPU has it.
+TEST_CASE("cpu q8 kernels: every ISA's integer kernels cover every type of kKernelTypes",
+          "[cpu][q8]") {
+  for (const cg::Q8Isa isa : {cg::Q8Isa::Avx2, cg::Q8Isa::Avx512Vnni})
+    for (const GgmlType t : kKernelTypes) {
+      INFO(cg::q8_isa_name(isa) << " " << gguf::type_name(t));
+      CHECK(cg::has_q8_kernel(isa, t));
+    }
+}
+
 TEST_CASE("cpu q8 kernels: the SIMD quantizer equals the definition bit for bit", "[cpu][q8]") {
   for (const cg::Q8Isa isa : q8_isas_here()) {
     DYNAMIC_SECTION(cg::q8_isa_name(isa)) {

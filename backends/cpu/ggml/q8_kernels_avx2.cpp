@@ -7,7 +7,9 @@
 // the sub-block scales). Each pair must fit int16 before it saturates: 4- to 6-bit codes go in
 // unsigned as stored (2 · 63 · 127 = 16002 at most), several such pair sums added in int16
 // before vpmaddwd where they still fit; q8_0's codes go in as |w| against x carrying w's sign
-// (vpsignb: 2 · 128 · 127 = 32512), and so do q4_0's in the row kernel (q − 8, centred).
+// (vpsignb: 2 · 128 · 127 = 32512), and so do iq4_nl's code-book values (−127..113, looked up
+// by vpshufb: + 127 would overflow a pair) and, in the row kernel, q4_0's and q5_0's (centred,
+// q − 8 and q − 16). q4_1's and q5_1's codes go in unsigned with their min terms beside.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -41,6 +43,10 @@ constexpr Layout layout_of(G type) {
   // An if chain: a switch would have to list every ggml type.
   if (type == G::Q8_0) return {32, 32, 34};
   if (type == G::Q4_0) return {32, 32, 18};
+  if (type == G::Q4_1) return {32, 32, 20};
+  if (type == G::Q5_0) return {32, 32, 22};
+  if (type == G::Q5_1) return {32, 32, 24};
+  if (type == G::IQ4_NL) return {32, 32, 18};
   if (type == G::Q4_K) return {256, 32, 144};
   if (type == G::Q5_K) return {256, 32, 176};
   if (type == G::Q6_K) return {256, 16, 210};
@@ -161,12 +167,34 @@ TI inline __m256i high_bits(__m256i v, int shift, int mask) {
                            4);
 }
 
-// A q4_0 block's 32 codes (0..15): the low nibbles of its 16 bytes, then the high ones.
-TI inline __m256i q4_0_codes(const std::byte* block) {
-  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 2));
+// A 32-element block's 16 bytes of nibbles as its 32 codes (0..15): the low nibbles, then the
+// high ones.
+TI inline __m256i nibble_codes(const std::byte* qs) {
+  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
   const __m128i lo = _mm_and_si128(v, _mm_set1_epi8(15));
   const __m128i hi = _mm_and_si128(_mm_srli_epi16(v, 4), _mm_set1_epi8(15));
   return _mm256_set_m128i(hi, lo);
+}
+
+// q5_0's and q5_1's fifth code bits, bit i of the u32 at qh, as bit 4 of byte i: each byte takes
+// the qh byte holding its bit (vpshufb works per 128-bit half, and every half has all four),
+// then tests its own bit.
+TI inline __m256i q5_high_bits(const std::byte* qh) {
+  std::int32_t bits;
+  std::memcpy(&bits, qh, 4);
+  const __m256i spread = _mm256_shuffle_epi8(
+      _mm256_set1_epi32(bits),
+      _mm256_setr_epi64x(0, 0x0101010101010101ll, 0x0202020202020202ll, 0x0303030303030303ll));
+  const __m256i bit = _mm256_set1_epi64x(static_cast<long long>(0x8040201008040201ull));
+  return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit),
+                          _mm256_set1_epi8(16));
+}
+
+// An iq4_nl block's 32 weights as signed bytes: its nibbles looked up in the code book.
+TI inline __m256i iq4_nl_values(const std::byte* block) {
+  const __m256i book = _mm256_broadcastsi128_si256(
+      _mm_loadu_si128(reinterpret_cast<const __m128i*>(gguf::kIq4nlValues)));
+  return _mm256_shuffle_epi8(book, nibble_codes(block + 2));
 }
 
 // The eight six-bit sub-block scales and mins of a q4_K/q5_K super-block, one byte each (gguf's
@@ -186,12 +214,18 @@ TI inline K4Scales k4_scales(const std::byte* block) {
 }
 
 // Elements [32m, 32m + 32) of a super-block (or the 32-element block) of kType as codes: the
-// K-quants' unsigned as stored (q6_K's still with its offset of 32), q4_0's 0..15, q8_0's
-// signed.
+// K-quants' unsigned as stored (q6_K's still with its offset of 32), q4_0's and q4_1's 0..15,
+// q5_0's and q5_1's 0..31, q8_0's signed, iq4_nl's the signed code-book values.
 template <G kType>
 TI inline __m256i codes32(const std::byte* block, int m) {
   if constexpr (kType == G::Q8_0) return load32(block + 2);
-  if constexpr (kType == G::Q4_0) return q4_0_codes(block);
+  if constexpr (kType == G::Q4_0) return nibble_codes(block + 2);
+  if constexpr (kType == G::Q4_1) return nibble_codes(block + 4);
+  if constexpr (kType == G::Q5_0)
+    return _mm256_or_si256(nibble_codes(block + 6), q5_high_bits(block + 2));
+  if constexpr (kType == G::Q5_1)
+    return _mm256_or_si256(nibble_codes(block + 8), q5_high_bits(block + 4));
+  if constexpr (kType == G::IQ4_NL) return iq4_nl_values(block);
   if constexpr (kType == G::Q4_K) {
     const __m256i v = load32(block + 16 + 32 * (m / 2));
     return m % 2 == 0 ? low_nibbles(v) : high_nibbles(v);
@@ -215,6 +249,19 @@ TI inline float block_d(const std::byte* block) {
   return f16(block + (kType == G::Q6_K ? 208 : 0));
 }
 
+// The 32-element types whose weights are d·q + m (m the f16 after d).
+constexpr bool has_block_min(G type) { return type == G::Q4_1 || type == G::Q5_1; }
+
+// The codes the row kernel's vpsignb takes for the 32-element types without a min: signed
+// weights over d, q4_0's and q5_0's centred.
+template <G kType>
+TI inline __m256i signed_codes(const std::byte* block) {
+  const __m256i q = codes32<kType>(block, 0);
+  if constexpr (kType == G::Q4_0) return _mm256_sub_epi8(q, _mm256_set1_epi8(8));
+  if constexpr (kType == G::Q5_0) return _mm256_sub_epi8(q, _mm256_set1_epi8(16));
+  return q;
+}
+
 // ---- the row kernel (short blocks and decode) ----
 
 // Rows of x per pass of the row kernel: a vector of f32 sums and one of int32 sums each, beside
@@ -232,8 +279,10 @@ TI inline __m256i word_broadcast_index(int j) {
 
 // y[r·ldy] = Σ_k W[k] · x̂[first + r, k] for one weight row and R <= kRowMax rows of x, each 32
 // codes of the row decoded once for the R rows.
-// - q8_0, q4_0 (centred as q − 8): per block and row vpsignb, vpmaddubsw, vpmaddwd by one, and
-//   the block's scale product d · dx in f32.
+// - q8_0, iq4_nl, q4_0 and q5_0 (centred): per block and row vpsignb, vpmaddubsw, vpmaddwd by
+//   one, and the block's scale product d · dx in f32.
+// - q4_1, q5_1: the same on the unsigned codes without vpsignb, and the min term m · dx·Σ qx in
+//   a second f32 sum.
 // - q4_K, q5_K, q6_K: per 32 codes and row vpmaddubsw and vpmaddwd by the sub-block scales into
 //   int32 sums; per super-block d · dx in f32, then q4_K/q5_K's min terms dmin·m · dx·Σ qx and
 //   q6_K's offset, 32 · Σ_sub scale · Σ qx, in int32.
@@ -245,28 +294,46 @@ T void row_kernel(const std::byte* row, const Q8Rows& x, std::int64_t first, flo
   const std::int8_t* xr[R];
   const float* dx[R];
   __m256 f[R];
+  // The min terms of q4_1 and q5_1: apart from f, so that each row's two FMAs per block do not
+  // wait on each other.
+  [[maybe_unused]] __m256 fm[R];
   for (int r = 0; r < R; ++r) {
     xr[r] = x.codes(first + r);
     dx[r] = x.d.data() + (first + r) * supers;
     f[r] = _mm256_setzero_ps();
+    fm[r] = _mm256_setzero_ps();
   }
   if constexpr (l.super == 32) {
     const __m256i ones = _mm256_set1_epi16(1);
     for (std::int64_t s = 0; s < supers; ++s) {
       const std::byte* b = row + s * l.block_bytes;
       _mm_prefetch(reinterpret_cast<const char*>(b + kPrefetchBytes), _MM_HINT_T0);
-      const __m256i w = kType == G::Q8_0 ? codes32<kType>(b, 0)
-                                         : _mm256_sub_epi8(codes32<kType>(b, 0),
-                                                           _mm256_set1_epi8(8));
-      const __m256i magnitude = _mm256_sign_epi8(w, w);
       const __m256 dw = _mm256_set1_ps(f16(b));
-      for (int r = 0; r < R; ++r) {
-        const __m256i signed_x = _mm256_sign_epi8(load32(xr[r] + 32 * s), w);
-        const __m256i sums = _mm256_madd_epi16(_mm256_maddubs_epi16(magnitude, signed_x), ones);
-        f[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums),
-                               _mm256_mul_ps(dw, _mm256_broadcast_ss(dx[r] + s)), f[r]);
+      if constexpr (has_block_min(kType)) {
+        const __m256i w = codes32<kType>(b, 0);  // 0..31: 2 · 31 · 127 a pair at most
+        // m · dx·Σ qx enters all eight lanes, which sum8 adds: m/8 there (exact, a power of 2).
+        const __m256 m8 = _mm256_set1_ps(f16(b + 2) * 0.125f);
+        for (int r = 0; r < R; ++r) {
+          const __m256i sums =
+              _mm256_madd_epi16(_mm256_maddubs_epi16(w, load32(xr[r] + 32 * s)), ones);
+          f[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums),
+                                 _mm256_mul_ps(dw, _mm256_broadcast_ss(dx[r] + s)), f[r]);
+          fm[r] = _mm256_fmadd_ps(m8, _mm256_broadcast_ss(x.sums.data() + (first + r) * supers + s),
+                                  fm[r]);
+        }
+      } else {
+        const __m256i w = signed_codes<kType>(b);
+        const __m256i magnitude = _mm256_sign_epi8(w, w);
+        for (int r = 0; r < R; ++r) {
+          const __m256i signed_x = _mm256_sign_epi8(load32(xr[r] + 32 * s), w);
+          const __m256i sums = _mm256_madd_epi16(_mm256_maddubs_epi16(magnitude, signed_x), ones);
+          f[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums),
+                                 _mm256_mul_ps(dw, _mm256_broadcast_ss(dx[r] + s)), f[r]);
+        }
       }
     }
+    if constexpr (has_block_min(kType))
+      for (int r = 0; r < R; ++r) f[r] = _mm256_add_ps(f[r], fm[r]);
   } else {
     constexpr bool q6 = kType == G::Q6_K;
     const std::int64_t subs = k / l.sub;
@@ -327,8 +394,8 @@ T void row_kernel(const std::byte* row, const Q8Rows& x, std::int64_t first, flo
   for (int r = 0; r < R; ++r) y[r * ldy] = sum8(f[r]);
 }
 
-// Bytes of x the row kernel reads per code and row: the code, and a float scale per 32 (q8_0,
-// q4_0) or the sums per sub-block (K-quants), a small fraction more.
+// Bytes of x the row kernel reads per code and row: the code, and a float scale per 32 (and
+// q4_1's and q5_1's sums) or the sums per sub-block (K-quants), a small fraction more.
 constexpr std::int64_t kRowKernelXBytes = 1;
 // Bytes of x a pass of the row kernel keeps in L1 while every weight row of its item passes (of
 // L1's 32 KiB on Zen 4, 48 KiB on recent Intel cores): as q8_kernels_avx512.cpp's row kernel.
@@ -372,8 +439,8 @@ constexpr int kTileRows = 4;
 
 // A panel of kCols weight rows: codes [k / 4][kCols][4]; per sub-block the integer scales (one
 // int16 scale in both halves of each column's lane: vpmaddwd then multiplies the column's two
-// pair sums by it) and the min terms (dmin·m; q6_K d · 32 · scale; q4_0 d · 8), per super-block
-// the scales d, each [..][kCols].
+// pair sums by it) and the min terms (dmin·m; q6_K d · 32 · scale; q4_0 d · 8, q5_0 d · 16;
+// q4_1 and q5_1 −m), per super-block the scales d, each [..][kCols].
 struct Panel {
   std::vector<std::uint8_t> codes;
   std::vector<std::int32_t> sc;
@@ -383,10 +450,10 @@ struct Panel {
 // int16 pair sums of vpmaddubsw that can be added in int16 before they could overflow: each is
 // at most 2 · max code · 127.
 constexpr int pair_sums_per_flush(G type) {
-  if (type == G::Q5_K) return 4;  // codes to 31: 7874 each
-  if (type == G::Q6_K) return 2;  // codes to 63: 16002 each
-  if (type == G::Q8_0) return 1;  // |codes| to 128: 32512 each
-  return 8;                       // q4_0, q4_K, codes to 15: 3810 each
+  if (type == G::Q5_K || type == G::Q5_0 || type == G::Q5_1) return 4;  // codes to 31: 7874
+  if (type == G::Q6_K) return 2;                                        // codes to 63: 16002
+  if (type == G::Q8_0 || type == G::IQ4_NL) return 1;  // |codes| to 128: 32512 each
+  return 8;                                            // q4_0, q4_1, q4_K, to 15: 3810 each
 }
 
 // 8 x 8 transpose of 32-bit lanes: v[c] holds 32 codes of weight row c; the output at
@@ -422,8 +489,10 @@ TI inline void pack_scales(const std::byte* b, std::int64_t s, int c, Panel& p) 
   p.d[static_cast<std::size_t>(s * kCols + c)] = d;
   [[maybe_unused]] std::int32_t* sc = p.sc.data() + s * subs * kCols + c;
   [[maybe_unused]] float* mins = p.mins.data() + s * subs * kCols + c;
-  if constexpr (kType == G::Q4_0) {
-    mins[0] = 8.0f * d;
+  if constexpr (kType == G::Q4_0 || kType == G::Q5_0) {
+    mins[0] = (kType == G::Q4_0 ? 8.0f : 16.0f) * d;
+  } else if constexpr (has_block_min(kType)) {
+    mins[0] = -f16(b + 2);  // the tile subtracts its min terms
   } else if constexpr (kType == G::Q4_K || kType == G::Q5_K) {
     const K4Scales k4 = k4_scales(b);
     const float dmin = f16(b + 2);
@@ -469,7 +538,8 @@ T void pack_panel(const std::byte* w, std::size_t row_bytes, int cols, std::int6
 // row a broadcast of the four activation codes and one vpmaddubsw against the panel's codes of
 // the eight columns, the int16 pair sums added until they could overflow, then one vpmaddwd by
 // the sub-block scales (or by one) into int32; per sub-block the min terms and per super-block
-// d · dx in f32. q8_0 takes the activations with the codes' signs (vpsignb) and |codes|.
+// d · dx in f32. q8_0 and iq4_nl take the activations with the codes' signs (vpsignb) and
+// |codes|.
 template <G kType, int R>
 T void tile(const Panel& p, const Q8Rows& x, std::int64_t first, float* y, std::int64_t ldy,
             int cols) {
@@ -477,7 +547,8 @@ T void tile(const Panel& p, const Q8Rows& x, std::int64_t first, float* y, std::
   constexpr int subs_per_super = l.super / l.sub, quads = l.sub / 4;
   constexpr int flush = pair_sums_per_flush(kType);
   constexpr bool scaled = kType == G::Q4_K || kType == G::Q5_K || kType == G::Q6_K;
-  constexpr bool has_mins = kType != G::Q8_0;
+  constexpr bool sign_trick = kType == G::Q8_0 || kType == G::IQ4_NL;
+  constexpr bool has_mins = !sign_trick;
   const std::int64_t supers = x.k / l.super, subs = x.k / l.sub;
   const __m256i ones = _mm256_set1_epi16(1);
   const std::int8_t* xr[R];
@@ -498,7 +569,7 @@ T void tile(const Panel& p, const Q8Rows& x, std::int64_t first, float* y, std::
         for (int r = 0; r < R; ++r) pairs[r] = _mm256_setzero_si256();
         for (int q = q0; q < q0 + flush; ++q) {
           const __m256i w = load32(c + 32 * q);
-          if constexpr (kType == G::Q8_0) {
+          if constexpr (sign_trick) {
             const __m256i magnitude = _mm256_sign_epi8(w, w);
             for (int r = 0; r < R; ++r)
               pairs[r] = _mm256_maddubs_epi16(
@@ -551,13 +622,14 @@ T void tiles(const Panel& p, const Q8Rows& x, std::int64_t first, std::int64_t c
   }
 }
 
-// Rows of x from which panels beat the row kernel. q8_0 and q4_0 pay the row kernel's vpsignb
-// and an f32 scale product per 32 codes and row, and cross at kQ8PanelRows as on AVX-512; the
+// Rows of x from which panels beat the row kernel. The 32-element types pay the row kernel's
+// vpsignb (or q4_1's and q5_1's min term) and an f32 scale product per 32 codes and row, and
+// cross at kQ8PanelRows as q8_0 and q4_0 do on AVX-512; the
 // K-quants' row kernel stays ahead longer (porta-bench-cpu-ggml-prefill, PORTA_GGML_ISA=avx2,
 // Zen 4, q4_K expert blocks: rows 1.05-1.15x faster at 12-24 rows, level at 32-48, panels 1.15x
 // faster at 128).
 constexpr std::int64_t panel_rows_from(G type) {
-  return type == G::Q8_0 || type == G::Q4_0 ? kQ8PanelRows : 32;
+  return layout_of(type).super == 32 ? kQ8PanelRows : 32;
 }
 
 // q8_matmul_avx2 for one block type: the row kernel under panel_rows_from rows of x, else panels.
@@ -581,7 +653,8 @@ T void matmul_of(const std::byte* w, std::int64_t n_rows, const Q8Rows& x, std::
 }  // namespace
 
 bool has_q8_kernel_avx2(gguf::GgmlType type) {
-  return type == G::Q8_0 || type == G::Q4_0 || type == G::Q4_K || type == G::Q5_K ||
+  return type == G::Q8_0 || type == G::Q4_0 || type == G::Q4_1 || type == G::Q5_0 ||
+         type == G::Q5_1 || type == G::IQ4_NL || type == G::Q4_K || type == G::Q5_K ||
          type == G::Q6_K;
 }
 
@@ -652,6 +725,10 @@ PORTA_Q8_AVX2_TARGET void q8_matmul_avx2(const std::byte* w, std::int64_t n_rows
   const G type = x.weight_type;
   if (type == G::Q8_0) return matmul_of<G::Q8_0>(w, n_rows, x, first, count, y, ldy);
   if (type == G::Q4_0) return matmul_of<G::Q4_0>(w, n_rows, x, first, count, y, ldy);
+  if (type == G::Q4_1) return matmul_of<G::Q4_1>(w, n_rows, x, first, count, y, ldy);
+  if (type == G::Q5_0) return matmul_of<G::Q5_0>(w, n_rows, x, first, count, y, ldy);
+  if (type == G::Q5_1) return matmul_of<G::Q5_1>(w, n_rows, x, first, count, y, ldy);
+  if (type == G::IQ4_NL) return matmul_of<G::IQ4_NL>(w, n_rows, x, first, count, y, ldy);
   if (type == G::Q4_K) return matmul_of<G::Q4_K>(w, n_rows, x, first, count, y, ldy);
   if (type == G::Q5_K) return matmul_of<G::Q5_K>(w, n_rows, x, first, count, y, ldy);
   if (type == G::Q6_K) return matmul_of<G::Q6_K>(w, n_rows, x, first, count, y, ldy);
