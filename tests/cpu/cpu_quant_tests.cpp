@@ -6,10 +6,12 @@
 #include <cstdlib>
 #include <random>
 
+#include <fmt/format.h>
 #include <catch2/catch.hpp>
 
 #include <porta/porta.hpp>
 
+#include "../../backends/cpu/ggml/q8_kernels.hpp"
 #include "../../backends/cpu/quant/quant_cpu.hpp"
 #include "check/conformance.hpp"
 #include "core/error_check.hpp"
@@ -270,9 +272,11 @@ TEST_CASE("porta devices names the cpu's quantized-kernel path", "[cpu][quant]")
   const auto ggml = std::find_if(props.begin(), props.end(),
                                  [](const auto& p) { return p.first == "ggml_kernels"; });
   REQUIRE(ggml != props.end());
-  const bool vnni = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw");
-  CHECK_THAT(ggml->second, Catch::Contains(vnni ? "ggml_q8: avx512_vnni integer kernels"
-                                                : "ggml_q8: rounded activations"));
+  namespace cg = porta::detail::cpu::ggml;
+  CHECK_THAT(ggml->second,
+             Catch::Contains(cg::has_q8_isa() ? fmt::format("ggml_q8: {} integer kernels",
+                                                            cg::q8_isa_name(cg::best_q8_isa()))
+                                              : std::string("ggml_q8: rounded activations")));
   setenv("PORTA_CPU_QUANT_ISA", "sse9", 1);
   REQUIRE_PORTA_ERROR(q::active_quant_isa(), ErrorCode::InvalidArgument, "PORTA_CPU_QUANT_ISA=sse9",
                       "plain");

@@ -179,7 +179,7 @@ TEST_CASE("cpu q8 kernels: the SIMD quantizer equals the definition bit for bit"
           CHECK(std::memcmp(q.data(), xq.codes(r), static_cast<std::size_t>(k)) == 0);
           for (std::size_t s = 0; s < d.size(); ++s)
             CHECK(d[s] == xq.d[static_cast<std::size_t>(r) * d.size() + s]);
-          // Each layout's own sums: dx · Σ q per sub-block, and AVX2's q6_K Σ q as int16.
+          // Each layout's own sums: dx · Σ q per sub-block, and Σ q as int16 where kept.
           const std::int64_t subs = k / xq.sub;
           for (std::int64_t j = 0; j < subs; ++j) {
             int sum = 0;
@@ -194,7 +194,6 @@ TEST_CASE("cpu q8 kernels: the SIMD quantizer equals the definition bit for bit"
           round_row(isa, b, x.data() + r * k, k, got.data());
           CHECK(std::memcmp(want.data(), got.data(), want.size() * sizeof(float)) == 0);
         }
-        CHECK(xq.code_sums.empty() == (isa != cg::Q8Isa::Avx2 || t != GgmlType::Q6_K));
       }
       // A block with NaN or inf rounds to NaN, as the definition's.
       std::vector<float> x(256, 1.0f), out(256);
@@ -217,6 +216,60 @@ TEST_CASE("cpu q8 kernels: PORTA_GGML_ISA's values", "[cpu][q8]") {
   CHECK_THROWS_WITH(cg::parse_ggml_isa_cap("AVX2"),
                     Catch::Contains("PORTA_GGML_ISA=AVX2") && Catch::Contains("avx2, plain"));
 }
+
+namespace {
+
+// The f16 scale fields of a block of `t` (d, and m or dmin where it has one).
+std::vector<std::size_t> f16_fields(GgmlType t) {
+  if (t == GgmlType::Q4_K || t == GgmlType::Q5_K || t == GgmlType::Q4_1 || t == GgmlType::Q5_1)
+    return {0, 2};
+  if (t == GgmlType::Q6_K) return {208};
+  return {0};
+}
+
+// `isa`'s integer products of weights w [n, k] of `t` by rows [first, first + count) of x
+// [rows, k], each within 1e-6 of Σ|w|·|x̂| of the definition (the exact weights times the rounded
+// activations, in double), written with a stride whose gap stays untouched.
+void check_products(cg::Q8Isa isa, GgmlType t, const std::vector<std::byte>& w, std::int64_t n,
+                    std::int64_t k, const std::vector<float>& x, std::int64_t rows,
+                    std::initializer_list<std::int64_t> counts) {
+  const std::size_t row_bytes = gguf::row_bytes(t, static_cast<std::uint64_t>(k));
+  cg::Q8Rows xq;
+  cg::shape_q8_rows(isa, t, rows, k, xq);
+  cg::quantize_q8_rows(x.data(), k, 0, rows, xq);
+  const gguf::Q8Blocks b = gguf::q8_activation_blocks(t);
+  for (const std::int64_t count : counts) {
+    INFO(count << " rows");
+    const std::int64_t first = 2, ldy = n + 3;
+    REQUIRE(first + count <= rows);
+    std::vector<float> y(static_cast<std::size_t>(count * ldy), -7.0f);
+    cg::q8_matmul_serial(w.data(), n, xq, first, count, y.data(), ldy);
+    std::vector<float> wrow(static_cast<std::size_t>(k));
+    for (std::int64_t r = 0; r < count; ++r) {
+      const std::vector<float> xr(x.begin() + (first + r) * k, x.begin() + (first + r + 1) * k);
+      const std::vector<float> xh = rounded(b, xr);
+      for (std::int64_t c = 0; c < n; ++c) {
+        gguf::dequantize(t, {w.data() + static_cast<std::size_t>(c) * row_bytes, row_bytes}, wrow);
+        double want = 0, size = 0;
+        for (std::int64_t i = 0; i < k; ++i) {
+          const double p = static_cast<double>(wrow[static_cast<std::size_t>(i)]) *
+                           xh[static_cast<std::size_t>(i)];
+          want += p;
+          size += std::fabs(p);
+        }
+        const float got = y[static_cast<std::size_t>(r * ldy + c)];
+        if (!(std::fabs(got - want) <= 1e-6 * size + 1e-30)) {
+          FAIL_CHECK("row " << r << " col " << c << ": " << got << " vs " << want);
+          break;
+        }
+      }
+      for (std::int64_t c = n; c < ldy; ++c)  // the stride's gap untouched
+        CHECK(y[static_cast<std::size_t>(r * ldy + c)] == -7.0f);
+    }
+  }
+}
+
+}  // namespace
 
 TEST_CASE(
     "cpu q8 kernels: integer products equal the exact weights times the rounded "
@@ -241,13 +294,8 @@ TEST_CASE(
               // Random bytes: every code and scale bit pattern; the f16 fields sane values.
               for (auto& b : w) b = static_cast<std::byte>(byte(rng));
               const auto traits = gguf::traits_of(t);
-              std::vector<std::size_t> f16s{0};
-              if (t == GgmlType::Q4_K || t == GgmlType::Q5_K || t == GgmlType::Q4_1 ||
-                  t == GgmlType::Q5_1)
-                f16s = {0, 2};
-              if (t == GgmlType::Q6_K) f16s = {208};
               for (std::size_t at = 0; at < w.size(); at += traits.block_bytes)
-                for (std::size_t f : f16s) {
+                for (std::size_t f : f16_fields(t)) {
                   const std::uint16_t bits = porta::f32_to_f16_bits(scale(rng));
                   std::memcpy(&w[at + f], &bits, 2);
                 }
@@ -258,46 +306,53 @@ TEST_CASE(
             }
             std::vector<float> x(static_cast<std::size_t>(rows * k));
             for (auto& v : x) v = normal(rng);
-            cg::Q8Rows xq;
-            cg::shape_q8_rows(isa, t, rows, k, xq);
-            cg::quantize_q8_rows(x.data(), k, 0, rows, xq);
-            // Rows from 2 of x into y with a stride: 1 to 9 rows through the row kernels (AVX2
-            // four at a time, AVX-512 eight), 11 through the panels (AVX2's K-quants through
-            // the row kernel), 33 through the panels for all (partial tiles and, at 37 weight
-            // rows, a partial panel).
-            for (const std::int64_t count : {1, 3, 5, 9, 11, 33}) {
-              INFO(count << " rows");
-              const std::int64_t first = 2, ldy = n + 3;
-              std::vector<float> y(static_cast<std::size_t>(count * ldy), -7.0f);
-              cg::q8_matmul_serial(w.data(), n, xq, first, count, y.data(), ldy);
-              std::vector<float> wrow(static_cast<std::size_t>(k));
-              const gguf::Q8Blocks b = gguf::q8_activation_blocks(t);
-              for (std::int64_t r = 0; r < count; ++r) {
-                const std::vector<float> xr(x.begin() + (first + r) * k,
-                                            x.begin() + (first + r + 1) * k);
-                const std::vector<float> xh = rounded(b, xr);
-                for (std::int64_t c = 0; c < n; ++c) {
-                  gguf::dequantize(
-                      t, {w.data() + static_cast<std::size_t>(c) * row_bytes, row_bytes}, wrow);
-                  double want = 0, size = 0;
-                  for (std::int64_t i = 0; i < k; ++i) {
-                    const double p = static_cast<double>(wrow[static_cast<std::size_t>(i)]) *
-                                     xh[static_cast<std::size_t>(i)];
-                    want += p;
-                    size += std::fabs(p);
-                  }
-                  const float got = y[static_cast<std::size_t>(r * ldy + c)];
-                  if (!(std::fabs(got - want) <= 1e-6 * size + 1e-30)) {
-                    FAIL_CHECK("row " << r << " col " << c << ": " << got << " vs " << want);
-                    break;
-                  }
-                }
-                for (std::int64_t c = n; c < ldy; ++c)  // the stride's gap untouched
-                  CHECK(y[static_cast<std::size_t>(r * ldy + c)] == -7.0f);
-              }
-            }
+            // 1 to 9 rows through the row kernels (AVX2 four at a time, AVX-512 eight), 11
+            // through the panels (AVX2's K-quants through the row kernel), 33 through the panels
+            // for all (partial tiles and, at 37 weight rows, a partial panel).
+            check_products(isa, t, w, n, k, x, rows, {1, 3, 5, 9, 11, 33});
           }
       }
+    }
+  }
+}
+
+TEST_CASE("cpu q8 kernels: extreme codes against extreme activations stay exact", "[cpu][q8]") {
+  // Every code byte 0xFF (4-, 5- and 6-bit codes and K-quant scales at their largest), 0x80 or
+  // 0x7F (q8_0 at −128 and 127), against activations whose codes are all ±127 or alternate:
+  // the integer sums at the bounds the kernels' int16 stages are sized for.
+  for (const cg::Q8Isa isa : q8_isas_here()) {
+    DYNAMIC_SECTION(cg::q8_isa_name(isa)) {
+      for (const GgmlType t : kernel_types(isa))
+        // 0x88: the codes at q4_0's offset (weights 0); -1: quantized sparse rows, one weight
+        // of 32 not zero (codes at the offset beside one extreme).
+        for (const int pattern : {0xFF, 0x80, 0x7F, 0x00, 0x88, -1})
+          for (const int sign : {1, -1, 0}) {
+            INFO(gguf::type_name(t) << " bytes " << pattern << " activations "
+                                    << (sign == 0  ? "alternating"
+                                        : sign > 0 ? "+"
+                                                   : "-"));
+            const std::int64_t k = 1024, n = 19, rows = 36;
+            const std::size_t row_bytes = gguf::row_bytes(t, static_cast<std::uint64_t>(k));
+            std::vector<std::byte> w(row_bytes * static_cast<std::size_t>(n),
+                                     static_cast<std::byte>(pattern));
+            const auto traits = gguf::traits_of(t);
+            if (pattern < 0) {
+              std::vector<float> values(static_cast<std::size_t>(n * k), 0.0f);
+              for (std::size_t i = 0; i < values.size(); i += 32)
+                values[i + i / 32 % 32] = i % 64 == 0 ? 1.0f : -1.0f;
+              gguf::quantize(t, values, w);
+            } else {
+              for (std::size_t at = 0; at < w.size(); at += traits.block_bytes)
+                for (std::size_t f : f16_fields(t)) {
+                  const std::uint16_t bits = porta::f32_to_f16_bits(f == 0 ? 0.01f : -0.02f);
+                  std::memcpy(&w[at + f], &bits, 2);
+                }
+            }
+            std::vector<float> x(static_cast<std::size_t>(rows * k));
+            for (std::size_t i = 0; i < x.size(); ++i)
+              x[i] = sign != 0 ? static_cast<float>(sign) : (i % 2 == 0 ? 1.0f : -1.0f);
+            check_products(isa, t, w, n, k, x, rows, {1, 4, 9, 12, 33});
+          }
     }
   }
 }

@@ -97,9 +97,9 @@ void shape_q8_rows(Q8Isa isa, gguf::GgmlType type, std::int64_t rows, std::int64
                    Q8Rows& out) {
   if (isa == Q8Isa::Avx512Vnni) {
     shape_q8_rows_avx512(type, rows, k, out);
-    out.code_sums.clear();
   } else {
     shape_q8_rows_avx2(type, rows, k, out);
+    out.lane_codes.clear();
   }
   out.isa = isa;
 }

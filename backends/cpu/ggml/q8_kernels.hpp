@@ -69,8 +69,14 @@ bool has_q8_kernel(gguf::GgmlType type);
 // offset (q8_0's 128, q4_0's 8, q6_K's 32) also keep −offset · Σ of each four codes [rows, k /
 // 4], the starting value of its integer sums, and the 32-element types d expanded to one per
 // lane of each 64 codes [rows, ⌈k / 64⌉, 16].
-// Avx2: q6_K also keeps Σ qx per 16-element sub-block as int16 [rows, k / 16], which its
-// scales multiply to take the codes' offset of 32 out in integers.
+// Avx512Vnni, q4_K: the codes again, each super-block's in the order of the row kernel's lanes
+// (lane_codes [rows, k]: per step i < 4 of a super-block, lane l = 8·nib + 2·g + h holds codes
+// 32·(2g + nib) + 16·h + 4·i .. + 3), so that one vector of the weight's codes meets them.
+// Both, for the types whose codes the panels take with an offset (AVX-512: q8_0, q4_0, q5_0,
+// iq4_nl, q6_K; AVX2: q4_0, q5_0, q6_K): Σ qx per sub-block as int16 (code_sums [rows, k /
+// sub]), so that the offset comes out in integers, exactly: as a float term offset·d·Σx̂ it
+// cancels against the sums, and blocks of codes at the offset (weights near zero) lost their
+// digits to it.
 struct Q8Rows {
   Q8Isa isa = Q8Isa::Avx512Vnni;
   gguf::GgmlType weight_type = gguf::GgmlType::Q8_0;
@@ -79,6 +85,7 @@ struct Q8Rows {
   std::vector<float> d, sums;
   std::vector<std::int32_t> init;
   std::vector<float> lane_d;
+  std::vector<std::int8_t> lane_codes;
   std::vector<std::int16_t> code_sums;
   const std::int8_t* codes(std::int64_t r) const { return q.data() + r * k; }
 };
@@ -98,10 +105,10 @@ void round_q8_row(gguf::Q8Blocks blocks, const float* x, std::int64_t k, float* 
 
 // y[r·ldy + n] = Σ_k W[n, k] · x̂[first + r, k] for r < count and n < n_rows, on the calling
 // thread, by x.isa's kernels: W rows of `type` blocks (row_bytes each) from w. From kQ8PanelRows
-// rows of x (with AVX2 the K-quants from 32), weight rows are packed into panels (16 with
-// AVX-512, 8 with AVX2: their codes interleaved, so that one integer dot product instruction
-// feeds a whole vector of outputs); under it each weight row is decoded in registers and
-// multiplied by a few rows of x at a time (up to eight with AVX-512, four with AVX2).
+// rows of x (AVX-512's q4_K from 16, AVX2's K-quants from 32), weight rows are packed into panels
+// (16 with AVX-512, 8 with AVX2: their codes interleaved, so that one integer dot product
+// instruction feeds a whole vector of outputs); under it each weight row is decoded in registers
+// and multiplied by a few rows of x at a time (up to eight with AVX-512, four with AVX2).
 inline constexpr std::int64_t kQ8PanelRows = 10;
 void q8_matmul_serial(const std::byte* w, std::int64_t n_rows, const Q8Rows& x, std::int64_t first,
                       std::int64_t count, float* y, std::int64_t ldy);

@@ -489,9 +489,7 @@ TI inline void pack_scales(const std::byte* b, std::int64_t s, int c, Panel& p) 
   p.d[static_cast<std::size_t>(s * kCols + c)] = d;
   [[maybe_unused]] std::int32_t* sc = p.sc.data() + s * subs * kCols + c;
   [[maybe_unused]] float* mins = p.mins.data() + s * subs * kCols + c;
-  if constexpr (kType == G::Q4_0 || kType == G::Q5_0) {
-    mins[0] = (kType == G::Q4_0 ? 8.0f : 16.0f) * d;
-  } else if constexpr (has_block_min(kType)) {
+  if constexpr (has_block_min(kType)) {
     mins[0] = -f16(b + 2);  // the tile subtracts its min terms
   } else if constexpr (kType == G::Q4_K || kType == G::Q5_K) {
     const K4Scales k4 = k4_scales(b);
@@ -505,7 +503,6 @@ TI inline void pack_scales(const std::byte* b, std::int64_t s, int c, Panel& p) 
     for (int j = 0; j < subs; ++j) {
       const auto scale = static_cast<std::int8_t>(b[192 + j]);
       sc[j * kCols] = static_cast<std::int32_t>(static_cast<std::uint16_t>(scale) * 0x10001u);
-      mins[j * kCols] = d * static_cast<float>(32 * scale);
     }
   }
 }
@@ -548,7 +545,11 @@ T void tile(const Panel& p, const Q8Rows& x, std::int64_t first, float* y, std::
   constexpr int flush = pair_sums_per_flush(kType);
   constexpr bool scaled = kType == G::Q4_K || kType == G::Q5_K || kType == G::Q6_K;
   constexpr bool sign_trick = kType == G::Q8_0 || kType == G::IQ4_NL;
-  constexpr bool has_mins = !sign_trick;
+  // q4_0's, q5_0's and q6_K's offsets come out in integers, from Σ qx of each sub-block (a
+  // float term offset·d·Σx̂ would cancel against the sums: codes at the offset lost their
+  // digits to it); the others' min terms are part of their values.
+  constexpr bool has_mins = has_block_min(kType) || kType == G::Q4_K || kType == G::Q5_K;
+  constexpr int offset = kType == G::Q4_0 ? 8 : kType == G::Q5_0 ? 16 : kType == G::Q6_K ? 32 : 0;
   const std::int64_t supers = x.k / l.super, subs = x.k / l.sub;
   const __m256i ones = _mm256_set1_epi16(1);
   const std::int8_t* xr[R];
@@ -564,6 +565,16 @@ T void tile(const Panel& p, const Q8Rows& x, std::int64_t first, float* y, std::
       const std::int64_t j = s * subs_per_super + js, e0 = j * l.sub;
       const std::uint8_t* c = p.codes.data() + e0 * kCols;
       const __m256i sc = scaled ? load32(p.sc.data() + j * kCols) : ones;
+      if constexpr (offset != 0) {
+        // −offset · scale · Σ qx per column: offset/2 · Σ qx fits int16 (16 · 2032, 8 · 4064),
+        // and vpmaddwd adds it twice against the scale in both halves of each lane.
+        for (int r = 0; r < R; ++r) {
+          const int sum = x.code_sums[static_cast<std::size_t>((first + r) * subs + j)];
+          a[r] = _mm256_add_epi32(
+              a[r], _mm256_madd_epi16(
+                        _mm256_set1_epi16(static_cast<std::int16_t>(-(offset / 2) * sum)), sc));
+        }
+      }
       for (int q0 = 0; q0 < quads; q0 += flush) {
         __m256i pairs[R];
         for (int r = 0; r < R; ++r) pairs[r] = _mm256_setzero_si256();
@@ -674,7 +685,8 @@ void shape_q8_rows_avx2(gguf::GgmlType type, std::int64_t rows, std::int64_t k, 
   out.sums.resize(static_cast<std::size_t>(rows * (k / l.sub)));
   out.init.clear();
   out.lane_d.clear();
-  out.code_sums.resize(type == G::Q6_K ? static_cast<std::size_t>(rows * (k / l.sub)) : 0);
+  const bool offset_in_integers = type == G::Q6_K || type == G::Q4_0 || type == G::Q5_0;
+  out.code_sums.resize(offset_in_integers ? static_cast<std::size_t>(rows * (k / l.sub)) : 0);
 }
 
 PORTA_Q8_AVX2_TARGET void quantize_q8_rows_avx2(const float* x, std::int64_t ldx,
@@ -695,7 +707,7 @@ PORTA_Q8_AVX2_TARGET void quantize_q8_rows_avx2(const float* x, std::int64_t ldx
         for (std::int64_t i = 0; i < out.sub; ++i) sum += c[i];
         const auto at = static_cast<std::size_t>(r * subs + s * subs_per_super + j);
         out.sums[at] = d * static_cast<float>(sum);
-        if (keep_code_sums) out.code_sums[at] = static_cast<std::int16_t>(sum);  // |sum| <= 2032
+        if (keep_code_sums) out.code_sums[at] = static_cast<std::int16_t>(sum);  // |sum| <= 4064
       }
     }
   }

@@ -2,8 +2,10 @@
 // gguf::quantize_q8_activations), the codes of each block type in registers, the panel packer
 // and the register-tiled kernel over a panel (long blocks), and the row kernel (short ones).
 // GCC 12's AVX-512 conversion intrinsics pass _mm512_undefined_*() as the unused merge source,
-// which -Wmaybe-uninitialized reports once inlined; nothing is read uninitialised.
+// which -Wmaybe-uninitialized (and, in _mm512_reduce_add_ps, -Wuninitialized) reports once
+// inlined; nothing is read uninitialised.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 
 #include "ggml/q8_kernels.hpp"
 
@@ -67,8 +69,24 @@ constexpr int code_offset(G type) {
   return 0;
 }
 
+// q4_K's row kernel gives each 32-bit lane of a vector one half of a sub-block: lane l holds
+// codes of sub-block 2g + nib (its low nibbles for even sub-blocks, high for odd), half h,
+// with l = 8·nib + 2·g + h. Four steps of four codes cover a super-block, and the lanes' sums
+// then meet their sub-block scales once (one vpdpwssd per super-block, not one per 64 codes).
+// The offset, within the super-block, of lane l's first code at step 0:
+constexpr int q4k_lane_offset(int l) {
+  const int nib = l / 8, g = (l % 8) / 2, h = l % 2;
+  return 32 * (2 * g + nib) + 16 * h;
+}
+
 // The 32-element types whose values are d·q + m: m·Σx̂ per block beside the integer sums.
 constexpr bool has_block_min(G type) { return type == G::Q4_1 || type == G::Q5_1; }
+// The types with a min term in f32 (m, or the K-quants' dmin·m): the codes' offsets are taken
+// out in integers, exactly, where a float term d·offset·Σx̂ would cancel against the sums (a
+// q8_0 block of codes near 0 lost all its digits to it).
+constexpr bool has_min_term(G type) {
+  return has_block_min(type) || type == G::Q4_K || type == G::Q5_K;
+}
 
 TI inline float f16(const std::byte* p) {
   std::uint16_t bits;
@@ -184,9 +202,9 @@ TI inline SuperScales super_scales(G type, const std::byte* p) {
 // The integer sub-block scales, min terms (the amount per unit of Σ x̂ each sub-block subtracts)
 // and scale d of one super-block of `type`, for the panel (q6_K's scales sign-extended).
 TI inline void decode_scales(G type, const std::byte* p, std::int32_t* sc, float* mins, float& d) {
-  if (layout_of(type).super == 32) {  // d·(q − offset) + m: the min term d·offset − m
+  if (layout_of(type).super == 32) {  // d·(q − offset) + m: the offset in integers, −m here
     d = f16(p);
-    mins[0] = d * static_cast<float>(code_offset(type)) - (has_block_min(type) ? f16(p + 2) : 0.0f);
+    mins[0] = has_block_min(type) ? -f16(p + 2) : 0.0f;
     return;
   }
   if (type == G::Q4_K || type == G::Q5_K) {
@@ -196,12 +214,10 @@ TI inline void decode_scales(G type, const std::byte* p, std::int32_t* sc, float
     d = ss.d;
     return;
   }
-  d = f16(p + 208);  // Q6_K: int8 scales, codes centred on 32: min terms d·(32·scale)
-  const __m512i scales =
-      _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 192)));
-  _mm512_storeu_si512(sc, scales);
-  _mm512_storeu_ps(
-      mins, _mm512_mul_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(_mm512_slli_epi32(scales, 5))));
+  d = f16(p + 208);  // Q6_K: int8 scales; its codes' offset of 32 is taken out in integers
+  _mm512_storeu_si512(
+      sc, _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 192))));
+  std::fill_n(mins, 16, 0.0f);
 }
 
 TI inline __m256i load32(const std::byte* p) {
@@ -374,7 +390,13 @@ T void tile(const Panel& p, const Q8Rows& x, std::int64_t first, float* y, std::
       const std::int64_t e0 = j * l.sub;
       const std::uint8_t* c = p.codes.data() + e0 * kCols;
       __m512i t[R];
-      for (int r = 0; r < R; ++r) t[r] = _mm512_setzero_si512();
+      // Each row's sums start at −offset · Σ qx of the sub-block, exact in int32.
+      for (int r = 0; r < R; ++r)
+        t[r] = code_offset(kType) == 0
+                   ? _mm512_setzero_si512()
+                   : _mm512_set1_epi32(
+                         -code_offset(kType) *
+                         x.code_sums[static_cast<std::size_t>((first + r) * subs_per_row + j)]);
       for (int q = 0; q < quads; ++q) {
         const __m512i w = _mm512_loadu_si512(c + q * 64);
         for (int r = 0; r < R; ++r) {
@@ -383,17 +405,20 @@ T void tile(const Panel& p, const Q8Rows& x, std::int64_t first, float* y, std::
           t[r] = _mm512_dpbusd_epi32(t[r], w, _mm512_set1_epi32(four));
         }
       }
-      const __m512 mins = _mm512_loadu_ps(p.mins.data() + j * kCols);
       if constexpr (l.scaled) {
         const __m512i sc = _mm512_loadu_si512(p.sc.data() + j * kCols);
         for (int r = 0; r < R; ++r) a[r] = _mm512_add_epi32(a[r], _mm512_mullo_epi32(t[r], sc));
       } else {
         for (int r = 0; r < R; ++r) a[r] = t[r];
       }
-      for (int r = 0; r < R; ++r)
-        f[r] = _mm512_fnmadd_ps(
-            mins, _mm512_set1_ps(x.sums[static_cast<std::size_t>((first + r) * subs_per_row + j)]),
-            f[r]);
+      if constexpr (has_min_term(kType)) {
+        const __m512 mins = _mm512_loadu_ps(p.mins.data() + j * kCols);
+        for (int r = 0; r < R; ++r)
+          f[r] = _mm512_fnmadd_ps(
+              mins,
+              _mm512_set1_ps(x.sums[static_cast<std::size_t>((first + r) * subs_per_row + j)]),
+              f[r]);
+      }
     }
     const __m512 d = _mm512_loadu_ps(p.d.data() + s * kCols);
     for (int r = 0; r < R; ++r) {
@@ -493,6 +518,49 @@ T void row_kernel(const std::byte* row, const Q8Rows& x, std::int64_t first, flo
     else
       for (int r = 0; r < R; ++r) y[r * ldy] = _mm512_reduce_add_ps(f[r]);
     return;
+  } else if constexpr (type == G::Q4_K) {
+    // Lane l at step i reads qs dword 8g + 4h + i (its nibble chosen by the lane's shift).
+    __m512i step_index[4];
+    for (int i = 0; i < 4; ++i) {
+      alignas(64) std::int32_t idx[16];
+      for (int l = 0; l < 16; ++l) idx[l] = 8 * ((l % 8) / 2) + 4 * (l % 2) + i;
+      step_index[i] = _mm512_load_si512(idx);
+    }
+    const __m512i nibble_shift = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 4, 4, 4, 4, 4, 4, 4, 4);
+    // Lane l's sub-block 2g + nib among the eight scales.
+    const __m512i scale_index = _mm512_setr_epi32(0, 0, 2, 2, 4, 4, 6, 6, 1, 1, 3, 3, 5, 5, 7, 7);
+    const __m512i low4 = _mm512_set1_epi8(15);
+    const std::int64_t supers = k / 256;
+    const std::int8_t* xl[R];
+    for (int r = 0; r < R; ++r) xl[r] = x.lane_codes.data() + (first + r) * k;
+    for (std::int64_t s = 0; s < supers; ++s) {
+      const std::byte* b = row + s * kBlockBytes;
+      for (int at = 0; at < kBlockBytes; at += 64)
+        _mm_prefetch(reinterpret_cast<const char*>(b + kPrefetchBytes + at), _MM_HINT_T0);
+      const SuperScales ss = super_scales(type, b);
+      const __m512i scales = _mm512_permutexvar_epi32(scale_index, ss.sc);
+      const __m512i qs0 = _mm512_loadu_si512(b + 16), qs1 = _mm512_loadu_si512(b + 80);
+      __m512i w[4];
+      for (int i = 0; i < 4; ++i)
+        w[i] = _mm512_and_si512(
+            _mm512_srlv_epi32(_mm512_permutex2var_epi32(qs0, step_index[i], qs1), nibble_shift),
+            low4);
+      for (int r = 0; r < R; ++r) {
+        const std::int8_t* xs = xl[r] + s * 256;
+        // Sixteen products of a 4-bit code and an 8-bit one per lane: at most 30720, in int16.
+        __m512i t = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w[0], _mm512_loadu_si512(xs));
+        t = _mm512_dpbusd_epi32(t, w[1], _mm512_loadu_si512(xs + 64));
+        t = _mm512_dpbusd_epi32(t, w[2], _mm512_loadu_si512(xs + 128));
+        t = _mm512_dpbusd_epi32(t, w[3], _mm512_loadu_si512(xs + 192));
+        const __m512i a = _mm512_dpwssd_epi32(_mm512_setzero_si512(), t, scales);
+        const float dx = x.d[static_cast<std::size_t>((first + r) * supers + s)];
+        f[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a), _mm512_set1_ps(ss.d * dx), f[r]);
+        f[r] = _mm512_fnmadd_ps(
+            _mm512_zextps256_ps512(ss.mins),
+            _mm512_zextps256_ps512(_mm256_loadu_ps(x.sums.data() + (first + r) * (k / 32) + 8 * s)),
+            f[r]);
+      }
+    }
   } else {  // K-quants: 256-element super-blocks of 32- (q4_K, q5_K) or 16-element sub-blocks
     const std::int64_t supers = k / 256;
     constexpr bool q6 = type == G::Q6_K;
@@ -584,12 +652,17 @@ T void row_kernels(const std::byte* w, std::size_t row_bytes, std::int64_t n_row
   }
 }
 
-// q8_matmul_serial for one block type: the row kernel under kQ8PanelRows rows of x, else panels.
+// Rows of x from which panels beat the row kernel. q4_K's row kernel (its lanes a sub-block's
+// halves) stays ahead up to 15 rows: V2-Lite's 12-row expert blocks ran at 338 GOP/s in it
+// against 238 in panels, 16-row ones at 302-306 against 348-388 (Zen 4).
+constexpr std::int64_t panel_rows(G type) { return type == G::Q4_K ? 16 : kQ8PanelRows; }
+
+// q8_matmul_serial for one block type: the row kernel under panel_rows rows of x, else panels.
 template <G kType>
 T void matmul_of(const std::byte* w, std::int64_t n_rows, const Q8Rows& x, std::int64_t first,
                  std::int64_t count, float* y, std::int64_t ldy) {
   const std::size_t row_bytes = gguf::row_bytes(kType, static_cast<std::uint64_t>(x.k));
-  if (count < kQ8PanelRows)
+  if (count < panel_rows(kType))
     return row_kernels<kType>(w, row_bytes, n_rows, x, first, count, y, ldy);
   thread_local Panel panel;
   for (std::int64_t n0 = 0; n0 < n_rows; n0 += kCols) {
@@ -628,6 +701,8 @@ void shape_q8_rows_avx512(gguf::GgmlType type, std::int64_t rows, std::int64_t k
   out.sums.resize(static_cast<std::size_t>(rows * (k / l.sub)));
   out.init.resize(code_offset(type) != 0 ? static_cast<std::size_t>(rows * (k / 4)) : 0);
   out.lane_d.resize(l.super == 32 ? static_cast<std::size_t>(rows * ((k + 63) / 64) * 16) : 0);
+  out.lane_codes.resize(type == G::Q4_K ? static_cast<std::size_t>(rows * k) : 0);
+  out.code_sums.resize(code_offset(type) != 0 ? static_cast<std::size_t>(rows * (k / l.sub)) : 0);
 }
 
 PORTA_Q8_TARGET void quantize_q8_rows_avx512(const float* x, std::int64_t ldx,
@@ -645,8 +720,9 @@ PORTA_Q8_TARGET void quantize_q8_rows_avx512(const float* x, std::int64_t ldx,
         const std::int8_t* c = q + s * out.super + j * out.sub;
         int sum = 0;
         for (std::int64_t i = 0; i < out.sub; ++i) sum += c[i];
-        out.sums[static_cast<std::size_t>(r * subs + s * subs_per_super + j)] =
-            d * static_cast<float>(sum);
+        const auto at = static_cast<std::size_t>(r * subs + s * subs_per_super + j);
+        out.sums[at] = d * static_cast<float>(sum);
+        if (!out.code_sums.empty()) out.code_sums[at] = static_cast<std::int16_t>(sum);
       }
     }
     if (!out.init.empty()) {  // −offset · Σ of each four codes
@@ -654,6 +730,14 @@ PORTA_Q8_TARGET void quantize_q8_rows_avx512(const float* x, std::int64_t ldx,
       std::int32_t* init = out.init.data() + r * (out.k / 4);
       for (std::int64_t l = 0; l < out.k / 4; ++l)
         init[l] = -offset * (q[4 * l] + q[4 * l + 1] + q[4 * l + 2] + q[4 * l + 3]);
+    }
+    if (!out.lane_codes.empty()) {  // q4_K: each super-block's codes in its lanes' order
+      std::int8_t* lanes = out.lane_codes.data() + r * out.k;
+      for (std::int64_t s = 0; s < supers; ++s)
+        for (int i = 0; i < 4; ++i)
+          for (int l = 0; l < 16; ++l)
+            std::memcpy(lanes + s * 256 + 64 * i + 4 * l, q + s * 256 + q4k_lane_offset(l) + 4 * i,
+                        4);
     }
     if (!out.lane_d.empty()) {  // each 64 codes' two block scales, eight lanes each
       const std::int64_t chunks = (out.k + 63) / 64;
