@@ -99,7 +99,6 @@ void shape_q8_rows(Q8Isa isa, gguf::GgmlType type, std::int64_t rows, std::int64
     shape_q8_rows_avx512(type, rows, k, out);
   } else {
     shape_q8_rows_avx2(type, rows, k, out);
-    out.lane_codes.clear();
   }
   out.isa = isa;
 }

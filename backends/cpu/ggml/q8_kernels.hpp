@@ -69,9 +69,10 @@ bool has_q8_kernel(gguf::GgmlType type);
 // offset (q8_0's 128, q4_0's 8, q6_K's 32) also keep −offset · Σ of each four codes [rows, k /
 // 4], the starting value of its integer sums, and the 32-element types d expanded to one per
 // lane of each 64 codes [rows, ⌈k / 64⌉, 16].
-// Avx512Vnni, q4_K: the codes again, each super-block's in the order of the row kernel's lanes
-// (lane_codes [rows, k]: per step i < 4 of a super-block, lane l = 8·nib + 2·g + h holds codes
-// 32·(2g + nib) + 16·h + 4·i .. + 3), so that one vector of the weight's codes meets them.
+// q4_K: the codes again, each super-block's in the order of the row kernel's lanes, so that
+// one vector of the weight's codes meets them (lane_codes [rows, k]). Avx512Vnni: per step
+// i < 4 of a super-block, lane l = 8·nib + 2·g + h holds codes 32·(2g + nib) + 16·h + 4·i .. + 3.
+// Avx2: per step m < 8, lane i holds codes 4m .. 4m + 3 of sub-block kQ4kLaneSub[i].
 // Both, for the types whose codes the panels take with an offset (AVX-512: q8_0, q4_0, q5_0,
 // iq4_nl, q6_K; AVX2: q4_0, q5_0, q6_K): Σ qx per sub-block as int16 (code_sums [rows, k /
 // sub]), so that the offset comes out in integers, exactly: as a float term offset·d·Σx̂ it

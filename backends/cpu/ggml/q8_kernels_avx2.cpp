@@ -264,6 +264,13 @@ TI inline __m256i signed_codes(const std::byte* block) {
 
 // ---- the row kernel (short blocks and decode) ----
 
+// q4_K's row kernel gives each 32-bit lane one sub-block for a whole super-block: at step m < 8
+// lane i holds codes 4m..4m+3 of sub-block kQ4kLaneSub[i] (the low nibbles of qs dword 8g + m
+// for sub-block 2g, the high ones for 2g + 1). The int16 pair sums of eight steps stay within
+// 8 · 2 · 15 · 127 = 30480, so they add in int16 and meet the sub-block scales in one vpmaddwd
+// per super-block, not one per 32 codes.
+constexpr int kQ4kLaneSub[8] = {0, 2, 4, 6, 1, 3, 5, 7};
+
 // Rows of x per pass of the row kernel: a vector of f32 sums and one of int32 sums each, beside
 // the codes, scales and temporaries, in AVX2's 16 registers.
 constexpr int kRowMax = 4;
@@ -334,6 +341,51 @@ T void row_kernel(const std::byte* row, const Q8Rows& x, std::int64_t first, flo
     }
     if constexpr (has_block_min(kType))
       for (int r = 0; r < R; ++r) f[r] = _mm256_add_ps(f[r], fm[r]);
+  } else if constexpr (kType == G::Q4_K) {
+    const std::int64_t subs = k / l.sub;
+    const std::int8_t* xl[R];
+    for (int r = 0; r < R; ++r) xl[r] = x.lane_codes.data() + (first + r) * k;
+    const __m256i low4 = _mm256_set1_epi8(15);
+    // Each int16 lane pair 2i, 2i + 1 meets the scale of sub-block kQ4kLaneSub[i].
+    const __m128i scale_order = _mm_setr_epi8(0, 0, 2, 2, 4, 4, 6, 6, 1, 1, 3, 3, 5, 5, 7, 7);
+    for (std::int64_t s = 0; s < supers; ++s) {
+      const std::byte* b = row + s * l.block_bytes;
+      for (int at = 0; at < l.block_bytes; at += 64)
+        _mm_prefetch(reinterpret_cast<const char*>(b + kPrefetchBytes + at), _MM_HINT_T0);
+      const K4Scales k4 = k4_scales(b);
+      const __m256i scales = _mm256_cvtepu8_epi16(
+          _mm_shuffle_epi8(_mm_cvtsi64_si128(static_cast<long long>(k4.scales)), scale_order));
+      // qs dword 8g + m for g < 4 side by side: a 4 x 8 transpose of dwords, steps m and m + 4
+      // in the two halves of u[m].
+      const __m256i q0 = load32(b + 16), q1 = load32(b + 48), q2 = load32(b + 80),
+                    q3 = load32(b + 112);
+      const __m256i t01lo = _mm256_unpacklo_epi32(q0, q1), t01hi = _mm256_unpackhi_epi32(q0, q1);
+      const __m256i t23lo = _mm256_unpacklo_epi32(q2, q3), t23hi = _mm256_unpackhi_epi32(q2, q3);
+      const __m256i u[4] = {
+          _mm256_unpacklo_epi64(t01lo, t23lo), _mm256_unpackhi_epi64(t01lo, t23lo),
+          _mm256_unpacklo_epi64(t01hi, t23hi), _mm256_unpackhi_epi64(t01hi, t23hi)};
+      __m256i w[8];
+      for (int m = 0; m < 4; ++m) {
+        const __m256i lo = _mm256_and_si256(u[m], low4);
+        const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(u[m], 4), low4);
+        w[m] = _mm256_permute2x128_si256(lo, hi, 0x20);
+        w[m + 4] = _mm256_permute2x128_si256(lo, hi, 0x31);
+      }
+      const float d = block_d<kType>(b);
+      const __m256 mins = _mm256_mul_ps(_mm256_set1_ps(f16(b + 2)),
+                                        _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(
+                                            _mm_cvtsi64_si128(static_cast<long long>(k4.mins)))));
+      for (int r = 0; r < R; ++r) {
+        const std::int8_t* xs = xl[r] + 256 * s;
+        __m256i pairs = _mm256_maddubs_epi16(w[0], load32(xs));
+        for (int m = 1; m < 8; ++m)
+          pairs = _mm256_add_epi16(pairs, _mm256_maddubs_epi16(w[m], load32(xs + 32 * m)));
+        const __m256i a = _mm256_madd_epi16(pairs, scales);
+        f[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a), _mm256_set1_ps(d * dx[r][s]), f[r]);
+        f[r] = _mm256_fnmadd_ps(mins, _mm256_loadu_ps(x.sums.data() + (first + r) * subs + 8 * s),
+                                f[r]);
+      }
+    }
   } else {
     constexpr bool q6 = kType == G::Q6_K;
     const std::int64_t subs = k / l.sub;
@@ -687,6 +739,7 @@ void shape_q8_rows_avx2(gguf::GgmlType type, std::int64_t rows, std::int64_t k, 
   out.lane_d.clear();
   const bool offset_in_integers = type == G::Q6_K || type == G::Q4_0 || type == G::Q5_0;
   out.code_sums.resize(offset_in_integers ? static_cast<std::size_t>(rows * (k / l.sub)) : 0);
+  out.lane_codes.resize(type == G::Q4_K ? static_cast<std::size_t>(rows * k) : 0);
 }
 
 PORTA_Q8_AVX2_TARGET void quantize_q8_rows_avx2(const float* x, std::int64_t ldx,
@@ -709,6 +762,14 @@ PORTA_Q8_AVX2_TARGET void quantize_q8_rows_avx2(const float* x, std::int64_t ldx
         out.sums[at] = d * static_cast<float>(sum);
         if (keep_code_sums) out.code_sums[at] = static_cast<std::int16_t>(sum);  // |sum| <= 4064
       }
+    }
+    if (!out.lane_codes.empty()) {  // q4_K: each super-block's codes in its lanes' order
+      std::int8_t* lanes = out.lane_codes.data() + r * out.k;
+      for (std::int64_t s = 0; s < supers; ++s)
+        for (int m = 0; m < 8; ++m)
+          for (int i = 0; i < 8; ++i)
+            std::memcpy(lanes + s * 256 + 32 * m + 4 * i, q + s * 256 + 32 * kQ4kLaneSub[i] + 4 * m,
+                        4);
     }
   }
 }
