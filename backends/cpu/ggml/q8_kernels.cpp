@@ -85,8 +85,28 @@ const char* q8_isa_name(Q8Isa isa) {
   return "avx2";
 }
 
-bool has_q8_kernel(Q8Isa isa, gguf::GgmlType type) {
-  return isa == Q8Isa::Avx512Vnni ? has_q8_kernel_avx512(type) : has_q8_kernel_avx2(type);
+bool has_q8_kernel(Q8Isa, gguf::GgmlType type) {
+  // Both implementations cover the same types (every test of them runs on each).
+  using G = gguf::GgmlType;
+  return type == G::Q8_0 || type == G::Q4_0 || type == G::Q4_1 || type == G::Q5_0 ||
+         type == G::Q5_1 || type == G::IQ4_NL || type == G::Q4_K || type == G::Q5_K ||
+         type == G::Q6_K;
+}
+
+void shape_q8_common(gguf::GgmlType type, std::int64_t rows, std::int64_t k, std::int64_t super,
+                     std::int64_t sub, Q8Rows& out) {
+  if (k <= 0 || k % super != 0)
+    throw Error(ErrorCode::InvalidArgument,
+                fmt::format("a {} row of {} elements is not a whole number of {}-element blocks",
+                            gguf::type_name(type), k, super));
+  out.weight_type = type;
+  out.rows = rows;
+  out.k = k;
+  out.super = super;
+  out.sub = sub;
+  out.q.resize(static_cast<std::size_t>(rows * k));
+  out.d.resize(static_cast<std::size_t>(rows * (k / super)));
+  out.sums.resize(static_cast<std::size_t>(rows * (k / sub)));
 }
 
 bool has_q8_kernel(gguf::GgmlType type) {

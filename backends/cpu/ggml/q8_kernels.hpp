@@ -116,15 +116,16 @@ void q8_matmul_serial(const std::byte* w, std::int64_t n_rows, const Q8Rows& x, 
 
 // Per-ISA entry points (q8_kernels_avx512.cpp, q8_kernels_avx2.cpp) of the functions above, for
 // a type with a kernel; only called when the CPU has the instructions. The shapes leave
-// Q8Rows::isa to shape_q8_rows.
-bool has_q8_kernel_avx512(gguf::GgmlType type);
+// Q8Rows::isa to shape_q8_rows, and take what every layout holds (the codes, d and dx·Σq, for
+// blocks of `super` elements and sub-blocks of `sub`) from shape_q8_common, which checks k.
+void shape_q8_common(gguf::GgmlType type, std::int64_t rows, std::int64_t k, std::int64_t super,
+                     std::int64_t sub, Q8Rows& out);
 void shape_q8_rows_avx512(gguf::GgmlType type, std::int64_t rows, std::int64_t k, Q8Rows& out);
 void quantize_q8_rows_avx512(const float* x, std::int64_t ldx, std::int64_t first,
                              std::int64_t count, Q8Rows& out);
 void round_q8_row_avx512(gguf::Q8Blocks blocks, const float* x, std::int64_t k, float* out);
 void q8_matmul_avx512(const std::byte* w, std::int64_t n_rows, const Q8Rows& x, std::int64_t first,
                       std::int64_t count, float* y, std::int64_t ldy);
-bool has_q8_kernel_avx2(gguf::GgmlType type);
 void shape_q8_rows_avx2(gguf::GgmlType type, std::int64_t rows, std::int64_t k, Q8Rows& out);
 void quantize_q8_rows_avx2(const float* x, std::int64_t ldx, std::int64_t first,
                            std::int64_t count, Q8Rows& out);

@@ -681,26 +681,9 @@ T void matmul_of(const std::byte* w, std::int64_t n_rows, const Q8Rows& x, std::
 
 }  // namespace
 
-bool has_q8_kernel_avx512(gguf::GgmlType type) {
-  return type == G::Q8_0 || type == G::Q4_0 || type == G::Q4_1 || type == G::Q5_0 ||
-         type == G::Q5_1 || type == G::IQ4_NL || type == G::Q4_K || type == G::Q5_K ||
-         type == G::Q6_K;
-}
-
 void shape_q8_rows_avx512(gguf::GgmlType type, std::int64_t rows, std::int64_t k, Q8Rows& out) {
   const Layout l = layout_of(type);
-  if (k <= 0 || k % l.super != 0)
-    throw Error(ErrorCode::InvalidArgument,
-                fmt::format("a {} row of {} elements is not a whole number of {}-element blocks",
-                            gguf::type_name(type), k, l.super));
-  out.weight_type = type;
-  out.rows = rows;
-  out.k = k;
-  out.super = l.super;
-  out.sub = l.sub;
-  out.q.resize(static_cast<std::size_t>(rows * k));
-  out.d.resize(static_cast<std::size_t>(rows * (k / l.super)));
-  out.sums.resize(static_cast<std::size_t>(rows * (k / l.sub)));
+  shape_q8_common(type, rows, k, l.super, l.sub, out);
   out.init.resize(code_offset(type) != 0 ? static_cast<std::size_t>(rows * (k / 4)) : 0);
   out.lane_d.resize(l.super == 32 ? static_cast<std::size_t>(rows * ((k + 63) / 64) * 16) : 0);
   out.lane_codes.resize(type == G::Q4_K ? static_cast<std::size_t>(rows * k) : 0);
