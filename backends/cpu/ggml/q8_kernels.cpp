@@ -3,6 +3,7 @@
 // without ISA flags: nothing here may execute an instruction the CPU lacks.
 #include "ggml/q8_kernels.hpp"
 
+#include <algorithm>
 #include <cstdlib>
 #include <string_view>
 
@@ -10,20 +11,11 @@
 
 #include <porta/error.hpp>
 
+#include "ggml/block_dot.hpp"
+
 namespace porta::detail::cpu::ggml {
 
 namespace {
-
-bool cpu_has_avx2() {
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-         __builtin_cpu_supports("f16c");
-}
-
-bool cpu_has_avx512_vnni() {
-  return cpu_has_avx2() && __builtin_cpu_supports("avx512f") &&
-         __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
-         __builtin_cpu_supports("avx512vnni");
-}
 
 // available_q8_isas() less what PORTA_GGML_ISA rules out.
 std::vector<Q8Isa> allowed_q8_isas() {
@@ -54,9 +46,14 @@ GgmlIsaCap ggml_isa_cap() {
 }
 
 std::vector<Q8Isa> available_q8_isas() {
+  // The f32 kernels' ISAs are the same feature sets (AVX2 with FMA and F16C; AVX-512F/BW/VL
+  // on top); the integer kernels need VNNI besides for AVX-512.
+  const std::vector<BlockIsa> block = available_block_isas();
+  const auto has = [&](BlockIsa isa) { return std::ranges::count(block, isa) > 0; };
   std::vector<Q8Isa> isas;
-  if (cpu_has_avx2()) isas.push_back(Q8Isa::Avx2);
-  if (cpu_has_avx512_vnni()) isas.push_back(Q8Isa::Avx512Vnni);
+  if (has(BlockIsa::Avx2)) isas.push_back(Q8Isa::Avx2);
+  if (has(BlockIsa::Avx512) && __builtin_cpu_supports("avx512vnni"))
+    isas.push_back(Q8Isa::Avx512Vnni);
   return isas;
 }
 
@@ -91,6 +88,19 @@ bool has_q8_kernel(Q8Isa, gguf::GgmlType type) {
   return type == G::Q8_0 || type == G::Q4_0 || type == G::Q4_1 || type == G::Q5_0 ||
          type == G::Q5_1 || type == G::IQ4_NL || type == G::Q4_K || type == G::Q5_K ||
          type == G::Q6_K;
+}
+
+void fill_sub_block_sums(std::int64_t r, Q8Rows& out) {
+  const std::int64_t subs = out.k / out.sub, per_super = out.super / out.sub;
+  const std::int8_t* q = out.codes(r);
+  for (std::int64_t j = 0; j < subs; ++j) {
+    int sum = 0;
+    for (std::int64_t i = 0; i < out.sub; ++i) sum += q[j * out.sub + i];
+    const auto at = static_cast<std::size_t>(r * subs + j);
+    out.sums[at] = out.d[static_cast<std::size_t>(r * (subs / per_super) + j / per_super)] *
+                   static_cast<float>(sum);
+    if (!out.code_sums.empty()) out.code_sums[at] = static_cast<std::int16_t>(sum);  // <= 4064
+  }
 }
 
 void shape_q8_common(gguf::GgmlType type, std::int64_t rows, std::int64_t k, std::int64_t super,

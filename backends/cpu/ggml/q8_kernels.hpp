@@ -120,6 +120,9 @@ void q8_matmul_serial(const std::byte* w, std::int64_t n_rows, const Q8Rows& x, 
 // blocks of `super` elements and sub-blocks of `sub`) from shape_q8_common, which checks k.
 void shape_q8_common(gguf::GgmlType type, std::int64_t rows, std::int64_t k, std::int64_t super,
                      std::int64_t sub, Q8Rows& out);
+// Row r's dx·Σq per sub-block (sums) and, where the layout keeps them, Σq (code_sums), from its
+// codes and block scales: the part of quantize_q8_rows every ISA shares.
+void fill_sub_block_sums(std::int64_t r, Q8Rows& out);
 void shape_q8_rows_avx512(gguf::GgmlType type, std::int64_t rows, std::int64_t k, Q8Rows& out);
 void quantize_q8_rows_avx512(const float* x, std::int64_t ldx, std::int64_t first,
                              std::int64_t count, Q8Rows& out);

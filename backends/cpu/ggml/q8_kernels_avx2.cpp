@@ -738,23 +738,13 @@ PORTA_Q8_AVX2_TARGET void quantize_q8_rows_avx2(const float* x, std::int64_t ldx
                                                 std::int64_t first, std::int64_t count,
                                                 Q8Rows& out) {
   const bool q8k = out.super == 256;
-  const std::int64_t supers = out.k / out.super, subs = out.k / out.sub;
-  const int subs_per_super = static_cast<int>(out.super / out.sub);
-  const bool keep_code_sums = !out.code_sums.empty();
+  const std::int64_t supers = out.k / out.super;
   for (std::int64_t r = first; r < first + count; ++r) {
     std::int8_t* q = out.q.data() + r * out.k;
-    for (std::int64_t s = 0; s < supers; ++s) {
-      float& d = out.d[static_cast<std::size_t>(r * supers + s)];
-      quantize_block(q8k, x + r * ldx + s * out.super, q + s * out.super, d);
-      for (int j = 0; j < subs_per_super; ++j) {
-        const std::int8_t* c = q + s * out.super + j * out.sub;
-        int sum = 0;
-        for (std::int64_t i = 0; i < out.sub; ++i) sum += c[i];
-        const auto at = static_cast<std::size_t>(r * subs + s * subs_per_super + j);
-        out.sums[at] = d * static_cast<float>(sum);
-        if (keep_code_sums) out.code_sums[at] = static_cast<std::int16_t>(sum);  // |sum| <= 4064
-      }
-    }
+    for (std::int64_t s = 0; s < supers; ++s)
+      quantize_block(q8k, x + r * ldx + s * out.super, q + s * out.super,
+                     out.d[static_cast<std::size_t>(r * supers + s)]);
+    fill_sub_block_sums(r, out);
     if (!out.lane_codes.empty()) {  // q4_K: each super-block's codes in its lanes' order
       std::int8_t* lanes = out.lane_codes.data() + r * out.k;
       for (std::int64_t s = 0; s < supers; ++s)

@@ -523,11 +523,10 @@ T void row_kernel(const std::byte* row, const Q8Rows& x, std::int64_t first, flo
   } else if constexpr (type == G::Q4_K) {
     // Lane l at step i reads qs dword 8g + 4h + i (its nibble chosen by the lane's shift).
     __m512i step_index[4];
-    for (int i = 0; i < 4; ++i) {
-      alignas(64) std::int32_t idx[16];
-      for (int l = 0; l < 16; ++l) idx[l] = 8 * ((l % 8) / 2) + 4 * (l % 2) + i;
-      step_index[i] = _mm512_load_si512(idx);
-    }
+    for (int i = 0; i < 4; ++i)
+      step_index[i] = _mm512_add_epi32(
+          _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 0, 4, 8, 12, 16, 20, 24, 28),
+          _mm512_set1_epi32(i));
     const __m512i nibble_shift = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 4, 4, 4, 4, 4, 4, 4, 4);
     // Lane l's sub-block 2g + nib among the eight scales.
     const __m512i scale_index = _mm512_setr_epi32(0, 0, 2, 2, 4, 4, 6, 6, 1, 1, 3, 3, 5, 5, 7, 7);
@@ -694,22 +693,13 @@ PORTA_Q8_TARGET void quantize_q8_rows_avx512(const float* x, std::int64_t ldx,
                                              std::int64_t first, std::int64_t count,
                                              Q8Rows& out) {
   const bool q8k = out.super == 256;
-  const std::int64_t supers = out.k / out.super, subs = out.k / out.sub;
-  const int subs_per_super = static_cast<int>(out.super / out.sub);
+  const std::int64_t supers = out.k / out.super;
   for (std::int64_t r = first; r < first + count; ++r) {
     std::int8_t* q = out.q.data() + r * out.k;
-    for (std::int64_t s = 0; s < supers; ++s) {
-      float& d = out.d[static_cast<std::size_t>(r * supers + s)];
-      quantize_block(q8k, x + r * ldx + s * out.super, q + s * out.super, d);
-      for (int j = 0; j < subs_per_super; ++j) {
-        const std::int8_t* c = q + s * out.super + j * out.sub;
-        int sum = 0;
-        for (std::int64_t i = 0; i < out.sub; ++i) sum += c[i];
-        const auto at = static_cast<std::size_t>(r * subs + s * subs_per_super + j);
-        out.sums[at] = d * static_cast<float>(sum);
-        if (!out.code_sums.empty()) out.code_sums[at] = static_cast<std::int16_t>(sum);
-      }
-    }
+    for (std::int64_t s = 0; s < supers; ++s)
+      quantize_block(q8k, x + r * ldx + s * out.super, q + s * out.super,
+                     out.d[static_cast<std::size_t>(r * supers + s)]);
+    fill_sub_block_sums(r, out);
     if (!out.init.empty()) {  // −offset · Σ of each four codes
       const int offset = code_offset(out.weight_type);
       std::int32_t* init = out.init.data() + r * (out.k / 4);
