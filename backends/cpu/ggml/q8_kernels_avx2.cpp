@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 
 #include <fmt/format.h>
 
@@ -696,12 +697,16 @@ T void tiles(const Panel& p, const Q8Rows& x, std::int64_t first, std::int64_t c
 
 // Rows of x from which panels beat the row kernel. The 32-element types pay the row kernel's
 // vpsignb (or q4_1's and q5_1's min term) and an f32 scale product per 32 codes and row, and
-// cross at kQ8PanelRows as q8_0 and q4_0 do on AVX-512; the
-// K-quants' row kernel stays ahead longer (porta-bench-cpu-ggml-prefill, PORTA_GGML_ISA=avx2,
-// Zen 4, q4_K expert blocks: rows 1.05-1.15x faster at 12-24 rows, level at 32-48, panels 1.15x
-// faster at 128).
-constexpr std::int64_t panel_rows_from(G type) {
-  return layout_of(type).super == 32 ? kQ8PanelRows : 32;
+// cross at kQ8PanelRows as q8_0 and q4_0 do on AVX-512; the K-quants' row kernel stays ahead
+// longer. q4_K's 8-row passes beat the panels at every row count while a pass's activations fit
+// the L1 budget (porta-bench-cpu-ggml-prefill, PORTA_GGML_ISA=avx2, Zen 4, Qwen3 q_proj, K 2048:
+// 243-268 GOP/s against 182-213 at 32-512 rows); at K 4096 they spill and the panels win there
+// from 32 rows (o_proj: 189-247 against 183-207).
+constexpr std::int64_t panel_rows_from(G type, std::int64_t k) {
+  if (layout_of(type).super == 32) return kQ8PanelRows;
+  if (type == G::Q4_K && k * kRowKernelXBytes * row_max(type) <= kRowKernelXBudget)
+    return std::numeric_limits<std::int64_t>::max();
+  return 32;
 }
 
 // q8_matmul_avx2 for one block type: the row kernel under panel_rows_from rows of x, else panels.
@@ -709,7 +714,7 @@ template <G kType>
 T void matmul_of(const std::byte* w, std::int64_t n_rows, const Q8Rows& x, std::int64_t first,
                  std::int64_t count, float* y, std::int64_t ldy) {
   const std::size_t row_bytes = gguf::row_bytes(kType, static_cast<std::uint64_t>(x.k));
-  if (count < panel_rows_from(kType))
+  if (count < panel_rows_from(kType, x.k))
     return row_kernels<kType>(w, row_bytes, n_rows, x, first, count, y, ldy);
   thread_local Panel panel;
   for (std::int64_t n0 = 0; n0 < n_rows; n0 += kCols) {
