@@ -59,12 +59,8 @@ int main(int argc, char** argv) {
     } else if (a == "--type") {
       only = porta_bench::flag_value(argc, argv, i);
     } else if (a == "--prompts") {
-      const std::string list = porta_bench::flag_value(argc, argv, i);
-      for (std::size_t at = 0; at < list.size();) {
-        const std::size_t end = std::min(list.find(',', at), list.size());
-        prompts.push_back(std::stoll(list.substr(at, end - at)));
-        at = end + 1;
-      }
+      for (const std::string& t : porta_bench::split_list(porta_bench::flag_value(argc, argv, i)))
+        prompts.push_back(std::stoll(t));
     } else {
       fmt::print(stderr,
                  "usage: porta-bench-cpu-ggml-prefill [--quick] [--type NAME] "

@@ -16,7 +16,8 @@
 // by an earlier run with the same flags) instead of writing them again.
 // --activations: how the packed matrices meet their activations, ggml_q8 (llama.cpp's 8-bit
 // blocks and integer kernels), none (f32, exact products) or both (default: each file loaded
-// twice, side by side). --types q4_K (or q8_0) runs one file only; --no-bf16 leaves out the bf16
+// twice, side by side). --types: the files, default q8_0,q4_K; any ggml type porta writes, or
+// llama-quantize's recipes q4_K_M and q5_K_M (model::GgufMix). --no-bf16 leaves out the bf16
 // copy, and with --reuse and the files there generates no weights at all (quick profiling).
 // --profile: after the table, each subject's last prefill and decode step by op (host wall time,
 // summed per op kind), to see which ops a change should go after.
@@ -121,7 +122,7 @@ int main(int argc, char** argv) {
                  "usage: porta-bench-gguf-model [--quick] [--backend NAME] [--layers N] "
                  "[--experts N] [--vocab N] [--prompt N] [--steps N] [--reps N] [--dir DIR] "
                  "[--preset NAME] [--tokenizer DIR] [--reuse] [--activations ggml_q8|none|both] "
-                 "[--types q8_0|q4_K] [--no-bf16] "
+                 "[--types q8_0,q4_K,q4_K_M,...] [--no-bf16] "
                  "[--profile]\n");
       return 2;
     }
@@ -140,14 +141,27 @@ int main(int argc, char** argv) {
     std::vector<Subject> subjects;
     {
       auto start = Clock::now();
-      std::vector<gguf::GgmlType> file_types;
-      for (const auto type : {gguf::GgmlType::Q8_0, gguf::GgmlType::Q4_K})
-        if (types == "both" || types == gguf::type_name(type)) file_types.push_back(type);
-      const auto path_of = [&](gguf::GgmlType type) {
-        return fmt::format("{}/{}_shaped_{}.gguf", dir, preset, gguf::type_name(type));
+      // A file per type, or per llama-quantize recipe (q4_K_M: the type mix of the files most
+      // GGUF users hold).
+      struct FileKind {
+        std::string name;
+        model::GgufExportOptions options;
+      };
+      std::vector<FileKind> file_types;
+      for (const std::string& name :
+           porta_bench::split_list(types == "both" ? "q8_0,q4_K" : types)) {
+        model::GgufExportOptions options{.tokenizer_dir = tokenizer};
+        if (name.size() > 2 && name.substr(name.size() - 2) == "_M")
+          options.mix = model::parse_gguf_mix(name);
+        else
+          options.matrix_type = gguf::parse_type(name);
+        file_types.push_back({name, options});
+      }
+      const auto path_of = [&](const FileKind& kind) {
+        return fmt::format("{}/{}_shaped_{}.gguf", dir, preset, kind.name);
       };
       bool need_weights = bf16;
-      for (const auto type : file_types)
+      for (const FileKind& type : file_types)
         need_weights = need_weights || !reuse || !std::filesystem::exists(path_of(type));
       std::vector<std::pair<std::string, Tensor>> weights;
       if (need_weights) weights = model::random_weights(config, {.seed = 1, .dtype = DType::BF16});
@@ -156,25 +170,23 @@ int main(int argc, char** argv) {
           "(generated in {:.1f} s)\n",
           preset, config.hidden_size, config.num_layers, config.num_experts,
           config.moe_intermediate_size, config.top_k, vocab, seconds_since(start));
-      for (const auto type : file_types) {
+      for (const FileKind& type : file_types) {
         const std::string path = path_of(type);
         start = Clock::now();
         const bool write = !reuse || !std::filesystem::exists(path);
-        if (write)
-          model::write_gguf_model(path, config, weights,
-                                  {.matrix_type = type, .tokenizer_dir = tokenizer});
+        if (write) model::write_gguf_model(path, config, weights, type.options);
         fmt::print("{} {} ({:.2f} GB) in {:.1f} s\n", write ? "wrote" : "reusing", path,
                    static_cast<double>(std::filesystem::file_size(path)) / 1e9,
                    seconds_since(start));
         for (const ActivationQuant act : {ActivationQuant::GgmlQ8, ActivationQuant::None}) {
           if (activations != "both" && activations != to_string(act)) continue;
           model::GgufLoadReport report;
-          subjects.push_back({fmt::format("{} {}", gguf::type_name(type),
-                                          act == ActivationQuant::None ? "exact" : "ggml_q8"),
-                              model::load_gguf(path, {.activations = act}, &report),
-                              nullptr,
-                              {},
-                              {}});
+          subjects.push_back(
+              {fmt::format("{} {}", type.name, act == ActivationQuant::None ? "exact" : "ggml_q8"),
+               model::load_gguf(path, {.activations = act}, &report),
+               nullptr,
+               {},
+               {}});
           fmt::print("{}\n", report.summary);
         }
       }

@@ -61,6 +61,17 @@ inline std::string flag_value(int argc, char** argv, int& i) {
   return argv[++i];
 }
 
+// "a,b,c" as its comma-separated items.
+inline std::vector<std::string> split_list(const std::string& list) {
+  std::vector<std::string> items;
+  for (std::size_t at = 0; at < list.size();) {
+    const std::size_t end = std::min(list.find(',', at), list.size());
+    items.push_back(list.substr(at, end - at));
+    at = end + 1;
+  }
+  return items;
+}
+
 inline double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }

@@ -3,6 +3,7 @@
 // optional kv_b split, the architecture's metadata keys.
 #include <porta/model/gguf.hpp>
 
+#include <cstdio>
 #include <cstring>
 #include <deque>
 
@@ -94,11 +95,48 @@ GgmlType fallback_type(GgmlType requested) {
   }
 }
 
+// Layer i of n gets more bits in llama-quantize's _M recipes: the first and last eighth, and
+// every third layer between.
+bool uses_more_bits(std::int64_t i, std::int64_t n) {
+  return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2;
+}
+
+GgmlType mix_base_type(GgufMix mix) {
+  return mix == GgufMix::Q5_K_M ? GgmlType::Q5_K : GgmlType::Q4_K;
+}
+
+// The type llama-quantize (llama_tensor_get_type) gives `gguf_name` in `mix`, before the
+// fallback for rows that are not whole blocks: the output head q6_K (q8_0 when its rows are not
+// whole super-blocks); value and down projections of the layers uses_more_bits picks q6_K;
+// 8-expert models' keys and values q8_0 and, in Q4_K_M, their attention outputs q5_K.
+GgmlType mix_type(const std::string& gguf_name, std::uint64_t row, const ModelConfig& c,
+                  GgufMix mix) {
+  const bool has_output = !c.tie_word_embeddings;
+  if (gguf_name == "output.weight" || (!has_output && gguf_name == "token_embd.weight"))
+    return row % 256 == 0 ? GgmlType::Q6_K : GgmlType::Q8_0;
+  const bool eight_experts = c.num_experts == 8;
+  int layer = -1;
+  if (std::sscanf(gguf_name.c_str(), "blk.%d.", &layer) != 1) return mix_base_type(mix);
+  const auto has = [&](const char* part) { return gguf_name.find(part) != std::string::npos; };
+  if (has("attn_v.weight")) {
+    if (eight_experts) return GgmlType::Q8_0;
+    return uses_more_bits(layer, c.num_layers) ? GgmlType::Q6_K : mix_base_type(mix);
+  }
+  if (has("attn_k.weight") && eight_experts) return GgmlType::Q8_0;
+  if (has("ffn_down") && uses_more_bits(layer, c.num_layers)) return GgmlType::Q6_K;
+  if (has("attn_output.weight") && eight_experts && mix == GgufMix::Q4_K_M) return GgmlType::Q5_K;
+  return mix_base_type(mix);
+}
+
 // The type a tensor is stored as: vectors, the router and its bias in f32; matrices in the
-// requested type when their rows hold whole blocks, else its fallback_type, else f16.
+// requested type (or the mix's choice) when their rows hold whole blocks, else its
+// fallback_type, else f16.
 GgmlType storage_type(const std::string& gguf_name, const std::vector<std::uint64_t>& dims,
-                      GgmlType requested) {
+                      const ModelConfig& c, const GgufExportOptions& options) {
   if (dims.size() < 2 || gguf_name.find("ffn_gate_inp") != std::string::npos) return GgmlType::F32;
+  const GgmlType requested = options.mix == GgufMix::None
+                                 ? options.matrix_type
+                                 : mix_type(gguf_name, dims[0], c, options.mix);
   for (GgmlType t : {requested, fallback_type(requested)})
     if (dims[0] % gguf::traits_of(t).block_elements == 0) return t;
   return GgmlType::F16;
@@ -112,11 +150,34 @@ struct Pending {
 
 }  // namespace
 
+GgufMix parse_gguf_mix(const std::string& text) {
+  for (GgufMix mix : {GgufMix::Q4_K_M, GgufMix::Q5_K_M}) {
+    std::string name = gguf_mix_name(mix);
+    if (text == name) return mix;
+    name[0] = 'Q';  // llama-quantize's spelling
+    if (text == name) return mix;
+  }
+  throw Error(ErrorCode::InvalidArgument,
+              fmt::format("unknown GGUF recipe '{}' (q4_K_M or q5_K_M)", text));
+}
+
+std::string gguf_mix_name(GgufMix mix) {
+  switch (mix) {
+    case GgufMix::Q4_K_M: return "q4_K_M";
+    case GgufMix::Q5_K_M: return "q5_K_M";
+    case GgufMix::None: break;
+  }
+  return "none";
+}
+
 Metadata gguf_metadata(const ModelConfig& c, const GgufExportOptions& options) {
   const std::string a = detail::gguf_architecture(c);
   Metadata m;
   m.emplace_back("general.architecture", Value::str(a));
   m.emplace_back("general.name", Value::str(fmt::format("porta {}", c.model_type)));
+  // llama.cpp's llama_ftype values, which its loader prints as the file's type.
+  if (options.mix != GgufMix::None)
+    m.emplace_back("general.file_type", u32(options.mix == GgufMix::Q4_K_M ? 15 : 17));
   m.emplace_back(a + ".vocab_size", u32(c.vocab_size));
   m.emplace_back(a + ".context_length", u32(c.max_position_embeddings));
   m.emplace_back(a + ".embedding_length", u32(c.hidden_size));
@@ -202,8 +263,8 @@ std::vector<gguf::TensorToWrite> gguf_from_hf(const ModelConfig& c,
     std::vector<std::uint64_t> dims;
     for (int axis = p.shape.rank() - 1; axis >= 0; --axis)
       dims.push_back(static_cast<std::uint64_t>(p.shape[axis]));
-    out.push_back(gguf::make_tensor(p.name, p.shape, storage_type(p.name, dims, options.matrix_type),
-                                    p.values));
+    out.push_back(
+        gguf::make_tensor(p.name, p.shape, storage_type(p.name, dims, c, options), p.values));
   }
   return out;
 }

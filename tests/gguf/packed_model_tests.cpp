@@ -4,6 +4,9 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <set>
+
+#include <fmt/format.h>
 
 #include <nlohmann/json.hpp>
 
@@ -239,6 +242,92 @@ TEST_CASE("GGUF models with llama.cpp's 8-bit activations: cpu near the referenc
                                  GgmlType::Q8_0);
   CHECK_THROWS_WITH(model::load_gguf(path, {.activations = ActivationQuant::DynamicInt8}),
                     Catch::Contains("GGUF activations: dynamic_int8 (none or ggml_q8 only"));
+}
+
+// A tiny model whose matrices hold whole K-quant super-blocks, of `layers` layers and
+// `experts` experts.
+test::TinyModel wide_model(const std::string& kind, int layers, int experts, std::uint64_t seed) {
+  auto j = nlohmann::json::parse(model::tiny_config_json(kind));
+  j["hidden_size"] = 256;
+  j["intermediate_size"] = 256;
+  j["num_hidden_layers"] = layers;
+  if (kind == "mixtral") {
+    j["num_local_experts"] = experts;
+  } else {
+    j["moe_intermediate_size"] = 256;
+    j["num_experts"] = experts;
+  }
+  test::TinyModel m;
+  m.config_json = j.dump();
+  m.config = model::parse_config(m.config_json, kind);
+  m.tensors = model::random_weights(m.config, {.seed = seed, .dtype = DType::F32});
+  return m;
+}
+
+TEST_CASE("GGUF recipes give each tensor the type llama-quantize gives it", "[gguf][packed]") {
+  CHECK(model::parse_gguf_mix("q4_K_M") == model::GgufMix::Q4_K_M);
+  CHECK(model::parse_gguf_mix("Q5_K_M") == model::GgufMix::Q5_K_M);
+  CHECK_THROWS_WITH(model::parse_gguf_mix("q4_K_L"),
+                    Catch::Contains("unknown GGUF recipe 'q4_K_L'"));
+
+  // 8 layers: llama-quantize's use_more_bits picks 0 and 7 (the outer eighths) and 3 and 6
+  // (every third between).
+  const std::set<int> more_bits = {0, 3, 6, 7};
+  const test::TinyModel qwen = wide_model("qwen3_moe", 8, 4, 21);
+  for (const auto mix : {model::GgufMix::Q4_K_M, model::GgufMix::Q5_K_M}) {
+    DYNAMIC_SECTION("qwen3_moe " << model::gguf_mix_name(mix)) {
+      const GgmlType base = mix == model::GgufMix::Q4_K_M ? GgmlType::Q4_K : GgmlType::Q5_K;
+      const std::string path = gguf::test::gguf_tmp("mix_" + model::gguf_mix_name(mix) + ".gguf");
+      model::write_gguf_model(path, qwen.config, qwen.tensors, {.mix = mix});
+      const GgufFile file = GgufFile::open(path);
+      CHECK(file.get_int("general.file_type") == (mix == model::GgufMix::Q4_K_M ? 15 : 17));
+      CHECK(file.tensor("output.weight").type == GgmlType::Q6_K);
+      CHECK(file.tensor("token_embd.weight").type == base);
+      for (int l = 0; l < 8; ++l) {
+        INFO("layer " << l);
+        const std::string blk = fmt::format("blk.{}.", l);
+        const GgmlType more = more_bits.count(l) ? GgmlType::Q6_K : base;
+        // Layer 1 is dense (the tiny config's mlp_only_layers): its ffn_down follows the same
+        // rule as the experts'.
+        const std::string ffn = l == 1 ? "" : "_exps";
+        CHECK(file.tensor(blk + "attn_v.weight").type == more);
+        CHECK(file.tensor(blk + "ffn_down" + ffn + ".weight").type == more);
+        CHECK(file.tensor(blk + "attn_k.weight").type == base);
+        CHECK(file.tensor(blk + "attn_q.weight").type == base);
+        CHECK(file.tensor(blk + "ffn_gate" + ffn + ".weight").type == base);
+        CHECK(file.tensor(blk + "ffn_up" + ffn + ".weight").type == base);
+        // 4 heads of 32: rows of 128 take the fallback.
+        CHECK(file.tensor(blk + "attn_output.weight").type ==
+              (base == GgmlType::Q4_K ? GgmlType::Q5_0 : GgmlType::Q5_1));
+        if (l != 1) CHECK(file.tensor(blk + "ffn_gate_inp.weight").type == GgmlType::F32);
+      }
+      if (mix == model::GgufMix::Q4_K_M) {
+        // The q4_K/q6_K mix computes as the file dequantized does.
+        const model::Model packed = model::load_gguf(
+            path, {.dequantize_to = DType::F32, .activations = ActivationQuant::None});
+        const model::Model exact =
+            model::load_gguf(path, {.dequantize_to = DType::F32, .keep_blocks = false});
+        check_same_logits(packed, exact);
+      }
+    }
+  }
+  SECTION("8 experts (Mixtral): q8_0 keys and values, Q4_K_M's attention output q5_K") {
+    const test::TinyModel mixtral = wide_model("mixtral", 2, 8, 22);
+    for (const auto mix : {model::GgufMix::Q4_K_M, model::GgufMix::Q5_K_M}) {
+      const std::string path =
+          gguf::test::gguf_tmp("mix_mixtral_" + model::gguf_mix_name(mix) + ".gguf");
+      model::write_gguf_model(path, mixtral.config, mixtral.tensors, {.mix = mix});
+      const GgufFile file = GgufFile::open(path);
+      for (int l = 0; l < 2; ++l) {
+        const std::string blk = fmt::format("blk.{}.", l);
+        CHECK(file.tensor(blk + "attn_k.weight").type == GgmlType::Q8_0);
+        CHECK(file.tensor(blk + "attn_v.weight").type == GgmlType::Q8_0);
+        CHECK(file.tensor(blk + "attn_output.weight").type == GgmlType::Q5_K);
+        CHECK(file.tensor(blk + "attn_q.weight").type ==
+              (mix == model::GgufMix::Q4_K_M ? GgmlType::Q4_K : GgmlType::Q5_K));
+      }
+    }
+  }
 }
 
 }  // namespace gguf_packed_model_tests

@@ -53,7 +53,7 @@ Command add_gen_checkpoint_command(CLI::App& app) {
   app.add_option("--gguf", o->gguf, "Also write the same weights as this GGUF file");
   app.add_option("--gguf-type", o->gguf_type,
                  "ggml type of the GGUF's matrices (f32, f16, bf16, q8_0, q4_0, q4_K, ...; "
-                 "default: --dtype)");
+                 "default: --dtype), or llama-quantize's recipe q4_K_M or q5_K_M");
   app.add_flag("--gguf-split-kv-b", o->gguf_split_kv_b,
                "DeepSeek: write kv_b_proj as attn_k_b + attn_v_b, as current llama.cpp does");
   app.add_option("--format", o->format,
@@ -88,8 +88,12 @@ Command add_gen_checkpoint_command(CLI::App& app) {
     if (o->fp8 && !o->gguf.empty())
       throw Error(ErrorCode::InvalidArgument,
                   "--gguf: GGUF has no FP8 block-scaled type; write the GGUF without --fp8");
+    const std::string gguf_type_text = o->gguf_type.empty() ? o->dtype : o->gguf_type;
+    const bool gguf_recipe = gguf_type_text.ends_with("_M");
+    const model::GgufMix gguf_mix =
+        gguf_recipe ? model::parse_gguf_mix(gguf_type_text) : model::GgufMix::None;
     const gguf::GgmlType gguf_type =
-        gguf::parse_type(o->gguf_type.empty() ? o->dtype : o->gguf_type);
+        gguf_recipe ? gguf::GgmlType::BF16 : gguf::parse_type(gguf_type_text);
     if (!o->format.empty()) {
       const auto format = model::parse_quantized_format(o->format, o->group);
       const std::string config_json = model::tiny_config_json(o->kind, false, o->layers);
@@ -110,10 +114,11 @@ Command add_gen_checkpoint_command(CLI::App& app) {
     if (!o->gguf.empty()) {
       model::write_gguf_model(o->gguf, config, tensors,
                               {.matrix_type = gguf_type,
+                               .mix = gguf_mix,
                                .split_kv_b = o->gguf_split_kv_b,
                                .tokenizer_dir = o->out});
-      fmt::print("wrote {} as GGUF ({} matrices) to {}\n", o->kind, gguf::type_name(gguf_type),
-                 o->gguf);
+      fmt::print("wrote {} as GGUF ({} matrices) to {}\n", o->kind,
+                 gguf_recipe ? gguf_type_text : std::string(gguf::type_name(gguf_type)), o->gguf);
     }
     std::uint64_t bytes = 0;
     for (const auto& [name, t] : tensors) bytes += t.nbytes();

@@ -85,11 +85,23 @@ Model load_gguf(const std::string& path, const GgufLoadOptions& options = {},
                 GgufLoadReport* report = nullptr);
 
 // ---- export ------------------------------------------------------------------------------------
+// llama-quantize's per-tensor recipes on top of one matrix type: Q4_K_M and Q5_K_M, the files
+// most GGUF users hold, store the output head, the value projections of the outer and every
+// third layer and the down projections (experts' too) of the same layers in q6_K; 8-expert
+// models (Mixtral) also get q8_0 keys and values, and Q4_K_M q5_K attention outputs.
+enum class GgufMix { None, Q4_K_M, Q5_K_M };
+// "q4_K_M" / "Q4_K_M" and "q5_K_M"; InvalidArgument naming the text otherwise.
+GgufMix parse_gguf_mix(const std::string& text);
+std::string gguf_mix_name(GgufMix mix);
+
 struct GgufExportOptions {
   // Type of the matrices (embedding, projections, experts). A row length the type's block does
   // not divide falls back as llama.cpp's quantizer does (q2_K, q3_K, iq4_xs to iq4_nl; q4_K to
   // q5_0; q5_K to q5_1; q6_K to q8_0), then to f16. Norms, biases and the router stay f32.
   gguf::GgmlType matrix_type = gguf::GgmlType::BF16;
+  // A recipe instead of one type: its base type (q4_K, q5_K) replaces matrix_type, and
+  // general.file_type is written as llama-quantize writes it.
+  GgufMix mix = GgufMix::None;
   // deepseek2: write kv_b_proj as llama.cpp's current converter does (attn_k_b, transposed, and
   // attn_v_b) instead of one attn_kv_b.
   bool split_kv_b = false;
