@@ -65,7 +65,8 @@ void print_profile_by_op(const std::string& what, const porta::Profile& profile)
   std::vector<std::pair<std::string, std::pair<double, int>>> sorted(by_op.begin(), by_op.end());
   std::sort(sorted.begin(), sorted.end(),
             [](const auto& a, const auto& b) { return a.second.first > b.second.first; });
-  fmt::print("\n{} by op ({:.2f} ms in ops):\n", what, total_us / 1e3);
+  fmt::print("\n{} by op ({:.2f} ms in ops, run total {:.2f}):\n", what, total_us / 1e3,
+             profile.total_us / 1e3);
   for (const auto& [op, figures] : sorted)
     fmt::print("  {:<24} {:>4} x {:>9.2f} ms {:>5.1f}%\n", op, figures.second, figures.first / 1e3,
                100.0 * figures.first / std::max(total_us, 1e-9));
