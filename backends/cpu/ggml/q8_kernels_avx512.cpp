@@ -298,13 +298,22 @@ TI inline __m512i group_codes(const std::byte* row, std::int64_t at, bool half) 
                 _mm256_or_si256(nibbles(v, 4), high_bits(h, 2 * g + 1, 1)));
   }
   // Q6_K: half g / 2 of the super-block; its first 64 elements take the low nibbles of ql and
-  // bits 0-3 of qh, the next 64 the high nibbles and bits 4-7.
+  // bits 0-3 of qh, the next 64 the high nibbles and bits 4-7. In 512-bit operations, half the
+  // instructions of two 256-bit halves (the packer decodes every weight of a panel once, and on
+  // Mixtral's 32-row expert blocks it took longer than the tile): qh's 32 bytes in both halves,
+  // each half shifted to its own bit pair by vpsrlvw.
   const std::byte* b = row + s * 210;
   const int h = g / 2, shift = 4 * (g % 2);
-  const __m256i ql_a = load32(b + 64 * h), ql_b = load32(b + 64 * h + 32);
-  const __m256i qh = load32(b + 128 + 32 * h);
-  return join(_mm256_or_si256(nibbles(ql_a, shift), high_bits(qh, shift, 3)),
-              _mm256_or_si256(nibbles(ql_b, shift), high_bits(qh, shift + 2, 3)));
+  const __m512i ql = _mm512_loadu_si512(b + 64 * h);
+  const __m512i qh = _mm512_broadcast_i64x4(load32(b + 128 + 32 * h));
+  const __m512i low =
+      _mm512_and_si512(_mm512_srl_epi16(ql, _mm_cvtsi32_si128(shift)), _mm512_set1_epi8(15));
+  const __m512i pair_shift =
+      _mm512_mask_blend_epi64(0xF0, _mm512_set1_epi16(static_cast<short>(shift)),
+                              _mm512_set1_epi16(static_cast<short>(shift + 2)));
+  const __m512i high = _mm512_slli_epi16(
+      _mm512_and_si512(_mm512_srlv_epi16(qh, pair_shift), _mm512_set1_epi8(3)), 4);
+  return _mm512_or_si512(low, high);
 }
 
 // The 16 x 16 transpose of 32-bit lanes: row c of the input becomes lane c of every output, so
@@ -354,7 +363,23 @@ T void pack_panel(const std::byte* w, std::size_t row_bytes, int cols, std::int6
   std::int32_t sc[16] = {};
   float mins[16] = {};
   const int subs_per_super = l.super / l.sub;
-  for (int c = 0; c < cols; ++c) {
+  if constexpr (type == G::Q6_K) {
+    // Sixteen int8 scales per super-block and no min terms: each super-block's [col][sub]
+    // scales go into [sub][col] by one 16 x 16 transpose, not 256 scattered stores (the packer
+    // took longer than the tile on Mixtral's 32-row expert blocks).
+    __m512i r[16];
+    for (std::int64_t s = 0; s < supers; ++s) {
+      for (int c = 0; c < kCols; ++c) {
+        r[c] = _mm512_setzero_si512();
+        if (c >= cols) continue;
+        const std::byte* b = w + static_cast<std::size_t>(c) * row_bytes + s * l.block_bytes;
+        r[c] = _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 192)));
+        p.d[static_cast<std::size_t>(s * kCols + c)] = f16(b + 208);
+      }
+      transpose16_store(r, reinterpret_cast<std::uint8_t*>(p.sc.data() + s * 16 * kCols), 16);
+    }
+  }
+  for (int c = 0; c < cols && type != G::Q6_K; ++c) {
     const std::byte* row = w + static_cast<std::size_t>(c) * row_bytes;
     for (std::int64_t s = 0; s < supers; ++s) {
       float d = 0;
