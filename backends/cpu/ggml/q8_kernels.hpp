@@ -67,11 +67,12 @@ bool has_q8_kernel(gguf::GgmlType type);
 // [rows, k / sub].
 // Avx512Vnni: for the row kernel (short blocks), weight types whose codes are stored with an
 // offset (q8_0's 128, q4_0's 8, q6_K's 32) also keep −offset · Σ of each four codes [rows, k /
-// 4], the starting value of its integer sums, and the 32-element types d expanded to one per
-// lane of each 64 codes [rows, ⌈k / 64⌉, 16].
-// q4_K: the codes again, each super-block's in the order of the row kernel's lanes, so that
-// one vector of the weight's codes meets them (lane_codes [rows, k]). Avx512Vnni: per step
-// i < 4 of a super-block, lane l = 8·nib + 2·g + h holds codes 32·(2g + nib) + 16·h + 4·i .. + 3.
+// 4], the starting value of its integer sums (q6_K's for decode's one-row kernel), and the
+// 32-element types d expanded to one per lane of each 64 codes [rows, ⌈k / 64⌉, 16].
+// q4_K (and q6_K on Avx512Vnni): the codes again, each super-block's in the order of the row
+// kernel's lanes, so that one vector of the weight's codes meets them (lane_codes [rows, k]).
+// Avx512Vnni: per step i < 4 of a super-block, q4_K's lane l = 8·nib + 2·g + h holds codes
+// 32·(2g + nib) + 16·h + 4·i .. + 3, q6_K's lane l codes 16·l + 4·i .. + 3.
 // Avx2: per step m < 8, lane i holds codes 4m .. 4m + 3 of sub-block kQ4kLaneSub[i].
 // Both, for the types whose codes the panels take with an offset (AVX-512: q8_0, q4_0, q5_0,
 // iq4_nl, q6_K; AVX2: q4_0, q5_0, q6_K): Σ qx per sub-block as int16 (code_sums [rows, k /
@@ -106,10 +107,12 @@ void round_q8_row(gguf::Q8Blocks blocks, const float* x, std::int64_t k, float* 
 
 // y[r·ldy + n] = Σ_k W[n, k] · x̂[first + r, k] for r < count and n < n_rows, on the calling
 // thread, by x.isa's kernels: W rows of `type` blocks (row_bytes each) from w. From kQ8PanelRows
-// rows of x (AVX-512's q4_K from 16, AVX2's K-quants from 32), weight rows are packed into panels
-// (16 with AVX-512, 8 with AVX2: their codes interleaved, so that one integer dot product
-// instruction feeds a whole vector of outputs); under it each weight row is decoded in registers
-// and multiplied by a few rows of x at a time (up to eight with AVX-512, four with AVX2).
+// rows of x (AVX-512's q4_K and q6_K from 16; AVX2's q5_K and q6_K from 32, its q4_K only where
+// 8 rows of x overflow the row kernel's L1 budget), weight rows are packed into panels (16 with
+// AVX-512, tiled two at a time; 8 with AVX2: their codes interleaved, so that one integer dot
+// product instruction feeds a whole vector of outputs); under it each weight row is decoded in
+// registers and multiplied by a few rows of x at a time (up to eight with AVX-512; four with
+// AVX2, eight for its q4_K and q6_K).
 inline constexpr std::int64_t kQ8PanelRows = 10;
 void q8_matmul_serial(const std::byte* w, std::int64_t n_rows, const Q8Rows& x, std::int64_t first,
                       std::int64_t count, float* y, std::int64_t ldy);

@@ -287,6 +287,13 @@ constexpr int row_max(G type) { return type == G::Q4_K || type == G::Q6_K ? 8 : 
 // kernels do (block_kernels.inl): decode reads each weight once, from memory.
 constexpr std::int64_t kPrefetchBytes = 3072;
 
+// The weight stream kPrefetchBytes ahead of the super-block at b, every cache line of one.
+template <int kBlockBytes>
+TI inline void prefetch_ahead(const std::byte* b) {
+  for (int at = 0; at < kBlockBytes; at += 64)
+    _mm_prefetch(reinterpret_cast<const char*>(b + kPrefetchBytes + at), _MM_HINT_T0);
+}
+
 // int16 element j of each 128-bit half, in all eight of its int16 lanes (a vpshufb index).
 TI inline __m256i word_broadcast_index(int j) {
   return _mm256_set1_epi16(static_cast<short>(((2 * j + 1) << 8) | (2 * j)));
@@ -358,8 +365,7 @@ T void row_kernel(const std::byte* row, const Q8Rows& x, std::int64_t first, flo
     const __m128i scale_order = _mm_setr_epi8(0, 0, 2, 2, 4, 4, 6, 6, 1, 1, 3, 3, 5, 5, 7, 7);
     for (std::int64_t s = 0; s < supers; ++s) {
       const std::byte* b = row + s * l.block_bytes;
-      for (int at = 0; at < l.block_bytes; at += 64)
-        _mm_prefetch(reinterpret_cast<const char*>(b + kPrefetchBytes + at), _MM_HINT_T0);
+      prefetch_ahead<l.block_bytes>(b);
       const K4Scales k4 = k4_scales(b);
       const __m256i scales = _mm256_cvtepu8_epi16(
           _mm_shuffle_epi8(_mm_cvtsi64_si128(static_cast<long long>(k4.scales)), scale_order));
@@ -399,8 +405,7 @@ T void row_kernel(const std::byte* row, const Q8Rows& x, std::int64_t first, flo
     const std::int64_t subs = k / l.sub;
     for (std::int64_t s = 0; s < supers; ++s) {
       const std::byte* b = row + s * l.block_bytes;
-      for (int at = 0; at < l.block_bytes; at += 64)
-        _mm_prefetch(reinterpret_cast<const char*>(b + kPrefetchBytes + at), _MM_HINT_T0);
+      prefetch_ahead<l.block_bytes>(b);
       [[maybe_unused]] const K4Scales k4 = q6 ? K4Scales{} : k4_scales(b);
       __m256i a[R];
       for (int r = 0; r < R; ++r) a[r] = _mm256_setzero_si256();
