@@ -182,9 +182,18 @@ int main(int argc, char** argv) {
         for (const ActivationQuant act : {ActivationQuant::GgmlQ8, ActivationQuant::None}) {
           if (activations != "both" && activations != to_string(act)) continue;
           model::GgufLoadReport report;
+          model::Model loaded = model::load_gguf(path, {.activations = act}, &report);
+          const model::ModelConfig& got = loaded.config();
+          if (got.num_layers != config.num_layers || got.num_experts != config.num_experts ||
+              got.hidden_size != config.hidden_size || got.vocab_size != config.vocab_size)
+            throw Error(ErrorCode::InvalidArgument,
+                        fmt::format("{} holds {} layers, {} experts, hidden {}, vocab {}, not "
+                                    "this run's shape: drop --reuse, or give another --dir",
+                                    path, got.num_layers, got.num_experts, got.hidden_size,
+                                    got.vocab_size));
           subjects.push_back(
               {fmt::format("{} {}", type.name, act == ActivationQuant::None ? "exact" : "ggml_q8"),
-               model::load_gguf(path, {.activations = act}, &report),
+               std::move(loaded),
                nullptr,
                {},
                {}});

@@ -53,7 +53,8 @@ std::string show(const Stats& s, const char* unit, double scale = 1) {
 // Multiply-adds x2 of a forward of `t` tokens after `depth` cached ones: every matmul of the
 // model as porta computes it (MLA absorbed: q_nope into the latent, the value half after
 // attention), top_k routed experts and the shared ones per token, the router, attention scores
-// and values over the causal keys, and the lm_head for the last position only.
+// and values over the causal keys, and the lm_head for the last position only; the last layer's
+// feed-forward block too runs the last position only (as the graph does: model::GraphSpec).
 double useful_flops(const porta::model::ModelConfig& c, double t, double depth) {
   const double h = static_cast<double>(c.hidden_size);
   const double nh = static_cast<double>(c.num_heads);
@@ -67,20 +68,25 @@ double useful_flops(const porta::model::ModelConfig& c, double t, double depth) 
                                            static_cast<double>(c.q_lora_rank) * nh * qk
                                      : h * nh * qk;
   const double attention_proj = q + h * (r + rope) + nh * nope * r + nh * r * v + nh * v * h;
+  double last_feed_forward = 0;
   for (std::int64_t l = 0; l < c.num_layers; ++l) {
     per_token += attention_proj;
-    if (c.is_moe_layer(l))
-      per_token += h * static_cast<double>(c.num_experts) +
-                   3 * h * static_cast<double>(c.moe_intermediate_size * c.top_k) +
-                   3 * h * static_cast<double>(c.shared_intermediate_size);
+    const double feed_forward =
+        c.is_moe_layer(l) ? h * static_cast<double>(c.num_experts) +
+                                3 * h * static_cast<double>(c.moe_intermediate_size * c.top_k) +
+                                3 * h * static_cast<double>(c.shared_intermediate_size)
+                          : 3 * h * static_cast<double>(c.intermediate_size);
+    if (l + 1 < c.num_layers)
+      per_token += feed_forward;
     else
-      per_token += 3 * h * static_cast<double>(c.intermediate_size);
+      last_feed_forward = feed_forward;
   }
   // Attention over the keys: each of t tokens sees depth + (its index + 1) keys; per key and
   // head a score of r + rope and a value row of r.
   const double keys = t * depth + t * (t + 1) / 2;
   const double attention = static_cast<double>(c.num_layers) * nh * keys * (r + rope + r);
-  return 2 * (per_token * t + attention + h * static_cast<double>(c.vocab_size));
+  return 2 *
+         (per_token * t + last_feed_forward + attention + h * static_cast<double>(c.vocab_size));
 }
 
 // f32 GEMM [n, n] x [n, n] (a constant weight) through porta's cpu backend: median GFLOP/s.

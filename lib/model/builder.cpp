@@ -43,14 +43,13 @@ class Builder {
       const std::string p = PreparedNames::layer(l);
       Value h = g_.rms_norm(x, w(p + "input_layernorm.weight"), c_.rms_norm_eps);
       const Value attn = c_.mla ? mla(l, h) : attention(l, h);
+      if (spec_.block_outputs) g_.output(fmt::format("layer.{}.attention", l), attn);
       x = x + attn;
-      h = g_.rms_norm(x, w(p + "post_attention_layernorm.weight"), c_.rms_norm_eps);
-      const Value mlp = c_.is_moe_layer(l) ? moe(l, h) : dense_mlp(p + "mlp.", h);
-      x = x + mlp;
-      if (spec_.block_outputs) {
-        g_.output(fmt::format("layer.{}.attention", l), attn);
-        g_.output(fmt::format("layer.{}.mlp", l), mlp);
+      if (l + 1 == c_.num_layers && t > 1 && !spec_.block_outputs && !spec_.expert_counts) {
+        g_.output(kLogitsOutput, last_layer_logits(l, x));
+        return std::move(g_);
       }
+      x = feed_forward(l, x);
     }
     x = g_.rms_norm(x, w("model.norm.weight"), c_.rms_norm_eps);
     // The last position's logits come from the same one-row lm_head whether or not the others
@@ -70,6 +69,33 @@ class Builder {
     Value v = g_.weight(name, m_.get(name));
     values_.emplace(name, v);
     return v;
+  }
+
+  // Layer l's RMSNorm -> dense MLP or MoE -> residual.
+  Value feed_forward(std::int64_t l, Value x) {
+    const std::string p = PreparedNames::layer(l);
+    const Value h = g_.rms_norm(x, w(p + "post_attention_layernorm.weight"), c_.rms_norm_eps);
+    const Value mlp = c_.is_moe_layer(l) ? moe(l, h) : dense_mlp(p + "mlp.", h);
+    if (spec_.block_outputs) g_.output(fmt::format("layer.{}.mlp", l), mlp);
+    return x + mlp;
+  }
+
+  // The logits from the last layer's residual stream after its attention (x, [T, H]): only the
+  // positions whose logits are asked for go on through its feed-forward block, the final norm
+  // and the lm_head, as llama.cpp does (its last layer keeps the output rows only). Every
+  // position's keys and values are already out for the cache; prefill's last MoE layer then
+  // runs one token instead of T. The last position takes a path of its own either way, so its
+  // logits are bit-identical with and without the others (a kernel's summation order may depend
+  // on its row count). Graphs that report per-layer results (block outputs, expert counts) keep
+  // every row, as those results describe all T.
+  Value last_layer_logits(std::int64_t l, Value x) {
+    const auto t = spec_.tokens;
+    auto logits = [&](Value rows) {
+      return linear(g_.rms_norm(feed_forward(l, rows), w("model.norm.weight"), c_.rms_norm_eps),
+                    m_.lm_head_name);
+    };
+    const Value last = logits(g_.slice(x, 0, t - 1, t));
+    return spec_.all_logits ? g_.concat({logits(g_.slice(x, 0, 0, t - 1)), last}, 0) : last;
   }
 
   const QuantizedWeight* quantized(const std::string& name) const {

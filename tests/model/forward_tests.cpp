@@ -19,15 +19,16 @@ void check_against_reference(const std::string& kind, bool fp8 = false) {
   const HfReference ref(tiny.config_json, tiny.tensors);
   const Mat ref_logits = ref.forward(ids, &ref_attn, &ref_mlp);
 
-  const Graph g =
-      m.build({.tokens = t, .cache_capacity = 0, .all_logits = true, .block_outputs = true});
-  Executable exe = compile(g);
   std::vector<std::int32_t> positions(ids.size());
   for (std::size_t i = 0; i < positions.size(); ++i) positions[i] = static_cast<std::int32_t>(i);
-  auto out =
-      exe.run({{model::kIdsInput, Tensor::from_vector<std::int32_t>(
-                                      {t}, std::vector<std::int32_t>(ids.begin(), ids.end()))},
-               {model::kPositionsInput, Tensor::from_vector<std::int32_t>({t}, positions)}});
+  const auto run = [&](const Graph& g) {
+    Executable exe = compile(g);
+    return exe.run({{model::kIdsInput, Tensor::from_vector<std::int32_t>(
+                                           {t}, std::vector<std::int32_t>(ids.begin(), ids.end()))},
+                    {model::kPositionsInput, Tensor::from_vector<std::int32_t>({t}, positions)}});
+  };
+  // Block outputs keep every row through every layer.
+  auto out = run(m.build({.tokens = t, .all_logits = true, .block_outputs = true}));
 
   for (std::int64_t l = 0; l < tiny.config.num_layers; ++l) {
     const auto attn = out.at(fmt::format("layer.{}.attention", l)).to_f32();
@@ -47,6 +48,27 @@ void check_against_reference(const std::string& kind, bool fp8 = false) {
   INFO(kind << " logits: max |diff| " << diff << " of max |logit| " << max_abs(ref_logits));
   CHECK(max_abs(ref_logits) > 0.5);  // the model is not degenerate
   CHECK(diff < 1e-4 * std::max(1.0, max_abs(ref_logits)));
+
+  // Without them, the last layer's feed-forward block runs the last position on its own (and,
+  // for every position's logits, the others beside it): the same logits.
+  const auto vocab = static_cast<std::size_t>(tiny.config.vocab_size);
+  const Mat ref_last(ref_logits.end() - static_cast<std::ptrdiff_t>(vocab), ref_logits.end());
+  const Graph pruned = m.build({.tokens = t, .all_logits = false});
+  const auto last = run(pruned).at(model::kLogitsOutput);
+  REQUIRE(last.shape() == Shape{1, tiny.config.vocab_size});
+  CHECK(max_abs_diff(last.to_f32(), ref_last) < 1e-4 * std::max(1.0, max_abs(ref_logits)));
+  const auto all = run(m.build({.tokens = t, .all_logits = true})).at(model::kLogitsOutput);
+  REQUIRE(all.shape() == Shape{t, tiny.config.vocab_size});
+  CHECK(max_abs_diff(all.to_f32(), ref_logits) < 1e-4 * std::max(1.0, max_abs(ref_logits)));
+  // Each MoE layer's router sees all T positions but the last layer's, which sees one.
+  std::vector<std::int64_t> router_rows;
+  for (const Node& node : pruned.nodes())
+    if (node.op == OpKind::MoeRouter) router_rows.push_back(pruned.value(node.inputs[0]).shape[0]);
+  std::vector<std::int64_t> expected_rows;
+  for (std::int64_t l = 0; l < tiny.config.num_layers; ++l)
+    if (tiny.config.is_moe_layer(l))
+      expected_rows.push_back(l + 1 < tiny.config.num_layers ? t : 1);
+  CHECK(router_rows == expected_rows);
 }
 
 TEST_CASE("DeepSeek-V3-like model matches the plain-loop HF implementation layer by layer",
