@@ -269,6 +269,13 @@ bool native_bf16_matmul(const dnnl::engine& engine) {
 }
 
 SupportResult supports_matmul(const GraphState& g, const Node& n) {
+  if (g.input_of(n, 1).dtype == DType::F16) {
+    static const dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+    if (use_weight_rows_matmul(engine, g, n)) return SupportResult::yes();
+    return SupportResult::no(
+        "an f16 matmul operand other than a constant [N, K] weight (f16 weights are read by "
+        "porta's own row kernels; oneDNN has no f16 matmul here)");
+  }
   return require_f32_bf16({g.input_of(n, 0).dtype, g.input_of(n, 1).dtype});
 }
 

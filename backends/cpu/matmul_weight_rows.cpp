@@ -12,6 +12,9 @@
 //   porta's panel kernel, more a oneDNN f32 sgemm per L2-sized widened panel), in parallel over
 //   columns.
 //
+// - an f16 weight stored as [N, K] at any M (oneDNN 2.6 has no f16 matmul without AVX512-FP16):
+//   the same two paths, its rows widened by vcvtph2ps (dot rows; panels of the sgemm path).
+//
 // A bf16 weight stored as [K, N] at M <= 8 is transposed once into [N, K] rows (a counted copy).
 //
 // Batched 3-D matmuls [B, M, K] x [B, N, K]ᵀ against a constant weight (MLA's per-head absorbed
@@ -153,6 +156,8 @@ bool use_weight_rows_matmul(const dnnl::engine& engine, const GraphState& g, con
   // Batched: the same batch count everywhere (no broadcast), at least one entry.
   if (rank == 3 && (out.shape[0] < 1 || a.shape[0] != out.shape[0] || b.shape[0] != out.shape[0]))
     return false;
+  // f16 weights (a GGUF's F16 matrices) only here: oneDNN has no f16 matmul on most CPUs.
+  if (b.dtype == DType::F16) return attrs.transpose_b;
   if (few_rows(out)) return b.dtype == DType::BF16 || (b.dtype == DType::F32 && attrs.transpose_b);
   // Prefill: a bf16 [N, K] weight against activations that a native bf16 matmul cannot take.
   const bool native = a.dtype == DType::BF16 && native_bf16_matmul(engine);

@@ -1,5 +1,5 @@
 // The decode dot-product loop (backends/cpu/moe/dot_rows.hpp) on every instruction set this CPU
-// has (plain C++, AVX2, AVX-512), against a double-precision scalar sum, for f32 and bf16
+// has (plain C++, AVX2, AVX-512), against a double-precision scalar sum, for f32, bf16 and f16
 // weights, 1 to 8 rows (the specialised kernels), and widths around the vector lengths.
 #include <cmath>
 #include <random>
@@ -21,7 +21,7 @@ TEST_CASE("The decode dot products match a double sum on every available ISA", "
   CHECK(isas.front() == cm::DotIsa::Plain);
   if (__builtin_cpu_supports("avx512f")) CHECK(cm::best_dot_isa() == cm::DotIsa::Avx512);
   for (const cm::DotIsa isa : isas) {
-    for (const porta::DType wdtype : {porta::DType::F32, porta::DType::BF16}) {
+    for (const porta::DType wdtype : {porta::DType::F32, porta::DType::BF16, porta::DType::F16}) {
       for (const std::int64_t h : {1, 15, 16, 17, 31, 32, 33, 64, 200, 2051}) {
         for (std::int64_t rows = 1; rows <= 11; ++rows) {
           const std::int64_t n = 37, ldx = h + 3, ldy = n + 2;
@@ -30,12 +30,14 @@ TEST_CASE("The decode dot products match a double sum on every available ISA", "
           std::vector<float> wf(static_cast<std::size_t>(n * h));
           for (auto& v : wf) v = dist(rng);
           std::vector<std::uint16_t> wb(wf.size());
-          for (std::size_t i = 0; i < wf.size(); ++i) {
-            porta::store_from_f32(wb.data(), porta::DType::BF16, i, wf[i]);
-            wf[i] = porta::bf16_bits_to_f32(wb[i]);  // the exact values the bf16 kernel reads
-          }
-          const void* w = wdtype == porta::DType::BF16 ? static_cast<const void*>(wb.data())
-                                                        : static_cast<const void*>(wf.data());
+          if (wdtype != porta::DType::F32)
+            for (std::size_t i = 0; i < wf.size(); ++i) {
+              porta::store_from_f32(wb.data(), wdtype, i, wf[i]);
+              // The exact values the 16-bit kernels read.
+              wf[i] = porta::load_as_f32(wb.data(), wdtype, i);
+            }
+          const void* w = wdtype == porta::DType::F32 ? static_cast<const void*>(wf.data())
+                                                      : static_cast<const void*>(wb.data());
           std::vector<float> y(static_cast<std::size_t>(rows * ldy), -7.0f);
           // Columns [3, n): the rows before n_begin stay untouched.
           cm::small_gemm_isa(isa, x.data(), ldx, rows, w, wdtype, h, 3, n, y.data(), ldy);

@@ -82,6 +82,45 @@ TEST_CASE("cpu matmul with bf16 weights and f32 activations accumulates in f32",
   }
 }
 
+TEST_CASE("cpu matmul with f16 weights runs porta's row kernels, not the fallback",
+          "[cpu][matmul]") {
+  // A GGUF's F16 matrices: [N, K] constants at decode's few rows (dot rows) and at a prompt's
+  // many (widened panels, the GEMM of dequantized panels), plain and batched; K 200 leaves
+  // vector tails. The reference widens the same f16 values exactly.
+  struct Case {
+    porta::Shape x, w;
+  };
+  const std::vector<Case> cases{{{1, 200}, {70, 200}},
+                                {{8, 200}, {70, 200}},
+                                {{100, 200}, {70, 200}},
+                                {{3, 9, 64}, {3, 40, 64}}};
+  for (const auto& c : cases) {
+    INFO("x" << c.x.to_string() << " w" << c.w.to_string());
+    const Build build = [c](CaseBuilder& b) -> std::vector<Value> {
+      auto x = b.input_f32("x", c.x);
+      auto w = b.graph.weight("w", b.random_tensor(c.w, -1, 1, DType::F16));
+      return {b.graph.matmul(x, w, {.transpose_b = true})};
+    };
+    CaseBuilder test = make_case(build, DType::F32, DType::F32, 5);
+    CaseBuilder ref = make_case(build, DType::F32, DType::F32, 5);
+    auto exe = porta::compile(test.graph, on("cpu"));  // no fallback: cpu must take it
+    const auto got = exe.run(test.inputs).at("out0").to_f32();
+    const auto want =
+        porta::compile(ref.graph, on("reference")).run(ref.inputs).at("out0").to_f32();
+    REQUIRE(got.size() == want.size());
+    for (std::size_t i = 0; i < got.size(); ++i) CHECK(got[i] == Approx(want[i]).margin(1e-4));
+  }
+  // An f16 weight stored [K, N] (or any f16 operand that is not a weight) is declined honestly.
+  porta::Graph g;
+  auto x = g.input("x", {4, 8}, DType::F32);
+  auto w = g.weight("w", porta::Tensor::from_f32({8, 3}, DType::F16, std::vector<float>(24, 0.5f)));
+  g.output("y", g.name(g.matmul(x, w), "kn_f16"));
+  auto exe = porta::compile(g, on("cpu", "reference"));
+  REQUIRE(exe.placement().size() == 1);
+  CHECK(exe.placement()[0].backend == "reference");
+  CHECK_THAT(exe.placement()[0].reason, Catch::Contains("f16"));
+}
+
 TEST_CASE("cpu matmul with K = 0 or an empty output", "[cpu][matmul]") {
   check_both_dtypes([](CaseBuilder& b) -> std::vector<Value> {
     return {b.graph.matmul(b.input("a", {3, 0}), b.input("b", {0, 4}))};

@@ -274,9 +274,9 @@ void check_close(const char* what, const Tensor& got, const Tensor& want, double
 
 }  // namespace
 
-TEST_CASE("moe cpu experts match the reference for f32 and bf16 weights", "[moe][cpu]") {
+TEST_CASE("moe cpu experts match the reference for f32, bf16 and f16 weights", "[moe][cpu]") {
   REQUIRE_CPU_BACKEND();
-  for (DType wdt : {DType::F32, DType::BF16})
+  for (DType wdt : {DType::F32, DType::BF16, DType::F16})
     for (std::int64_t T : {0, 1, 8, 100}) {
       INFO("weights " << porta::dtype_name(wdt) << ", T = " << T);
       // H and I not multiples of 16: the vector loops' tails run too. T = 100 gives blocks of
@@ -305,7 +305,7 @@ TEST_CASE("moe cpu expert GEMMs split columns and widen bf16 in panels correctly
   // reference): the shared expert's 300 rows run oneDNN's sgemm on widened panels, the routed
   // blocks (~75 rows: two chunks of the AVX-512 kernel) the panel kernel.
   for (const std::int64_t T : {100, 300})
-    for (DType wdt : {DType::F32, DType::BF16}) {
+    for (DType wdt : {DType::F32, DType::BF16, DType::F16}) {
       INFO("T = " << T << ", weights " << porta::dtype_name(wdt));
       const Layer l{T, T == 100 ? 1100 : 256, 300, 8, 2, 260, wdt};
       Outputs inputs;

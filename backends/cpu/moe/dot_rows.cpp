@@ -1,7 +1,7 @@
 // The decode dot-product loop (dot_rows.hpp) per instruction set. Decode is bound by the bytes
 // of weights streamed, so each weight row is loaded once for up to 8 activation rows, bf16
-// weights are widened in registers (a 16-bit shift), and two accumulators per row hide the FMA
-// latency when registers allow.
+// weights are widened in registers (a 16-bit shift; f16 ones by vcvtph2ps), and two accumulators
+// per row hide the FMA latency when registers allow.
 #include "moe/dot_rows.hpp"
 
 #include <immintrin.h>
@@ -13,8 +13,15 @@
 namespace porta::detail::cpu::moe {
 namespace {
 
+// An f16 weight's bits, a type of its own so that the loops below take f16 rows by overload
+// (std::uint16_t is bf16).
+struct Half {
+  std::uint16_t bits;
+};
+
 inline float widen(float v) { return v; }
 inline float widen(std::uint16_t bits) { return bf16_bits_to_f32(bits); }
+inline float widen(Half h) { return f16_bits_to_f32(h.bits); }
 
 // Software prefetch 2 KB ahead in the weight stream (the slice's rows are contiguous, so past a
 // row's end is the next row). The hardware prefetcher stops at each 4 KB page, which is one bf16
@@ -37,6 +44,9 @@ __attribute__((target("avx2,fma"))) inline __m256 load8(const std::uint16_t* p) 
   const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
   return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(raw), 16));
 }
+__attribute__((target("avx2,fma,f16c"))) inline __m256 load8(const Half* p) {
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
 __attribute__((target("avx2,fma"))) inline float hsum(__m256 v) {
   const __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
   const __m128 d = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -44,10 +54,10 @@ __attribute__((target("avx2,fma"))) inline float hsum(__m256 v) {
 }
 
 template <int M, class W>
-__attribute__((target("avx2,fma"))) void rows_avx2(const float* x, std::int64_t ldx, const W* w,
-                                                   std::int64_t h, std::int64_t n_begin,
-                                                   std::int64_t n_end, float* y,
-                                                   std::int64_t ldy) {
+__attribute__((target("avx2,fma,f16c"))) void rows_avx2(const float* x, std::int64_t ldx,
+                                                        const W* w, std::int64_t h,
+                                                        std::int64_t n_begin, std::int64_t n_end,
+                                                        float* y, std::int64_t ldy) {
   constexpr int kUnroll = M <= 4 ? 2 : 1;
   const std::int64_t body = h - h % (8 * kUnroll);
   for (std::int64_t n = n_begin; n < n_end; ++n) {
@@ -84,6 +94,9 @@ __attribute__((target("avx512f"))) inline __m512 load16(const std::uint16_t* p) 
   const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
   const __m512i wide = _mm512_maskz_cvtepu16_epi32(0xFFFF, raw);
   return _mm512_castsi512_ps(_mm512_maskz_slli_epi32(0xFFFF, wide, 16));
+}
+__attribute__((target("avx512f"))) inline __m512 load16(const Half* p) {
+  return _mm512_maskz_cvtph_ps(0xFFFF, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
 }
 __attribute__((target("avx512f"))) inline float hsum16(__m512 v) {
   alignas(64) float lanes[16];
@@ -210,6 +223,8 @@ void small_gemm_isa(DotIsa isa, const float* x, std::int64_t ldx, std::int64_t r
                     std::int64_t n_end, float* y, std::int64_t ldy) {
   if (wdtype == DType::BF16)
     dispatch(isa, x, ldx, rows, static_cast<const std::uint16_t*>(w), h, n_begin, n_end, y, ldy);
+  else if (wdtype == DType::F16)
+    dispatch(isa, x, ldx, rows, static_cast<const Half*>(w), h, n_begin, n_end, y, ldy);
   else
     dispatch(isa, x, ldx, rows, static_cast<const float*>(w), h, n_begin, n_end, y, ldy);
 }

@@ -45,6 +45,25 @@ __attribute__((target("avx2,fma"))) void widen_bf16_avx2(const std::uint16_t* sr
   for (; i < count; ++i) dst[i] = bf16_bits_to_f32(src[i]);
 }
 
+__attribute__((target("avx512f"))) void widen_f16_avx512(const std::uint16_t* src,
+                                                         std::int64_t count, float* dst) {
+  std::int64_t i = 0;
+  for (; i + 16 <= count; i += 16)
+    _mm512_storeu_ps(dst + i,
+                     _mm512_maskz_cvtph_ps(
+                         0xFFFF, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + i))));
+  for (; i < count; ++i) dst[i] = f16_bits_to_f32(src[i]);
+}
+
+__attribute__((target("avx2,fma,f16c"))) void widen_f16_avx2(const std::uint16_t* src,
+                                                             std::int64_t count, float* dst) {
+  std::int64_t i = 0;
+  for (; i + 8 <= count; i += 8)
+    _mm256_storeu_ps(dst + i,
+                     _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i))));
+  for (; i < count; ++i) dst[i] = f16_bits_to_f32(src[i]);
+}
+
 // rows x k bf16 weights [rows, k] widened into f32 [k, rows] (B in oneDNN's untransposed layout:
 // its sgemm packs that ~30 % faster than the [rows, k] one at the ~48 rows of a prefill expert
 // block, measured single-threaded on the AVX-512 Xeon). 8 x 8 tiles transposed in registers.
@@ -92,7 +111,8 @@ void widen_transposed(const std::uint16_t* src, std::int64_t rows, std::int64_t 
 }  // namespace
 
 bool has_avx2() {
-  static const bool supported = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  static const bool supported = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                                __builtin_cpu_supports("f16c");
   return supported;
 }
 
@@ -108,6 +128,12 @@ void widen_to_f32(const void* src, DType dtype, std::int64_t count, float* dst) 
         dst[i] = bf16_bits_to_f32(static_cast<const std::uint16_t*>(src)[i]);
       return;
     case DType::F16:
+      if (best_dot_isa() == DotIsa::Avx512)
+        return widen_f16_avx512(static_cast<const std::uint16_t*>(src), count, dst);
+      if (has_avx2()) return widen_f16_avx2(static_cast<const std::uint16_t*>(src), count, dst);
+      for (std::int64_t i = 0; i < count; ++i)
+        dst[i] = f16_bits_to_f32(static_cast<const std::uint16_t*>(src)[i]);
+      return;
     case DType::F8E4M3:
     case DType::I8:
     case DType::I32:
@@ -133,7 +159,7 @@ ExpertGemm::ExpertGemm(CpuEnv& env, std::int64_t out_features, std::int64_t in_f
       h_(in_features),
       dtype_(weight_dtype),
       isa_(best_dot_isa()) {
-  if (dtype_ != DType::F32 && dtype_ != DType::BF16)
+  if (dtype_ != DType::F32 && dtype_ != DType::BF16 && dtype_ != DType::F16)
     throw Error(ErrorCode::Internal,
                 fmt::format("ExpertGemm: weights of dtype {}", dtype_name(dtype_)));
   if (n_ == 0 || h_ == 0) return;
@@ -203,6 +229,14 @@ void ExpertGemm::run_item(const Block& b, std::int64_t n0, std::int64_t n1,
   const auto* bits = static_cast<const std::uint16_t*>(w_expert);
   std::vector<float>& panel = thread_scratch().widened;
   panel.resize(std::max(panel.size(), static_cast<std::size_t>(panel_rows_ * h_)));
+  if (dtype_ == DType::F16) {  // rows widened as stored: the GEMM of dequantized panels
+    for (std::int64_t p = n0; p < n1; p += panel_rows_) {
+      const std::int64_t count = std::min(panel_rows_, n1 - p);
+      widen_to_f32(bits + p * h_, DType::F16, count * h_, panel.data());
+      panel_rows_gemm(isa_, xb, h_, b.rows, panel.data(), h_, count, yb + p, n_);
+    }
+    return;
+  }
   for (std::int64_t p = n0; p < n1; p += panel_rows_) {
     const std::int64_t count = std::min(panel_rows_, n1 - p);
     widen_transposed(bits + p * h_, count, h_, panel.data());

@@ -20,7 +20,7 @@
 namespace porta::detail::cpu::moe {
 namespace {
 
-bool is_gemm_weight(DType t) { return t == DType::F32 || t == DType::BF16; }
+bool is_gemm_weight(DType t) { return t == DType::F32 || t == DType::BF16 || t == DType::F16; }
 bool is_activation(DType t) { return t == DType::F32 || t == DType::BF16 || t == DType::F16; }
 
 // rows [P, H] f32 times w [E, N, H] by offsets, into y [P, N] f32; rows outside every expert's
@@ -318,8 +318,9 @@ SupportResult grouped_supports(const GraphState& g, const Node& n) {
   if (!is_activation(g.input_of(n, 0).dtype))
     return SupportResult::no("grouped_matmul rows must be f32, bf16 or f16");
   if (!is_gemm_weight(g.input_of(n, 1).dtype))
-    return SupportResult::no(fmt::format("grouped_matmul weights of dtype {} (f32 or bf16 only)",
-                                         dtype_name(g.input_of(n, 1).dtype)));
+    return SupportResult::no(
+        fmt::format("grouped_matmul weights of dtype {} (f32, bf16 or f16 only)",
+                    dtype_name(g.input_of(n, 1).dtype)));
   if (g.input_of(n, 2).dtype != DType::I32)
     return SupportResult::no("grouped_matmul offsets must be i32");
   return SupportResult::yes();
@@ -349,7 +350,7 @@ SupportResult experts_supports(const GraphState& g, const Node& n) {
 SupportResult expert_weights_supported(const GraphState& g, const Node& n, std::string_view op) {
   for (std::size_t i = 5; i < n.inputs.size(); ++i)
     if (!is_gemm_weight(g.input_of(n, i).dtype))
-      return SupportResult::no(fmt::format("{} weight '{}' of dtype {} (f32 or bf16 only)", op,
+      return SupportResult::no(fmt::format("{} weight '{}' of dtype {} (f32, bf16 or f16 only)", op,
                                            g.input_of(n, i).name,
                                            dtype_name(g.input_of(n, i).dtype)));
   if (g.input_of(n, 3).shape.numel() > std::numeric_limits<std::int32_t>::max())
