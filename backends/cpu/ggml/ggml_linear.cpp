@@ -177,6 +177,8 @@ void gemm_blocks(std::span<const quant::QuantBlock* const> blocks, const float* 
 
 // Weight rows per work item of the integer kernels: four panels, a few KiB of blocks.
 constexpr std::int64_t kQ8ChunkRows = 64;
+// Rows of x up to which the integer kernels' items go to the threads in contiguous runs.
+constexpr std::int64_t kStreamingRows = 4;
 
 // The caller's rounded or quantized activations, kept between calls.
 std::vector<float>& rounded_scratch() {
@@ -226,13 +228,29 @@ struct Q8Item {
 };
 void run_q8_items(const std::vector<Q8Item>& items, const Q8Rows& xq, std::int64_t ldy) {
   std::exception_ptr error;  // never leaves the OpenMP region; the first is rethrown below
-#pragma omp parallel for schedule(dynamic)
-  for (std::size_t i = 0; i < items.size(); ++i) try {
-    const Q8Item& it = items[i];
-    q8_matmul_serial(it.w, it.n_rows, xq, it.first, it.count, it.y, ldy);
-  } catch (...) {
+  const auto run = [&](std::size_t i) {
+    try {
+      const Q8Item& it = items[i];
+      q8_matmul_serial(it.w, it.n_rows, xq, it.first, it.count, it.y, ldy);
+    } catch (...) {
 #pragma omp critical(porta_ggml_q8_error)
-    if (!error) error = std::current_exception();
+      if (!error) error = std::current_exception();
+    }
+  };
+  // Decode's items (a few rows of x each, all alike) stream weights: each thread takes one
+  // contiguous run of them, which the hardware prefetcher follows, where items handed out one
+  // at a time left every thread jumping between 64-row pieces. The 27-layer V2-Lite-shaped
+  // file decoded 1.08x faster (best of 5 interleaved runs, Zen 4). Blocks of many rows, unequal
+  // in cost, are handed out dynamically.
+  const bool streaming = std::all_of(items.begin(), items.end(), [&](const Q8Item& it) {
+    return it.count == items.front().count && it.count <= kStreamingRows;
+  });
+  if (streaming) {
+#pragma omp parallel for schedule(static)
+    for (std::size_t i = 0; i < items.size(); ++i) run(i);
+  } else {
+#pragma omp parallel for schedule(dynamic)
+    for (std::size_t i = 0; i < items.size(); ++i) run(i);
   }
   if (error) std::rethrow_exception(error);
 }
