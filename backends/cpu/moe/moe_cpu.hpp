@@ -30,9 +30,7 @@ bool has_avx2();
 
 // y[r, n] = Σ_h x[r, h] · w[n, h] for the rows of each expert: the ragged GEMM of
 // grouped_matmul and of moe_experts' three projections. Weights are [E, N, H] (nn.Linear
-// layout) in f32, bf16 or f16, read where they are (never copied whole); f16 blocks of more than
-// kSmallRows rows run the GEMM of dequantized panels (panel_rows_gemm) on rows widened a panel at
-// a time. Blocks of more than
+// layout) in f32, bf16 or f16, read where they are (never copied whole). Blocks of more than
 // kSmallRows rows run expert-parallel: work items of (block, range of output columns) are
 // handed to OpenMP's threads, each one single-threaded GEMM, so threads never wait for each other
 // inside a small GEMM. A block of bf16 weights and up to two row chunks of porta's
@@ -40,11 +38,13 @@ bool has_avx2();
 // block at prefill) runs that kernel: its rows transposed once, the weights widened a few rows at a
 // time into L1, f32 accumulation. Larger blocks (a dense matmul or the shared expert over a whole
 // prompt), f32 weights, and every block on CPUs without AVX2, run oneDNN's f32 sgemm, bf16 weights
-// widened one L2-sized panel at a time. Smaller blocks, the decode case, go to our own dot-product
-// loop, which reads each weight row once for all the block's rows and reads bf16 weights as bf16
-// (half the bytes). Where expert e's weights [N, H] are: TensorRef::part(e) of a (possibly stacked)
-// weight, or matrices at a fixed stride from one address (a dense matmul's weight as a single
-// expert, a batched matmul's weight with one expert per batch entry).
+// widened one L2-sized panel at a time; f16 weights take the GEMM of dequantized panels
+// (panel_rows_gemm) on rows widened a panel at a time. Smaller blocks, the decode case, go to our
+// own dot-product loop, which reads each weight row once for all the block's rows and reads bf16
+// and f16 weights as stored (half the bytes). Where expert e's weights [N, H] are:
+// TensorRef::part(e) of a (possibly stacked) weight, or matrices at a fixed stride from one address
+// (a dense matmul's weight as a single expert, a batched matmul's weight with one expert per batch
+// entry).
 struct ExpertWeights {
   const TensorRef* ref = nullptr;
   const void* single = nullptr;
