@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <cstring>
 #include <deque>
+#include <map>
+#include <optional>
 
 #include <fmt/format.h>
 
@@ -142,10 +144,13 @@ GgmlType storage_type(const std::string& gguf_name, const std::vector<std::uint6
   return GgmlType::F16;
 }
 
+// A GGUF tensor being assembled in f32 from its Hugging Face parts (`parts` of them: the
+// experts of a merged tensor, else one), stored in its type once the last part is in.
 struct Pending {
   std::string name;
   Shape shape;
   std::vector<float> values;
+  std::int64_t parts = 1, filled = 0;
 };
 
 }  // namespace
@@ -211,41 +216,79 @@ std::vector<gguf::TensorToWrite> gguf_from_hf(const ModelConfig& c,
                                               const std::vector<std::pair<std::string, Tensor>>& hf,
                                               const GgufExportOptions& options) {
   // A deque: slot() hands out references that must survive later insertions (k_b and v_b).
+  // Each tensor is stored in its type as soon as its last part is in, and its f32 values freed:
+  // holding every tensor in f32 until the end took 4 bytes a parameter beside the input.
   std::deque<Pending> pending;
+  std::vector<std::optional<gguf::TensorToWrite>> stored;
   std::map<std::string, std::size_t> index;
-  auto slot = [&](const std::string& name, const Shape& shape) -> Pending& {
+  const auto store = [&](std::size_t i) {
+    Pending& p = pending[i];
+    std::vector<std::uint64_t> dims;
+    for (int axis = p.shape.rank() - 1; axis >= 0; --axis)
+      dims.push_back(static_cast<std::uint64_t>(p.shape[axis]));
+    stored[i] =
+        gguf::make_tensor(p.name, p.shape, storage_type(p.name, dims, c, options), p.values);
+    std::vector<float>().swap(p.values);
+  };
+  auto slot = [&](const std::string& name, const Shape& shape,
+                  std::int64_t parts = 1) -> std::size_t {
     const auto [it, inserted] = index.emplace(name, pending.size());
-    if (inserted) pending.push_back({name, shape, std::vector<float>(static_cast<std::size_t>(shape.numel()))});
-    return pending[it->second];
+    if (inserted) {
+      pending.push_back(
+          {name, shape, std::vector<float>(static_cast<std::size_t>(shape.numel())), parts});
+      stored.emplace_back();
+    }
+    if (stored[it->second])  // all its parts were in already: a Hugging Face tensor given twice
+      throw Error(ErrorCode::InvalidArgument,
+                  fmt::format("GGUF tensor '{}' is given more parts than its {}", name,
+                              pending[it->second].parts));
+    return it->second;
+  };
+  // One more part of tensor i is in.
+  const auto filled = [&](std::size_t i) {
+    if (++pending[i].filled == pending[i].parts) store(i);
   };
   for (const auto& [name, t] : hf) {
     const detail::GgufName n = detail::gguf_name_of(name, c);
     const std::vector<float> values = t.to_f32();
     switch (n.layout) {
-      case detail::GgufLayout::Same: slot(n.gguf, t.shape()).values = values; break;
+      case detail::GgufLayout::Same: {
+        const std::size_t i = slot(n.gguf, t.shape());
+        pending[i].values = values;
+        filled(i);
+        break;
+      }
       case detail::GgufLayout::PermutedRows: {
-        Pending& p = slot(n.gguf, t.shape());
+        const std::size_t i = slot(n.gguf, t.shape());
         detail::permute_rows(reinterpret_cast<const std::byte*>(values.data()),
-                             reinterpret_cast<std::byte*>(p.values.data()), n.heads, t.shape()[0],
-                             static_cast<std::size_t>(t.shape()[1]) * sizeof(float), false);
+                             reinterpret_cast<std::byte*>(pending[i].values.data()), n.heads,
+                             t.shape()[0], static_cast<std::size_t>(t.shape()[1]) * sizeof(float),
+                             false);
+        filled(i);
         break;
       }
       case detail::GgufLayout::ExpertSlice: {
-        Pending& p = slot(n.gguf, {c.num_experts, t.shape()[0], t.shape()[1]});
+        const std::size_t i =
+            slot(n.gguf, {c.num_experts, t.shape()[0], t.shape()[1]}, c.num_experts);
         std::copy(values.begin(), values.end(),
-                  p.values.begin() + n.expert * static_cast<std::int64_t>(values.size()));
+                  pending[i].values.begin() + n.expert * static_cast<std::int64_t>(values.size()));
+        filled(i);
         break;
       }
       case detail::GgufLayout::KvB: {
         if (!options.split_kv_b) {
-          slot(n.gguf, t.shape()).values = values;
+          const std::size_t i = slot(n.gguf, t.shape());
+          pending[i].values = values;
+          filled(i);
           break;
         }
         const auto heads = c.num_heads, nope = c.qk_nope_head_dim, vd = c.v_head_dim,
                    r = c.kv_lora_rank;
         const std::string blk = fmt::format("blk.{}.", n.layer);
-        Pending& k = slot(blk + "attn_k_b.weight", {heads, r, nope});
-        Pending& v = slot(blk + "attn_v_b.weight", {heads, vd, r});
+        const std::size_t ki = slot(blk + "attn_k_b.weight", {heads, r, nope});
+        const std::size_t vi = slot(blk + "attn_v_b.weight", {heads, vd, r});
+        Pending& k = pending[ki];
+        Pending& v = pending[vi];
         for (std::int64_t h = 0; h < heads; ++h) {
           const float* head = values.data() + h * (nope + vd) * r;
           for (std::int64_t i = 0; i < nope; ++i)
@@ -253,18 +296,18 @@ std::vector<gguf::TensorToWrite> gguf_from_hf(const ModelConfig& c,
               k.values[static_cast<std::size_t>((h * r + j) * nope + i)] = head[i * r + j];
           std::copy(head + nope * r, head + (nope + vd) * r, v.values.begin() + h * vd * r);
         }
+        filled(ki);
+        filled(vi);
         break;
       }
     }
   }
+  // Tensors whose parts were not all given (an expert missing) keep zeros there, as before.
   std::vector<gguf::TensorToWrite> out;
   out.reserve(pending.size());
-  for (const Pending& p : pending) {
-    std::vector<std::uint64_t> dims;
-    for (int axis = p.shape.rank() - 1; axis >= 0; --axis)
-      dims.push_back(static_cast<std::uint64_t>(p.shape[axis]));
-    out.push_back(
-        gguf::make_tensor(p.name, p.shape, storage_type(p.name, dims, c, options), p.values));
+  for (std::size_t i = 0; i < pending.size(); ++i) {
+    if (!stored[i]) store(i);
+    out.push_back(std::move(*stored[i]));
   }
   return out;
 }
