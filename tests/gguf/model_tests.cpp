@@ -233,6 +233,20 @@ TEST_CASE("GGUF layouts follow llama.cpp's converter: q/k permute, merged expert
   }
 }
 
+TEST_CASE("the GGUF writer refuses a Hugging Face tensor given twice", "[gguf][model]") {
+  // Each GGUF tensor is stored once its parts are in; another part after that is an error, not
+  // a silent overwrite (nor a write into the freed values).
+  const test::TinyModel m = test::tiny_model("qwen3_moe", 1, DType::BF16);
+  for (const std::string& name : {std::string("model.layers.0.self_attn.q_proj.weight"),
+                                  std::string("model.layers.2.mlp.experts.0.down_proj.weight")}) {
+    INFO(name);
+    auto tensors = m.tensors;
+    tensors.emplace_back(name, hf_tensor(m, name));
+    REQUIRE_PORTA_ERROR(model::gguf_from_hf(m.config, tensors), ErrorCode::InvalidArgument,
+                        "is given more parts than its");
+  }
+}
+
 TEST_CASE("bad GGUF models are errors naming the GGUF key or tensor", "[gguf][model]") {
   const test::TinyModel m = test::tiny_model("qwen3_moe", 1, DType::BF16);
   auto metadata = model::gguf_metadata(m.config);
