@@ -161,11 +161,11 @@ int main(int argc, char** argv) {
       const auto path_of = [&](const FileKind& kind) {
         return fmt::format("{}/{}_shaped_{}.gguf", dir, preset, kind.name);
       };
-      bool need_weights = bf16;
-      for (const FileKind& type : file_types)
-        need_weights = need_weights || !reuse || !std::filesystem::exists(path_of(type));
+      // The whole model in bf16 only for the bf16 subject; the files are written from tensors
+      // made one at a time (the same values), so a real model's shapes fit in memory.
+      const model::RandomWeightsOptions random{.seed = 1, .dtype = DType::BF16};
       std::vector<std::pair<std::string, Tensor>> weights;
-      if (need_weights) weights = model::random_weights(config, {.seed = 1, .dtype = DType::BF16});
+      if (bf16) weights = model::random_weights(config, random);
       fmt::print(
           "model: {}-shaped, hidden {}, {} layers, {} experts of {}, top-{}, vocab {} "
           "(generated in {:.1f} s)\n",
@@ -175,7 +175,14 @@ int main(int argc, char** argv) {
         const std::string path = path_of(type);
         start = Clock::now();
         const bool write = !reuse || !std::filesystem::exists(path);
-        if (write) model::write_gguf_model(path, config, weights, type.options);
+        if (write && bf16) model::write_gguf_model(path, config, weights, type.options);
+        if (write && !bf16)
+          model::write_gguf_model(
+              path, config,
+              [&](const std::string& name, const Shape& shape) {
+                return model::random_weight(name, shape, random);
+              },
+              type.options);
         fmt::print("{} {} ({:.2f} GB) in {:.1f} s\n", write ? "wrote" : "reusing", path,
                    static_cast<double>(std::filesystem::file_size(path)) / 1e9,
                    seconds_since(start));

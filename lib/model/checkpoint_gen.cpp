@@ -315,35 +315,40 @@ std::pair<Tensor, Tensor> quantize_fp8(const Tensor& weight,
   return {Tensor::from_vector<Float8E4M3>({n, k}, q), Tensor::from_vector<float>({gn, gk}, scales)};
 }
 
-std::vector<std::pair<std::string, Tensor>> random_weights(const ModelConfig& config,
-                                                           const RandomWeightsOptions& options) {
+Tensor random_weight(const std::string& name, const Shape& shape,
+                     const RandomWeightsOptions& options) {
   if (options.dtype != DType::F32 && options.dtype != DType::BF16 && options.dtype != DType::F16)
     throw Error(
         ErrorCode::InvalidArgument,
         fmt::format("random weights are f32, bf16 or f16, not {}", dtype_name(options.dtype)));
+  // Each tensor has its own stream, so that its values do not depend on the others.
+  Stream stream{options.seed ^ name_hash(name)};
+  std::vector<float> values(static_cast<std::size_t>(shape.numel()));
+  const bool bias = name.ends_with(".bias") || name.ends_with("e_score_correction_bias");
+  if (is_norm(name)) {
+    for (auto& v : values) v = 1.0f + 0.1f * stream.uniform();
+  } else if (bias) {
+    for (auto& v : values) v = 0.05f * stream.uniform();
+  } else {
+    // std 1/sqrt(fan_in); the embedding table gets unit-scale rows.
+    const bool embedding = name == "model.embed_tokens.weight";
+    const float fan_in = static_cast<float>(shape[-1]);
+    const float bound = embedding ? std::sqrt(3.0f) : std::sqrt(3.0f / fan_in);
+    for (auto& v : values) v = bound * stream.uniform();
+  }
+  const DType dtype =
+      bias && name.ends_with("e_score_correction_bias") ? DType::F32 : options.dtype;
+  return Tensor::from_f32(shape, dtype, values);
+}
+
+std::vector<std::pair<std::string, Tensor>> random_weights(const ModelConfig& config,
+                                                           const RandomWeightsOptions& options) {
   if (options.fp8 && !config.fp8_block)
     throw Error(ErrorCode::InvalidArgument,
                 "fp8 weights need quantization_config.weight_block_size in the config");
   std::vector<std::pair<std::string, Tensor>> out;
   for (const auto& [name, shape] : expected_tensors(config)) {
-    // Each tensor has its own stream, so that its values do not depend on the others.
-    Stream stream{options.seed ^ name_hash(name)};
-    std::vector<float> values(static_cast<std::size_t>(shape.numel()));
-    const bool bias = name.ends_with(".bias") || name.ends_with("e_score_correction_bias");
-    if (is_norm(name)) {
-      for (auto& v : values) v = 1.0f + 0.1f * stream.uniform();
-    } else if (bias) {
-      for (auto& v : values) v = 0.05f * stream.uniform();
-    } else {
-      // std 1/sqrt(fan_in); the embedding table gets unit-scale rows.
-      const bool embedding = name == "model.embed_tokens.weight";
-      const float fan_in = static_cast<float>(shape[-1]);
-      const float bound = embedding ? std::sqrt(3.0f) : std::sqrt(3.0f / fan_in);
-      for (auto& v : values) v = bound * stream.uniform();
-    }
-    const DType dtype =
-        bias && name.ends_with("e_score_correction_bias") ? DType::F32 : options.dtype;
-    Tensor t = Tensor::from_f32(shape, dtype, values);
+    Tensor t = random_weight(name, shape, options);
     if (options.fp8 && is_quantisable(name)) {
       auto [q, s] = quantize_fp8(t, *config.fp8_block);
       out.emplace_back(name, q);

@@ -6,12 +6,14 @@
 #include <cstdio>
 #include <cstring>
 #include <deque>
+#include <functional>
 #include <map>
 #include <optional>
 
 #include <fmt/format.h>
 
 #include <porta/error.hpp>
+#include <porta/model/checkpoint_gen.hpp>
 
 #include "model/gguf_names.hpp"
 
@@ -212,9 +214,14 @@ Metadata gguf_metadata(const ModelConfig& c, const GgufExportOptions& options) {
   return m;
 }
 
-std::vector<gguf::TensorToWrite> gguf_from_hf(const ModelConfig& c,
-                                              const std::vector<std::pair<std::string, Tensor>>& hf,
-                                              const GgufExportOptions& options) {
+namespace {
+
+// gguf_from_hf over Hugging Face tensors handed over one at a time by `each` (which calls its
+// argument once per tensor, in checkpoint order).
+std::vector<gguf::TensorToWrite> gguf_from_parts(
+    const ModelConfig& c,
+    const std::function<void(const std::function<void(const std::string&, const Tensor&)>&)>& each,
+    const GgufExportOptions& options) {
   // A deque: slot() hands out references that must survive later insertions (k_b and v_b).
   // Each tensor is stored in its type as soon as its last part is in, and its f32 values freed:
   // holding every tensor in f32 until the end took 4 bytes a parameter beside the input.
@@ -248,7 +255,7 @@ std::vector<gguf::TensorToWrite> gguf_from_hf(const ModelConfig& c,
   const auto filled = [&](std::size_t i) {
     if (++pending[i].filled == pending[i].parts) store(i);
   };
-  for (const auto& [name, t] : hf) {
+  each([&](const std::string& name, const Tensor& t) {
     const detail::GgufName n = detail::gguf_name_of(name, c);
     const std::vector<float> values = t.to_f32();
     switch (n.layout) {
@@ -301,7 +308,7 @@ std::vector<gguf::TensorToWrite> gguf_from_hf(const ModelConfig& c,
         break;
       }
     }
-  }
+  });
   // Tensors whose parts were not all given (an expert missing) keep zeros there, as before.
   std::vector<gguf::TensorToWrite> out;
   out.reserve(pending.size());
@@ -312,14 +319,55 @@ std::vector<gguf::TensorToWrite> gguf_from_hf(const ModelConfig& c,
   return out;
 }
 
-void write_gguf_model(const std::string& path, const ModelConfig& config,
-                      const std::vector<std::pair<std::string, Tensor>>& hf,
-                      const GgufExportOptions& options) {
+}  // namespace
+
+std::vector<gguf::TensorToWrite> gguf_from_hf(const ModelConfig& c,
+                                              const std::vector<std::pair<std::string, Tensor>>& hf,
+                                              const GgufExportOptions& options) {
+  return gguf_from_parts(
+      c,
+      [&](const auto& add) {
+        for (const auto& [name, t] : hf) add(name, t);
+      },
+      options);
+}
+
+namespace {
+
+std::vector<std::pair<std::string, gguf::Value>> full_metadata(const ModelConfig& config,
+                                                               const GgufExportOptions& options) {
   auto metadata = gguf_metadata(config, options);
   if (!options.tokenizer_dir.empty())
     for (auto& kv : gguf::tokenizer_metadata_from_hf(options.tokenizer_dir, config.vocab_size))
       metadata.push_back(std::move(kv));
-  gguf::write_gguf(path, metadata, gguf_from_hf(config, hf, options));
+  return metadata;
+}
+
+}  // namespace
+
+void write_gguf_model(const std::string& path, const ModelConfig& config,
+                      const std::vector<std::pair<std::string, Tensor>>& hf,
+                      const GgufExportOptions& options) {
+  gguf::write_gguf(path, full_metadata(config, options), gguf_from_hf(config, hf, options));
+}
+
+void write_gguf_model(const std::string& path, const ModelConfig& config, const HfTensorMaker& make,
+                      const GgufExportOptions& options) {
+  const auto metadata = full_metadata(config, options);
+  const auto tensors = gguf_from_parts(
+      config,
+      [&](const auto& add) {
+        for (const auto& [name, shape] : expected_tensors(config)) {
+          const Tensor t = make(name, shape);
+          if (t.shape() != shape)
+            throw Error(ErrorCode::ShapeMismatch,
+                        fmt::format("write_gguf_model: the tensor made for '{}' is {}, not {}",
+                                    name, t.shape().to_string(), shape.to_string()));
+          add(name, t);
+        }
+      },
+      options);
+  gguf::write_gguf(path, metadata, tensors);
 }
 
 }  // namespace porta::model

@@ -2,9 +2,11 @@
 // out as llama.cpp's converter does) give the same config, the same logits and the same greedy
 // tokens as their safetensors copies; the layout transforms match the converter's formulas; bad
 // files are errors naming the GGUF key or tensor.
-#include <catch2/catch.hpp>
-
 #include <cmath>
+#include <fstream>
+#include <iterator>
+
+#include <catch2/catch.hpp>
 
 #include <porta/gguf.hpp>
 #include <porta/model/gguf.hpp>
@@ -244,6 +246,42 @@ TEST_CASE("the GGUF writer refuses a Hugging Face tensor given twice", "[gguf][m
     tensors.emplace_back(name, hf_tensor(m, name));
     REQUIRE_PORTA_ERROR(model::gguf_from_hf(m.config, tensors), ErrorCode::InvalidArgument,
                         "is given more parts than its");
+  }
+}
+
+TEST_CASE("a GGUF written from tensors made one at a time is the same file", "[gguf][model]") {
+  // write_gguf_model's HfTensorMaker with random_weight(): the bytes of the whole-model write,
+  // for a merged-expert model and a recipe; a tensor of the wrong shape is an error naming it.
+  for (const std::string kind : {"mixtral", "deepseek_v2"}) {
+    INFO(kind);
+    const model::ModelConfig config = model::parse_config(model::tiny_config_json(kind), kind);
+    const model::RandomWeightsOptions random{.seed = 5, .dtype = DType::BF16};
+    const model::GgufExportOptions options{.matrix_type = GgmlType::Q8_0};
+    const auto whole = gguf::test::gguf_tmp("whole_" + kind + ".gguf");
+    const auto parts = gguf::test::gguf_tmp("parts_" + kind + ".gguf");
+    model::write_gguf_model(whole, config, model::random_weights(config, random), options);
+    int made = 0;
+    model::write_gguf_model(
+        parts, config,
+        [&](const std::string& name, const Shape& shape) {
+          ++made;
+          return model::random_weight(name, shape, random);
+        },
+        options);
+    CHECK(made == static_cast<int>(model::expected_tensors(config).size()));
+    std::ifstream a(whole, std::ios::binary), b(parts, std::ios::binary);
+    const std::string bytes_a((std::istreambuf_iterator<char>(a)), {});
+    const std::string bytes_b((std::istreambuf_iterator<char>(b)), {});
+    CHECK(bytes_a.size() > 1000);
+    CHECK(bytes_a == bytes_b);
+    REQUIRE_PORTA_ERROR(model::write_gguf_model(
+                            parts, config,
+                            [&](const std::string& name, const Shape& shape) {
+                              return model::random_weight(
+                                  name, name.ends_with("norm.weight") ? Shape{3} : shape, random);
+                            },
+                            options),
+                        ErrorCode::ShapeMismatch, "norm.weight' is [3]");
   }
 }
 

@@ -47,6 +47,10 @@ struct RandomWeightsOptions {
 
 std::vector<std::pair<std::string, Tensor>> random_weights(const ModelConfig& config,
                                                            const RandomWeightsOptions& options);
+// One of random_weights()'s tensors (not FP8: options.fp8 is ignored), the same values: for
+// writers that make a model's tensors one at a time (write_gguf_model's HfTensorMaker).
+Tensor random_weight(const std::string& name, const Shape& shape,
+                     const RandomWeightsOptions& options);
 
 // Writes config.json and the weights into `dir` (created if needed): model.safetensors, or
 // `shards` files model-0000i-of-0000n.safetensors with model.safetensors.index.json.

@@ -15,6 +15,7 @@
 
 #include <porta/config.hpp>
 
+#include <functional>
 #include <map>
 #include <string>
 #include <utility>
@@ -118,6 +119,13 @@ std::vector<gguf::TensorToWrite> gguf_from_hf(const ModelConfig& config,
                                               const GgufExportOptions& options = {});
 void write_gguf_model(const std::string& path, const ModelConfig& config,
                       const std::vector<std::pair<std::string, Tensor>>& hf,
+                      const GgufExportOptions& options = {});
+// The same with the Hugging Face tensors made one at a time: `make` is called once per
+// tensor of expected_tensors(config), in that order, and each is released once the GGUF tensor
+// it goes into is stored, so the model is never whole in memory beside the file's bytes (for
+// models larger than the memory, e.g. random_weight() at a real model's shapes).
+using HfTensorMaker = std::function<Tensor(const std::string& name, const Shape& shape)>;
+void write_gguf_model(const std::string& path, const ModelConfig& config, const HfTensorMaker& make,
                       const GgufExportOptions& options = {});
 
 }  // namespace porta::model
