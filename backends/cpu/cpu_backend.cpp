@@ -108,9 +108,13 @@ struct PlannedKernel {
 // table's weights): decided by the bytes read, not by a list of ops, after the quantized ops,
 // missing from such a list, ran decode's weight streams on one of the two cores (W8A8 experts at
 // 6 GB/s, where two threads stream 20 GB/s).
+// The quantized products are weight streams too: under the size rule, a GGUF's attention and
+// shared-expert projections (q4_K, 0.7-3.5 MB each) streamed on one core while the other spun,
+// a fifth of decode's time on the 27-layer DeepSeek-V2-Lite-shaped file.
 bool single_threaded(const GraphState& g, const Node& n) {
   if (n.op == OpKind::Matmul || n.op == OpKind::Attention || n.op == OpKind::MoeExperts ||
-      n.op == OpKind::GroupedMatmul)
+      n.op == OpKind::GroupedMatmul || n.op == OpKind::QuantMatmul ||
+      n.op == OpKind::QuantGroupedMatmul || n.op == OpKind::QuantMoeExperts)
     return false;
   constexpr std::uint64_t kTinyBytes = 64 * 1024, kLargeInputBytes = 4 * 1024 * 1024;
   std::uint64_t bytes = 0, read = 0;
