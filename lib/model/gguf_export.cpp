@@ -222,7 +222,8 @@ std::vector<gguf::TensorToWrite> gguf_from_parts(
     const ModelConfig& c,
     const std::function<void(const std::function<void(const std::string&, const Tensor&)>&)>& each,
     const GgufExportOptions& options) {
-  // A deque: slot() hands out references that must survive later insertions (k_b and v_b).
+  // A deque: references to its elements survive later insertions (k_b's and v_b's are held
+  // together).
   // Each tensor is stored in its type as soon as its last part is in, and its f32 values freed:
   // holding every tensor in f32 until the end took 4 bytes a parameter beside the input.
   std::deque<Pending> pending;
