@@ -518,6 +518,13 @@ T void tiles(const Panel* const* ps, const Q8Rows& x, std::int64_t first, std::i
 // kernels do (block_kernels.inl): decode reads each weight once, from memory.
 constexpr std::int64_t kPrefetchBytes = 3072;
 
+// The weight stream kPrefetchBytes ahead of the super-block at b, every cache line of one.
+template <int kBlockBytes>
+TI inline void prefetch_ahead(const std::byte* b) {
+  for (int at = 0; at < kBlockBytes; at += 64)
+    _mm_prefetch(reinterpret_cast<const char*>(b + kPrefetchBytes + at), _MM_HINT_T0);
+}
+
 // y[r·ldy] = Σ_k W[k] · x̂[first + r, k] for one weight row and R <= kMaxRows rows of x: each
 // 64 codes of the row decoded once for the R rows; per 64 codes and row one vpdpbusd (its
 // accumulator starting at −offset · Σ qx, so that each lane holds Σ (q − offset) · qx of four
@@ -526,13 +533,6 @@ constexpr std::int64_t kPrefetchBytes = 3072;
 // The block type is a template argument: with it known, group_codes and super_scales inline to
 // the type's own instructions (as a run-time argument its tests stayed in the loop over codes:
 // q4_K decode ran 1.35x slower on Zen 4).
-// The weight stream kPrefetchBytes ahead of the super-block at b, every cache line of one.
-template <int kBlockBytes>
-TI inline void prefetch_ahead(const std::byte* b) {
-  for (int at = 0; at < kBlockBytes; at += 64)
-    _mm_prefetch(reinterpret_cast<const char*>(b + kPrefetchBytes + at), _MM_HINT_T0);
-}
-
 template <G kType, int R>
 T void row_kernel(const std::byte* row, const Q8Rows& x, std::int64_t first, float* y,
                   std::int64_t ldy) {
