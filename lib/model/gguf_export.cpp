@@ -256,7 +256,15 @@ std::vector<gguf::TensorToWrite> gguf_from_parts(
   const auto filled = [&](std::size_t i) {
     if (++pending[i].filled == pending[i].parts) store(i);
   };
+  // The shapes the config implies: a part of another shape would be copied out of bounds of the
+  // tensor it goes into (an expert slice, kv_b's heads).
+  std::map<std::string, Shape> implied;
+  for (auto& [name, shape] : expected_tensors(c)) implied.emplace(std::move(name), shape);
   each([&](const std::string& name, const Tensor& t) {
+    if (const auto it = implied.find(name); it != implied.end() && it->second != t.shape())
+      throw Error(ErrorCode::ShapeMismatch,
+                  fmt::format("Hugging Face tensor '{}' is {}, but the config implies {}", name,
+                              t.shape().to_string(), it->second.to_string()));
     const detail::GgufName n = detail::gguf_name_of(name, c);
     const std::vector<float> values = t.to_f32();
     switch (n.layout) {
@@ -358,14 +366,7 @@ void write_gguf_model(const std::string& path, const ModelConfig& config, const 
   const auto tensors = gguf_from_parts(
       config,
       [&](const auto& add) {
-        for (const auto& [name, shape] : expected_tensors(config)) {
-          const Tensor t = make(name, shape);
-          if (t.shape() != shape)
-            throw Error(ErrorCode::ShapeMismatch,
-                        fmt::format("write_gguf_model: the tensor made for '{}' is {}, not {}",
-                                    name, t.shape().to_string(), shape.to_string()));
-          add(name, t);
-        }
+        for (const auto& [name, shape] : expected_tensors(config)) add(name, make(name, shape));
       },
       options);
   gguf::write_gguf(path, metadata, tensors);

@@ -235,7 +235,8 @@ TEST_CASE("GGUF layouts follow llama.cpp's converter: q/k permute, merged expert
   }
 }
 
-TEST_CASE("the GGUF writer refuses a Hugging Face tensor given twice", "[gguf][model]") {
+TEST_CASE("the GGUF writer refuses a Hugging Face tensor given twice or of another shape",
+          "[gguf][model]") {
   // Each GGUF tensor is stored once its parts are in; another part after that is an error, not
   // a silent overwrite (nor a write into the freed values).
   const test::TinyModel m = test::tiny_model("qwen3_moe", 1, DType::BF16);
@@ -247,6 +248,15 @@ TEST_CASE("the GGUF writer refuses a Hugging Face tensor given twice", "[gguf][m
     REQUIRE_PORTA_ERROR(model::gguf_from_hf(m.config, tensors), ErrorCode::InvalidArgument,
                         "is given more parts than its");
   }
+  // An expert of another shape would have been copied past the merged tensor's end.
+  auto tensors = m.tensors;
+  for (auto& [name, t] : tensors)
+    if (name == "model.layers.2.mlp.experts.1.down_proj.weight")
+      t = Tensor::from_f32(
+          {t.shape()[0] + 1, t.shape()[1]}, DType::BF16,
+          std::vector<float>(static_cast<std::size_t>((t.shape()[0] + 1) * t.shape()[1]), 0.5f));
+  REQUIRE_PORTA_ERROR(model::gguf_from_hf(m.config, tensors), ErrorCode::ShapeMismatch,
+                      "'model.layers.2.mlp.experts.1.down_proj.weight' is [");
 }
 
 TEST_CASE("a GGUF written from tensors made one at a time is the same file", "[gguf][model]") {
