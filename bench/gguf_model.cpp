@@ -20,7 +20,9 @@
 // llama-quantize's recipes q4_K_M and q5_K_M (model::GgufMix). --no-bf16 leaves out the bf16
 // copy, and with --reuse and the files there generates no weights at all (quick profiling).
 // --profile: after the table, each subject's last prefill and decode step by op (host wall time,
-// summed per op kind), to see which ops a change should go after.
+// summed per op kind), to see which ops a change should go after. --split-kv-b (DeepSeek) writes
+// MLA's kv_b as current llama.cpp converters do, attn_k_b + attn_v_b, into files named
+// <preset>_shaped_<type>_split_kv_b.gguf.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -78,7 +80,7 @@ int main(int argc, char** argv) {
   std::string backend = "cpu", dir = "/tmp/porta-bench-gguf", preset = "deepseek-v2-lite",
               tokenizer, activations = "both";
   long layers = 2, experts = 64, vocab = -1, prompt_len = 32, steps = 8, reps = 3;
-  bool reuse = false, bf16 = true, profile = false;
+  bool reuse = false, bf16 = true, profile = false, split_kv_b = false;
   std::string types = "both";
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -118,13 +120,15 @@ int main(int argc, char** argv) {
       reuse = true;
     } else if (a == "--profile") {
       profile = true;
+    } else if (a == "--split-kv-b") {
+      split_kv_b = true;
     } else {
       fmt::print(stderr,
                  "usage: porta-bench-gguf-model [--quick] [--backend NAME] [--layers N] "
                  "[--experts N] [--vocab N] [--prompt N] [--steps N] [--reps N] [--dir DIR] "
                  "[--preset NAME] [--tokenizer DIR] [--reuse] [--activations ggml_q8|none|both] "
                  "[--types q8_0,q4_K,q4_K_M,...] [--no-bf16] "
-                 "[--profile]\n");
+                 "[--profile] [--split-kv-b]\n");
       return 2;
     }
   }
@@ -151,7 +155,7 @@ int main(int argc, char** argv) {
       std::vector<FileKind> file_types;
       for (const std::string& name :
            porta_bench::split_list(types == "both" ? "q8_0,q4_K" : types)) {
-        model::GgufExportOptions options{.tokenizer_dir = tokenizer};
+        model::GgufExportOptions options{.split_kv_b = split_kv_b, .tokenizer_dir = tokenizer};
         if (name.size() > 2 && name.substr(name.size() - 2) == "_M")
           options.mix = model::parse_gguf_mix(name);
         else
@@ -159,7 +163,8 @@ int main(int argc, char** argv) {
         file_types.push_back({name, options});
       }
       const auto path_of = [&](const FileKind& kind) {
-        return fmt::format("{}/{}_shaped_{}.gguf", dir, preset, kind.name);
+        return fmt::format("{}/{}_shaped_{}{}.gguf", dir, preset, kind.name,
+                           kind.options.split_kv_b ? "_split_kv_b" : "");
       };
       // The whole model in bf16 only for the bf16 subject; the files are written from tensors
       // made one at a time (the same values), so a real model's shapes fit in memory.

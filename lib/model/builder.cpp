@@ -172,16 +172,37 @@ class Builder {
 
     // q_nope[h] · W_UK[h] ([nope] x [nope, r] -> [r]) per head, batched over heads; the loader
     // stores W_UK[h] transposed ([r, nope]).
-    Value q_latent = g_.permute(g_.matmul(g_.permute(q_nope, {1, 0, 2}),
-                                          w(PreparedNames::k_absorb(l)), {.transpose_b = true}),
-                                {1, 0, 2});
+    Value q_latent =
+        g_.permute(per_head(g_.permute(q_nope, {1, 0, 2}), PreparedNames::k_absorb(l)), {1, 0, 2});
     Value q_full = g_.concat({q_latent, q_pe}, 2);  // [T, H, r + rope]
     Value o = attend(l, q_full, latent, g_.slice(latent, 2, 0, r), {latent},
                      c_.attention_scale());  // [T, H, r]
     // Per head o[h] · W_UV[h]ᵀ -> [v].
-    o = g_.matmul(g_.permute(o, {1, 0, 2}), w(PreparedNames::v_absorb(l)), {.transpose_b = true});
+    o = per_head(g_.permute(o, {1, 0, 2}), PreparedNames::v_absorb(l));
     o = g_.reshape(g_.permute(o, {1, 0, 2}), {t, nh * c_.v_head_dim});
     return linear(o, p + "o_proj.weight");
+  }
+
+  // x [H, T, K] · W[h]ᵀ per head for MLA's per-head weight `name` [H, N, K] -> [H, T, N]. A
+  // packed one (a GGUF's blocks) is a grouped product whose groups are the heads.
+  Value per_head(Value x, const std::string& name) {
+    const QuantizedWeight* q = quantized(name);
+    if (q == nullptr) return g_.matmul(x, w(name), {.transpose_b = true});
+    const auto heads = x.shape()[0], t = x.shape()[1];
+    const std::string offsets_name = fmt::format("mla.head_offsets.{}x{}", heads, t);
+    auto it = values_.find(offsets_name);
+    if (it == values_.end()) {
+      std::vector<std::int32_t> offsets(static_cast<std::size_t>(heads + 1));
+      for (std::size_t h = 0; h < offsets.size(); ++h)
+        offsets[h] = static_cast<std::int32_t>(static_cast<std::int64_t>(h) * t);
+      it = values_
+               .emplace(offsets_name, g_.weight(offsets_name, Tensor::from_vector<std::int32_t>(
+                                                                  {heads + 1}, offsets)))
+               .first;
+    }
+    const Value rows = g_.reshape(x, {heads * t, x.shape()[2]});
+    const Value y = g_.grouped_matmul(rows, qw(name), it->second, q->activation);
+    return g_.reshape(y, {heads, t, y.shape()[1]});
   }
 
   Value attention(std::int64_t l, Value x) {

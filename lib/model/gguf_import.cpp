@@ -13,6 +13,7 @@
 #include <porta/quant.hpp>
 
 #include "model/gguf_names.hpp"
+#include "model/model_impl.hpp"
 
 namespace porta::model {
 
@@ -29,17 +30,16 @@ class Importer {
   GgufTensors run() {
     for (const auto& [hf, shape] : expected_tensors(c_)) {
       const detail::GgufName n = detail::gguf_name_of(hf, c_);
-      made_ = Made::View;
-      if (auto q = packed(hf, shape, n)) {
-        if (made_ == Made::View) out_.mapped_bytes += q->data.nbytes();
-        else out_.made[hf] = copy_reason_;
-        out_.blocks[hf] = std::move(*q);
+      if (n.layout == detail::GgufLayout::KvB && keep_blocks_ && !f_.contains(n.gguf)) {
+        split_kv_b(hf, n);
         continue;
       }
-      Tensor t = convert(hf, shape, n);
-      if (made_ == Made::Dequantized) out_.made[hf] = kGgufDequantized;
-      if (made_ == Made::Copied) out_.made[hf] = copy_reason_;
-      out_.tensors[hf] = std::move(t);
+      made_ = Made::View;
+      if (auto q = packed(hf, shape, n)) {
+        add_packed(hf, std::move(*q));
+        continue;
+      }
+      add_tensor(hf, convert(hf, shape, n));
     }
     return std::move(out_);
   }
@@ -91,41 +91,90 @@ class Importer {
 
   // The matrix `hf` as ggml blocks viewing the mapping, when it is kept packed: a rank-2 weight
   // in a type with kernels (the embedding table too: quant_embedding gathers its rows), stored
-  // whole (Same), as a slice of the merged experts (ExpertSlice) or with llama's permuted q/k
-  // rows (reordered in packed form, a copy of whole rows). nullopt: convert() it.
+  // whole (Same, and deepseek2's attn_kv_b), as a slice of the merged experts (ExpertSlice) or
+  // with llama's permuted q/k rows (reordered in packed form, a copy of whole rows). nullopt:
+  // convert() it.
   std::optional<QuantizedTensor> packed(const std::string& hf, const Shape& shape,
                                         const detail::GgufName& n) {
     if (!keep_blocks_ || shape.rank() != 2) return std::nullopt;
-    std::string name = n.gguf;
     std::int64_t expert = 0, count = 1;
     if (n.layout == detail::GgufLayout::ExpertSlice) {
-      if (!f_.contains(name)) return std::nullopt;  // old per-expert files: convert() finds them
+      if (!f_.contains(n.gguf)) return std::nullopt;  // old per-expert files: convert() finds them
       expert = n.expert;
       count = c_.num_experts;
+    } else if (n.layout == detail::GgufLayout::KvB) {
+      if (!f_.contains(n.gguf)) return std::nullopt;  // split files: split_kv_b()
     } else if (n.layout != detail::GgufLayout::Same &&
                n.layout != detail::GgufLayout::PermutedRows) {
       return std::nullopt;
     }
+    auto q = packed_view(hf, n.gguf, shape, expert, count);
+    if (q && n.layout == detail::GgufLayout::PermutedRows)
+      q->data = unpermuted_blocks(hf, q->data, n);
+    return q;
+  }
+  // Matrix `expert` of the GGUF tensor `name` ([count, ...shape], or `shape` when count is 1) as
+  // ggml blocks viewing the mapping; nullopt when its type has no kernels or its shape differs
+  // (a [1, H] gate stored as a vector of H, or a wrong one: convert() reshapes or reports it).
+  std::optional<QuantizedTensor> packed_view(const std::string& hf, const std::string& name,
+                                             const Shape& shape, std::int64_t expert,
+                                             std::int64_t count) {
     if (!f_.contains(name) || !gguf_keeps_packed(f_.tensor(name).type)) return std::nullopt;
     const gguf::TensorInfo& info = f_.tensor(name);
-    // Another shape (a [1, H] gate stored as a vector of H, or a wrong one): convert() reshapes
-    // or reports it.
     if (info.shape() != (count > 1 ? Shape{count, shape[0], shape[1]} : shape)) return std::nullopt;
     QuantizedTensor q;
     q.scheme = ggml_scheme(info.type);
     q.shape = shape;
     const Shape data_shape = quant_data_shape(shape, q.scheme);
-    const auto row = static_cast<std::size_t>(data_shape[1]);
-    const std::size_t bytes = row * static_cast<std::size_t>(shape[0]);
+    const auto bytes = static_cast<std::size_t>(data_shape.numel());
     const auto all = f_.data(name);
     auto* first = const_cast<std::byte*>(all.data()) + static_cast<std::size_t>(expert) * bytes;
     q.data = Tensor::view(first, data_shape, DType::I8, f_.owner());
-    if (n.layout == detail::GgufLayout::PermutedRows) q.data = unpermuted_blocks(hf, q.data, n);
     q.scale = Tensor::view(nullptr, quant_scale_shape(shape, q.scheme), q.scheme.scale_dtype);
     validate(q, hf);
     if (expert == 0) out_.packed.emplace_back(name, std::string(gguf::type_name(info.type)));
     out_.block_sources[hf] = name;
     return q;
+  }
+  void add_packed(const std::string& hf, QuantizedTensor q) {
+    if (made_ == Made::View)
+      out_.mapped_bytes += q.data.nbytes();
+    else
+      out_.made[hf] = copy_reason_;
+    out_.blocks[hf] = std::move(q);
+  }
+  void add_tensor(const std::string& hf, Tensor t) {
+    if (made_ == Made::Dequantized) out_.made[hf] = kGgufDequantized;
+    if (made_ == Made::Copied) out_.made[hf] = copy_reason_;
+    out_.tensors[hf] = std::move(t);
+  }
+
+  // A file that stores kv_b_proj split (attn_k_b [H, r, nope], attn_v_b [H, v, r]) already holds
+  // the two halves the absorbed attention multiplies by: they go to the loader as they are,
+  // under PreparedNames' half names, packed when their type has kernels.
+  void split_kv_b(const std::string& hf, const detail::GgufName& n) {
+    const auto [k_name, v_name] = split_kv_b_names(hf, n);
+    const auto heads = c_.num_heads, r = c_.kv_lora_rank;
+    split_half(PreparedNames::kv_b_key_half(n.layer), k_name, {heads, r, c_.qk_nope_head_dim});
+    split_half(PreparedNames::kv_b_value_half(n.layer), v_name, {heads, c_.v_head_dim, r});
+  }
+  void split_half(const std::string& half, const std::string& name, const Shape& shape) {
+    made_ = Made::View;
+    if (auto q = packed_view(half, name, shape, 0, 1)) return add_packed(half, std::move(*q));
+    const Tensor t = fetch_noted(name, half);
+    check_shape(t, shape, name, half);
+    count_view(t, name);
+    add_tensor(half, t);
+  }
+  std::pair<std::string, std::string> split_kv_b_names(const std::string& hf,
+                                                       const detail::GgufName& n) const {
+    const std::string blk = fmt::format("blk.{}.", n.layer);
+    std::pair<std::string, std::string> names{blk + "attn_k_b.weight", blk + "attn_v_b.weight"};
+    if (!f_.contains(names.first) || !f_.contains(names.second))
+      fail(ErrorCode::NotFound, n.gguf, hf,
+           fmt::format("is missing, and so is its split form '{}' + '{}'", names.first,
+                       names.second));
+    return names;
   }
   // llama's q/k rows put back in Hugging Face order, whole packed rows at a time.
   Tensor unpermuted_blocks(const std::string& hf, const Tensor& data, const detail::GgufName& n) {
@@ -207,15 +256,12 @@ class Importer {
                         shape, merged.dtype(), std::shared_ptr<const void>(owner));
   }
 
-  // kv_b_proj [H * (nope + v), r] from attn_kv_b, or from the split attn_k_b [H, r, nope]
-  // (each head's key part transposed) and attn_v_b [H, v, r].
+  // kv_b_proj [H * (nope + v), r] from attn_kv_b, or (without keep_blocks: the Hugging Face
+  // tensor, for whoever reads gguf_hf_tensors as a checkpoint) from the split attn_k_b
+  // [H, r, nope] (each head's key part transposed) and attn_v_b [H, v, r].
   Tensor kv_b(const std::string& hf, const Shape& shape, const detail::GgufName& n) {
     if (f_.contains(n.gguf)) return same(hf, shape, n.gguf);
-    const std::string blk = fmt::format("blk.{}.", n.layer);
-    const std::string k_name = blk + "attn_k_b.weight", v_name = blk + "attn_v_b.weight";
-    if (!f_.contains(k_name) || !f_.contains(v_name))
-      fail(ErrorCode::NotFound, n.gguf, hf,
-           fmt::format("is missing, and so is its split form '{}' + '{}'", k_name, v_name));
+    const auto [k_name, v_name] = split_kv_b_names(hf, n);
     const auto heads = c_.num_heads, nope = c_.qk_nope_head_dim, vd = c_.v_head_dim,
                r = c_.kv_lora_rank;
     const Tensor kb = fetch_noted(k_name, hf), vb = fetch_noted(v_name, hf);

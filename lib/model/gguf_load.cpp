@@ -35,6 +35,9 @@ class GgufBlockReader final : public QuantFormatReader {
     // none of its own.
     return linear(src, name, logical, copied);
   }
+  bool holds(const std::string& weight_name) const override {
+    return t_.blocks.count(weight_name) != 0;
+  }
   std::optional<QuantLinear> linear(const TensorSource&, const std::string& weight_name,
                                     const Shape& logical, const CopyReport& copied) const override {
     const auto it = t_.blocks.find(weight_name);
@@ -108,9 +111,11 @@ Model load_gguf(const std::string& path, const GgufLoadOptions& options, GgufLoa
                             "weight-only or meet llama.cpp's 8-bit blocks)",
                             to_string(options.activations)));
   const GgufBlockReader reader(tensors, options.activations);
+  // What the loader dequantizes (--dequantize, MLA's kv_b key halves) goes to dequantize_to too.
+  LoadOptions load = options.load;
+  load.fp8_dtype = options.dequantize_to;
   Model model = Model::Impl::from_source(
-      config, source, options.load, tensors.blocks.empty() ? nullptr : &reader,
-      [&](LoadStats& s) {
+      config, source, load, tensors.blocks.empty() ? nullptr : &reader, [&](LoadStats& s) {
         std::uint64_t moved = dequantized;
         for (const auto& [why, bytes] : copies) moved += bytes;
         s.mapped_bytes -= std::min(s.mapped_bytes, moved);
@@ -135,10 +140,19 @@ Model load_gguf(const std::string& path, const GgufLoadOptions& options, GgufLoa
       lines.push_back(fmt::format("gguf: dequantized {} block-quantized tensors at load "
                                   "(--dequantize) ({})",
                                   tensors.packed.size(), dequantized_list(tensors.packed)));
+    const bool packed_kv_b =
+        std::any_of(tensors.blocks.begin(), tensors.blocks.end(),
+                    [](const auto& b) { return b.first.ends_with("self_attn.kv_b_proj.weight"); });
+    if (packed_kv_b && !options.load.dequantize)
+      lines.push_back(fmt::format(
+          "gguf: MLA's attn_kv_b: value halves kept packed, key halves dequantized to {} at load "
+          "(the absorbed attention multiplies by their columns; files with attn_k_b and "
+          "attn_v_b keep both packed)",
+          dtype_name(load.weight_dtype.value_or(options.dequantize_to))));
     if (!tensors.dequantized.empty())
       lines.push_back(fmt::format(
           "gguf: dequantized {} block-quantized tensors to {} at load ({}); the other matrices "
-          "stay packed (MLA's kv_b is split per head)",
+          "stay packed",
           tensors.dequantized.size(), dtype_name(options.dequantize_to),
           dequantized_list(tensors.dequantized)));
     report->summary = fmt::format("{}", fmt::join(lines, "\n"));

@@ -185,35 +185,85 @@ class Loader {
 
     // kv_b_proj [H·(nope + v), r] -> per head [r, nope] (keys, transposed) and [v, r] (values):
     // the absorbed form attends over the cached latent directly (see docs/models.md). Both halves
-    // end up [out, in] per head, the nn.Linear layout the backends stream rows of.
+    // end up [out, in] per head, the layout the backends stream rows of.
     const auto nope = c_.qk_nope_head_dim;
     const auto vd = c_.v_head_dim;
-    // A quantized kv_b_proj is dequantised: its per-head halves feed batched matmuls.
-    const auto kv_b_q = quantized(p + "kv_b_proj.weight", {nh * (nope + vd), r});
-    const Tensor kv_b =
-        kv_b_q ? dequantized(*kv_b_q) : fetch(p + "kv_b_proj.weight", {nh * (nope + vd), r});
-    Tensor k_part = Tensor::zeros({nh, r, nope}, kv_b.dtype());
-    Tensor v_part = Tensor::zeros({nh, vd, r}, kv_b.dtype());
-    const std::size_t size = dtype_size(kv_b.dtype());
-    const std::size_t row = static_cast<std::size_t>(r) * size;
-    const auto* src = static_cast<const std::byte*>(kv_b.data());
-    auto* k_dst = static_cast<std::byte*>(k_part.data());
-    for (std::int64_t head = 0; head < nh; ++head) {
-      const std::byte* head_rows = src + static_cast<std::size_t>(head * (nope + vd)) * row;
-      for (std::int64_t i = 0; i < nope; ++i)
-        for (std::int64_t j = 0; j < r; ++j)
-          std::memcpy(
-              k_dst + static_cast<std::size_t>((head * r + j) * nope + i) * size,
-              head_rows + static_cast<std::size_t>(i) * row + static_cast<std::size_t>(j) * size,
-              size);
-      std::memcpy(
-          static_cast<std::byte*>(v_part.data()) + static_cast<std::size_t>(head * vd) * row,
-          head_rows + static_cast<std::size_t>(nope) * row, static_cast<std::size_t>(vd) * row);
+    if (take_kv_b_half(PreparedNames::k_absorb(l), PreparedNames::kv_b_key_half(l),
+                       {nh, r, nope})) {
+      if (!take_kv_b_half(PreparedNames::v_absorb(l), PreparedNames::kv_b_value_half(l),
+                          {nh, vd, r}))
+        throw Error(
+            ErrorCode::NotFound,
+            fmt::format("{}: '{}' is missing (its key half '{}' is there)", src_.where,
+                        PreparedNames::kv_b_value_half(l), PreparedNames::kv_b_key_half(l)));
+      return;
     }
-    copied("MLA kv_b_proj split per head into its key and value halves (absorbed attention)",
-           kv_b.nbytes());
-    out_.weights[PreparedNames::k_absorb(l)] = k_part;
-    out_.weights[PreparedNames::v_absorb(l)] = v_part;
+    const Shape shape{nh * (nope + vd), r};
+    const auto kv_b_q = quantized(p + "kv_b_proj.weight", shape);
+    Tensor keys;  // [H·nope, r]
+    if (kv_b_q && !options_.dequantize && kv_b_q->weight.scheme.format == QuantFormat::GgmlBlocks) {
+      // ggml blocks run along r, so the value half stays packed (whole rows, regathered per
+      // head); the key half is multiplied by its columns, so it is dequantized to be transposed.
+      QuantizedWeight values = *kv_b_q;
+      QuantizedTensor& v = values.weight;
+      v.data = head_rows(kv_b_q->weight.data, nh, nope, vd).reshape({nh, vd, v.data.shape()[1]});
+      v.shape = {nh, vd, r};
+      v.scale = Tensor::view(nullptr, quant_scale_shape(v.shape, v.scheme), v.scheme.scale_dtype);
+      validate(v, PreparedNames::v_absorb(l));
+      copied("MLA kv_b_proj's value half, packed rows regathered per head", v.data.nbytes());
+      QuantizedTensor key_rows = kv_b_q->weight;
+      key_rows.data = head_rows(key_rows.data, nh, 0, nope);
+      key_rows.shape = {nh * nope, r};
+      key_rows.scale = Tensor::view(nullptr, quant_scale_shape(key_rows.shape, key_rows.scheme),
+                                    key_rows.scheme.scale_dtype);
+      keys = dequantized({key_rows, kv_b_q->activation, kv_b_q->input});
+      keep_quantized(PreparedNames::v_absorb(l), std::move(values));
+    } else {
+      // A quantized kv_b_proj of another format is dequantised: its halves feed batched matmuls.
+      const Tensor kv_b = kv_b_q ? dequantized(*kv_b_q) : fetch(p + "kv_b_proj.weight", shape);
+      keys = head_rows(kv_b, nh, 0, nope);
+      out_.weights[PreparedNames::v_absorb(l)] = head_rows(kv_b, nh, nope, vd).reshape({nh, vd, r});
+      copied("MLA kv_b_proj split per head into its key and value halves (absorbed attention)",
+             kv_b.nbytes());
+    }
+    out_.weights[PreparedNames::k_absorb(l)] = transposed_heads(keys, nh);
+  }
+
+  // Rows [first, first + count) of each of the `heads` groups of kv_b's rows (nope + v per head),
+  // as a [heads · count, ...] tensor: whole rows, so packed blocks move as they are.
+  Tensor head_rows(const Tensor& t, std::int64_t heads, std::int64_t first, std::int64_t count) {
+    const std::int64_t per_head = t.shape()[0] / heads;
+    const std::size_t row = static_cast<std::size_t>(t.shape()[1]) * dtype_size(t.dtype());
+    Tensor out = Tensor::empty({heads * count, t.shape()[1]}, t.dtype());
+    const auto* src = static_cast<const std::byte*>(t.data());
+    auto* dst = static_cast<std::byte*>(out.data());
+    for (std::int64_t h = 0; h < heads; ++h)
+      std::memcpy(dst + static_cast<std::size_t>(h * count) * row,
+                  src + static_cast<std::size_t>(h * per_head + first) * row,
+                  static_cast<std::size_t>(count) * row);
+    return out;
+  }
+  // [heads · n, m] -> [heads, m, n]: each head's rows become its columns.
+  static Tensor transposed_heads(const Tensor& t, std::int64_t heads) {
+    const std::int64_t n = t.shape()[0] / heads, m = t.shape()[1];
+    const std::size_t size = dtype_size(t.dtype());
+    Tensor out = Tensor::empty({heads, m, n}, t.dtype());
+    const auto* src = static_cast<const std::byte*>(t.data());
+    auto* dst = static_cast<std::byte*>(out.data());
+    for (std::int64_t h = 0; h < heads; ++h)
+      for (std::int64_t i = 0; i < n; ++i)
+        for (std::int64_t j = 0; j < m; ++j)
+          std::memcpy(dst + static_cast<std::size_t>((h * m + j) * n + i) * size,
+                      src + static_cast<std::size_t>((h * n + i) * m + j) * size, size);
+    return out;
+  }
+
+  // A half of kv_b_proj the source stores already split (PreparedNames::kv_b_key_half): kept as
+  // keep_linear_weight keeps a matrix. False when the source has no such tensor.
+  bool take_kv_b_half(const std::string& prepared, const std::string& name, const Shape& expected) {
+    if (!src_.contains(name) && !(reader_ && reader_->holds(name))) return false;
+    keep_linear_weight(prepared, name, expected);
+    return true;
   }
 
   void load_attention(std::int64_t l) {

@@ -15,9 +15,18 @@ namespace porta::model {
 // Names of the prepared tensors that are not single Hugging Face tensors.
 struct PreparedNames {
   static std::string layer(std::int64_t l) { return "model.layers." + std::to_string(l) + "."; }
-  // MLA's kv_b_proj split per head into its key part [H, nope, r] and value part [H, v, r].
+  // MLA's kv_b_proj split per head into its key part [H, r, nope] (each head's transposed) and
+  // value part [H, v, r]: the two batched products of the absorbed attention.
   static std::string k_absorb(std::int64_t l) { return layer(l) + "self_attn.kv_b_proj.k_absorb"; }
   static std::string v_absorb(std::int64_t l) { return layer(l) + "self_attn.kv_b_proj.v_absorb"; }
+  // A source that stores kv_b_proj already split that way (a GGUF's attn_k_b and attn_v_b) gives
+  // the halves under these names instead of kv_b_proj; the loader takes them as they are.
+  static std::string kv_b_key_half(std::int64_t l) {
+    return layer(l) + "self_attn.k_b_proj.weight";
+  }
+  static std::string kv_b_value_half(std::int64_t l) {
+    return layer(l) + "self_attn.v_b_proj.weight";
+  }
   // A MoE layer, whatever the family calls it: router weight [E, H], selection bias [E] (f32),
   // stacked experts [E, I, H] / [E, I, H] / [E, H, I], shared experts and their gate [1, H].
   static std::string moe(std::int64_t l, const std::string& part) {

@@ -45,6 +45,9 @@ class QuantFormatReader {
   // The embedding table [vocab, hidden] when the format keeps it quantized (a GGUF's token_embd
   // in its blocks, gathered by quant_embedding), else nullopt: the formats that quantize linear
   // layers only store it unquantized.
+  // Whether the reader holds `weight_name` where the tensor source does not list it (a GGUF's
+  // matrices kept in their blocks), so that the loader can ask for tensors a source may lack.
+  virtual bool holds(const std::string& /*weight_name*/) const { return false; }
   virtual std::optional<QuantLinear> embedding_table(const TensorSource&, const std::string&,
                                                      const Shape&, const CopyReport&) const {
     return std::nullopt;

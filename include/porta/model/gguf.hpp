@@ -5,12 +5,12 @@
 // gguf_config() reads `<arch>.*` metadata into the config.json porta's parse_config() takes;
 // gguf_hf_tensors() produces every tensor the config implies under its Hugging Face name and
 // shape: GGUF's merged expert tensors are sliced per expert, llama's permuted q/k rows put back,
-// deepseek2's split attn_k_b/attn_v_b recombined into kv_b_proj. f32/f16/bf16 tensors whose
+// deepseek2's split attn_k_b/attn_v_b recombined into kv_b_proj (or, when blocks are kept, handed
+// over as the two halves the absorbed attention multiplies by). f32/f16/bf16 tensors whose
 // layout needs no change stay views of the mapping; matrices in a block type (every one porta
 // reads has cpu kernels) stay packed as views of the mapping too (ggml-block quantized weights,
-// include/porta/quant.hpp); the embedding table and MLA's kv_b are dequantized at load. The
-// export direction (gguf_from_hf) writes a porta model as a GGUF the way llama.cpp's converter
-// lays it out.
+// include/porta/quant.hpp), the embedding table included. The export direction (gguf_from_hf)
+// writes a porta model as a GGUF the way llama.cpp's converter lays it out.
 #pragma once
 
 #include <porta/config.hpp>
@@ -55,8 +55,11 @@ inline constexpr const char* kGgufDequantized = "dequantized";
 // The block types whose matrices gguf_hf_tensors keeps packed: those with cpu block kernels.
 bool gguf_keeps_packed(gguf::GgmlType type) noexcept;
 // Every tensor `config` implies, from `file`. Block types are dequantized into `dequantize_to`
-// (f32 or bf16), except, with `keep_blocks`, the matrices (every rank-2 weight but the
-// embedding table and MLA's kv_b) of a type gguf_keeps_packed(), which go into `blocks`.
+// (f32 or bf16), except, with `keep_blocks`, the matrices (every rank-2 weight) of a type
+// gguf_keeps_packed(), which go into `blocks`. With `keep_blocks`, a deepseek2 file's split
+// attn_k_b [H, r, nope] and attn_v_b [H, v, r] are given as they are (in `blocks` or `tensors`)
+// under "model.layers.<l>.self_attn.k_b_proj.weight" and ".v_b_proj.weight" instead of
+// kv_b_proj, which the loader takes as the absorbed attention's per-head weights.
 // Missing tensors, wrong shapes and types porta cannot dequantize are errors naming the GGUF
 // tensor (and the Hugging Face name it stands for).
 GgufTensors gguf_hf_tensors(const gguf::GgufFile& file, const ModelConfig& config,
@@ -64,6 +67,8 @@ GgufTensors gguf_hf_tensors(const gguf::GgufFile& file, const ModelConfig& confi
 
 struct GgufLoadOptions {
   LoadOptions load;
+  // What is dequantized at load: block types without kernels, the matrices under
+  // LoadOptions::dequantize, and the key halves of MLA's attn_kv_b (multiplied by columns).
   DType dequantize_to = DType::BF16;
   // Matrices in block types stay packed and are computed on in place (quant_matmul and
   // quant_moe_experts over ggml blocks); false dequantizes them at load to `dequantize_to`, as
