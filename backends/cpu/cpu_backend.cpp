@@ -158,6 +158,11 @@ class CpuBackend final : public Backend {
     std::string error;
     threads_ = configured_threads(&error);
     if (!error.empty()) throw Error(ErrorCode::InvalidArgument, "cpu backend: " + error);
+    // The kernels' thread count is fixed on first use from OpenMP's count. execute() lowers
+    // that to 1 around tiny nodes, and a first use inside one of those (a kernel that sizes
+    // its work at run time) made every parallel loop of the process single-threaded; here no
+    // node runs yet.
+    (void)cpu_threads();
   }
 
   std::string name() const override { return "cpu"; }

@@ -138,7 +138,7 @@ class Builder {
     Value v_cache;
     if (c_.mla) {
       k_cache = g_.input(cache_input_name(l, "latent"), {s, 1, k.shape()[2]}, DType::F32);
-      v_cache = g_.slice(k_cache, 2, 0, c_.kv_lora_rank);
+      v_cache = k_cache;
     } else {
       k_cache = g_.input(cache_input_name(l, "k"), {s, c_.num_kv_heads, c_.head_dim}, DType::F32);
       v_cache = g_.input(cache_input_name(l, "v"), {s, c_.num_kv_heads, c_.head_dim}, DType::F32);
@@ -175,8 +175,12 @@ class Builder {
     Value q_latent =
         g_.permute(per_head(g_.permute(q_nope, {1, 0, 2}), PreparedNames::k_absorb(l)), {1, 0, 2});
     Value q_full = g_.concat({q_latent, q_pe}, 2);  // [T, H, r + rope]
-    Value o = attend(l, q_full, latent, g_.slice(latent, 2, 0, r), {latent},
-                     c_.attention_scale());  // [T, H, r]
+    // The latent serves as keys and, its first r features, as values. Attending over the whole
+    // latent rows and dropping the output's last rope features costs rope / r more of the
+    // value product; slicing the values out of the cache instead would copy all of its
+    // capacity on every step.
+    Value o = g_.slice(attend(l, q_full, latent, latent, {latent}, c_.attention_scale()), 2, 0,
+                       r);  // [T, H, r]
     // Per head o[h] · W_UV[h]ᵀ -> [v].
     o = per_head(g_.permute(o, {1, 0, 2}), PreparedNames::v_absorb(l));
     o = g_.reshape(g_.permute(o, {1, 0, 2}), {t, nh * c_.v_head_dim});

@@ -218,6 +218,15 @@ TEST_CASE("cpu rope, attention, embedding and top_k", "[cpu][positions]") {
                               b.input("v", {1, 1, 16}), b.input("kc", {30, 1, 24}),
                               b.input("vc", {30, 1, 16}), len)};
   });
+  // Decode at a long context: the heads split into one group per thread (16 heads, and 7,
+  // which split unevenly), keys and values from one tensor as MLA's latent is used.
+  for (const std::int64_t heads : {16, 7})
+    check_both_dtypes([heads](CaseBuilder& b) -> std::vector<Value> {
+      auto len = b.exact_input("len", porta::Tensor::from_vector<std::int64_t>({1}, {590}));
+      auto latent = b.input("latent", {1, 1, 144});
+      auto cache = b.input("cache", {600, 1, 144});
+      return {b.graph.attention(b.input("q", {1, heads, 144}), latent, latent, cache, cache, len)};
+    });
   check_both_dtypes([](CaseBuilder& b) -> std::vector<Value> {  // GQA, 2 blocks of 64 tokens
     return {b.graph.attention(b.input("q", {70, 4, 8}), b.input("k", {70, 2, 8}),
                               b.input("v", {70, 2, 12}))};

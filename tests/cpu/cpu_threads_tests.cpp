@@ -6,6 +6,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <porta/executable.hpp>
+#include <porta/graph.hpp>
+
 #include "../../backends/cpu/cpu_threads.hpp"
 
 namespace cpu_threads_tests {
@@ -56,6 +59,23 @@ TEST_CASE("PORTA_CPU_THREADS sets the cpu thread count", "[cpu][threads]") {
     CHECK(configured_threads(&error) >= 1);
     CHECK_THAT(error, Catch::Contains("PORTA_CPU_THREADS") && Catch::Contains(bad));
   }
+}
+
+TEST_CASE("a tiny first graph does not leave the cpu kernels on one thread", "[cpu][threads]") {
+  // execute() runs tiny nodes with OpenMP lowered to one thread; the kernels' own count, fixed
+  // on first use, was once taken inside such a node (rope sizes its loop at run time), and
+  // every parallel loop of the process then ran on one thread. Run alone, this test is that
+  // first use.
+  porta::Graph g;
+  const porta::Value x = g.input("x", {2, 1, 8}, porta::DType::F32);
+  const porta::Value pos = g.input("pos", {2}, porta::DType::I32);
+  g.output("y", g.rope(x, pos, {}));
+  porta::Executable exe = porta::compile(g, {.backend = "cpu"});
+  const auto out = exe.run({{"x", porta::Tensor::zeros({2, 1, 8}, porta::DType::F32)},
+                            {"pos", porta::Tensor::zeros({2}, porta::DType::I32)}});
+  CHECK(out.at("y").shape() == porta::Shape{2, 1, 8});
+  ThreadsEnv env(nullptr);
+  CHECK(porta::detail::cpu::cpu_threads() == porta::detail::cpu::configured_threads());
 }
 
 }  // namespace cpu_threads_tests
