@@ -65,10 +65,11 @@ bool has_q8_kernel(gguf::GgmlType type);
 // Activation rows quantized for one weight type, in the layout `isa`'s kernels read: codes
 // [rows, k], block scales [rows, k / super], and per sub-block of the weight type dx · Σ qx
 // [rows, k / sub].
-// Avx512Vnni: for the row kernel (short blocks), weight types whose codes are stored with an
-// offset (q8_0's 128, q4_0's 8, q6_K's 32) also keep −offset · Σ of each four codes [rows, k /
-// 4], the starting value of its integer sums (q6_K's for decode's one-row kernel), and the
-// 32-element types d expanded to one per lane of each 64 codes [rows, ⌈k / 64⌉, 16].
+// Avx512Vnni: for the row kernel (short blocks), the 32-element types whose codes are stored
+// with an offset (q8_0's 128, q4_0's 8, ...) also keep −offset · Σ of each four codes [rows,
+// k / 4], the starting value of its integer sums, and the 32-element types d expanded to one
+// per lane of each 64 codes [rows, ⌈k / 64⌉, 16]. (q6_K's offset comes off per sub-block, from
+// code_sums: an int32 per four codes doubled what decode keeps of x in L1.)
 // q4_K (and q6_K on Avx512Vnni): the codes again, each super-block's in the order of the row
 // kernel's lanes, so that one vector of the weight's codes meets them (lane_codes [rows, k]).
 // Avx512Vnni: per step i < 4 of a super-block, q4_K's lane l = 8·nib + 2·g + h holds codes

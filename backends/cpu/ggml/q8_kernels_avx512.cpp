@@ -540,7 +540,9 @@ T void row_kernel(const std::byte* row, const Q8Rows& x, std::int64_t first, flo
   constexpr bool kSmallBlocks = layout_of(type).super == 32;
   constexpr int kBlockBytes = layout_of(type).block_bytes;
   const std::int64_t k = x.k;
-  constexpr bool centred = code_offset(type) != 0;
+  // The 32-element types stored with an offset (q4_0, q5_0, iq4_nl) start each lane's sum at
+  // −offset·Σ of its four codes of x.
+  constexpr bool centred = kSmallBlocks && code_offset(type) != 0;
   const std::int64_t lanes_per_row = k / 4;
   const std::int8_t* xr[R];
   const std::int32_t* init[R];
@@ -691,9 +693,21 @@ T void row_kernel(const std::byte* row, const Q8Rows& x, std::int64_t first, flo
         // Each int32 lane's sum fits its low 16 bits and the scales' high halves are zero, so
         // vpdpwssd adds exactly lane · scale.
         for (int r = 0; r < R; ++r) {
-          const __m512i start = q6 ? _mm512_loadu_si512(init[r] + at / 4) : _mm512_setzero_si512();
-          const __m512i t = _mm512_dpbusd_epi32(start, w, _mm512_loadu_si512(xr[r] + at));
+          const __m512i t =
+              _mm512_dpbusd_epi32(_mm512_setzero_si512(), w, _mm512_loadu_si512(xr[r] + at));
           a[r] = _mm512_dpwssd_epi32(a[r], t, scales);
+        }
+      }
+      if constexpr (q6) {
+        // q6_K's codes carry an offset of 32: Σ (q − 32)·x = Σ q·x − 32·Σ x per sub-block, the
+        // sums from the activations' 16-code totals. (A start value of −32·Σ x per four codes,
+        // an int32 for every four bytes of x, doubled what x keeps in L1: at Mixtral's K of
+        // 14336 it no longer fitted, and the down projections streamed at 0.65x of the lm_head.)
+        for (int r = 0; r < R; ++r) {
+          const __m512i sums =
+              _mm512_cvtepi16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(
+                  x.code_sums.data() + (first + r) * (k / 16) + 16 * s)));
+          a[r] = _mm512_sub_epi32(a[r], _mm512_slli_epi32(_mm512_madd_epi16(sums, ss.sc), 5));
         }
       }
       const float d = ss.d;
@@ -803,7 +817,8 @@ T void matmul_of(const std::byte* w, std::int64_t n_rows, const Q8Rows& x, std::
 void shape_q8_rows_avx512(gguf::GgmlType type, std::int64_t rows, std::int64_t k, Q8Rows& out) {
   const Layout l = layout_of(type);
   shape_q8_common(type, rows, k, l.super, l.sub, out);
-  out.init.resize(code_offset(type) != 0 ? static_cast<std::size_t>(rows * (k / 4)) : 0);
+  out.init.resize(l.super == 32 && code_offset(type) != 0 ? static_cast<std::size_t>(rows * (k / 4))
+                                                          : 0);
   out.lane_d.resize(l.super == 32 ? static_cast<std::size_t>(rows * ((k + 63) / 64) * 16) : 0);
   out.lane_codes.resize(type == G::Q4_K || type == G::Q6_K ? static_cast<std::size_t>(rows * k)
                                                            : 0);
