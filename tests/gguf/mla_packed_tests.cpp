@@ -6,15 +6,13 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
-#include <cmath>
 
 #include <fmt/format.h>
-
-#include <nlohmann/json.hpp>
 
 #include <porta/gguf.hpp>
 #include <porta/model/gguf.hpp>
 
+#include "gguf/gguf_model_support.hpp"
 #include "gguf/gguf_test_support.hpp"
 #include "model/model_test_support.hpp"
 
@@ -29,25 +27,11 @@ namespace {
 // The tiny DeepSeek-V2-Lite-style model with MLA widths that hold whole 32-element blocks
 // (kv_lora_rank 64, nope and v 32), so that kv_b and its split halves quantize.
 test::TinyModel mla_model(std::uint64_t seed) {
-  auto j = nlohmann::json::parse(model::tiny_config_json("deepseek_v2"));
-  j["kv_lora_rank"] = 64;
-  j["qk_nope_head_dim"] = 32;
-  j["v_head_dim"] = 32;
-  test::TinyModel m;
-  m.config_json = j.dump();
-  m.config = model::parse_config(m.config_json, "deepseek_v2");
-  m.tensors = model::random_weights(m.config, {.seed = seed, .dtype = DType::F32});
-  return m;
+  return test::reshaped_tiny_model(
+      "deepseek_v2", {{"kv_lora_rank", 64}, {"qk_nope_head_dim", 32}, {"v_head_dim", 32}}, seed);
 }
 
-double relative_max_diff(const std::vector<float>& got, const std::vector<float>& want) {
-  double diff = 0, scale = 0;
-  for (std::size_t i = 0; i < want.size(); ++i) {
-    diff = std::max(diff, std::fabs(double(got[i]) - want[i]));
-    scale = std::max(scale, std::fabs(double(want[i])));
-  }
-  return diff / scale;
-}
+using test::relative_max_diff;
 
 std::vector<std::int32_t> greedy(const model::Model& m, const std::string& backend) {
   model::Session session(m, {.backend = backend, .capacity = 32});

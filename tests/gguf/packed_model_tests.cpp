@@ -13,6 +13,7 @@
 #include <porta/gguf.hpp>
 #include <porta/model/gguf.hpp>
 
+#include "gguf/gguf_model_support.hpp"
 #include "gguf/gguf_test_support.hpp"
 #include "model/model_test_support.hpp"
 
@@ -29,15 +30,9 @@ namespace {
 // V2-Lite's 1408) fall back as llama.cpp's quantizer does (q4_K to q5_0, q3_K to iq4_nl) and
 // kv_b's 16-wide ones to f16: the routed experts mix q4_K gate and up with a q5_0 down.
 test::TinyModel wide_v2(std::uint64_t seed) {
-  auto j = nlohmann::json::parse(model::tiny_config_json("deepseek_v2"));
-  j["hidden_size"] = 256;
-  j["intermediate_size"] = 256;
-  j["moe_intermediate_size"] = 288;
-  test::TinyModel m;
-  m.config_json = j.dump();
-  m.config = model::parse_config(m.config_json, "deepseek_v2");
-  m.tensors = model::random_weights(m.config, {.seed = seed, .dtype = DType::F32});
-  return m;
+  return test::reshaped_tiny_model(
+      "deepseek_v2",
+      {{"hidden_size", 256}, {"intermediate_size", 256}, {"moe_intermediate_size", 288}}, seed);
 }
 
 std::string write(const test::TinyModel& m, const std::string& name, GgmlType type) {
@@ -46,14 +41,7 @@ std::string write(const test::TinyModel& m, const std::string& name, GgmlType ty
   return path;
 }
 
-double relative_max_diff(const std::vector<float>& got, const std::vector<float>& want) {
-  double diff = 0, scale = 0;
-  for (std::size_t i = 0; i < want.size(); ++i) {
-    diff = std::max(diff, std::fabs(double(got[i]) - want[i]));
-    scale = std::max(scale, std::fabs(double(want[i])));
-  }
-  return diff / scale;
-}
+using test::relative_max_diff;
 
 // The packed model's logits on reference and cpu against those of the file dequantized to f32:
 // each product is within 1e-6 of its magnitude (the kernels' bound), and a few layers of norms
@@ -247,21 +235,15 @@ TEST_CASE("GGUF models with llama.cpp's 8-bit activations: cpu near the referenc
 // A tiny model whose matrices hold whole K-quant super-blocks, of `layers` layers and
 // `experts` experts.
 test::TinyModel wide_model(const std::string& kind, int layers, int experts, std::uint64_t seed) {
-  auto j = nlohmann::json::parse(model::tiny_config_json(kind));
-  j["hidden_size"] = 256;
-  j["intermediate_size"] = 256;
-  j["num_hidden_layers"] = layers;
+  nlohmann::json changes = {
+      {"hidden_size", 256}, {"intermediate_size", 256}, {"num_hidden_layers", layers}};
   if (kind == "mixtral") {
-    j["num_local_experts"] = experts;
+    changes["num_local_experts"] = experts;
   } else {
-    j["moe_intermediate_size"] = 256;
-    j["num_experts"] = experts;
+    changes["moe_intermediate_size"] = 256;
+    changes["num_experts"] = experts;
   }
-  test::TinyModel m;
-  m.config_json = j.dump();
-  m.config = model::parse_config(m.config_json, kind);
-  m.tensors = model::random_weights(m.config, {.seed = seed, .dtype = DType::F32});
-  return m;
+  return test::reshaped_tiny_model(kind, changes, seed);
 }
 
 TEST_CASE("GGUF recipes give each tensor the type llama-quantize gives it", "[gguf][packed]") {
