@@ -8,6 +8,7 @@
 #include "cpu_util.hpp"
 #include "dense_ops.hpp"
 #include "op_algorithms.hpp"
+#include "silu_mul.hpp"
 #include "unary_primitive.hpp"
 #include "widened_io.hpp"
 
@@ -77,8 +78,7 @@ class SwigluKernel final : public CpuKernel {
     float* out = out_.write(ctx);
     parallel_for(static_cast<std::int64_t>(out_.count()), 1 << 15,
                  [&](std::int64_t begin, std::int64_t end) {
-                   for (std::int64_t i = begin; i < end; ++i)
-                     out[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+                   silu_mul(gate + begin, up + begin, out + begin, end - begin);
                  });
     out_.finish(ctx);
   }
