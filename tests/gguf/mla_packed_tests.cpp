@@ -125,6 +125,12 @@ TEST_CASE("a GGUF's MLA kv_b stays in its blocks: split halves as stored, attn_k
         const auto ref = test::porta_logits(q8, prompt, "reference").to_f32();
         CHECK(relative_max_diff(cpu, ref) < 0.1);
         CHECK(relative_max_diff(cpu, test::porta_logits(exact, prompt, "cpu").to_f32()) < 0.5);
+        // --dequantize takes the halves (split or not) into f32 like every other matrix.
+        const model::Model dequantized =
+            model::load_gguf(path, {.load = {.dequantize = true}, .dequantize_to = DType::F32});
+        CHECK(dequantized.quantized_weight_names().empty());
+        CHECK(relative_max_diff(test::porta_logits(dequantized, prompt, "cpu").to_f32(),
+                                test::porta_logits(exact, prompt, "cpu").to_f32()) < 1e-6);
       }
     }
 }
