@@ -119,7 +119,7 @@ class AttentionKernel final : public CpuKernel {
       const int threads = omp_get_max_threads();
       omp_set_num_threads(1);
       try {
-        run_item(0, 0, q, k, v, kc, vc, cached, keys, out, scratch_.data());
+        run_item(0, 0, q, k, v, kc, vc, cached, keys, out, scratch_.data(), q_heads_);
       } catch (...) {
         omp_set_num_threads(threads);
         throw;
@@ -132,7 +132,7 @@ class AttentionKernel final : public CpuKernel {
       for (std::int64_t slot = slot_begin; slot < slot_end; ++slot)
         for (std::int64_t item = slot; item < items; item += slots)
           run_item(item / per_block, item % per_block, q, k, v, kc, vc, cached, keys, out,
-                   scratch_.data() + slot * slot_stride_);
+                   scratch_.data() + slot * slot_stride_, q_heads_);
     });
     out_.finish(ctx);
   }
@@ -141,11 +141,11 @@ class AttentionKernel final : public CpuKernel {
   // softmax(scale · Q·Kᵀ) · V for one block of query rows as two GEMMs (oneDNN's sgemm, over the
   // cached keys then the new ones), the causal mask applied per row between them. `scratch`
   // holds the block's scores [rows, visible] and the rows' 1 / Σ. Over one kv head, the block
-  // is its tokens' heads [head, head + heads) (all of them unless decode splits them).
+  // is its tokens' heads [head, head + heads) (all q_heads_ unless decode splits them); over
+  // several, query head `head` alone (`heads` unused).
   void run_item(std::int64_t block, std::int64_t head, const float* q, const float* k,
                 const float* v, const float* kc, const float* vc, std::int64_t cached,
-                std::int64_t keys, float* out, float* scratch, std::int64_t heads = 0) const {
-    if (heads == 0) heads = q_heads_;
+                std::int64_t keys, float* out, float* scratch, std::int64_t heads) const {
     const std::int64_t i0 = block * block_tokens_;
     const std::int64_t nt = std::min(block_tokens_, q_tokens_ - i0);
     const std::int64_t group = q_heads_ / std::max<std::int64_t>(kv_heads_, 1);

@@ -205,18 +205,13 @@ class Loader {
       // ggml blocks run along r, so the value half stays packed (whole rows, regathered per
       // head); the key half is multiplied by its columns, so it is dequantized to be transposed.
       QuantizedWeight values = *kv_b_q;
-      QuantizedTensor& v = values.weight;
-      v.data = head_rows(kv_b_q->weight.data, nh, nope, vd).reshape({nh, vd, v.data.shape()[1]});
-      v.shape = {nh, vd, r};
-      v.scale = Tensor::view(nullptr, quant_scale_shape(v.shape, v.scheme), v.scheme.scale_dtype);
-      validate(v, PreparedNames::v_absorb(l));
-      copied("MLA kv_b_proj's value half, packed rows regathered per head", v.data.nbytes());
-      QuantizedTensor key_rows = kv_b_q->weight;
-      key_rows.data = head_rows(key_rows.data, nh, 0, nope);
-      key_rows.shape = {nh * nope, r};
-      key_rows.scale = Tensor::view(nullptr, quant_scale_shape(key_rows.shape, key_rows.scheme),
-                                    key_rows.scheme.scale_dtype);
-      keys = dequantized({key_rows, kv_b_q->activation, kv_b_q->input});
+      values.weight =
+          packed_head_rows(kv_b_q->weight, nh, nope, vd, {nh, vd, r}, PreparedNames::v_absorb(l));
+      copied("MLA kv_b_proj's value half, packed rows regathered per head",
+             values.weight.data.nbytes());
+      keys = dequantized(
+          {packed_head_rows(kv_b_q->weight, nh, 0, nope, {nh * nope, r}, p + "kv_b_proj.weight"),
+           kv_b_q->activation, kv_b_q->input});
       keep_quantized(PreparedNames::v_absorb(l), std::move(values));
     } else {
       // A quantized kv_b_proj of another format is dequantised: its halves feed batched matmuls.
@@ -231,7 +226,8 @@ class Loader {
 
   // Rows [first, first + count) of each of the `heads` groups of kv_b's rows (nope + v per head),
   // as a [heads · count, ...] tensor: whole rows, so packed blocks move as they are.
-  Tensor head_rows(const Tensor& t, std::int64_t heads, std::int64_t first, std::int64_t count) {
+  static Tensor head_rows(const Tensor& t, std::int64_t heads, std::int64_t first,
+                          std::int64_t count) {
     const std::int64_t per_head = t.shape()[0] / heads;
     const std::size_t row = static_cast<std::size_t>(t.shape()[1]) * dtype_size(t.dtype());
     Tensor out = Tensor::empty({heads * count, t.shape()[1]}, t.dtype());
@@ -241,6 +237,18 @@ class Loader {
       std::memcpy(dst + static_cast<std::size_t>(h * count) * row,
                   src + static_cast<std::size_t>(h * per_head + first) * row,
                   static_cast<std::size_t>(count) * row);
+    return out;
+  }
+  // head_rows() of a kv_b kept in ggml blocks (each row whole blocks), as packed weights of
+  // logical shape `logical` ([heads · count, r] or [heads, count, r]).
+  static QuantizedTensor packed_head_rows(const QuantizedTensor& w, std::int64_t heads,
+                                          std::int64_t first, std::int64_t count,
+                                          const Shape& logical, const std::string& name) {
+    QuantizedTensor out = w;
+    out.data = head_rows(w.data, heads, first, count).reshape(quant_data_shape(logical, w.scheme));
+    out.shape = logical;
+    out.scale = Tensor::view(nullptr, quant_scale_shape(logical, w.scheme), w.scheme.scale_dtype);
+    validate(out, name);
     return out;
   }
   // [heads · n, m] -> [heads, m, n]: each head's rows become its columns.
